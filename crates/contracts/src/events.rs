@@ -1,0 +1,211 @@
+//! The events, exactly as they travel: UTF-8 JSON with camelCase fields.
+//!
+//! Every event carries `eventId` (consumers dedupe on it), `orderId` (also the record key,
+//! so all of an order's events share a partition) and an RFC 3339 timestamp. Unknown
+//! fields are ignored on read so that producers can add optional fields without breaking
+//! older consumers; missing required fields are an error (the record is dead-lettered).
+
+use chrono::{DateTime, Utc};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What every event can say about itself.
+pub trait Event: Serialize + DeserializeOwned {
+    /// The `event-type` header value, which is also the topic name without prefix.
+    const TYPE: &'static str;
+    fn event_id(&self) -> Uuid;
+    fn order_id(&self) -> i64;
+}
+
+/// One line of an order: a stock-keeping unit and a quantity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineItem {
+    pub sku: String,
+    pub qty: i64,
+}
+
+/// `order.created`: an order was accepted and waits for its stock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCreated {
+    pub event_id: Uuid,
+    pub order_id: i64,
+    pub user_id: i64,
+    pub items: Vec<LineItem>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The constant `status` of `inventory.reserved`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReservedStatus {
+    #[serde(rename = "RESERVED")]
+    Reserved,
+}
+
+/// `inventory.reserved`: every item of the order is reserved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryReserved {
+    pub event_id: Uuid,
+    pub order_id: i64,
+    pub status: ReservedStatus,
+    pub items: Vec<LineItem>,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// The constant `status` of `inventory.rejected`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RejectedStatus {
+    #[serde(rename = "REJECTED")]
+    Rejected,
+}
+
+/// Why an order could not be reserved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RejectionReason {
+    /// Every SKU exists but at least one has less available than requested.
+    OutOfStock,
+    /// At least one SKU is not in the inventory at all.
+    UnknownSku,
+}
+
+impl RejectionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OutOfStock => "OUT_OF_STOCK",
+            Self::UnknownSku => "UNKNOWN_SKU",
+        }
+    }
+}
+
+/// One item that could not be reserved: how much was asked and how much there was.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Shortage {
+    pub sku: String,
+    pub requested: i64,
+    pub available: i64,
+}
+
+/// `inventory.rejected`: nothing was reserved, and here is why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryRejected {
+    pub event_id: Uuid,
+    pub order_id: i64,
+    pub status: RejectedStatus,
+    pub reason: RejectionReason,
+    pub shortages: Vec<Shortage>,
+    pub timestamp: DateTime<Utc>,
+}
+
+impl Event for OrderCreated {
+    const TYPE: &'static str = crate::topics::ORDER_CREATED;
+    fn event_id(&self) -> Uuid {
+        self.event_id
+    }
+    fn order_id(&self) -> i64 {
+        self.order_id
+    }
+}
+
+impl Event for InventoryReserved {
+    const TYPE: &'static str = crate::topics::INVENTORY_RESERVED;
+    fn event_id(&self) -> Uuid {
+        self.event_id
+    }
+    fn order_id(&self) -> i64 {
+        self.order_id
+    }
+}
+
+impl Event for InventoryRejected {
+    const TYPE: &'static str = crate::topics::INVENTORY_REJECTED;
+    fn event_id(&self) -> Uuid {
+        self.event_id
+    }
+    fn order_id(&self) -> i64 {
+        self.order_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")
+            .unwrap() // a literal RFC 3339 timestamp
+            .with_timezone(&Utc)
+    }
+
+    fn id() -> Uuid {
+        Uuid::parse_str("0b5e7c1e-1d2a-4c55-9a57-3c0f2d1f9e01").unwrap() // a literal UUID
+    }
+
+    /// Compares an event's JSON with its golden file, so a change of the wire format is
+    /// a deliberate edit of `tests/golden/*.json`, never an accident.
+    fn assert_golden<E: Event + std::fmt::Debug + PartialEq>(event: &E, file: &str) {
+        let path = format!("{}/tests/golden/{file}", env!("CARGO_MANIFEST_DIR"));
+        let golden = std::fs::read_to_string(&path).expect("golden file exists");
+        let golden: serde_json::Value = serde_json::from_str(&golden).expect("golden is JSON");
+        assert_eq!(serde_json::to_value(event).unwrap(), golden, "{file}");
+        let back: E = serde_json::from_value(golden).expect("golden decodes");
+        assert_eq!(&back, event);
+    }
+
+    #[test]
+    fn order_created_matches_its_golden_file() {
+        let event = OrderCreated {
+            event_id: id(),
+            order_id: 7,
+            user_id: 42,
+            items: vec![LineItem {
+                sku: "ABC-001".into(),
+                qty: 2,
+            }],
+            created_at: at(),
+        };
+        assert_golden(&event, "order.created.json");
+    }
+
+    #[test]
+    fn inventory_reserved_matches_its_golden_file() {
+        let event = InventoryReserved {
+            event_id: id(),
+            order_id: 7,
+            status: ReservedStatus::Reserved,
+            items: vec![LineItem {
+                sku: "ABC-001".into(),
+                qty: 2,
+            }],
+            timestamp: at(),
+        };
+        assert_golden(&event, "inventory.reserved.json");
+    }
+
+    #[test]
+    fn inventory_rejected_matches_its_golden_file() {
+        let event = InventoryRejected {
+            event_id: id(),
+            order_id: 7,
+            status: RejectedStatus::Rejected,
+            reason: RejectionReason::OutOfStock,
+            shortages: vec![Shortage {
+                sku: "OUT-001".into(),
+                requested: 1,
+                available: 0,
+            }],
+            timestamp: at(),
+        };
+        assert_golden(&event, "inventory.rejected.json");
+    }
+
+    #[test]
+    fn an_order_created_without_items_is_refused() {
+        let json = r#"{"eventId":"0b5e7c1e-1d2a-4c55-9a57-3c0f2d1f9e01","orderId":1,"userId":1,"createdAt":"2026-11-24T10:00:00Z"}"#;
+        assert!(serde_json::from_str::<OrderCreated>(json).is_err());
+    }
+}

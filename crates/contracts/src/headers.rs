@@ -1,0 +1,20 @@
+//! Record header names.
+
+/// The event's `eventId`, so consumers can dedupe without parsing the value.
+pub const EVENT_ID: &str = "event-id";
+/// The event's type, e.g. `order.created` (see [`crate::Event::event_type`]).
+pub const EVENT_TYPE: &str = "event-type";
+/// Always `application/json`.
+pub const CONTENT_TYPE: &str = "content-type";
+pub const JSON: &str = "application/json";
+
+/// Dead-letter headers, named as Spring Kafka names them so existing tooling reads them.
+pub const DLT_ORIGINAL_TOPIC: &str = "kafka_dlt-original-topic";
+pub const DLT_ORIGINAL_PARTITION: &str = "kafka_dlt-original-partition";
+pub const DLT_ORIGINAL_OFFSET: &str = "kafka_dlt-original-offset";
+pub const DLT_ORIGINAL_TIMESTAMP: &str = "kafka_dlt-original-timestamp";
+pub const DLT_ORIGINAL_CONSUMER_GROUP: &str = "kafka_dlt-original-consumer-group";
+pub const DLT_EXCEPTION_FQCN: &str = "kafka_dlt-exception-fqcn";
+pub const DLT_EXCEPTION_MESSAGE: &str = "kafka_dlt-exception-message";
+/// How many times the consumer tried the record before dead-lettering it.
+pub const ATTEMPTS: &str = "openorder-attempts";

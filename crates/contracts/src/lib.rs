@@ -1,0 +1,20 @@
+//! OpenOrder's wire contract, shared by every service and by nothing else.
+//!
+//! Services talk only through Kafka, so this crate is the one place that says what goes
+//! over the wire: topic names ([`topics`]), record headers ([`headers`]) and the JSON
+//! events themselves ([`events`]). Golden files under `tests/golden/` pin the exact JSON;
+//! `schemas/` holds a JSON Schema per event for tools in other languages.
+//!
+//! Layout:
+//! - [`topics`]: topic names, the optional per-deployment prefix, DLT naming.
+//! - [`headers`]: header names on every event and on dead letters (Spring Kafka's names).
+//! - [`events`]: the event payloads, camelCase JSON, each with `eventId`, `orderId` and a timestamp.
+
+pub mod events;
+pub mod headers;
+pub mod topics;
+
+pub use events::{
+    Event, InventoryRejected, InventoryReserved, LineItem, OrderCreated, RejectionReason, Shortage,
+};
+pub use topics::Topics;

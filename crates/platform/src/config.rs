@@ -1,0 +1,144 @@
+//! Flags every service takes, each with an environment-variable twin of the same name
+//! in SCREAMING_SNAKE_CASE (`--bootstrap-servers` is `OPENORDER_BOOTSTRAP_SERVERS`).
+
+use std::time::Duration;
+
+use clap::Args;
+
+/// Broker connection, topics and retry policy: the same for every service.
+#[derive(Args, Clone, Debug)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (host:port, comma-separated).
+    #[arg(
+        long,
+        env = "OPENORDER_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub bootstrap_servers: String,
+
+    /// Prefix in front of every topic and consumer group name (lets several deployments share a cluster).
+    #[arg(long, env = "OPENORDER_TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
+
+    /// Partitions of each topic the service creates at start-up when it is missing.
+    #[arg(long, env = "OPENORDER_TOPIC_PARTITIONS", default_value_t = 3)]
+    pub topic_partitions: i32,
+
+    /// Replication factor of each topic the service creates at start-up.
+    #[arg(long, env = "OPENORDER_TOPIC_REPLICATION_FACTOR", default_value_t = 1)]
+    pub topic_replication_factor: i32,
+
+    /// Consumer group session timeout (ms). 6 s suits the embedded broker's slow first join.
+    #[arg(
+        long,
+        env = "OPENORDER_KAFKA_SESSION_TIMEOUT_MS",
+        default_value_t = 6000
+    )]
+    pub session_timeout_ms: u64,
+
+    /// Extra librdkafka settings, `key=value`, repeatable; applied to every client last.
+    #[arg(long = "kafka-option", env = "OPENORDER_KAFKA_OPTIONS", value_delimiter = ',', value_parser = parse_key_value)]
+    pub kafka_options: Vec<(String, String)>,
+
+    /// How many times a consumer tries a record that fails with a transient error
+    /// before dead-lettering it (1 = no retry).
+    #[arg(long, env = "OPENORDER_RETRY_ATTEMPTS", default_value_t = 3)]
+    pub retry_attempts: u32,
+
+    /// Wait before the first retry (ms).
+    #[arg(long, env = "OPENORDER_RETRY_BACKOFF_MS", default_value_t = 1000)]
+    pub retry_backoff_ms: u64,
+
+    /// Factor applied to the wait after each further failure (1 = fixed interval, as in the seed).
+    #[arg(
+        long,
+        env = "OPENORDER_RETRY_BACKOFF_MULTIPLIER",
+        default_value_t = 1.0
+    )]
+    pub retry_backoff_multiplier: f64,
+}
+
+impl KafkaArgs {
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            attempts: self.retry_attempts.max(1),
+            initial_backoff: Duration::from_millis(self.retry_backoff_ms),
+            multiplier: self.retry_backoff_multiplier.max(1.0),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+
+    pub fn topics(&self) -> contracts::Topics {
+        contracts::Topics::with_prefix(self.topic_prefix.clone())
+    }
+}
+
+/// Bounded retries with exponential backoff and ±20 % jitter.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Total tries, the first included.
+    pub attempts: u32,
+    pub initial_backoff: Duration,
+    pub multiplier: f64,
+    pub max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait after failed try number `attempt` (1-based), before jitter.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = self.multiplier.powi(attempt.saturating_sub(1) as i32);
+        self.initial_backoff.mul_f64(factor).min(self.max_backoff)
+    }
+
+    /// [`Self::backoff`] with ±20 % jitter, so that many consumers do not retry in step.
+    pub fn backoff_with_jitter(&self, attempt: u32) -> Duration {
+        let jitter = rand::random_range(0.8..1.2);
+        self.backoff(attempt).mul_f64(jitter)
+    }
+}
+
+/// Where a service keeps its data.
+#[derive(Args, Clone, Debug)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://path/to/file.db` or `postgres://user:pass@host/db`.
+    #[arg(long, env = "OPENORDER_DATABASE_URL")]
+    pub database_url: String,
+
+    /// Largest number of pooled connections.
+    #[arg(long, env = "OPENORDER_DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
+    pub database_max_connections: u32,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("expected key=value, got {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_by_the_multiplier_and_stops_at_the_cap() {
+        let p = RetryPolicy {
+            attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+            multiplier: 2.0,
+            max_backoff: Duration::from_millis(300),
+        };
+        assert_eq!(p.backoff(1), Duration::from_millis(100));
+        assert_eq!(p.backoff(2), Duration::from_millis(200));
+        assert_eq!(p.backoff(3), Duration::from_millis(300));
+    }
+
+    #[test]
+    fn kafka_options_must_be_key_value_pairs() {
+        assert_eq!(
+            parse_key_value("linger.ms=5"),
+            Ok(("linger.ms".into(), "5".into()))
+        );
+        assert!(parse_key_value("linger.ms").is_err());
+    }
+}

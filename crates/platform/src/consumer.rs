@@ -1,0 +1,361 @@
+//! The consumer loop every service runs. Delivery semantics: **at least once**, with
+//! effectively-once effects because every [`Handler`] dedupes by event id in the same
+//! database transaction as its effect.
+//!
+//! For each record, in partition order:
+//! 1. the handler runs; success ends the record;
+//! 2. a [`HandleError::Transient`] is retried in place with backoff, up to the policy's attempts;
+//! 3. a [`HandleError::Permanent`] (or the last failed attempt) sends the record to
+//!    `<topic>.DLT` with its key, value and headers plus Spring Kafka's `kafka_dlt-*`
+//!    headers and `openorder-attempts`, and waits for the broker's acknowledgement;
+//! 4. only then is the offset stored (committed in the background, and synchronously at exit).
+//!
+//! A poison record therefore never blocks its partition for longer than the retries, and
+//! no record is skipped without either its effect or its dead letter being durable.
+//! On shutdown the record in hand is finished (a retry wait is cut short, leaving the
+//! offset unstored, so the record comes again after restart).
+
+use std::future::Future;
+use std::time::Duration;
+
+use contracts::headers;
+use contracts::Topics;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RetryPolicy;
+
+/// A record as handlers see it: owned, so it can be retried and dead-lettered.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Record {
+    fn from_message<M: Message>(message: &M) -> Self {
+        let headers = message
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            topic: message.topic().to_string(),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp: message.timestamp().to_millis(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            headers,
+        }
+    }
+
+    /// The last value of header `name`, as UTF-8 text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The value decoded as JSON into `T`; a record that does not decode is permanent trouble.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, HandleError> {
+        let payload = self.payload.as_deref().ok_or_else(|| {
+            HandleError::permanent("openorder.EmptyRecord", "record has no value")
+        })?;
+        serde_json::from_slice(payload).map_err(|e| {
+            HandleError::permanent(
+                "openorder.UndecodableRecord",
+                format!("value is not a valid {}: {e}", std::any::type_name::<T>()),
+            )
+        })
+    }
+}
+
+/// Why a handler could not apply a record, and whether trying again may help.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Trying again may succeed (database busy, connection lost, injected fault).
+    #[error("{class}: {message}")]
+    Transient {
+        class: &'static str,
+        message: String,
+    },
+    /// Trying again cannot succeed (undecodable, schema-invalid, business-invalid).
+    #[error("{class}: {message}")]
+    Permanent {
+        class: &'static str,
+        message: String,
+    },
+}
+
+impl HandleError {
+    pub fn transient(class: &'static str, message: impl std::fmt::Display) -> Self {
+        Self::Transient {
+            class,
+            message: message.to_string(),
+        }
+    }
+
+    pub fn permanent(class: &'static str, message: impl std::fmt::Display) -> Self {
+        Self::Permanent {
+            class,
+            message: message.to_string(),
+        }
+    }
+
+    /// The error's class name, for the `kafka_dlt-exception-fqcn` header.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Transient { class, .. } | Self::Permanent { class, .. } => class,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Transient { message, .. } | Self::Permanent { message, .. } => message,
+        }
+    }
+}
+
+impl From<sqlx::Error> for HandleError {
+    fn from(err: sqlx::Error) -> Self {
+        if crate::db::is_transient(&err) {
+            Self::transient("openorder.DatabaseUnavailable", err)
+        } else {
+            Self::transient("openorder.DatabaseError", err)
+        }
+    }
+}
+
+/// Applies one record. Must be idempotent: the same record may come more than once.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, record: &Record) -> impl Future<Output = Result<(), HandleError>> + Send;
+}
+
+/// How processing of one record ended.
+enum Outcome {
+    /// Applied, or durably dead-lettered: the offset may move on.
+    Done,
+    /// Shutdown came first: leave the offset where it is.
+    Interrupted,
+}
+
+/// One consumer group member running one handler.
+pub struct ConsumerLoop<H> {
+    pub name: &'static str,
+    pub consumer: StreamConsumer,
+    pub group_id: String,
+    /// Sends dead letters; shared with the outbox relay.
+    pub producer: FutureProducer,
+    pub retry: RetryPolicy,
+    pub handler: H,
+}
+
+impl<H: Handler> ConsumerLoop<H> {
+    /// Runs until `shutdown`, then commits the stored offsets synchronously.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(consumer = self.name, group = %self.group_id, "consumer started");
+        loop {
+            let message = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                message = self.consumer.recv() => message,
+            };
+            let record = match message {
+                Ok(message) => Record::from_message(&message),
+                Err(err) => {
+                    tracing::warn!(consumer = self.name, error = %err, "Kafka consumer error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            match self.process(&record, &shutdown).await {
+                Outcome::Done => {
+                    if let Err(err) =
+                        self.consumer
+                            .store_offset(&record.topic, record.partition, record.offset)
+                    {
+                        // Happens after a rebalance took the partition away: the new owner
+                        // re-reads from the last commit, and the handler's dedupe absorbs it.
+                        tracing::warn!(consumer = self.name, error = %err, "could not store offset");
+                    }
+                }
+                Outcome::Interrupted => break,
+            }
+        }
+        if let Err(err) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(consumer = self.name, error = %err, "final commit had nothing to do or failed");
+        }
+        tracing::info!(consumer = self.name, "consumer stopped");
+    }
+
+    async fn process(&self, record: &Record, shutdown: &CancellationToken) -> Outcome {
+        let mut attempt = 1;
+        loop {
+            let error = match self.handler.handle(record).await {
+                Ok(()) => return Outcome::Done,
+                Err(error) => error,
+            };
+            let retry =
+                matches!(error, HandleError::Transient { .. }) && attempt < self.retry.attempts;
+            tracing::warn!(
+                consumer = self.name, topic = %record.topic, partition = record.partition,
+                offset = record.offset, attempt, retry, error = %error,
+                "record failed"
+            );
+            if !retry {
+                return self.dead_letter(record, &error, attempt, shutdown).await;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Outcome::Interrupted,
+                _ = tokio::time::sleep(self.retry.backoff_with_jitter(attempt)) => {}
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Publishes the dead letter and waits for the broker's acknowledgement, retrying
+    /// while the broker is away: a record is never skipped without its dead letter.
+    async fn dead_letter(
+        &self,
+        record: &Record,
+        error: &HandleError,
+        attempts: u32,
+        shutdown: &CancellationToken,
+    ) -> Outcome {
+        let topic = Topics::dlt_of(&record.topic);
+        let headers = dead_letter_headers(record, &self.group_id, error, attempts);
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let mut out = FutureRecord::<[u8], [u8]>::to(&topic).headers(headers.clone());
+            if let Some(key) = &record.key {
+                out = out.key(key);
+            }
+            if let Some(payload) = &record.payload {
+                out = out.payload(payload);
+            }
+            match self.producer.send(out, Duration::from_secs(10)).await {
+                Ok(_) => {
+                    tracing::warn!(
+                        consumer = self.name, dlt = %topic, offset = record.offset,
+                        attempts, error = %error, "record dead-lettered"
+                    );
+                    return Outcome::Done;
+                }
+                Err((err, _)) => {
+                    tracing::error!(dlt = %topic, error = %err, "could not publish dead letter, retrying")
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Outcome::Interrupted,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// The original headers followed by Spring Kafka's dead-letter headers. As in Spring,
+/// partition is a 4-byte and offset and timestamp are 8-byte big-endian integers; the rest is UTF-8.
+pub fn dead_letter_headers(
+    record: &Record,
+    group_id: &str,
+    error: &HandleError,
+    attempts: u32,
+) -> OwnedHeaders {
+    let mut out = OwnedHeaders::new_with_capacity(record.headers.len() + 8);
+    for (key, value) in &record.headers {
+        out = out.insert(Header {
+            key,
+            value: value.as_deref(),
+        });
+    }
+    let partition = record.partition.to_be_bytes();
+    let offset = record.offset.to_be_bytes();
+    let timestamp = record.timestamp.unwrap_or(-1).to_be_bytes();
+    let attempts = attempts.to_string();
+    let fields: [(&str, &[u8]); 8] = [
+        (headers::DLT_ORIGINAL_TOPIC, record.topic.as_bytes()),
+        (headers::DLT_ORIGINAL_PARTITION, &partition),
+        (headers::DLT_ORIGINAL_OFFSET, &offset),
+        (headers::DLT_ORIGINAL_TIMESTAMP, &timestamp),
+        (headers::DLT_ORIGINAL_CONSUMER_GROUP, group_id.as_bytes()),
+        (headers::DLT_EXCEPTION_FQCN, error.class().as_bytes()),
+        (headers::DLT_EXCEPTION_MESSAGE, error.message().as_bytes()),
+        (headers::ATTEMPTS, attempts.as_bytes()),
+    ];
+    for (key, value) in fields {
+        out = out.insert(Header {
+            key,
+            value: Some(value),
+        });
+    }
+    out
+}
+
+/// Reads a big-endian integer header as Spring Kafka writes them (4 or 8 bytes).
+pub fn be_int(value: &[u8]) -> Option<i64> {
+    match value.len() {
+        4 => Some(i32::from_be_bytes(value.try_into().ok()?) as i64),
+        8 => Some(i64::from_be_bytes(value.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letter_headers_keep_the_originals_and_add_springs() {
+        let record = Record {
+            topic: "order.created".into(),
+            partition: 2,
+            offset: 41,
+            timestamp: Some(1_700_000_000_000),
+            key: Some(b"7".to_vec()),
+            payload: Some(b"{}".to_vec()),
+            headers: vec![("event-id".into(), Some(b"abc".to_vec()))],
+        };
+        let error = HandleError::permanent("openorder.UndecodableRecord", "bad json");
+        let hs = dead_letter_headers(&record, "inventory-service", &error, 1);
+        let get = |name: &str| {
+            hs.iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
+                .map(<[u8]>::to_vec)
+        };
+        assert_eq!(get("event-id").unwrap(), b"abc");
+        assert_eq!(get(headers::DLT_ORIGINAL_TOPIC).unwrap(), b"order.created");
+        assert_eq!(
+            be_int(&get(headers::DLT_ORIGINAL_PARTITION).unwrap()),
+            Some(2)
+        );
+        assert_eq!(
+            be_int(&get(headers::DLT_ORIGINAL_OFFSET).unwrap()),
+            Some(41)
+        );
+        assert_eq!(
+            be_int(&get(headers::DLT_ORIGINAL_TIMESTAMP).unwrap()),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(
+            get(headers::DLT_ORIGINAL_CONSUMER_GROUP).unwrap(),
+            b"inventory-service"
+        );
+        assert_eq!(get(headers::DLT_EXCEPTION_MESSAGE).unwrap(), b"bad json");
+        assert_eq!(get(headers::ATTEMPTS).unwrap(), b"1");
+    }
+}

@@ -1,0 +1,184 @@
+//! One pool type for both databases: SQLite (embedded default, one file per service)
+//! and PostgreSQL (scale-out). Services write portable SQL with `$1` placeholders;
+//! where the dialects differ (DDL), they give one statement list per backend.
+
+use std::str::FromStr;
+
+use anyhow::Context;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Executor, Row};
+
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+/// Which database engine a pool talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Schema statements of one service, per backend, each idempotent
+/// (`CREATE ... IF NOT EXISTS`), applied in order at every start.
+pub struct Schema {
+    pub sqlite: &'static [&'static str],
+    pub postgres: &'static [&'static str],
+}
+
+/// A connection pool and the backend behind it.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+impl Database {
+    /// Connects (creating a SQLite file and its directory when missing) and applies `schema`.
+    pub async fn connect(url: &str, max_connections: u32, schema: &Schema) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!("unsupported database URL {url:?}: expected sqlite://… or postgres://…");
+        };
+        let url = match backend {
+            Backend::Sqlite => prepare_sqlite_url(url)?,
+            Backend::Postgres => url.to_string(),
+        };
+        let mut options = AnyPoolOptions::new().max_connections(max_connections);
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the writer; FULL fsyncs each commit, so an
+                    // order answered 202 survives a power cut, not only a crash.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options
+            .connect(&url)
+            .await
+            .with_context(|| format!("Failed to connect to database {}", redact(&url)))?;
+        let db = Self { pool, backend };
+        db.apply(schema).await?;
+        Ok(db)
+    }
+
+    async fn apply(&self, schema: &Schema) -> anyhow::Result<()> {
+        let statements = match self.backend {
+            Backend::Sqlite => schema.sqlite,
+            Backend::Postgres => schema.postgres,
+        };
+        for statement in statements {
+            sqlx::query(statement)
+                .execute(&self.pool)
+                .await
+                .with_context(|| format!("Failed to apply schema statement: {statement}"))?;
+        }
+        Ok(())
+    }
+
+    /// Begins a transaction.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    /// `SELECT 1`: is the database answering?
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        let row: AnyRow = sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+        let _: i32 = row
+            .try_get(0)
+            .or_else(|_| row.try_get::<i64, _>(0).map(|v| v as i32))?;
+        Ok(())
+    }
+}
+
+/// Makes sure the directory of a SQLite file exists and that the file is created if missing.
+fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or_default();
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path != ":memory:" && !path.is_empty() {
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("Failed to create directory {}", dir.display()))?;
+            }
+        }
+    }
+    let mut query = query.to_string();
+    if !query.contains("mode=") {
+        if !query.is_empty() {
+            query.push('&');
+        }
+        query.push_str("mode=rwc");
+    }
+    // Parsed only to fail early with a clear message on a malformed URL.
+    let url = format!("sqlite://{path}?{query}");
+    sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+        .with_context(|| format!("Invalid SQLite URL {url:?}"))?;
+    Ok(url)
+}
+
+/// A URL with its password replaced, for log lines and errors.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Is this error one that a retry may cure (connection lost, database busy, pool exhausted)?
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // SQLite: 5 BUSY, 6 LOCKED (and extended codes); PostgreSQL: serialization
+            // failure, deadlock, and the connection/admin-shutdown classes 08 and 57.
+            matches!(code.as_ref(), "5" | "6" | "517" | "262" | "40001" | "40P01")
+                || code.starts_with("08")
+                || code.starts_with("57")
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact("postgres://app:s3cret@127.0.0.1/db"),
+            "postgres://app:***@127.0.0.1/db"
+        );
+        assert_eq!(redact("sqlite://data/order.db"), "sqlite://data/order.db");
+    }
+
+    #[test]
+    fn sqlite_urls_get_create_mode() {
+        let dir = std::env::temp_dir().join(format!("oo-{}", uuid::Uuid::new_v4()));
+        let url = prepare_sqlite_url(&format!("sqlite://{}/a.db", dir.display())).unwrap();
+        assert!(url.ends_with("a.db?mode=rwc"), "{url}");
+        assert!(dir.is_dir());
+    }
+}

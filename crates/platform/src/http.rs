@@ -1,0 +1,336 @@
+//! HTTP pieces every service shares: RFC 9457 problem details, a JSON body extractor whose
+//! rejections are problems too, health endpoints, and serving with graceful shutdown.
+
+use std::time::Duration;
+
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use rdkafka::producer::FutureProducer;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::Database;
+
+/// Largest request body any service accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// One invalid field: a JSON pointer into the request (or a query parameter name) and why.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An RFC 9457 problem details body, served as `application/problem+json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    /// `slug` names the problem type (`/problems/<slug>`), stable for machines to match on.
+    pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+        Self {
+            type_: format!("/problems/{slug}"),
+            title: title.to_string(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    /// 422: the request was well-formed JSON but some fields are invalid.
+    pub fn invalid_fields(errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-fields",
+            "Invalid request fields",
+            detail,
+        )
+        .with_errors(errors)
+    }
+
+    /// 404 for a resource that does not exist.
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", what)
+    }
+
+    /// 400 for a malformed query or path parameter.
+    pub fn bad_parameter(name: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-parameter",
+            "Invalid parameter",
+            format!("{name}: {message}"),
+        )
+        .with_errors(vec![FieldError::new(name, message)])
+    }
+
+    /// 503 (database or broker away) or 500, logged here once with its cause chain;
+    /// the body never leaks internals.
+    pub fn internal(err: anyhow::Error) -> Self {
+        let unavailable = err
+            .chain()
+            .filter_map(|e| e.downcast_ref::<sqlx::Error>())
+            .any(crate::db::is_transient);
+        tracing::error!(error = format!("{err:#}"), "request failed");
+        if unavailable {
+            Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                "the database is not reachable; nothing was written, retry later",
+            )
+        } else {
+            Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "the request failed unexpectedly; nothing was written",
+            )
+        }
+    }
+}
+
+impl From<anyhow::Error> for Problem {
+    fn from(err: anyhow::Error) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl From<sqlx::Error> for Problem {
+    fn from(err: sqlx::Error) -> Self {
+        Self::internal(err.into())
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, Json(self)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+/// A JSON body extractor whose every rejection is a [`Problem`]: 415 wrong content type,
+/// 413 too large, 400 malformed JSON, 422 a field of the wrong type (named by its path).
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mime = content_type.split(';').next().unwrap_or("").trim();
+        if !(mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                format!("expected Content-Type: application/json, got {content_type:?}"),
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Problem::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body-too-large",
+                        "Request body too large",
+                        format!("the body must be at most {MAX_BODY_BYTES} bytes"),
+                    )
+                } else {
+                    Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "unreadable-body",
+                        "Unreadable request body",
+                        rejection.body_text(),
+                    )
+                }
+            })?;
+        decode_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Decodes a JSON body: syntax errors are 400, type errors 422 naming the field's JSON pointer.
+pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let pointer = pointer_of(err.path());
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                Problem::invalid_fields(vec![FieldError::new(pointer, strip_position(&inner))])
+            }
+            _ => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed-json",
+                "Malformed JSON",
+                format!("the body is not valid JSON: {inner}"),
+            ),
+        }
+    })
+}
+
+fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("/{index}")),
+            Segment::Map { key } => out.push_str(&format!("/{key}")),
+            Segment::Enum { variant } => out.push_str(&format!("/{variant}")),
+            Segment::Unknown => {}
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+fn strip_position(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// What the health endpoints check.
+#[derive(Clone)]
+pub struct Health {
+    pub db: Database,
+    pub producer: FutureProducer,
+}
+
+/// `GET /health/live` (the process answers) and `GET /health/ready` (database and broker answer).
+pub fn health_router(health: Health) -> Router {
+    Router::new()
+        .route(
+            "/health/live",
+            get(|| async { Json(serde_json::json!({"status": "UP"})) }),
+        )
+        .route("/health/ready", get(ready))
+        .with_state(health)
+}
+
+async fn ready(State(health): State<Health>) -> Response {
+    let db = health.db.ping().await;
+    let broker = crate::kafka::ping(&health.producer).await;
+    let status = |r: &anyhow::Result<()>| match r {
+        Ok(()) => serde_json::json!({"status": "UP"}),
+        Err(e) => serde_json::json!({"status": "DOWN", "error": format!("{e:#}")}),
+    };
+    let body = serde_json::json!({
+        "status": if db.is_ok() && broker.is_ok() { "UP" } else { "DOWN" },
+        "checks": {"database": status(&db), "broker": status(&broker)},
+    });
+    let code = if db.is_ok() && broker.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+/// Serves `router` on `listener` until `shutdown`; in-flight requests get up to 10 s.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let router = router
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .fallback(|| async {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                "no such endpoint",
+            )
+        });
+    let graceful = shutdown.clone();
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { graceful.cancelled().await });
+    let server = tokio::spawn(async move { server.await });
+    shutdown.cancelled().await;
+    match tokio::time::timeout(Duration::from_secs(10), server).await {
+        Ok(joined) => joined
+            .map_err(anyhow::Error::from)?
+            .map_err(anyhow::Error::from),
+        Err(_) => {
+            tracing::warn!("HTTP requests still running after 10 s; stopping anyway");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Body {
+        items: Vec<Item>,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Item {
+        qty: i64,
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_field_by_json_pointer() {
+        let problem = decode_json::<Body>(br#"{"items":[{"qty":1},{"qty":"x"}]}"#).unwrap_err();
+        assert_eq!(problem.status, 422);
+        assert_eq!(problem.errors[0].field, "/items/1/qty");
+    }
+
+    #[test]
+    fn broken_json_is_a_bad_request() {
+        let problem = decode_json::<Body>(br#"{"items":["#).unwrap_err();
+        assert_eq!(problem.status, 400);
+    }
+}

@@ -1,0 +1,176 @@
+//! Kafka clients as every service configures them, topic creation, and broker readiness.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::KafkaArgs;
+
+fn base(args: &KafkaArgs, client_id: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &args.bootstrap_servers)
+        .set("client.id", client_id)
+        // Only log through the error callback; librdkafka's own stderr lines are noise here.
+        .set("log_level", "3");
+    config
+}
+
+fn apply_overrides(config: &mut ClientConfig, args: &KafkaArgs) {
+    for (key, value) in &args.kafka_options {
+        config.set(key, value);
+    }
+}
+
+/// The producer every service uses: idempotent, `acks=all`, so a record the broker
+/// acknowledged is in every in-sync replica exactly once and in order.
+pub fn producer(args: &KafkaArgs, client_id: &str) -> anyhow::Result<FutureProducer> {
+    let mut config = base(args, client_id);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .set("compression.type", "none")
+        // A relay retries what timed out, so a bounded wait per attempt is enough.
+        .set("message.timeout.ms", "30000");
+    apply_overrides(&mut config, args);
+    config
+        .create()
+        .context("Failed to create the Kafka producer")
+}
+
+/// An at-least-once consumer: offsets are stored by the consumer loop only after the
+/// record's effect is committed, and committed from the store in the background.
+pub fn consumer(
+    args: &KafkaArgs,
+    group_id: &str,
+    client_id: &str,
+) -> anyhow::Result<StreamConsumer> {
+    let mut config = base(args, client_id);
+    config
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", args.session_timeout_ms.to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (args.session_timeout_ms / 3).max(100).to_string(),
+        )
+        .set("topic.metadata.refresh.interval.ms", "5000");
+    apply_overrides(&mut config, args);
+    config
+        .create()
+        .with_context(|| format!("Failed to create the Kafka consumer of group {group_id}"))
+}
+
+/// Creates the topics that are missing (never relying on broker auto-creation).
+/// Waits, retrying, while the broker is unreachable, until `shutdown`.
+pub async fn ensure_topics(
+    args: &KafkaArgs,
+    topics: &[String],
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = base(args, "openorder-admin")
+        .create()
+        .context("Failed to create the Kafka admin client")?;
+    let new_topics: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| {
+            NewTopic::new(
+                t,
+                args.topic_partitions,
+                TopicReplication::Fixed(args.topic_replication_factor),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match admin.create_topics(&new_topics, &options).await {
+            Ok(results) => {
+                let mut retry = false;
+                for result in results {
+                    match result {
+                        Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                        Err((topic, code)) if is_retriable(code) => {
+                            tracing::warn!(%topic, ?code, "topic not created yet, retrying");
+                            retry = true;
+                        }
+                        Err((topic, code)) => {
+                            anyhow::bail!("Failed to create topic {topic}: {code}")
+                        }
+                    }
+                }
+                if !retry {
+                    return Ok(());
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "broker not reachable yet, retrying topic creation")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => anyhow::bail!("shut down before the topics could be created"),
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn is_retriable(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::AllBrokersDown
+            | RDKafkaErrorCode::OperationTimedOut
+            | RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::NotController
+            | RDKafkaErrorCode::LeaderNotAvailable
+            | RDKafkaErrorCode::CoordinatorNotAvailable
+            | RDKafkaErrorCode::NetworkException
+            | RDKafkaErrorCode::InvalidReplicationFactor
+    )
+}
+
+/// Is the broker answering a Metadata request? (An open port is not enough.)
+pub async fn ping(producer: &FutureProducer) -> anyhow::Result<()> {
+    let producer = producer.clone();
+    tokio::task::spawn_blocking(move || {
+        producer
+            .client()
+            .fetch_metadata(None, Duration::from_secs(2))
+            .map(|_| ())
+            .map_err(|e: KafkaError| anyhow::anyhow!("broker metadata request failed: {e}"))
+    })
+    .await
+    .context("metadata task panicked")?
+}
+
+/// Waits until the broker at `bootstrap` answers Metadata, or `timeout` passes.
+pub async fn wait_until_ready(bootstrap: &str, timeout: Duration) -> anyhow::Result<()> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("log_level", "0")
+        .create()
+        .context("Failed to create a Kafka client")?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match ping(&producer).await {
+            Ok(()) => return Ok(()),
+            Err(err) if tokio::time::Instant::now() >= deadline => {
+                return Err(err.context(format!("broker {bootstrap} not ready after {timeout:?}")))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! What every OpenOrder service shares, so that each service holds only its own domain.
+//!
+//! Layout:
+//! - [`config`]: the flags (and environment variables) every service takes.
+//! - [`telemetry`]: tracing set-up.
+//! - [`db`]: one connection pool type for SQLite and PostgreSQL, pragmas, schema set-up.
+//! - [`kafka`]: client configuration, topic creation, broker readiness.
+//! - [`consumer`]: the at-least-once consumer loop: retry with backoff, dead-letter, commit after effect.
+//! - [`outbox`]: the transactional outbox and its relay to Kafka.
+//! - [`http`]: RFC 9457 problem details, the JSON body extractor, health endpoints, serving.
+//! - [`shutdown`]: Ctrl-C / SIGTERM to a cancellation token.
+
+pub mod config;
+pub mod consumer;
+pub mod db;
+pub mod http;
+pub mod kafka;
+pub mod outbox;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use tokio_util::sync::CancellationToken;
+
+/// The current time as stored in databases and events: UTC, RFC 3339, milliseconds.
+/// One fixed width, so that text order is time order.
+pub fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

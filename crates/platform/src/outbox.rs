@@ -1,0 +1,226 @@
+//! The transactional outbox: a service writes the events a state change causes into its
+//! own `outbox` table in the same transaction as the change ([`enqueue`]); the [`Relay`]
+//! publishes them in id order with the idempotent producer (`acks=all`) and deletes each
+//! row once the broker has acknowledged it. If the broker is down, rows wait and go out
+//! when it is back; if the process dies between publish and delete, the row is sent again
+//! and consumers drop the duplicate by `eventId`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use contracts::{headers, Event};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use sqlx::Row;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{Database, Tx};
+
+pub const SQLITE_TABLE: &str = "CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    record_key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    created_at TEXT NOT NULL
+)";
+
+pub const POSTGRES_TABLE: &str = "CREATE TABLE IF NOT EXISTS outbox (
+    id BIGSERIAL PRIMARY KEY,
+    topic TEXT NOT NULL,
+    record_key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    created_at TEXT NOT NULL
+)";
+
+/// Writes `event` to the outbox inside the caller's transaction, keyed by its orderId.
+pub async fn enqueue<E: Event>(tx: &mut Tx, topic: &str, event: &E) -> Result<(), sqlx::Error> {
+    let payload = serde_json::to_string(event).expect("events always serialize to JSON");
+    let headers: HashMap<&str, String> = HashMap::from([
+        (headers::EVENT_ID, event.event_id().to_string()),
+        (headers::EVENT_TYPE, E::TYPE.to_string()),
+        (headers::CONTENT_TYPE, headers::JSON.to_string()),
+    ]);
+    let headers = serde_json::to_string(&headers).expect("a string map serializes");
+    sqlx::query(
+        "INSERT INTO outbox (topic, record_key, payload, headers, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(topic)
+    .bind(event.order_id().to_string())
+    .bind(payload)
+    .bind(headers)
+    .bind(crate::now_text())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Wakes the relay after a commit, so an event goes out at once rather than at the next poll.
+#[derive(Clone, Debug, Default)]
+pub struct Waker(Arc<Notify>);
+
+impl Waker {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// What one pass of the relay did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RelayOutcome {
+    /// Nothing was waiting.
+    Idle,
+    /// This many rows were published and deleted.
+    Published(usize),
+}
+
+/// Publishes outbox rows to Kafka.
+pub struct Relay {
+    pub db: Database,
+    pub producer: FutureProducer,
+    pub waker: Waker,
+    /// Rows read and published per pass.
+    pub batch_size: i64,
+    /// Wait between passes when nothing woke the relay (a safety net; commits wake it).
+    pub poll_interval: Duration,
+}
+
+struct Row_ {
+    id: i64,
+    topic: String,
+    key: String,
+    payload: String,
+    headers: HashMap<String, String>,
+}
+
+impl Relay {
+    /// Publishes up to one batch, in id order, and deletes what the broker acknowledged.
+    pub async fn relay_once(&self) -> anyhow::Result<RelayOutcome> {
+        let rows = sqlx::query(
+            "SELECT id, topic, record_key, payload, headers FROM outbox ORDER BY id LIMIT $1",
+        )
+        .bind(self.batch_size)
+        .fetch_all(&self.db.pool)
+        .await
+        .context("Failed to read the outbox")?;
+        if rows.is_empty() {
+            return Ok(RelayOutcome::Idle);
+        }
+        let rows: Vec<Row_> = rows
+            .iter()
+            .map(|r| -> anyhow::Result<Row_> {
+                Ok(Row_ {
+                    id: r.try_get("id")?,
+                    topic: r.try_get("topic")?,
+                    key: r.try_get("record_key")?,
+                    payload: r.try_get("payload")?,
+                    headers: serde_json::from_str(&r.try_get::<String, _>("headers")?)?,
+                })
+            })
+            .collect::<anyhow::Result<_>>()
+            .context("Failed to decode an outbox row")?;
+
+        // Enqueue the whole batch before awaiting any of it, so librdkafka batches them;
+        // the idempotent producer keeps per-partition order across its retries.
+        let deliveries: Vec<_> = rows
+            .iter()
+            .map(|row| {
+                let mut hs = OwnedHeaders::new_with_capacity(row.headers.len());
+                for (key, value) in &row.headers {
+                    hs = hs.insert(Header {
+                        key,
+                        value: Some(value.as_bytes()),
+                    });
+                }
+                let record = FutureRecord::to(&row.topic)
+                    .key(row.key.as_bytes())
+                    .payload(row.payload.as_bytes())
+                    .headers(hs);
+                self.producer
+                    .send_result(record)
+                    .map_err(|(err, _)| err.to_string())
+            })
+            .collect();
+
+        let mut published = Vec::with_capacity(rows.len());
+        let mut first_error = None;
+        for (row, delivery) in rows.iter().zip(deliveries) {
+            let result = match delivery {
+                Ok(future) => match future.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((err, _))) => Err(err.to_string()),
+                    Err(_) => Err("the producer dropped the delivery".to_string()),
+                },
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(()) => published.push(row.id),
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        if !published.is_empty() {
+            let ids = published
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            sqlx::query(&format!("DELETE FROM outbox WHERE id IN ({ids})"))
+                .execute(&self.db.pool)
+                .await
+                .context("Failed to delete published outbox rows")?;
+        }
+        match first_error {
+            Some(err) => Err(anyhow::anyhow!(
+                "published {} of {} outbox rows; the broker refused the rest: {err}",
+                published.len(),
+                rows.len()
+            )),
+            None => Ok(RelayOutcome::Published(published.len())),
+        }
+    }
+
+    /// Relays until `shutdown`, then makes one last pass and flushes the producer.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut failures = 0u32;
+        loop {
+            match self.relay_once().await {
+                // More may be waiting (also after shutdown: drain before stopping).
+                Ok(RelayOutcome::Published(_)) => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(RelayOutcome::Idle) => failures = 0,
+                Err(err) => {
+                    failures += 1;
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        failures,
+                        "outbox relay pass failed"
+                    );
+                }
+            }
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let wait = if failures == 0 {
+                self.poll_interval
+            } else {
+                Duration::from_millis(200 * 2u64.pow(failures.min(5)))
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = self.waker.0.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        let producer = self.producer.clone();
+        let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
+        tracing::info!("outbox relay stopped");
+    }
+}
