@@ -9,10 +9,12 @@
 //! - [`topics`]: topic names, the optional per-deployment prefix, DLT naming.
 //! - [`headers`]: header names on every event and on dead letters (Spring Kafka's names).
 //! - [`events`]: the event payloads, camelCase JSON, each with `eventId`, `orderId` and a timestamp.
+//! - [`values`]: SKU, quantity and user id with the contract's rules, parsed at every edge.
 
 pub mod events;
 pub mod headers;
 pub mod topics;
+pub mod values;
 
 pub use events::{
     Event, InventoryRejected, InventoryReserved, LineItem, OrderCreated, RejectionReason, Shortage,

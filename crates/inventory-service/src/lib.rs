@@ -1,1 +1,93 @@
-//! x
+//! inventory-service: owns the stock. It consumes `order.created`, reserves each order's
+//! items all-or-nothing in one database transaction, and publishes `inventory.reserved` or
+//! `inventory.rejected` through its outbox. Orders it cannot process go to
+//! `order.created.DLT`. It serves the inventory API (and health) on its admin port, 8082.
+//!
+//! Layout:
+//! - [`reservation`]: the pure all-or-nothing rule.
+//! - [`order_created`]: the consumer handler (validation, fault injection, the transaction).
+//! - [`store`]: schema, seed and queries.
+//! - [`routes`]: the HTTP API.
+
+pub mod order_created;
+pub mod reservation;
+pub mod routes;
+pub mod store;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use platform::config::{DatabaseArgs, KafkaArgs};
+use platform::service::Runtime;
+use platform::CancellationToken;
+use tokio::net::TcpListener;
+
+/// Consumer group of the inventory consumer (behind the topic prefix). Its dead letters,
+/// and only its, make an order FAILED.
+pub const GROUP: &str = "inventory-service";
+
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// JSON seed loaded into an empty stock table at first start (default: the shipped seed).
+    #[arg(long, env = "OPENORDER_SEED_FILE")]
+    pub seed_file: Option<PathBuf>,
+
+    /// Orders with an item of this SKU fail processing, for fault injection (empty disables).
+    #[arg(long, env = "OPENORDER_FAIL_SKU", default_value = "FAIL")]
+    pub fail_sku: String,
+}
+
+/// Runs inventory-service until `shutdown`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let topics = config.kafka.topics();
+    let own_topics = vec![
+        topics.order_created(),
+        topics.order_created_dlt(),
+        topics.inventory_reserved(),
+        topics.inventory_rejected(),
+    ];
+    let mut runtime = Runtime::start(
+        "inventory-service",
+        &config.kafka,
+        &config.database,
+        &store::SCHEMA,
+        &own_topics,
+        &shutdown,
+    )
+    .await?;
+    let seed = match &config.seed_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("Failed to read seed file {}", path.display()))?,
+        None => store::DEFAULT_SEED.to_string(),
+    };
+    let seeded = store::seed_if_empty(&runtime.db, &seed).await?;
+    if seeded > 0 {
+        tracing::info!(skus = seeded, "stock seeded");
+    }
+    let handler = order_created::OrderCreatedHandler {
+        db: runtime.db.clone(),
+        topics: topics.clone(),
+        waker: runtime.waker.clone(),
+        fail_sku: config.fail_sku.clone(),
+    };
+    runtime.spawn_consumer(
+        "inventory-order-created",
+        GROUP,
+        &[topics.order_created()],
+        handler,
+        &shutdown,
+    )?;
+    let api = routes::router(runtime.db.clone());
+    runtime.serve(listener, api, shutdown).await
+}

@@ -8,6 +8,7 @@
 //! - [`consumer`]: the at-least-once consumer loop: retry with backoff, dead-letter, commit after effect.
 //! - [`outbox`]: the transactional outbox and its relay to Kafka.
 //! - [`http`]: RFC 9457 problem details, the JSON body extractor, health endpoints, serving.
+//! - [`service`]: the start-up and ordered shutdown every service shares.
 //! - [`shutdown`]: Ctrl-C / SIGTERM to a cancellation token.
 
 pub mod config;
@@ -16,6 +17,7 @@ pub mod db;
 pub mod http;
 pub mod kafka;
 pub mod outbox;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 

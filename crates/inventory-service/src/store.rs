@@ -1,0 +1,268 @@
+//! inventory-service's database: stock per SKU, reservations per order, one decision per
+//! order, processed event ids, and the outbox. `CHECK (available >= 0)` backs the rule in
+//! the database itself: whatever the code does, stock cannot go negative.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use platform::db::{Backend, Database, Schema, Tx};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+pub const SCHEMA: Schema = Schema {
+    sqlite: &[
+        "CREATE TABLE IF NOT EXISTS stock (
+            sku TEXT PRIMARY KEY,
+            available INTEGER NOT NULL CHECK (available >= 0),
+            reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE TABLE IF NOT EXISTS reservations (
+            order_id INTEGER NOT NULL,
+            sku TEXT NOT NULL,
+            qty INTEGER NOT NULL CHECK (qty > 0),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (order_id, sku)
+        )",
+        "CREATE TABLE IF NOT EXISTS decisions (
+            order_id INTEGER PRIMARY KEY,
+            outcome TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            decided_at TEXT NOT NULL
+        )",
+        "CREATE TABLE IF NOT EXISTS processed_events (
+            event_id TEXT PRIMARY KEY,
+            processed_at TEXT NOT NULL
+        )",
+        platform::outbox::SQLITE_TABLE,
+    ],
+    postgres: &[
+        "CREATE TABLE IF NOT EXISTS stock (
+            sku TEXT PRIMARY KEY,
+            available BIGINT NOT NULL CHECK (available >= 0),
+            reserved BIGINT NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE TABLE IF NOT EXISTS reservations (
+            order_id BIGINT NOT NULL,
+            sku TEXT NOT NULL,
+            qty BIGINT NOT NULL CHECK (qty > 0),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (order_id, sku)
+        )",
+        "CREATE TABLE IF NOT EXISTS decisions (
+            order_id BIGINT PRIMARY KEY,
+            outcome TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            decided_at TEXT NOT NULL
+        )",
+        "CREATE TABLE IF NOT EXISTS processed_events (
+            event_id TEXT PRIMARY KEY,
+            processed_at TEXT NOT NULL
+        )",
+        platform::outbox::POSTGRES_TABLE,
+    ],
+};
+
+/// One SKU's stock as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StockItem {
+    pub sku: String,
+    pub available: i64,
+    pub reserved: i64,
+    pub updated_at: String,
+}
+
+/// A line of the seed file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedLine {
+    pub sku: String,
+    pub available: i64,
+}
+
+/// The seed the project ships: a handful of SKUs, `ABC-001` in stock, `OUT-001` at zero.
+pub const DEFAULT_SEED: &str = include_str!("../seed/stock.json");
+
+/// Loads `seed` (JSON array of `{sku, available}`) if the stock table is empty (first start).
+/// Returns how many SKUs were loaded.
+pub async fn seed_if_empty(db: &Database, seed: &str) -> anyhow::Result<usize> {
+    let lines: Vec<SeedLine> =
+        serde_json::from_str(seed).context("Failed to parse the seed file")?;
+    for line in &lines {
+        contracts::values::Sku::parse(&line.sku)
+            .map_err(|e| anyhow::anyhow!("seed SKU {:?} {e}", line.sku))?;
+        anyhow::ensure!(
+            line.available >= 0,
+            "seed SKU {} has negative stock",
+            line.sku
+        );
+    }
+    let mut tx = db.begin().await?;
+    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM stock")
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+    if count > 0 {
+        return Ok(0);
+    }
+    let now = platform::now_text();
+    for line in &lines {
+        sqlx::query(
+            "INSERT INTO stock (sku, available, reserved, updated_at) VALUES ($1, $2, 0, $3)",
+        )
+        .bind(&line.sku)
+        .bind(line.available)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(lines.len())
+}
+
+fn stock_item(row: &sqlx::any::AnyRow) -> Result<StockItem, sqlx::Error> {
+    Ok(StockItem {
+        sku: row.try_get("sku")?,
+        available: row.try_get("available")?,
+        reserved: row.try_get("reserved")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+pub async fn list_stock(db: &Database) -> Result<Vec<StockItem>, sqlx::Error> {
+    sqlx::query("SELECT sku, available, reserved, updated_at FROM stock ORDER BY sku")
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(stock_item)
+        .collect()
+}
+
+pub async fn get_stock(db: &Database, sku: &str) -> Result<Option<StockItem>, sqlx::Error> {
+    sqlx::query("SELECT sku, available, reserved, updated_at FROM stock WHERE sku = $1")
+        .bind(sku)
+        .fetch_optional(&db.pool)
+        .await?
+        .as_ref()
+        .map(stock_item)
+        .transpose()
+}
+
+/// Sets a SKU's available units (creating the SKU if new); reserved units are untouched.
+pub async fn set_available(
+    db: &Database,
+    sku: &str,
+    available: i64,
+) -> Result<StockItem, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO stock (sku, available, reserved, updated_at) VALUES ($1, $2, 0, $3)
+         ON CONFLICT (sku) DO UPDATE SET available = excluded.available, updated_at = excluded.updated_at",
+    )
+    .bind(sku)
+    .bind(available)
+    .bind(platform::now_text())
+    .execute(&db.pool)
+    .await?;
+    Ok(get_stock(db, sku).await?.expect("the row was just written"))
+}
+
+/// Marks `event_id` processed; false if it already was (a redelivery: do nothing).
+pub async fn mark_processed(tx: &mut Tx, event_id: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO processed_events (event_id, processed_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(event_id)
+    .bind(platform::now_text())
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The decision already taken for an order, if any.
+pub async fn decision_of(tx: &mut Tx, order_id: i64) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query("SELECT outcome FROM decisions WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|row| row.try_get("outcome"))
+        .transpose()
+}
+
+/// Available units of `skus`, locking their rows on PostgreSQL (in SKU order, so two
+/// instances locking overlapping orders cannot deadlock). SQLite has one writer at a time.
+pub async fn available_of(
+    tx: &mut Tx,
+    backend: Backend,
+    skus: &[&str],
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let placeholders = (1..=skus.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "SELECT sku, available FROM stock WHERE sku IN ({placeholders}) ORDER BY sku{lock}"
+    );
+    let mut query = sqlx::query(&sql);
+    for sku in skus {
+        query = query.bind(*sku);
+    }
+    query
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("sku")?, row.try_get("available")?)))
+        .collect()
+}
+
+/// Moves `qty` of `sku` from available to reserved for `order_id`. Returns false (and
+/// changes nothing) if fewer than `qty` are available: the caller must then roll back.
+pub async fn take(tx: &mut Tx, order_id: i64, sku: &str, qty: i64) -> Result<bool, sqlx::Error> {
+    let now = platform::now_text();
+    let updated = sqlx::query(
+        "UPDATE stock SET available = available - $1, reserved = reserved + $1, updated_at = $2
+         WHERE sku = $3 AND available >= $1",
+    )
+    .bind(qty)
+    .bind(&now)
+    .bind(sku)
+    .execute(&mut **tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO reservations (order_id, sku, qty, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(order_id)
+    .bind(sku)
+    .bind(qty)
+    .bind(&now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(true)
+}
+
+/// Records the one decision for an order.
+pub async fn record_decision(
+    tx: &mut Tx,
+    order_id: i64,
+    outcome: &str,
+    event_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO decisions (order_id, outcome, event_id, decided_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(order_id)
+    .bind(outcome)
+    .bind(event_id)
+    .bind(platform::now_text())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

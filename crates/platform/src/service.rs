@@ -1,0 +1,124 @@
+//! The start-up and shutdown sequence every service shares, so a service's `run` reads as
+//! "my schema, my topics, my consumers, my routes".
+//!
+//! Start: connect the database (applying the schema), create the producer, create missing
+//! topics, start the outbox relay. Stop (on the token): HTTP stops accepting and finishes
+//! in-flight requests, consumers finish the record in hand and commit, and only then does
+//! the relay make its last pass and flush, so events caused by those last records go out.
+
+use rdkafka::producer::FutureProducer;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{DatabaseArgs, KafkaArgs};
+use crate::consumer::{ConsumerLoop, Handler};
+use crate::db::{Database, Schema};
+use crate::http::{health_router, Health};
+use crate::outbox::{Relay, Waker};
+
+/// A started service's shared parts.
+pub struct Runtime {
+    pub name: &'static str,
+    pub db: Database,
+    pub producer: FutureProducer,
+    pub waker: Waker,
+    pub kafka: KafkaArgs,
+    consumers: JoinSet<()>,
+    relay_stop: CancellationToken,
+    relay: tokio::task::JoinHandle<()>,
+}
+
+impl Runtime {
+    pub async fn start(
+        name: &'static str,
+        kafka: &KafkaArgs,
+        database: &DatabaseArgs,
+        schema: &Schema,
+        topics: &[String],
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let db = Database::connect(
+            &database.database_url,
+            database.database_max_connections,
+            schema,
+        )
+        .await?;
+        let producer = crate::kafka::producer(kafka, name)?;
+        crate::kafka::ensure_topics(kafka, topics, shutdown).await?;
+        let waker = Waker::default();
+        let relay_stop = CancellationToken::new();
+        let relay = Relay {
+            db: db.clone(),
+            producer: producer.clone(),
+            waker: waker.clone(),
+            batch_size: 500,
+            poll_interval: std::time::Duration::from_millis(500),
+        };
+        let relay = tokio::spawn(relay.run(relay_stop.clone()));
+        Ok(Self {
+            name,
+            db,
+            producer,
+            waker,
+            kafka: kafka.clone(),
+            consumers: JoinSet::new(),
+            relay_stop,
+            relay,
+        })
+    }
+
+    /// Starts a consumer of `group` (prefixed) on `topics` (names or `^regex`).
+    pub fn spawn_consumer<H: Handler>(
+        &mut self,
+        consumer_name: &'static str,
+        group: &str,
+        topics: &[String],
+        handler: H,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        use rdkafka::consumer::Consumer;
+        let group_id = self.kafka.topics().group(group);
+        let consumer = crate::kafka::consumer(&self.kafka, &group_id, consumer_name)?;
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| anyhow::anyhow!("Failed to subscribe to {topics:?}: {e}"))?;
+        let consumer_loop = ConsumerLoop {
+            name: consumer_name,
+            consumer,
+            group_id,
+            producer: self.producer.clone(),
+            retry: self.kafka.retry_policy(),
+            handler,
+        };
+        self.consumers.spawn(consumer_loop.run(shutdown.clone()));
+        Ok(())
+    }
+
+    pub fn health(&self) -> Health {
+        Health {
+            db: self.db.clone(),
+            producer: self.producer.clone(),
+        }
+    }
+
+    /// Serves `api` (plus the health endpoints) until `shutdown`, then stops in order.
+    pub async fn serve(
+        mut self,
+        listener: TcpListener,
+        api: axum::Router,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let address = listener.local_addr()?;
+        tracing::info!(service = self.name, %address, "listening");
+        let router = api.merge(health_router(self.health()));
+        let served = crate::http::serve(listener, router, shutdown.clone()).await;
+        while self.consumers.join_next().await.is_some() {}
+        self.relay_stop.cancel();
+        let _ = self.relay.await;
+        self.db.pool.close().await;
+        tracing::info!(service = self.name, "stopped");
+        served
+    }
+}
