@@ -59,7 +59,7 @@ impl Handler for OrderCreatedHandler {
         }
 
         let mut tx = self.db.begin().await?;
-        if !store::mark_processed(&mut tx, &order.event_id.to_string()).await? {
+        if !platform::dedupe::mark_processed(&mut tx, &order.event_id.to_string()).await? {
             tracing::debug!(order_id = order.order_id, "duplicate order.created ignored");
             return Ok(());
         }

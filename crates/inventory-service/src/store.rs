@@ -30,10 +30,7 @@ pub const SCHEMA: Schema = Schema {
             event_id TEXT NOT NULL,
             decided_at TEXT NOT NULL
         )",
-        "CREATE TABLE IF NOT EXISTS processed_events (
-            event_id TEXT PRIMARY KEY,
-            processed_at TEXT NOT NULL
-        )",
+        platform::dedupe::TABLE,
         platform::outbox::SQLITE_TABLE,
     ],
     postgres: &[
@@ -56,10 +53,7 @@ pub const SCHEMA: Schema = Schema {
             event_id TEXT NOT NULL,
             decided_at TEXT NOT NULL
         )",
-        "CREATE TABLE IF NOT EXISTS processed_events (
-            event_id TEXT PRIMARY KEY,
-            processed_at TEXT NOT NULL
-        )",
+        platform::dedupe::TABLE,
         platform::outbox::POSTGRES_TABLE,
     ],
 };
@@ -166,18 +160,6 @@ pub async fn set_available(
     .execute(&db.pool)
     .await?;
     Ok(get_stock(db, sku).await?.expect("the row was just written"))
-}
-
-/// Marks `event_id` processed; false if it already was (a redelivery: do nothing).
-pub async fn mark_processed(tx: &mut Tx, event_id: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO processed_events (event_id, processed_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(event_id)
-    .bind(platform::now_text())
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 /// The decision already taken for an order, if any.

@@ -1,1 +1,88 @@
-fn main() {}
+//! `openorder`: the one binary. `up` runs everything on embedded defaults; each service
+//! subcommand runs one service against an external broker and database.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tokio::net::TcpListener;
+
+mod up;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "openorder",
+    version,
+    about = "Event-driven order processing on Kafka"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run everything: the embedded broker and all three services, SQLite under one data directory.
+    Up(up::UpArgs),
+    /// Run order-service alone (HTTP API on 8080).
+    OrderService(OrderServiceArgs),
+    /// Run inventory-service alone (admin HTTP on 8082).
+    InventoryService(InventoryServiceArgs),
+    /// Run notification-service alone (HTTP on 8083).
+    NotificationService(NotificationServiceArgs),
+}
+
+#[derive(Args, Debug)]
+struct OrderServiceArgs {
+    /// HTTP address to listen on.
+    #[arg(long, env = "OPENORDER_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    config: order_service::Config,
+}
+
+#[derive(Args, Debug)]
+struct InventoryServiceArgs {
+    /// HTTP address to listen on.
+    #[arg(long, env = "OPENORDER_LISTEN", default_value = "0.0.0.0:8082")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    config: inventory_service::Config,
+}
+
+#[derive(Args, Debug)]
+struct NotificationServiceArgs {
+    /// HTTP address to listen on.
+    #[arg(long, env = "OPENORDER_LISTEN", default_value = "0.0.0.0:8083")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    config: notification_service::Config,
+}
+
+async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("Failed to listen on {address} for {what} (is the port in use?)"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    platform::telemetry::init();
+    let shutdown = platform::shutdown::on_signal();
+    match cli.command {
+        Command::Up(args) => up::run(args, shutdown).await,
+        Command::OrderService(args) => {
+            let listener = bind(args.listen, "order-service").await?;
+            order_service::run(args.config, listener, shutdown).await
+        }
+        Command::InventoryService(args) => {
+            let listener = bind(args.listen, "inventory-service").await?;
+            inventory_service::run(args.config, listener, shutdown).await
+        }
+        Command::NotificationService(args) => {
+            let listener = bind(args.listen, "notification-service").await?;
+            notification_service::run(args.config, listener, shutdown).await
+        }
+    }
+}

@@ -8,13 +8,10 @@ use clap::Args;
 /// Broker connection, topics and retry policy: the same for every service.
 #[derive(Args, Clone, Debug)]
 pub struct KafkaArgs {
-    /// Kafka bootstrap servers (host:port, comma-separated).
-    #[arg(
-        long,
-        env = "OPENORDER_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:9092"
-    )]
-    pub bootstrap_servers: String,
+    /// Kafka bootstrap servers (host:port, comma-separated) [default: 127.0.0.1:9092;
+    /// `openorder up` starts its embedded broker when none are given].
+    #[arg(long, env = "OPENORDER_BOOTSTRAP_SERVERS")]
+    pub bootstrap_servers: Option<String>,
 
     /// Prefix in front of every topic and consumer group name (lets several deployments share a cluster).
     #[arg(long, env = "OPENORDER_TOPIC_PREFIX", default_value = "")]
@@ -59,6 +56,13 @@ pub struct KafkaArgs {
 }
 
 impl KafkaArgs {
+    /// The bootstrap servers to connect to.
+    pub fn bootstrap(&self) -> &str {
+        self.bootstrap_servers
+            .as_deref()
+            .unwrap_or("127.0.0.1:9092")
+    }
+
     pub fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy {
             attempts: self.retry_attempts.max(1),

@@ -17,7 +17,7 @@ use crate::config::KafkaArgs;
 fn base(args: &KafkaArgs, client_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
-        .set("bootstrap.servers", &args.bootstrap_servers)
+        .set("bootstrap.servers", args.bootstrap())
         .set("client.id", client_id)
         // Only log through the error callback; librdkafka's own stderr lines are noise here.
         .set("log_level", "3");

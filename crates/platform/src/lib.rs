@@ -4,6 +4,7 @@
 //! - [`config`]: the flags (and environment variables) every service takes.
 //! - [`telemetry`]: tracing set-up.
 //! - [`db`]: one connection pool type for SQLite and PostgreSQL, pragmas, schema set-up.
+//! - [`dedupe`]: processed event ids, marked in the same transaction as the effect.
 //! - [`kafka`]: client configuration, topic creation, broker readiness.
 //! - [`consumer`]: the at-least-once consumer loop: retry with backoff, dead-letter, commit after effect.
 //! - [`outbox`]: the transactional outbox and its relay to Kafka.
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod consumer;
 pub mod db;
+pub mod dedupe;
 pub mod http;
 pub mod kafka;
 pub mod outbox;

@@ -1,1 +1,87 @@
-fn main() {}
+//! `openorder-broker`: the embedded Kafka-compatible broker (Tansu, durable SQLite storage)
+//! as its own process. `openorder up` starts it; it cannot live in the `openorder` binary
+//! because Tansu's bundled libsql and sqlx's bundled SQLite both define `sqlite3_*`.
+//!
+//! Its data lives in `<data-dir>/broker.db`. It stops on SIGINT/SIGTERM (Tansu handles both).
+
+use tokio::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use tansu_broker::broker::Broker;
+use tansu_broker::coordinator::group::administrator::Controller;
+use tansu_storage::StorageContainer;
+use url::Url;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "openorder-broker",
+    about = "OpenOrder's embedded Kafka-compatible broker (Tansu)"
+)]
+struct Args {
+    /// Directory of the broker's SQLite file (created if missing).
+    #[arg(
+        long,
+        env = "OPENORDER_BROKER_DATA_DIR",
+        default_value = "openorder-data"
+    )]
+    data_dir: std::path::PathBuf,
+
+    /// Address to listen on (Kafka protocol).
+    #[arg(
+        long,
+        env = "OPENORDER_BROKER_LISTEN",
+        default_value = "127.0.0.1:9092"
+    )]
+    listen: String,
+
+    /// Address clients are told to connect to (default: the listen address).
+    #[arg(long, env = "OPENORDER_BROKER_ADVERTISED")]
+    advertised: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("Failed to create {}", args.data_dir.display()))?;
+    // Tansu resolves `sqlite://relative.db` against the working directory (an absolute
+    // path is mangled), so the broker works from inside its data directory.
+    std::env::set_current_dir(&args.data_dir)
+        .with_context(|| format!("Failed to enter {}", args.data_dir.display()))?;
+    let advertised = args
+        .advertised
+        .clone()
+        .unwrap_or_else(|| args.listen.clone());
+    let listener = Url::parse(&format!("tcp://{}", args.listen)).context("invalid --listen")?;
+    let advertised = Url::parse(&format!("tcp://{advertised}")).context("invalid --advertised")?;
+    let storage = Url::parse("sqlite://broker.db").expect("a literal URL");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("Failed to start the Tokio runtime")?;
+    runtime.block_on(async move {
+        let broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+            .node_id(1)
+            .cluster_id("openorder")
+            .incarnation_id(uuid::Uuid::new_v4())
+            .advertised_listener(advertised)
+            .listener(listener)
+            .storage(storage)
+            .build()
+            .await
+            .map_err(|e| anyhow::anyhow!("Failed to build the broker: {e:?}"))?;
+        broker
+            .main(Instant::now())
+            .await
+            .map_err(|e| anyhow::anyhow!("broker stopped with an error: {e:?}"))?;
+        Ok(())
+    })
+}

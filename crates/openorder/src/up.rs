@@ -1,0 +1,236 @@
+//! `openorder up`: the whole system in one command. Starts the embedded broker (the sibling
+//! `openorder-broker` binary, as a child process) unless bootstrap servers are given, then
+//! runs the three services in this process, each with its own SQLite database under the
+//! data directory. Ctrl-C or SIGTERM stops the services in order, then the broker.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use platform::config::{DatabaseArgs, KafkaArgs};
+use platform::CancellationToken;
+use tokio::process::{Child, Command};
+use tokio::task::JoinSet;
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Directory for all state: the broker's data and one SQLite database per service.
+    #[arg(long, env = "OPENORDER_DATA_DIR", default_value = "openorder-data")]
+    pub data_dir: PathBuf,
+
+    /// Address every listener binds to.
+    #[arg(long, env = "OPENORDER_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Port of the embedded broker (Kafka protocol).
+    #[arg(long, env = "OPENORDER_BROKER_PORT", default_value_t = 9092)]
+    pub broker_port: u16,
+
+    #[arg(long, env = "OPENORDER_ORDER_PORT", default_value_t = 8080)]
+    pub order_port: u16,
+
+    #[arg(long, env = "OPENORDER_INVENTORY_PORT", default_value_t = 8082)]
+    pub inventory_port: u16,
+
+    #[arg(long, env = "OPENORDER_NOTIFICATION_PORT", default_value_t = 8083)]
+    pub notification_port: u16,
+
+    /// Orders with an item of this SKU fail processing, for fault injection (empty disables).
+    #[arg(long, env = "OPENORDER_FAIL_SKU", default_value = "FAIL")]
+    pub fail_sku: String,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}
+
+/// The embedded broker child process.
+struct EmbeddedBroker {
+    child: Child,
+}
+
+impl EmbeddedBroker {
+    async fn start(data_dir: &Path, address: SocketAddr) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("Failed to find the openorder executable")?;
+        let broker_exe = exe.with_file_name("openorder-broker");
+        anyhow::ensure!(
+            broker_exe.exists(),
+            "the embedded broker binary {} is missing: build the whole workspace (`cargo build --release`)",
+            broker_exe.display()
+        );
+        let log_path = data_dir.join("broker.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("Failed to open {}", log_path.display()))?;
+        let mut command = Command::new(&broker_exe);
+        command
+            .arg("--data-dir")
+            .arg(data_dir.join("broker"))
+            .arg("--listen")
+            .arg(address.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true);
+        die_with_parent(&mut command);
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("Failed to start {}", broker_exe.display()))?;
+        let bootstrap = address.to_string();
+        tokio::select! {
+            ready = platform::kafka::wait_until_ready(&bootstrap, Duration::from_secs(30)) => ready?,
+            status = child.wait() => anyhow::bail!(
+                "the embedded broker exited at start ({}); see {}",
+                status?, log_path.display()
+            ),
+        }
+        Ok(Self { child })
+    }
+
+    /// SIGTERM, then up to 10 s for the broker to stop, then SIGKILL.
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            terminate(pid);
+        }
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("embedded broker did not stop in 10 s; killing it");
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// Makes the kernel SIGTERM the broker if `openorder up` dies without stopping it (kill -9).
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches only the child being spawned.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[allow(unsafe_code)]
+fn terminate(pid: u32) {
+    // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+    }
+}
+
+fn sqlite_url(data_dir: &Path, name: &str) -> String {
+    format!("sqlite://{}", data_dir.join(name).display())
+}
+
+pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "Failed to create data directory {}",
+            args.data_dir.display()
+        )
+    })?;
+    let data_dir = args.data_dir.canonicalize()?;
+    let at = |port| SocketAddr::new(args.host, port);
+
+    // Bind first, so a port in use fails before anything starts.
+    let order_listener = crate::bind(at(args.order_port), "order-service").await?;
+    let inventory_listener = crate::bind(at(args.inventory_port), "inventory-service").await?;
+    let notification_listener =
+        crate::bind(at(args.notification_port), "notification-service").await?;
+
+    let mut kafka = args.kafka.clone();
+    let broker = match &kafka.bootstrap_servers {
+        Some(_) => None,
+        None => {
+            let address = at(args.broker_port);
+            let broker = EmbeddedBroker::start(&data_dir, address).await?;
+            kafka.bootstrap_servers = Some(address.to_string());
+            Some(broker)
+        }
+    };
+    let database = |name: &str| DatabaseArgs {
+        database_url: sqlite_url(&data_dir, name),
+        database_max_connections: 8,
+    };
+
+    let mut services = JoinSet::new();
+    services.spawn(order_service::run(
+        order_service::Config {
+            kafka: kafka.clone(),
+            database: database("order.db"),
+        },
+        order_listener,
+        shutdown.clone(),
+    ));
+    services.spawn(inventory_service::run(
+        inventory_service::Config {
+            kafka: kafka.clone(),
+            database: database("inventory.db"),
+            seed_file: None,
+            fail_sku: args.fail_sku.clone(),
+        },
+        inventory_listener,
+        shutdown.clone(),
+    ));
+    services.spawn(notification_service::run(
+        notification_service::Config {
+            kafka: kafka.clone(),
+            database: database("notification.db"),
+        },
+        notification_listener,
+        shutdown.clone(),
+    ));
+
+    let host = args.host;
+    let broker_line = match &broker {
+        Some(_) => format!("embedded Tansu broker   {}", kafka.bootstrap()),
+        None => format!("external Kafka          {}", kafka.bootstrap()),
+    };
+    println!(
+        "OpenOrder is up. Data in {data}\n  \
+         {broker_line}\n  \
+         order-service           http://{host}:{o}\n  \
+         inventory-service       http://{host}:{i}\n  \
+         notification-service    http://{host}:{n}\n\
+         Try:\n  \
+         curl -i -X POST http://{host}:{o}/api/orders -H 'Content-Type: application/json' \
+         -d '{{\"userId\":42,\"items\":[{{\"sku\":\"ABC-001\",\"qty\":2}}]}}'\n\
+         Ctrl-C stops everything.",
+        data = data_dir.display(),
+        o = args.order_port,
+        i = args.inventory_port,
+        n = args.notification_port,
+    );
+
+    // Run until a signal, or until a service stops on its own (an error): then stop the rest.
+    let mut first_error = None;
+    while let Some(joined) = services.join_next().await {
+        let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
+        if let Err(err) = result {
+            tracing::error!(
+                error = format!("{err:#}"),
+                "a service stopped with an error; stopping all"
+            );
+            first_error.get_or_insert(err);
+        }
+        shutdown.cancel();
+    }
+    if let Some(broker) = broker {
+        broker.stop().await;
+    }
+    println!("OpenOrder stopped.");
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}

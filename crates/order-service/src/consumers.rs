@@ -1,0 +1,135 @@
+//! What moves an order after it was accepted:
+//! - [`InventoryOutcomeHandler`]: `inventory.reserved` → CONFIRMED, `inventory.rejected` → REJECTED;
+//! - [`DeadLetterHandler`]: `order.created.DLT` → FAILED, but only for dead letters of the
+//!   inventory consumer group (another group's trouble with `order.created` says nothing
+//!   about the order itself).
+//!
+//! Each applies its change in one transaction with the dedupe mark, through
+//! [`store::apply_outcome`], which never moves an order backwards.
+
+use contracts::{headers, InventoryRejected, InventoryReserved, Topics};
+use platform::consumer::{HandleError, Handler, Record};
+use platform::db::Database;
+
+use crate::domain::OrderStatus;
+use crate::store::{self, Outcome};
+
+pub struct InventoryOutcomeHandler {
+    pub db: Database,
+    pub topics: Topics,
+}
+
+impl InventoryOutcomeHandler {
+    fn decode(&self, record: &Record) -> Result<(String, i64, Outcome), HandleError> {
+        if record.topic == self.topics.inventory_reserved() {
+            let event: InventoryReserved = record.json()?;
+            let outcome = Outcome {
+                status: OrderStatus::Confirmed,
+                reason: None,
+                shortages: None,
+                error: None,
+            };
+            Ok((event.event_id.to_string(), event.order_id, outcome))
+        } else if record.topic == self.topics.inventory_rejected() {
+            let event: InventoryRejected = record.json()?;
+            let outcome = Outcome {
+                status: OrderStatus::Rejected,
+                reason: Some(event.reason.as_str().to_string()),
+                shortages: Some(event.shortages),
+                error: None,
+            };
+            Ok((event.event_id.to_string(), event.order_id, outcome))
+        } else {
+            Err(HandleError::permanent(
+                "openorder.UnexpectedTopic",
+                format!("no handler for topic {}", record.topic),
+            ))
+        }
+    }
+}
+
+impl Handler for InventoryOutcomeHandler {
+    async fn handle(&self, record: &Record) -> Result<(), HandleError> {
+        let (event_id, order_id, outcome) = self.decode(record)?;
+        apply(&self.db, &event_id, order_id, &outcome).await
+    }
+}
+
+async fn apply(
+    db: &Database,
+    dedupe_id: &str,
+    order_id: i64,
+    outcome: &Outcome,
+) -> Result<(), HandleError> {
+    let mut tx = db.begin().await?;
+    if !platform::dedupe::mark_processed(&mut tx, dedupe_id).await? {
+        return Ok(());
+    }
+    match store::apply_outcome(&mut tx, order_id, outcome).await? {
+        None => tracing::warn!(
+            order_id,
+            "event for an order this service does not know; ignored"
+        ),
+        Some(now) if now == outcome.status => {
+            tracing::info!(order_id, status = now.as_str(), "order status changed")
+        }
+        Some(now) => tracing::info!(
+            order_id,
+            status = now.as_str(),
+            ignored = outcome.status.as_str(),
+            "late or repeated outcome ignored"
+        ),
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub struct DeadLetterHandler {
+    pub db: Database,
+    /// The inventory consumer group's full name (behind the prefix).
+    pub inventory_group: String,
+}
+
+impl Handler for DeadLetterHandler {
+    async fn handle(&self, record: &Record) -> Result<(), HandleError> {
+        if record.header(headers::DLT_ORIGINAL_CONSUMER_GROUP)
+            != Some(self.inventory_group.as_str())
+        {
+            return Ok(());
+        }
+        let Some(order_id) = record
+            .key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .and_then(|k| k.parse::<i64>().ok())
+        else {
+            tracing::warn!(
+                offset = record.offset,
+                "dead letter without an orderId key; no order to fail"
+            );
+            return Ok(());
+        };
+        let error = format!(
+            "{}: {}",
+            record
+                .header(headers::DLT_EXCEPTION_FQCN)
+                .unwrap_or("unknown"),
+            record
+                .header(headers::DLT_EXCEPTION_MESSAGE)
+                .unwrap_or("no message")
+        );
+        let outcome = Outcome {
+            status: OrderStatus::Failed,
+            reason: None,
+            shortages: None,
+            error: Some(error),
+        };
+        // A dead letter is identified by its own position: the same original event may be
+        // dead-lettered again after a replay, and that is a new fact.
+        let dedupe_id = format!(
+            "dlt:{}:{}:{}",
+            record.topic, record.partition, record.offset
+        );
+        apply(&self.db, &dedupe_id, order_id, &outcome).await
+    }
+}

@@ -1,0 +1,182 @@
+//! Orders as order-service understands them: the request parsed into domain types, and
+//! the status machine that never goes backwards.
+
+use contracts::values::{Quantity, Sku, UserId, MAX_ITEMS};
+use platform::http::FieldError;
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/orders` body as it arrives. Unknown fields are refused (422), so a typo
+/// in a field name is reported instead of silently ignored.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateOrderBody {
+    pub user_id: i64,
+    pub items: Vec<ItemBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemBody {
+    pub sku: String,
+    pub qty: i64,
+}
+
+/// A valid order request. Lines naming the same SKU are merged into one line (quantities
+/// summed, first position kept), and the sum must itself be a valid quantity.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OrderRequest {
+    pub user_id: UserId,
+    pub items: Vec<(Sku, Quantity)>,
+}
+
+impl TryFrom<CreateOrderBody> for OrderRequest {
+    type Error = Vec<FieldError>;
+
+    fn try_from(body: CreateOrderBody) -> Result<Self, Self::Error> {
+        let mut errors = Vec::new();
+        let user_id =
+            UserId::parse(body.user_id).map_err(|e| errors.push(FieldError::new("/userId", e)));
+        if body.items.is_empty() || body.items.len() > MAX_ITEMS {
+            errors.push(FieldError::new(
+                "/items",
+                format!("must hold 1 to {MAX_ITEMS} items, got {}", body.items.len()),
+            ));
+        }
+        let mut merged: Vec<(Sku, i64)> = Vec::new();
+        for (i, item) in body.items.iter().enumerate() {
+            let sku = Sku::parse(&item.sku)
+                .map_err(|e| errors.push(FieldError::new(format!("/items/{i}/sku"), e)));
+            let qty = Quantity::parse(item.qty)
+                .map_err(|e| errors.push(FieldError::new(format!("/items/{i}/qty"), e)));
+            if let (Ok(sku), Ok(qty)) = (sku, qty) {
+                match merged.iter_mut().find(|(s, _)| *s == sku) {
+                    Some((_, total)) => *total += qty.get(),
+                    None => merged.push((sku, qty.get())),
+                }
+            }
+        }
+        let mut items = Vec::with_capacity(merged.len());
+        for (sku, total) in merged {
+            match Quantity::parse(total) {
+                Ok(qty) => items.push((sku, qty)),
+                Err(_) => errors.push(FieldError::new(
+                    "/items",
+                    format!(
+                        "SKU {sku} appears more than once and its quantities sum to {total}, more than {}",
+                        Quantity::MAX
+                    ),
+                )),
+            }
+        }
+        match user_id {
+            Ok(user_id) if errors.is_empty() => Ok(Self { user_id, items }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Where an order is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    Pending,
+    Confirmed,
+    Rejected,
+    Failed,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Confirmed => "CONFIRMED",
+            Self::Rejected => "REJECTED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Confirmed, Self::Rejected, Self::Failed]
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+
+    /// The order lifecycle: PENDING → CONFIRMED | REJECTED | FAILED, and FAILED → the real
+    /// outcome once its dead letter is replayed. Nothing else: a late or repeated event
+    /// can never move an order backwards.
+    pub fn may_become(self, next: Self) -> bool {
+        use OrderStatus::*;
+        matches!(
+            (self, next),
+            (Pending, Confirmed | Rejected | Failed) | (Failed, Confirmed | Rejected)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(user_id: i64, items: &[(&str, i64)]) -> CreateOrderBody {
+        CreateOrderBody {
+            user_id,
+            items: items
+                .iter()
+                .map(|(sku, qty)| ItemBody {
+                    sku: sku.to_string(),
+                    qty: *qty,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_valid_body_becomes_a_request() {
+        let request = OrderRequest::try_from(body(42, &[("ABC-001", 2)])).unwrap();
+        assert_eq!(request.user_id.get(), 42);
+        assert_eq!(request.items.len(), 1);
+    }
+
+    #[test]
+    fn every_invalid_field_is_named_by_its_pointer() {
+        let errors = OrderRequest::try_from(body(0, &[("ok", 1), ("bad sku", 0)])).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["/userId", "/items/1/sku", "/items/1/qty"]);
+    }
+
+    #[test]
+    fn an_order_needs_one_to_a_hundred_items() {
+        assert!(OrderRequest::try_from(body(1, &[])).is_err());
+        let many: Vec<(String, i64)> = (0..101).map(|i| (format!("S{i}"), 1)).collect();
+        let many: Vec<(&str, i64)> = many.iter().map(|(s, q)| (s.as_str(), *q)).collect();
+        assert_eq!(
+            OrderRequest::try_from(body(1, &many)).unwrap_err()[0].field,
+            "/items"
+        );
+    }
+
+    #[test]
+    fn duplicate_skus_are_merged_and_their_sum_checked() {
+        let request = OrderRequest::try_from(body(1, &[("A", 2), ("B", 1), ("A", 3)])).unwrap();
+        let items: Vec<(&str, i64)> = request
+            .items
+            .iter()
+            .map(|(s, q)| (s.as_str(), q.get()))
+            .collect();
+        assert_eq!(items, [("A", 5), ("B", 1)]);
+        assert!(OrderRequest::try_from(body(1, &[("A", 6000), ("A", 6000)])).is_err());
+    }
+
+    #[test]
+    fn statuses_only_move_forward() {
+        use OrderStatus::*;
+        assert!(Pending.may_become(Confirmed));
+        assert!(Pending.may_become(Failed));
+        assert!(Failed.may_become(Confirmed));
+        assert!(!Confirmed.may_become(Pending));
+        assert!(!Confirmed.may_become(Rejected));
+        assert!(!Rejected.may_become(Confirmed));
+        assert!(!Confirmed.may_become(Failed));
+        assert!(!Failed.may_become(Pending));
+    }
+}

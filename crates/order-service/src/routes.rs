@@ -1,0 +1,130 @@
+//! The orders HTTP API: `POST /api/orders`, `GET /api/orders/{id}`,
+//! `GET /api/orders?userId=&page=&size=`. Every error is an RFC 9457 problem.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use contracts::Topics;
+use platform::db::Database;
+use platform::http::{ApiJson, Problem};
+use platform::outbox::Waker;
+use serde::Serialize;
+
+use crate::domain::{CreateOrderBody, OrderRequest, OrderStatus};
+use crate::store::{self, OrderView};
+
+/// Default and largest page size of the order list.
+pub const DEFAULT_PAGE_SIZE: i64 = 20;
+pub const MAX_PAGE_SIZE: i64 = 100;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Database,
+    pub topics: Topics,
+    pub waker: Waker,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/orders", get(list).post(create))
+        .route("/api/orders/{id}", get(show))
+        .with_state(state)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Accepted {
+    order_id: i64,
+    status: OrderStatus,
+}
+
+#[tracing::instrument(skip_all)]
+async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateOrderBody>,
+) -> Result<Response, Problem> {
+    let request = OrderRequest::try_from(body).map_err(Problem::invalid_fields)?;
+    let order_id = store::create_order(&state.db, &state.topics, &request).await?;
+    state.waker.wake();
+    tracing::info!(order_id, user_id = request.user_id.get(), "order accepted");
+    let accepted = Accepted {
+        order_id,
+        status: OrderStatus::Pending,
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/api/orders/{order_id}"))],
+        Json(accepted),
+    )
+        .into_response())
+}
+
+#[tracing::instrument(skip(state))]
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<OrderView>, Problem> {
+    let not_found = || Problem::not_found(format!("no order with id {id}"));
+    let order_id: i64 = id.parse().ok().filter(|n| *n > 0).ok_or_else(not_found)?;
+    store::get_order(&state.db, order_id)
+        .await?
+        .map(Json)
+        .ok_or_else(not_found)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Page {
+    orders: Vec<OrderView>,
+    page: i64,
+    size: i64,
+    has_more: bool,
+}
+
+fn int_param(
+    query: &HashMap<String, String>,
+    name: &str,
+    default: Option<i64>,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, Problem> {
+    let value = match (query.get(name), default) {
+        (Some(raw), _) => raw.parse::<i64>().map_err(|_| {
+            Problem::bad_parameter(name, format!("must be an integer, got {raw:?}"))
+        })?,
+        (None, Some(default)) => default,
+        (None, None) => return Err(Problem::bad_parameter(name, "is required")),
+    };
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(Problem::bad_parameter(
+            name,
+            format!(
+                "must be between {} and {}, got {value}",
+                range.start(),
+                range.end()
+            ),
+        ))
+    }
+}
+
+#[tracing::instrument(skip(state))]
+async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Page>, Problem> {
+    let user_id = int_param(&query, "userId", None, 1..=i64::MAX)?;
+    let page = int_param(&query, "page", Some(0), 0..=1_000_000)?;
+    let size = int_param(&query, "size", Some(DEFAULT_PAGE_SIZE), 1..=MAX_PAGE_SIZE)?;
+    let (orders, has_more) = store::list_orders(&state.db, user_id, page, size).await?;
+    Ok(Json(Page {
+        orders,
+        page,
+        size,
+        has_more,
+    }))
+}

@@ -1,0 +1,266 @@
+//! order-service's database: orders, their items, processed event ids, and the outbox.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use contracts::{LineItem, OrderCreated, Shortage, Topics};
+use platform::db::{Database, Schema, Tx};
+use serde::Serialize;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::domain::{OrderRequest, OrderStatus};
+
+pub const SCHEMA: Schema = Schema {
+    sqlite: &[
+        "CREATE TABLE IF NOT EXISTS orders (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT,
+            shortages TEXT,
+            error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, id)",
+        "CREATE TABLE IF NOT EXISTS order_items (
+            order_id INTEGER NOT NULL REFERENCES orders (id),
+            line INTEGER NOT NULL,
+            sku TEXT NOT NULL,
+            qty INTEGER NOT NULL,
+            PRIMARY KEY (order_id, line)
+        )",
+        platform::dedupe::TABLE,
+        platform::outbox::SQLITE_TABLE,
+    ],
+    postgres: &[
+        "CREATE TABLE IF NOT EXISTS orders (
+            id BIGSERIAL PRIMARY KEY,
+            user_id BIGINT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT,
+            shortages TEXT,
+            error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, id)",
+        "CREATE TABLE IF NOT EXISTS order_items (
+            order_id BIGINT NOT NULL REFERENCES orders (id),
+            line BIGINT NOT NULL,
+            sku TEXT NOT NULL,
+            qty BIGINT NOT NULL,
+            PRIMARY KEY (order_id, line)
+        )",
+        platform::dedupe::TABLE,
+        platform::outbox::POSTGRES_TABLE,
+    ],
+};
+
+/// An order as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    pub order_id: i64,
+    pub user_id: i64,
+    pub status: OrderStatus,
+    pub items: Vec<LineItem>,
+    /// Why it was rejected (`OUT_OF_STOCK`, `UNKNOWN_SKU`), when REJECTED.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What was short, when REJECTED.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shortages: Option<Vec<Shortage>>,
+    /// Why processing failed, when FAILED.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Inserts a PENDING order with its items and its `order.created` event, in one transaction.
+pub async fn create_order(
+    db: &Database,
+    topics: &Topics,
+    request: &OrderRequest,
+) -> Result<i64, sqlx::Error> {
+    let now = Utc::now();
+    let now_text = platform::now_text();
+    let mut tx = db.begin().await?;
+    let order_id: i64 = sqlx::query(
+        "INSERT INTO orders (user_id, status, created_at, updated_at) VALUES ($1, $2, $3, $3) RETURNING id",
+    )
+    .bind(request.user_id.get())
+    .bind(OrderStatus::Pending.as_str())
+    .bind(&now_text)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get("id")?;
+    for (line, (sku, qty)) in request.items.iter().enumerate() {
+        sqlx::query("INSERT INTO order_items (order_id, line, sku, qty) VALUES ($1, $2, $3, $4)")
+            .bind(order_id)
+            .bind(line as i64)
+            .bind(sku.as_str())
+            .bind(qty.get())
+            .execute(&mut *tx)
+            .await?;
+    }
+    let event = OrderCreated {
+        event_id: Uuid::new_v4(),
+        order_id,
+        user_id: request.user_id.get(),
+        items: request
+            .items
+            .iter()
+            .map(|(sku, qty)| LineItem {
+                sku: sku.to_string(),
+                qty: qty.get(),
+            })
+            .collect(),
+        created_at: now,
+    };
+    platform::outbox::enqueue(&mut tx, &topics.order_created(), &event).await?;
+    tx.commit().await?;
+    Ok(order_id)
+}
+
+const ORDER_COLUMNS: &str = "id, user_id, status, reason, shortages, error, created_at, updated_at";
+
+fn order_view(row: &sqlx::any::AnyRow, items: Vec<LineItem>) -> Result<OrderView, sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    let shortages: Option<String> = row.try_get("shortages")?;
+    Ok(OrderView {
+        order_id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        status: OrderStatus::parse(&status)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown status {status}").into()))?,
+        items,
+        reason: row.try_get("reason")?,
+        shortages: shortages
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| sqlx::Error::Decode(e.into()))?,
+        error: row.try_get("error")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+async fn items_of(
+    db: &Database,
+    order_ids: &[i64],
+) -> Result<HashMap<i64, Vec<LineItem>>, sqlx::Error> {
+    let mut out: HashMap<i64, Vec<LineItem>> = HashMap::new();
+    if order_ids.is_empty() {
+        return Ok(out);
+    }
+    // Ids are integers from our own database, so inlining them is safe.
+    let ids = order_ids
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows = sqlx::query(&format!(
+        "SELECT order_id, sku, qty FROM order_items WHERE order_id IN ({ids}) ORDER BY order_id, line"
+    ))
+    .fetch_all(&db.pool)
+    .await?;
+    for row in rows {
+        out.entry(row.try_get("order_id")?)
+            .or_default()
+            .push(LineItem {
+                sku: row.try_get("sku")?,
+                qty: row.try_get("qty")?,
+            });
+    }
+    Ok(out)
+}
+
+pub async fn get_order(db: &Database, order_id: i64) -> Result<Option<OrderView>, sqlx::Error> {
+    let Some(row) = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
+        .bind(order_id)
+        .fetch_optional(&db.pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut items = items_of(db, &[order_id]).await?;
+    order_view(&row, items.remove(&order_id).unwrap_or_default()).map(Some)
+}
+
+/// One page of a user's orders, newest first; `size + 1` rows are read to know if more follow.
+pub async fn list_orders(
+    db: &Database,
+    user_id: i64,
+    page: i64,
+    size: i64,
+) -> Result<(Vec<OrderView>, bool), sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
+    ))
+    .bind(user_id)
+    .bind(size + 1)
+    .bind(page * size)
+    .fetch_all(&db.pool)
+    .await?;
+    let has_more = rows.len() as i64 > size;
+    let rows = &rows[..rows.len().min(size as usize)];
+    let ids: Vec<i64> = rows
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
+    let mut items = items_of(db, &ids).await?;
+    let orders = rows
+        .iter()
+        .zip(&ids)
+        .map(|(row, id)| order_view(row, items.remove(id).unwrap_or_default()))
+        .collect::<Result<_, _>>()?;
+    Ok((orders, has_more))
+}
+
+/// What an event says the order's status now is.
+pub struct Outcome {
+    pub status: OrderStatus,
+    pub reason: Option<String>,
+    pub shortages: Option<Vec<Shortage>>,
+    pub error: Option<String>,
+}
+
+/// Moves an order to `outcome` if the lifecycle allows it; returns the status it has now
+/// (None for an order this database does not know).
+pub async fn apply_outcome(
+    tx: &mut Tx,
+    order_id: i64,
+    outcome: &Outcome,
+) -> Result<Option<OrderStatus>, sqlx::Error> {
+    let Some(row) = sqlx::query("SELECT status FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let current: String = row.try_get("status")?;
+    let current = OrderStatus::parse(&current)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown status {current}").into()))?;
+    if !current.may_become(outcome.status) {
+        return Ok(Some(current));
+    }
+    let shortages = outcome
+        .shortages
+        .as_ref()
+        .map(|s| serde_json::to_string(s).expect("shortages serialize"));
+    sqlx::query(
+        "UPDATE orders SET status = $1, reason = $2, shortages = $3, error = $4, updated_at = $5 WHERE id = $6",
+    )
+    .bind(outcome.status.as_str())
+    .bind(outcome.reason.clone())
+    .bind(shortages)
+    .bind(outcome.error.clone())
+    .bind(platform::now_text())
+    .bind(order_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Some(outcome.status))
+}
