@@ -274,13 +274,9 @@ async fn ready(State(health): State<Health>) -> Response {
     (code, Json(body)).into_response()
 }
 
-/// Serves `router` on `listener` until `shutdown`; in-flight requests get up to 10 s.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let router = router
+/// A service's routes as served: the body limit, and a problem for unknown endpoints.
+pub fn app(router: Router) -> Router {
+    router
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(|| async {
             Problem::new(
@@ -289,7 +285,16 @@ pub async fn serve(
                 "Not found",
                 "no such endpoint",
             )
-        });
+        })
+}
+
+/// Serves `router` (through [`app`]) on `listener` until `shutdown`; in-flight requests get up to 10 s.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let router = app(router);
     let graceful = shutdown.clone();
     let server = axum::serve(listener, router)
         .with_graceful_shutdown(async move { graceful.cancelled().await });

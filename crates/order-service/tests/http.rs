@@ -1,0 +1,230 @@
+//! The orders API through the router (no socket, no broker), on a real SQLite database:
+//! what each request answers and that a refused request writes nothing.
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use order_service::routes::{router, AppState};
+use platform::db::Database;
+use platform::outbox::Waker;
+use serde_json::Value;
+use sqlx::Row;
+use tower::ServiceExt;
+
+struct TestApp {
+    db: Database,
+    router: Router,
+}
+
+async fn spawn_app() -> TestApp {
+    let dir = std::env::temp_dir().join(format!("oo-http-{}", uuid::Uuid::new_v4()));
+    let url = format!("sqlite://{}/order.db", dir.display());
+    let db = Database::connect(&url, 4, &order_service::store::SCHEMA)
+        .await
+        .expect("SQLite opens");
+    let router = platform::http::app(router(AppState {
+        db: db.clone(),
+        topics: contracts::Topics::default(),
+        waker: Waker::default(),
+    }));
+    TestApp { db, router }
+}
+
+impl TestApp {
+    async fn send(&self, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, headers, body)
+    }
+
+    async fn post(
+        &self,
+        content_type: &str,
+        body: impl Into<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let request = Request::post("/api/orders")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body.into())
+            .unwrap();
+        self.send(request).await
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        let (status, _, body) = self
+            .send(Request::get(uri).body(Body::empty()).unwrap())
+            .await;
+        (status, body)
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+            .get("n")
+    }
+
+    async fn assert_nothing_written(&self) {
+        assert_eq!(self.count("orders").await, 0, "no order row");
+        assert_eq!(self.count("outbox").await, 0, "no outbox row");
+    }
+}
+
+fn assert_problem(headers: &axum::http::HeaderMap, body: &Value, status: u16) {
+    assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+    assert_eq!(body["status"], status, "{body}");
+    assert!(body["type"].as_str().unwrap().starts_with("/problems/"));
+}
+
+#[tokio::test]
+async fn a_valid_order_is_accepted_as_pending_with_its_event_in_the_outbox() {
+    let app = spawn_app().await;
+    let (status, headers, body) = app
+        .post(
+            "application/json",
+            r#"{"userId":42,"items":[{"sku":"ABC-001","qty":2}]}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let id = body["orderId"].as_i64().expect("orderId is an integer");
+    assert_eq!(body["status"], "PENDING");
+    assert_eq!(headers[header::LOCATION], format!("/api/orders/{id}"));
+
+    let outbox = sqlx::query("SELECT topic, record_key, payload FROM outbox")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(outbox.get::<String, _>("topic"), "order.created");
+    assert_eq!(outbox.get::<String, _>("record_key"), id.to_string());
+    let event: contracts::OrderCreated =
+        serde_json::from_str(&outbox.get::<String, _>("payload")).unwrap();
+    assert_eq!((event.order_id, event.user_id), (id, 42));
+
+    let (status, order) = app.get(&format!("/api/orders/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(order["status"], "PENDING");
+    assert_eq!(order["items"][0]["sku"], "ABC-001");
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_400_problem_and_writes_nothing() {
+    let app = spawn_app().await;
+    let (status, headers, body) = app
+        .post("application/json", r#"{"userId":42,"items":["#)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_problem(&headers, &body, 400);
+    app.assert_nothing_written().await;
+}
+
+#[tokio::test]
+async fn a_wrong_content_type_is_a_415_problem() {
+    let app = spawn_app().await;
+    let (status, headers, body) = app.post("text/plain", r#"{"userId":42,"items":[]}"#).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_problem(&headers, &body, 415);
+    app.assert_nothing_written().await;
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_a_413_problem() {
+    let app = spawn_app().await;
+    let big = format!(
+        r#"{{"userId":42,"items":[],"pad":"{}"}}"#,
+        "x".repeat(70 * 1024)
+    );
+    let (status, headers, body) = app.post("application/json", big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_problem(&headers, &body, 413);
+    app.assert_nothing_written().await;
+}
+
+#[tokio::test]
+async fn invalid_fields_are_a_422_problem_naming_each_field() {
+    let app = spawn_app().await;
+    let (status, headers, body) = app
+        .post(
+            "application/json",
+            r#"{"userId":-1,"items":[{"sku":"ABC-001","qty":10001}]}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_problem(&headers, &body, 422);
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["/userId", "/items/0/qty"]);
+
+    let (status, _, body) = app
+        .post("application/json", r#"{"userId":"42","items":[]}"#)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["errors"][0]["field"], "/userId");
+
+    let (status, _, body) = app
+        .post("application/json", r#"{"userId":1,"items":[],"extra":1}"#)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    app.assert_nothing_written().await;
+}
+
+#[tokio::test]
+async fn an_unknown_order_is_a_404_problem() {
+    let app = spawn_app().await;
+    for uri in ["/api/orders/12345", "/api/orders/abc", "/api/orders/-1"] {
+        let (status, body) = app.get(uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(body["status"], 404);
+    }
+}
+
+#[tokio::test]
+async fn a_users_orders_are_listed_newest_first_in_pages() {
+    let app = spawn_app().await;
+    for qty in 1..=3 {
+        let body = format!(r#"{{"userId":7,"items":[{{"sku":"ABC-001","qty":{qty}}}]}}"#);
+        assert_eq!(
+            app.post("application/json", body).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+    app.post(
+        "application/json",
+        r#"{"userId":8,"items":[{"sku":"ABC-001","qty":9}]}"#,
+    )
+    .await;
+
+    let (status, page) = app.get("/api/orders?userId=7&size=2").await;
+    assert_eq!(status, StatusCode::OK);
+    let qtys: Vec<i64> = page["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["items"][0]["qty"].as_i64().unwrap())
+        .collect();
+    assert_eq!(qtys, [3, 2]);
+    assert_eq!(page["hasMore"], true);
+
+    let (_, page) = app.get("/api/orders?userId=7&size=2&page=1").await;
+    assert_eq!(page["orders"].as_array().unwrap().len(), 1);
+    assert_eq!(page["hasMore"], false);
+
+    let (status, body) = app.get("/api/orders").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["field"], "userId");
+    let (status, _) = app.get("/api/orders?userId=7&size=1000").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

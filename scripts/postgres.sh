@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# A private PostgreSQL server on loopback for tests, installed from Debian's packages when
+# missing. It runs as the `postgres` system user from a throwaway data directory.
+#
+#   scripts/postgres.sh start   # server at 127.0.0.1:$PG_PORT, user openorder / openorder
+#   scripts/postgres.sh stop
+#
+# Environment: PG_PORT (55432), PG_RUN_DIR (/tmp/openorder-postgres-$PG_PORT).
+set -euo pipefail
+
+PG_PORT="${PG_PORT:-55432}"
+PG_RUN_DIR="${PG_RUN_DIR:-/tmp/openorder-postgres-$PG_PORT}"
+
+find_bin() {
+  local dir
+  dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
+  if [ -n "$dir" ] && [ -x "$dir/initdb" ]; then echo "$dir"; fi
+}
+
+install() {
+  if [ -n "$(find_bin)" ]; then return; fi
+  echo "postgres.sh: installing PostgreSQL from Debian's packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq postgresql >/dev/null
+}
+
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start() {
+  install
+  local bin
+  bin="$(find_bin)"
+  if [ -f "$PG_RUN_DIR/data/postmaster.pid" ] && as_postgres "$bin/pg_ctl" -D "$PG_RUN_DIR/data" status >/dev/null 2>&1; then
+    echo "postgres.sh: already running on 127.0.0.1:$PG_PORT" >&2
+    return
+  fi
+  rm -rf "$PG_RUN_DIR"
+  mkdir -p "$PG_RUN_DIR"
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$PG_RUN_DIR"; fi
+  as_postgres "$bin/initdb" -D "$PG_RUN_DIR/data" -U postgres --auth=trust -E UTF8 >"$PG_RUN_DIR/initdb.log" 2>&1
+  as_postgres "$bin/pg_ctl" -D "$PG_RUN_DIR/data" -l "$PG_RUN_DIR/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_RUN_DIR -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start >/dev/null
+  as_postgres "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -q -c \
+    "CREATE ROLE openorder LOGIN SUPERUSER PASSWORD 'openorder'" >/dev/null
+  echo "postgres.sh: PostgreSQL ready on 127.0.0.1:$PG_PORT" >&2
+}
+
+stop() {
+  local bin
+  bin="$(find_bin)"
+  if [ -n "$bin" ] && [ -d "$PG_RUN_DIR/data" ]; then
+    as_postgres "$bin/pg_ctl" -D "$PG_RUN_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
