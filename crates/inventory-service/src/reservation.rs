@@ -140,8 +140,8 @@ mod tests {
                 let s = stock(&[("A", a), ("B", b)]);
                 for qa in 1..=4 {
                     for qb in 1..=4 {
-                        for third in 0..skus.len() {
-                            let items = vec![line("A", qa), line("B", qb), line(skus[third], 1)];
+                        for third in skus {
+                            let items = vec![line("A", qa), line("B", qb), line(third, 1)];
                             let mut need = HashMap::new();
                             for i in &items {
                                 *need.entry(i.sku.clone()).or_insert(0) += i.qty;

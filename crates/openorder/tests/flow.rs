@@ -1,0 +1,369 @@
+//! The whole flow, end to end, on real brokers and databases: every combination of
+//! {embedded Tansu, Apache Kafka} × {SQLite, PostgreSQL} runs the same scenarios on one
+//! fresh stack (fresh topics, groups and databases), and `openorder up` is restarted with
+//! its state kept.
+
+mod support;
+
+use std::time::Duration;
+
+use contracts::headers;
+use platform::consumer::be_int;
+use support::{BrokerKind, DbKind, Stack, StackOptions, UpPorts, UpProcess};
+
+fn unique_sku(label: &str) -> String {
+    format!(
+        "{label}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+async fn the_seed_order_is_confirmed_and_notified_once(stack: &Stack) {
+    let before = stack.stock("ABC-001").await["available"].as_i64().unwrap();
+    let id = stack.post_order(42, &[("ABC-001", 2)]).await;
+    let order = stack.settled_order(id).await;
+    assert_eq!(order["status"], "CONFIRMED", "{order}");
+    let after = stack.stock("ABC-001").await;
+    assert_eq!(after["available"].as_i64().unwrap(), before - 2);
+    let notes = stack.wait_notifications(id).await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["eventType"], "inventory.reserved");
+    assert_eq!(notes[0]["channel"], "log");
+
+    let listed: serde_json::Value = stack
+        .http
+        .get(format!("{}/api/orders?userId=42", stack.order_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["orders"][0]["orderId"], id, "newest first");
+}
+
+async fn an_out_of_stock_order_is_rejected_with_its_shortage(stack: &Stack) {
+    let id = stack.post_order(7, &[("OUT-001", 1)]).await;
+    let order = stack.settled_order(id).await;
+    assert_eq!(order["status"], "REJECTED", "{order}");
+    assert_eq!(order["reason"], "OUT_OF_STOCK");
+    assert_eq!(
+        order["shortages"],
+        serde_json::json!([{"sku": "OUT-001", "requested": 1, "available": 0}])
+    );
+    let notes = stack.wait_notifications(id).await;
+    assert_eq!(notes[0]["eventType"], "inventory.rejected");
+}
+
+async fn a_multi_item_order_short_on_one_item_takes_nothing(stack: &Stack) {
+    let plenty = unique_sku("PLENTY");
+    let scarce = unique_sku("SCARCE");
+    stack.set_stock(&plenty, 10).await;
+    stack.set_stock(&scarce, 1).await;
+    let id = stack.post_order(7, &[(&plenty, 3), (&scarce, 2)]).await;
+    let order = stack.settled_order(id).await;
+    assert_eq!(order["status"], "REJECTED", "{order}");
+    assert_eq!(
+        order["shortages"],
+        serde_json::json!([{"sku": scarce, "requested": 2, "available": 1}])
+    );
+    let untouched = stack.stock(&plenty).await;
+    assert_eq!(
+        (
+            untouched["available"].as_i64(),
+            untouched["reserved"].as_i64()
+        ),
+        (Some(10), Some(0))
+    );
+    let scarce_now = stack.stock(&scarce).await;
+    assert_eq!(scarce_now["available"], 1);
+}
+
+async fn a_fail_order_is_tried_three_times_then_dead_lettered_and_failed(stack: &Stack) {
+    let topics = stack.topics();
+    let id = stack.post_order(9, &[("ABC-001", 1), ("FAIL", 1)]).await;
+    let order = stack.settled_order(id).await;
+    assert_eq!(order["status"], "FAILED", "{order}");
+    assert!(
+        order["error"]
+            .as_str()
+            .unwrap()
+            .contains("SimulatedFailure"),
+        "{order}"
+    );
+
+    let dlt = stack
+        .wait_record(&topics.order_created_dlt(), &id.to_string())
+        .await;
+    let original: contracts::OrderCreated = serde_json::from_slice(&dlt.payload).unwrap();
+    assert_eq!(original.order_id, id, "the original value is kept");
+    assert_eq!(
+        dlt.header_text(headers::EVENT_ID),
+        Some(original.event_id.to_string()),
+        "original headers kept"
+    );
+    assert_eq!(
+        dlt.header_text(headers::DLT_ORIGINAL_TOPIC),
+        Some(topics.order_created())
+    );
+    assert_eq!(
+        dlt.header_text(headers::DLT_ORIGINAL_CONSUMER_GROUP),
+        Some(topics.group(inventory_service::GROUP))
+    );
+    assert_eq!(
+        dlt.header_text(headers::DLT_EXCEPTION_FQCN).as_deref(),
+        Some("openorder.SimulatedFailure")
+    );
+    assert!(dlt
+        .header_text(headers::DLT_EXCEPTION_MESSAGE)
+        .unwrap()
+        .contains("FAIL"));
+    assert!(be_int(dlt.header(headers::DLT_ORIGINAL_PARTITION).unwrap()).unwrap() >= 0);
+    assert!(be_int(dlt.header(headers::DLT_ORIGINAL_OFFSET).unwrap()).unwrap() >= 0);
+    assert!(be_int(dlt.header(headers::DLT_ORIGINAL_TIMESTAMP).unwrap()).unwrap() > 0);
+    assert_eq!(dlt.header_text(headers::ATTEMPTS).as_deref(), Some("3"));
+
+    let one = stack
+        .records_with_key(
+            &topics.order_created_dlt(),
+            &id.to_string(),
+            Duration::from_secs(2),
+            2,
+        )
+        .await;
+    assert_eq!(one.len(), 1, "dead-lettered exactly once");
+}
+
+fn order_created_json(order_id: i64, event_id: uuid::Uuid, sku: &str, qty: i64) -> Vec<u8> {
+    serde_json::to_vec(&contracts::OrderCreated {
+        event_id,
+        order_id,
+        user_id: 5,
+        items: vec![contracts::LineItem {
+            sku: sku.to_string(),
+            qty,
+        }],
+        created_at: chrono::Utc::now(),
+    })
+    .unwrap()
+}
+
+fn synthetic_order_id() -> i64 {
+    900_000_000 + rand::random_range(0..99_999_999)
+}
+
+async fn a_malformed_record_is_dead_lettered_at_once_and_the_partition_flows_on(stack: &Stack) {
+    let topics = stack.topics();
+    let key = synthetic_order_id();
+    stack
+        .produce_raw(
+            &topics.order_created(),
+            &key.to_string(),
+            b"{this is not json",
+            &[],
+        )
+        .await;
+    // The next record on the same partition (same key) must still be processed.
+    let sku = unique_sku("NEXT");
+    stack.set_stock(&sku, 5).await;
+    let next = order_created_json(key, uuid::Uuid::new_v4(), &sku, 1);
+    stack
+        .produce_raw(&topics.order_created(), &key.to_string(), &next, &[])
+        .await;
+
+    let dlt = stack
+        .wait_record(&topics.order_created_dlt(), &key.to_string())
+        .await;
+    assert_eq!(dlt.payload, b"{this is not json");
+    assert_eq!(
+        dlt.header_text(headers::ATTEMPTS).as_deref(),
+        Some("1"),
+        "no retries"
+    );
+    assert_eq!(
+        dlt.header_text(headers::DLT_EXCEPTION_FQCN).as_deref(),
+        Some("openorder.UndecodableRecord")
+    );
+    let notes = stack.wait_notifications(key).await;
+    assert_eq!(notes[0]["eventType"], "inventory.reserved");
+    assert_eq!(stack.stock(&sku).await["available"], 4);
+}
+
+async fn a_record_delivered_twice_reserves_once_and_notifies_once(stack: &Stack) {
+    let topics = stack.topics();
+    let order_id = synthetic_order_id();
+    let sku = unique_sku("TWICE");
+    stack.set_stock(&sku, 10).await;
+    let event_id = uuid::Uuid::new_v4();
+    let record = order_created_json(order_id, event_id, &sku, 2);
+    let key = order_id.to_string();
+    stack
+        .produce_raw(&topics.order_created(), &key, &record, &[])
+        .await;
+    stack
+        .produce_raw(&topics.order_created(), &key, &record, &[])
+        .await;
+    // The same order again under a new event id (a republished copy): still one decision.
+    let copy = order_created_json(order_id, uuid::Uuid::new_v4(), &sku, 2);
+    stack
+        .produce_raw(&topics.order_created(), &key, &copy, &[])
+        .await;
+    // A sentinel on the same partition (same key), for a different order: once it is
+    // processed, everything before it on the partition was too.
+    let sentinel_id = synthetic_order_id();
+    let sentinel_sku = unique_sku("SENTINEL");
+    stack.set_stock(&sentinel_sku, 1).await;
+    let sentinel = order_created_json(sentinel_id, uuid::Uuid::new_v4(), &sentinel_sku, 1);
+    stack
+        .produce_raw(&topics.order_created(), &key, &sentinel, &[])
+        .await;
+    stack.wait_notifications(sentinel_id).await;
+    stack.wait_notifications(order_id).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let stock = stack.stock(&sku).await;
+    assert_eq!(
+        (stock["available"].as_i64(), stock["reserved"].as_i64()),
+        (Some(8), Some(2)),
+        "{stock}"
+    );
+    assert_eq!(stack.notifications(order_id).await.len(), 1);
+    let reserved = stack
+        .records_with_key(
+            &topics.inventory_reserved(),
+            &key,
+            Duration::from_secs(2),
+            2,
+        )
+        .await;
+    assert_eq!(
+        reserved.len(),
+        1,
+        "one inventory.reserved event for the order"
+    );
+}
+
+async fn the_order_flow_holds(broker: BrokerKind, db: DbKind) {
+    let Some(stack) = Stack::spawn(broker, db, StackOptions::default()).await else {
+        eprintln!("skipped: {broker:?} with {db:?} (OPENORDER_TEST_SKIP_EXTERNAL=1)");
+        return;
+    };
+    the_seed_order_is_confirmed_and_notified_once(&stack).await;
+    an_out_of_stock_order_is_rejected_with_its_shortage(&stack).await;
+    a_multi_item_order_short_on_one_item_takes_nothing(&stack).await;
+    a_fail_order_is_tried_three_times_then_dead_lettered_and_failed(&stack).await;
+    a_malformed_record_is_dead_lettered_at_once_and_the_partition_flows_on(&stack).await;
+    a_record_delivered_twice_reserves_once_and_notifies_once(&stack).await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_flow_holds_on_tansu_with_sqlite() {
+    the_order_flow_holds(BrokerKind::Tansu, DbKind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_flow_holds_on_tansu_with_postgres() {
+    the_order_flow_holds(BrokerKind::Tansu, DbKind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_flow_holds_on_apache_kafka_with_postgres() {
+    the_order_flow_holds(BrokerKind::Kafka, DbKind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_flow_holds_on_apache_kafka_with_sqlite() {
+    the_order_flow_holds(BrokerKind::Kafka, DbKind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_up_keeps_orders_stock_notifications_and_broker_data() {
+    let data_dir = support::temp_dir("up");
+    let ports = UpPorts::free();
+    let http = reqwest::Client::new();
+
+    let up = UpProcess::start(&data_dir, &ports).await;
+    let id: i64 = {
+        let response = http
+            .post(format!("{}/api/orders", up.order_url))
+            .json(&serde_json::json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 2}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        response.json::<serde_json::Value>().await.unwrap()["orderId"]
+            .as_i64()
+            .unwrap()
+    };
+    let get_json = |url: String| {
+        let http = http.clone();
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while get_json(format!(
+        "{}/api/notifications?orderId={id}",
+        up.notification_url
+    ))
+    .await
+    .as_array()
+    .unwrap()
+    .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "order {id} not notified in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    up.stop();
+
+    let up = UpProcess::start(&data_dir, &ports).await;
+    let order = get_json(format!("{}/api/orders/{id}", up.order_url)).await;
+    assert_eq!(order["status"], "CONFIRMED", "{order}");
+    let stock = get_json(format!("{}/api/inventory/ABC-001", up.inventory_url)).await;
+    assert_eq!(
+        (stock["available"].as_i64(), stock["reserved"].as_i64()),
+        (Some(98), Some(2))
+    );
+    // The broker kept its data and the consumer offsets: nothing is re-notified.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let notes = get_json(format!(
+        "{}/api/notifications?orderId={id}",
+        up.notification_url
+    ))
+    .await;
+    assert_eq!(notes.as_array().unwrap().len(), 1, "{notes}");
+    // And the restarted system still takes orders.
+    let response = http
+        .post(format!("{}/api/orders", up.order_url))
+        .json(&serde_json::json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    let second = response.json::<serde_json::Value>().await.unwrap()["orderId"]
+        .as_i64()
+        .unwrap();
+    assert!(second > id);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let order = get_json(format!("{}/api/orders/{second}", up.order_url)).await;
+        if order["status"] == "CONFIRMED" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "second order not confirmed: {order}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    up.stop();
+}

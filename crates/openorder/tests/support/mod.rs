@@ -1,0 +1,598 @@
+//! Test support: real brokers and databases, one fresh stack per test.
+//!
+//! - Brokers: the embedded Tansu broker (the `openorder-broker` binary, a fresh process and
+//!   data directory per test) or Apache Kafka (`OPENORDER_TEST_KAFKA_BOOTSTRAP`, started by
+//!   `scripts/test.sh`), isolated per test by a random topic and group prefix.
+//! - Databases: SQLite (fresh files per test) or PostgreSQL (`OPENORDER_TEST_POSTGRES_URL`,
+//!   a fresh database per service per test).
+//!
+//! Without those variables the external-broker tests fail with a message saying how to run
+//! them (`scripts/test.sh`), unless `OPENORDER_TEST_SKIP_EXTERNAL=1` says to skip them.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use platform::config::{DatabaseArgs, KafkaArgs};
+use platform::CancellationToken;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+pub fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("openorder-test-{label}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A free loopback port (bound and released; good enough on a test machine).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn external(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ if std::env::var("OPENORDER_TEST_SKIP_EXTERNAL").as_deref() == Ok("1") => None,
+        _ => panic!("{var} is not set: run the tests with scripts/test.sh, which starts Apache Kafka and PostgreSQL (or set OPENORDER_TEST_SKIP_EXTERNAL=1 to skip these tests)"),
+    }
+}
+
+/// Log lines go through the test harness's capture, so passing tests stay quiet.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rdkafka=off,librdkafka=off"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+/// Which broker a test runs against.
+#[derive(Clone, Copy, Debug)]
+pub enum BrokerKind {
+    Tansu,
+    Kafka,
+}
+
+/// Which database the services use.
+#[derive(Clone, Copy, Debug)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+/// A running broker for one test.
+pub struct TestBroker {
+    pub bootstrap: String,
+    child: Option<Child>,
+}
+
+impl TestBroker {
+    /// None when the broker is external and the run skips external tests.
+    pub async fn start(kind: BrokerKind) -> Option<Self> {
+        match kind {
+            BrokerKind::Kafka => external("OPENORDER_TEST_KAFKA_BOOTSTRAP").map(|bootstrap| Self {
+                bootstrap,
+                child: None,
+            }),
+            BrokerKind::Tansu => {
+                let dir = temp_dir("tansu");
+                let address = format!("127.0.0.1:{}", free_port());
+                let log = std::fs::File::create(dir.join("broker.log")).unwrap();
+                let child = Command::new(env!("CARGO_BIN_EXE_openorder-broker"))
+                    .arg("--data-dir")
+                    .arg(&dir)
+                    .arg("--listen")
+                    .arg(&address)
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone().unwrap())
+                    .stderr(log)
+                    .spawn()
+                    .expect("the openorder-broker binary starts");
+                platform::kafka::wait_until_ready(&address, Duration::from_secs(30))
+                    .await
+                    .expect("the embedded broker becomes ready");
+                Some(Self {
+                    bootstrap: address,
+                    child: Some(child),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A database URL for `service` of one test.
+async fn database_url(kind: DbKind, dir: &std::path::Path, service: &str) -> Option<String> {
+    match kind {
+        DbKind::Sqlite => Some(format!("sqlite://{}/{service}.db", dir.display())),
+        DbKind::Postgres => {
+            let admin_url = external("OPENORDER_TEST_POSTGRES_URL")?;
+            let name = format!(
+                "t_{}_{}",
+                service.replace('-', "_"),
+                uuid::Uuid::new_v4().simple()
+            );
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(&admin_url)
+                .await
+                .expect("PostgreSQL reachable");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&pool)
+                .await
+                .expect("test database created");
+            pool.close().await;
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(b, _)| b)
+                .unwrap_or(&admin_url);
+            Some(format!("{base}/{name}"))
+        }
+    }
+}
+
+/// What a stack is started with beyond the defaults.
+#[derive(Clone, Debug)]
+pub struct StackOptions {
+    pub retry_attempts: u32,
+    pub retry_backoff_ms: u64,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            retry_attempts: 3,
+            retry_backoff_ms: 100,
+        }
+    }
+}
+
+/// The three services running in this process against one broker, fresh topics, fresh databases.
+pub struct Stack {
+    pub broker: TestBroker,
+    pub kafka: KafkaArgs,
+    pub order_url: String,
+    pub inventory_url: String,
+    pub notification_url: String,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    services: JoinSet<anyhow::Result<()>>,
+}
+
+async fn listener() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    (l, url)
+}
+
+impl Stack {
+    /// None when this combination needs an external system the run skips.
+    pub async fn spawn(broker: BrokerKind, db: DbKind, options: StackOptions) -> Option<Self> {
+        init_tracing();
+        let broker = TestBroker::start(broker).await?;
+        let dir = temp_dir("stack");
+        let prefix = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let kafka = KafkaArgs {
+            bootstrap_servers: Some(broker.bootstrap.clone()),
+            topic_prefix: prefix,
+            topic_partitions: 3,
+            topic_replication_factor: 1,
+            session_timeout_ms: 6000,
+            kafka_options: vec![],
+            retry_attempts: options.retry_attempts,
+            retry_backoff_ms: options.retry_backoff_ms,
+            retry_backoff_multiplier: 2.0,
+        };
+        let database = |url: String| DatabaseArgs {
+            database_url: url,
+            database_max_connections: 8,
+        };
+        let order_db = database(database_url(db, &dir, "order").await?);
+        let inventory_db = database(database_url(db, &dir, "inventory").await?);
+        let notification_db = database(database_url(db, &dir, "notification").await?);
+
+        let shutdown = CancellationToken::new();
+        let mut services = JoinSet::new();
+        let (order_listener, order_url) = listener().await;
+        let (inventory_listener, inventory_url) = listener().await;
+        let (notification_listener, notification_url) = listener().await;
+        services.spawn(order_service::run(
+            order_service::Config {
+                kafka: kafka.clone(),
+                database: order_db,
+            },
+            order_listener,
+            shutdown.clone(),
+        ));
+        services.spawn(inventory_service::run(
+            inventory_service::Config {
+                kafka: kafka.clone(),
+                database: inventory_db,
+                seed_file: None,
+                fail_sku: "FAIL".into(),
+            },
+            inventory_listener,
+            shutdown.clone(),
+        ));
+        services.spawn(notification_service::run(
+            notification_service::Config {
+                kafka: kafka.clone(),
+                database: notification_db,
+            },
+            notification_listener,
+            shutdown.clone(),
+        ));
+        let stack = Self {
+            broker,
+            kafka,
+            order_url,
+            inventory_url,
+            notification_url,
+            http: reqwest::Client::new(),
+            shutdown,
+            services,
+        };
+        for url in [
+            &stack.order_url,
+            &stack.inventory_url,
+            &stack.notification_url,
+        ] {
+            stack.wait_ready(url).await;
+        }
+        Some(stack)
+    }
+
+    async fn wait_ready(&self, base: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = self.http.get(format!("{base}/health/ready")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{base} not ready in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops every service and checks that each stopped cleanly.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        while let Some(result) = self.services.join_next().await {
+            result
+                .expect("service task")
+                .expect("service stopped cleanly");
+        }
+    }
+
+    pub fn topics(&self) -> contracts::Topics {
+        self.kafka.topics()
+    }
+
+    /// POSTs an order; returns its id (asserting 202).
+    pub async fn post_order(&self, user_id: i64, items: &[(&str, i64)]) -> i64 {
+        let items: Vec<Value> = items
+            .iter()
+            .map(|(sku, qty)| serde_json::json!({"sku": sku, "qty": qty}))
+            .collect();
+        let response = self
+            .http
+            .post(format!("{}/api/orders", self.order_url))
+            .json(&serde_json::json!({"userId": user_id, "items": items}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        let location = response.headers()["location"].to_str().unwrap().to_string();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["status"], "PENDING");
+        let id = body["orderId"].as_i64().unwrap();
+        assert_eq!(location, format!("/api/orders/{id}"));
+        id
+    }
+
+    pub async fn order(&self, id: i64) -> Value {
+        self.http
+            .get(format!("{}/api/orders/{id}", self.order_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the order leaves PENDING; returns it.
+    pub async fn settled_order(&self, id: i64) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let order = self.order(id).await;
+            if order["status"] != "PENDING" {
+                return order;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "order {id} still PENDING after 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn notifications(&self, order_id: i64) -> Vec<Value> {
+        self.http
+            .get(format!(
+                "{}/api/notifications?orderId={order_id}",
+                self.notification_url
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the order has at least one notification; returns them.
+    pub async fn wait_notifications(&self, order_id: i64) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let found = self.notifications(order_id).await;
+            if !found.is_empty() {
+                return found;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no notification for order {order_id} in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn stock(&self, sku: &str) -> Value {
+        self.http
+            .get(format!("{}/api/inventory/{sku}", self.inventory_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn set_stock(&self, sku: &str, available: i64) {
+        let response = self
+            .http
+            .put(format!("{}/api/inventory/{sku}", self.inventory_url))
+            .json(&serde_json::json!({"available": available}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    /// Produces a raw record, as a misbehaving or duplicating producer would.
+    pub async fn produce_raw(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.broker.bootstrap)
+            .create()
+            .unwrap();
+        let mut hs = OwnedHeaders::new();
+        for (k, v) in headers {
+            hs = hs.insert(rdkafka::message::Header {
+                key: k,
+                value: Some(*v),
+            });
+        }
+        producer
+            .send(
+                FutureRecord::to(topic)
+                    .key(key)
+                    .payload(payload)
+                    .headers(hs),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("record produced");
+    }
+
+    /// Waits until `topic` holds a record whose key is `key`; returns its headers and value.
+    pub async fn wait_record(&self, topic: &str, key: &str) -> DltRecord {
+        let records = self
+            .records_with_key(topic, key, Duration::from_secs(60), 1)
+            .await;
+        records
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no record with key {key} on {topic} in 60 s"))
+    }
+
+    /// Reads `topic` from the beginning (no consumer group) until `want` records with
+    /// `key` were seen or `timeout` passed.
+    pub async fn records_with_key(
+        &self,
+        topic: &str,
+        key: &str,
+        timeout: Duration,
+        want: usize,
+    ) -> Vec<DltRecord> {
+        let bootstrap = self.broker.bootstrap.clone();
+        let topic = topic.to_string();
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", "openorder-test-reader")
+                .set("enable.auto.commit", "false")
+                .create()
+                .unwrap();
+            let metadata = consumer
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+                .unwrap();
+            let mut tpl = TopicPartitionList::new();
+            for p in metadata.topics()[0].partitions() {
+                tpl.add_partition_offset(&topic, p.id(), Offset::Beginning)
+                    .unwrap();
+            }
+            consumer.assign(&tpl).unwrap();
+            let deadline = std::time::Instant::now() + timeout;
+            let mut found = Vec::new();
+            while std::time::Instant::now() < deadline && found.len() < want {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                    if m.key() == Some(key.as_bytes()) {
+                        let headers = m
+                            .headers()
+                            .map(|hs| {
+                                hs.iter()
+                                    .map(|h| {
+                                        (
+                                            h.key.to_string(),
+                                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        found.push(DltRecord {
+                            headers,
+                            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                        });
+                    }
+                }
+            }
+            found
+        })
+        .await
+        .unwrap()
+    }
+}
+
+/// A record read back from a topic.
+pub struct DltRecord {
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub payload: Vec<u8>,
+}
+
+impl DltRecord {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    pub fn header_text(&self, name: &str) -> Option<String> {
+        self.header(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+/// `openorder up` as a child process with its own data directory and ports.
+pub struct UpProcess {
+    pub child: Child,
+    pub order_url: String,
+    pub inventory_url: String,
+    pub notification_url: String,
+}
+
+pub struct UpPorts {
+    pub broker: u16,
+    pub order: u16,
+    pub inventory: u16,
+    pub notification: u16,
+}
+
+impl UpPorts {
+    pub fn free() -> Self {
+        Self {
+            broker: free_port(),
+            order: free_port(),
+            inventory: free_port(),
+            notification: free_port(),
+        }
+    }
+}
+
+impl UpProcess {
+    pub async fn start(data_dir: &std::path::Path, ports: &UpPorts) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_openorder"))
+            .arg("up")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--broker-port", &ports.broker.to_string()])
+            .args(["--order-port", &ports.order.to_string()])
+            .args(["--inventory-port", &ports.inventory.to_string()])
+            .args(["--notification-port", &ports.notification.to_string()])
+            .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("openorder up starts");
+        let up = Self {
+            child,
+            order_url: format!("http://127.0.0.1:{}", ports.order),
+            inventory_url: format!("http://127.0.0.1:{}", ports.inventory),
+            notification_url: format!("http://127.0.0.1:{}", ports.notification),
+        };
+        let http = reqwest::Client::new();
+        for base in [&up.order_url, &up.inventory_url, &up.notification_url] {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Ok(r) = http.get(format!("{base}/health/ready")).send().await {
+                    if r.status().is_success() {
+                        break;
+                    }
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{base} not ready in 60 s"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        up
+    }
+
+    /// SIGTERM, and the exit status must be success.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "openorder up exited with {exit}");
+    }
+}
