@@ -308,19 +308,21 @@ async fn restarting_up_keeps_orders_stock_notifications_and_broker_data() {
                 .unwrap()
         }
     };
+    // Settled before the stop: CONFIRMED in order-service and notified.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while get_json(format!(
-        "{}/api/notifications?orderId={id}",
-        up.notification_url
-    ))
-    .await
-    .as_array()
-    .unwrap()
-    .is_empty()
-    {
+    loop {
+        let order = get_json(format!("{}/api/orders/{id}", up.order_url)).await;
+        let notes = get_json(format!(
+            "{}/api/notifications?orderId={id}",
+            up.notification_url
+        ))
+        .await;
+        if order["status"] == "CONFIRMED" && !notes.as_array().unwrap().is_empty() {
+            break;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "order {id} not notified in 60 s"
+            "order {id} not settled in 60 s: {order}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The test command. On a machine with nothing but Rust, Java and Maven it:
+#   1. fetches Apache Kafka from Maven Central (cached in ~/.cache/openorder) and starts it (KRaft, loopback);
+#   2. installs PostgreSQL from Debian's packages if missing and starts a private server (loopback);
+#   3. builds and runs every test of the workspace against the embedded Tansu broker, Apache Kafka,
+#      SQLite and PostgreSQL; then stops what it started.
+# Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p order-service`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export KAFKA_PORT="${KAFKA_PORT:-39092}"
+export PG_PORT="${PG_PORT:-55432}"
+
+cleanup() {
+  scripts/kafka.sh stop || true
+  scripts/postgres.sh stop || true
+}
+trap cleanup EXIT
+
+# Start the servers while the tests compile.
+scripts/kafka.sh start &
+kafka_job=$!
+scripts/postgres.sh start &
+postgres_job=$!
+cargo build --workspace --all-targets --locked
+wait "$kafka_job"
+wait "$postgres_job"
+
+export OPENORDER_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+export OPENORDER_TEST_POSTGRES_URL="postgres://openorder:openorder@127.0.0.1:$PG_PORT/postgres"
+cargo test --workspace --locked "$@"
