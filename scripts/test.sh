@@ -28,4 +28,8 @@ wait "$postgres_job"
 
 export OPENORDER_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 export OPENORDER_TEST_POSTGRES_URL="postgres://openorder:openorder@127.0.0.1:$PG_PORT/postgres"
-cargo test --workspace --locked "$@"
+log="$(mktemp)"
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+# One closing line for the whole workspace (cargo prints one per test binary).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"

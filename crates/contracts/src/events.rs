@@ -146,14 +146,27 @@ mod tests {
     }
 
     /// Compares an event's JSON with its golden file, so a change of the wire format is
-    /// a deliberate edit of `tests/golden/*.json`, never an accident.
+    /// a deliberate edit of `tests/golden/*.json`, never an accident; and checks the golden
+    /// file against the event's JSON Schema, so the schemas cannot drift from the code.
     fn assert_golden<E: Event + std::fmt::Debug + PartialEq>(event: &E, file: &str) {
         let path = format!("{}/tests/golden/{file}", env!("CARGO_MANIFEST_DIR"));
         let golden = std::fs::read_to_string(&path).expect("golden file exists");
         let golden: serde_json::Value = serde_json::from_str(&golden).expect("golden is JSON");
         assert_eq!(serde_json::to_value(event).unwrap(), golden, "{file}");
-        let back: E = serde_json::from_value(golden).expect("golden decodes");
+        let back: E = serde_json::from_value(golden.clone()).expect("golden decodes");
         assert_eq!(&back, event);
+
+        let schema_file = file.replace(".json", ".schema.json");
+        let schema = format!("{}/schemas/{schema_file}", env!("CARGO_MANIFEST_DIR"));
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&schema).expect("schema exists"))
+                .expect("schema is JSON");
+        let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(&golden)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{file} breaks {schema_file}: {errors:?}");
     }
 
     #[test]
@@ -207,5 +220,20 @@ mod tests {
     fn an_order_created_without_items_is_refused() {
         let json = r#"{"eventId":"0b5e7c1e-1d2a-4c55-9a57-3c0f2d1f9e01","orderId":1,"userId":1,"createdAt":"2026-11-24T10:00:00Z"}"#;
         assert!(serde_json::from_str::<OrderCreated>(json).is_err());
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    #[test]
+    fn the_order_created_schema_refuses_an_order_without_items() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../schemas/order.created.schema.json")).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let bad = serde_json::json!({
+            "eventId": "0b5e7c1e-1d2a-4c55-9a57-3c0f2d1f9e01",
+            "orderId": 1, "userId": 1, "items": [], "createdAt": "2026-11-24T10:00:00Z"
+        });
+        assert!(!validator.is_valid(&bad));
     }
 }
