@@ -86,3 +86,72 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every environment variable of every subcommand.
+    fn known_env_vars() -> Vec<String> {
+        let cli = Cli::command();
+        cli.get_subcommands()
+            .flat_map(|sub| sub.get_arguments())
+            .filter_map(|arg| arg.get_env())
+            .map(|env| env.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn every_setting_in_docker_compose_is_one_the_services_read() {
+        let compose = include_str!("../../../docker-compose.yml");
+        let known = known_env_vars();
+        let used: Vec<&str> = compose
+            .lines()
+            .filter_map(|line| line.trim().split_once(':').map(|(k, _)| k.trim()))
+            .filter(|k| k.starts_with("OPENORDER_"))
+            .collect();
+        assert!(used.len() >= 6, "compose sets the services' variables");
+        for name in used {
+            assert!(
+                known.iter().any(|k| k == name),
+                "docker-compose.yml sets {name}, which no service reads"
+            );
+        }
+    }
+
+    #[test]
+    fn every_variable_the_readme_documents_is_one_the_services_read() {
+        let readme = include_str!("../../../README.md");
+        let known = known_env_vars();
+        let mut documented = 0;
+        for word in readme.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.len() > "OPENORDER_".len()
+                && word.starts_with("OPENORDER_")
+                && !word.starts_with("OPENORDER_TEST_")
+            {
+                documented += 1;
+                assert!(
+                    known.iter().any(|k| k == word),
+                    "README documents {word}, which no service reads"
+                );
+            }
+        }
+        assert!(
+            documented >= 15,
+            "the README's configuration table lists the variables"
+        );
+    }
+
+    #[test]
+    fn every_environment_variable_is_prefixed_with_openorder() {
+        for name in known_env_vars() {
+            assert!(name.starts_with("OPENORDER_"), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -29,12 +29,15 @@ pub struct UpArgs {
     #[arg(long, env = "OPENORDER_BROKER_PORT", default_value_t = 9092)]
     pub broker_port: u16,
 
+    /// Port of order-service's HTTP API.
     #[arg(long, env = "OPENORDER_ORDER_PORT", default_value_t = 8080)]
     pub order_port: u16,
 
+    /// Port of inventory-service's HTTP API (stock, admin).
     #[arg(long, env = "OPENORDER_INVENTORY_PORT", default_value_t = 8082)]
     pub inventory_port: u16,
 
+    /// Port of notification-service's HTTP API.
     #[arg(long, env = "OPENORDER_NOTIFICATION_PORT", default_value_t = 8083)]
     pub notification_port: u16,
 

@@ -1,5 +1,5 @@
-//! Flags every service takes, each with an environment-variable twin of the same name
-//! in SCREAMING_SNAKE_CASE (`--bootstrap-servers` is `OPENORDER_BOOTSTRAP_SERVERS`).
+//! Flags every service takes, each with an environment-variable twin: `OPENORDER_` and the
+//! flag in SCREAMING_SNAKE_CASE (`--bootstrap-servers` is `OPENORDER_BOOTSTRAP_SERVERS`).
 
 use std::time::Duration;
 
@@ -31,10 +31,11 @@ pub struct KafkaArgs {
         env = "OPENORDER_KAFKA_SESSION_TIMEOUT_MS",
         default_value_t = 6000
     )]
-    pub session_timeout_ms: u64,
+    pub kafka_session_timeout_ms: u64,
 
     /// Extra librdkafka settings, `key=value`, repeatable; applied to every client last.
-    #[arg(long = "kafka-option", env = "OPENORDER_KAFKA_OPTIONS", value_delimiter = ',', value_parser = parse_key_value)]
+    /// (Environment: comma-separated.)
+    #[arg(long = "kafka-option", env = "OPENORDER_KAFKA_OPTION", value_delimiter = ',', value_parser = parse_key_value)]
     pub kafka_options: Vec<(String, String)>,
 
     /// How many times a consumer tries a record that fails with a transient error

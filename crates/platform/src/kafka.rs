@@ -61,10 +61,13 @@ pub fn consumer(
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", args.session_timeout_ms.to_string())
+        .set(
+            "session.timeout.ms",
+            args.kafka_session_timeout_ms.to_string(),
+        )
         .set(
             "heartbeat.interval.ms",
-            (args.session_timeout_ms / 3).max(100).to_string(),
+            (args.kafka_session_timeout_ms / 3).max(100).to_string(),
         )
         .set("topic.metadata.refresh.interval.ms", "5000");
     apply_overrides(&mut config, args);

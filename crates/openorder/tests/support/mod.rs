@@ -196,7 +196,7 @@ impl Stack {
             topic_prefix: prefix,
             topic_partitions: 3,
             topic_replication_factor: 1,
-            session_timeout_ms: 6000,
+            kafka_session_timeout_ms: 6000,
             kafka_options: vec![],
             retry_attempts: options.retry_attempts,
             retry_backoff_ms: options.retry_backoff_ms,

@@ -1,0 +1,11 @@
+# The openorder image: both binaries (openorder, openorder-broker) on a slim Debian.
+# Used by docker-compose.yml; not built in CI (no Docker engine there).
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bins
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/openorder /src/target/release/openorder-broker /usr/local/bin/
+ENTRYPOINT ["openorder"]
