@@ -278,6 +278,33 @@ async fn the_order_flow_holds_on_apache_kafka_with_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_accepted_while_the_broker_is_down_is_confirmed_when_it_returns() {
+    let mut stack = Stack::spawn(BrokerKind::Tansu, DbKind::Sqlite, StackOptions::default())
+        .await
+        .expect("the embedded broker needs nothing external");
+    let warm = stack.post_order(42, &[("ABC-001", 1)]).await;
+    assert_eq!(stack.settled_order(warm).await["status"], "CONFIRMED");
+
+    stack.broker.kill();
+    let ready = stack
+        .http
+        .get(format!("{}/health/ready", stack.order_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503, "not ready without a broker");
+    let id = stack.post_order(42, &[("ABC-001", 2)]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(stack.order(id).await["status"], "PENDING");
+
+    stack.broker.restart().await;
+    let order = stack.settled_order(id).await;
+    assert_eq!(order["status"], "CONFIRMED", "{order}");
+    assert_eq!(stack.wait_notifications(id).await.len(), 1);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_up_keeps_orders_stock_notifications_and_broker_data() {
     let data_dir = support::temp_dir("up");
     let ports = UpPorts::free();

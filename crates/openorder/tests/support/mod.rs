@@ -76,6 +76,8 @@ pub enum DbKind {
 pub struct TestBroker {
     pub bootstrap: String,
     child: Option<Child>,
+    /// The embedded broker's data directory (kept across [`TestBroker::restart`]).
+    data_dir: Option<PathBuf>,
 }
 
 impl TestBroker {
@@ -85,31 +87,61 @@ impl TestBroker {
             BrokerKind::Kafka => external("OPENORDER_TEST_KAFKA_BOOTSTRAP").map(|bootstrap| Self {
                 bootstrap,
                 child: None,
+                data_dir: None,
             }),
             BrokerKind::Tansu => {
                 let dir = temp_dir("tansu");
                 let address = format!("127.0.0.1:{}", free_port());
-                let log = std::fs::File::create(dir.join("broker.log")).unwrap();
-                let child = Command::new(env!("CARGO_BIN_EXE_openorder-broker"))
-                    .arg("--data-dir")
-                    .arg(&dir)
-                    .arg("--listen")
-                    .arg(&address)
-                    .stdin(Stdio::null())
-                    .stdout(log.try_clone().unwrap())
-                    .stderr(log)
-                    .spawn()
-                    .expect("the openorder-broker binary starts");
-                platform::kafka::wait_until_ready(&address, Duration::from_secs(30))
-                    .await
-                    .expect("the embedded broker becomes ready");
+                let child = spawn_tansu(&dir, &address).await;
                 Some(Self {
                     bootstrap: address,
                     child: Some(child),
+                    data_dir: Some(dir),
                 })
             }
         }
     }
+
+    /// Kills the embedded broker (SIGKILL: the harshest way for a broker to go away).
+    pub fn kill(&mut self) {
+        let child = self
+            .child
+            .as_mut()
+            .expect("only the embedded broker can be killed");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Starts the embedded broker again on the same address and data.
+    pub async fn restart(&mut self) {
+        let dir = self
+            .data_dir
+            .clone()
+            .expect("only the embedded broker restarts");
+        self.child = Some(spawn_tansu(&dir, &self.bootstrap).await);
+    }
+}
+
+async fn spawn_tansu(dir: &std::path::Path, address: &str) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("broker.log"))
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_openorder-broker"))
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--listen")
+        .arg(address)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("the openorder-broker binary starts");
+    platform::kafka::wait_until_ready(address, Duration::from_secs(30))
+        .await
+        .expect("the embedded broker becomes ready");
+    child
 }
 
 impl Drop for TestBroker {
