@@ -5,10 +5,12 @@
 //!
 //! Layout:
 //! - [`reservation`]: the pure all-or-nothing rule.
-//! - [`order_created`]: the consumer handler (validation, fault injection, the transaction).
+//! - [`order_created`]: the consumer handler (validation, the transaction).
+//! - [`faults`]: fault injection (`FAIL`, `FLAKY`), switchable at run time.
 //! - [`store`]: schema, seed and queries.
 //! - [`routes`]: the HTTP API.
 
+pub mod faults;
 pub mod order_created;
 pub mod reservation;
 pub mod routes;
@@ -39,9 +41,13 @@ pub struct Config {
     #[arg(long, env = "OPENORDER_SEED_FILE")]
     pub seed_file: Option<PathBuf>,
 
-    /// Orders with an item of this SKU fail processing, for fault injection (empty disables).
+    /// Orders with an item of this SKU fail every attempt, for fault injection (empty disables).
     #[arg(long, env = "OPENORDER_FAIL_SKU", default_value = "FAIL")]
     pub fail_sku: String,
+
+    /// Orders with an item of this SKU fail their first attempt only (empty disables).
+    #[arg(long, env = "OPENORDER_FLAKY_SKU", default_value = "FLAKY")]
+    pub flaky_sku: String,
 }
 
 /// Runs inventory-service until `shutdown`.
@@ -75,11 +81,15 @@ pub async fn run(
     if seeded > 0 {
         tracing::info!(skus = seeded, "stock seeded");
     }
+    let faults = faults::Faults::new(faults::FaultConfig {
+        fail_sku: config.fail_sku.clone(),
+        flaky_sku: config.flaky_sku.clone(),
+    });
     let handler = order_created::OrderCreatedHandler {
         db: runtime.db.clone(),
         topics: topics.clone(),
         waker: runtime.waker.clone(),
-        fail_sku: config.fail_sku.clone(),
+        faults: faults.clone(),
     };
     runtime.spawn_consumer(
         "inventory-order-created",
@@ -88,6 +98,9 @@ pub async fn run(
         handler,
         &shutdown,
     )?;
-    let api = routes::router(runtime.db.clone());
+    let api = routes::router(routes::AppState {
+        db: runtime.db.clone(),
+        faults,
+    });
     runtime.serve(listener, api, shutdown).await
 }

@@ -3,8 +3,9 @@
 //!
 //! Errors: a record that does not decode or breaks the contract (no items, bad SKU or
 //! quantity) is permanent and goes to the DLT at once; an item whose SKU is the configured
-//! fault SKU (`FAIL`) fails transiently every time, so it is retried and then dead-lettered,
-//! as in the seed; database trouble is transient.
+//! fail SKU (`FAIL`) fails transiently every time, so it is retried and then dead-lettered,
+//! as in the seed, and the flaky SKU (`FLAKY`) fails only its first attempt (see
+//! [`crate::faults`]); a database that is away is waited for.
 
 use chrono::Utc;
 use contracts::events::{RejectedStatus, ReservedStatus};
@@ -22,8 +23,7 @@ pub struct OrderCreatedHandler {
     pub db: Database,
     pub topics: Topics,
     pub waker: Waker,
-    /// Orders with an item of this SKU fail processing (fault injection); empty disables.
-    pub fail_sku: String,
+    pub faults: crate::faults::Faults,
 }
 
 /// Checks the contract's rules on a decoded `order.created`.
@@ -45,18 +45,10 @@ fn validate(order: &OrderCreated) -> Result<(), String> {
 }
 
 impl Handler for OrderCreatedHandler {
-    async fn handle(&self, record: &Record) -> Result<(), HandleError> {
+    async fn handle(&self, record: &Record, attempt: u32) -> Result<(), HandleError> {
         let order: OrderCreated = record.json()?;
         validate(&order).map_err(|e| HandleError::permanent("openorder.InvalidOrder", e))?;
-        if !self.fail_sku.is_empty() && order.items.iter().any(|i| i.sku == self.fail_sku) {
-            return Err(HandleError::transient(
-                "openorder.SimulatedFailure",
-                format!(
-                    "order {} has an item with SKU {} (fault injection)",
-                    order.order_id, self.fail_sku
-                ),
-            ));
-        }
+        self.faults.check(&order, attempt)?;
 
         let mut tx = self.db.begin().await?;
         if !platform::dedupe::mark_processed(&mut tx, &order.event_id.to_string()).await? {

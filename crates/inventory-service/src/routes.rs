@@ -1,5 +1,6 @@
 //! The inventory HTTP API: `GET /api/inventory`, `GET /api/inventory/{sku}`,
-//! `PUT /api/inventory/{sku}` with `{"available": n}`.
+//! `PUT /api/inventory/{sku}` with `{"available": n}`; and the admin API:
+//! `GET`/`PUT /admin/faults` (fault injection).
 
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -9,16 +10,53 @@ use platform::db::Database;
 use platform::http::{ApiJson, FieldError, Problem};
 use serde::Deserialize;
 
+use crate::faults::{FaultConfig, Faults};
 use crate::store::{self, StockItem};
 
 /// Most units one SKU may hold.
 pub const MAX_AVAILABLE: i64 = 1_000_000_000;
 
-pub fn router(db: Database) -> Router {
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Database,
+    pub faults: Faults,
+}
+
+impl axum::extract::FromRef<AppState> for Database {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/inventory", get(list))
         .route("/api/inventory/{sku}", get(show).put(set))
-        .with_state(db)
+        .route("/admin/faults", get(get_faults).put(set_faults))
+        .with_state(state)
+}
+
+async fn get_faults(State(state): State<AppState>) -> Json<FaultConfig> {
+    Json(state.faults.get())
+}
+
+#[tracing::instrument(skip(state))]
+async fn set_faults(
+    State(state): State<AppState>,
+    ApiJson(config): ApiJson<FaultConfig>,
+) -> Result<Json<FaultConfig>, Problem> {
+    for (field, sku) in [
+        ("/failSku", &config.fail_sku),
+        ("/flakySku", &config.flaky_sku),
+    ] {
+        if !sku.is_empty() {
+            Sku::parse(sku)
+                .map_err(|e| Problem::invalid_fields(vec![FieldError::new(field, e)]))?;
+        }
+    }
+    tracing::warn!(fail_sku = %config.fail_sku, flaky_sku = %config.flaky_sku, "fault injection changed");
+    state.faults.set(config.clone());
+    Ok(Json(config))
 }
 
 #[tracing::instrument(skip_all)]

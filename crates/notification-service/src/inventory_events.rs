@@ -74,7 +74,7 @@ fn message(
 }
 
 impl Handler for InventoryEventHandler {
-    async fn handle(&self, record: &Record) -> Result<(), HandleError> {
+    async fn handle(&self, record: &Record, _attempt: u32) -> Result<(), HandleError> {
         let (event_id, order_id, event_type, text) = message(self, record)?;
         let mut tx = self.db.begin().await?;
         let new = store::insert(

@@ -41,9 +41,13 @@ pub struct UpArgs {
     #[arg(long, env = "OPENORDER_NOTIFICATION_PORT", default_value_t = 8083)]
     pub notification_port: u16,
 
-    /// Orders with an item of this SKU fail processing, for fault injection (empty disables).
+    /// Orders with an item of this SKU fail every attempt, for fault injection (empty disables).
     #[arg(long, env = "OPENORDER_FAIL_SKU", default_value = "FAIL")]
     pub fail_sku: String,
+
+    /// Orders with an item of this SKU fail their first attempt only (empty disables).
+    #[arg(long, env = "OPENORDER_FLAKY_SKU", default_value = "FLAKY")]
+    pub flaky_sku: String,
 
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -181,6 +185,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             database: database("inventory.db"),
             seed_file: None,
             fail_sku: args.fail_sku.clone(),
+            flaky_sku: args.flaky_sku.clone(),
         },
         inventory_listener,
         shutdown.clone(),

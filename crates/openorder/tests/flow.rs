@@ -134,6 +134,42 @@ async fn a_fail_order_is_tried_three_times_then_dead_lettered_and_failed(stack: 
     assert_eq!(one.len(), 1, "dead-lettered exactly once");
 }
 
+async fn a_flaky_order_is_retried_and_confirmed_with_nothing_dead_lettered(stack: &Stack) {
+    let topics = stack.topics();
+    stack.set_stock("FLAKY", 5).await;
+    let id = stack.post_order(9, &[("ABC-001", 1), ("FLAKY", 1)]).await;
+    let order = stack.settled_order(id).await;
+    assert_eq!(order["status"], "CONFIRMED", "{order}");
+    let dead = stack
+        .records_with_key(
+            &topics.order_created_dlt(),
+            &id.to_string(),
+            Duration::from_secs(2),
+            1,
+        )
+        .await;
+    assert!(dead.is_empty(), "a flaky order is not dead-lettered");
+    let metrics = stack
+        .http
+        .get(format!("{}/metrics", stack.inventory_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let retried = format!(
+        "openorder_records_retried_total{{topic=\"{}\",class=\"openorder.SimulatedFlakiness\"}}",
+        topics.order_created()
+    );
+    assert!(metrics.contains(&retried), "{metrics}");
+    let dead_lettered = format!(
+        "openorder_records_dead_lettered_total{{topic=\"{}\",class=\"openorder.SimulatedFailure\"}} 1",
+        topics.order_created()
+    );
+    assert!(metrics.contains(&dead_lettered), "{metrics}");
+}
+
 fn order_created_json(order_id: i64, event_id: uuid::Uuid, sku: &str, qty: i64) -> Vec<u8> {
     serde_json::to_vec(&contracts::OrderCreated {
         event_id,
@@ -252,6 +288,7 @@ async fn the_order_flow_holds(broker: BrokerKind, db: DbKind) {
     an_out_of_stock_order_is_rejected_with_its_shortage(&stack).await;
     a_multi_item_order_short_on_one_item_takes_nothing(&stack).await;
     a_fail_order_is_tried_three_times_then_dead_lettered_and_failed(&stack).await;
+    a_flaky_order_is_retried_and_confirmed_with_nothing_dead_lettered(&stack).await;
     a_malformed_record_is_dead_lettered_at_once_and_the_partition_flows_on(&stack).await;
     a_record_delivered_twice_reserves_once_and_notifies_once(&stack).await;
     stack.stop().await;

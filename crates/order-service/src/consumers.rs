@@ -49,7 +49,7 @@ impl InventoryOutcomeHandler {
 }
 
 impl Handler for InventoryOutcomeHandler {
-    async fn handle(&self, record: &Record) -> Result<(), HandleError> {
+    async fn handle(&self, record: &Record, _attempt: u32) -> Result<(), HandleError> {
         let (event_id, order_id, outcome) = self.decode(record)?;
         apply(&self.db, &event_id, order_id, &outcome).await
     }
@@ -91,7 +91,7 @@ pub struct DeadLetterHandler {
 }
 
 impl Handler for DeadLetterHandler {
-    async fn handle(&self, record: &Record) -> Result<(), HandleError> {
+    async fn handle(&self, record: &Record, _attempt: u32) -> Result<(), HandleError> {
         if record.header(headers::DLT_ORIGINAL_CONSUMER_GROUP)
             != Some(self.inventory_group.as_str())
         {

@@ -4,8 +4,9 @@
 //!
 //! For each record, in partition order:
 //! 1. the handler runs; success ends the record;
-//! 2. a [`HandleError::Transient`] is retried in place with backoff, up to the policy's attempts;
-//! 3. a [`HandleError::Permanent`] (or the last failed attempt) sends the record to
+//! 2. a failure is handled by its [`FailureKind`] (see [`crate::failure`]): unavailable is
+//!    retried until it works, transient up to the policy's attempts, permanent not at all;
+//! 3. a permanent failure (or the last failed transient attempt) sends the record to
 //!    `<topic>.DLT` with its key, value and headers plus Spring Kafka's `kafka_dlt-*`
 //!    headers and `openorder-attempts`, and waits for the broker's acknowledgement;
 //! 4. only then is the offset stored (committed in the background, and synchronously at exit).
@@ -26,6 +27,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RetryPolicy;
+pub use crate::failure::{FailureKind, HandleError};
 
 /// A record as handlers see it: owned, so it can be retried and dead-lettered.
 #[derive(Clone, Debug)]
@@ -84,65 +86,14 @@ impl Record {
     }
 }
 
-/// Why a handler could not apply a record, and whether trying again may help.
-#[derive(Debug, thiserror::Error)]
-pub enum HandleError {
-    /// Trying again may succeed (database busy, connection lost, injected fault).
-    #[error("{class}: {message}")]
-    Transient {
-        class: &'static str,
-        message: String,
-    },
-    /// Trying again cannot succeed (undecodable, schema-invalid, business-invalid).
-    #[error("{class}: {message}")]
-    Permanent {
-        class: &'static str,
-        message: String,
-    },
-}
-
-impl HandleError {
-    pub fn transient(class: &'static str, message: impl std::fmt::Display) -> Self {
-        Self::Transient {
-            class,
-            message: message.to_string(),
-        }
-    }
-
-    pub fn permanent(class: &'static str, message: impl std::fmt::Display) -> Self {
-        Self::Permanent {
-            class,
-            message: message.to_string(),
-        }
-    }
-
-    /// The error's class name, for the `kafka_dlt-exception-fqcn` header.
-    pub fn class(&self) -> &'static str {
-        match self {
-            Self::Transient { class, .. } | Self::Permanent { class, .. } => class,
-        }
-    }
-
-    pub fn message(&self) -> &str {
-        match self {
-            Self::Transient { message, .. } | Self::Permanent { message, .. } => message,
-        }
-    }
-}
-
-impl From<sqlx::Error> for HandleError {
-    fn from(err: sqlx::Error) -> Self {
-        if crate::db::is_transient(&err) {
-            Self::transient("openorder.DatabaseUnavailable", err)
-        } else {
-            Self::transient("openorder.DatabaseError", err)
-        }
-    }
-}
-
 /// Applies one record. Must be idempotent: the same record may come more than once.
 pub trait Handler: Send + Sync + 'static {
-    fn handle(&self, record: &Record) -> impl Future<Output = Result<(), HandleError>> + Send;
+    /// `attempt` counts tries of this record in this process, from 1.
+    fn handle(
+        &self,
+        record: &Record,
+        attempt: u32,
+    ) -> impl Future<Output = Result<(), HandleError>> + Send;
 }
 
 /// How processing of one record ended.
@@ -162,6 +113,7 @@ pub struct ConsumerLoop<H> {
     pub producer: FutureProducer,
     pub retry: RetryPolicy,
     pub handler: H,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl<H: Handler> ConsumerLoop<H> {
@@ -204,20 +156,31 @@ impl<H: Handler> ConsumerLoop<H> {
     async fn process(&self, record: &Record, shutdown: &CancellationToken) -> Outcome {
         let mut attempt = 1;
         loop {
-            let error = match self.handler.handle(record).await {
+            let error = match self.handler.handle(record, attempt).await {
                 Ok(()) => return Outcome::Done,
                 Err(error) => error,
             };
-            let retry =
-                matches!(error, HandleError::Transient { .. }) && attempt < self.retry.attempts;
+            let retry = match error.kind {
+                FailureKind::Unavailable => true,
+                FailureKind::Transient => attempt < self.retry.attempts,
+                FailureKind::Permanent => false,
+            };
             tracing::warn!(
                 consumer = self.name, topic = %record.topic, partition = record.partition,
-                offset = record.offset, attempt, retry, error = %error,
+                offset = record.offset, attempt, retry, kind = error.kind.as_str(), error = %error,
                 "record failed"
             );
             if !retry {
+                self.metrics.inc(
+                    "openorder_records_dead_lettered_total",
+                    &[("topic", &record.topic), ("class", error.class)],
+                );
                 return self.dead_letter(record, &error, attempt, shutdown).await;
             }
+            self.metrics.inc(
+                "openorder_records_retried_total",
+                &[("topic", &record.topic), ("class", error.class)],
+            );
             tokio::select! {
                 _ = shutdown.cancelled() => return Outcome::Interrupted,
                 _ = tokio::time::sleep(self.retry.backoff_with_jitter(attempt)) => {}
@@ -292,8 +255,8 @@ pub fn dead_letter_headers(
         (headers::DLT_ORIGINAL_OFFSET, &offset),
         (headers::DLT_ORIGINAL_TIMESTAMP, &timestamp),
         (headers::DLT_ORIGINAL_CONSUMER_GROUP, group_id.as_bytes()),
-        (headers::DLT_EXCEPTION_FQCN, error.class().as_bytes()),
-        (headers::DLT_EXCEPTION_MESSAGE, error.message().as_bytes()),
+        (headers::DLT_EXCEPTION_FQCN, error.class.as_bytes()),
+        (headers::DLT_EXCEPTION_MESSAGE, error.message.as_bytes()),
         (headers::ATTEMPTS, attempts.as_bytes()),
     ];
     for (key, value) in fields {

@@ -6,6 +6,8 @@
 //! - [`db`]: one connection pool type for SQLite and PostgreSQL, pragmas, schema set-up.
 //! - [`dedupe`]: processed event ids, marked in the same transaction as the effect.
 //! - [`kafka`]: client configuration, topic creation, broker readiness.
+//! - [`failure`]: error classification: unavailable, transient, permanent.
+//! - [`metrics`]: counters served as Prometheus text.
 //! - [`consumer`]: the at-least-once consumer loop: retry with backoff, dead-letter, commit after effect.
 //! - [`outbox`]: the transactional outbox and its relay to Kafka.
 //! - [`http`]: RFC 9457 problem details, the JSON body extractor, health endpoints, serving.
@@ -16,8 +18,10 @@ pub mod config;
 pub mod consumer;
 pub mod db;
 pub mod dedupe;
+pub mod failure;
 pub mod http;
 pub mod kafka;
+pub mod metrics;
 pub mod outbox;
 pub mod service;
 pub mod shutdown;

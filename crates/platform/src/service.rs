@@ -24,6 +24,7 @@ pub struct Runtime {
     pub producer: FutureProducer,
     pub waker: Waker,
     pub kafka: KafkaArgs,
+    pub metrics: crate::metrics::Metrics,
     consumers: JoinSet<()>,
     relay_stop: CancellationToken,
     relay: tokio::task::JoinHandle<()>,
@@ -62,6 +63,7 @@ impl Runtime {
             producer,
             waker,
             kafka: kafka.clone(),
+            metrics: crate::metrics::Metrics::default(),
             consumers: JoinSet::new(),
             relay_stop,
             relay,
@@ -91,6 +93,7 @@ impl Runtime {
             producer: self.producer.clone(),
             retry: self.kafka.retry_policy(),
             handler,
+            metrics: self.metrics.clone(),
         };
         self.consumers.spawn(consumer_loop.run(shutdown.clone()));
         Ok(())
@@ -112,7 +115,11 @@ impl Runtime {
     ) -> anyhow::Result<()> {
         let address = listener.local_addr()?;
         tracing::info!(service = self.name, %address, "listening");
-        let router = api.merge(health_router(self.health()));
+        let metrics = self.metrics.clone();
+        let router = api.merge(health_router(self.health())).route(
+            "/metrics",
+            axum::routing::get(move || async move { metrics.render() }),
+        );
         let served = crate::http::serve(listener, router, shutdown.clone()).await;
         while self.consumers.join_next().await.is_some() {}
         self.relay_stop.cancel();

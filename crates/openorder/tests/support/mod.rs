@@ -261,6 +261,7 @@ impl Stack {
                 database: inventory_db,
                 seed_file: None,
                 fail_sku: "FAIL".into(),
+                flaky_sku: "FLAKY".into(),
             },
             inventory_listener,
             shutdown.clone(),

@@ -1,0 +1,121 @@
+//! Fault injection, switchable at run time (`GET`/`PUT /admin/faults`):
+//! - an order with an item of the **fail SKU** (`FAIL`) fails every attempt, so it is retried
+//!   and then dead-lettered;
+//! - an order with an item of the **flaky SKU** (`FLAKY`) fails its first attempt only, so a
+//!   retry succeeds and nothing reaches the DLT.
+//!
+//! An empty SKU switches that fault off.
+
+use std::sync::{Arc, RwLock};
+
+use contracts::OrderCreated;
+use platform::consumer::HandleError;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultConfig {
+    pub fail_sku: String,
+    pub flaky_sku: String,
+}
+
+/// The current fault configuration, shared by the consumer and the admin API.
+#[derive(Clone, Debug)]
+pub struct Faults(Arc<RwLock<FaultConfig>>);
+
+impl Faults {
+    pub fn new(config: FaultConfig) -> Self {
+        Self(Arc::new(RwLock::new(config)))
+    }
+
+    pub fn get(&self) -> FaultConfig {
+        self.0
+            .read()
+            .expect("never poisoned: no panics under the lock")
+            .clone()
+    }
+
+    pub fn set(&self, config: FaultConfig) {
+        *self
+            .0
+            .write()
+            .expect("never poisoned: no panics under the lock") = config;
+    }
+
+    /// Fails `order` on `attempt` if a fault says so.
+    pub fn check(&self, order: &OrderCreated, attempt: u32) -> Result<(), HandleError> {
+        let config = self.get();
+        let has = |sku: &str| !sku.is_empty() && order.items.iter().any(|i| i.sku == sku);
+        if has(&config.fail_sku) {
+            return Err(HandleError::transient(
+                "openorder.SimulatedFailure",
+                format!(
+                    "order {} has an item with SKU {} (fault injection)",
+                    order.order_id, config.fail_sku
+                ),
+            ));
+        }
+        if has(&config.flaky_sku) && attempt == 1 {
+            return Err(HandleError::transient(
+                "openorder.SimulatedFlakiness",
+                format!(
+                    "order {} has an item with SKU {}: failing its first attempt (fault injection)",
+                    order.order_id, config.flaky_sku
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contracts::LineItem;
+
+    fn order(sku: &str) -> OrderCreated {
+        OrderCreated {
+            event_id: uuid::Uuid::new_v4(),
+            order_id: 1,
+            user_id: 1,
+            items: vec![LineItem {
+                sku: sku.into(),
+                qty: 1,
+            }],
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    fn faults() -> Faults {
+        Faults::new(FaultConfig {
+            fail_sku: "FAIL".into(),
+            flaky_sku: "FLAKY".into(),
+        })
+    }
+
+    #[test]
+    fn fail_fails_every_attempt() {
+        let f = faults();
+        for attempt in 1..=5 {
+            assert!(f.check(&order("FAIL"), attempt).is_err());
+        }
+    }
+
+    #[test]
+    fn flaky_fails_only_the_first_attempt() {
+        let f = faults();
+        assert!(f.check(&order("FLAKY"), 1).is_err());
+        assert!(f.check(&order("FLAKY"), 2).is_ok());
+    }
+
+    #[test]
+    fn an_empty_sku_switches_the_fault_off() {
+        let f = faults();
+        f.set(FaultConfig {
+            fail_sku: String::new(),
+            flaky_sku: String::new(),
+        });
+        assert!(f.check(&order("FAIL"), 1).is_ok());
+        assert!(f.check(&order(""), 1).is_ok());
+    }
+}
