@@ -1,7 +1,8 @@
 //! inventory-service: owns the stock. It consumes `order.created`, reserves each order's
 //! items all-or-nothing in one database transaction, and publishes `inventory.reserved` or
 //! `inventory.rejected` through its outbox. Orders it cannot process go to
-//! `order.created.DLT`. It serves the inventory API (and health) on its admin port, 8082.
+//! `order.created.DLT`. It serves the inventory API, the admin API (faults, dead letters),
+//! health and metrics on its admin port, 8082.
 //!
 //! Layout:
 //! - [`reservation`]: the pure all-or-nothing rule.
@@ -9,7 +10,9 @@
 //! - [`faults`]: fault injection (`FAIL`, `FLAKY`), switchable at run time.
 //! - [`store`]: schema, seed and queries.
 //! - [`routes`]: the HTTP API.
+//! - [`admin_dlt`]: list, show and replay dead letters over HTTP.
 
+pub mod admin_dlt;
 pub mod faults;
 pub mod order_created;
 pub mod reservation;
@@ -101,6 +104,10 @@ pub async fn run(
     let api = routes::router(routes::AppState {
         db: runtime.db.clone(),
         faults,
+        dlt: admin_dlt::DltState {
+            kafka: config.kafka.clone(),
+            metrics: runtime.metrics.clone(),
+        },
     });
     runtime.serve(listener, api, shutdown).await
 }

@@ -1,6 +1,6 @@
 //! The inventory HTTP API: `GET /api/inventory`, `GET /api/inventory/{sku}`,
 //! `PUT /api/inventory/{sku}` with `{"available": n}`; and the admin API:
-//! `GET`/`PUT /admin/faults` (fault injection).
+//! `GET`/`PUT /admin/faults` (fault injection) and `/admin/dlt` (see [`crate::admin_dlt`]).
 
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -20,6 +20,13 @@ pub const MAX_AVAILABLE: i64 = 1_000_000_000;
 pub struct AppState {
     pub db: Database,
     pub faults: Faults,
+    pub dlt: crate::admin_dlt::DltState,
+}
+
+impl axum::extract::FromRef<AppState> for crate::admin_dlt::DltState {
+    fn from_ref(state: &AppState) -> Self {
+        state.dlt.clone()
+    }
 }
 
 impl axum::extract::FromRef<AppState> for Database {
@@ -33,6 +40,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/inventory", get(list))
         .route("/api/inventory/{sku}", get(show).put(set))
         .route("/admin/faults", get(get_faults).put(set_faults))
+        .route("/admin/dlt", get(crate::admin_dlt::list))
+        .route(
+            "/admin/dlt/replay",
+            axum::routing::post(crate::admin_dlt::replay),
+        )
+        .route(
+            "/admin/dlt/{topic}/{partition}/{offset}",
+            get(crate::admin_dlt::show),
+        )
         .with_state(state)
 }
 

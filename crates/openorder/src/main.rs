@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 
+mod dlt;
 mod up;
 
 #[derive(Parser, Debug)]
@@ -30,6 +31,8 @@ enum Command {
     InventoryService(InventoryServiceArgs),
     /// Run notification-service alone (HTTP on 8083).
     NotificationService(NotificationServiceArgs),
+    /// List, show and replay dead letters.
+    Dlt(dlt::DltArgs),
 }
 
 #[derive(Args, Debug)]
@@ -80,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
             let listener = bind(args.listen, "inventory-service").await?;
             inventory_service::run(args.config, listener, shutdown).await
         }
+        Command::Dlt(args) => dlt::run(args).await,
         Command::NotificationService(args) => {
             let listener = bind(args.listen, "notification-service").await?;
             notification_service::run(args.config, listener, shutdown).await

@@ -9,6 +9,7 @@
 //! - [`failure`]: error classification: unavailable, transient, permanent.
 //! - [`metrics`]: counters served as Prometheus text.
 //! - [`consumer`]: the at-least-once consumer loop: retry with backoff, dead-letter, commit after effect.
+//! - [`dlt`]: list, show and replay dead letters (CLI and admin API share it).
 //! - [`outbox`]: the transactional outbox and its relay to Kafka.
 //! - [`http`]: RFC 9457 problem details, the JSON body extractor, health endpoints, serving.
 //! - [`service`]: the start-up and ordered shutdown every service shares.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod consumer;
 pub mod db;
 pub mod dedupe;
+pub mod dlt;
 pub mod failure;
 pub mod http;
 pub mod kafka;

@@ -629,3 +629,13 @@ impl UpProcess {
         assert!(exit.success(), "openorder up exited with {exit}");
     }
 }
+
+impl Drop for UpProcess {
+    /// A test that failed half-way must not leave `up` (and its broker) running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The dead-letter admin API, JSON for tools and a UI (the same operations as `openorder dlt`):
+//! - `GET /admin/dlt?topic=T`: summaries of every dead letter (of every `*.DLT` topic by default);
+//! - `GET /admin/dlt/{topic}/{partition}/{offset}`: one dead letter, headers decoded, value as JSON;
+//! - `POST /admin/dlt/replay` with `{"topic", "partition"+"offset" | "orderId" | "all": true,
+//!   "dryRun", "force", "maxReplays", "by"}`: replay, answering what happened to each.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use platform::config::KafkaArgs;
+use platform::dlt::{self, ReplayRequest, ReplayResult, Selection, Summary};
+use platform::http::{ApiJson, FieldError, Problem};
+use platform::metrics::Metrics;
+use serde::Deserialize;
+
+/// Default cap on `openorder-replay-count`.
+pub const DEFAULT_MAX_REPLAYS: u32 = 3;
+
+#[derive(Clone)]
+pub struct DltState {
+    pub kafka: KafkaArgs,
+    pub metrics: Metrics,
+}
+
+fn broker_problem(err: anyhow::Error) -> Problem {
+    tracing::warn!(error = format!("{err:#}"), "dead-letter request failed");
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "broker-unavailable",
+        "Broker unavailable",
+        format!("{err:#}"),
+    )
+}
+
+pub async fn list(
+    State(state): State<DltState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<Summary>>, Problem> {
+    let topic = query.get("topic").cloned();
+    let letters = tokio::task::spawn_blocking(move || dlt::list(&state.kafka, topic.as_deref()))
+        .await
+        .map_err(|e| Problem::internal(e.into()))?
+        .map_err(broker_problem)?;
+    Ok(Json(letters.iter().map(|d| d.summary()).collect()))
+}
+
+pub async fn show(
+    State(state): State<DltState>,
+    Path((topic, partition, offset)): Path<(String, i32, i64)>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let letters = {
+        let topic = topic.clone();
+        tokio::task::spawn_blocking(move || dlt::read_all(&state.kafka, &topic))
+            .await
+            .map_err(|e| Problem::internal(e.into()))?
+            .map_err(broker_problem)?
+    };
+    letters
+        .iter()
+        .find(|d| d.partition == partition && d.offset == offset)
+        .map(|d| Json(d.detail()))
+        .ok_or_else(|| {
+            Problem::not_found(format!("no dead letter at {topic}/{partition}/{offset}"))
+        })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplayBody {
+    topic: String,
+    partition: Option<i32>,
+    offset: Option<i64>,
+    order_id: Option<i64>,
+    #[serde(default)]
+    all: bool,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    force: bool,
+    max_replays: Option<u32>,
+    by: Option<String>,
+}
+
+pub async fn replay(
+    State(state): State<DltState>,
+    ApiJson(body): ApiJson<ReplayBody>,
+) -> Result<Json<Vec<ReplayResult>>, Problem> {
+    if !body.topic.ends_with(contracts::topics::DLT_SUFFIX) {
+        return Err(Problem::invalid_fields(vec![FieldError::new(
+            "/topic",
+            "must be a dead-letter topic (ending in .DLT)",
+        )]));
+    }
+    let selection = match (body.partition, body.offset, body.order_id, body.all) {
+        (Some(partition), Some(offset), None, false) => Selection::Position { partition, offset },
+        (None, None, Some(id), false) => Selection::OrderId(id),
+        (None, None, None, true) => Selection::All,
+        _ => {
+            return Err(Problem::invalid_fields(vec![FieldError::new(
+                "/",
+                "say which, exactly one of: partition and offset, orderId, or all: true",
+            )]))
+        }
+    };
+    let request = ReplayRequest {
+        topic: body.topic.clone(),
+        selection,
+        dry_run: body.dry_run,
+        force: body.force,
+        max_replays: body.max_replays.unwrap_or(DEFAULT_MAX_REPLAYS),
+        by: body.by.unwrap_or_else(|| "admin-api".into()),
+    };
+    let results = dlt::replay(&state.kafka, &request).await.map_err(|err| {
+        if err.to_string().starts_with("no dead letter at") {
+            Problem::not_found(err.to_string())
+        } else {
+            broker_problem(err)
+        }
+    })?;
+    for r in results.iter().filter(|r| r.outcome == "replayed") {
+        state.metrics.inc(
+            "openorder_records_replayed_total",
+            &[("topic", &r.target_topic)],
+        );
+    }
+    Ok(Json(results))
+}

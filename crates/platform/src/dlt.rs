@@ -1,0 +1,448 @@
+//! Dead letters people can act on: list them, show one, replay them to their original topic.
+//! Used by `openorder dlt …` and by inventory-service's admin API, so both behave the same.
+//!
+//! Replaying republishes a dead letter's original key, value and headers (without the
+//! dead-letter headers) to its original topic, with `openorder-replay-count` one higher
+//! than before. A record whose count would pass the cap is refused. Every replay is
+//! recorded in the ledger topic `openorder.dlt-replays` (behind the prefix), keyed by the
+//! dead letter's position; a dead letter already in the ledger is not replayed again
+//! unless forced, so running the same replay twice by accident does nothing.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anyhow::Context;
+use contracts::headers;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::Serialize;
+
+use crate::config::KafkaArgs;
+use crate::consumer::be_int;
+
+/// Header with how many times a record was replayed from a dead-letter topic.
+pub const REPLAY_COUNT: &str = "openorder-replay-count";
+/// Ledger topic of replays (behind the prefix).
+pub const LEDGER: &str = "openorder.dlt-replays";
+
+/// One dead letter as read from a `.DLT` topic.
+#[derive(Clone, Debug)]
+pub struct DeadLetter {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_ms: Option<i64>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl DeadLetter {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    fn text(&self, name: &str) -> Option<String> {
+        self.header(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    fn int(&self, name: &str) -> Option<i64> {
+        self.header(name).and_then(be_int)
+    }
+
+    pub fn key_text(&self) -> Option<String> {
+        self.key
+            .as_deref()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+    }
+
+    /// The order this dead letter is about (its key), when the key is an order id.
+    pub fn order_id(&self) -> Option<i64> {
+        self.key_text().and_then(|k| k.parse().ok())
+    }
+
+    /// Where the record came from: the `kafka_dlt-original-topic` header, else the topic without `.DLT`.
+    pub fn original_topic(&self) -> String {
+        self.text(headers::DLT_ORIGINAL_TOPIC).unwrap_or_else(|| {
+            self.topic
+                .strip_suffix(contracts::topics::DLT_SUFFIX)
+                .unwrap_or(&self.topic)
+                .to_string()
+        })
+    }
+
+    pub fn attempts(&self) -> Option<u32> {
+        self.text(headers::ATTEMPTS).and_then(|a| a.parse().ok())
+    }
+
+    /// How often the record was replayed before it landed here this time.
+    pub fn replay_count(&self) -> u32 {
+        self.text(REPLAY_COUNT)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn error(&self) -> String {
+        format!(
+            "{}: {}",
+            self.text(headers::DLT_EXCEPTION_FQCN)
+                .unwrap_or_else(|| "unknown".into()),
+            self.text(headers::DLT_EXCEPTION_MESSAGE)
+                .unwrap_or_default()
+        )
+    }
+
+    /// `topic/partition/offset`: the dead letter's identity in the ledger.
+    pub fn position(&self) -> String {
+        format!("{}/{}/{}", self.topic, self.partition, self.offset)
+    }
+
+    pub fn summary(&self) -> Summary {
+        Summary {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+            key: self.key_text(),
+            order_id: self.order_id(),
+            error: self.error(),
+            attempts: self.attempts(),
+            replay_count: self.replay_count(),
+            original_topic: self.original_topic(),
+            original_partition: self.int(headers::DLT_ORIGINAL_PARTITION),
+            original_offset: self.int(headers::DLT_ORIGINAL_OFFSET),
+            consumer_group: self.text(headers::DLT_ORIGINAL_CONSUMER_GROUP),
+            timestamp_ms: self.timestamp_ms,
+        }
+    }
+
+    /// Everything, headers decoded (Spring's binary integers as numbers), value as JSON if it is JSON.
+    pub fn detail(&self) -> serde_json::Value {
+        let headers: serde_json::Map<String, serde_json::Value> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let binary = [
+                    headers::DLT_ORIGINAL_PARTITION,
+                    headers::DLT_ORIGINAL_OFFSET,
+                    headers::DLT_ORIGINAL_TIMESTAMP,
+                ];
+                let value = match (binary.contains(&k.as_str()), be_int(v)) {
+                    (true, Some(n)) => serde_json::json!(n),
+                    _ => serde_json::json!(String::from_utf8_lossy(v)),
+                };
+                (k.clone(), value)
+            })
+            .collect();
+        let value = self.value.as_deref().map(|v| {
+            serde_json::from_slice::<serde_json::Value>(v)
+                .unwrap_or_else(|_| serde_json::json!(String::from_utf8_lossy(v)))
+        });
+        serde_json::json!({
+            "summary": self.summary(),
+            "headers": headers,
+            "value": value,
+        })
+    }
+}
+
+/// What `dlt list` shows of one dead letter.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub order_id: Option<i64>,
+    pub error: String,
+    pub attempts: Option<u32>,
+    pub replay_count: u32,
+    pub original_topic: String,
+    pub original_partition: Option<i64>,
+    pub original_offset: Option<i64>,
+    pub consumer_group: Option<String>,
+    pub timestamp_ms: Option<i64>,
+}
+
+fn reader(args: &KafkaArgs) -> anyhow::Result<BaseConsumer> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", args.bootstrap())
+        .set("group.id", "openorder-dlt-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("log_level", "3");
+    for (k, v) in &args.kafka_options {
+        config.set(k, v);
+    }
+    config.create().context("Failed to create a Kafka reader")
+}
+
+/// Every `.DLT` topic of this deployment (behind its prefix).
+pub fn dlt_topics(args: &KafkaArgs) -> anyhow::Result<Vec<String>> {
+    let consumer = reader(args)?;
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .context("Failed to read the broker's topic list")?;
+    let prefix = args.topics().prefix().to_string();
+    let mut topics: Vec<String> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_string())
+        .filter(|t| t.starts_with(&prefix) && t.ends_with(contracts::topics::DLT_SUFFIX))
+        .collect();
+    topics.sort();
+    Ok(topics)
+}
+
+/// Reads `topic` from the beginning to its end (blocking). The end is each partition's
+/// end-of-partition event, with an idle limit for brokers whose high watermark lags.
+pub fn read_all(args: &KafkaArgs, topic: &str) -> anyhow::Result<Vec<DeadLetter>> {
+    let consumer = reader(args)?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .with_context(|| format!("Failed to read metadata of {topic}"))?;
+    let Some(meta) = metadata.topics().first() else {
+        return Ok(Vec::new());
+    };
+    if meta.error().is_some() || meta.partitions().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in meta.partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let mut open: HashSet<i32> = meta.partitions().iter().map(|p| p.id()).collect();
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut idle_since = std::time::Instant::now();
+    while !open.is_empty() && std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                idle_since = std::time::Instant::now();
+                let headers = m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_string(),
+                                    h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(DeadLetter {
+                    topic: m.topic().to_string(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    timestamp_ms: m.timestamp().to_millis(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    headers,
+                });
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
+            Some(Err(err)) => return Err(err).with_context(|| format!("Failed to read {topic}")),
+            None if idle_since.elapsed() > Duration::from_secs(3) => break,
+            None => {}
+        }
+    }
+    out.sort_by_key(|d| (d.partition, d.offset));
+    Ok(out)
+}
+
+/// Dead letters of `topic`, or of every DLT topic when None.
+pub fn list(args: &KafkaArgs, topic: Option<&str>) -> anyhow::Result<Vec<DeadLetter>> {
+    let topics = match topic {
+        Some(t) => vec![t.to_string()],
+        None => dlt_topics(args)?,
+    };
+    let mut out = Vec::new();
+    for t in topics {
+        out.extend(read_all(args, &t)?);
+    }
+    Ok(out)
+}
+
+/// Which dead letters to replay.
+#[derive(Clone, Debug)]
+pub enum Selection {
+    Position { partition: i32, offset: i64 },
+    OrderId(i64),
+    All,
+}
+
+/// What to do and under which limits.
+#[derive(Clone, Debug)]
+pub struct ReplayRequest {
+    pub topic: String,
+    pub selection: Selection,
+    pub dry_run: bool,
+    /// Replay even dead letters the ledger says were replayed already.
+    pub force: bool,
+    /// Largest `openorder-replay-count` a replayed record may carry.
+    pub max_replays: u32,
+    /// Who asked (for the ledger).
+    pub by: String,
+}
+
+/// What happened to one selected dead letter.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayResult {
+    pub position: String,
+    pub order_id: Option<i64>,
+    pub target_topic: String,
+    pub replay_count: u32,
+    /// `replayed`, `would-replay` (dry run), `already-replayed`, `over-cap`.
+    pub outcome: String,
+}
+
+/// Replays the selected dead letters (see the module header). Blocking reads, async produce.
+pub async fn replay(
+    args: &KafkaArgs,
+    request: &ReplayRequest,
+) -> anyhow::Result<Vec<ReplayResult>> {
+    let ledger_topic = args.topics().group(LEDGER);
+    let (letters, done) = {
+        let args = args.clone();
+        let topic = request.topic.clone();
+        let ledger_topic = ledger_topic.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let letters = read_all(&args, &topic)?;
+            let done: HashSet<String> = read_all(&args, &ledger_topic)?
+                .into_iter()
+                .filter_map(|entry| entry.key_text())
+                .collect();
+            Ok((letters, done))
+        })
+        .await
+        .context("reader task panicked")??
+    };
+    let selected: Vec<&DeadLetter> = letters
+        .iter()
+        .filter(|d| match request.selection {
+            Selection::Position { partition, offset } => {
+                d.partition == partition && d.offset == offset
+            }
+            Selection::OrderId(id) => d.order_id() == Some(id),
+            Selection::All => true,
+        })
+        .collect();
+    if let Selection::Position { partition, offset } = request.selection {
+        anyhow::ensure!(
+            !selected.is_empty(),
+            "no dead letter at {}/{partition}/{offset}",
+            request.topic
+        );
+    }
+    if !request.dry_run {
+        crate::kafka::ensure_topics(
+            args,
+            std::slice::from_ref(&ledger_topic),
+            &Default::default(),
+        )
+        .await?;
+    }
+    let producer = crate::kafka::producer(args, "openorder-dlt-replay")?;
+    let mut results = Vec::new();
+    for letter in selected {
+        let count = letter.replay_count() + 1;
+        let mut result = ReplayResult {
+            position: letter.position(),
+            order_id: letter.order_id(),
+            target_topic: letter.original_topic(),
+            replay_count: count,
+            outcome: String::new(),
+        };
+        result.outcome = if done.contains(&letter.position()) && !request.force {
+            "already-replayed".into()
+        } else if count > request.max_replays {
+            "over-cap".into()
+        } else if request.dry_run {
+            "would-replay".into()
+        } else {
+            publish(&producer, letter, &result.target_topic, count).await?;
+            record(&producer, &ledger_topic, letter, &result, &request.by).await?;
+            "replayed".into()
+        };
+        results.push(result);
+    }
+    Ok(results)
+}
+
+async fn publish(
+    producer: &FutureProducer,
+    letter: &DeadLetter,
+    target: &str,
+    count: u32,
+) -> anyhow::Result<()> {
+    let count = count.to_string();
+    let mut hs = OwnedHeaders::new();
+    for (k, v) in &letter.headers {
+        if k.starts_with("kafka_dlt-") || k == headers::ATTEMPTS || k == REPLAY_COUNT {
+            continue;
+        }
+        hs = hs.insert(Header {
+            key: k,
+            value: Some(v),
+        });
+    }
+    hs = hs.insert(Header {
+        key: REPLAY_COUNT,
+        value: Some(count.as_bytes()),
+    });
+    let mut record = FutureRecord::<[u8], [u8]>::to(target).headers(hs);
+    if let Some(key) = &letter.key {
+        record = record.key(key);
+    }
+    if let Some(value) = &letter.value {
+        record = record.payload(value);
+    }
+    producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| {
+            anyhow::anyhow!("Failed to republish {} to {target}: {e}", letter.position())
+        })?;
+    Ok(())
+}
+
+async fn record(
+    producer: &FutureProducer,
+    ledger: &str,
+    letter: &DeadLetter,
+    result: &ReplayResult,
+    by: &str,
+) -> anyhow::Result<()> {
+    let entry = serde_json::json!({
+        "position": result.position,
+        "orderId": result.order_id,
+        "targetTopic": result.target_topic,
+        "replayCount": result.replay_count,
+        "by": by,
+        "at": crate::now_text(),
+    })
+    .to_string();
+    let key = letter.position();
+    producer
+        .send(
+            FutureRecord::to(ledger).key(&key).payload(&entry),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| anyhow::anyhow!("Failed to record the replay of {key}: {e}"))?;
+    Ok(())
+}
