@@ -96,14 +96,21 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
-    /// Every environment variable of every subcommand.
+    /// Every environment variable of every command, nested ones included.
     fn known_env_vars() -> Vec<String> {
-        let cli = Cli::command();
-        cli.get_subcommands()
-            .flat_map(|sub| sub.get_arguments())
-            .filter_map(|arg| arg.get_env())
-            .map(|env| env.to_string_lossy().into_owned())
-            .collect()
+        fn walk(command: &clap::Command, out: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                if let Some(env) = arg.get_env() {
+                    out.push(env.to_string_lossy().into_owned());
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&Cli::command(), &mut out);
+        out
     }
 
     #[test]
