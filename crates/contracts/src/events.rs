@@ -101,6 +101,55 @@ pub struct InventoryRejected {
     pub timestamp: DateTime<Utc>,
 }
 
+/// `order.cancelled`: the customer cancelled the order; any reservation must be released.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCancelled {
+    pub event_id: Uuid,
+    pub order_id: i64,
+    pub user_id: i64,
+    pub cancelled_at: DateTime<Utc>,
+}
+
+/// The constant `status` of `inventory.released`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReleasedStatus {
+    #[serde(rename = "RELEASED")]
+    Released,
+}
+
+/// `inventory.released`: a cancelled order's stock is available again. `items` lists what
+/// was given back: empty when the order was cancelled before anything was reserved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryReleased {
+    pub event_id: Uuid,
+    pub order_id: i64,
+    pub status: ReleasedStatus,
+    pub items: Vec<LineItem>,
+    pub timestamp: DateTime<Utc>,
+}
+
+impl Event for OrderCancelled {
+    const TYPE: &'static str = crate::topics::ORDER_CANCELLED;
+    fn event_id(&self) -> Uuid {
+        self.event_id
+    }
+    fn order_id(&self) -> i64 {
+        self.order_id
+    }
+}
+
+impl Event for InventoryReleased {
+    const TYPE: &'static str = crate::topics::INVENTORY_RELEASED;
+    fn event_id(&self) -> Uuid {
+        self.event_id
+    }
+    fn order_id(&self) -> i64 {
+        self.order_id
+    }
+}
+
 impl Event for OrderCreated {
     const TYPE: &'static str = crate::topics::ORDER_CREATED;
     fn event_id(&self) -> Uuid {
@@ -214,6 +263,32 @@ mod tests {
             timestamp: at(),
         };
         assert_golden(&event, "inventory.rejected.json");
+    }
+
+    #[test]
+    fn order_cancelled_matches_its_golden_file() {
+        let event = OrderCancelled {
+            event_id: id(),
+            order_id: 7,
+            user_id: 42,
+            cancelled_at: at(),
+        };
+        assert_golden(&event, "order.cancelled.json");
+    }
+
+    #[test]
+    fn inventory_released_matches_its_golden_file() {
+        let event = InventoryReleased {
+            event_id: id(),
+            order_id: 7,
+            status: ReleasedStatus::Released,
+            items: vec![LineItem {
+                sku: "ABC-001".into(),
+                qty: 2,
+            }],
+            timestamp: at(),
+        };
+        assert_golden(&event, "inventory.released.json");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod topics;
 pub mod values;
 
 pub use events::{
-    Event, InventoryRejected, InventoryReserved, LineItem, OrderCreated, RejectionReason, Shortage,
+    Event, InventoryRejected, InventoryReleased, InventoryReserved, LineItem, OrderCancelled,
+    OrderCreated, RejectionReason, Shortage,
 };
 pub use topics::Topics;

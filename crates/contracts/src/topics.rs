@@ -8,6 +8,10 @@ pub const ORDER_CREATED: &str = "order.created";
 pub const INVENTORY_RESERVED: &str = "inventory.reserved";
 /// `inventory.rejected`: the order could not be reserved, with shortages.
 pub const INVENTORY_REJECTED: &str = "inventory.rejected";
+/// `order.cancelled`: a customer cancelled an order (produced by order-service).
+pub const ORDER_CANCELLED: &str = "order.cancelled";
+/// `inventory.released`: a cancelled order's reservation was given back.
+pub const INVENTORY_RELEASED: &str = "inventory.released";
 /// Suffix of every dead-letter topic: `<topic>.DLT`.
 pub const DLT_SUFFIX: &str = ".DLT";
 
@@ -46,6 +50,14 @@ impl Topics {
         self.name(INVENTORY_REJECTED)
     }
 
+    pub fn order_cancelled(&self) -> String {
+        self.name(ORDER_CANCELLED)
+    }
+
+    pub fn inventory_released(&self) -> String {
+        self.name(INVENTORY_RELEASED)
+    }
+
     /// The dead-letter topic of `topic` (already prefixed): `<topic>.DLT`.
     pub fn dlt_of(topic: &str) -> String {
         format!("{topic}{DLT_SUFFIX}")
@@ -58,7 +70,11 @@ impl Topics {
 
     /// Every inventory event topic (what notification-service's pattern matches today).
     pub fn inventory_topics(&self) -> Vec<String> {
-        vec![self.inventory_reserved(), self.inventory_rejected()]
+        vec![
+            self.inventory_reserved(),
+            self.inventory_rejected(),
+            self.inventory_released(),
+        ]
     }
 
     /// librdkafka subscription pattern for every `inventory.<event>` topic. It matches

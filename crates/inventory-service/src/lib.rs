@@ -1,12 +1,14 @@
 //! inventory-service: owns the stock. It consumes `order.created`, reserves each order's
 //! items all-or-nothing in one database transaction, and publishes `inventory.reserved` or
-//! `inventory.rejected` through its outbox. Orders it cannot process go to
+//! `inventory.rejected` through its outbox; it consumes `order.cancelled` and gives a
+//! cancelled order's stock back once (`inventory.released`). Orders it cannot process go to
 //! `order.created.DLT`. It serves the inventory API, the admin API (faults, dead letters),
 //! health and metrics on its admin port, 8082.
 //!
 //! Layout:
 //! - [`reservation`]: the pure all-or-nothing rule.
 //! - [`order_created`]: the consumer handler (validation, the transaction).
+//! - [`order_cancelled`]: releases a cancelled order's stock once; routes both topics.
 //! - [`faults`]: fault injection (`FAIL`, `FLAKY`), switchable at run time.
 //! - [`store`]: schema, seed and queries.
 //! - [`routes`]: the HTTP API.
@@ -14,6 +16,7 @@
 
 pub mod admin_dlt;
 pub mod faults;
+pub mod order_cancelled;
 pub mod order_created;
 pub mod reservation;
 pub mod routes;
@@ -63,8 +66,11 @@ pub async fn run(
     let own_topics = vec![
         topics.order_created(),
         topics.order_created_dlt(),
+        topics.order_cancelled(),
+        contracts::Topics::dlt_of(&topics.order_cancelled()),
         topics.inventory_reserved(),
         topics.inventory_rejected(),
+        topics.inventory_released(),
     ];
     let mut runtime = Runtime::start(
         "inventory-service",
@@ -94,10 +100,19 @@ pub async fn run(
         waker: runtime.waker.clone(),
         faults: faults.clone(),
     };
+    let handler = order_cancelled::OrderEventsHandler {
+        topics: topics.clone(),
+        created: handler,
+        cancelled: order_cancelled::OrderCancelledHandler {
+            db: runtime.db.clone(),
+            topics: topics.clone(),
+            waker: runtime.waker.clone(),
+        },
+    };
     runtime.spawn_consumer(
-        "inventory-order-created",
+        "inventory-order-events",
         GROUP,
-        &[topics.order_created()],
+        &[topics.order_created(), topics.order_cancelled()],
         handler,
         &shutdown,
     )?;

@@ -1,5 +1,5 @@
 //! inventory-service's database: stock per SKU, reservations per order, one decision per
-//! order, processed event ids, and the outbox. `CHECK (available >= 0)` backs the rule in
+//! order, at most one release per order, processed event ids, and the outbox. `CHECK (available >= 0)` backs the rule in
 //! the database itself: whatever the code does, stock cannot go negative.
 
 use std::collections::HashMap;
@@ -30,6 +30,12 @@ pub const SCHEMA: Schema = Schema {
             event_id TEXT NOT NULL,
             decided_at TEXT NOT NULL
         )",
+        "CREATE TABLE IF NOT EXISTS releases (
+            order_id INTEGER PRIMARY KEY,
+            items TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            released_at TEXT NOT NULL
+        )",
         platform::dedupe::TABLE,
         platform::outbox::SQLITE_TABLE,
     ],
@@ -52,6 +58,12 @@ pub const SCHEMA: Schema = Schema {
             outcome TEXT NOT NULL,
             event_id TEXT NOT NULL,
             decided_at TEXT NOT NULL
+        )",
+        "CREATE TABLE IF NOT EXISTS releases (
+            order_id BIGINT PRIMARY KEY,
+            items TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            released_at TEXT NOT NULL
         )",
         platform::dedupe::TABLE,
         platform::outbox::POSTGRES_TABLE,
@@ -242,6 +254,67 @@ pub async fn record_decision(
     )
     .bind(order_id)
     .bind(outcome)
+    .bind(event_id)
+    .bind(platform::now_text())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Was this order's release already done?
+pub async fn released(tx: &mut Tx, order_id: i64) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query("SELECT order_id FROM releases WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some(),
+    )
+}
+
+/// Gives an order's reserved stock back and deletes its reservations; returns what was given back.
+pub async fn release_reservations(
+    tx: &mut Tx,
+    order_id: i64,
+) -> Result<Vec<contracts::LineItem>, sqlx::Error> {
+    let rows = sqlx::query("SELECT sku, qty FROM reservations WHERE order_id = $1 ORDER BY sku")
+        .bind(order_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    let now = platform::now_text();
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        let sku: String = row.try_get("sku")?;
+        let qty: i64 = row.try_get("qty")?;
+        sqlx::query(
+            "UPDATE stock SET available = available + $1, reserved = reserved - $1, updated_at = $2 WHERE sku = $3",
+        )
+        .bind(qty)
+        .bind(&now)
+        .bind(&sku)
+        .execute(&mut **tx)
+        .await?;
+        items.push(contracts::LineItem { sku, qty });
+    }
+    sqlx::query("DELETE FROM reservations WHERE order_id = $1")
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(items)
+}
+
+/// Records the one release of an order.
+pub async fn record_release(
+    tx: &mut Tx,
+    order_id: i64,
+    items: &[contracts::LineItem],
+    event_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO releases (order_id, items, event_id, released_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(order_id)
+    .bind(serde_json::to_string(items).expect("line items serialize"))
     .bind(event_id)
     .bind(platform::now_text())
     .execute(&mut **tx)

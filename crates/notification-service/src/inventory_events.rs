@@ -2,7 +2,7 @@
 //! to the log channel. Idempotent: the notification's unique event id is the dedupe mark,
 //! so a redelivered event neither records nor delivers a second notification.
 
-use contracts::{InventoryRejected, InventoryReserved, Topics};
+use contracts::{InventoryRejected, InventoryReleased, InventoryReserved, Topics};
 use platform::consumer::{HandleError, Handler, Record};
 use platform::db::Database;
 use serde::Deserialize;
@@ -65,6 +65,23 @@ fn message(
             e.order_id,
             e.reason.as_str()
         );
+        Ok((e.event_id.to_string(), e.order_id, event_type, text))
+    } else if record.topic == handler.topics.inventory_released() {
+        let e: InventoryReleased = record.json()?;
+        let text = if e.items.is_empty() {
+            format!(
+                "Order {} is cancelled; nothing had been reserved.",
+                e.order_id
+            )
+        } else {
+            let items = e
+                .items
+                .iter()
+                .map(|i| format!("{} × {}", i.qty, i.sku))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("Order {} is cancelled: {items} released.", e.order_id)
+        };
         Ok((e.event_id.to_string(), e.order_id, event_type, text))
     } else {
         let e: AnyEvent = record.json()?;

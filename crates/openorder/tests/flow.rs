@@ -170,6 +170,110 @@ async fn a_flaky_order_is_retried_and_confirmed_with_nothing_dead_lettered(stack
     assert!(metrics.contains(&dead_lettered), "{metrics}");
 }
 
+async fn cancel(stack: &Stack, id: i64) -> (u16, serde_json::Value) {
+    let response = stack
+        .http
+        .post(format!("{}/api/orders/{id}/cancel", stack.order_url))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn wait_released(stack: &Stack, id: i64) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let order = stack.order(id).await;
+        if order["releasedAt"].is_string() {
+            return order;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "order {id} not released: {order}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn a_cancelled_order_gives_its_stock_back_exactly_once(stack: &Stack) {
+    let sku = unique_sku("CANCEL");
+    stack.set_stock(&sku, 10).await;
+    let id = stack.post_order(11, &[(&sku, 4)]).await;
+    assert_eq!(stack.settled_order(id).await["status"], "CONFIRMED");
+    assert_eq!(stack.stock(&sku).await["available"], 6);
+
+    let (status, order) = cancel(stack, id).await;
+    assert_eq!((status, order["status"].as_str()), (200, Some("CANCELLED")));
+    let (status, order) = cancel(stack, id).await;
+    assert_eq!(
+        (status, order["status"].as_str()),
+        (200, Some("CANCELLED")),
+        "twice is a no-op"
+    );
+    wait_released(stack, id).await;
+    let stock = stack.stock(&sku).await;
+    assert_eq!(
+        (stock["available"].as_i64(), stock["reserved"].as_i64()),
+        (Some(10), Some(0))
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !stack
+        .notifications(id)
+        .await
+        .iter()
+        .any(|n| n["eventType"] == "inventory.released")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no release notification"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let released = stack
+        .records_with_key(
+            &stack.topics().inventory_released(),
+            &id.to_string(),
+            Duration::from_secs(2),
+            2,
+        )
+        .await;
+    assert_eq!(released.len(), 1, "released exactly once");
+
+    let rejected = stack.post_order(11, &[("OUT-001", 1)]).await;
+    assert_eq!(stack.settled_order(rejected).await["status"], "REJECTED");
+    let (status, problem) = cancel(stack, rejected).await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["type"], "/problems/order-not-cancellable");
+}
+
+async fn a_cancel_racing_the_reservation_still_ends_with_the_stock_released(stack: &Stack) {
+    // FLAKY fails the first attempt, so the order is still PENDING when it is cancelled and
+    // is reserved afterwards; the cancellation must then release it.
+    let sku = unique_sku("RACE");
+    stack.set_stock(&sku, 5).await;
+    stack.set_stock("FLAKY", 100).await;
+    let id = stack.post_order(12, &[(&sku, 2), ("FLAKY", 1)]).await;
+    let (status, order) = cancel(stack, id).await;
+    assert_eq!(
+        (status, order["status"].as_str()),
+        (200, Some("CANCELLED")),
+        "{order}"
+    );
+    wait_released(stack, id).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stock = stack.stock(&sku).await;
+    assert_eq!(
+        (stock["available"].as_i64(), stock["reserved"].as_i64()),
+        (Some(5), Some(0)),
+        "{stock}"
+    );
+    assert_eq!(
+        stack.order(id).await["status"],
+        "CANCELLED",
+        "a late reservation does not revive it"
+    );
+}
+
 fn order_created_json(order_id: i64, event_id: uuid::Uuid, sku: &str, qty: i64) -> Vec<u8> {
     serde_json::to_vec(&contracts::OrderCreated {
         event_id,
@@ -291,6 +395,8 @@ async fn the_order_flow_holds(broker: BrokerKind, db: DbKind) {
     a_flaky_order_is_retried_and_confirmed_with_nothing_dead_lettered(&stack).await;
     a_malformed_record_is_dead_lettered_at_once_and_the_partition_flows_on(&stack).await;
     a_record_delivered_twice_reserves_once_and_notifies_once(&stack).await;
+    a_cancelled_order_gives_its_stock_back_exactly_once(&stack).await;
+    a_cancel_racing_the_reservation_still_ends_with_the_stock_released(&stack).await;
     stack.stop().await;
 }
 

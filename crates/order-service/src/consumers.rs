@@ -1,5 +1,6 @@
 //! What moves an order after it was accepted:
-//! - [`InventoryOutcomeHandler`]: `inventory.reserved` → CONFIRMED, `inventory.rejected` → REJECTED;
+//! - [`InventoryOutcomeHandler`]: `inventory.reserved` → CONFIRMED, `inventory.rejected` →
+//!   REJECTED, `inventory.released` → the cancelled order's `releasedAt`;
 //! - [`DeadLetterHandler`]: `order.created.DLT` → FAILED, but only for dead letters of the
 //!   inventory consumer group (another group's trouble with `order.created` says nothing
 //!   about the order itself).
@@ -7,7 +8,7 @@
 //! Each applies its change in one transaction with the dedupe mark, through
 //! [`store::apply_outcome`], which never moves an order backwards.
 
-use contracts::{headers, InventoryRejected, InventoryReserved, Topics};
+use contracts::{headers, InventoryRejected, InventoryReleased, InventoryReserved, Topics};
 use platform::consumer::{HandleError, Handler, Record};
 use platform::db::Database;
 
@@ -50,6 +51,15 @@ impl InventoryOutcomeHandler {
 
 impl Handler for InventoryOutcomeHandler {
     async fn handle(&self, record: &Record, _attempt: u32) -> Result<(), HandleError> {
+        if record.topic == self.topics.inventory_released() {
+            let event: InventoryReleased = record.json()?;
+            let mut tx = self.db.begin().await?;
+            if platform::dedupe::mark_processed(&mut tx, &event.event_id.to_string()).await? {
+                store::mark_released(&mut tx, event.order_id).await?;
+            }
+            tx.commit().await?;
+            return Ok(());
+        }
         let (event_id, order_id, outcome) = self.decode(record)?;
         apply(&self.db, &event_id, order_id, &outcome).await
     }

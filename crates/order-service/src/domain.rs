@@ -83,33 +83,52 @@ pub enum OrderStatus {
     Confirmed,
     Rejected,
     Failed,
+    Cancelled,
 }
 
 impl OrderStatus {
+    pub const ALL: [Self; 5] = [
+        Self::Pending,
+        Self::Confirmed,
+        Self::Rejected,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "PENDING",
             Self::Confirmed => "CONFIRMED",
             Self::Rejected => "REJECTED",
             Self::Failed => "FAILED",
+            Self::Cancelled => "CANCELLED",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Confirmed, Self::Rejected, Self::Failed]
-            .into_iter()
-            .find(|status| status.as_str() == s)
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 
-    /// The order lifecycle: PENDING → CONFIRMED | REJECTED | FAILED, and FAILED → the real
-    /// outcome once its dead letter is replayed. Nothing else: a late or repeated event
-    /// can never move an order backwards.
+    /// The order lifecycle: PENDING → CONFIRMED | REJECTED | FAILED; FAILED → the real
+    /// outcome once its dead letter is replayed; PENDING | CONFIRMED → CANCELLED on the
+    /// customer's request. Nothing else: a late or repeated event can never move an order
+    /// backwards, and CANCELLED, REJECTED and CONFIRMED-then-cancelled are final.
     pub fn may_become(self, next: Self) -> bool {
         use OrderStatus::*;
         matches!(
             (self, next),
-            (Pending, Confirmed | Rejected | Failed) | (Failed, Confirmed | Rejected)
+            (Pending, Confirmed | Rejected | Failed | Cancelled)
+                | (Failed, Confirmed | Rejected)
+                | (Confirmed, Cancelled)
         )
+    }
+
+    /// The statuses from which `next` may be reached (for conditional SQL updates).
+    pub fn sources_of(next: Self) -> Vec<Self> {
+        Self::ALL
+            .into_iter()
+            .filter(|s| s.may_become(next))
+            .collect()
     }
 }
 
@@ -178,5 +197,13 @@ mod tests {
         assert!(!Rejected.may_become(Confirmed));
         assert!(!Confirmed.may_become(Failed));
         assert!(!Failed.may_become(Pending));
+        assert!(Confirmed.may_become(Cancelled));
+        assert!(!Rejected.may_become(Cancelled));
+        assert!(!Failed.may_become(Cancelled));
+        assert!(
+            !Cancelled.may_become(Confirmed),
+            "a late reservation cannot revive a cancelled order"
+        );
+        assert_eq!(OrderStatus::sources_of(Cancelled), [Pending, Confirmed]);
     }
 }

@@ -1,6 +1,7 @@
 //! order-service: accepts orders over HTTP (8080), stores each as PENDING together with its
 //! `order.created` event in one transaction (the outbox), and moves it to CONFIRMED,
-//! REJECTED or FAILED as inventory events and dead letters arrive.
+//! REJECTED or FAILED as inventory events and dead letters arrive. Cancelling an order makes
+//! it CANCELLED at once and publishes `order.cancelled`.
 //!
 //! Layout:
 //! - [`domain`]: request parsing into domain types, and the status lifecycle.
@@ -41,9 +42,13 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let topics = config.kafka.topics();
-    let outcomes = vec![topics.inventory_reserved(), topics.inventory_rejected()];
+    let outcomes = topics.inventory_topics();
     let mut own_topics = outcomes.clone();
-    own_topics.extend([topics.order_created(), topics.order_created_dlt()]);
+    own_topics.extend([
+        topics.order_created(),
+        topics.order_created_dlt(),
+        topics.order_cancelled(),
+    ]);
     own_topics.extend(outcomes.iter().map(|t| contracts::Topics::dlt_of(t)));
     let mut runtime = Runtime::start(
         "order-service",

@@ -1,5 +1,6 @@
 //! The orders HTTP API: `POST /api/orders`, `GET /api/orders/{id}`,
-//! `GET /api/orders?userId=&page=&size=`. Every error is an RFC 9457 problem.
+//! `GET /api/orders?userId=&page=&size=`, `POST /api/orders/{id}/cancel`.
+//! Every error is an RFC 9457 problem.
 
 use std::collections::HashMap;
 
@@ -15,7 +16,7 @@ use platform::outbox::Waker;
 use serde::Serialize;
 
 use crate::domain::{CreateOrderBody, OrderRequest, OrderStatus};
-use crate::store::{self, OrderView};
+use crate::store::{self, CancelOutcome, OrderView};
 
 /// Default and largest page size of the order list.
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/orders", get(list).post(create))
         .route("/api/orders/{id}", get(show))
+        .route("/api/orders/{id}/cancel", axum::routing::post(cancel))
         .with_state(state)
 }
 
@@ -74,6 +76,35 @@ async fn show(
         .await?
         .map(Json)
         .ok_or_else(not_found)
+}
+
+/// `POST /api/orders/{id}/cancel`: 200 with the order (CANCELLED), also when it already was;
+/// 409 for an order that is REJECTED or FAILED; 404 for an unknown order.
+#[tracing::instrument(skip(state))]
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<OrderView>, Problem> {
+    let not_found = || Problem::not_found(format!("no order with id {id}"));
+    let order_id: i64 = id.parse().ok().filter(|n| *n > 0).ok_or_else(not_found)?;
+    match store::cancel_order(&state.db, &state.topics, order_id).await? {
+        CancelOutcome::Cancelled(order) => {
+            state.waker.wake();
+            tracing::info!(order_id, "order cancelled");
+            Ok(Json(order))
+        }
+        CancelOutcome::AlreadyCancelled(order) => Ok(Json(order)),
+        CancelOutcome::NotCancellable(status) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "order-not-cancellable",
+            "Order cannot be cancelled",
+            format!(
+                "order {order_id} is {}; only PENDING or CONFIRMED orders can be cancelled",
+                status.as_str()
+            ),
+        )),
+        CancelOutcome::NotFound => Err(not_found()),
+    }
 }
 
 #[derive(Serialize)]

@@ -20,6 +20,7 @@ pub const SCHEMA: Schema = Schema {
             reason TEXT,
             shortages TEXT,
             error TEXT,
+            released_at TEXT,
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
         )",
@@ -42,6 +43,7 @@ pub const SCHEMA: Schema = Schema {
             reason TEXT,
             shortages TEXT,
             error TEXT,
+            released_at TEXT,
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
         )",
@@ -75,6 +77,9 @@ pub struct OrderView {
     /// Why processing failed, when FAILED.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When inventory gave a cancelled order's stock back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub released_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -125,7 +130,8 @@ pub async fn create_order(
     Ok(order_id)
 }
 
-const ORDER_COLUMNS: &str = "id, user_id, status, reason, shortages, error, created_at, updated_at";
+const ORDER_COLUMNS: &str =
+    "id, user_id, status, reason, shortages, error, released_at, created_at, updated_at";
 
 fn order_view(row: &sqlx::any::AnyRow, items: Vec<LineItem>) -> Result<OrderView, sqlx::Error> {
     let status: String = row.try_get("status")?;
@@ -142,6 +148,7 @@ fn order_view(row: &sqlx::any::AnyRow, items: Vec<LineItem>) -> Result<OrderView
             .transpose()
             .map_err(|e| sqlx::Error::Decode(e.into()))?,
         error: row.try_get("error")?,
+        released_at: row.try_get("released_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -263,4 +270,70 @@ pub async fn apply_outcome(
     .execute(&mut **tx)
     .await?;
     Ok(Some(outcome.status))
+}
+
+/// What a cancel request found.
+pub enum CancelOutcome {
+    /// The order is now CANCELLED and `order.cancelled` is in the outbox.
+    Cancelled(OrderView),
+    /// It already was CANCELLED: nothing changed.
+    AlreadyCancelled(OrderView),
+    /// Its status does not allow cancelling.
+    NotCancellable(OrderStatus),
+    NotFound,
+}
+
+/// Cancels an order if its status allows, with its `order.cancelled` event, in one transaction.
+/// The conditional update comes first, so SQLite takes its write lock at the start.
+pub async fn cancel_order(
+    db: &Database,
+    topics: &Topics,
+    order_id: i64,
+) -> Result<CancelOutcome, sqlx::Error> {
+    let sources = OrderStatus::sources_of(OrderStatus::Cancelled)
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut tx = db.begin().await?;
+    let updated = sqlx::query(&format!(
+        "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status IN ({sources}) RETURNING user_id"
+    ))
+    .bind(OrderStatus::Cancelled.as_str())
+    .bind(platform::now_text())
+    .bind(order_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = updated else {
+        tx.rollback().await?;
+        return Ok(match get_order(db, order_id).await? {
+            None => CancelOutcome::NotFound,
+            Some(order) if order.status == OrderStatus::Cancelled => {
+                CancelOutcome::AlreadyCancelled(order)
+            }
+            Some(order) => CancelOutcome::NotCancellable(order.status),
+        });
+    };
+    let event = contracts::OrderCancelled {
+        event_id: Uuid::new_v4(),
+        order_id,
+        user_id: row.try_get("user_id")?,
+        cancelled_at: Utc::now(),
+    };
+    platform::outbox::enqueue(&mut tx, &topics.order_cancelled(), &event).await?;
+    tx.commit().await?;
+    let order = get_order(db, order_id)
+        .await?
+        .expect("the order was just updated");
+    Ok(CancelOutcome::Cancelled(order))
+}
+
+/// Notes that inventory gave a cancelled order's stock back.
+pub async fn mark_released(tx: &mut Tx, order_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET released_at = $1 WHERE id = $2 AND released_at IS NULL")
+        .bind(platform::now_text())
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

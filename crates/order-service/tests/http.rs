@@ -228,3 +228,44 @@ async fn a_users_orders_are_listed_newest_first_in_pages() {
     let (status, _) = app.get("/api/orders?userId=7&size=1000").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn cancelling_a_pending_order_cancels_it_once_and_queues_one_event() {
+    let app = spawn_app().await;
+    let (_, _, body) = app
+        .post(
+            "application/json",
+            r#"{"userId":42,"items":[{"sku":"ABC-001","qty":2}]}"#,
+        )
+        .await;
+    let id = body["orderId"].as_i64().unwrap();
+    let cancel = || {
+        Request::post(format!("/api/orders/{id}/cancel"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _, order) = app.send(cancel()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(order["status"], "CANCELLED");
+    let (status, _, order) = app.send(cancel()).await;
+    assert_eq!(status, StatusCode::OK, "cancelling twice is a no-op");
+    assert_eq!(order["status"], "CANCELLED");
+    let topics: Vec<String> = sqlx::query("SELECT topic FROM outbox ORDER BY id")
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get("topic"))
+        .collect();
+    assert_eq!(topics, ["order.created", "order.cancelled"]);
+
+    let (status, _, problem) = app
+        .send(
+            Request::post("/api/orders/999/cancel")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(problem["status"], 404);
+}
