@@ -274,6 +274,45 @@ async fn a_cancel_racing_the_reservation_still_ends_with_the_stock_released(stac
     );
 }
 
+async fn concurrent_retries_with_one_idempotency_key_make_one_order(stack: &Stack) {
+    let key = format!("key-{}", uuid::Uuid::new_v4());
+    let body = serde_json::json!({"userId": 77, "items": [{"sku": "ABC-001", "qty": 1}]});
+    let posts = (0..10).map(|_| {
+        stack
+            .http
+            .post(format!("{}/api/orders", stack.order_url))
+            .header("Idempotency-Key", &key)
+            .json(&body)
+            .send()
+    });
+    let mut ids = Vec::new();
+    for response in futures_join(posts.collect()).await {
+        let response = response.unwrap();
+        assert_eq!(response.status(), 202);
+        ids.push(
+            response.json::<serde_json::Value>().await.unwrap()["orderId"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one order for one key: {ids:?}");
+}
+
+/// Runs futures concurrently on the test's runtime and collects their results in order.
+async fn futures_join<F>(futures: Vec<F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
 fn order_created_json(order_id: i64, event_id: uuid::Uuid, sku: &str, qty: i64) -> Vec<u8> {
     serde_json::to_vec(&contracts::OrderCreated {
         event_id,
@@ -395,6 +434,7 @@ async fn the_order_flow_holds(broker: BrokerKind, db: DbKind) {
     a_flaky_order_is_retried_and_confirmed_with_nothing_dead_lettered(&stack).await;
     a_malformed_record_is_dead_lettered_at_once_and_the_partition_flows_on(&stack).await;
     a_record_delivered_twice_reserves_once_and_notifies_once(&stack).await;
+    concurrent_retries_with_one_idempotency_key_make_one_order(&stack).await;
     a_cancelled_order_gives_its_stock_back_exactly_once(&stack).await;
     a_cancel_racing_the_reservation_still_ends_with_the_stock_released(&stack).await;
     stack.stop().await;

@@ -5,18 +5,18 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use contracts::Topics;
 use platform::db::Database;
-use platform::http::{ApiJson, Problem};
+use platform::http::{ApiJson, FieldError, Problem};
 use platform::outbox::Waker;
 use serde::Serialize;
 
 use crate::domain::{CreateOrderBody, OrderRequest, OrderStatus};
-use crate::store::{self, CancelOutcome, OrderView};
+use crate::store::{self, CancelOutcome, Created, OrderView};
 
 /// Default and largest page size of the order list.
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
@@ -44,25 +44,76 @@ struct Accepted {
     status: OrderStatus,
 }
 
+/// Longest accepted `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad = |why: &str| Problem::bad_parameter("Idempotency-Key", why.to_string());
+    let key = value.to_str().map_err(|_| bad("must be visible ASCII"))?;
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(bad("must be 1 to 255 visible ASCII characters"));
+    }
+    Ok(Some(key.to_string()))
+}
+
+/// `POST /api/orders`: 202 with the new order's id. With an `Idempotency-Key` header, a
+/// repeat of the same request answers the same (marked `Idempotent-Replayed: true`), and
+/// the same key with a different request is a 422.
 #[tracing::instrument(skip_all)]
 async fn create(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<CreateOrderBody>,
 ) -> Result<Response, Problem> {
+    let key = idempotency_key(&headers)?;
     let request = OrderRequest::try_from(body).map_err(Problem::invalid_fields)?;
-    let order_id = store::create_order(&state.db, &state.topics, &request).await?;
-    state.waker.wake();
-    tracing::info!(order_id, user_id = request.user_id.get(), "order accepted");
+    let (order_id, replayed) = match store::create_order(
+        &state.db,
+        &state.topics,
+        &request,
+        key.as_deref(),
+    )
+    .await?
+    {
+        Created::New(order_id) => {
+            state.waker.wake();
+            tracing::info!(order_id, user_id = request.user_id.get(), "order accepted");
+            (order_id, false)
+        }
+        Created::Replayed(order_id) => (order_id, true),
+        Created::KeyReused => return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency key reused",
+            "this Idempotency-Key was used for a different request; use a new key for a new order",
+        )
+        .with_errors(vec![FieldError::new(
+            "Idempotency-Key",
+            "already used for a different request",
+        )])),
+    };
     let accepted = Accepted {
         order_id,
         status: OrderStatus::Pending,
     };
-    Ok((
+    let mut response = (
         StatusCode::ACCEPTED,
         [(header::LOCATION, format!("/api/orders/{order_id}"))],
         Json(accepted),
     )
-        .into_response())
+        .into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
 #[tracing::instrument(skip(state))]

@@ -32,6 +32,12 @@ pub const SCHEMA: Schema = Schema {
             qty INTEGER NOT NULL,
             PRIMARY KEY (order_id, line)
         )",
+        "CREATE TABLE IF NOT EXISTS idempotency_keys (
+            key TEXT PRIMARY KEY,
+            request TEXT NOT NULL,
+            order_id INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        )",
         platform::dedupe::TABLE,
         platform::outbox::SQLITE_TABLE,
     ],
@@ -54,6 +60,12 @@ pub const SCHEMA: Schema = Schema {
             sku TEXT NOT NULL,
             qty BIGINT NOT NULL,
             PRIMARY KEY (order_id, line)
+        )",
+        "CREATE TABLE IF NOT EXISTS idempotency_keys (
+            key TEXT PRIMARY KEY,
+            request TEXT NOT NULL,
+            order_id BIGINT NOT NULL,
+            created_at TEXT NOT NULL
         )",
         platform::dedupe::TABLE,
         platform::outbox::POSTGRES_TABLE,
@@ -84,15 +96,65 @@ pub struct OrderView {
     pub updated_at: String,
 }
 
+/// What a create request did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Created {
+    /// A new order.
+    New(i64),
+    /// The idempotency key was used before for the same request: that order.
+    Replayed(i64),
+    /// The idempotency key was used before for a different request.
+    KeyReused,
+}
+
+/// The request as compared for idempotency: user and merged lines, in order.
+fn fingerprint(request: &OrderRequest) -> String {
+    let items: Vec<(&str, i64)> = request
+        .items
+        .iter()
+        .map(|(s, q)| (s.as_str(), q.get()))
+        .collect();
+    serde_json::json!({"userId": request.user_id.get(), "items": items}).to_string()
+}
+
 /// Inserts a PENDING order with its items and its `order.created` event, in one transaction.
+/// With an idempotency key, a repeat of the same request returns the first order instead.
 pub async fn create_order(
     db: &Database,
     topics: &Topics,
     request: &OrderRequest,
-) -> Result<i64, sqlx::Error> {
+    idempotency_key: Option<&str>,
+) -> Result<Created, sqlx::Error> {
     let now = Utc::now();
     let now_text = platform::now_text();
     let mut tx = db.begin().await?;
+    if let Some(key) = idempotency_key {
+        // Claim the key first: concurrent requests with one key queue here, and on SQLite
+        // the insert takes the write lock at the start of the transaction.
+        let fingerprint = fingerprint(request);
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (key, request, order_id, created_at) VALUES ($1, $2, 0, $3)
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(&fingerprint)
+        .bind(&now_text)
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() == 0 {
+            let row = sqlx::query("SELECT request, order_id FROM idempotency_keys WHERE key = $1")
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.rollback().await?;
+            let earlier: String = row.try_get("request")?;
+            return Ok(if earlier == fingerprint {
+                Created::Replayed(row.try_get("order_id")?)
+            } else {
+                Created::KeyReused
+            });
+        }
+    }
     let order_id: i64 = sqlx::query(
         "INSERT INTO orders (user_id, status, created_at, updated_at) VALUES ($1, $2, $3, $3) RETURNING id",
     )
@@ -108,6 +170,13 @@ pub async fn create_order(
             .bind(line as i64)
             .bind(sku.as_str())
             .bind(qty.get())
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(key) = idempotency_key {
+        sqlx::query("UPDATE idempotency_keys SET order_id = $1 WHERE key = $2")
+            .bind(order_id)
+            .bind(key)
             .execute(&mut *tx)
             .await?;
     }
@@ -127,7 +196,7 @@ pub async fn create_order(
     };
     platform::outbox::enqueue(&mut tx, &topics.order_created(), &event).await?;
     tx.commit().await?;
-    Ok(order_id)
+    Ok(Created::New(order_id))
 }
 
 const ORDER_COLUMNS: &str =

@@ -269,3 +269,42 @@ async fn cancelling_a_pending_order_cancels_it_once_and_queues_one_event() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(problem["status"], 404);
 }
+
+#[tokio::test]
+async fn a_retried_post_with_the_same_idempotency_key_makes_one_order() {
+    let app = spawn_app().await;
+    let post = |key: &str, body: &str| {
+        Request::post("/api/orders")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", key)
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let body = r#"{"userId":42,"items":[{"sku":"ABC-001","qty":2}]}"#;
+    let (status, _, first) = app.send(post("retry-1", body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, headers, second) = app.send(post("retry-1", body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(first, second, "the same response");
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(app.count("orders").await, 1);
+    assert_eq!(app.count("outbox").await, 1);
+
+    let other = r#"{"userId":42,"items":[{"sku":"ABC-001","qty":3}]}"#;
+    let (status, headers, problem) = app.send(post("retry-1", other)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_problem(&headers, &problem, 422);
+    assert_eq!(problem["type"], "/problems/idempotency-key-reused");
+    assert_eq!(app.count("orders").await, 1, "nothing written");
+
+    let (status, _, third) = app.send(post("retry-2", body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_ne!(
+        third["orderId"], first["orderId"],
+        "a new key is a new order"
+    );
+
+    let (status, _, problem) = app.send(post(&"k".repeat(256), body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(problem["errors"][0]["field"], "Idempotency-Key");
+}
