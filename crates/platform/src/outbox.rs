@@ -13,11 +13,14 @@ use anyhow::Context;
 use contracts::{headers, Event};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{Database, Tx};
+use crate::db::{Backend, Database, Tx};
+
+/// Advisory lock key of the outbox relay on PostgreSQL (any constant; one per database).
+const OUTBOX_LOCK: i64 = 0x6f72_6465_725f_6f62; // "order_ob"
 
 pub const SQLITE_TABLE: &str = "CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -99,12 +102,50 @@ struct Row_ {
 
 impl Relay {
     /// Publishes up to one batch, in id order, and deletes what the broker acknowledged.
+    ///
+    /// On PostgreSQL, where several instances of a service share one outbox, a pass runs
+    /// inside a transaction holding an advisory lock, so only one relay publishes at a time
+    /// and events keep their order; the others find the lock taken and idle. SQLite has one
+    /// process per database file.
     pub async fn relay_once(&self) -> anyhow::Result<RelayOutcome> {
+        match self.db.backend {
+            Backend::Postgres => {
+                let mut tx = self
+                    .db
+                    .begin()
+                    .await
+                    .context("Failed to begin a relay pass")?;
+                let locked: bool = sqlx::query("SELECT pg_try_advisory_xact_lock($1)")
+                    .bind(OUTBOX_LOCK)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .context("Failed to take the outbox lock")?
+                    .try_get(0)?;
+                if !locked {
+                    return Ok(RelayOutcome::Idle);
+                }
+                let outcome = self.relay_batch(&mut tx).await;
+                tx.commit().await.context("Failed to commit a relay pass")?;
+                outcome
+            }
+            Backend::Sqlite => {
+                let mut conn = self
+                    .db
+                    .pool
+                    .acquire()
+                    .await
+                    .context("Failed to get a connection")?;
+                self.relay_batch(&mut conn).await
+            }
+        }
+    }
+
+    async fn relay_batch(&self, conn: &mut AnyConnection) -> anyhow::Result<RelayOutcome> {
         let rows = sqlx::query(
             "SELECT id, topic, record_key, payload, headers FROM outbox ORDER BY id LIMIT $1",
         )
         .bind(self.batch_size)
-        .fetch_all(&self.db.pool)
+        .fetch_all(&mut *conn)
         .await
         .context("Failed to read the outbox")?;
         if rows.is_empty() {
@@ -171,7 +212,7 @@ impl Relay {
                 .collect::<Vec<_>>()
                 .join(",");
             sqlx::query(&format!("DELETE FROM outbox WHERE id IN ({ids})"))
-                .execute(&self.db.pool)
+                .execute(&mut *conn)
                 .await
                 .context("Failed to delete published outbox rows")?;
         }
