@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 
 mod dlt;
+mod status;
 mod up;
 
 #[derive(Parser, Debug)]
@@ -33,6 +34,8 @@ enum Command {
     NotificationService(NotificationServiceArgs),
     /// List, show and replay dead letters.
     Dlt(dlt::DltArgs),
+    /// Consumer lag and outbox backlog of the running services.
+    Status(status::StatusArgs),
 }
 
 #[derive(Args, Debug)]
@@ -84,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
             inventory_service::run(args.config, listener, shutdown).await
         }
         Command::Dlt(args) => dlt::run(args).await,
+        Command::Status(args) => status::run(args).await,
         Command::NotificationService(args) => {
             let listener = bind(args.listen, "notification-service").await?;
             notification_service::run(args.config, listener, shutdown).await

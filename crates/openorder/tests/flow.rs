@@ -313,6 +313,48 @@ where
     out
 }
 
+async fn status_shows_no_backlog_and_no_lag_once_quiet(stack: &Stack) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut quiet = true;
+        let mut seen_groups = Vec::new();
+        for base in [
+            &stack.order_url,
+            &stack.inventory_url,
+            &stack.notification_url,
+        ] {
+            let status: serde_json::Value = stack
+                .http
+                .get(format!("{base}/admin/status"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            quiet &= status["outbox"]["pending"] == 0;
+            for consumer in status["consumers"].as_array().unwrap() {
+                seen_groups.push(consumer["group"].as_str().unwrap().to_string());
+                quiet &= consumer["error"].is_null();
+                quiet &= consumer["partitions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|p| p["lag"] == 0);
+            }
+        }
+        assert_eq!(seen_groups.len(), 4, "{seen_groups:?}");
+        if quiet {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still a backlog or lag after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 fn order_created_json(order_id: i64, event_id: uuid::Uuid, sku: &str, qty: i64) -> Vec<u8> {
     serde_json::to_vec(&contracts::OrderCreated {
         event_id,
@@ -437,6 +479,7 @@ async fn the_order_flow_holds(broker: BrokerKind, db: DbKind) {
     concurrent_retries_with_one_idempotency_key_make_one_order(&stack).await;
     a_cancelled_order_gives_its_stock_back_exactly_once(&stack).await;
     a_cancel_racing_the_reservation_still_ends_with_the_stock_released(&stack).await;
+    status_shows_no_backlog_and_no_lag_once_quiet(&stack).await;
     stack.stop().await;
 }
 

@@ -107,7 +107,7 @@ enum Outcome {
 /// One consumer group member running one handler.
 pub struct ConsumerLoop<H> {
     pub name: &'static str,
-    pub consumer: StreamConsumer,
+    pub consumer: std::sync::Arc<StreamConsumer>,
     pub group_id: String,
     /// Sends dead letters; shared with the outbox relay.
     pub producer: FutureProducer,

@@ -13,6 +13,7 @@
 //! - [`outbox`]: the transactional outbox and its relay to Kafka.
 //! - [`http`]: RFC 9457 problem details, the JSON body extractor, health endpoints, serving.
 //! - [`service`]: the start-up and ordered shutdown every service shares.
+//! - [`status`]: consumer lag and outbox backlog (`GET /admin/status`).
 //! - [`shutdown`]: Ctrl-C / SIGTERM to a cancellation token.
 
 pub mod config;
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod service;
 pub mod shutdown;
+pub mod status;
 pub mod telemetry;
 
 pub use tokio_util::sync::CancellationToken;

@@ -26,6 +26,7 @@ pub struct Runtime {
     pub kafka: KafkaArgs,
     pub metrics: crate::metrics::Metrics,
     consumers: JoinSet<()>,
+    watched: Vec<crate::status::Watched>,
     relay_stop: CancellationToken,
     relay: tokio::task::JoinHandle<()>,
 }
@@ -65,6 +66,7 @@ impl Runtime {
             kafka: kafka.clone(),
             metrics: crate::metrics::Metrics::default(),
             consumers: JoinSet::new(),
+            watched: Vec::new(),
             relay_stop,
             relay,
         })
@@ -86,6 +88,12 @@ impl Runtime {
         consumer
             .subscribe(&topics)
             .map_err(|e| anyhow::anyhow!("Failed to subscribe to {topics:?}: {e}"))?;
+        let consumer = std::sync::Arc::new(consumer);
+        self.watched.push(crate::status::Watched {
+            name: consumer_name,
+            group: group_id.clone(),
+            consumer: consumer.clone(),
+        });
         let consumer_loop = ConsumerLoop {
             name: consumer_name,
             consumer,
@@ -116,10 +124,20 @@ impl Runtime {
         let address = listener.local_addr()?;
         tracing::info!(service = self.name, %address, "listening");
         let metrics = self.metrics.clone();
-        let router = api.merge(health_router(self.health())).route(
-            "/metrics",
-            axum::routing::get(move || async move { metrics.render() }),
-        );
+        let (name, db, watched) = (self.name, self.db.clone(), self.watched.clone());
+        let status = move || async move {
+            crate::status::snapshot(name, &db, &watched)
+                .await
+                .map(axum::Json)
+                .map_err(crate::http::Problem::internal)
+        };
+        let router = api
+            .merge(health_router(self.health()))
+            .route(
+                "/metrics",
+                axum::routing::get(move || async move { metrics.render() }),
+            )
+            .route("/admin/status", axum::routing::get(status));
         let served = crate::http::serve(listener, router, shutdown.clone()).await;
         while self.consumers.join_next().await.is_some() {}
         self.relay_stop.cancel();
