@@ -3,7 +3,8 @@
 # Jars come from Maven Central once and are cached in ~/.cache/openorder (outside the checkout).
 #
 #   scripts/kafka.sh start    # prints nothing but progress; the broker is at 127.0.0.1:$KAFKA_PORT
-#   scripts/kafka.sh stop
+#   scripts/kafka.sh stop     # stops it; its data stays, and `start` resumes with it
+#   scripts/kafka.sh reset    # stops it and deletes its data
 #
 # Environment: KAFKA_VERSION (4.1.1), KAFKA_PORT (39092), KAFKA_CONTROLLER_PORT (KAFKA_PORT+1),
 # KAFKA_RUN_DIR (/tmp/openorder-kafka-$KAFKA_PORT), KAFKA_NODE_ID (1).
@@ -51,9 +52,10 @@ start() {
     echo "kafka.sh: already running on 127.0.0.1:$KAFKA_PORT" >&2
     return
   fi
-  rm -rf "$KAFKA_RUN_DIR"
-  mkdir -p "$KAFKA_RUN_DIR/data"
-  cat > "$KAFKA_RUN_DIR/server.properties" <<PROPS
+  if [ ! -f "$KAFKA_RUN_DIR/data/meta.properties" ]; then
+    rm -rf "$KAFKA_RUN_DIR"
+    mkdir -p "$KAFKA_RUN_DIR/data"
+    cat > "$KAFKA_RUN_DIR/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=$KAFKA_NODE_ID
 listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
@@ -73,10 +75,11 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 PROPS
-  local cluster_id
-  cluster_id="$(java -cp "$LIB/*" kafka.tools.StorageTool random-uuid 2>/dev/null)"
-  java -cp "$LIB/*" kafka.tools.StorageTool format --standalone -t "$cluster_id" \
-    -c "$KAFKA_RUN_DIR/server.properties" >"$KAFKA_RUN_DIR/format.log" 2>&1
+    local cluster_id
+    cluster_id="$(java -cp "$LIB/*" kafka.tools.StorageTool random-uuid 2>/dev/null)"
+    java -cp "$LIB/*" kafka.tools.StorageTool format --standalone -t "$cluster_id" \
+      -c "$KAFKA_RUN_DIR/server.properties" >"$KAFKA_RUN_DIR/format.log" 2>&1
+  fi
   nohup java -Xms256m -Xmx512m -XX:+UseSerialGC -cp "$LIB/*" kafka.Kafka "$KAFKA_RUN_DIR/server.properties" \
     >"$KAFKA_RUN_DIR/kafka.log" 2>&1 &
   echo $! >"$KAFKA_RUN_DIR/pid"
@@ -111,6 +114,7 @@ stop() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  reset) stop; rm -rf "$KAFKA_RUN_DIR" ;;
   fetch) fetch ;;
-  *) echo "usage: $0 start|stop|fetch" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|reset|fetch" >&2; exit 2 ;;
 esac

@@ -3,7 +3,10 @@
 # missing. It runs as the `postgres` system user from a throwaway data directory.
 #
 #   scripts/postgres.sh start   # server at 127.0.0.1:$PG_PORT, user openorder / openorder
-#   scripts/postgres.sh stop
+#   scripts/postgres.sh stop    # stops it; its data stays, and `start` resumes with it
+#   scripts/postgres.sh reset   # stops it and deletes its data
+#
+# fsync is off: this server is for tests, where speed matters and a power cut does not.
 #
 # Environment: PG_PORT (55432), PG_RUN_DIR (/tmp/openorder-postgres-$PG_PORT).
 set -euo pipefail
@@ -37,14 +40,18 @@ start() {
     echo "postgres.sh: already running on 127.0.0.1:$PG_PORT" >&2
     return
   fi
-  rm -rf "$PG_RUN_DIR"
-  mkdir -p "$PG_RUN_DIR"
-  if [ "$(id -u)" = 0 ]; then chown postgres: "$PG_RUN_DIR"; fi
-  as_postgres "$bin/initdb" -D "$PG_RUN_DIR/data" -U postgres --auth=trust -E UTF8 >"$PG_RUN_DIR/initdb.log" 2>&1
+  if [ ! -f "$PG_RUN_DIR/data/PG_VERSION" ]; then
+    rm -rf "$PG_RUN_DIR"
+    mkdir -p "$PG_RUN_DIR"
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$PG_RUN_DIR"; fi
+    as_postgres "$bin/initdb" -D "$PG_RUN_DIR/data" -U postgres --auth=trust -E UTF8 >"$PG_RUN_DIR/initdb.log" 2>&1
+  fi
   as_postgres "$bin/pg_ctl" -D "$PG_RUN_DIR/data" -l "$PG_RUN_DIR/server.log" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_RUN_DIR -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start >/dev/null
-  as_postgres "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -q -c \
-    "CREATE ROLE openorder LOGIN SUPERUSER PASSWORD 'openorder'" >/dev/null
+  as_postgres "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -q -tA -c \
+    "SELECT 1 FROM pg_roles WHERE rolname = 'openorder'" | grep -q 1 ||
+    as_postgres "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -q -c \
+      "CREATE ROLE openorder LOGIN SUPERUSER PASSWORD 'openorder'" >/dev/null
   echo "postgres.sh: PostgreSQL ready on 127.0.0.1:$PG_PORT" >&2
 }
 
@@ -59,5 +66,6 @@ stop() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  reset) stop; rm -rf "$PG_RUN_DIR" ;;
+  *) echo "usage: $0 start|stop|reset" >&2; exit 2 ;;
 esac
