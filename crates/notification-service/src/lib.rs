@@ -12,7 +12,7 @@ pub mod routes;
 pub mod store;
 
 use clap::Args;
-use platform::config::{DatabaseArgs, KafkaArgs};
+use platform::config::{DatabaseArgs, KafkaArgs, PartitionAssignment};
 use platform::service::Runtime;
 use platform::CancellationToken;
 use tokio::net::TcpListener;
@@ -57,10 +57,16 @@ pub async fn run(
         db: runtime.db.clone(),
         topics: topics.clone(),
     };
+    // With group assignment, a pattern: every inventory.<event> topic, also future ones.
+    // Reading every partition itself, the consumer needs the names.
+    let subscription = match config.kafka.partition_assignment {
+        PartitionAssignment::Group => vec![topics.inventory_pattern()],
+        PartitionAssignment::All => topics.inventory_topics(),
+    };
     runtime.spawn_consumer(
         "notification-inventory-events",
         GROUP,
-        &[topics.inventory_pattern()],
+        &subscription,
         handler,
         &shutdown,
     )?;

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 
+mod chaos;
 mod dlt;
 mod status;
 mod up;
@@ -36,6 +37,8 @@ enum Command {
     Dlt(dlt::DltArgs),
     /// Consumer lag and outbox backlog of the running services.
     Status(status::StatusArgs),
+    /// Fault-injection harness: real processes, real faults, invariants checked.
+    Chaos(chaos::ChaosArgs),
 }
 
 #[derive(Args, Debug)]
@@ -88,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Dlt(args) => dlt::run(args).await,
         Command::Status(args) => status::run(args).await,
+        Command::Chaos(args) => chaos::run(args).await,
         Command::NotificationService(args) => {
             let listener = bind(args.listen, "notification-service").await?;
             notification_service::run(args.config, listener, shutdown).await

@@ -162,6 +162,9 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             let address = at(args.broker_port);
             let broker = EmbeddedBroker::start(&data_dir, address).await?;
             kafka.bootstrap_servers = Some(address.to_string());
+            // One process, one member per group: read every partition directly rather than
+            // rely on the embedded broker's group coordinator (see BROKERS notes in README).
+            kafka.partition_assignment = platform::config::PartitionAssignment::All;
             Some(broker)
         }
     };

@@ -33,6 +33,19 @@ pub struct KafkaArgs {
     )]
     pub kafka_session_timeout_ms: u64,
 
+    /// How a consumer gets its partitions: `group` (the broker's group protocol, so several
+    /// instances share them) or `all` (each consumer reads every partition itself: one
+    /// instance per group; offsets are still committed to the group). `openorder up` uses
+    /// `all` with its embedded broker, whose group coordinator cannot re-admit a member that
+    /// was killed.
+    #[arg(
+        long,
+        env = "OPENORDER_PARTITION_ASSIGNMENT",
+        value_enum,
+        default_value = "group"
+    )]
+    pub partition_assignment: PartitionAssignment,
+
     /// Extra librdkafka settings, `key=value`, repeatable; applied to every client last.
     /// (Environment: comma-separated.)
     #[arg(long = "kafka-option", env = "OPENORDER_KAFKA_OPTION", value_delimiter = ',', value_parser = parse_key_value)]
@@ -57,6 +70,21 @@ pub struct KafkaArgs {
 }
 
 impl KafkaArgs {
+    /// The defaults (as the flags give them, environment included) for one broker and prefix:
+    /// for tools that talk to a deployment without taking every flag themselves.
+    pub fn with_defaults(bootstrap: &str, topic_prefix: &str) -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Flags {
+            #[command(flatten)]
+            kafka: KafkaArgs,
+        }
+        let mut kafka = Flags::parse_from(["openorder"]).kafka;
+        kafka.bootstrap_servers = Some(bootstrap.to_string());
+        kafka.topic_prefix = topic_prefix.to_string();
+        kafka
+    }
+
     /// The bootstrap servers to connect to.
     pub fn bootstrap(&self) -> &str {
         self.bootstrap_servers
@@ -76,6 +104,13 @@ impl KafkaArgs {
     pub fn topics(&self) -> contracts::Topics {
         contracts::Topics::with_prefix(self.topic_prefix.clone())
     }
+}
+
+/// See [`KafkaArgs::partition_assignment`].
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartitionAssignment {
+    Group,
+    All,
 }
 
 /// Bounded retries with exponential backoff and ±20 % jitter.

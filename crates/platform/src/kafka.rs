@@ -177,3 +177,33 @@ pub async fn wait_until_ready(bootstrap: &str, timeout: Duration) -> anyhow::Res
         }
     }
 }
+
+/// Assigns every partition of `topics` to `consumer` (no group membership), starting each
+/// at the group's committed offset, or the earliest when none is committed.
+pub fn assign_all(consumer: &StreamConsumer, topics: &[String]) -> anyhow::Result<()> {
+    use rdkafka::consumer::Consumer;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for topic in topics {
+        anyhow::ensure!(
+            !topic.starts_with('^'),
+            "a pattern ({topic}) needs group assignment"
+        );
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .with_context(|| format!("Failed to read the partitions of {topic}"))?;
+        let meta = metadata
+            .topics()
+            .first()
+            .with_context(|| format!("no metadata for {topic}"))?;
+        anyhow::ensure!(
+            !meta.partitions().is_empty(),
+            "topic {topic} has no partitions"
+        );
+        for p in meta.partitions() {
+            tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Stored)?;
+        }
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| anyhow::anyhow!("Failed to assign {topics:?}: {e}"))
+}

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DatabaseArgs, KafkaArgs};
+use crate::config::{DatabaseArgs, KafkaArgs, PartitionAssignment};
 use crate::consumer::{ConsumerLoop, Handler};
 use crate::db::{Database, Schema};
 use crate::http::{health_router, Health};
@@ -72,7 +72,8 @@ impl Runtime {
         })
     }
 
-    /// Starts a consumer of `group` (prefixed) on `topics` (names or `^regex`).
+    /// Starts a consumer of `group` (prefixed) on `topics` (names, or a `^regex` with
+    /// group assignment only).
     pub fn spawn_consumer<H: Handler>(
         &mut self,
         consumer_name: &'static str,
@@ -84,10 +85,15 @@ impl Runtime {
         use rdkafka::consumer::Consumer;
         let group_id = self.kafka.topics().group(group);
         let consumer = crate::kafka::consumer(&self.kafka, &group_id, consumer_name)?;
-        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer
-            .subscribe(&topics)
-            .map_err(|e| anyhow::anyhow!("Failed to subscribe to {topics:?}: {e}"))?;
+        match self.kafka.partition_assignment {
+            PartitionAssignment::Group => {
+                let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+                consumer
+                    .subscribe(&topics)
+                    .map_err(|e| anyhow::anyhow!("Failed to subscribe to {topics:?}: {e}"))?;
+            }
+            PartitionAssignment::All => crate::kafka::assign_all(&consumer, topics)?,
+        }
         let consumer = std::sync::Arc::new(consumer);
         self.watched.push(crate::status::Watched {
             name: consumer_name,

@@ -220,20 +220,18 @@ impl Stack {
     /// None when this combination needs an external system the run skips.
     pub async fn spawn(broker: BrokerKind, db: DbKind, options: StackOptions) -> Option<Self> {
         init_tracing();
+        let kind = broker;
         let broker = TestBroker::start(broker).await?;
         let dir = temp_dir("stack");
         let prefix = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let kafka = KafkaArgs {
-            bootstrap_servers: Some(broker.bootstrap.clone()),
-            topic_prefix: prefix,
-            topic_partitions: 3,
-            topic_replication_factor: 1,
-            kafka_session_timeout_ms: 6000,
-            kafka_options: vec![],
-            retry_attempts: options.retry_attempts,
-            retry_backoff_ms: options.retry_backoff_ms,
-            retry_backoff_multiplier: 2.0,
-        };
+        let mut kafka = KafkaArgs::with_defaults(&broker.bootstrap, &prefix);
+        kafka.retry_attempts = options.retry_attempts;
+        kafka.retry_backoff_ms = options.retry_backoff_ms;
+        kafka.retry_backoff_multiplier = 2.0;
+        // As `openorder up` does with the embedded broker.
+        if let BrokerKind::Tansu = kind {
+            kafka.partition_assignment = platform::config::PartitionAssignment::All;
+        }
         let database = |url: String| DatabaseArgs {
             database_url: url,
             database_max_connections: 8,

@@ -1,0 +1,312 @@
+//! After the load: wait for quiescence, then check the invariants from the outside, through
+//! the services' APIs and the topics themselves:
+//! - every accepted order exists and is final (CONFIRMED, REJECTED, FAILED, CANCELLED);
+//! - per SKU: initial stock = available + reserved, reserved = the units of CONFIRMED orders,
+//!   and available ≥ 0;
+//! - each order has exactly one reservation decision (distinct event ids on
+//!   `inventory.reserved` + `inventory.rejected`) matching its status, and at most one release
+//!   (exactly one when CANCELLED);
+//! - each inventory event produced exactly one notification;
+//! - every `FAIL` order is FAILED and in the DLT exactly once (one original record).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use platform::config::KafkaArgs;
+use serde_json::Value;
+
+use super::load::Sent;
+
+/// What the checks found.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Verdict {
+    /// Accepted orders that are missing or never reached a final state.
+    pub lost: usize,
+    /// Effects that happened more than once (decisions, releases, notifications, dead letters).
+    pub duplicated: usize,
+    /// Everything else that broke an invariant, one line each.
+    pub violations: Vec<String>,
+}
+
+const FINAL: [&str; 4] = ["CONFIRMED", "REJECTED", "FAILED", "CANCELLED"];
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
+    let r = http.get(url).send().await.ok()?;
+    if r.status().is_success() {
+        r.json().await.ok()
+    } else {
+        None
+    }
+}
+
+/// Waits until every accepted order is final and no service has a backlog or lag.
+pub async fn quiesce(
+    http: &reqwest::Client,
+    order_url: &str,
+    service_urls: &[String],
+    accepted: &[Sent],
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pending: BTreeSet<i64> = accepted.iter().map(|s| s.order_id).collect();
+    loop {
+        let mut still = BTreeSet::new();
+        for &id in &pending {
+            let order = get_json(http, &format!("{order_url}/api/orders/{id}")).await;
+            let status = order
+                .as_ref()
+                .and_then(|o| o["status"].as_str())
+                .unwrap_or("");
+            if !FINAL.contains(&status) {
+                still.insert(id);
+            }
+        }
+        pending = still;
+        let mut quiet = pending.is_empty();
+        if quiet {
+            for url in service_urls {
+                let Some(status) = get_json(http, &format!("{url}/admin/status")).await else {
+                    quiet = false;
+                    break;
+                };
+                quiet &= status["outbox"]["pending"] == 0;
+                for c in status["consumers"].as_array().into_iter().flatten() {
+                    quiet &= c["partitions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .all(|p| p["lag"] == 0);
+                }
+            }
+        }
+        if quiet {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "not quiet after {timeout:?}: {} orders not final{}",
+                pending.len(),
+                if pending.is_empty() {
+                    " (a backlog or lag remains)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// order id → distinct event ids, from every record of `topic`.
+fn events_by_order(
+    kafka: &KafkaArgs,
+    topic: &str,
+) -> anyhow::Result<HashMap<i64, BTreeSet<String>>> {
+    let mut out: HashMap<i64, BTreeSet<String>> = HashMap::new();
+    for record in platform::dlt::read_all(kafka, topic)? {
+        let value: Value = record
+            .value
+            .as_deref()
+            .and_then(|v| serde_json::from_slice(v).ok())
+            .unwrap_or(Value::Null);
+        if let (Some(order), Some(event)) = (value["orderId"].as_i64(), value["eventId"].as_str()) {
+            out.entry(order).or_default().insert(event.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Checks every invariant; `initial` is each checked SKU's stock before the load.
+pub async fn invariants(
+    http: &reqwest::Client,
+    kafka: &KafkaArgs,
+    order_url: &str,
+    inventory_url: &str,
+    notification_url: &str,
+    accepted: &[Sent],
+    initial: &BTreeMap<String, i64>,
+) -> anyhow::Result<Verdict> {
+    let mut v = Verdict::default();
+    let topics = kafka.topics();
+
+    // Orders: exist and final.
+    let mut statuses: HashMap<i64, String> = HashMap::new();
+    for sent in accepted {
+        match get_json(http, &format!("{order_url}/api/orders/{}", sent.order_id)).await {
+            Some(order) => {
+                let status = order["status"].as_str().unwrap_or("").to_string();
+                if !FINAL.contains(&status.as_str()) {
+                    v.lost += 1;
+                    v.violations
+                        .push(format!("order {} is {status}, not final", sent.order_id));
+                }
+                statuses.insert(sent.order_id, status);
+            }
+            None => {
+                v.lost += 1;
+                v.violations
+                    .push(format!("accepted order {} does not exist", sent.order_id));
+            }
+        }
+    }
+
+    // Stock: conservation, and reserved = units of CONFIRMED orders.
+    let mut expected_reserved: BTreeMap<&str, i64> =
+        initial.keys().map(|k| (k.as_str(), 0)).collect();
+    for sent in accepted {
+        if statuses.get(&sent.order_id).map(String::as_str) == Some("CONFIRMED") {
+            for (sku, qty) in &sent.items {
+                if let Some(r) = expected_reserved.get_mut(sku.as_str()) {
+                    *r += qty;
+                }
+            }
+        }
+    }
+    for (sku, start) in initial {
+        let stock = get_json(http, &format!("{inventory_url}/api/inventory/{sku}"))
+            .await
+            .unwrap_or(Value::Null);
+        let (available, reserved) = (stock["available"].as_i64(), stock["reserved"].as_i64());
+        let (Some(available), Some(reserved)) = (available, reserved) else {
+            v.violations
+                .push(format!("stock of {sku} unreadable: {stock}"));
+            continue;
+        };
+        if available < 0 {
+            v.violations
+                .push(format!("{sku}: available is {available}"));
+        }
+        if available + reserved != *start {
+            v.violations.push(format!(
+                "{sku}: {available} available + {reserved} reserved ≠ {start} initial"
+            ));
+        }
+        let expected = expected_reserved[sku.as_str()];
+        if reserved != expected {
+            v.violations.push(format!(
+                "{sku}: {reserved} reserved ≠ {expected} in CONFIRMED orders"
+            ));
+        }
+    }
+
+    // Decisions, releases and dead letters, read from the topics.
+    let (reserved, rejected, released, dead) = {
+        let kafka = kafka.clone();
+        let topics = topics.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let dead = platform::dlt::read_all(&kafka, &topics.order_created_dlt())?;
+            Ok((
+                events_by_order(&kafka, &topics.inventory_reserved())?,
+                events_by_order(&kafka, &topics.inventory_rejected())?,
+                events_by_order(&kafka, &topics.inventory_released())?,
+                dead,
+            ))
+        })
+        .await??
+    };
+    let mut dead_by_order: HashMap<i64, BTreeSet<(i64, i64)>> = HashMap::new();
+    for d in &dead {
+        let s = d.summary();
+        if let Some(order) = s.order_id {
+            dead_by_order.entry(order).or_default().insert((
+                s.original_partition.unwrap_or(-1),
+                s.original_offset.unwrap_or(-1),
+            ));
+        }
+    }
+    let count = |m: &HashMap<i64, BTreeSet<String>>, id: i64| m.get(&id).map_or(0, BTreeSet::len);
+    for sent in accepted {
+        let id = sent.order_id;
+        let status = statuses.get(&id).map(String::as_str).unwrap_or("");
+        let (res, rej, rel) = (
+            count(&reserved, id),
+            count(&rejected, id),
+            count(&released, id),
+        );
+        let decisions = res + rej;
+        if decisions > 1 {
+            v.duplicated += 1;
+            v.violations
+                .push(format!("order {id}: {decisions} reservation decisions"));
+        }
+        match status {
+            "CONFIRMED" if res != 1 || rej != 0 => v.violations.push(format!(
+                "order {id} CONFIRMED with {res} reserved / {rej} rejected events"
+            )),
+            "REJECTED" if rej != 1 || res != 0 => v.violations.push(format!(
+                "order {id} REJECTED with {res} reserved / {rej} rejected events"
+            )),
+            "FAILED" if decisions != 0 => v
+                .violations
+                .push(format!("order {id} FAILED but has {decisions} decisions")),
+            _ => {}
+        }
+        if rel > 1 {
+            v.duplicated += 1;
+            v.violations
+                .push(format!("order {id}: released {rel} times"));
+        }
+        if (status == "CANCELLED") != (rel == 1) {
+            v.violations
+                .push(format!("order {id} is {status} with {rel} releases"));
+        }
+        let dlt = dead_by_order.get(&id).map_or(0, BTreeSet::len);
+        if sent.fail {
+            if status != "FAILED" && status != "CANCELLED" {
+                v.violations.push(format!("FAIL order {id} is {status}"));
+            }
+            if dlt > 1 {
+                v.duplicated += 1;
+                v.violations
+                    .push(format!("FAIL order {id} dead-lettered {dlt} times"));
+            }
+            if status == "FAILED" && dlt == 0 {
+                v.violations
+                    .push(format!("FAILED order {id} is not in the DLT"));
+            }
+        } else if dlt > 0 {
+            v.violations
+                .push(format!("order {id} (no FAIL item) is in the DLT"));
+        }
+
+        // Notifications: exactly one per inventory event of the order.
+        let events: BTreeSet<&String> = [&reserved, &rejected, &released]
+            .iter()
+            .filter_map(|m| m.get(&id))
+            .flatten()
+            .collect();
+        let notes = get_json(
+            http,
+            &format!("{notification_url}/api/notifications?orderId={id}"),
+        )
+        .await
+        .unwrap_or(Value::Null);
+        let mut per_event: HashMap<String, usize> = HashMap::new();
+        for n in notes.as_array().into_iter().flatten() {
+            *per_event
+                .entry(n["eventId"].as_str().unwrap_or("").to_string())
+                .or_default() += 1;
+        }
+        for event in &events {
+            match per_event.get(*event).copied().unwrap_or(0) {
+                1 => {}
+                0 => v
+                    .violations
+                    .push(format!("order {id}: event {event} was not notified")),
+                n => {
+                    v.duplicated += 1;
+                    v.violations
+                        .push(format!("order {id}: event {event} notified {n} times"));
+                }
+            }
+        }
+        for event in per_event.keys() {
+            if !events.contains(event) {
+                v.violations.push(format!(
+                    "order {id}: notification for unknown event {event}"
+                ));
+            }
+        }
+    }
+    Ok(v)
+}

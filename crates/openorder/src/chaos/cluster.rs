@@ -1,0 +1,347 @@
+//! The system under test, as separate OS processes: the broker (the embedded one, or an
+//! external one given by address), and each service started as `openorder <service>` with
+//! its own database (SQLite files, or fresh PostgreSQL databases), so a fault is a real
+//! `kill -9` of a real process.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::process::{Child, Command};
+
+/// Which broker and databases the services use.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// The embedded broker (started and stopped by the harness) and SQLite.
+    Embedded,
+    /// An external Kafka-API broker and PostgreSQL, with optional commands that stop and
+    /// start them (for the broker- and database-restart scenarios).
+    External {
+        bootstrap: String,
+        postgres_url: String,
+        broker_stop: Option<String>,
+        broker_start: Option<String>,
+        database_stop: Option<String>,
+        database_start: Option<String>,
+    },
+}
+
+impl Backend {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded (Tansu + SQLite)",
+            Backend::External { .. } => "Kafka + PostgreSQL",
+        }
+    }
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn shell(command: &str) -> anyhow::Result<()> {
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .with_context(|| format!("Failed to run {command:?}"))?;
+    anyhow::ensure!(status.success(), "{command:?} failed with {status}");
+    Ok(())
+}
+
+/// One service process and how to start it again.
+struct ServiceProcess {
+    args: Vec<String>,
+    log: PathBuf,
+    url: String,
+    child: Option<Child>,
+}
+
+/// Broker, databases and service processes of one scenario.
+pub struct Cluster {
+    pub backend: Backend,
+    pub bootstrap: String,
+    pub prefix: String,
+    dir: PathBuf,
+    exe: PathBuf,
+    broker: Option<Child>,
+    services: BTreeMap<String, ServiceProcess>,
+    http: reqwest::Client,
+}
+
+impl Cluster {
+    /// Starts the broker (embedded) and prepares a fresh topic prefix; no service yet.
+    pub async fn new(backend: Backend, dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let exe = std::env::current_exe().context("Failed to find the openorder executable")?;
+        let prefix = format!("chaos{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let bootstrap = match &backend {
+            Backend::Embedded => format!("127.0.0.1:{}", free_port()?),
+            Backend::External { bootstrap, .. } => bootstrap.clone(),
+        };
+        let mut cluster = Self {
+            backend,
+            bootstrap,
+            prefix,
+            dir: dir.to_path_buf(),
+            exe,
+            broker: None,
+            services: BTreeMap::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+        };
+        if matches!(cluster.backend, Backend::Embedded) {
+            cluster.start_broker().await?;
+        }
+        Ok(cluster)
+    }
+
+    async fn start_broker(&mut self) -> anyhow::Result<()> {
+        match &self.backend {
+            Backend::Embedded => {
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join("broker.log"))?;
+                let child = Command::new(self.exe.with_file_name("openorder-broker"))
+                    .arg("--data-dir")
+                    .arg(self.dir.join("broker"))
+                    .arg("--listen")
+                    .arg(&self.bootstrap)
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone()?)
+                    .stderr(log)
+                    .kill_on_drop(true)
+                    .spawn()
+                    .context("Failed to start openorder-broker")?;
+                self.broker = Some(child);
+            }
+            Backend::External { broker_start, .. } => {
+                let command = broker_start
+                    .as_deref()
+                    .context("no --broker-start-command given")?;
+                shell(command).await?;
+            }
+        }
+        platform::kafka::wait_until_ready(&self.bootstrap, Duration::from_secs(120)).await
+    }
+
+    /// Stops the broker: SIGKILL for the embedded one, the stop command for an external one.
+    pub async fn stop_broker(&mut self) -> anyhow::Result<()> {
+        match &self.backend {
+            Backend::Embedded => {
+                if let Some(mut child) = self.broker.take() {
+                    child.kill().await?;
+                }
+                Ok(())
+            }
+            Backend::External { broker_stop, .. } => {
+                shell(
+                    broker_stop
+                        .as_deref()
+                        .context("no --broker-stop-command given")?,
+                )
+                .await
+            }
+        }
+    }
+
+    pub async fn restart_broker(&mut self) -> anyhow::Result<()> {
+        self.start_broker().await
+    }
+
+    pub fn can_restart_broker(&self) -> bool {
+        match &self.backend {
+            Backend::Embedded => true,
+            Backend::External {
+                broker_stop,
+                broker_start,
+                ..
+            } => broker_stop.is_some() && broker_start.is_some(),
+        }
+    }
+
+    pub fn can_restart_database(&self) -> bool {
+        matches!(
+            &self.backend,
+            Backend::External {
+                database_stop: Some(_),
+                database_start: Some(_),
+                ..
+            }
+        )
+    }
+
+    pub async fn stop_database(&self) -> anyhow::Result<()> {
+        match &self.backend {
+            Backend::External {
+                database_stop: Some(c),
+                ..
+            } => shell(c).await,
+            _ => anyhow::bail!("the database cannot be stopped on this backend"),
+        }
+    }
+
+    pub async fn start_database(&self) -> anyhow::Result<()> {
+        match &self.backend {
+            Backend::External {
+                database_start: Some(c),
+                ..
+            } => shell(c).await,
+            _ => anyhow::bail!("the database cannot be started on this backend"),
+        }
+    }
+
+    /// A database URL for one service instance's store (shared by instances of one service).
+    async fn database_url(&self, service: &str) -> anyhow::Result<String> {
+        match &self.backend {
+            Backend::Embedded => Ok(format!("sqlite://{}/{service}.db", self.dir.display())),
+            Backend::External { postgres_url, .. } => {
+                let name = format!(
+                    "{}_{}",
+                    self.prefix.trim_end_matches('.'),
+                    service.replace('-', "_")
+                );
+                sqlx::any::install_default_drivers();
+                let pool = sqlx::AnyPool::connect(postgres_url)
+                    .await
+                    .context("Failed to connect to PostgreSQL")?;
+                let exists = sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1")
+                    .bind(&name)
+                    .fetch_optional(&pool)
+                    .await?
+                    .is_some();
+                if !exists {
+                    sqlx::query(&format!("CREATE DATABASE {name}"))
+                        .execute(&pool)
+                        .await?;
+                }
+                pool.close().await;
+                let base = postgres_url
+                    .rsplit_once('/')
+                    .map(|(b, _)| b)
+                    .unwrap_or(postgres_url);
+                Ok(format!("{base}/{name}"))
+            }
+        }
+    }
+
+    /// Starts `instance` (e.g. `inventory-service` or `inventory-service-2`) of `service`.
+    pub async fn start_service(&mut self, service: &str, instance: &str) -> anyhow::Result<String> {
+        let port = free_port()?;
+        let url = format!("http://127.0.0.1:{port}");
+        let args = vec![
+            service.to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--database-url".into(),
+            self.database_url(service).await?,
+            "--bootstrap-servers".into(),
+            self.bootstrap.clone(),
+            "--topic-prefix".into(),
+            self.prefix.clone(),
+            "--retry-backoff-ms".into(),
+            "100".into(),
+            "--retry-backoff-multiplier".into(),
+            "2".into(),
+            "--partition-assignment".into(),
+            match self.backend {
+                // As `openorder up` does with the embedded broker.
+                Backend::Embedded => "all".into(),
+                Backend::External { .. } => "group".into(),
+            },
+        ];
+        let mut process = ServiceProcess {
+            args,
+            log: self.dir.join(format!("{instance}.log")),
+            url: url.clone(),
+            child: None,
+        };
+        self.spawn(&mut process)?;
+        self.services.insert(instance.to_string(), process);
+        self.wait_ready(&url).await?;
+        Ok(url)
+    }
+
+    fn spawn(&self, process: &mut ServiceProcess) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&process.log)?;
+        let child = Command::new(&self.exe)
+            .args(&process.args)
+            .env("RUST_LOG", "warn,openorder=info,platform=info,order_service=info,inventory_service=info,notification_service=info,rdkafka=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("Failed to start {:?}", process.args))?;
+        process.child = Some(child);
+        Ok(())
+    }
+
+    async fn wait_ready(&self, url: &str) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(r) = self.http.get(format!("{url}/health/ready")).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "{url} not ready in 120 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `kill -9`: no shutdown, no final commit, no flush.
+    pub async fn kill(&mut self, instance: &str) -> anyhow::Result<()> {
+        let process = self
+            .services
+            .get_mut(instance)
+            .with_context(|| format!("no service instance {instance}"))?;
+        if let Some(mut child) = process.child.take() {
+            child.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts a killed instance again with the same arguments (same port and database).
+    pub async fn restart(&mut self, instance: &str) -> anyhow::Result<()> {
+        let mut process = self
+            .services
+            .remove(instance)
+            .with_context(|| format!("no service instance {instance}"))?;
+        self.spawn(&mut process)?;
+        let url = process.url.clone();
+        self.services.insert(instance.to_string(), process);
+        self.wait_ready(&url).await
+    }
+
+    /// SIGTERM to every service, then the embedded broker.
+    pub async fn shutdown(mut self) {
+        for process in self.services.values_mut() {
+            if let Some(child) = &mut process.child {
+                if let Some(pid) = child.id() {
+                    let _ = Command::new("kill").arg(pid.to_string()).status().await;
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
+            }
+        }
+        if let Some(mut broker) = self.broker.take() {
+            let _ = broker.kill().await;
+        }
+    }
+}
