@@ -38,6 +38,7 @@ pub const SCHEMA: Schema = Schema {
         )",
         platform::dedupe::TABLE,
         platform::outbox::SQLITE_TABLE,
+        platform::dedupe::DEAD_LETTERED_TABLE,
     ],
     postgres: &[
         "CREATE TABLE IF NOT EXISTS stock (
@@ -67,6 +68,7 @@ pub const SCHEMA: Schema = Schema {
         )",
         platform::dedupe::TABLE,
         platform::outbox::POSTGRES_TABLE,
+        platform::dedupe::DEAD_LETTERED_TABLE,
     ],
 };
 

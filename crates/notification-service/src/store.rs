@@ -19,6 +19,7 @@ pub const SCHEMA: Schema = Schema {
         )",
         "CREATE INDEX IF NOT EXISTS notifications_by_order ON notifications (order_id, id)",
         platform::outbox::SQLITE_TABLE,
+        platform::dedupe::DEAD_LETTERED_TABLE,
     ],
     postgres: &[
         "CREATE TABLE IF NOT EXISTS notifications (
@@ -33,6 +34,7 @@ pub const SCHEMA: Schema = Schema {
         )",
         "CREATE INDEX IF NOT EXISTS notifications_by_order ON notifications (order_id, id)",
         platform::outbox::POSTGRES_TABLE,
+        platform::dedupe::DEAD_LETTERED_TABLE,
     ],
 };
 

@@ -40,6 +40,7 @@ pub const SCHEMA: Schema = Schema {
         )",
         platform::dedupe::TABLE,
         platform::outbox::SQLITE_TABLE,
+        platform::dedupe::DEAD_LETTERED_TABLE,
     ],
     postgres: &[
         "CREATE TABLE IF NOT EXISTS orders (
@@ -69,6 +70,7 @@ pub const SCHEMA: Schema = Schema {
         )",
         platform::dedupe::TABLE,
         platform::outbox::POSTGRES_TABLE,
+        platform::dedupe::DEAD_LETTERED_TABLE,
     ],
 };
 

@@ -11,6 +11,10 @@
 //!    headers and `openorder-attempts`, and waits for the broker's acknowledgement;
 //! 4. only then is the offset stored (committed in the background, and synchronously at exit).
 //!
+//! A copy of an event that was already dead-lettered (same `event-id`, same replay count:
+//! the outbox published it twice) is skipped, so a record that always fails lands in the
+//! DLT once, not once per copy.
+//!
 //! A poison record therefore never blocks its partition for longer than the retries, and
 //! no record is skipped without either its effect or its dead letter being durable.
 //! On shutdown the record in hand is finished (a retry wait is cut short, leaving the
@@ -98,8 +102,10 @@ pub trait Handler: Send + Sync + 'static {
 
 /// How processing of one record ended.
 enum Outcome {
-    /// Applied, or durably dead-lettered: the offset may move on.
+    /// Applied: the offset may move on.
     Done,
+    /// Durably dead-lettered: the offset may move on.
+    DeadLettered,
     /// Shutdown came first: leave the offset where it is.
     Interrupted,
 }
@@ -114,6 +120,8 @@ pub struct ConsumerLoop<H> {
     pub retry: RetryPolicy,
     pub handler: H,
     pub metrics: crate::metrics::Metrics,
+    /// Where copies of dead-lettered events are remembered.
+    pub db: crate::db::Database,
 }
 
 impl<H: Handler> ConsumerLoop<H> {
@@ -133,7 +141,32 @@ impl<H: Handler> ConsumerLoop<H> {
                     continue;
                 }
             };
+            let copy = record
+                .header(headers::EVENT_ID)
+                .map(|id| (id.to_string(), replay_count(&record)));
+            if let Some((id, replay)) = &copy {
+                match crate::dedupe::was_dead_lettered(&self.db, id, *replay).await {
+                    Ok(true) => {
+                        tracing::info!(consumer = self.name, event_id = %id, "copy of a dead-lettered event skipped");
+                        let _ = self.consumer.store_offset(&record.topic, record.partition, record.offset);
+                        continue;
+                    }
+                    Ok(false) => {}
+                    // The handler will meet the same database trouble and wait for it.
+                    Err(err) => tracing::warn!(consumer = self.name, error = %err, "could not check dead letters"),
+                }
+            }
             match self.process(&record, &shutdown).await {
+                Outcome::DeadLettered => {
+                    if let Some((id, replay)) = &copy {
+                        if let Err(err) = crate::dedupe::mark_dead_lettered(&self.db, id, *replay).await {
+                            tracing::warn!(consumer = self.name, error = %err, "could not note the dead letter");
+                        }
+                    }
+                    if let Err(err) = self.consumer.store_offset(&record.topic, record.partition, record.offset) {
+                        tracing::warn!(consumer = self.name, error = %err, "could not store offset");
+                    }
+                }
                 Outcome::Done => {
                     if let Err(err) =
                         self.consumer
@@ -215,7 +248,7 @@ impl<H: Handler> ConsumerLoop<H> {
                         consumer = self.name, dlt = %topic, offset = record.offset,
                         attempts, error = %error, "record dead-lettered"
                     );
-                    return Outcome::Done;
+                    return Outcome::DeadLettered;
                 }
                 Err((err, _)) => {
                     tracing::error!(dlt = %topic, error = %err, "could not publish dead letter, retrying")
@@ -266,6 +299,14 @@ pub fn dead_letter_headers(
         });
     }
     out
+}
+
+/// The record's `openorder-replay-count` (0 for a record never replayed).
+fn replay_count(record: &Record) -> i64 {
+    record
+        .header(crate::dlt::REPLAY_COUNT)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Reads a big-endian integer header as Spring Kafka writes them (4 or 8 bytes).

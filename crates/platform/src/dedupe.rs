@@ -21,3 +21,48 @@ pub async fn mark_processed(tx: &mut Tx, event_id: &str) -> Result<bool, sqlx::E
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Events already dead-lettered, by event id and replay count. The outbox may publish an
+/// event twice (a crash between publish and delete); without this, a record that always
+/// fails would be dead-lettered once per copy. A replay carries a higher replay count, so
+/// it is a new attempt, not a copy.
+pub const DEAD_LETTERED_TABLE: &str = "CREATE TABLE IF NOT EXISTS dead_lettered (
+    event_id TEXT NOT NULL,
+    replay_count INTEGER NOT NULL,
+    dead_lettered_at TEXT NOT NULL,
+    PRIMARY KEY (event_id, replay_count)
+)";
+
+/// Was this copy of the event dead-lettered already?
+pub async fn was_dead_lettered(
+    db: &crate::db::Database,
+    event_id: &str,
+    replay_count: i64,
+) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query("SELECT 1 AS one FROM dead_lettered WHERE event_id = $1 AND replay_count = $2")
+            .bind(event_id)
+            .bind(replay_count)
+            .fetch_optional(&db.pool)
+            .await?
+            .is_some(),
+    )
+}
+
+/// Notes that the event (at this replay count) is in its dead-letter topic.
+pub async fn mark_dead_lettered(
+    db: &crate::db::Database,
+    event_id: &str,
+    replay_count: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO dead_lettered (event_id, replay_count, dead_lettered_at) VALUES ($1, $2, $3)
+         ON CONFLICT (event_id, replay_count) DO NOTHING",
+    )
+    .bind(event_id)
+    .bind(replay_count)
+    .bind(crate::now_text())
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}

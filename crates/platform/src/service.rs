@@ -108,6 +108,7 @@ impl Runtime {
             retry: self.kafka.retry_policy(),
             handler,
             metrics: self.metrics.clone(),
+            db: self.db.clone(),
         };
         self.consumers.spawn(consumer_loop.run(shutdown.clone()));
         Ok(())
