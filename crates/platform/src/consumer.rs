@@ -148,22 +148,33 @@ impl<H: Handler> ConsumerLoop<H> {
                 match crate::dedupe::was_dead_lettered(&self.db, id, *replay).await {
                     Ok(true) => {
                         tracing::info!(consumer = self.name, event_id = %id, "copy of a dead-lettered event skipped");
-                        let _ = self.consumer.store_offset(&record.topic, record.partition, record.offset);
+                        let _ = self.consumer.store_offset(
+                            &record.topic,
+                            record.partition,
+                            record.offset,
+                        );
                         continue;
                     }
                     Ok(false) => {}
                     // The handler will meet the same database trouble and wait for it.
-                    Err(err) => tracing::warn!(consumer = self.name, error = %err, "could not check dead letters"),
+                    Err(err) => {
+                        tracing::warn!(consumer = self.name, error = %err, "could not check dead letters")
+                    }
                 }
             }
             match self.process(&record, &shutdown).await {
                 Outcome::DeadLettered => {
                     if let Some((id, replay)) = &copy {
-                        if let Err(err) = crate::dedupe::mark_dead_lettered(&self.db, id, *replay).await {
+                        if let Err(err) =
+                            crate::dedupe::mark_dead_lettered(&self.db, id, *replay).await
+                        {
                             tracing::warn!(consumer = self.name, error = %err, "could not note the dead letter");
                         }
                     }
-                    if let Err(err) = self.consumer.store_offset(&record.topic, record.partition, record.offset) {
+                    if let Err(err) =
+                        self.consumer
+                            .store_offset(&record.topic, record.partition, record.offset)
+                    {
                         tracing::warn!(consumer = self.name, error = %err, "could not store offset");
                     }
                 }
