@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 
+mod bench;
 mod chaos;
 mod dlt;
 mod status;
@@ -39,6 +40,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Fault-injection harness: real processes, real faults, invariants checked.
     Chaos(chaos::ChaosArgs),
+    /// End-to-end throughput, latency and memory beside the broker's and HTTP's limits.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -92,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Dlt(args) => dlt::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Chaos(args) => chaos::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::NotificationService(args) => {
             let listener = bind(args.listen, "notification-service").await?;
             notification_service::run(args.config, listener, shutdown).await

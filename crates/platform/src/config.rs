@@ -33,6 +33,12 @@ pub struct KafkaArgs {
     )]
     pub kafka_session_timeout_ms: u64,
 
+    /// Longest a consumer's fetch waits for new records (ms). Low, because each order
+    /// crosses two consumer hops and some brokers (the embedded one) answer a fetch only when
+    /// this expires rather than when records arrive.
+    #[arg(long, env = "OPENORDER_FETCH_WAIT_MAX_MS", default_value_t = 10)]
+    pub fetch_wait_max_ms: u64,
+
     /// How a consumer gets its partitions: `group` (the broker's group protocol, so several
     /// instances share them) or `all` (each consumer reads every partition itself: one
     /// instance per group; offsets are still committed to the group). `openorder up` uses

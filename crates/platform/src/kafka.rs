@@ -69,7 +69,8 @@ pub fn consumer(
             "heartbeat.interval.ms",
             (args.kafka_session_timeout_ms / 3).max(100).to_string(),
         )
-        .set("topic.metadata.refresh.interval.ms", "5000");
+        .set("topic.metadata.refresh.interval.ms", "5000")
+        .set("fetch.wait.max.ms", args.fetch_wait_max_ms.to_string());
     apply_overrides(&mut config, args);
     config
         .create()

@@ -306,6 +306,19 @@ impl Cluster {
         }
     }
 
+    /// Name and pid of every running service process.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.services
+            .iter()
+            .filter_map(|(name, p)| {
+                p.child
+                    .as_ref()
+                    .and_then(Child::id)
+                    .map(|pid| (name.clone(), pid))
+            })
+            .collect()
+    }
+
     /// `kill -9`: no shutdown, no final commit, no flush.
     pub async fn kill(&mut self, instance: &str) -> anyhow::Result<()> {
         let process = self

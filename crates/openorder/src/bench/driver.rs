@@ -1,0 +1,144 @@
+//! The open-loop client and the result observer.
+//!
+//! Open loop: request `i` is *scheduled* at `start + i / rate` and sent then, whether or not
+//! earlier requests have been answered, and every latency is measured from the scheduled
+//! time. A stalled server therefore shows up as latency instead of hiding as a lower send
+//! rate (no coordinated omission).
+//!
+//! End to end: the observer consumes `inventory.reserved` and `inventory.rejected` (the
+//! events that decide an order's final status, the same records order-service applies) and
+//! notes when each order's decision arrived. Nothing polls the API.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// One request as sent and answered.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub scheduled: Instant,
+    pub answered: Instant,
+    /// The order id if the answer was a 202.
+    pub order_id: Option<i64>,
+}
+
+/// Decisions seen so far: order id → arrival time.
+#[derive(Clone, Default)]
+pub struct Decisions(Arc<Mutex<HashMap<i64, Instant>>>);
+
+impl Decisions {
+    pub fn get(&self, order_id: i64) -> Option<Instant> {
+        self.0
+            .lock()
+            .expect("never poisoned")
+            .get(&order_id)
+            .copied()
+    }
+}
+
+/// Consumes the decision topics (every partition, from the beginning) until `stop`.
+pub fn observe(
+    kafka: &platform::config::KafkaArgs,
+    stop: CancellationToken,
+) -> anyhow::Result<Decisions> {
+    let topics = kafka.topics();
+    let mut args = kafka.clone();
+    args.partition_assignment = platform::config::PartitionAssignment::All;
+    let consumer: StreamConsumer =
+        platform::kafka::consumer(&args, &topics.group("bench-observer"), "bench")?;
+    platform::kafka::assign_all(
+        &consumer,
+        &[topics.inventory_reserved(), topics.inventory_rejected()],
+    )?;
+    // From the beginning: the system under test is fresh, so every record is this run's.
+    let mut tpl = consumer.assignment()?;
+    tpl.set_all_offsets(rdkafka::Offset::Beginning)?;
+    consumer.assign(&tpl)?;
+    let decisions = Decisions::default();
+    let out = decisions.clone();
+    tokio::spawn(async move {
+        loop {
+            let message = tokio::select! {
+                _ = stop.cancelled() => break,
+                m = consumer.recv() => m,
+            };
+            let Ok(message) = message else { continue };
+            let now = Instant::now();
+            let order_id = message
+                .key()
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .and_then(|k| k.parse::<i64>().ok());
+            if let Some(id) = order_id {
+                out.0
+                    .lock()
+                    .expect("never poisoned")
+                    .entry(id)
+                    .or_insert(now);
+            }
+        }
+    });
+    Ok(decisions)
+}
+
+/// Sends `count` orders at `rate` per second, open loop; returns every sample.
+pub async fn open_loop(
+    http: &reqwest::Client,
+    order_url: &str,
+    rate: f64,
+    count: usize,
+) -> Vec<Sample> {
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(count);
+    for i in 0..count {
+        let scheduled = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(scheduled).await;
+        let http = http.clone();
+        let url = format!("{order_url}/api/orders");
+        let sku = crate::bench::SKUS[i % crate::bench::SKUS.len()];
+        tasks.push(tokio::spawn(async move {
+            let body = serde_json::json!({"userId": 1 + (i % 1000) as i64, "items": [{"sku": sku, "qty": 1}]});
+            let answer = http.post(&url).json(&body).send().await;
+            let order_id = match answer {
+                Ok(r) if r.status().as_u16() == 202 => r
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["orderId"].as_i64()),
+                _ => None,
+            };
+            Sample {
+                scheduled,
+                answered: Instant::now(),
+                order_id,
+            }
+        }));
+    }
+    let mut samples = Vec::with_capacity(count);
+    for t in tasks {
+        if let Ok(s) = t.await {
+            samples.push(s);
+        }
+    }
+    samples
+}
+
+/// Waits until every accepted order of `samples` has a decision, or `timeout` passes.
+pub async fn wait_decided(samples: &[Sample], decisions: &Decisions, timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let missing = samples
+            .iter()
+            .filter_map(|s| s.order_id)
+            .filter(|id| decisions.get(*id).is_none())
+            .count();
+        if missing == 0 || Instant::now() > deadline {
+            return missing;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,423 @@
+//! `openorder bench`: end-to-end throughput, latency and memory, beside the limits they are
+//! compared with, measured in one run on one machine.
+//!
+//! It starts the system under test itself (`openorder up` on the embedded defaults, or the
+//! three services as processes against an external Kafka and PostgreSQL), warms it up,
+//! drives it open loop over HTTP ([`driver`]), observes each order's decision on the result
+//! topics, samples the processes' memory and CPU ([`procstat`]), then measures the broker's
+//! raw rate and the HTTP ceiling ([`limits`]), and writes `report.json` and `chart.svg`
+//! ([`report`]) and a summary table.
+
+pub mod driver;
+pub mod limits;
+pub mod procstat;
+pub mod report;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+
+use crate::chaos::cluster::{free_port, Backend, Cluster};
+use crate::chaos::BrokerChoice;
+
+/// The SKUs bench orders use (stocked generously before the run).
+pub const SKUS: [&str; 8] = [
+    "BENCH-0", "BENCH-1", "BENCH-2", "BENCH-3", "BENCH-4", "BENCH-5", "BENCH-6", "BENCH-7",
+];
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[arg(long, value_enum, default_value = "embedded")]
+    broker: BrokerChoice,
+
+    /// External broker's bootstrap servers.
+    #[arg(long, env = "OPENORDER_BOOTSTRAP_SERVERS")]
+    bootstrap_servers: Option<String>,
+
+    /// PostgreSQL URL with the right to create databases.
+    #[arg(long, env = "OPENORDER_CHAOS_POSTGRES_URL")]
+    postgres_url: Option<String>,
+
+    /// Offered rate of the open-loop run, orders per second.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+
+    /// Length of the open-loop run, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+
+    /// Instead of one rate: raise the rate step by step (×1.5) and report the highest one
+    /// sustained for a whole step with the backlog not growing.
+    #[arg(long)]
+    saturate: bool,
+
+    /// Length of each saturation step, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    step_seconds: f64,
+
+    /// Highest rate a saturation search tries.
+    #[arg(long, default_value_t = 20_000.0)]
+    max_rate: f64,
+
+    /// Raw records sent through the broker for its limit.
+    #[arg(long, default_value_t = 20_000)]
+    raw_records: usize,
+
+    /// Where report.json and chart.svg go.
+    #[arg(long, default_value = "bench-report")]
+    out: PathBuf,
+}
+
+/// The system under test and how to reach it.
+struct System {
+    order_url: String,
+    inventory_url: String,
+    kafka: platform::config::KafkaArgs,
+    processes: Vec<(String, u32)>,
+    up: Option<tokio::process::Child>,
+    cluster: Option<Cluster>,
+}
+
+async fn wait_ready(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("{url}/health/ready")).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("{url} not ready in 60 s")
+}
+
+async fn start_system(
+    args: &BenchArgs,
+    dir: &std::path::Path,
+    http: &reqwest::Client,
+) -> anyhow::Result<System> {
+    match args.broker {
+        BrokerChoice::Embedded => {
+            let (broker, order, inventory, notification) =
+                (free_port()?, free_port()?, free_port()?, free_port()?);
+            let log = std::fs::File::create(dir.join("up.log"))?;
+            let started = std::time::Instant::now();
+            let child = tokio::process::Command::new(std::env::current_exe()?)
+                .arg("up")
+                .arg("--data-dir")
+                .arg(dir.join("data"))
+                .args(["--broker-port", &broker.to_string()])
+                .args(["--order-port", &order.to_string()])
+                .args(["--inventory-port", &inventory.to_string()])
+                .args(["--notification-port", &notification.to_string()])
+                .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .kill_on_drop(true)
+                .spawn()
+                .context("Failed to start openorder up")?;
+            let order_url = format!("http://127.0.0.1:{order}");
+            let inventory_url = format!("http://127.0.0.1:{inventory}");
+            for url in [
+                &order_url,
+                &inventory_url,
+                &format!("http://127.0.0.1:{notification}"),
+            ] {
+                wait_ready(http, url).await?;
+            }
+            println!(
+                "bench: `openorder up` ready in {:.2} s",
+                started.elapsed().as_secs_f64()
+            );
+            let pid = child.id().context("up has a pid")?;
+            let mut processes = vec![("openorder up".to_string(), pid)];
+            for c in procstat::children(pid) {
+                processes.push(("openorder-broker (child of up)".to_string(), c));
+            }
+            Ok(System {
+                order_url,
+                inventory_url,
+                kafka: platform::config::KafkaArgs::with_defaults(
+                    &format!("127.0.0.1:{broker}"),
+                    "",
+                ),
+                processes,
+                up: Some(child),
+                cluster: None,
+            })
+        }
+        BrokerChoice::External => {
+            let backend = Backend::External {
+                bootstrap: args
+                    .bootstrap_servers
+                    .clone()
+                    .context("--broker external needs --bootstrap-servers")?,
+                postgres_url: args
+                    .postgres_url
+                    .clone()
+                    .context("--broker external needs --postgres-url")?,
+                broker_stop: None,
+                broker_start: None,
+                database_stop: None,
+                database_start: None,
+            };
+            let mut cluster = Cluster::new(backend, dir).await?;
+            let order_url = cluster
+                .start_service("order-service", "order-service")
+                .await?;
+            let inventory_url = cluster
+                .start_service("inventory-service", "inventory-service")
+                .await?;
+            cluster
+                .start_service("notification-service", "notification-service")
+                .await?;
+            Ok(System {
+                order_url,
+                inventory_url,
+                kafka: platform::config::KafkaArgs::with_defaults(
+                    &cluster.bootstrap,
+                    &cluster.prefix,
+                ),
+                processes: cluster.pids(),
+                up: None,
+                cluster: Some(cluster),
+            })
+        }
+    }
+}
+
+/// Everything the run measured.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub backend: String,
+    pub machine: String,
+    pub runs: Vec<report::RunResult>,
+    /// Highest rate sustained (saturation mode).
+    pub sustained_rate: Option<f64>,
+    pub processes: Vec<procstat::ProcessUse>,
+    pub broker_limit: limits::BrokerLimit,
+    pub http_limit: limits::HttpLimit,
+    /// completed orders/s of the main run ÷ broker-limited orders/s.
+    pub completed_vs_broker: f64,
+    /// accepted orders/s of the main run ÷ the no-op HTTP ceiling.
+    pub accepted_vs_http: f64,
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    format!("{cpus} cores, {model}")
+}
+
+async fn stock(http: &reqwest::Client, inventory_url: &str) -> anyhow::Result<()> {
+    for sku in SKUS {
+        let r = http
+            .put(format!("{inventory_url}/api/inventory/{sku}"))
+            .json(&serde_json::json!({"available": 1_000_000_000}))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().is_success(), "stocking {sku}: {}", r.status());
+    }
+    Ok(())
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let dir =
+        std::env::temp_dir().join(format!("openorder-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let mut system = start_system(&args, &dir, &http).await?;
+    let result = measure(&args, &system, &http).await;
+    if let Some(mut up) = system.up.take() {
+        if let Some(pid) = up.id() {
+            let _ = tokio::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status()
+                .await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(15), up.wait()).await;
+    }
+    if let Some(cluster) = system.cluster.take() {
+        cluster.shutdown().await;
+    }
+    let report = result?;
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(
+        args.out.join("report.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    if let Some(main) = report.runs.last() {
+        let title = format!(
+            "openorder bench, {}: {:.0} orders/s offered",
+            report.backend, main.offered_rate
+        );
+        std::fs::write(args.out.join("chart.svg"), report::chart(main, &title))?;
+    }
+    print_summary(&report);
+    println!("bench: report in {}", args.out.display());
+    Ok(())
+}
+
+async fn measure(
+    args: &BenchArgs,
+    system: &System,
+    http: &reqwest::Client,
+) -> anyhow::Result<Report> {
+    stock(http, &system.inventory_url).await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let decisions = driver::observe(&system.kafka, stop.clone())?;
+    // Warm-up: connections, consumer fetch sessions, database caches.
+    let warm = driver::open_loop(http, &system.order_url, 200.0, 200).await;
+    driver::wait_decided(&warm, &decisions, Duration::from_secs(60)).await;
+
+    let span = procstat::Span::start(&system.processes);
+    let mut runs = Vec::new();
+    let mut sustained_rate = None;
+    if args.saturate {
+        let mut rate = 250.0_f64;
+        while rate <= args.max_rate {
+            let count = (rate * args.step_seconds) as usize;
+            let samples = driver::open_loop(http, &system.order_url, rate, count).await;
+            let last_scheduled = samples.iter().map(|s| s.scheduled).max();
+            driver::wait_decided(&samples, &decisions, Duration::from_secs(2)).await;
+            let run = report::summarize(rate, &samples, &decisions);
+            let drained = last_scheduled.is_some_and(|t| {
+                samples
+                    .iter()
+                    .filter_map(|s| s.order_id.and_then(|id| decisions.get(id)))
+                    .all(|at| at.saturating_duration_since(t) <= Duration::from_secs(2))
+            });
+            let ok = run.errors == 0 && run.lost == 0 && drained;
+            println!(
+                "bench: step {rate:>8.0}/s: accepted {:>8.0}/s, completed {:>8.0}/s, e2e p99 {:>8.1} ms {}",
+                run.accepted_per_second,
+                run.completed_per_second,
+                run.end_to_end.p99_ms,
+                if ok { "sustained" } else { "NOT sustained" }
+            );
+            runs.push(run);
+            if !ok {
+                // Let the backlog drain before measuring anything else.
+                driver::wait_decided(&samples, &decisions, Duration::from_secs(120)).await;
+                break;
+            }
+            sustained_rate = Some(rate);
+            rate *= 1.5;
+        }
+    } else {
+        let count = (args.rate * args.duration) as usize;
+        let samples = driver::open_loop(http, &system.order_url, args.rate, count).await;
+        driver::wait_decided(&samples, &decisions, Duration::from_secs(120)).await;
+        runs.push(report::summarize(args.rate, &samples, &decisions));
+    }
+    let processes = span.finish();
+    stop.cancel();
+
+    let http_limit = limits::http(http, 64, 3.0).await?;
+    let sample_event = serde_json::to_vec(&contracts::OrderCreated {
+        event_id: uuid::Uuid::new_v4(),
+        order_id: 123_456,
+        user_id: 42,
+        items: vec![contracts::LineItem {
+            sku: SKUS[0].into(),
+            qty: 1,
+        }],
+        created_at: chrono::Utc::now(),
+    })?;
+    let broker_limit = limits::broker(&system.kafka, args.raw_records, &sample_event).await?;
+    let best = runs
+        .iter()
+        .filter(|r| r.lost == 0 && r.errors == 0)
+        .max_by(|a, b| a.completed_per_second.total_cmp(&b.completed_per_second))
+        .or(runs.last())
+        .context("no run")?;
+    Ok(Report {
+        backend: match args.broker {
+            BrokerChoice::Embedded => "embedded (openorder up: Tansu + SQLite)".into(),
+            BrokerChoice::External => "Kafka + PostgreSQL (three service processes)".into(),
+        },
+        machine: machine(),
+        completed_vs_broker: best.completed_per_second / broker_limit.orders_per_second,
+        accepted_vs_http: best.accepted_per_second / http_limit.requests_per_second,
+        runs,
+        sustained_rate,
+        processes,
+        broker_limit,
+        http_limit,
+    })
+}
+
+fn print_summary(r: &Report) {
+    println!("\n{} on {}", r.backend, r.machine);
+    println!(
+        "{:>9} {:>7} {:>7} {:>5} {:>10} {:>11} {:>9} {:>9} {:>9} {:>9}",
+        "OFFERED/s",
+        "SENT",
+        "ERRORS",
+        "LOST",
+        "ACCEPTED/s",
+        "COMPLETED/s",
+        "POST p50",
+        "POST p99",
+        "E2E p50",
+        "E2E p99"
+    );
+    for run in &r.runs {
+        println!(
+            "{:>9.0} {:>7} {:>7} {:>5} {:>10.0} {:>11.0} {:>7.2}ms {:>7.2}ms {:>7.1}ms {:>7.1}ms",
+            run.offered_rate,
+            run.sent,
+            run.errors,
+            run.lost,
+            run.accepted_per_second,
+            run.completed_per_second,
+            run.post.p50_ms,
+            run.post.p99_ms,
+            run.end_to_end.p50_ms,
+            run.end_to_end.p99_ms
+        );
+    }
+    if let Some(rate) = r.sustained_rate {
+        println!("highest rate sustained: {rate:.0} orders/s");
+    }
+    for p in &r.processes {
+        println!(
+            "process {:<32} peak RSS {:>7.1} MiB, CPU {:>6.1} s ({:>5.1} % of a core)",
+            p.name, p.peak_rss_mib, p.cpu_seconds, p.cpu_percent
+        );
+    }
+    println!(
+        "broker raw: {:.0} records/s produced, {:.0} consumed ({} B records) → broker-limited {:.0} orders/s",
+        r.broker_limit.produced_per_second,
+        r.broker_limit.consumed_per_second,
+        r.broker_limit.record_bytes,
+        r.broker_limit.orders_per_second
+    );
+    println!(
+        "HTTP no-op ceiling: {:.0} requests/s",
+        r.http_limit.requests_per_second
+    );
+    println!(
+        "ratios: completed ÷ broker-limited = {:.3}; accepted ÷ HTTP ceiling = {:.3}",
+        r.completed_vs_broker, r.accepted_vs_http
+    );
+}

@@ -1,0 +1,198 @@
+//! Turning samples into figures: HDR histograms of POST and end-to-end latency, rates,
+//! a per-second series, and the SVG chart of that series.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::driver::{Decisions, Sample};
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Percentiles {
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+fn percentiles(h: &Histogram<u64>) -> Percentiles {
+    let ms = |us: u64| us as f64 / 1000.0;
+    if h.is_empty() {
+        return Percentiles::default();
+    }
+    Percentiles {
+        p50_ms: ms(h.value_at_quantile(0.50)),
+        p90_ms: ms(h.value_at_quantile(0.90)),
+        p99_ms: ms(h.value_at_quantile(0.99)),
+        p999_ms: ms(h.value_at_quantile(0.999)),
+        max_ms: ms(h.max()),
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs to 10 min, 3 significant digits.
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
+}
+
+/// One second of the run (by scheduled send time).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Point {
+    pub second: u64,
+    pub sent: u64,
+    pub completed: u64,
+    pub post_p99_ms: f64,
+    pub e2e_p50_ms: f64,
+    pub e2e_p99_ms: f64,
+}
+
+/// The figures of one open-loop run at one rate.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunResult {
+    pub offered_rate: f64,
+    pub sent: usize,
+    pub accepted: usize,
+    pub errors: usize,
+    pub completed: usize,
+    /// Accepted orders whose decision never arrived.
+    pub lost: usize,
+    pub accepted_per_second: f64,
+    pub completed_per_second: f64,
+    pub post: Percentiles,
+    pub end_to_end: Percentiles,
+    pub series: Vec<Point>,
+}
+
+pub fn summarize(rate: f64, samples: &[Sample], decisions: &Decisions) -> RunResult {
+    let start = samples
+        .iter()
+        .map(|s| s.scheduled)
+        .min()
+        .unwrap_or_else(Instant::now);
+    let mut post = histogram();
+    let mut e2e = histogram();
+    let mut per_second: BTreeMap<u64, (u64, Histogram<u64>, Histogram<u64>)> = BTreeMap::new();
+    let mut completed_at: BTreeMap<u64, u64> = BTreeMap::new();
+    let (mut accepted, mut completed, mut last_answer, mut last_decision) = (0, 0, start, start);
+    for s in samples {
+        let second = (s.scheduled - start).as_secs();
+        let entry = per_second
+            .entry(second)
+            .or_insert_with(|| (0, histogram(), histogram()));
+        entry.0 += 1;
+        let post_us = (s.answered - s.scheduled).as_micros().max(1) as u64;
+        let _ = post.record(post_us);
+        let _ = entry.1.record(post_us);
+        last_answer = last_answer.max(s.answered);
+        let Some(id) = s.order_id else { continue };
+        accepted += 1;
+        if let Some(at) = decisions.get(id) {
+            completed += 1;
+            let us = at.saturating_duration_since(s.scheduled).as_micros().max(1) as u64;
+            let _ = e2e.record(us);
+            let _ = entry.2.record(us);
+            last_decision = last_decision.max(at);
+            *completed_at.entry((at - start).as_secs()).or_default() += 1;
+        }
+    }
+    let series = per_second
+        .iter()
+        .map(|(second, (sent, p, e))| Point {
+            second: *second,
+            sent: *sent,
+            completed: completed_at.get(second).copied().unwrap_or(0),
+            post_p99_ms: percentiles(p).p99_ms,
+            e2e_p50_ms: percentiles(e).p50_ms,
+            e2e_p99_ms: percentiles(e).p99_ms,
+        })
+        .collect();
+    let per_second = |n: usize, until: Instant| {
+        let secs = (until - start).as_secs_f64();
+        if secs > 0.0 {
+            n as f64 / secs
+        } else {
+            0.0
+        }
+    };
+    RunResult {
+        offered_rate: rate,
+        sent: samples.len(),
+        accepted,
+        errors: samples.len() - accepted,
+        completed,
+        lost: accepted - completed,
+        accepted_per_second: per_second(accepted, last_answer),
+        completed_per_second: per_second(completed, last_decision),
+        post: percentiles(&post),
+        end_to_end: percentiles(&e2e),
+        series,
+    }
+}
+
+/// Throughput (top) and latency percentiles (bottom) per second, as SVG.
+pub fn chart(run: &RunResult, title: &str) -> String {
+    let (w, h, pad) = (900.0, 560.0, 60.0);
+    let panel = (h - 3.0 * pad) / 2.0;
+    let n = run.series.len().max(2) as f64;
+    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / (n - 1.0);
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/><text x="{pad}" y="24" font-size="15">{title}</text>"#
+    );
+    let mut plot = |top: f64, label: &str, lines: &[(&str, &str, Vec<f64>)]| {
+        let max = lines
+            .iter()
+            .flat_map(|(_, _, v)| v.iter().copied())
+            .fold(1.0_f64, f64::max);
+        let y = |v: f64| top + panel - panel * v / max;
+        let _ = writeln!(
+            svg,
+            r##"<rect x="{pad}" y="{top}" width="{}" height="{panel}" fill="none" stroke="#999"/><text x="6" y="{}">{max:.0}</text><text x="6" y="{}">0</text><text x="{pad}" y="{}">{label}</text>"##,
+            w - 2.0 * pad,
+            top + 10.0,
+            top + panel,
+            top - 6.0
+        );
+        for (k, (name, color, values)) in lines.iter().enumerate() {
+            let points: Vec<String> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v)))
+                .collect();
+            let _ = writeln!(
+                svg,
+                r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/><text x="{}" y="{}" fill="{color}">{name}</text>"#,
+                points.join(" "),
+                w - pad - 150.0,
+                top + 16.0 + 14.0 * k as f64
+            );
+        }
+    };
+    let series = |f: fn(&Point) -> f64| run.series.iter().map(f).collect::<Vec<f64>>();
+    plot(
+        pad,
+        "orders per second (by second of the run)",
+        &[
+            ("sent/s", "#1f77b4", series(|p| p.sent as f64)),
+            ("completed/s", "#2ca02c", series(|p| p.completed as f64)),
+        ],
+    );
+    plot(
+        2.0 * pad + panel,
+        "latency, ms (from scheduled send)",
+        &[
+            ("POST p99", "#ff7f0e", series(|p| p.post_p99_ms)),
+            ("end-to-end p50", "#9467bd", series(|p| p.e2e_p50_ms)),
+            ("end-to-end p99", "#d62728", series(|p| p.e2e_p99_ms)),
+        ],
+    );
+    svg.push_str("</svg>\n");
+    svg
+}

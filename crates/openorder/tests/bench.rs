@@ -1,0 +1,63 @@
+//! A short smoke run of `openorder bench` on the embedded defaults: the report is
+//! well-formed and every accepted order completed. It asserts no speed: the machines are
+//! shared and noisy, and speed lives in BENCHMARKS.md.
+
+use std::process::Command;
+
+#[test]
+fn a_short_bench_run_writes_a_well_formed_report_and_loses_no_order() {
+    let out = std::env::temp_dir().join(format!(
+        "openorder-bench-test-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let output = Command::new(env!("CARGO_BIN_EXE_openorder"))
+        .args([
+            "bench",
+            "--rate",
+            "50",
+            "--duration",
+            "2",
+            "--raw-records",
+            "500",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("openorder bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("broker-limited"), "{stdout}");
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let run = &report["runs"][0];
+    assert_eq!(run["sent"], 100);
+    assert_eq!(run["errors"], 0);
+    assert_eq!(run["lost"], 0, "every accepted order completed");
+    assert_eq!(run["completed"], 100);
+    for field in ["post", "endToEnd"] {
+        let p = &run[field];
+        assert!(p["p50Ms"].as_f64().unwrap() > 0.0, "{field}: {p}");
+        assert!(p["p99Ms"].as_f64().unwrap() >= p["p50Ms"].as_f64().unwrap());
+    }
+    assert!(!run["series"].as_array().unwrap().is_empty());
+    assert!(report["brokerLimit"]["ordersPerSecond"].as_f64().unwrap() > 0.0);
+    assert!(report["httpLimit"]["requestsPerSecond"].as_f64().unwrap() > 0.0);
+    let processes = report["processes"].as_array().unwrap();
+    assert_eq!(processes.len(), 2, "up and its broker: {processes:?}");
+    assert!(processes
+        .iter()
+        .all(|p| p["peakRssMib"].as_f64().unwrap() > 1.0));
+
+    let chart = std::fs::read_to_string(out.join("chart.svg")).unwrap();
+    assert!(
+        chart.starts_with("<svg")
+            && chart.contains("polyline")
+            && chart.trim_end().ends_with("</svg>")
+    );
+}
