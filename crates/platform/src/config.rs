@@ -33,10 +33,12 @@ pub struct KafkaArgs {
     )]
     pub kafka_session_timeout_ms: u64,
 
-    /// Longest a consumer's fetch waits for new records (ms). Low, because each order
-    /// crosses two consumer hops and some brokers (the embedded one) answer a fetch only when
-    /// this expires rather than when records arrive.
-    #[arg(long, env = "OPENORDER_FETCH_WAIT_MAX_MS", default_value_t = 10)]
+    /// Longest a consumer's fetch waits for new records (ms). Apache Kafka and Redpanda
+    /// answer as soon as records arrive, so this only bounds idle fetches there. The embedded
+    /// broker answers only when it expires, so with it each of an order's two consumer hops
+    /// waits up to this long: lower means faster orders but a busier idle broker
+    /// (measured in BENCHMARKS.md: 10 ms ≈ 77 % of a core idle, 100 ms ≈ 12 %).
+    #[arg(long, env = "OPENORDER_FETCH_WAIT_MAX_MS", default_value_t = 100)]
     pub fetch_wait_max_ms: u64,
 
     /// How a consumer gets its partitions: `group` (the broker's group protocol, so several
