@@ -21,7 +21,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use crate::chaos::cluster::{free_port, Backend, Cluster};
+use crate::chaos::cluster::{free_port, wait_ready, Backend, Cluster};
 use crate::chaos::BrokerChoice;
 
 /// The SKUs bench orders use (stocked generously before the run).
@@ -80,19 +80,6 @@ struct System {
     processes: Vec<(String, u32)>,
     up: Option<tokio::process::Child>,
     cluster: Option<Cluster>,
-}
-
-async fn wait_ready(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(r) = http.get(format!("{url}/health/ready")).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("{url} not ready in 60 s")
 }
 
 async fn start_system(

@@ -57,6 +57,23 @@ async fn shell(command: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until `url`'s `/health/ready` answers 200 (database and broker reachable).
+pub async fn wait_ready(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(r) = http.get(format!("{url}/health/ready")).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{url} not ready in 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// One service process and how to start it again.
 struct ServiceProcess {
     args: Vec<String>,
@@ -268,7 +285,7 @@ impl Cluster {
         };
         self.spawn(&mut process)?;
         self.services.insert(instance.to_string(), process);
-        self.wait_ready(&url).await?;
+        wait_ready(&self.http, &url).await?;
         Ok(url)
     }
 
@@ -288,22 +305,6 @@ impl Cluster {
             .with_context(|| format!("Failed to start {:?}", process.args))?;
         process.child = Some(child);
         Ok(())
-    }
-
-    async fn wait_ready(&self, url: &str) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Ok(r) = self.http.get(format!("{url}/health/ready")).send().await {
-                if r.status().is_success() {
-                    return Ok(());
-                }
-            }
-            anyhow::ensure!(
-                tokio::time::Instant::now() < deadline,
-                "{url} not ready in 120 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     /// Name and pid of every running service process.
@@ -340,7 +341,7 @@ impl Cluster {
         self.spawn(&mut process)?;
         let url = process.url.clone();
         self.services.insert(instance.to_string(), process);
-        self.wait_ready(&url).await
+        wait_ready(&self.http, &url).await
     }
 
     /// SIGTERM to every service, then the embedded broker.

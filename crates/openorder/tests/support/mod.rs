@@ -58,6 +58,23 @@ fn init_tracing() {
         .try_init();
 }
 
+/// Waits until `base`'s `/health/ready` answers 200, for at most 60 s.
+pub async fn wait_ready(http: &reqwest::Client, base: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/health/ready")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{base} not ready in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Which broker a test runs against.
 #[derive(Clone, Copy, Debug)]
 pub enum BrokerKind {
@@ -287,25 +304,9 @@ impl Stack {
             &stack.inventory_url,
             &stack.notification_url,
         ] {
-            stack.wait_ready(url).await;
+            wait_ready(&stack.http, url).await;
         }
         Some(stack)
-    }
-
-    async fn wait_ready(&self, base: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = self.http.get(format!("{base}/health/ready")).send().await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{base} not ready in 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     /// Stops every service and checks that each stopped cleanly.
@@ -601,19 +602,7 @@ impl UpProcess {
         };
         let http = reqwest::Client::new();
         for base in [&up.order_url, &up.inventory_url, &up.notification_url] {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-            loop {
-                if let Ok(r) = http.get(format!("{base}/health/ready")).send().await {
-                    if r.status().is_success() {
-                        break;
-                    }
-                }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "{base} not ready in 60 s"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            wait_ready(&http, base).await;
         }
         up
     }
