@@ -154,7 +154,7 @@ async fn start_system(
                 database_stop: None,
                 database_start: None,
             };
-            let mut cluster = Cluster::new(backend, dir).await?;
+            let mut cluster = Cluster::new(backend, dir, 1).await?;
             let order_url = cluster
                 .start_service("order-service", "order-service")
                 .await?;

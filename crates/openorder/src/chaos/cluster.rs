@@ -88,6 +88,7 @@ pub struct Cluster {
     pub bootstrap: String,
     pub prefix: String,
     dir: PathBuf,
+    replication_factor: i32,
     exe: PathBuf,
     broker: Option<Child>,
     services: BTreeMap<String, ServiceProcess>,
@@ -96,7 +97,11 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts the broker (embedded) and prepares a fresh topic prefix; no service yet.
-    pub async fn new(backend: Backend, dir: &Path) -> anyhow::Result<Self> {
+    pub async fn new(
+        backend: Backend,
+        dir: &Path,
+        replication_factor: i32,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let exe = std::env::current_exe().context("Failed to find the openorder executable")?;
         let prefix = format!("chaos{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]);
@@ -109,6 +114,7 @@ impl Cluster {
             bootstrap,
             prefix,
             dir: dir.to_path_buf(),
+            replication_factor,
             exe,
             broker: None,
             services: BTreeMap::new(),
@@ -270,6 +276,8 @@ impl Cluster {
             "100".into(),
             "--retry-backoff-multiplier".into(),
             "2".into(),
+            "--topic-replication-factor".into(),
+            self.replication_factor.to_string(),
             "--partition-assignment".into(),
             match self.backend {
                 // As `openorder up` does with the embedded broker.

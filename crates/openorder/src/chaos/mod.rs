@@ -78,6 +78,11 @@ pub struct ChaosArgs {
     #[arg(long)]
     database_start_command: Option<String>,
 
+    /// Replication factor of the topics the services create (3 on a three-node cluster,
+    /// whose `min.insync.replicas` 2 then makes every acknowledged record survive one node's loss).
+    #[arg(long, default_value_t = 1)]
+    topic_replication_factor: i32,
+
     /// Orders per scenario (one-sku-contention sends ten times the hot SKU's stock).
     #[arg(long, default_value_t = 300)]
     orders: usize,
@@ -285,7 +290,7 @@ async fn run_scenario(
     args: &ChaosArgs,
     dir: &std::path::Path,
 ) -> anyhow::Result<Row> {
-    let mut cluster = Cluster::new(backend.clone(), dir).await?;
+    let mut cluster = Cluster::new(backend.clone(), dir, args.topic_replication_factor).await?;
     match scenario {
         Scenario::BrokerRestart if !cluster.can_restart_broker() => {
             return Ok(skipped(
