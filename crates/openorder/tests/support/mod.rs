@@ -345,15 +345,21 @@ impl Stack {
         id
     }
 
-    pub async fn order(&self, id: i64) -> Value {
+    /// GETs `url` and decodes its JSON body (of any status).
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, url: String) -> T {
         self.http
-            .get(format!("{}/api/orders/{id}", self.order_url))
+            .get(url)
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap()
+    }
+
+    pub async fn order(&self, id: i64) -> Value {
+        self.get_json(format!("{}/api/orders/{id}", self.order_url))
+            .await
     }
 
     /// Waits until the order leaves PENDING; returns it.
@@ -373,17 +379,11 @@ impl Stack {
     }
 
     pub async fn notifications(&self, order_id: i64) -> Vec<Value> {
-        self.http
-            .get(format!(
-                "{}/api/notifications?orderId={order_id}",
-                self.notification_url
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get_json(format!(
+            "{}/api/notifications?orderId={order_id}",
+            self.notification_url
+        ))
+        .await
     }
 
     /// Waits until the order has at least one notification; returns them.
@@ -403,14 +403,8 @@ impl Stack {
     }
 
     pub async fn stock(&self, sku: &str) -> Value {
-        self.http
-            .get(format!("{}/api/inventory/{sku}", self.inventory_url))
-            .send()
+        self.get_json(format!("{}/api/inventory/{sku}", self.inventory_url))
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     pub async fn set_stock(&self, sku: &str, available: i64) {
