@@ -11,9 +11,9 @@
 //!    headers and `openorder-attempts`, and waits for the broker's acknowledgement;
 //! 4. only then is the offset stored (committed in the background, and synchronously at exit).
 //!
-//! A copy of an event that was already dead-lettered (same `event-id`, same replay count:
-//! the outbox published it twice) is skipped, so a record that always fails lands in the
-//! DLT once, not once per copy.
+//! A failing copy of an event that was already dead-lettered (same `event-id`, same replay
+//! count: the outbox published it twice) is skipped, so a record that always fails lands in
+//! the DLT once, not once per copy.
 //!
 //! A poison record therefore never blocks its partition for longer than the retries, and
 //! no record is skipped without either its effect or its dead letter being durable.
@@ -144,25 +144,7 @@ impl<H: Handler> ConsumerLoop<H> {
             let copy = record
                 .header(headers::EVENT_ID)
                 .map(|id| (id.to_string(), replay_count(&record)));
-            if let Some((id, replay)) = &copy {
-                match crate::dedupe::was_dead_lettered(&self.db, id, *replay).await {
-                    Ok(true) => {
-                        tracing::info!(consumer = self.name, event_id = %id, "copy of a dead-lettered event skipped");
-                        let _ = self.consumer.store_offset(
-                            &record.topic,
-                            record.partition,
-                            record.offset,
-                        );
-                        continue;
-                    }
-                    Ok(false) => {}
-                    // The handler will meet the same database trouble and wait for it.
-                    Err(err) => {
-                        tracing::warn!(consumer = self.name, error = %err, "could not check dead letters")
-                    }
-                }
-            }
-            match self.process(&record, &shutdown).await {
+            match self.process(&record, copy.as_ref(), &shutdown).await {
                 Outcome::DeadLettered => {
                     if let Some((id, replay)) = &copy {
                         if let Err(err) =
@@ -197,13 +179,23 @@ impl<H: Handler> ConsumerLoop<H> {
         tracing::info!(consumer = self.name, "consumer stopped");
     }
 
-    async fn process(&self, record: &Record, shutdown: &CancellationToken) -> Outcome {
+    async fn process(
+        &self,
+        record: &Record,
+        copy: Option<&(String, i64)>,
+        shutdown: &CancellationToken,
+    ) -> Outcome {
         let mut attempt = 1;
         loop {
             let error = match self.handler.handle(record, attempt).await {
                 Ok(()) => return Outcome::Done,
                 Err(error) => error,
             };
+            // Only a failing record can be the copy of a dead letter worth skipping, so the
+            // check costs nothing on the hot path.
+            if attempt == 1 && self.already_dead_lettered(copy).await {
+                return Outcome::Done;
+            }
             let retry = match error.kind {
                 FailureKind::Unavailable => true,
                 FailureKind::Transient => attempt < self.retry.attempts,
@@ -230,6 +222,24 @@ impl<H: Handler> ConsumerLoop<H> {
                 _ = tokio::time::sleep(self.retry.backoff_with_jitter(attempt)) => {}
             }
             attempt += 1;
+        }
+    }
+
+    async fn already_dead_lettered(&self, copy: Option<&(String, i64)>) -> bool {
+        let Some((id, replay)) = copy else {
+            return false;
+        };
+        match crate::dedupe::was_dead_lettered(&self.db, id, *replay).await {
+            Ok(true) => {
+                tracing::info!(consumer = self.name, event_id = %id, "copy of a dead-lettered event skipped");
+                true
+            }
+            Ok(false) => false,
+            // Retrying meets the same database trouble and waits for it.
+            Err(err) => {
+                tracing::warn!(consumer = self.name, error = %err, "could not check dead letters");
+                false
+            }
         }
     }
 
