@@ -34,6 +34,28 @@ pub struct OrderCreated {
     pub user_id: i64,
     pub items: Vec<LineItem>,
     pub created_at: DateTime<Utc>,
+    /// Where to tell the customer about this order, when the order says so; absent
+    /// otherwise (notification-service then uses the user's registered defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Contact>,
+}
+
+/// How to reach a customer: either or both of an e-mail address and a webhook URL.
+/// Checked with [`crate::values::EmailAddress`] and [`crate::values::WebhookUrl`] where
+/// they enter the system.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Contact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+}
+
+impl Contact {
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none() && self.webhook_url.is_none()
+    }
 }
 
 /// The constant `status` of `inventory.reserved`.
@@ -130,6 +152,38 @@ pub struct InventoryReleased {
     pub timestamp: DateTime<Utc>,
 }
 
+/// `notification.failed`: a notification could not be delivered on one channel after its
+/// last attempt (or at once, on a permanent refusal). Produced by notification-service so
+/// that support tooling can reach the customer another way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationFailed {
+    pub event_id: Uuid,
+    pub order_id: i64,
+    /// The event the notification was about (e.g. an `inventory.reserved` event id).
+    pub source_event_id: Uuid,
+    /// What the notification said: `order.confirmed`, `order.rejected`, `order.cancelled`, `order.failed`.
+    pub kind: String,
+    /// `email`, `webhook` (or another channel's name).
+    pub channel: String,
+    /// The address or URL it was sent to.
+    pub recipient: String,
+    pub attempts: i64,
+    /// The last error, as the channel reported it.
+    pub error: String,
+    pub timestamp: DateTime<Utc>,
+}
+
+impl Event for NotificationFailed {
+    const TYPE: &'static str = crate::topics::NOTIFICATION_FAILED;
+    fn event_id(&self) -> Uuid {
+        self.event_id
+    }
+    fn order_id(&self) -> i64 {
+        self.order_id
+    }
+}
+
 impl Event for OrderCancelled {
     const TYPE: &'static str = crate::topics::ORDER_CANCELLED;
     fn event_id(&self) -> Uuid {
@@ -205,7 +259,7 @@ mod tests {
         let back: E = serde_json::from_value(golden.clone()).expect("golden decodes");
         assert_eq!(&back, event);
 
-        let schema_file = file.replace(".json", ".schema.json");
+        let schema_file = format!("{}.schema.json", E::TYPE);
         let schema = format!("{}/schemas/{schema_file}", env!("CARGO_MANIFEST_DIR"));
         let schema: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&schema).expect("schema exists"))
@@ -229,8 +283,44 @@ mod tests {
                 qty: 2,
             }],
             created_at: at(),
+            contact: None,
         };
         assert_golden(&event, "order.created.json");
+    }
+
+    #[test]
+    fn order_created_with_contact_matches_its_golden_file() {
+        let event = OrderCreated {
+            event_id: id(),
+            order_id: 8,
+            user_id: 42,
+            items: vec![LineItem {
+                sku: "ABC-001".into(),
+                qty: 1,
+            }],
+            created_at: at(),
+            contact: Some(Contact {
+                email: Some("alice@example.com".into()),
+                webhook_url: Some("https://hooks.example.com/openorder".into()),
+            }),
+        };
+        assert_golden(&event, "order.created.with-contact.json");
+    }
+
+    #[test]
+    fn notification_failed_matches_its_golden_file() {
+        let event = NotificationFailed {
+            event_id: id(),
+            order_id: 7,
+            source_event_id: Uuid::parse_str("6f1c2a8e-5b7d-4e0a-8c3f-2d9e1b4a7c60").unwrap(), // a literal UUID
+            kind: "order.confirmed".into(),
+            channel: "webhook".into(),
+            recipient: "https://hooks.example.com/openorder".into(),
+            attempts: 5,
+            error: "HTTP 503 Service Unavailable".into(),
+            timestamp: at(),
+        };
+        assert_golden(&event, "notification.failed.json");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! - [`topics`]: topic names, the optional per-deployment prefix, DLT naming.
 //! - [`headers`]: header names on every event and on dead letters (Spring Kafka's names).
 //! - [`events`]: the event payloads, camelCase JSON, each with `eventId`, `orderId` and a timestamp.
-//! - [`values`]: SKU, quantity and user id with the contract's rules, parsed at every edge.
+//! - [`values`]: SKU, quantity, user id, e-mail address and webhook URL with the contract's
+//!   rules, parsed at every edge.
 
 pub mod events;
 pub mod headers;
@@ -17,7 +18,7 @@ pub mod topics;
 pub mod values;
 
 pub use events::{
-    Event, InventoryRejected, InventoryReleased, InventoryReserved, LineItem, OrderCancelled,
-    OrderCreated, RejectionReason, Shortage,
+    Contact, Event, InventoryRejected, InventoryReleased, InventoryReserved, LineItem,
+    NotificationFailed, OrderCancelled, OrderCreated, RejectionReason, Shortage,
 };
 pub use topics::Topics;

@@ -12,6 +12,8 @@ pub const INVENTORY_REJECTED: &str = "inventory.rejected";
 pub const ORDER_CANCELLED: &str = "order.cancelled";
 /// `inventory.released`: a cancelled order's reservation was given back.
 pub const INVENTORY_RELEASED: &str = "inventory.released";
+/// `notification.failed`: a notification could not be delivered on a channel.
+pub const NOTIFICATION_FAILED: &str = "notification.failed";
 /// Suffix of every dead-letter topic: `<topic>.DLT`.
 pub const DLT_SUFFIX: &str = ".DLT";
 
@@ -56,6 +58,10 @@ impl Topics {
 
     pub fn inventory_released(&self) -> String {
         self.name(INVENTORY_RELEASED)
+    }
+
+    pub fn notification_failed(&self) -> String {
+        self.name(NOTIFICATION_FAILED)
     }
 
     /// The dead-letter topic of `topic` (already prefixed): `<topic>.DLT`.

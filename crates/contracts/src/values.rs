@@ -81,6 +81,109 @@ impl UserId {
     }
 }
 
+/// An e-mail address a notification may be sent to: `local@domain`, at most 254
+/// characters, a dot-atom local part and a host name (letters, digits, `-`, dot-separated
+/// labels of 1–63). Quoted local parts and address literals are refused: real mail
+/// providers do not hand them out, and refusing them keeps header injection impossible.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub const MAX_LEN: usize = 254;
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() || s.len() > Self::MAX_LEN {
+            return Err(format!(
+                "must be 1 to {} characters, got {}",
+                Self::MAX_LEN,
+                s.chars().count()
+            ));
+        }
+        let Some((local, domain)) = s.rsplit_once('@') else {
+            return Err(format!("must look like name@example.com, got {s:?}"));
+        };
+        let atom_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+        if local.is_empty()
+            || local.len() > 64
+            || local.starts_with('.')
+            || local.ends_with('.')
+            || local.contains("..")
+            || !local.chars().all(|c| c == '.' || atom_char(c))
+        {
+            return Err(format!(
+                "the part before '@' must be 1 to 64 letters, digits, dots (not leading, trailing or doubled) or one of !#$%&'*+-/=?^_`{{|}}~, got {local:?}"
+            ));
+        }
+        host_name(domain).map_err(|e| format!("the part after '@' {e}"))?;
+        Ok(Self(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Checks a DNS host name: dot-separated labels of 1–63 letters, digits and inner '-'.
+fn host_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be a host name (labels of letters, digits and '-'), got {s:?}"
+        ))
+    }
+}
+
+/// Where webhook notifications are POSTed: an absolute `http` or `https` URL with a host,
+/// without credentials or fragment, at most 2,048 characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookUrl(url::Url);
+
+impl WebhookUrl {
+    pub const MAX_LEN: usize = 2048;
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.len() > Self::MAX_LEN {
+            return Err(format!(
+                "must be at most {} characters, got {}",
+                Self::MAX_LEN,
+                s.len()
+            ));
+        }
+        let url = url::Url::parse(s).map_err(|e| format!("is not a URL ({e}): {s:?}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("must use http or https, got {:?}", url.scheme()));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(format!("must name a host, got {s:?}"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not carry credentials; webhooks are signed instead".into());
+        }
+        if url.fragment().is_some() {
+            return Err(format!("must not have a #fragment, got {s:?}"));
+        }
+        Ok(Self(url))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +218,55 @@ mod tests {
         assert!(UserId::parse(0).is_err());
         assert!(UserId::parse(-5).is_err());
         assert_eq!(UserId::parse(42).unwrap().get(), 42);
+    }
+
+    #[test]
+    fn ordinary_email_addresses_parse() {
+        for ok in [
+            "alice@example.com",
+            "a.b+tag@mail.example.co.uk",
+            "ops@localhost",
+            "x_y-z@a-b.io",
+        ] {
+            assert_eq!(EmailAddress::parse(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn malformed_email_addresses_are_refused() {
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "al ice@example.com",
+            "alice@exa mple.com",
+            ".alice@example.com",
+            "al..ice@example.com",
+            "alice@-example.com",
+            "alice@example..com",
+            "alice@example.com\r\nBcc: x@y.z",
+            "\"quoted\"@example.com",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(EmailAddress::parse(&format!("{}@example.com", "a".repeat(65))).is_err());
+    }
+
+    #[test]
+    fn webhook_urls_are_absolute_http_without_credentials() {
+        assert!(WebhookUrl::parse("https://hooks.example.com/openorder").is_ok());
+        assert!(WebhookUrl::parse("http://127.0.0.1:9000/hook?x=1").is_ok());
+        for bad in [
+            "",
+            "hooks.example.com/x",
+            "ftp://example.com/x",
+            "https://user:pw@example.com/x",
+            "https://example.com/x#frag",
+            "mailto:alice@example.com",
+        ] {
+            assert!(WebhookUrl::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(WebhookUrl::parse(&format!("https://e.com/{}", "a".repeat(2048))).is_err());
     }
 }

@@ -83,6 +83,7 @@ mod tests {
                 qty: 1,
             }],
             created_at: chrono::Utc::now(),
+            contact: None,
         }
     }
 

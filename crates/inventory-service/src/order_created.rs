@@ -126,6 +126,7 @@ mod tests {
             user_id: 1,
             items,
             created_at: Utc::now(),
+            contact: None,
         }
     }
 

@@ -365,6 +365,7 @@ fn order_created_json(order_id: i64, event_id: uuid::Uuid, sku: &str, qty: i64) 
             qty,
         }],
         created_at: chrono::Utc::now(),
+        contact: None,
     })
     .unwrap()
 }

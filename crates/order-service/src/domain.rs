@@ -1,7 +1,8 @@
 //! Orders as order-service understands them: the request parsed into domain types, and
 //! the status machine that never goes backwards.
 
-use contracts::values::{Quantity, Sku, UserId, MAX_ITEMS};
+use contracts::values::{EmailAddress, Quantity, Sku, UserId, WebhookUrl, MAX_ITEMS};
+use contracts::Contact;
 use platform::http::FieldError;
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +13,19 @@ use serde::{Deserialize, Serialize};
 pub struct CreateOrderBody {
     pub user_id: i64,
     pub items: Vec<ItemBody>,
+    /// Optional: where to tell the customer about this order (else the user's defaults).
+    #[serde(default)]
+    pub contact: Option<ContactBody>,
+}
+
+/// `contact` in an order request or in `PUT /api/users/{userId}/contact`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContactBody {
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub webhook_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,6 +41,25 @@ pub struct ItemBody {
 pub struct OrderRequest {
     pub user_id: UserId,
     pub items: Vec<(Sku, Quantity)>,
+    /// Checked addresses; `None` when the request has none (or an empty one).
+    pub contact: Option<Contact>,
+}
+
+/// Checks a contact's e-mail address and webhook URL, naming bad fields under `pointer`.
+fn parse_contact(body: ContactBody, pointer: &str, errors: &mut Vec<FieldError>) -> Contact {
+    let email = body.email.and_then(|e| {
+        EmailAddress::parse(&e)
+            .map_err(|m| errors.push(FieldError::new(format!("{pointer}/email"), m)))
+            .ok()
+            .map(|e| e.as_str().to_string())
+    });
+    let webhook_url = body.webhook_url.and_then(|u| {
+        WebhookUrl::parse(&u)
+            .map_err(|m| errors.push(FieldError::new(format!("{pointer}/webhookUrl"), m)))
+            .ok()
+            .map(|u| u.as_str().to_string())
+    });
+    Contact { email, webhook_url }
 }
 
 impl TryFrom<CreateOrderBody> for OrderRequest {
@@ -68,8 +101,16 @@ impl TryFrom<CreateOrderBody> for OrderRequest {
                 )),
             }
         }
+        let contact = body
+            .contact
+            .map(|c| parse_contact(c, "/contact", &mut errors))
+            .filter(|c| !c.is_empty());
         match user_id {
-            Ok(user_id) if errors.is_empty() => Ok(Self { user_id, items }),
+            Ok(user_id) if errors.is_empty() => Ok(Self {
+                user_id,
+                items,
+                contact,
+            }),
             _ => Err(errors),
         }
     }
@@ -146,7 +187,39 @@ mod tests {
                     qty: *qty,
                 })
                 .collect(),
+            contact: None,
         }
+    }
+
+    #[test]
+    fn a_contact_is_checked_and_kept() {
+        let mut ok = body(42, &[("ABC-001", 1)]);
+        ok.contact = Some(ContactBody {
+            email: Some("alice@example.com".into()),
+            webhook_url: Some("https://hooks.example.com/x".into()),
+        });
+        let contact = OrderRequest::try_from(ok).unwrap().contact.unwrap();
+        assert_eq!(contact.email.as_deref(), Some("alice@example.com"));
+        assert_eq!(
+            contact.webhook_url.as_deref(),
+            Some("https://hooks.example.com/x")
+        );
+
+        let mut bad = body(42, &[("ABC-001", 1)]);
+        bad.contact = Some(ContactBody {
+            email: Some("not an address".into()),
+            webhook_url: Some("ftp://x".into()),
+        });
+        let fields: Vec<String> = OrderRequest::try_from(bad)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["/contact/email", "/contact/webhookUrl"]);
+
+        let mut empty = body(42, &[("ABC-001", 1)]);
+        empty.contact = Some(ContactBody::default());
+        assert_eq!(OrderRequest::try_from(empty).unwrap().contact, None);
     }
 
     #[test]

@@ -116,7 +116,12 @@ fn fingerprint(request: &OrderRequest) -> String {
         .iter()
         .map(|(s, q)| (s.as_str(), q.get()))
         .collect();
-    serde_json::json!({"userId": request.user_id.get(), "items": items}).to_string()
+    let mut fingerprint = serde_json::json!({"userId": request.user_id.get(), "items": items});
+    // Only when present, so keys stored before contacts existed still match their requests.
+    if let Some(contact) = &request.contact {
+        fingerprint["contact"] = serde_json::json!(contact);
+    }
+    fingerprint.to_string()
 }
 
 /// Inserts a PENDING order with its items and its `order.created` event, in one transaction.
@@ -195,6 +200,7 @@ pub async fn create_order(
             })
             .collect(),
         created_at: now,
+        contact: request.contact.clone(),
     };
     platform::outbox::enqueue(&mut tx, &topics.order_created(), &event).await?;
     tx.commit().await?;

@@ -335,6 +335,7 @@ async fn measure(
             qty: 1,
         }],
         created_at: chrono::Utc::now(),
+        contact: None,
     })?;
     let broker_limit = limits::broker(&system.kafka, args.raw_records, &sample_event).await?;
     let best = runs
