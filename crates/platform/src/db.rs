@@ -17,8 +17,11 @@ pub enum Backend {
     Postgres,
 }
 
-/// Schema statements of one service, per backend, each idempotent
-/// (`CREATE ... IF NOT EXISTS`), applied in order at every start.
+/// Schema migrations of one service, per backend: statement *n* (from 1) is migration *n*,
+/// applied once, in order, and recorded in `schema_migrations`. Append only: never edit or
+/// reorder a statement that has shipped; add one (e.g. `ALTER TABLE … ADD COLUMN …`).
+/// The first statements of every service are idempotent `CREATE … IF NOT EXISTS`, so a
+/// database created before `schema_migrations` existed is brought up to date too.
 pub struct Schema {
     pub sqlite: &'static [&'static str],
     pub postgres: &'static [&'static str],
@@ -69,17 +72,55 @@ impl Database {
         Ok(db)
     }
 
+    /// Applies the migrations this database has not seen yet, in one transaction (on
+    /// PostgreSQL under an advisory lock, so instances starting together take turns).
     async fn apply(&self, schema: &Schema) -> anyhow::Result<()> {
         let statements = match self.backend {
             Backend::Sqlite => schema.sqlite,
             Backend::Postgres => schema.postgres,
         };
-        for statement in statements {
-            sqlx::query(statement)
-                .execute(&self.pool)
+        let mut tx = self.begin().await?;
+        if self.backend == Backend::Postgres {
+            // An arbitrary constant: "the schema of this database is being changed".
+            sqlx::query("SELECT pg_advisory_xact_lock(7261002)")
+                .execute(&mut *tx)
                 .await
-                .with_context(|| format!("Failed to apply schema statement: {statement}"))?;
+                .context("Failed to take the schema migration lock")?;
         }
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await
+        .context("Failed to create schema_migrations")?;
+        let applied: i64 =
+            sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("v")?;
+        if applied > statements.len() as i64 {
+            anyhow::bail!(
+                "the database has schema version {applied}, newer than this build knows ({}): refusing to run an older build against it",
+                statements.len()
+            );
+        }
+        for (index, statement) in statements.iter().enumerate().skip(applied as usize) {
+            let version = index as i64 + 1;
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| {
+                    format!("Failed to apply schema migration {version}: {statement}")
+                })?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(version)
+                .bind(crate::now_text())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit()
+            .await
+            .context("Failed to commit schema migrations")?;
         Ok(())
     }
 
@@ -172,6 +213,44 @@ mod tests {
             "postgres://app:***@127.0.0.1/db"
         );
         assert_eq!(redact("sqlite://data/order.db"), "sqlite://data/order.db");
+    }
+
+    #[tokio::test]
+    async fn each_migration_runs_once_and_newer_databases_are_refused() {
+        let dir = std::env::temp_dir().join(format!("oo-{}", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}/m.db", dir.display());
+        const V1: Schema = Schema {
+            sqlite: &["CREATE TABLE IF NOT EXISTS t (a INTEGER)"],
+            postgres: &[],
+        };
+        // Not idempotent: would fail if applied twice.
+        const V2: Schema = Schema {
+            sqlite: &[
+                "CREATE TABLE IF NOT EXISTS t (a INTEGER)",
+                "ALTER TABLE t ADD COLUMN b TEXT",
+            ],
+            postgres: &[],
+        };
+        Database::connect(&url, 1, &V1)
+            .await
+            .unwrap()
+            .pool
+            .close()
+            .await;
+        Database::connect(&url, 1, &V2)
+            .await
+            .unwrap()
+            .pool
+            .close()
+            .await;
+        let db = Database::connect(&url, 1, &V2).await.unwrap();
+        sqlx::query("INSERT INTO t (a, b) VALUES (1, 'x')")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        db.pool.close().await;
+        let err = Database::connect(&url, 1, &V1).await.unwrap_err();
+        assert!(err.to_string().contains("newer than this build"), "{err}");
     }
 
     #[test]
