@@ -56,6 +56,35 @@ impl Contact {
     pub fn is_empty(&self) -> bool {
         self.email.is_none() && self.webhook_url.is_none()
     }
+
+    /// A contact whose present fields are valid, or each bad field (`email`, `webhookUrl`)
+    /// with what is wrong with it.
+    pub fn checked(
+        email: Option<&str>,
+        webhook_url: Option<&str>,
+    ) -> Result<Self, Vec<(&'static str, String)>> {
+        use crate::values::{EmailAddress, WebhookUrl};
+        let mut errors = Vec::new();
+        let email = email.and_then(|e| match EmailAddress::parse(e) {
+            Ok(e) => Some(e.as_str().to_string()),
+            Err(m) => {
+                errors.push(("email", m));
+                None
+            }
+        });
+        let webhook_url = webhook_url.and_then(|u| match WebhookUrl::parse(u) {
+            Ok(u) => Some(u.as_str().to_string()),
+            Err(m) => {
+                errors.push(("webhookUrl", m));
+                None
+            }
+        });
+        if errors.is_empty() {
+            Ok(Self { email, webhook_url })
+        } else {
+            Err(errors)
+        }
+    }
 }
 
 /// The constant `status` of `inventory.reserved`.

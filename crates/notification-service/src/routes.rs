@@ -1,18 +1,29 @@
-//! `GET /api/notifications?orderId=`: an order's notifications, or the latest 100.
+//! The HTTP API:
+//! - `GET /api/notifications?orderId=`: an order's notifications with each channel's
+//!   delivery (status, attempts, last error, times), or the latest 100.
+//! - `GET /api/users/{userId}/contact`, `PUT /api/users/{userId}/contact`: the defaults a
+//!   user registers (`{"email": …, "webhookUrl": …}`, both optional; PUT replaces).
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use contracts::values::UserId;
+use contracts::Contact;
 use platform::db::Database;
-use platform::http::Problem;
+use platform::http::{ApiJson, FieldError, Problem};
+use serde::Deserialize;
 
-use crate::store::{self, Notification};
+use crate::store::{self, Notification, UserContact};
 
 pub fn router(db: Database) -> Router {
     Router::new()
         .route("/api/notifications", get(list))
+        .route(
+            "/api/users/{user_id}/contact",
+            get(get_contact).put(put_contact),
+        )
         .with_state(db)
 }
 
@@ -31,4 +42,52 @@ async fn list(
         })?),
     };
     Ok(Json(store::list(&db, order_id, 100).await?))
+}
+
+/// `PUT /api/users/{userId}/contact` body. Unknown fields are refused (422).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ContactBody {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    webhook_url: Option<String>,
+}
+
+fn user_id(raw: &str) -> Result<i64, Problem> {
+    raw.parse::<i64>()
+        .map_err(|_| format!("must be a positive integer, got {raw:?}"))
+        .and_then(UserId::parse)
+        .map(UserId::get)
+        .map_err(|m| Problem::bad_parameter("userId", m))
+}
+
+#[tracing::instrument(skip(db))]
+async fn get_contact(
+    State(db): State<Database>,
+    Path(raw): Path<String>,
+) -> Result<Json<UserContact>, Problem> {
+    let user_id = user_id(&raw)?;
+    store::user_contact(&db.pool, user_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Problem::not_found(format!("user {user_id} has registered no contact")))
+}
+
+#[tracing::instrument(skip(db, body))]
+async fn put_contact(
+    State(db): State<Database>,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<ContactBody>,
+) -> Result<Json<UserContact>, Problem> {
+    let user_id = user_id(&raw)?;
+    let contact =
+        Contact::checked(body.email.as_deref(), body.webhook_url.as_deref()).map_err(|bad| {
+            Problem::invalid_fields(
+                bad.into_iter()
+                    .map(|(field, m)| FieldError::new(format!("/{field}"), m))
+                    .collect(),
+            )
+        })?;
+    Ok(Json(store::put_user_contact(&db, user_id, &contact).await?))
 }

@@ -1,6 +1,17 @@
-//! notification-service's database: one notification per inventory event, unique by event id,
-//! and the outbox every service has (empty until notification-service publishes events).
+//! notification-service's database.
+//!
+//! - `notifications`: one per event worth telling the customer about, unique by event id
+//!   (the dedupe mark), with its rendered subject, text, HTML and webhook body, so that a
+//!   resend is the same message, byte for byte.
+//! - `deliveries`: one per notification and channel, the dispatcher's work queue: status
+//!   `PENDING` → `DELIVERED` | `FAILED`, attempts, last error, next attempt time.
+//! - `order_contacts`: the projection of `order.created` (who placed an order and how to
+//!   reach them). Its row for an order is also the lock that serializes "an inventory event
+//!   arrives" with "the order it is about arrives", whichever comes first.
+//! - `user_contacts`: the defaults users register with `PUT /api/users/{userId}/contact`.
+//! - the outbox every service has (for `notification.failed`).
 
+use contracts::Contact;
 use platform::db::{Database, Schema, Tx};
 use serde::Serialize;
 use sqlx::Row;
@@ -20,6 +31,42 @@ pub const SCHEMA: Schema = Schema {
         "CREATE INDEX IF NOT EXISTS notifications_by_order ON notifications (order_id, id)",
         platform::outbox::SQLITE_TABLE,
         platform::dedupe::DEAD_LETTERED_TABLE,
+        "ALTER TABLE notifications ADD COLUMN kind TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE notifications ADD COLUMN subject TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE notifications ADD COLUMN html TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE notifications ADD COLUMN payload TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE notifications ADD COLUMN context TEXT NOT NULL DEFAULT ''",
+        "CREATE TABLE user_contacts (
+            user_id INTEGER PRIMARY KEY,
+            email TEXT,
+            webhook_url TEXT,
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE TABLE order_contacts (
+            order_id INTEGER PRIMARY KEY,
+            user_id INTEGER,
+            email TEXT,
+            webhook_url TEXT,
+            known INTEGER NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            notification_id INTEGER NOT NULL REFERENCES notifications (id),
+            order_id INTEGER NOT NULL,
+            channel TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL UNIQUE,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            next_attempt_at INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            delivered_at TEXT
+        )",
+        "CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at)",
+        "CREATE INDEX deliveries_by_notification ON deliveries (notification_id)",
     ],
     postgres: &[
         "CREATE TABLE IF NOT EXISTS notifications (
@@ -35,10 +82,278 @@ pub const SCHEMA: Schema = Schema {
         "CREATE INDEX IF NOT EXISTS notifications_by_order ON notifications (order_id, id)",
         platform::outbox::POSTGRES_TABLE,
         platform::dedupe::DEAD_LETTERED_TABLE,
+        "ALTER TABLE notifications ADD COLUMN kind TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE notifications ADD COLUMN subject TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE notifications ADD COLUMN html TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE notifications ADD COLUMN payload TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE notifications ADD COLUMN context TEXT NOT NULL DEFAULT ''",
+        "CREATE TABLE user_contacts (
+            user_id BIGINT PRIMARY KEY,
+            email TEXT,
+            webhook_url TEXT,
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE TABLE order_contacts (
+            order_id BIGINT PRIMARY KEY,
+            user_id BIGINT,
+            email TEXT,
+            webhook_url TEXT,
+            known BIGINT NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE TABLE deliveries (
+            id BIGSERIAL PRIMARY KEY,
+            notification_id BIGINT NOT NULL REFERENCES notifications (id),
+            order_id BIGINT NOT NULL,
+            channel TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL UNIQUE,
+            status TEXT NOT NULL,
+            attempts BIGINT NOT NULL DEFAULT 0,
+            last_error TEXT,
+            next_attempt_at BIGINT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            delivered_at TEXT
+        )",
+        "CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at)",
+        "CREATE INDEX deliveries_by_notification ON deliveries (notification_id)",
     ],
 };
 
-/// A notification as the API shows it.
+/// A notification waits for `order.created` (to know whom to tell) …
+pub const AWAITING_CONTACT: &str = "AWAITING_CONTACT";
+/// … or has its deliveries queued.
+pub const ROUTED: &str = "ROUTED";
+
+/// A delivery's states.
+pub const PENDING: &str = "PENDING";
+pub const DELIVERED: &str = "DELIVERED";
+pub const FAILED: &str = "FAILED";
+
+/// What to record for one event, before it is routed.
+pub struct NewNotification<'a> {
+    pub event_id: &'a str,
+    pub order_id: i64,
+    pub event_type: &'a str,
+    pub kind: &'a str,
+    /// JSON: what the templates will be given once the user is known.
+    pub context: &'a str,
+}
+
+/// Records the notification unless one exists for this event: its id if it was new.
+pub async fn insert_notification(
+    tx: &mut Tx,
+    n: &NewNotification<'_>,
+) -> Result<Option<i64>, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO notifications (event_id, order_id, event_type, kind, channel, status, message, context, created_at)
+         VALUES ($1, $2, $3, $4, '', $5, '', $6, $7)
+         ON CONFLICT (event_id) DO NOTHING RETURNING id",
+    )
+    .bind(n.event_id)
+    .bind(n.order_id)
+    .bind(n.event_type)
+    .bind(n.kind)
+    .bind(AWAITING_CONTACT)
+    .bind(n.context)
+    .bind(platform::now_text())
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| r.try_get("id")).transpose()
+}
+
+/// Stores the rendered message of a notification (before its deliveries are queued).
+pub async fn set_rendered(
+    tx: &mut Tx,
+    id: i64,
+    rendered: &crate::templates::Rendered,
+    payload: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE notifications SET subject = $1, message = $2, html = $3, payload = $4 WHERE id = $5",
+    )
+    .bind(&rendered.subject)
+    .bind(&rendered.text)
+    .bind(&rendered.html)
+    .bind(payload)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Who placed an order and the contact it carried, once `order.created` has been seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrderContact {
+    pub user_id: i64,
+    pub contact: Contact,
+}
+
+/// Locks the order's projection row (creating a placeholder) and returns what is known.
+/// Every transaction that routes an order's notifications takes this lock first.
+pub async fn lock_order(tx: &mut Tx, order_id: i64) -> Result<Option<OrderContact>, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO order_contacts (order_id, known, updated_at) VALUES ($1, 0, $2)
+         ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id
+         RETURNING user_id, email, webhook_url, known",
+    )
+    .bind(order_id)
+    .bind(platform::now_text())
+    .fetch_one(&mut **tx)
+    .await?;
+    let known: i64 = row.try_get("known")?;
+    if known == 0 {
+        return Ok(None);
+    }
+    Ok(Some(OrderContact {
+        user_id: row.try_get("user_id")?,
+        contact: Contact {
+            email: row.try_get("email")?,
+            webhook_url: row.try_get("webhook_url")?,
+        },
+    }))
+}
+
+/// Records (or re-records, identically) who placed the order and its contact, locking the row.
+pub async fn record_order(
+    tx: &mut Tx,
+    order_id: i64,
+    order: &OrderContact,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO order_contacts (order_id, user_id, email, webhook_url, known, updated_at)
+         VALUES ($1, $2, $3, $4, 1, $5)
+         ON CONFLICT (order_id) DO UPDATE SET user_id = excluded.user_id, email = excluded.email,
+             webhook_url = excluded.webhook_url, known = 1, updated_at = excluded.updated_at",
+    )
+    .bind(order_id)
+    .bind(order.user_id)
+    .bind(order.contact.email.as_deref())
+    .bind(order.contact.webhook_url.as_deref())
+    .bind(platform::now_text())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Ids of an order's notifications still waiting for its contact.
+pub async fn awaiting(tx: &mut Tx, order_id: i64) -> Result<Vec<i64>, sqlx::Error> {
+    let rows = sqlx::query("SELECT id FROM notifications WHERE order_id = $1 AND status = $2")
+        .bind(order_id)
+        .bind(AWAITING_CONTACT)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter().map(|r| r.try_get("id")).collect()
+}
+
+/// One channel's delivery of a notification, to be queued.
+pub struct NewDelivery<'a> {
+    pub channel: &'a str,
+    pub recipient: &'a str,
+    pub idempotency_key: &'a str,
+}
+
+/// Queues the deliveries of a notification (once each) and marks it routed.
+pub async fn queue_deliveries(
+    tx: &mut Tx,
+    notification_id: i64,
+    order_id: i64,
+    deliveries: &[NewDelivery<'_>],
+) -> Result<(), sqlx::Error> {
+    let now = platform::now_text();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    for d in deliveries {
+        sqlx::query(
+            "INSERT INTO deliveries (notification_id, order_id, channel, recipient, idempotency_key, status,
+                 attempts, next_attempt_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $8)
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(notification_id)
+        .bind(order_id)
+        .bind(d.channel)
+        .bind(d.recipient)
+        .bind(d.idempotency_key)
+        .bind(PENDING)
+        .bind(now_ms)
+        .bind(&now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let channels = deliveries
+        .iter()
+        .map(|d| d.channel)
+        .collect::<Vec<_>>()
+        .join(",");
+    sqlx::query("UPDATE notifications SET status = $1, channel = $2 WHERE id = $3")
+        .bind(ROUTED)
+        .bind(channels)
+        .bind(notification_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The contact a user registered, if any.
+pub async fn user_contact(
+    executor: impl sqlx::Executor<'_, Database = sqlx::Any>,
+    user_id: i64,
+) -> Result<Option<UserContact>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT user_id, email, webhook_url, updated_at FROM user_contacts WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(executor)
+    .await?;
+    row.map(|row| {
+        Ok(UserContact {
+            user_id: row.try_get("user_id")?,
+            email: row.try_get("email")?,
+            webhook_url: row.try_get("webhook_url")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// A user's registered defaults, as `GET/PUT /api/users/{userId}/contact` show them.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UserContact {
+    pub user_id: i64,
+    pub email: Option<String>,
+    pub webhook_url: Option<String>,
+    pub updated_at: String,
+}
+
+/// Sets (replaces) a user's defaults.
+pub async fn put_user_contact(
+    db: &Database,
+    user_id: i64,
+    contact: &Contact,
+) -> Result<UserContact, sqlx::Error> {
+    let now = platform::now_text();
+    sqlx::query(
+        "INSERT INTO user_contacts (user_id, email, webhook_url, updated_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, webhook_url = excluded.webhook_url,
+             updated_at = excluded.updated_at",
+    )
+    .bind(user_id)
+    .bind(contact.email.as_deref())
+    .bind(contact.webhook_url.as_deref())
+    .bind(&now)
+    .execute(&db.pool)
+    .await?;
+    Ok(UserContact {
+        user_id,
+        email: contact.email.clone(),
+        webhook_url: contact.webhook_url.clone(),
+        updated_at: now,
+    })
+}
+
+/// A notification as the API shows it, with each channel's delivery.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
@@ -46,39 +361,31 @@ pub struct Notification {
     pub event_id: String,
     pub order_id: i64,
     pub event_type: String,
-    pub channel: String,
+    pub kind: String,
+    /// `AWAITING_CONTACT` (the order's `order.created` has not arrived yet) or `ROUTED`.
     pub status: String,
+    pub subject: String,
     pub message: String,
     pub created_at: String,
+    pub deliveries: Vec<DeliveryView>,
 }
 
-/// What to record for one event.
-pub struct NewNotification<'a> {
-    pub event_id: &'a str,
-    pub order_id: i64,
-    pub event_type: &'a str,
-    pub channel: &'a str,
-    pub message: &'a str,
+/// One channel's delivery as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    pub channel: String,
+    pub recipient: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub idempotency_key: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub delivered_at: Option<String>,
+    /// When the next attempt is due (RFC 3339), while the delivery is pending.
+    pub next_attempt_at: Option<String>,
 }
-
-/// Records the notification unless one exists for this event; true if it was new.
-pub async fn insert(tx: &mut Tx, n: &NewNotification<'_>) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO notifications (event_id, order_id, event_type, channel, status, message, created_at)
-         VALUES ($1, $2, $3, $4, 'DELIVERED', $5, $6) ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(n.event_id)
-    .bind(n.order_id)
-    .bind(n.event_type)
-    .bind(n.channel)
-    .bind(n.message)
-    .bind(platform::now_text())
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-const COLUMNS: &str = "id, event_id, order_id, event_type, channel, status, message, created_at";
 
 /// Notifications of one order (oldest first), or the latest `limit` of all orders (newest first).
 pub async fn list(
@@ -86,6 +393,8 @@ pub async fn list(
     order_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Notification>, sqlx::Error> {
+    const COLUMNS: &str =
+        "id, event_id, order_id, event_type, kind, status, subject, message, created_at";
     let rows = match order_id {
         Some(order_id) => {
             sqlx::query(&format!(
@@ -105,17 +414,55 @@ pub async fn list(
             .await?
         }
     };
+    let mut notifications = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let id: i64 = row.try_get("id")?;
+        notifications.push(Notification {
+            id,
+            event_id: row.try_get("event_id")?,
+            order_id: row.try_get("order_id")?,
+            event_type: row.try_get("event_type")?,
+            kind: row.try_get("kind")?,
+            status: row.try_get("status")?,
+            subject: row.try_get("subject")?,
+            message: row.try_get("message")?,
+            created_at: row.try_get("created_at")?,
+            deliveries: deliveries_of(db, id).await?,
+        });
+    }
+    Ok(notifications)
+}
+
+async fn deliveries_of(
+    db: &Database,
+    notification_id: i64,
+) -> Result<Vec<DeliveryView>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT channel, recipient, status, attempts, last_error, idempotency_key, created_at, updated_at,
+                delivered_at, next_attempt_at
+         FROM deliveries WHERE notification_id = $1 ORDER BY id",
+    )
+    .bind(notification_id)
+    .fetch_all(&db.pool)
+    .await?;
     rows.iter()
         .map(|row| {
-            Ok(Notification {
-                id: row.try_get("id")?,
-                event_id: row.try_get("event_id")?,
-                order_id: row.try_get("order_id")?,
-                event_type: row.try_get("event_type")?,
+            let status: String = row.try_get("status")?;
+            let next: i64 = row.try_get("next_attempt_at")?;
+            Ok(DeliveryView {
                 channel: row.try_get("channel")?,
-                status: row.try_get("status")?,
-                message: row.try_get("message")?,
+                recipient: row.try_get("recipient")?,
+                next_attempt_at: (status == PENDING)
+                    .then(|| chrono::DateTime::from_timestamp_millis(next))
+                    .flatten()
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                status,
+                attempts: row.try_get("attempts")?,
+                last_error: row.try_get("last_error")?,
+                idempotency_key: row.try_get("idempotency_key")?,
                 created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+                delivered_at: row.try_get("delivered_at")?,
             })
         })
         .collect()

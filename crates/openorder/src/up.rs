@@ -51,6 +51,10 @@ pub struct UpArgs {
 
     #[command(flatten)]
     pub kafka: KafkaArgs,
+
+    /// notification-service's channels (e-mail, webhook), templates and retries.
+    #[command(flatten)]
+    pub notify: notification_service::NotifyArgs,
 }
 
 /// The embedded broker child process.
@@ -197,6 +201,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         notification_service::Config {
             kafka: kafka.clone(),
             database: database("notification.db"),
+            notify: args.notify.clone(),
         },
         notification_listener,
         shutdown.clone(),

@@ -28,7 +28,7 @@ async fn the_seed_order_is_confirmed_and_notified_once(stack: &Stack) {
     let notes = stack.wait_notifications(id).await;
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0]["eventType"], "inventory.reserved");
-    assert_eq!(notes[0]["channel"], "log");
+    assert_eq!(notes[0]["deliveries"][0]["channel"], "log", "{notes:?}");
 
     let listed: serde_json::Value = stack
         .http

@@ -1,7 +1,7 @@
 //! Orders as order-service understands them: the request parsed into domain types, and
 //! the status machine that never goes backwards.
 
-use contracts::values::{EmailAddress, Quantity, Sku, UserId, WebhookUrl, MAX_ITEMS};
+use contracts::values::{Quantity, Sku, UserId, MAX_ITEMS};
 use contracts::Contact;
 use platform::http::FieldError;
 use serde::{Deserialize, Serialize};
@@ -47,19 +47,13 @@ pub struct OrderRequest {
 
 /// Checks a contact's e-mail address and webhook URL, naming bad fields under `pointer`.
 fn parse_contact(body: ContactBody, pointer: &str, errors: &mut Vec<FieldError>) -> Contact {
-    let email = body.email.and_then(|e| {
-        EmailAddress::parse(&e)
-            .map_err(|m| errors.push(FieldError::new(format!("{pointer}/email"), m)))
-            .ok()
-            .map(|e| e.as_str().to_string())
-    });
-    let webhook_url = body.webhook_url.and_then(|u| {
-        WebhookUrl::parse(&u)
-            .map_err(|m| errors.push(FieldError::new(format!("{pointer}/webhookUrl"), m)))
-            .ok()
-            .map(|u| u.as_str().to_string())
-    });
-    Contact { email, webhook_url }
+    Contact::checked(body.email.as_deref(), body.webhook_url.as_deref()).unwrap_or_else(|bad| {
+        errors.extend(
+            bad.into_iter()
+                .map(|(field, m)| FieldError::new(format!("{pointer}/{field}"), m)),
+        );
+        Contact::default()
+    })
 }
 
 impl TryFrom<CreateOrderBody> for OrderRequest {

@@ -3,8 +3,9 @@
 //!
 //! Start: connect the database (applying the schema), create the producer, create missing
 //! topics, start the outbox relay. Stop (on the token): HTTP stops accepting and finishes
-//! in-flight requests, consumers finish the record in hand and commit, and only then does
-//! the relay make its last pass and flush, so events caused by those last records go out.
+//! in-flight requests, consumers finish the record in hand and commit, workers (such as
+//! notification-service's dispatcher) finish what they hold, and only then does the relay
+//! make its last pass and flush, so events caused by those last records go out.
 
 use rdkafka::producer::FutureProducer;
 use tokio::net::TcpListener;
@@ -26,6 +27,8 @@ pub struct Runtime {
     pub kafka: KafkaArgs,
     pub metrics: crate::metrics::Metrics,
     consumers: JoinSet<()>,
+    workers: JoinSet<()>,
+    workers_stop: CancellationToken,
     watched: Vec<crate::status::Watched>,
     relay_stop: CancellationToken,
     relay: tokio::task::JoinHandle<()>,
@@ -66,6 +69,8 @@ impl Runtime {
             kafka: kafka.clone(),
             metrics: crate::metrics::Metrics::default(),
             consumers: JoinSet::new(),
+            workers: JoinSet::new(),
+            workers_stop: CancellationToken::new(),
             watched: Vec::new(),
             relay_stop,
             relay,
@@ -114,6 +119,17 @@ impl Runtime {
         Ok(())
     }
 
+    /// Starts a background task of the service (e.g. a dispatcher). It is given a token
+    /// that is cancelled once the consumers have stopped, and the relay makes its last
+    /// pass only after it returned, so events it enqueues on the way out still go out.
+    pub fn spawn_worker<F, Fut>(&mut self, worker: F)
+    where
+        F: FnOnce(CancellationToken) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.workers.spawn(worker(self.workers_stop.clone()));
+    }
+
     pub fn health(&self) -> Health {
         Health {
             db: self.db.clone(),
@@ -147,6 +163,8 @@ impl Runtime {
             .route("/admin/status", axum::routing::get(status));
         let served = crate::http::serve(listener, router, shutdown.clone()).await;
         while self.consumers.join_next().await.is_some() {}
+        self.workers_stop.cancel();
+        while self.workers.join_next().await.is_some() {}
         self.relay_stop.cancel();
         let _ = self.relay.await;
         self.db.pool.close().await;

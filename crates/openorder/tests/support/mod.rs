@@ -204,6 +204,7 @@ async fn database_url(kind: DbKind, dir: &std::path::Path, service: &str) -> Opt
 pub struct StackOptions {
     pub retry_attempts: u32,
     pub retry_backoff_ms: u64,
+    pub notify: notification_service::NotifyArgs,
 }
 
 impl Default for StackOptions {
@@ -211,6 +212,7 @@ impl Default for StackOptions {
         Self {
             retry_attempts: 3,
             retry_backoff_ms: 100,
+            notify: notification_service::NotifyArgs::defaults(),
         }
     }
 }
@@ -285,6 +287,7 @@ impl Stack {
             notification_service::Config {
                 kafka: kafka.clone(),
                 database: notification_db,
+                notify: options.notify.clone(),
             },
             notification_listener,
             shutdown.clone(),

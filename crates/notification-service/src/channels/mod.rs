@@ -1,0 +1,104 @@
+//! Where notifications go. Every channel implements [`Channel`]; the dispatcher hands it one
+//! [`Outgoing`] message at a time and learns from [`SendError`] whether to try again.
+//!
+//! - [`log`]: writes the message to the service log (always on; the default).
+//! - [`email`]: SMTP via lettre (plain, STARTTLS or TLS; optional credentials).
+//! - [`webhook`]: an HTTP POST of a JSON body signed per the Standard Webhooks spec.
+//!
+//! A new provider (SMS, push) is a new implementation of [`Channel`] plus a line in
+//! [`Channels::recipients`] and [`Channels::get`]; or, without code, a webhook receiver that
+//! forwards to the provider.
+
+pub mod email;
+pub mod log;
+pub mod webhook;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use contracts::Contact;
+
+/// One message to send on one channel, as recorded: a resend is the same message.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    pub delivery_id: i64,
+    pub order_id: i64,
+    pub channel: String,
+    pub recipient: String,
+    /// Stable across attempts: the e-mail Message-ID and the webhook `Idempotency-Key`.
+    pub idempotency_key: String,
+    pub kind: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// The webhook body (JSON), rendered when the notification was recorded.
+    pub payload: String,
+    /// When the notification was recorded (the e-mail's Date).
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Why a send did not succeed, and whether trying again may help.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Network trouble, a timeout, a 5xx/429 answer, an SMTP 4xx: try again later.
+    #[error("{0}")]
+    Transient(String),
+    /// The receiver refused this message for good (an HTTP 4xx, an SMTP 5xx).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
+
+/// A way to reach a customer.
+pub trait Channel: Send + Sync {
+    /// The name stored with each delivery (`log`, `email`, `webhook`).
+    fn name(&self) -> &'static str;
+    /// Sends one message; returns when the receiver has accepted it (or refused it).
+    fn send<'a>(&'a self, message: &'a Outgoing) -> SendFuture<'a>;
+}
+
+/// The channels this instance is configured with.
+pub struct Channels {
+    pub log: log::LogChannel,
+    pub email: Option<email::EmailChannel>,
+    pub webhook: Option<webhook::WebhookChannel>,
+}
+
+impl Channels {
+    /// The channel named `name`, if configured here.
+    pub fn get(&self, name: &str) -> Option<&dyn Channel> {
+        match name {
+            "log" => Some(&self.log),
+            "email" => self.email.as_ref().map(|c| c as &dyn Channel),
+            "webhook" => self.webhook.as_ref().map(|c| c as &dyn Channel),
+            _ => None,
+        }
+    }
+
+    /// Where a notification for `user_id` goes: the log always; e-mail and webhook when
+    /// configured and an address is known. The order's own contact wins over the user's
+    /// registered defaults, field by field.
+    pub fn recipients(
+        &self,
+        user_id: i64,
+        order: &Contact,
+        defaults: Option<&Contact>,
+    ) -> Vec<(&'static str, String)> {
+        let pick = |own: &Option<String>, default: Option<&Option<String>>| {
+            own.clone().or_else(|| default.cloned().flatten())
+        };
+        let mut out = vec![("log", format!("user:{user_id}"))];
+        if self.email.is_some() {
+            if let Some(email) = pick(&order.email, defaults.map(|d| &d.email)) {
+                out.push(("email", email));
+            }
+        }
+        if self.webhook.is_some() {
+            if let Some(url) = pick(&order.webhook_url, defaults.map(|d| &d.webhook_url)) {
+                out.push(("webhook", url));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,330 @@
+//! The delivery pipeline's sender: takes due `PENDING` deliveries from the database, sends
+//! each on its channel, and records the outcome.
+//!
+//! - **Claim**: a batch of due deliveries gets `attempts + 1` and a lease (its next attempt
+//!   time moves `--notify-lease-ms` ahead) in one statement, so a crash mid-send leaves the
+//!   delivery to be sent again when the lease runs out; on PostgreSQL `FOR UPDATE SKIP
+//!   LOCKED` lets several instances share the queue.
+//! - **Send** outside any transaction (a channel may take seconds).
+//! - **Record**: delivered; or, on a transient error with attempts left, due again after
+//!   exponential backoff with jitter; or `FAILED` (permanent refusal or last attempt), in
+//!   the same transaction as the `notification.failed` event in the outbox.
+//!   Each update names the attempt it finishes, so a slow sender whose lease ran out cannot
+//!   overwrite what a newer attempt recorded.
+//!
+//! A resend after a crash between send and record carries the same idempotency key and the
+//! same bytes (rendered once), so receivers that honour the key see one message.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::Args;
+use contracts::{NotificationFailed, Topics};
+use platform::db::{Backend, Database};
+use platform::metrics::Metrics;
+use platform::outbox::Waker;
+use sqlx::Row;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::channels::{Channels, Outgoing, SendError};
+use crate::store::{DELIVERED, FAILED, PENDING};
+
+/// Retry settings of deliveries.
+#[derive(Args, Clone, Debug)]
+pub struct DeliveryArgs {
+    /// Tries per delivery, the first included, before it is FAILED.
+    #[arg(long, env = "OPENORDER_NOTIFY_MAX_ATTEMPTS", default_value_t = 6)]
+    pub notify_max_attempts: i64,
+    /// Wait after the first failed try; doubles per try (±25 % jitter).
+    #[arg(long, env = "OPENORDER_NOTIFY_BACKOFF_MS", default_value_t = 2_000)]
+    pub notify_backoff_ms: u64,
+    /// Longest wait between tries.
+    #[arg(
+        long,
+        env = "OPENORDER_NOTIFY_BACKOFF_MAX_MS",
+        default_value_t = 600_000
+    )]
+    pub notify_backoff_max_ms: u64,
+    /// How long a claimed delivery is left to its sender before another may send it again
+    /// (after a crash). Keep above the channels' timeouts.
+    #[arg(long, env = "OPENORDER_NOTIFY_LEASE_MS", default_value_t = 60_000)]
+    pub notify_lease_ms: u64,
+    /// Deliveries claimed (and sent concurrently) at a time.
+    #[arg(long, env = "OPENORDER_NOTIFY_BATCH", default_value_t = 16)]
+    pub notify_batch: i64,
+}
+
+impl DeliveryArgs {
+    /// The wait after failed try number `attempt` (from 1), with ±25 % jitter.
+    pub fn backoff(&self, attempt: i64) -> Duration {
+        let base = Duration::from_millis(self.notify_backoff_ms)
+            .saturating_mul(2u32.saturating_pow(attempt.clamp(1, 31) as u32 - 1))
+            .min(Duration::from_millis(self.notify_backoff_max_ms));
+        base.mul_f64(rand::random_range(0.75..1.25))
+    }
+}
+
+pub struct Dispatcher {
+    pub db: Database,
+    pub channels: Arc<Channels>,
+    pub args: DeliveryArgs,
+    pub topics: Topics,
+    /// Woken when deliveries were queued.
+    pub wake: Arc<Notify>,
+    /// The outbox relay, woken after a `notification.failed` is enqueued.
+    pub relay: Waker,
+    pub metrics: Metrics,
+}
+
+/// How long to sleep when nothing is due and nobody wakes us (retries come due this way).
+const IDLE_POLL: Duration = Duration::from_millis(250);
+
+impl Dispatcher {
+    /// Sends until `stop`, then waits for the sends in flight.
+    pub async fn run(self, stop: CancellationToken) {
+        let this = Arc::new(self);
+        let mut in_flight = JoinSet::new();
+        loop {
+            if stop.is_cancelled() {
+                break;
+            }
+            let claimed = match this.claim().await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "could not claim deliveries; retrying");
+                    Vec::new()
+                }
+            };
+            if claimed.is_empty() {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = this.wake.notified() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                }
+                continue;
+            }
+            for message in claimed {
+                let this = this.clone();
+                in_flight.spawn(async move { this.deliver(message).await });
+            }
+            while in_flight.join_next().await.is_some() {}
+        }
+        while in_flight.join_next().await.is_some() {}
+    }
+
+    /// Sends one claimed message and records the outcome.
+    async fn deliver(&self, message: Claimed) {
+        let result = match self.channels.get(&message.outgoing.channel) {
+            Some(channel) => channel.send(&message.outgoing).await,
+            None => Err(SendError::Transient(format!(
+                "channel {} is not configured on this instance",
+                message.outgoing.channel
+            ))),
+        };
+        let outcome = match &result {
+            Ok(()) => "delivered",
+            Err(SendError::Transient(_)) if message.attempts < self.args.notify_max_attempts => {
+                "retried"
+            }
+            Err(_) => "failed",
+        };
+        self.metrics.inc(
+            "openorder_notification_attempts_total",
+            &[
+                ("channel", message.outgoing.channel.as_str()),
+                ("outcome", outcome),
+            ],
+        );
+        if let Err(e) = self.record(&message, result).await {
+            // The lease runs out and the delivery is tried again: at least once.
+            tracing::warn!(delivery = message.outgoing.delivery_id, error = %format!("{e:#}"), "could not record a delivery outcome");
+        }
+    }
+
+    /// Claims up to a batch of due deliveries.
+    async fn claim(&self) -> anyhow::Result<Vec<Claimed>> {
+        let now = Utc::now();
+        let lease_until = now.timestamp_millis() + self.args.notify_lease_ms as i64;
+        let lock = match self.db.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let mut tx = self.db.begin().await?;
+        let ids = sqlx::query(&format!(
+            "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $1, updated_at = $2
+             WHERE id IN (SELECT id FROM deliveries WHERE status = $3 AND next_attempt_at <= $4
+                          ORDER BY next_attempt_at, id LIMIT $5 {lock})
+             RETURNING id"
+        ))
+        .bind(lease_until)
+        .bind(platform::now_text())
+        .bind(PENDING)
+        .bind(now.timestamp_millis())
+        .bind(self.args.notify_batch)
+        .fetch_all(&mut *tx)
+        .await?;
+        if ids.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = ids
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        let placeholders = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT d.id, d.order_id, d.channel, d.recipient, d.idempotency_key, d.attempts,
+                    n.event_id, n.kind, n.subject, n.message, n.html, n.payload, n.created_at
+             FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+             WHERE d.id IN ({placeholders}) ORDER BY d.id"
+        );
+        let mut query = sqlx::query(&sql);
+        for id in &ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| {
+                let created_at: String = row.try_get("created_at")?;
+                Ok(Claimed {
+                    attempts: row.try_get("attempts")?,
+                    event_id: row.try_get("event_id")?,
+                    outgoing: Outgoing {
+                        delivery_id: row.try_get("id")?,
+                        order_id: row.try_get("order_id")?,
+                        channel: row.try_get("channel")?,
+                        recipient: row.try_get("recipient")?,
+                        idempotency_key: row.try_get("idempotency_key")?,
+                        kind: row.try_get("kind")?,
+                        subject: row.try_get("subject")?,
+                        text: row.try_get("message")?,
+                        html: row.try_get("html")?,
+                        payload: row.try_get("payload")?,
+                        created_at: chrono::DateTime::parse_from_rfc3339(&created_at)
+                            .with_context(|| format!("notification time {created_at:?}"))?
+                            .with_timezone(&Utc),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Records how an attempt ended.
+    async fn record(&self, m: &Claimed, result: Result<(), SendError>) -> anyhow::Result<()> {
+        let now = platform::now_text();
+        let id = m.outgoing.delivery_id;
+        let mut tx = self.db.begin().await?;
+        let (error, last) = match result {
+            Ok(()) => {
+                sqlx::query(
+                    "UPDATE deliveries SET status = $1, delivered_at = $2, updated_at = $2, last_error = NULL
+                     WHERE id = $3 AND status = $4 AND attempts = $5",
+                )
+                .bind(DELIVERED)
+                .bind(&now)
+                .bind(id)
+                .bind(PENDING)
+                .bind(m.attempts)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                return Ok(());
+            }
+            Err(SendError::Transient(e)) => (e, m.attempts >= self.args.notify_max_attempts),
+            Err(SendError::Permanent(e)) => (e, true),
+        };
+        if !last {
+            let due =
+                Utc::now().timestamp_millis() + self.args.backoff(m.attempts).as_millis() as i64;
+            sqlx::query(
+                "UPDATE deliveries SET next_attempt_at = $1, last_error = $2, updated_at = $3
+                 WHERE id = $4 AND status = $5 AND attempts = $6",
+            )
+            .bind(due)
+            .bind(&error)
+            .bind(&now)
+            .bind(id)
+            .bind(PENDING)
+            .bind(m.attempts)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            tracing::info!(delivery = id, channel = %m.outgoing.channel, attempt = m.attempts, %error, "delivery failed; will retry");
+            return Ok(());
+        }
+        let failed = sqlx::query(
+            "UPDATE deliveries SET status = $1, last_error = $2, updated_at = $3
+             WHERE id = $4 AND status = $5 AND attempts = $6",
+        )
+        .bind(FAILED)
+        .bind(&error)
+        .bind(&now)
+        .bind(id)
+        .bind(PENDING)
+        .bind(m.attempts)
+        .execute(&mut *tx)
+        .await?;
+        if failed.rows_affected() == 1 {
+            let event = NotificationFailed {
+                event_id: uuid::Uuid::new_v4(),
+                order_id: m.outgoing.order_id,
+                source_event_id: m.event_id.parse().context("notification event id")?,
+                kind: m.outgoing.kind.clone(),
+                channel: m.outgoing.channel.clone(),
+                recipient: m.outgoing.recipient.clone(),
+                attempts: m.attempts,
+                error: error.clone(),
+                timestamp: Utc::now(),
+            };
+            platform::outbox::enqueue(&mut tx, &self.topics.notification_failed(), &event).await?;
+        }
+        tx.commit().await?;
+        self.relay.wake();
+        tracing::warn!(delivery = id, channel = %m.outgoing.channel, attempts = m.attempts, %error, "delivery FAILED");
+        Ok(())
+    }
+}
+
+/// A claimed delivery: the message and which attempt this is.
+struct Claimed {
+    attempts: i64,
+    event_id: String,
+    outgoing: Outgoing,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_attempt_up_to_the_cap() {
+        let args = DeliveryArgs {
+            notify_max_attempts: 6,
+            notify_backoff_ms: 1_000,
+            notify_backoff_max_ms: 5_000,
+            notify_lease_ms: 60_000,
+            notify_batch: 16,
+        };
+        for (attempt, base_ms) in [
+            (1, 1_000.0),
+            (2, 2_000.0),
+            (3, 4_000.0),
+            (4, 5_000.0),
+            (40, 5_000.0),
+        ] {
+            let ms = args.backoff(attempt).as_millis() as f64;
+            assert!(
+                (base_ms * 0.75..=base_ms * 1.25).contains(&ms),
+                "attempt {attempt}: {ms} ms"
+            );
+        }
+    }
+}
