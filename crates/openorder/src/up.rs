@@ -93,7 +93,8 @@ impl EmbeddedBroker {
             .with_context(|| format!("Failed to start {}", broker_exe.display()))?;
         let bootstrap = address.to_string();
         tokio::select! {
-            ready = platform::kafka::wait_until_ready(&bootstrap, Duration::from_secs(30)) => ready?,
+            // Up to 30 s for a previous broker on this data directory to stop, then start-up.
+            ready = platform::kafka::wait_until_ready(&bootstrap, Duration::from_secs(60)) => ready?,
             status = child.wait() => anyhow::bail!(
                 "the embedded broker exited at start ({}); see {}",
                 status?, log_path.display()

@@ -55,6 +55,10 @@ fn main() -> anyhow::Result<()> {
     // path is mangled), so the broker works from inside its data directory.
     std::env::set_current_dir(&args.data_dir)
         .with_context(|| format!("Failed to enter {}", args.data_dir.display()))?;
+    // One broker per data directory. A previous broker that is still shutting down (its
+    // `openorder up` was killed a moment ago) holds the lock: wait for it to finish rather
+    // than fail on its locked database. The kernel drops the lock when a process dies.
+    let _lock = lock_data_dir(&args.data_dir)?;
     let advertised = args
         .advertised
         .clone()
@@ -84,4 +88,40 @@ fn main() -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("broker stopped with an error: {e:?}"))?;
         Ok(())
     })
+}
+
+/// Holds `broker.lock` in the data directory for as long as the returned file lives,
+/// waiting up to 30 s for another broker to let go of it.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("broker.lock")
+        .with_context(|| format!("Failed to open {}/broker.lock", dir.display()))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut said = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                if !said {
+                    eprintln!(
+                        "waiting for the broker still using {} to stop",
+                        dir.display()
+                    );
+                    said = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "another broker has been using {} for over 30 s; stop it first",
+                dir.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e)
+                    .with_context(|| format!("Failed to lock {}/broker.lock", dir.display()))
+            }
+        }
+    }
 }

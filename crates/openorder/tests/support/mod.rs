@@ -11,6 +11,8 @@
 
 #![allow(dead_code)]
 
+pub mod receivers;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -332,10 +334,16 @@ impl Stack {
             .iter()
             .map(|(sku, qty)| serde_json::json!({"sku": sku, "qty": qty}))
             .collect();
+        self.post_order_body(serde_json::json!({"userId": user_id, "items": items}))
+            .await
+    }
+
+    /// POSTs an order request body as given; returns the order's id (asserting 202).
+    pub async fn post_order_body(&self, body: Value) -> i64 {
         let response = self
             .http
             .post(format!("{}/api/orders", self.order_url))
-            .json(&serde_json::json!({"userId": user_id, "items": items}))
+            .json(&body)
             .send()
             .await
             .unwrap();
@@ -572,6 +580,15 @@ impl UpPorts {
 
 impl UpProcess {
     pub async fn start(data_dir: &std::path::Path, ports: &UpPorts) -> Self {
+        Self::start_with_env(data_dir, ports, &[]).await
+    }
+
+    /// [`Self::start`] with extra environment variables (e.g. notification settings).
+    pub async fn start_with_env(
+        data_dir: &std::path::Path,
+        ports: &UpPorts,
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -586,6 +603,7 @@ impl UpProcess {
             .args(["--inventory-port", &ports.inventory.to_string()])
             .args(["--notification-port", &ports.notification.to_string()])
             .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

@@ -1,0 +1,596 @@
+//! Notifications reach people, once: e-mail to a real SMTP server (aiosmtpd) and webhooks
+//! to a real HTTP receiver, both on loopback, driven by real orders through a real broker.
+//! Checked: the exact message received, the webhook signature, retries of transient
+//! failures with the same message, FAILED plus `notification.failed` after persistent
+//! failure, and one message per event when the event comes twice, arrives before its order,
+//! or the service is killed mid-send and restarted.
+
+mod support;
+
+use std::time::Duration;
+
+use notification_service::channels::email::SmtpTls;
+use notification_service::NotifyArgs;
+use serde_json::{json, Value};
+use support::receivers::{signature_is_valid, Behaviour, SmtpSink, WebhookReceiver};
+use support::{BrokerKind, DbKind, Stack, StackOptions, UpPorts, UpProcess};
+
+/// A Standard Webhooks secret (`whsec_` + base64 of the key).
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn secret_key() -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(SECRET.trim_start_matches("whsec_"))
+        .unwrap()
+}
+
+/// E-mail to `smtp` (if any), webhooks signed with [`SECRET`], fast retries.
+fn notify(smtp: Option<&SmtpSink>, max_attempts: i64) -> NotifyArgs {
+    let mut n = NotifyArgs::defaults();
+    if let Some(smtp) = smtp {
+        n.smtp.smtp_host = Some("127.0.0.1".into());
+        n.smtp.smtp_port = Some(smtp.port);
+        n.smtp.smtp_tls = SmtpTls::None;
+    }
+    n.webhook.webhook_secret = Some(SECRET.into());
+    n.delivery.notify_max_attempts = max_attempts;
+    n.delivery.notify_backoff_ms = 100;
+    n.delivery.notify_lease_ms = 5_000;
+    n
+}
+
+async fn stack(broker: BrokerKind, db: DbKind, notify: NotifyArgs) -> Option<Stack> {
+    Stack::spawn(
+        broker,
+        db,
+        StackOptions {
+            notify,
+            ..StackOptions::default()
+        },
+    )
+    .await
+}
+
+fn order_with_contact(user_id: i64, sku: &str, qty: i64, contact: Value) -> Value {
+    json!({"userId": user_id, "items": [{"sku": sku, "qty": qty}], "contact": contact})
+}
+
+/// Waits until the order has `count` notifications whose deliveries are all final
+/// (DELIVERED or FAILED); returns them.
+async fn settled_notifications(base: &str, order_id: i64, count: usize) -> Vec<Value> {
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let notes: Vec<Value> = http
+            .get(format!("{base}/api/notifications?orderId={order_id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let settled = notes.len() == count
+            && notes.iter().all(|n| {
+                let ds = n["deliveries"].as_array().unwrap();
+                !ds.is_empty() && ds.iter().all(|d| d["status"] != "PENDING")
+            });
+        if settled {
+            return notes;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "notifications of order {order_id} not settled in 90 s: {notes:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn delivery<'a>(notification: &'a Value, channel: &str) -> &'a Value {
+    notification["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["channel"] == channel)
+        .unwrap_or_else(|| panic!("no {channel} delivery in {notification:#}"))
+}
+
+async fn an_order_with_a_contact_gets_exactly_one_email_and_one_signed_webhook(
+    broker: BrokerKind,
+    db: DbKind,
+) {
+    let smtp = SmtpSink::start(0);
+    let hook = WebhookReceiver::start(Behaviour::FailFirst(0)).await;
+    let Some(stack) = stack(broker, db, notify(Some(&smtp), 3)).await else {
+        return;
+    };
+    let id = stack
+        .post_order_body(order_with_contact(
+            42,
+            "ABC-001",
+            2,
+            json!({"email": "alice@example.com", "webhookUrl": hook.url}),
+        ))
+        .await;
+    let notes = settled_notifications(&stack.notification_url, id, 1).await;
+    let n = &notes[0];
+    assert_eq!(n["kind"], "order.confirmed");
+    assert_eq!(n["status"], "ROUTED");
+    let channels: Vec<&str> = n["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(channels, ["log", "email", "webhook"]);
+    for d in n["deliveries"].as_array().unwrap() {
+        assert_eq!(d["status"], "DELIVERED", "{d}");
+        assert_eq!(d["attempts"], 1, "{d}");
+        assert!(d["deliveredAt"].is_string(), "{d}");
+    }
+    let text = format!("Order {id} is confirmed: 2 × ABC-001 reserved for you.");
+    assert_eq!(n["message"], text);
+
+    // The e-mail, as the SMTP server received it.
+    let mails = smtp.wait_messages(1).await;
+    let mail = &mails[0];
+    assert_eq!(mail["to"], json!(["alice@example.com"]));
+    assert_eq!(mail["headers"]["To"], "alice@example.com");
+    assert_eq!(
+        mail["headers"]["From"],
+        "OpenOrder <orders@openorder.localhost>"
+    );
+    assert_eq!(
+        mail["headers"]["Subject"],
+        format!("Order {id} is confirmed")
+    );
+    let key = delivery(n, "email")["idempotencyKey"].as_str().unwrap();
+    assert_eq!(
+        mail["headers"]["Message-ID"],
+        format!("<{key}@openorder.localhost>")
+    );
+    assert_eq!(mail["text"].as_str().unwrap().trim_end(), text);
+    assert!(
+        mail["html"]
+            .as_str()
+            .unwrap()
+            .contains("<li>2 × ABC-001</li>"),
+        "{mail:#}"
+    );
+
+    // The webhook, as the receiver got it.
+    let requests = hook.wait_requests(1).await;
+    let r = &requests[0];
+    let key = delivery(n, "webhook")["idempotencyKey"].as_str().unwrap();
+    assert_eq!(r.path, "/hooks/openorder");
+    assert_eq!(r.header("webhook-id"), key);
+    assert_eq!(r.header("idempotency-key"), key);
+    assert_eq!(r.header("content-type"), "application/json");
+    assert!(signature_is_valid(&secret_key(), r), "bad signature: {r:?}");
+    let sent_at: i64 = r.header("webhook-timestamp").parse().unwrap();
+    assert!((chrono::Utc::now().timestamp() - sent_at).abs() < 300);
+    let body = r.json();
+    assert_eq!(body["type"], "order.confirmed");
+    assert_eq!(body["data"]["orderId"], id);
+    assert_eq!(body["data"]["userId"], 42);
+    assert_eq!(body["data"]["text"], text);
+    assert_eq!(body["data"]["eventId"], n["eventId"]);
+    assert_eq!(body["data"]["event"]["status"], "RESERVED");
+
+    // A tampered body does not verify (the check above can fail).
+    let mut forged = r.clone();
+    forged.body = r.body.replace_first(b"order.confirmed", b"order.rejected");
+    assert!(!signature_is_valid(&secret_key(), &forged));
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.messages().len(), 1, "one e-mail");
+    assert_eq!(hook.requests().len(), 1, "one webhook");
+    stack.stop().await;
+}
+
+trait ReplaceFirst {
+    fn replace_first(&self, from: &[u8], to: &[u8]) -> Vec<u8>;
+}
+
+impl ReplaceFirst for Vec<u8> {
+    fn replace_first(&self, from: &[u8], to: &[u8]) -> Vec<u8> {
+        let at = self
+            .windows(from.len())
+            .position(|w| w == from)
+            .expect("pattern present");
+        [&self[..at], to, &self[at + from.len()..]].concat()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_with_a_contact_gets_one_email_and_one_signed_webhook_on_tansu_with_sqlite() {
+    an_order_with_a_contact_gets_exactly_one_email_and_one_signed_webhook(
+        BrokerKind::Tansu,
+        DbKind::Sqlite,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_with_a_contact_gets_one_email_and_one_signed_webhook_on_kafka_with_postgres() {
+    an_order_with_a_contact_gets_exactly_one_email_and_one_signed_webhook(
+        BrokerKind::Kafka,
+        DbKind::Postgres,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_users_registered_contact_is_checked_and_used_when_the_order_has_none() {
+    let smtp = SmtpSink::start(0);
+    let stack = stack(BrokerKind::Tansu, DbKind::Sqlite, notify(Some(&smtp), 3))
+        .await
+        .unwrap();
+    let http = &stack.http;
+    let url = format!("{}/api/users/77/contact", stack.notification_url);
+
+    let missing = http.get(&url).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+
+    let bad = http
+        .put(&url)
+        .json(&json!({"email": "bob at example", "webhookUrl": "ftp://x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let problem: Value = bad.json().await.unwrap();
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["/email", "/webhookUrl"], "{problem}");
+    let unknown = http
+        .put(&url)
+        .json(&json!({"mail": "bob@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 422);
+    let bad_user = http
+        .put(format!("{}/api/users/0/contact", stack.notification_url))
+        .json(&json!({"email": "bob@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_user.status(), 400);
+
+    let put = http
+        .put(&url)
+        .json(&json!({"email": "bob@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let got: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(got["email"], "bob@example.com");
+    assert_eq!(got["webhookUrl"], Value::Null);
+
+    // No contact on the order: the registered one is used.
+    let id = stack.post_order(77, &[("ABC-002", 1)]).await;
+    let notes = settled_notifications(&stack.notification_url, id, 1).await;
+    assert_eq!(delivery(&notes[0], "email")["recipient"], "bob@example.com");
+    // The order's own contact wins over the registered one.
+    let own = stack
+        .post_order_body(order_with_contact(
+            77,
+            "ABC-002",
+            1,
+            json!({"email": "carol@example.com"}),
+        ))
+        .await;
+    let notes = settled_notifications(&stack.notification_url, own, 1).await;
+    assert_eq!(
+        delivery(&notes[0], "email")["recipient"],
+        "carol@example.com"
+    );
+    let mails = smtp.wait_messages(2).await;
+    assert_eq!(mails[0]["to"], json!(["bob@example.com"]));
+    assert_eq!(mails[1]["to"], json!(["carol@example.com"]));
+
+    // A bad contact on an order is refused before anything is written.
+    let refused = http
+        .post(format!("{}/api/orders", stack.order_url))
+        .json(&order_with_contact(
+            77,
+            "ABC-002",
+            1,
+            json!({"email": "x@", "webhookUrl": "https://u:p@h.example/x"}),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let problem: Value = refused.json().await.unwrap();
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["/contact/email", "/contact/webhookUrl"]);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn receivers_failing_twice_get_the_same_message_a_third_time_and_it_counts_as_delivered() {
+    let smtp = SmtpSink::start(2);
+    let hook = WebhookReceiver::start(Behaviour::FailFirst(2)).await;
+    let stack = stack(BrokerKind::Tansu, DbKind::Sqlite, notify(Some(&smtp), 5))
+        .await
+        .unwrap();
+    let id = stack
+        .post_order_body(order_with_contact(
+            5,
+            "OUT-001",
+            1,
+            json!({"email": "dave@example.com", "webhookUrl": hook.url}),
+        ))
+        .await;
+    let notes = settled_notifications(&stack.notification_url, id, 1).await;
+    assert_eq!(notes[0]["kind"], "order.rejected");
+    for channel in ["email", "webhook"] {
+        let d = delivery(&notes[0], channel);
+        assert_eq!(d["status"], "DELIVERED", "{d}");
+        assert_eq!(d["attempts"], 3, "{d}");
+    }
+    let requests = hook.requests();
+    assert_eq!(requests.len(), 3);
+    for r in &requests {
+        assert_eq!(r.header("webhook-id"), requests[0].header("webhook-id"));
+        assert_eq!(
+            r.body, requests[0].body,
+            "every attempt sends the same body"
+        );
+        assert!(signature_is_valid(&secret_key(), r));
+    }
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "refused twice, accepted once");
+    assert_eq!(
+        mails[0]["text"].as_str().unwrap().trim_end(),
+        format!("Order {id} was rejected (OUT_OF_STOCK): OUT-001 (asked 1, available 0).")
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delivery_that_keeps_failing_is_failed_and_announced_on_notification_failed() {
+    let down = WebhookReceiver::start(Behaviour::AlwaysFail).await;
+    let gone = WebhookReceiver::start(Behaviour::Gone).await;
+    let stack = stack(BrokerKind::Tansu, DbKind::Sqlite, notify(None, 3))
+        .await
+        .unwrap();
+    let retried = stack
+        .post_order_body(order_with_contact(
+            6,
+            "ABC-001",
+            1,
+            json!({"webhookUrl": down.url}),
+        ))
+        .await;
+    let refused = stack
+        .post_order_body(order_with_contact(
+            6,
+            "ABC-001",
+            1,
+            json!({"webhookUrl": gone.url}),
+        ))
+        .await;
+
+    let notes = settled_notifications(&stack.notification_url, retried, 1).await;
+    let d = delivery(&notes[0], "webhook");
+    assert_eq!(d["status"], "FAILED", "{d}");
+    assert_eq!(d["attempts"], 3, "{d}");
+    assert!(d["lastError"].as_str().unwrap().contains("503"), "{d}");
+    assert_eq!(delivery(&notes[0], "log")["status"], "DELIVERED");
+    assert_eq!(down.requests().len(), 3);
+
+    let gone_notes = settled_notifications(&stack.notification_url, refused, 1).await;
+    let g = delivery(&gone_notes[0], "webhook");
+    assert_eq!(g["status"], "FAILED", "{g}");
+    assert_eq!(g["attempts"], 1, "a permanent refusal is not retried: {g}");
+    assert!(g["lastError"].as_str().unwrap().contains("410"), "{g}");
+
+    let topic = stack.topics().notification_failed();
+    let record = stack.wait_record(&topic, &retried.to_string()).await;
+    let event: Value = serde_json::from_slice(&record.payload).unwrap();
+    assert_eq!(event["orderId"], retried);
+    assert_eq!(event["channel"], "webhook");
+    assert_eq!(event["recipient"], down.url.as_str());
+    assert_eq!(event["attempts"], 3);
+    assert_eq!(event["kind"], "order.confirmed");
+    assert_eq!(event["sourceEventId"], notes[0]["eventId"]);
+    assert!(event["error"].as_str().unwrap().contains("503"));
+    assert_eq!(
+        record.header_text("event-type").as_deref(),
+        Some("notification.failed")
+    );
+    let gone_record = stack.wait_record(&topic, &refused.to_string()).await;
+    let gone_event: Value = serde_json::from_slice(&gone_record.payload).unwrap();
+    assert_eq!(gone_event["attempts"], 1);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_delivered_twice_or_before_its_order_sends_one_message_per_channel() {
+    let smtp = SmtpSink::start(0);
+    let hook = WebhookReceiver::start(Behaviour::FailFirst(0)).await;
+    let stack = stack(BrokerKind::Tansu, DbKind::Sqlite, notify(Some(&smtp), 3))
+        .await
+        .unwrap();
+    let topics = stack.topics();
+    let id = stack
+        .post_order_body(order_with_contact(
+            8,
+            "ABC-001",
+            1,
+            json!({"email": "erin@example.com", "webhookUrl": hook.url}),
+        ))
+        .await;
+    settled_notifications(&stack.notification_url, id, 1).await;
+
+    // The same inventory.reserved record again (a redelivery or a duplicate publish), then a
+    // new event for the same order behind it on the same partition, as a marker.
+    let reserved = stack
+        .wait_record(&topics.inventory_reserved(), &id.to_string())
+        .await;
+    let headers: Vec<(String, String)> = reserved
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+        .collect();
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    stack
+        .produce_raw(
+            &topics.inventory_reserved(),
+            &id.to_string(),
+            &reserved.payload,
+            &headers,
+        )
+        .await;
+    let mut marker: Value = serde_json::from_slice(&reserved.payload).unwrap();
+    marker["eventId"] = json!(uuid::Uuid::new_v4());
+    stack
+        .produce_raw(
+            &topics.inventory_reserved(),
+            &id.to_string(),
+            marker.to_string().as_bytes(),
+            &[("event-type", "inventory.reserved")],
+        )
+        .await;
+    let notes = settled_notifications(&stack.notification_url, id, 2).await;
+    assert_eq!(notes[1]["eventId"], marker["eventId"]);
+    let mails = smtp.wait_messages(2).await;
+    let requests = hook.wait_requests(2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.messages().len(), 2, "one e-mail per event: {mails:#?}");
+    assert_eq!(hook.requests().len(), 2, "one webhook per event");
+    assert_ne!(
+        requests[0].header("webhook-id"),
+        requests[1].header("webhook-id")
+    );
+
+    // An inventory event whose order.created has not arrived yet waits for it, then goes out.
+    let early = 900_000_000 + rand::random_range(0..1_000_000i64);
+    let event_id = uuid::Uuid::new_v4();
+    let reserved_early = json!({
+        "eventId": event_id, "orderId": early, "status": "RESERVED",
+        "items": [{"sku": "ABC-001", "qty": 1}], "timestamp": "2026-11-24T10:00:00Z"
+    });
+    stack
+        .produce_raw(
+            &topics.inventory_reserved(),
+            &early.to_string(),
+            reserved_early.to_string().as_bytes(),
+            &[("event-type", "inventory.reserved")],
+        )
+        .await;
+    let waiting = loop {
+        let notes = stack.notifications(early).await;
+        if !notes.is_empty() {
+            break notes;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(waiting[0]["status"], "AWAITING_CONTACT", "{waiting:#?}");
+    assert_eq!(waiting[0]["deliveries"], json!([]));
+    let created = json!({
+        "eventId": uuid::Uuid::new_v4(), "orderId": early, "userId": 9,
+        "items": [{"sku": "ABC-001", "qty": 1}], "createdAt": "2026-11-24T09:59:59Z",
+        "contact": {"email": "frank@example.com"}
+    });
+    stack
+        .produce_raw(
+            &topics.order_created(),
+            &early.to_string(),
+            created.to_string().as_bytes(),
+            &[("event-type", "order.created")],
+        )
+        .await;
+    // Two notifications: the early event, and inventory-service's own decision on the
+    // order.created just produced.
+    let notes = settled_notifications(&stack.notification_url, early, 2).await;
+    assert_eq!(notes[0]["eventId"], json!(event_id));
+    assert_eq!(notes[0]["status"], "ROUTED");
+    let sent = delivery(&notes[0], "email");
+    assert_eq!(sent["status"], "DELIVERED");
+    assert_eq!(sent["recipient"], "frank@example.com");
+    let mails = smtp.wait_messages(4).await;
+    let key = sent["idempotencyKey"].as_str().unwrap();
+    let mail = mails
+        .iter()
+        .find(|m| m["headers"]["Message-ID"] == format!("<{key}@openorder.localhost>"))
+        .expect("the early event's e-mail");
+    assert_eq!(mail["to"], json!(["frank@example.com"]));
+    assert_eq!(
+        mail["headers"]["Subject"],
+        format!("Order {early} is confirmed")
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_mid_send_and_restarted_the_service_sends_the_same_webhook_again_and_no_other() {
+    let hook = WebhookReceiver::start(Behaviour::HangFirst).await;
+    let data = support::temp_dir("notify-kill");
+    let ports = UpPorts::free();
+    let env = [
+        ("OPENORDER_WEBHOOK_SECRET", SECRET),
+        ("OPENORDER_NOTIFY_LEASE_MS", "1500"),
+        ("OPENORDER_NOTIFY_BACKOFF_MS", "100"),
+        ("OPENORDER_WEBHOOK_TIMEOUT_MS", "60000"),
+    ];
+    let mut up = UpProcess::start_with_env(&data, &ports, &env).await;
+    let http = reqwest::Client::new();
+    let response = http
+        .post(format!("{}/api/orders", up.order_url))
+        .json(&order_with_contact(
+            11,
+            "ABC-001",
+            1,
+            json!({"webhookUrl": hook.url}),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["orderId"]
+        .as_i64()
+        .unwrap();
+    // The receiver holds the first request: the sender is mid-send. Kill everything.
+    hook.wait_requests(1).await;
+    up.child.kill().unwrap();
+    up.child.wait().unwrap();
+    drop(up);
+
+    let up = UpProcess::start_with_env(&data, &ports, &env).await;
+    let notes = settled_notifications(&up.notification_url, id, 1).await;
+    let d = delivery(&notes[0], "webhook");
+    assert_eq!(d["status"], "DELIVERED", "{d}");
+    assert_eq!(d["attempts"], 2, "{d}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let requests = hook.requests();
+    assert_eq!(requests.len(), 2, "the interrupted send and its resend");
+    assert_eq!(
+        requests[0].header("webhook-id"),
+        requests[1].header("webhook-id")
+    );
+    assert_eq!(requests[0].body, requests[1].body);
+    assert_eq!(requests[1].header("webhook-id"), d["idempotencyKey"]);
+    assert_eq!(notes.len(), 1, "one notification for the one event");
+    up.stop();
+}

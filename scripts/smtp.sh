@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# A real SMTP server for the tests: aiosmtpd from PyPI, in a virtualenv cached outside the
+# checkout (~/.cache/openorder/smtp-venv). `scripts/smtp.sh setup` installs it (idempotent)
+# and prints the Python to run scripts/smtp_sink.py with.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${OPENORDER_CACHE:-$HOME/.cache/openorder}"
+VENV="$CACHE/smtp-venv"
+AIOSMTPD_VERSION="1.4.6"
+
+case "${1:-setup}" in
+  setup)
+    if ! "$VENV/bin/python" -c "import aiosmtpd" 2>/dev/null; then
+      mkdir -p "$CACHE"
+      python3 -m venv "$VENV" >&2
+      "$VENV/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION" >&2
+    fi
+    echo "$VENV/bin/python"
+    ;;
+  *)
+    echo "usage: $0 setup" >&2
+    exit 2
+    ;;
+esac
