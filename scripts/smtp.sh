@@ -11,12 +11,24 @@ AIOSMTPD_VERSION="1.4.6"
 
 case "${1:-setup}" in
   setup)
-    if ! "$VENV/bin/python" -c "import aiosmtpd" 2>/dev/null; then
-      mkdir -p "$CACHE"
-      python3 -m venv "$VENV" >&2
-      "$VENV/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION" >&2
+    if "$VENV/bin/python" -c "import aiosmtpd" 2>/dev/null; then
+      echo "$VENV/bin/python"
+      exit 0
     fi
-    echo "$VENV/bin/python"
+    mkdir -p "$CACHE"
+    rm -rf "$VENV"
+    if python3 -m venv "$VENV" >&2 &&
+      "$VENV/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION" >&2; then
+      echo "$VENV/bin/python"
+      exit 0
+    fi
+    # No venv/pip (a bare Debian python3): Debian's own package.
+    if ! /usr/bin/python3 -c "import aiosmtpd" 2>/dev/null; then
+      SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+      $SUDO apt-get update -qq >&2
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-aiosmtpd >&2
+    fi
+    echo /usr/bin/python3
     ;;
   *)
     echo "usage: $0 setup" >&2
