@@ -2,7 +2,7 @@
 # A three-node Apache Kafka cluster (KRaft, each node broker + controller) on loopback, for
 # the broker-loss chaos scenario: replication factor 3, min.insync.replicas 2.
 #
-#   scripts/kafka-cluster.sh start            # nodes 1-3 at 127.0.0.1:39292, :39294, :39296
+#   scripts/kafka-cluster.sh start            # nodes 1-3 at 127.0.0.1:29292, :29294, :29296
 #   scripts/kafka-cluster.sh stop-node N      # SIGKILL one node (its data stays)
 #   scripts/kafka-cluster.sh start-node N     # start it again
 #   scripts/kafka-cluster.sh stop | reset     # stop all | stop all and delete their data
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BASE_PORT="${KAFKA_CLUSTER_BASE_PORT:-39292}"
+BASE_PORT="${KAFKA_CLUSTER_BASE_PORT:-29292}"
 RUN_DIR="${KAFKA_CLUSTER_RUN_DIR:-/tmp/openorder-kafka-cluster-$BASE_PORT}"
 KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
 LIB="${OPENORDER_CACHE:-$HOME/.cache/openorder}/kafka-$KAFKA_VERSION/lib"

@@ -6,12 +6,12 @@
 #   scripts/kafka.sh stop     # stops it; its data stays, and `start` resumes with it
 #   scripts/kafka.sh reset    # stops it and deletes its data
 #
-# Environment: KAFKA_VERSION (4.1.1), KAFKA_PORT (39092), KAFKA_CONTROLLER_PORT (KAFKA_PORT+1),
+# Environment: KAFKA_VERSION (4.1.1), KAFKA_PORT (29092), KAFKA_CONTROLLER_PORT (KAFKA_PORT+1),
 # KAFKA_RUN_DIR (/tmp/openorder-kafka-$KAFKA_PORT), KAFKA_NODE_ID (1).
 set -euo pipefail
 
 KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
-KAFKA_PORT="${KAFKA_PORT:-39092}"
+KAFKA_PORT="${KAFKA_PORT:-29092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
 KAFKA_RUN_DIR="${KAFKA_RUN_DIR:-/tmp/openorder-kafka-$KAFKA_PORT}"
 KAFKA_NODE_ID="${KAFKA_NODE_ID:-1}"

@@ -8,10 +8,10 @@
 #
 # fsync is off: this server is for tests, where speed matters and a power cut does not.
 #
-# Environment: PG_PORT (55432), PG_RUN_DIR (/tmp/openorder-postgres-$PG_PORT).
+# Environment: PG_PORT (25432), PG_RUN_DIR (/tmp/openorder-postgres-$PG_PORT).
 set -euo pipefail
 
-PG_PORT="${PG_PORT:-55432}"
+PG_PORT="${PG_PORT:-25432}"
 PG_RUN_DIR="${PG_RUN_DIR:-/tmp/openorder-postgres-$PG_PORT}"
 
 find_bin() {

@@ -9,8 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export KAFKA_PORT="${KAFKA_PORT:-39092}"
-export PG_PORT="${PG_PORT:-55432}"
+# Fixed ports sit below Linux's ephemeral range (32768-60999), so no outgoing connection of
+# the tests can hold one when a server (re)starts on it.
+export KAFKA_PORT="${KAFKA_PORT:-29092}"
+export PG_PORT="${PG_PORT:-25432}"
 
 cleanup() {
   scripts/kafka.sh stop || true

@@ -57,8 +57,8 @@ fn a_short_chaos_run_on_the_embedded_defaults_loses_and_duplicates_nothing() {
 struct PrivateServers;
 
 impl PrivateServers {
-    const KAFKA_PORT: &str = "39192";
-    const PG_PORT: &str = "55532";
+    const KAFKA_PORT: &str = "29192";
+    const PG_PORT: &str = "25532";
 
     fn run(script: &str, action: &str) -> bool {
         Command::new(scripts().join(script))

@@ -282,7 +282,13 @@ pub async fn invariants(
         .await
         .unwrap_or(Value::Null);
         let mut per_event: HashMap<String, usize> = HashMap::new();
+        let mut failure_notices = 0;
         for n in notes.as_array().into_iter().flatten() {
+            // The customer hears of a dead-lettered order once (checked below).
+            if n["kind"] == "order.failed" {
+                failure_notices += 1;
+                continue;
+            }
             *per_event
                 .entry(n["eventId"].as_str().unwrap_or("").to_string())
                 .or_default() += 1;
@@ -305,6 +311,21 @@ pub async fn invariants(
                 v.violations.push(format!(
                     "order {id}: notification for unknown event {event}"
                 ));
+            }
+        }
+        match (dlt, failure_notices) {
+            (0, 0) => {}
+            (0, n) => v.violations.push(format!(
+                "order {id} was never dead-lettered but has {n} failure notices"
+            )),
+            (_, 0) => v.violations.push(format!(
+                "order {id} was dead-lettered but its customer was not told"
+            )),
+            (_, 1) => {}
+            (_, n) => {
+                v.duplicated += 1;
+                v.violations
+                    .push(format!("order {id}: {n} failure notices"));
             }
         }
     }
