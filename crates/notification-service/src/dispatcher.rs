@@ -5,8 +5,10 @@
 //!   time moves `--notify-lease-ms` ahead) in one statement, so a crash mid-send leaves the
 //!   delivery to be sent again when the lease runs out; on PostgreSQL `FOR UPDATE SKIP
 //!   LOCKED` lets several instances share the queue.
-//! - **Send** outside any transaction (a channel may take seconds).
-//! - **Record**: delivered; or, on a transient error with attempts left, due again after
+//! - **Send** up to `--notify-batch` at a time, outside any transaction (a channel may take
+//!   seconds; a slow receiver holds one slot, not the queue).
+//! - **Record** outcomes as sends finish, those finished together in one transaction:
+//!   delivered; or, on a transient error with attempts left, due again after
 //!   exponential backoff with jitter; or `FAILED` (permanent refusal or last attempt), in
 //!   the same transaction as the `notification.failed` event in the outbox.
 //!   Each update names the attempt it finishes, so a slow sender whose lease ran out cannot
@@ -84,40 +86,71 @@ pub struct Dispatcher {
 const IDLE_POLL: Duration = Duration::from_millis(250);
 
 impl Dispatcher {
-    /// Sends until `stop`, then waits for the sends in flight.
+    /// Sends until `stop`, keeping up to `--notify-batch` sends in flight (a slow receiver
+    /// holds one slot, not the queue), and records outcomes as they come, those that
+    /// finished together in one transaction. On stop, the sends in flight are finished
+    /// and recorded.
     pub async fn run(self, stop: CancellationToken) {
         let this = Arc::new(self);
-        let mut in_flight = JoinSet::new();
+        let mut in_flight: JoinSet<(Claimed, Result<(), SendError>)> = JoinSet::new();
         loop {
-            if stop.is_cancelled() {
-                break;
-            }
-            let claimed = match this.claim().await {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "could not claim deliveries; retrying");
-                    Vec::new()
+            let room = this.args.notify_batch - in_flight.len() as i64;
+            if !stop.is_cancelled() && room > 0 {
+                match this.claim(room).await {
+                    Ok(claimed) => {
+                        for message in claimed {
+                            let this = this.clone();
+                            in_flight.spawn(async move {
+                                let result = this.send(&message).await;
+                                (message, result)
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "could not claim deliveries; retrying")
+                    }
                 }
-            };
-            if claimed.is_empty() {
+            }
+            if in_flight.is_empty() {
+                if stop.is_cancelled() {
+                    break;
+                }
                 tokio::select! {
-                    _ = stop.cancelled() => break,
+                    _ = stop.cancelled() => {}
                     _ = this.wake.notified() => {}
                     _ = tokio::time::sleep(IDLE_POLL) => {}
                 }
                 continue;
             }
-            for message in claimed {
-                let this = this.clone();
-                in_flight.spawn(async move { this.deliver(message).await });
+            // Wait for a send to finish (or for new work, to fill free slots).
+            let first = tokio::select! {
+                joined = in_flight.join_next() => joined,
+                _ = this.wake.notified(), if !stop.is_cancelled() => None,
+                _ = tokio::time::sleep(IDLE_POLL), if !stop.is_cancelled() => None,
+            };
+            let mut outcomes = Vec::new();
+            for joined in first
+                .into_iter()
+                .chain(std::iter::from_fn(|| in_flight.try_join_next()))
+            {
+                match joined {
+                    Ok(outcome) => outcomes.push(outcome),
+                    // Its lease runs out and it is sent again: at least once.
+                    Err(e) => tracing::error!(error = %e, "a send task failed"),
+                }
             }
-            while in_flight.join_next().await.is_some() {}
+            if outcomes.is_empty() {
+                continue;
+            }
+            if let Err(e) = this.record(&outcomes).await {
+                // The leases run out and these are sent again: at least once.
+                tracing::warn!(error = %format!("{e:#}"), "could not record delivery outcomes");
+            }
         }
-        while in_flight.join_next().await.is_some() {}
     }
 
-    /// Sends one claimed message and records the outcome.
-    async fn deliver(&self, message: Claimed) {
+    /// Sends one claimed message on its channel.
+    async fn send(&self, message: &Claimed) -> Result<(), SendError> {
         let result = match self.channels.get(&message.outgoing.channel) {
             Some(channel) => channel.send(&message.outgoing).await,
             None => Err(SendError::Transient(format!(
@@ -139,14 +172,11 @@ impl Dispatcher {
                 ("outcome", outcome),
             ],
         );
-        if let Err(e) = self.record(&message, result).await {
-            // The lease runs out and the delivery is tried again: at least once.
-            tracing::warn!(delivery = message.outgoing.delivery_id, error = %format!("{e:#}"), "could not record a delivery outcome");
-        }
+        result
     }
 
-    /// Claims up to a batch of due deliveries.
-    async fn claim(&self) -> anyhow::Result<Vec<Claimed>> {
+    /// Claims up to `limit` due deliveries.
+    async fn claim(&self, limit: i64) -> anyhow::Result<Vec<Claimed>> {
         let now = Utc::now();
         let lease_until = now.timestamp_millis() + self.args.notify_lease_ms as i64;
         let lock = match self.db.backend {
@@ -164,7 +194,7 @@ impl Dispatcher {
         .bind(platform::now_text())
         .bind(PENDING)
         .bind(now.timestamp_millis())
-        .bind(self.args.notify_batch)
+        .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
         if ids.is_empty() {
@@ -217,78 +247,85 @@ impl Dispatcher {
             .collect()
     }
 
-    /// Records how an attempt ended.
-    async fn record(&self, m: &Claimed, result: Result<(), SendError>) -> anyhow::Result<()> {
+    /// Records how a batch's attempts ended, in one transaction. Each update names the
+    /// attempt it finishes (`attempts = $n`), so it changes nothing if a newer attempt
+    /// has taken over the delivery.
+    async fn record(&self, outcomes: &[(Claimed, Result<(), SendError>)]) -> anyhow::Result<()> {
         let now = platform::now_text();
-        let id = m.outgoing.delivery_id;
         let mut tx = self.db.begin().await?;
-        let (error, last) = match result {
-            Ok(()) => {
+        let mut failed_any = false;
+        for (m, result) in outcomes {
+            let id = m.outgoing.delivery_id;
+            let (error, last) = match result {
+                Ok(()) => {
+                    sqlx::query(
+                        "UPDATE deliveries SET status = $1, delivered_at = $2, updated_at = $2, last_error = NULL
+                         WHERE id = $3 AND status = $4 AND attempts = $5",
+                    )
+                    .bind(DELIVERED)
+                    .bind(&now)
+                    .bind(id)
+                    .bind(PENDING)
+                    .bind(m.attempts)
+                    .execute(&mut *tx)
+                    .await?;
+                    continue;
+                }
+                Err(SendError::Transient(e)) => (e, m.attempts >= self.args.notify_max_attempts),
+                Err(SendError::Permanent(e)) => (e, true),
+            };
+            if !last {
+                let due = Utc::now().timestamp_millis()
+                    + self.args.backoff(m.attempts).as_millis() as i64;
                 sqlx::query(
-                    "UPDATE deliveries SET status = $1, delivered_at = $2, updated_at = $2, last_error = NULL
-                     WHERE id = $3 AND status = $4 AND attempts = $5",
+                    "UPDATE deliveries SET next_attempt_at = $1, last_error = $2, updated_at = $3
+                     WHERE id = $4 AND status = $5 AND attempts = $6",
                 )
-                .bind(DELIVERED)
+                .bind(due)
+                .bind(error)
                 .bind(&now)
                 .bind(id)
                 .bind(PENDING)
                 .bind(m.attempts)
                 .execute(&mut *tx)
                 .await?;
-                tx.commit().await?;
-                return Ok(());
+                tracing::info!(delivery = id, channel = %m.outgoing.channel, attempt = m.attempts, %error, "delivery failed; will retry");
+                continue;
             }
-            Err(SendError::Transient(e)) => (e, m.attempts >= self.args.notify_max_attempts),
-            Err(SendError::Permanent(e)) => (e, true),
-        };
-        if !last {
-            let due =
-                Utc::now().timestamp_millis() + self.args.backoff(m.attempts).as_millis() as i64;
-            sqlx::query(
-                "UPDATE deliveries SET next_attempt_at = $1, last_error = $2, updated_at = $3
+            let failed = sqlx::query(
+                "UPDATE deliveries SET status = $1, last_error = $2, updated_at = $3
                  WHERE id = $4 AND status = $5 AND attempts = $6",
             )
-            .bind(due)
-            .bind(&error)
+            .bind(FAILED)
+            .bind(error)
             .bind(&now)
             .bind(id)
             .bind(PENDING)
             .bind(m.attempts)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
-            tracing::info!(delivery = id, channel = %m.outgoing.channel, attempt = m.attempts, %error, "delivery failed; will retry");
-            return Ok(());
-        }
-        let failed = sqlx::query(
-            "UPDATE deliveries SET status = $1, last_error = $2, updated_at = $3
-             WHERE id = $4 AND status = $5 AND attempts = $6",
-        )
-        .bind(FAILED)
-        .bind(&error)
-        .bind(&now)
-        .bind(id)
-        .bind(PENDING)
-        .bind(m.attempts)
-        .execute(&mut *tx)
-        .await?;
-        if failed.rows_affected() == 1 {
-            let event = NotificationFailed {
-                event_id: uuid::Uuid::new_v4(),
-                order_id: m.outgoing.order_id,
-                source_event_id: m.event_id.parse().context("notification event id")?,
-                kind: m.outgoing.kind.clone(),
-                channel: m.outgoing.channel.clone(),
-                recipient: m.outgoing.recipient.clone(),
-                attempts: m.attempts,
-                error: error.clone(),
-                timestamp: Utc::now(),
-            };
-            platform::outbox::enqueue(&mut tx, &self.topics.notification_failed(), &event).await?;
+            if failed.rows_affected() == 1 {
+                let event = NotificationFailed {
+                    event_id: uuid::Uuid::new_v4(),
+                    order_id: m.outgoing.order_id,
+                    source_event_id: m.event_id.parse().context("notification event id")?,
+                    kind: m.outgoing.kind.clone(),
+                    channel: m.outgoing.channel.clone(),
+                    recipient: m.outgoing.recipient.clone(),
+                    attempts: m.attempts,
+                    error: error.clone(),
+                    timestamp: Utc::now(),
+                };
+                platform::outbox::enqueue(&mut tx, &self.topics.notification_failed(), &event)
+                    .await?;
+                failed_any = true;
+                tracing::warn!(delivery = id, channel = %m.outgoing.channel, attempts = m.attempts, %error, "delivery FAILED");
+            }
         }
         tx.commit().await?;
-        self.relay.wake();
-        tracing::warn!(delivery = id, channel = %m.outgoing.channel, attempts = m.attempts, %error, "delivery FAILED");
+        if failed_any {
+            self.relay.wake();
+        }
         Ok(())
     }
 }
