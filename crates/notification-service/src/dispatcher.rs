@@ -82,17 +82,28 @@ pub struct Dispatcher {
     pub metrics: Metrics,
 }
 
+/// How long sends in flight may still run after a stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// How long to sleep when nothing is due and nobody wakes us (retries come due this way).
 const IDLE_POLL: Duration = Duration::from_millis(250);
 
 impl Dispatcher {
     /// Sends until `stop`, keeping up to `--notify-batch` sends in flight (a slow receiver
     /// holds one slot, not the queue), and records outcomes as they come, those that
-    /// finished together in one transaction. On stop, the sends in flight are finished
-    /// and recorded.
+    /// finished together in one transaction. On stop, the sends in flight get
+    /// [`SHUTDOWN_GRACE`] to finish and be recorded.
     pub async fn run(self, stop: CancellationToken) {
         let this = Arc::new(self);
         let mut in_flight: JoinSet<(Claimed, Result<(), SendError>)> = JoinSet::new();
+        // After stop, sends get a grace period; those still running are abandoned and,
+        // their lease running out, sent again later (same key, same bytes).
+        let grace = async {
+            stop.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::pin!(grace);
+        let mut grace_over = false;
         loop {
             let room = this.args.notify_batch - in_flight.len() as i64;
             if !stop.is_cancelled() && room > 0 {
@@ -125,6 +136,12 @@ impl Dispatcher {
             // Wait for a send to finish (or for new work, to fill free slots).
             let first = tokio::select! {
                 joined = in_flight.join_next() => joined,
+                _ = &mut grace, if !grace_over => {
+                    grace_over = true;
+                    tracing::warn!(sends = in_flight.len(), "stopping: abandoning sends still in flight; they are resent when their lease runs out");
+                    in_flight.abort_all();
+                    None
+                }
                 _ = this.wake.notified(), if !stop.is_cancelled() => None,
                 _ = tokio::time::sleep(IDLE_POLL), if !stop.is_cancelled() => None,
             };
@@ -135,6 +152,7 @@ impl Dispatcher {
             {
                 match joined {
                     Ok(outcome) => outcomes.push(outcome),
+                    Err(e) if e.is_cancelled() => {}
                     // Its lease runs out and it is sent again: at least once.
                     Err(e) => tracing::error!(error = %e, "a send task failed"),
                 }

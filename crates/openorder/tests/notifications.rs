@@ -594,3 +594,46 @@ async fn killed_mid_send_and_restarted_the_service_sends_the_same_webhook_again_
     assert_eq!(notes.len(), 1, "one notification for the one event");
     up.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_receiver_that_never_answers_does_not_hold_up_other_deliveries() {
+    let slow = WebhookReceiver::start(Behaviour::HangFirst).await;
+    let fast = WebhookReceiver::start(Behaviour::FailFirst(0)).await;
+    let mut settings = notify(None, 3);
+    settings.webhook.webhook_timeout_ms = 60_000;
+    settings.delivery.notify_lease_ms = 120_000;
+    let stack = stack(BrokerKind::Tansu, DbKind::Sqlite, settings)
+        .await
+        .unwrap();
+    let stuck = stack
+        .post_order_body(order_with_contact(
+            12,
+            "ABC-001",
+            1,
+            json!({"webhookUrl": slow.url}),
+        ))
+        .await;
+    slow.wait_requests(1).await;
+    let flowing = stack
+        .post_order_body(order_with_contact(
+            12,
+            "ABC-001",
+            1,
+            json!({"webhookUrl": fast.url}),
+        ))
+        .await;
+    let notes = settled_notifications(&stack.notification_url, flowing, 1).await;
+    assert_eq!(delivery(&notes[0], "webhook")["status"], "DELIVERED");
+    assert_eq!(fast.requests().len(), 1);
+    let held = stack.notifications(stuck).await;
+    let d = delivery(&held[0], "webhook");
+    assert_eq!(
+        d["status"], "PENDING",
+        "still in the hands of its sender: {d}"
+    );
+    assert_eq!(d["attempts"], 1, "{d}");
+    // Stopping does not wait for the stuck send beyond the grace period.
+    let stopping = std::time::Instant::now();
+    stack.stop().await;
+    assert!(stopping.elapsed() < Duration::from_secs(30));
+}
