@@ -21,8 +21,8 @@ pub struct BrokerLimit {
     pub produced_per_second: f64,
     pub consumed_per_second: f64,
     /// Each order makes the broker take 2 records (order.created, its decision) and serve
-    /// 3 reads (inventory reads the order; order- and notification-service read the
-    /// decision): min(produced/s ÷ 2, consumed/s ÷ 3).
+    /// 4 reads (inventory- and notification-service read the order; order- and
+    /// notification-service read the decision): min(produced/s ÷ 2, consumed/s ÷ 4).
     pub orders_per_second: f64,
 }
 
@@ -98,7 +98,7 @@ pub async fn broker(
         record_bytes: payload.len(),
         produced_per_second: produced,
         consumed_per_second: consumed,
-        orders_per_second: (produced / 2.0).min(consumed / 3.0),
+        orders_per_second: (produced / 2.0).min(consumed / 4.0),
     })
 }
 
