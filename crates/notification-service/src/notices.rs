@@ -18,12 +18,11 @@ use platform::consumer::HandleError;
 use platform::db::{Database, Tx};
 use serde::Serialize;
 use serde_json::{json, Value};
-use sqlx::Row;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::channels::Channels;
-use crate::store::{self, NewDelivery, NewNotification, OrderContact};
+use crate::store::{self, NewDelivery, NewNotification, OrderContact, Routed};
 use crate::templates::Templates;
 
 /// One thing to tell a customer.
@@ -59,39 +58,69 @@ pub fn idempotency_key(event_id: &str, channel: &str) -> String {
     Uuid::new_v5(&KEY_NAMESPACE, format!("{event_id}/{channel}").as_bytes()).to_string()
 }
 
+/// A notification ready to be routed: rendered, with where it goes.
+struct Plan {
+    rendered: crate::templates::Rendered,
+    payload: String,
+    channels: String,
+    recipients: Vec<(&'static str, String)>,
+}
+
 impl Notifier {
-    /// Records `notice` once; queues its deliveries now if the order is known.
+    /// Records `notice` once; if the order is known, rendered and with its deliveries
+    /// queued in the same transaction.
     pub async fn record(&self, notice: &Notice) -> Result<(), HandleError> {
-        let mut tx = self.db.begin().await?;
-        let order = store::lock_order(&mut tx, notice.order_id).await?;
+        let event_id = notice.event_id.to_string();
         let context = json!({
             "order_id": notice.order_id,
             "kind": notice.kind,
             "event_type": notice.event_type,
             "fields": notice.fields,
             "event": notice.event,
-        })
-        .to_string();
+        });
+        let mut tx = self.db.begin().await?;
+        let order = store::lock_order(&mut tx, notice.order_id).await?;
+        let plan = match &order {
+            Some(order) => Some(
+                self.plan(
+                    &mut tx,
+                    &event_id,
+                    notice.order_id,
+                    notice.kind,
+                    &context,
+                    order,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let routed = plan.as_ref().map(|p| Routed {
+            rendered: &p.rendered,
+            payload: &p.payload,
+            channels: &p.channels,
+        });
         let id = store::insert_notification(
             &mut tx,
             &NewNotification {
-                event_id: &notice.event_id.to_string(),
+                event_id: &event_id,
                 order_id: notice.order_id,
                 event_type: &notice.event_type,
                 kind: notice.kind,
-                context: &context,
+                context: &context.to_string(),
             },
+            routed.as_ref(),
         )
         .await?;
-        let routed = match (id, order) {
-            (Some(id), Some(order)) => {
-                self.route(&mut tx, id, &order).await?;
+        let queued = match (id, &plan) {
+            (Some(id), Some(plan)) => {
+                self.queue(&mut tx, id, notice.order_id, &event_id, plan)
+                    .await?;
                 true
             }
             _ => false,
         };
         tx.commit().await?;
-        if routed {
+        if queued {
             self.dispatcher.notify_one();
         }
         Ok(())
@@ -109,8 +138,20 @@ impl Notifier {
         let mut tx = self.db.begin().await?;
         store::record_order(&mut tx, order_id, &order).await?;
         let waiting = store::awaiting(&mut tx, order_id).await?;
-        for id in &waiting {
-            self.route(&mut tx, *id, &order).await?;
+        for w in &waiting {
+            let context: Value = serde_json::from_str(&w.context)
+                .map_err(|e| HandleError::transient("openorder.CorruptNotification", e))?;
+            let plan = self
+                .plan(&mut tx, &w.event_id, order_id, &w.kind, &context, &order)
+                .await?;
+            let routed = Routed {
+                rendered: &plan.rendered,
+                payload: &plan.payload,
+                channels: &plan.channels,
+            };
+            store::set_routed(&mut tx, w.id, &routed).await?;
+            self.queue(&mut tx, w.id, order_id, &w.event_id, &plan)
+                .await?;
         }
         tx.commit().await?;
         if !waiting.is_empty() {
@@ -119,19 +160,16 @@ impl Notifier {
         Ok(())
     }
 
-    /// Renders a recorded notification for its user and queues one delivery per channel.
-    async fn route(&self, tx: &mut Tx, id: i64, order: &OrderContact) -> Result<(), HandleError> {
-        let row = sqlx::query(
-            "SELECT event_id, order_id, kind, context FROM notifications WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_one(&mut **tx)
-        .await?;
-        let event_id: String = row.try_get("event_id")?;
-        let order_id: i64 = row.try_get("order_id")?;
-        let kind: String = row.try_get("kind")?;
-        let context: Value = serde_json::from_str(&row.try_get::<String, _>("context")?)
-            .map_err(|e| HandleError::transient("openorder.CorruptNotification", e))?;
+    /// Renders a notification for its user and works out its channels.
+    async fn plan(
+        &self,
+        tx: &mut Tx,
+        event_id: &str,
+        order_id: i64,
+        kind: &str,
+        context: &Value,
+        order: &OrderContact,
+    ) -> Result<Plan, HandleError> {
         let mut template_context = context["fields"].clone();
         if !template_context.is_object() {
             template_context = json!({});
@@ -142,17 +180,17 @@ impl Notifier {
         template_context["user_id"] = json!(order.user_id);
         let rendered = self
             .templates
-            .render(&kind, &template_context)
+            .render(kind, &template_context)
             .map_err(|e| HandleError::permanent("openorder.TemplateError", format!("{e:#}")))?;
         let payload = WebhookBody {
-            kind: &kind,
+            kind,
             timestamp: &context["event"]["timestamp"]
                 .as_str()
                 .or(context["event"]["createdAt"].as_str())
                 .map(str::to_string)
                 .unwrap_or_else(platform::now_text),
             data: WebhookData {
-                event_id: &event_id,
+                event_id,
                 order_id,
                 user_id: order.user_id,
                 event_type: context["event_type"].as_str().unwrap_or_default(),
@@ -162,8 +200,6 @@ impl Notifier {
             },
         };
         let payload = serde_json::to_string(&payload).expect("a JSON body serializes");
-        store::set_rendered(tx, id, &rendered, &payload).await?;
-
         let defaults = store::user_contact(&mut **tx, order.user_id)
             .await?
             .map(|u| Contact {
@@ -173,11 +209,35 @@ impl Notifier {
         let recipients = self
             .channels
             .recipients(order.user_id, &order.contact, defaults.as_ref());
-        let keys: Vec<String> = recipients
+        let channels = recipients
             .iter()
-            .map(|(channel, _)| idempotency_key(&event_id, channel))
+            .map(|(channel, _)| *channel)
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(Plan {
+            rendered,
+            payload,
+            channels,
+            recipients,
+        })
+    }
+
+    /// Queues one delivery per channel of a routed notification.
+    async fn queue(
+        &self,
+        tx: &mut Tx,
+        id: i64,
+        order_id: i64,
+        event_id: &str,
+        plan: &Plan,
+    ) -> Result<(), HandleError> {
+        let keys: Vec<String> = plan
+            .recipients
+            .iter()
+            .map(|(channel, _)| idempotency_key(event_id, channel))
             .collect();
-        let deliveries: Vec<NewDelivery> = recipients
+        let deliveries: Vec<NewDelivery> = plan
+            .recipients
             .iter()
             .zip(&keys)
             .map(|((channel, recipient), key)| NewDelivery {

@@ -142,20 +142,28 @@ pub struct NewNotification<'a> {
 }
 
 /// Records the notification unless one exists for this event: its id if it was new.
+/// With `routed`, it is recorded routed (its deliveries follow in the same transaction);
+/// without, it waits for its order's contact.
 pub async fn insert_notification(
     tx: &mut Tx,
     n: &NewNotification<'_>,
+    routed: Option<&Routed<'_>>,
 ) -> Result<Option<i64>, sqlx::Error> {
     let row = sqlx::query(
-        "INSERT INTO notifications (event_id, order_id, event_type, kind, channel, status, message, context, created_at)
-         VALUES ($1, $2, $3, $4, '', $5, '', $6, $7)
+        "INSERT INTO notifications (event_id, order_id, event_type, kind, channel, status, message, subject, html, payload, context, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT (event_id) DO NOTHING RETURNING id",
     )
     .bind(n.event_id)
     .bind(n.order_id)
     .bind(n.event_type)
     .bind(n.kind)
-    .bind(AWAITING_CONTACT)
+    .bind(routed.map_or("", |r| r.channels))
+    .bind(if routed.is_some() { ROUTED } else { AWAITING_CONTACT })
+    .bind(routed.map_or("", |r| r.rendered.text.as_str()))
+    .bind(routed.map_or("", |r| r.rendered.subject.as_str()))
+    .bind(routed.map_or("", |r| r.rendered.html.as_str()))
+    .bind(routed.map_or("", |r| r.payload))
     .bind(n.context)
     .bind(platform::now_text())
     .fetch_optional(&mut **tx)
@@ -163,20 +171,27 @@ pub async fn insert_notification(
     row.map(|r| r.try_get("id")).transpose()
 }
 
-/// Stores the rendered message of a notification (before its deliveries are queued).
-pub async fn set_rendered(
-    tx: &mut Tx,
-    id: i64,
-    rendered: &crate::templates::Rendered,
-    payload: &str,
-) -> Result<(), sqlx::Error> {
+/// A notification's message as routed: rendered, and the channels it goes to.
+pub struct Routed<'a> {
+    pub rendered: &'a crate::templates::Rendered,
+    /// The webhook body (JSON).
+    pub payload: &'a str,
+    /// The channels, comma-separated.
+    pub channels: &'a str,
+}
+
+/// Marks a waiting notification routed, with its rendered message.
+pub async fn set_routed(tx: &mut Tx, id: i64, routed: &Routed<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE notifications SET subject = $1, message = $2, html = $3, payload = $4 WHERE id = $5",
+        "UPDATE notifications SET subject = $1, message = $2, html = $3, payload = $4, channel = $5, status = $6
+         WHERE id = $7",
     )
-    .bind(&rendered.subject)
-    .bind(&rendered.text)
-    .bind(&rendered.html)
-    .bind(payload)
+    .bind(&routed.rendered.subject)
+    .bind(&routed.rendered.text)
+    .bind(&routed.rendered.html)
+    .bind(routed.payload)
+    .bind(routed.channels)
+    .bind(ROUTED)
     .bind(id)
     .execute(&mut **tx)
     .await?;
@@ -237,14 +252,34 @@ pub async fn record_order(
     Ok(())
 }
 
-/// Ids of an order's notifications still waiting for its contact.
-pub async fn awaiting(tx: &mut Tx, order_id: i64) -> Result<Vec<i64>, sqlx::Error> {
-    let rows = sqlx::query("SELECT id FROM notifications WHERE order_id = $1 AND status = $2")
-        .bind(order_id)
-        .bind(AWAITING_CONTACT)
-        .fetch_all(&mut **tx)
-        .await?;
-    rows.iter().map(|r| r.try_get("id")).collect()
+/// A recorded notification not yet routed.
+pub struct Awaiting {
+    pub id: i64,
+    pub event_id: String,
+    pub kind: String,
+    /// JSON: what the templates will be given.
+    pub context: String,
+}
+
+/// An order's notifications still waiting for its contact.
+pub async fn awaiting(tx: &mut Tx, order_id: i64) -> Result<Vec<Awaiting>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, event_id, kind, context FROM notifications WHERE order_id = $1 AND status = $2",
+    )
+    .bind(order_id)
+    .bind(AWAITING_CONTACT)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Awaiting {
+                id: r.try_get("id")?,
+                event_id: r.try_get("event_id")?,
+                kind: r.try_get("kind")?,
+                context: r.try_get("context")?,
+            })
+        })
+        .collect()
 }
 
 /// One channel's delivery of a notification, to be queued.
@@ -254,7 +289,7 @@ pub struct NewDelivery<'a> {
     pub idempotency_key: &'a str,
 }
 
-/// Queues the deliveries of a notification (once each) and marks it routed.
+/// Queues the deliveries of a notification (once each).
 pub async fn queue_deliveries(
     tx: &mut Tx,
     notification_id: i64,
@@ -281,17 +316,6 @@ pub async fn queue_deliveries(
         .execute(&mut **tx)
         .await?;
     }
-    let channels = deliveries
-        .iter()
-        .map(|d| d.channel)
-        .collect::<Vec<_>>()
-        .join(",");
-    sqlx::query("UPDATE notifications SET status = $1, channel = $2 WHERE id = $3")
-        .bind(ROUTED)
-        .bind(channels)
-        .bind(notification_id)
-        .execute(&mut **tx)
-        .await?;
     Ok(())
 }
 
