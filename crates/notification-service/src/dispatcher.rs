@@ -169,28 +169,24 @@ impl Dispatcher {
 
     /// Sends one claimed message on its channel.
     async fn send(&self, message: &Claimed) -> Result<(), SendError> {
-        let result = match self.channels.get(&message.outgoing.channel) {
+        match self.channels.get(&message.outgoing.channel) {
             Some(channel) => channel.send(&message.outgoing).await,
             None => Err(SendError::Transient(format!(
                 "channel {} is not configured on this instance",
                 message.outgoing.channel
             ))),
-        };
-        let outcome = match &result {
-            Ok(()) => "delivered",
-            Err(SendError::Transient(_)) if message.attempts < self.args.notify_max_attempts => {
-                "retried"
+        }
+    }
+
+    /// What an attempt's result means for its delivery.
+    fn next<'a>(&self, m: &Claimed, result: &'a Result<(), SendError>) -> Next<'a> {
+        match result {
+            Ok(()) => Next::Delivered,
+            Err(SendError::Transient(e)) if m.attempts < self.args.notify_max_attempts => {
+                Next::Retry(e)
             }
-            Err(_) => "failed",
-        };
-        self.metrics.inc(
-            "openorder_notification_attempts_total",
-            &[
-                ("channel", message.outgoing.channel.as_str()),
-                ("outcome", outcome),
-            ],
-        );
-        result
+            Err(SendError::Transient(e) | SendError::Permanent(e)) => Next::Failed(e),
+        }
     }
 
     /// Claims up to `limit` due deliveries.
@@ -274,70 +270,58 @@ impl Dispatcher {
         let mut failed_any = false;
         for (m, result) in outcomes {
             let id = m.outgoing.delivery_id;
-            let (error, last) = match result {
-                Ok(()) => {
-                    sqlx::query(
-                        "UPDATE deliveries SET status = $1, delivered_at = $2, updated_at = $2, last_error = NULL
-                         WHERE id = $3 AND status = $4 AND attempts = $5",
-                    )
-                    .bind(DELIVERED)
-                    .bind(&now)
-                    .bind(id)
-                    .bind(PENDING)
-                    .bind(m.attempts)
-                    .execute(&mut *tx)
-                    .await?;
-                    continue;
+            let next = self.next(m, result);
+            let (status, due, error, delivered_at, label) = match next {
+                Next::Delivered => (DELIVERED, None, None, Some(now.as_str()), "delivered"),
+                Next::Retry(e) => {
+                    let due = Utc::now().timestamp_millis()
+                        + self.args.backoff(m.attempts).as_millis() as i64;
+                    (PENDING, Some(due), Some(e), None, "retried")
                 }
-                Err(SendError::Transient(e)) => (e, m.attempts >= self.args.notify_max_attempts),
-                Err(SendError::Permanent(e)) => (e, true),
+                Next::Failed(e) => (FAILED, None, Some(e), None, "failed"),
             };
-            if !last {
-                let due = Utc::now().timestamp_millis()
-                    + self.args.backoff(m.attempts).as_millis() as i64;
-                sqlx::query(
-                    "UPDATE deliveries SET next_attempt_at = $1, last_error = $2, updated_at = $3
-                     WHERE id = $4 AND status = $5 AND attempts = $6",
-                )
-                .bind(due)
-                .bind(error)
-                .bind(&now)
-                .bind(id)
-                .bind(PENDING)
-                .bind(m.attempts)
-                .execute(&mut *tx)
-                .await?;
-                tracing::info!(delivery = id, channel = %m.outgoing.channel, attempt = m.attempts, %error, "delivery failed; will retry");
-                continue;
-            }
-            let failed = sqlx::query(
-                "UPDATE deliveries SET status = $1, last_error = $2, updated_at = $3
-                 WHERE id = $4 AND status = $5 AND attempts = $6",
+            self.metrics.inc(
+                "openorder_notification_attempts_total",
+                &[("channel", m.outgoing.channel.as_str()), ("outcome", label)],
+            );
+            let updated = sqlx::query(
+                "UPDATE deliveries SET status = $1, next_attempt_at = COALESCE($2, next_attempt_at),
+                     last_error = $3, delivered_at = $4, updated_at = $5
+                 WHERE id = $6 AND status = $7 AND attempts = $8",
             )
-            .bind(FAILED)
+            .bind(status)
+            .bind(due)
             .bind(error)
+            .bind(delivered_at)
             .bind(&now)
             .bind(id)
             .bind(PENDING)
             .bind(m.attempts)
             .execute(&mut *tx)
             .await?;
-            if failed.rows_affected() == 1 {
-                let event = NotificationFailed {
-                    event_id: uuid::Uuid::new_v4(),
-                    order_id: m.outgoing.order_id,
-                    source_event_id: m.event_id.parse().context("notification event id")?,
-                    kind: m.outgoing.kind.clone(),
-                    channel: m.outgoing.channel.clone(),
-                    recipient: m.outgoing.recipient.clone(),
-                    attempts: m.attempts,
-                    error: error.clone(),
-                    timestamp: Utc::now(),
-                };
-                platform::outbox::enqueue(&mut tx, &self.topics.notification_failed(), &event)
-                    .await?;
-                failed_any = true;
-                tracing::warn!(delivery = id, channel = %m.outgoing.channel, attempts = m.attempts, %error, "delivery FAILED");
+            match next {
+                Next::Delivered => {}
+                Next::Retry(error) => {
+                    tracing::info!(delivery = id, channel = %m.outgoing.channel, attempt = m.attempts, %error, "delivery failed; will retry");
+                }
+                Next::Failed(error) if updated.rows_affected() == 1 => {
+                    let event = NotificationFailed {
+                        event_id: uuid::Uuid::new_v4(),
+                        order_id: m.outgoing.order_id,
+                        source_event_id: m.event_id.parse().context("notification event id")?,
+                        kind: m.outgoing.kind.clone(),
+                        channel: m.outgoing.channel.clone(),
+                        recipient: m.outgoing.recipient.clone(),
+                        attempts: m.attempts,
+                        error: error.to_string(),
+                        timestamp: Utc::now(),
+                    };
+                    platform::outbox::enqueue(&mut tx, &self.topics.notification_failed(), &event)
+                        .await?;
+                    failed_any = true;
+                    tracing::warn!(delivery = id, channel = %m.outgoing.channel, attempts = m.attempts, %error, "delivery FAILED");
+                }
+                Next::Failed(_) => {}
             }
         }
         tx.commit().await?;
@@ -346,6 +330,15 @@ impl Dispatcher {
         }
         Ok(())
     }
+}
+
+/// Where an attempt leaves its delivery.
+enum Next<'a> {
+    Delivered,
+    /// Due again after backoff, with this error.
+    Retry(&'a str),
+    /// FAILED (permanent refusal or last attempt), with this error.
+    Failed(&'a str),
 }
 
 /// A claimed delivery: the message and which attempt this is.
