@@ -36,6 +36,11 @@ impl Topics {
         &self.prefix
     }
 
+    /// `topic` without this deployment's prefix: the contract's name (the event type).
+    pub fn unprefixed<'a>(&self, topic: &'a str) -> &'a str {
+        topic.strip_prefix(self.prefix.as_str()).unwrap_or(topic)
+    }
+
     fn name(&self, topic: &str) -> String {
         format!("{}{}", self.prefix, topic)
     }
@@ -125,6 +130,7 @@ mod tests {
         let t = Topics::with_prefix("t1.");
         assert_eq!(t.order_created_dlt(), "t1.order.created.DLT");
         assert_eq!(t.group("inventory-service"), "t1.inventory-service");
+        assert_eq!(t.unprefixed("t1.inventory.reserved"), "inventory.reserved");
         assert_eq!(t.inventory_pattern(), "^t1\\.inventory\\.[A-Za-z0-9_-]+$");
     }
 }

@@ -28,11 +28,7 @@ struct AnyEvent {
 impl InventoryEventHandler {
     /// The notice for a record, or a permanent error if it does not decode.
     fn notice(&self, record: &Record) -> Result<Notice, HandleError> {
-        let event_type = record
-            .topic
-            .strip_prefix(self.topics.prefix())
-            .unwrap_or(&record.topic)
-            .to_string();
+        let event_type = self.topics.unprefixed(&record.topic).to_string();
         let event: Value = record.json()?;
         let (event_id, order_id, kind, fields) = if record.topic == self.topics.inventory_reserved()
         {

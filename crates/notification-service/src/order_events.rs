@@ -72,23 +72,11 @@ impl Handler for OrderEventsHandler {
         self.notifier
             .order_seen(order.order_id, order.user_id, contact)
             .await?;
-        let error = format!(
-            "{}: {}",
-            record
-                .header(headers::DLT_EXCEPTION_FQCN)
-                .unwrap_or("unknown"),
-            record
-                .header(headers::DLT_EXCEPTION_MESSAGE)
-                .unwrap_or("no message")
-        );
+        let error = record.dead_letter_error();
         let notice = Notice {
             event_id: order.event_id,
             order_id: order.order_id,
-            event_type: record
-                .topic
-                .strip_prefix(self.topics.prefix())
-                .unwrap_or(&record.topic)
-                .to_string(),
+            event_type: self.topics.unprefixed(&record.topic).to_string(),
             kind: "order.failed",
             fields: json!({ "items": order.items, "error": error }),
             event: serde_json::to_value(&order).expect("an event serializes"),

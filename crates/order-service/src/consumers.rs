@@ -119,15 +119,7 @@ impl Handler for DeadLetterHandler {
             );
             return Ok(());
         };
-        let error = format!(
-            "{}: {}",
-            record
-                .header(headers::DLT_EXCEPTION_FQCN)
-                .unwrap_or("unknown"),
-            record
-                .header(headers::DLT_EXCEPTION_MESSAGE)
-                .unwrap_or("no message")
-        );
+        let error = record.dead_letter_error();
         let outcome = Outcome {
             status: OrderStatus::Failed,
             reason: None,

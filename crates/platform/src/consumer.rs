@@ -76,6 +76,18 @@ impl Record {
             .and_then(|v| std::str::from_utf8(v).ok())
     }
 
+    /// For a dead letter: `<exception class>: <exception message>` from its
+    /// `kafka_dlt-exception-*` headers ("unknown" / "no message" where missing).
+    pub fn dead_letter_error(&self) -> String {
+        format!(
+            "{}: {}",
+            self.header(headers::DLT_EXCEPTION_FQCN)
+                .unwrap_or("unknown"),
+            self.header(headers::DLT_EXCEPTION_MESSAGE)
+                .unwrap_or("no message")
+        )
+    }
+
     /// The value decoded as JSON into `T`; a record that does not decode is permanent trouble.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, HandleError> {
         let payload = self.payload.as_deref().ok_or_else(|| {
