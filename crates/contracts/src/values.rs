@@ -11,13 +11,7 @@ impl Sku {
     pub const MAX_LEN: usize = 64;
 
     pub fn parse(s: &str) -> Result<Self, String> {
-        if s.is_empty() || s.len() > Self::MAX_LEN {
-            return Err(format!(
-                "must be 1 to {} characters, got {}",
-                Self::MAX_LEN,
-                s.chars().count()
-            ));
-        }
+        length_within(s, Self::MAX_LEN)?;
         if let Some(bad) = s
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
@@ -92,13 +86,7 @@ impl EmailAddress {
     pub const MAX_LEN: usize = 254;
 
     pub fn parse(s: &str) -> Result<Self, String> {
-        if s.is_empty() || s.len() > Self::MAX_LEN {
-            return Err(format!(
-                "must be 1 to {} characters, got {}",
-                Self::MAX_LEN,
-                s.chars().count()
-            ));
-        }
+        length_within(s, Self::MAX_LEN)?;
         let Some((local, domain)) = s.rsplit_once('@') else {
             return Err(format!("must look like name@example.com, got {s:?}"));
         };
@@ -121,6 +109,18 @@ impl EmailAddress {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Checks that `s` has 1 to `max` bytes (all rules here allow only ASCII, so bytes are
+/// characters; the message counts characters for the odd non-ASCII input).
+fn length_within(s: &str, max: usize) -> Result<(), String> {
+    if s.is_empty() || s.len() > max {
+        return Err(format!(
+            "must be 1 to {max} characters, got {}",
+            s.chars().count()
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a DNS host name: dot-separated labels of 1–63 letters, digits and inner '-'.

@@ -86,6 +86,16 @@ async fn settled_notifications(base: &str, order_id: i64, count: usize) -> Vec<V
     }
 }
 
+/// The `field` of each entry of a problem's `errors`, in order.
+fn problem_fields(problem: &Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect()
+}
+
 fn delivery<'a>(notification: &'a Value, channel: &str) -> &'a Value {
     notification["deliveries"]
         .as_array()
@@ -244,12 +254,7 @@ async fn a_users_registered_contact_is_checked_and_used_when_the_order_has_none(
         .unwrap();
     assert_eq!(bad.status(), 422);
     let problem: Value = bad.json().await.unwrap();
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = problem_fields(&problem);
     assert_eq!(fields, ["/email", "/webhookUrl"], "{problem}");
     let unknown = http
         .put(&url)
@@ -313,12 +318,7 @@ async fn a_users_registered_contact_is_checked_and_used_when_the_order_has_none(
         .unwrap();
     assert_eq!(refused.status(), 422);
     let problem: Value = refused.json().await.unwrap();
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = problem_fields(&problem);
     assert_eq!(fields, ["/contact/email", "/contact/webhookUrl"]);
     stack.stop().await;
 }
