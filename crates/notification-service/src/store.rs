@@ -411,83 +411,79 @@ pub struct DeliveryView {
     pub next_attempt_at: Option<String>,
 }
 
-/// Notifications of one order (oldest first), or the latest `limit` of all orders (newest first).
+/// Notifications of one order (oldest first), or the latest `limit` of all orders (newest
+/// first), each with its deliveries: one query (the notifications, joined with their
+/// deliveries; a notification without any yet comes as one row of NULLs).
 pub async fn list(
     db: &Database,
     order_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Notification>, sqlx::Error> {
-    const COLUMNS: &str =
-        "id, event_id, order_id, event_type, kind, status, subject, message, created_at";
-    let rows = match order_id {
-        Some(order_id) => {
-            sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM notifications WHERE order_id = $1 ORDER BY id LIMIT $2"
-            ))
-            .bind(order_id)
-            .bind(limit)
-            .fetch_all(&db.pool)
-            .await?
-        }
-        None => {
-            sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM notifications ORDER BY id DESC LIMIT $1"
-            ))
-            .bind(limit)
-            .fetch_all(&db.pool)
-            .await?
-        }
+    let (selected, order) = match order_id {
+        Some(_) => (
+            "SELECT * FROM notifications WHERE order_id = $1 ORDER BY id LIMIT $2",
+            "n.id",
+        ),
+        None => (
+            "SELECT * FROM notifications ORDER BY id DESC LIMIT $1",
+            "n.id DESC",
+        ),
     };
-    let mut notifications = Vec::with_capacity(rows.len());
+    let sql = format!(
+        "SELECT n.id, n.event_id, n.order_id, n.event_type, n.kind, n.status, n.subject, n.message,
+                n.created_at, d.channel, d.recipient, d.status AS d_status, d.attempts, d.last_error,
+                d.idempotency_key, d.created_at AS d_created_at, d.updated_at AS d_updated_at,
+                d.delivered_at, d.next_attempt_at
+         FROM ({selected}) n LEFT JOIN deliveries d ON d.notification_id = n.id
+         ORDER BY {order}, d.id"
+    );
+    let query = match order_id {
+        Some(order_id) => sqlx::query(&sql).bind(order_id).bind(limit),
+        None => sqlx::query(&sql).bind(limit),
+    };
+    let rows = query.fetch_all(&db.pool).await?;
+    let mut notifications: Vec<Notification> = Vec::new();
     for row in &rows {
         let id: i64 = row.try_get("id")?;
-        notifications.push(Notification {
-            id,
-            event_id: row.try_get("event_id")?,
-            order_id: row.try_get("order_id")?,
-            event_type: row.try_get("event_type")?,
-            kind: row.try_get("kind")?,
-            status: row.try_get("status")?,
-            subject: row.try_get("subject")?,
-            message: row.try_get("message")?,
-            created_at: row.try_get("created_at")?,
-            deliveries: deliveries_of(db, id).await?,
-        });
+        if notifications.last().is_none_or(|n| n.id != id) {
+            notifications.push(Notification {
+                id,
+                event_id: row.try_get("event_id")?,
+                order_id: row.try_get("order_id")?,
+                event_type: row.try_get("event_type")?,
+                kind: row.try_get("kind")?,
+                status: row.try_get("status")?,
+                subject: row.try_get("subject")?,
+                message: row.try_get("message")?,
+                created_at: row.try_get("created_at")?,
+                deliveries: Vec::new(),
+            });
+        }
+        let Some(channel) = row.try_get::<Option<String>, _>("channel")? else {
+            continue;
+        };
+        let status: String = row.try_get("d_status")?;
+        let next: i64 = row.try_get("next_attempt_at")?;
+        let delivery = DeliveryView {
+            channel,
+            recipient: row.try_get("recipient")?,
+            next_attempt_at: (status == PENDING)
+                .then(|| chrono::DateTime::from_timestamp_millis(next))
+                .flatten()
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            status,
+            attempts: row.try_get("attempts")?,
+            last_error: row.try_get("last_error")?,
+            idempotency_key: row.try_get("idempotency_key")?,
+            created_at: row.try_get("d_created_at")?,
+            updated_at: row.try_get("d_updated_at")?,
+            delivered_at: row.try_get("delivered_at")?,
+        };
+        notifications
+            .last_mut()
+            .expect("pushed above")
+            .deliveries
+            .push(delivery);
     }
     Ok(notifications)
-}
-
-async fn deliveries_of(
-    db: &Database,
-    notification_id: i64,
-) -> Result<Vec<DeliveryView>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT channel, recipient, status, attempts, last_error, idempotency_key, created_at, updated_at,
-                delivered_at, next_attempt_at
-         FROM deliveries WHERE notification_id = $1 ORDER BY id",
-    )
-    .bind(notification_id)
-    .fetch_all(&db.pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let status: String = row.try_get("status")?;
-            let next: i64 = row.try_get("next_attempt_at")?;
-            Ok(DeliveryView {
-                channel: row.try_get("channel")?,
-                recipient: row.try_get("recipient")?,
-                next_attempt_at: (status == PENDING)
-                    .then(|| chrono::DateTime::from_timestamp_millis(next))
-                    .flatten()
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-                status,
-                attempts: row.try_get("attempts")?,
-                last_error: row.try_get("last_error")?,
-                idempotency_key: row.try_get("idempotency_key")?,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
-                delivered_at: row.try_get("delivered_at")?,
-            })
-        })
-        .collect()
 }

@@ -300,6 +300,13 @@ async fn a_users_registered_contact_is_checked_and_used_when_the_order_has_none(
         delivery(&notes[0], "email")["recipient"],
         "carol@example.com"
     );
+    // Without an order id: the latest notifications, newest first, with their deliveries.
+    let latest: Vec<Value> = stack
+        .get_json(format!("{}/api/notifications", stack.notification_url))
+        .await;
+    assert_eq!(latest[0]["orderId"], own, "{latest:#?}");
+    assert_eq!(latest[1]["orderId"], id, "{latest:#?}");
+    assert_eq!(latest[0]["deliveries"].as_array().unwrap().len(), 2);
     let mails = smtp.wait_messages(2).await;
     assert_eq!(mails[0]["to"], json!(["bob@example.com"]));
     assert_eq!(mails[1]["to"], json!(["carol@example.com"]));
