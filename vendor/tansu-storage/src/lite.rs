@@ -1305,6 +1305,10 @@ static DDL: LazyLock<Cache> = LazyLock::new(|| {
         ),
         ("040-header.sql", include_sql!("ddl/040-header.sql")),
         (
+            "041-header-index.sql",
+            include_sql!("ddl/041-header-index.sql"),
+        ),
+        (
             "040-producer-detail.sql",
             include_sql!("ddl/040-producer-detail.sql"),
         ),
@@ -2315,6 +2319,9 @@ impl Storage for Delegate {
             })
     }
 
+    // OpenOrder patch: 0.6.0 summed the size of every record up to the high watermark on each
+    // fetch and ran one header query per record. This reads at most FETCH_RECORDS_MAX records
+    // (the fetch service asks again for more) and their headers in one query.
     async fn fetch(
         &self,
         topition: &Topition,
@@ -2323,6 +2330,8 @@ impl Storage for Delegate {
         max_bytes: u32,
         isolation_level: IsolationLevel,
     ) -> Result<Vec<deflated::Batch>> {
+        const FETCH_RECORDS_MAX: i64 = 2_000;
+
         let start = SystemTime::now();
 
         debug!(?topition, offset, min_bytes, max_bytes, ?isolation_level);
@@ -2335,18 +2344,19 @@ impl Storage for Delegate {
             }
         })?;
 
-        debug!(
-            cluster = self.cluster,
-            ?topition,
-            offset,
-            ?isolation_level,
-            high_watermark,
-            min_bytes,
-            max_bytes
-        );
+        let end = high_watermark.min(offset.saturating_add(FETCH_RECORDS_MAX));
+
+        if offset >= end {
+            return inflated::Batch::builder()
+                .build()
+                .and_then(TryInto::try_into)
+                .map(|batch| vec![batch])
+                .map_err(Into::into);
+        }
 
         let c = self.connection().await?;
 
+        let mut rows = Vec::new();
         let mut records = c
             .query(
                 "record_fetch.sql",
@@ -2356,224 +2366,114 @@ impl Storage for Delegate {
                     topition.partition(),
                     offset,
                     (max_bytes as i64),
-                    high_watermark,
+                    end,
                 ),
             )
             .await
             .inspect_err(|err| error!(?err))?;
 
-        let mut batches = vec![];
-
-        if let Some(row) = records.next().await? {
-            let offset_delta = 0;
-            let timestamp_delta = 0;
-
-            let record_builder = {
-                let mut record_builder = Record::builder()
-                    .offset_delta(offset_delta)
-                    .timestamp_delta(timestamp_delta)
-                    .key(
-                        row.get::<Option<Vec<u8>>>(3)
-                            .map(|o| o.map(Bytes::from))
-                            .inspect(|k| debug!(?k))
-                            .inspect_err(|err| error!(?err))?,
-                    )
-                    .value(
-                        row.get::<Option<Vec<u8>>>(4)
-                            .map(|o| o.map(Bytes::from))
-                            .inspect(|v| debug!(?v))
-                            .inspect_err(|err| error!(?err))?,
-                    );
-
-                let mut headers = c
-                    .query(
-                        "header_fetch.sql",
-                        (
-                            self.cluster.as_str(),
-                            topition.topic(),
-                            topition.partition(),
-                            offset,
-                        ),
-                    )
-                    .await?;
-
-                while let Some(header) = headers.next().await? {
-                    let mut header_builder = Header::builder();
-
-                    if let Some(k) = header
-                        .get::<Option<Vec<u8>>>(0)
-                        .inspect_err(|err| error!(?err))?
-                    {
-                        header_builder = header_builder.key(Bytes::from(k));
-                    }
-
-                    if let Some(v) = header
-                        .get::<Option<Vec<u8>>>(1)
-                        .inspect_err(|err| error!(?err))?
-                    {
-                        header_builder = header_builder.value(Bytes::from(v));
-                    }
-
-                    record_builder = record_builder.header(header_builder);
-                }
-
-                record_builder
-            };
-
-            let mut batch_builder = inflated::Batch::builder()
-                .base_offset(
-                    row.get::<i64>(0)
-                        .inspect(|base_offset| debug!(base_offset))
-                        .inspect_err(|err| error!(?err))?,
-                )
-                .attributes(
-                    row.get::<Option<i32>>(1)
-                        .map(|attributes| attributes.unwrap_or(0))
-                        .inspect_err(|err| error!(?err))? as i16,
-                )
-                .base_timestamp(
-                    row.get_value(2)
-                        .map_err(Error::from)
-                        .and_then(LiteTimestamp::try_from)
-                        .and_then(|system_time| to_timestamp(&system_time.0).map_err(Into::into))
-                        .inspect_err(|err| error!(?err))?,
-                )
-                .producer_id(
-                    row.get::<Option<i64>>(6)
-                        .map(|producer_id| producer_id.unwrap_or(-1))
-                        .inspect_err(|err| error!(?err))?,
-                )
-                .producer_epoch(
-                    row.get::<Option<i32>>(7)
-                        .map(|producer_epoch| producer_epoch.unwrap_or(-1))
-                        .inspect_err(|err| error!(?err))? as i16,
-                )
-                .record(record_builder)
-                .last_offset_delta(offset_delta);
-
-            while let Some(row) = records.next().await? {
-                let attributes = row
-                    .get::<Option<i32>>(1)
-                    .map(|attributes| attributes.unwrap_or(0))
-                    .inspect_err(|err| error!(?err))? as i16;
-
-                let producer_id = row
-                    .get::<Option<i64>>(6)
-                    .map(|producer_id| producer_id.unwrap_or(-1))
-                    .inspect_err(|err| error!(?err))?;
-                let producer_epoch = row
-                    .get::<Option<i32>>(7)
-                    .map(|producer_epoch| producer_epoch.unwrap_or(-1))
-                    .inspect_err(|err| error!(?err))? as i16;
-
-                if batch_builder.attributes != attributes
-                    || batch_builder.producer_id != producer_id
-                    || batch_builder.producer_epoch != producer_epoch
-                {
-                    batches.push(batch_builder.build().and_then(TryInto::try_into)?);
-
-                    batch_builder = inflated::Batch::builder()
-                        .base_offset(
-                            row.get::<i64>(0)
-                                .inspect(|base_offset| debug!(base_offset))
-                                .inspect_err(|err| error!(?err))?,
-                        )
-                        .base_timestamp(
-                            row.get_value(2)
-                                .map_err(Error::from)
-                                .and_then(LiteTimestamp::try_from)
-                                .and_then(|system_time| {
-                                    to_timestamp(&system_time.0).map_err(Into::into)
-                                })
-                                .inspect_err(|err| error!(?err))?,
-                        )
-                        .attributes(attributes)
-                        .producer_id(producer_id)
-                        .producer_epoch(producer_epoch);
-                }
-
-                let offset = row
-                    .get::<i64>(0)
-                    .inspect(|offset| debug!(offset))
-                    .inspect_err(|err| error!(?err))?;
-                let offset_delta = i32::try_from(offset - batch_builder.base_offset)?;
-
-                let timestamp_delta = row
+        while let Some(row) = records.next().await? {
+            rows.push(FetchedRecord {
+                offset: row.get::<i64>(0)?,
+                attributes: row.get::<Option<i32>>(1)?.unwrap_or(0) as i16,
+                timestamp: row
                     .get_value(2)
                     .map_err(Error::from)
                     .and_then(LiteTimestamp::try_from)
-                    .and_then(|system_time| {
-                        to_timestamp(&system_time.0)
-                            .map(|timestamp| timestamp - batch_builder.base_timestamp)
-                            .map_err(Into::into)
-                    })
-                    .inspect(|timestamp| debug!(?timestamp))
-                    .inspect_err(|err| error!(?err))?;
+                    .and_then(|system_time| to_timestamp(&system_time.0).map_err(Into::into))?,
+                key: row.get::<Option<Vec<u8>>>(3)?.map(Bytes::from),
+                value: row.get::<Option<Vec<u8>>>(4)?.map(Bytes::from),
+                producer_id: row.get::<Option<i64>>(6)?.unwrap_or(-1),
+                producer_epoch: row.get::<Option<i32>>(7)?.unwrap_or(-1) as i16,
+            });
+        }
 
-                let record_builder = {
-                    let mut record_builder = Record::builder()
-                        .offset_delta(offset_delta)
-                        .timestamp_delta(timestamp_delta)
-                        .key(
-                            row.get::<Option<Vec<u8>>>(3)
-                                .map(|o| o.map(Bytes::from))
-                                .inspect(|k| debug!(?k))
-                                .inspect_err(|err| error!(?err))?,
-                        )
-                        .value(
-                            row.get::<Option<Vec<u8>>>(4)
-                                .map(|o| o.map(Bytes::from))
-                                .inspect(|v| debug!(?v))
-                                .inspect_err(|err| error!(?err))?,
-                        );
+        let Some(last) = rows.last().map(|row| row.offset) else {
+            return inflated::Batch::builder()
+                .build()
+                .and_then(TryInto::try_into)
+                .map(|batch| vec![batch])
+                .map_err(Into::into);
+        };
 
-                    let mut headers = c
-                        .query(
-                            "header_fetch.sql",
-                            (
-                                self.cluster.as_str(),
-                                topition.topic(),
-                                topition.partition(),
-                                offset,
-                            ),
-                        )
-                        .await?;
+        let mut headers: BTreeMap<i64, Vec<tansu_sans_io::record::header::Builder>> = BTreeMap::new();
+        let mut header_rows = c
+            .query(
+                "header_fetch_range.sql",
+                (
+                    self.cluster.as_str(),
+                    topition.topic(),
+                    topition.partition(),
+                    rows[0].offset,
+                    last + 1,
+                ),
+            )
+            .await?;
 
-                    while let Some(header) = headers.next().await? {
-                        let mut header_builder = Header::builder();
+        while let Some(header) = header_rows.next().await? {
+            let mut header_builder = Header::builder();
 
-                        if let Some(k) = header
-                            .get::<Option<Vec<u8>>>(0)
-                            .inspect_err(|err| error!(?err))?
-                        {
-                            header_builder = header_builder.key(Bytes::from(k));
-                        }
-
-                        if let Some(v) = header
-                            .get::<Option<Vec<u8>>>(1)
-                            .inspect_err(|err| error!(?err))?
-                        {
-                            header_builder = header_builder.value(Bytes::from(v));
-                        }
-
-                        record_builder = record_builder.header(header_builder);
-                    }
-
-                    record_builder
-                };
-
-                batch_builder = batch_builder
-                    .record(record_builder)
-                    .last_offset_delta(offset_delta);
+            if let Some(k) = header.get::<Option<Vec<u8>>>(1)? {
+                header_builder = header_builder.key(Bytes::from(k));
             }
 
-            batches.push(batch_builder.build().and_then(TryInto::try_into)?);
-        } else {
-            batches.push(
-                inflated::Batch::builder()
-                    .build()
-                    .and_then(TryInto::try_into)?,
+            if let Some(v) = header.get::<Option<Vec<u8>>>(2)? {
+                header_builder = header_builder.value(Bytes::from(v));
+            }
+
+            headers
+                .entry(header.get::<i64>(0)?)
+                .or_default()
+                .push(header_builder);
+        }
+
+        let mut batches = vec![];
+        let mut batch_builder: Option<inflated::Builder> = None;
+
+        for row in rows {
+            let same_batch = batch_builder.as_ref().is_some_and(|builder| {
+                builder.attributes == row.attributes
+                    && builder.producer_id == row.producer_id
+                    && builder.producer_epoch == row.producer_epoch
+            });
+
+            if !same_batch {
+                if let Some(builder) = batch_builder.take() {
+                    batches.push(builder.build().and_then(TryInto::try_into)?);
+                }
+
+                batch_builder = Some(
+                    inflated::Batch::builder()
+                        .base_offset(row.offset)
+                        .base_timestamp(row.timestamp)
+                        .attributes(row.attributes)
+                        .producer_id(row.producer_id)
+                        .producer_epoch(row.producer_epoch),
+                );
+            }
+
+            let builder = batch_builder.take().expect("a batch is open");
+            let offset_delta = i32::try_from(row.offset - builder.base_offset)?;
+
+            let mut record_builder = Record::builder()
+                .offset_delta(offset_delta)
+                .timestamp_delta(row.timestamp - builder.base_timestamp)
+                .key(row.key)
+                .value(row.value);
+
+            for header in headers.remove(&row.offset).unwrap_or_default() {
+                record_builder = record_builder.header(header);
+            }
+
+            batch_builder = Some(
+                builder
+                    .record(record_builder)
+                    .last_offset_delta(offset_delta),
             );
+        }
+
+        if let Some(builder) = batch_builder {
+            batches.push(builder.build().and_then(TryInto::try_into)?);
         }
 
         Ok(batches).inspect(|_| {
@@ -4484,6 +4384,17 @@ impl Storage for Delegate {
             .record(elapsed_millis(start), &[KeyValue::new("operation", "ping")]);
         Ok(())
     }
+}
+
+/// One row of record_fetch.sql (OpenOrder patch).
+struct FetchedRecord {
+    offset: i64,
+    attributes: i16,
+    timestamp: i64,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    producer_id: i64,
+    producer_epoch: i16,
 }
 
 #[derive(Copy, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]

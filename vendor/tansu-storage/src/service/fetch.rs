@@ -12,7 +12,7 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
-use std::time::{Duration, Instant};
+use std::{sync::LazyLock, time::Duration};
 
 use rama::{Context, Service};
 use tansu_sans_io::{
@@ -24,7 +24,10 @@ use tansu_sans_io::{
     metadata_response::MetadataResponseTopic,
     record::deflated::{Batch, Frame},
 };
-use tokio::time::sleep;
+use tokio::{
+    sync::broadcast::{self, error::RecvError, error::TryRecvError},
+    time::{Instant, sleep_until, timeout_at},
+};
 use tracing::{debug, error, instrument};
 
 use crate::{Error, Result, Storage, Topition};
@@ -117,6 +120,16 @@ use crate::{Error, Result, Storage, Topition};
 /// # Ok(())
 /// # }
 /// ```
+/// OpenOrder patch: every successful produce is announced here, so a fetch that found
+/// nothing waits for the next produce (or its max wait) instead of sleeping out its max
+/// wait. 0.6.0 always slept the whole max wait, even when records were there.
+static PRODUCED: LazyLock<broadcast::Sender<()>> = LazyLock::new(|| broadcast::channel(64).0);
+
+/// Wakes the fetches that are waiting for records (OpenOrder patch).
+pub(crate) fn announce_produced() {
+    _ = PRODUCED.send(());
+}
+
 #[derive(Clone, Copy, Debug, Default, Eq, Hash, Ord, PartialEq, PartialOrd)]
 pub struct FetchService;
 
@@ -154,7 +167,22 @@ impl FetchService {
 
         let mut offset = fetch_partition.fetch_offset;
 
-        loop {
+        // OpenOrder patch: read the partition's end first and skip the record query when
+        // there is nothing new (0.6.0 ran it, then read the end twice, for every partition
+        // of every fetch), and stop at that end instead of asking once more for nothing.
+        let mut offset_stage = ctx
+            .state()
+            .offset_stage(&tp)
+            .await
+            .inspect_err(|error| error!(?error, ?tp))?;
+
+        let end = if isolation == IsolationLevel::ReadCommitted {
+            offset_stage.last_stable()
+        } else {
+            offset_stage.high_watermark()
+        };
+
+        while offset < end {
             if *max_bytes == 0 {
                 break;
             }
@@ -185,11 +213,13 @@ impl FetchService {
             }
         }
 
-        let offset_stage = ctx
-            .state()
-            .offset_stage(&tp)
-            .await
-            .inspect_err(|error| error!(?error, ?tp))?;
+        if !batches.is_empty() {
+            offset_stage = ctx
+                .state()
+                .offset_stage(&tp)
+                .await
+                .inspect_err(|error| error!(?error, ?tp))?;
+        }
 
         Ok(PartitionData::default()
             .partition_index(partition_index)
@@ -307,19 +337,18 @@ impl FetchService {
         if topics.is_empty() {
             Ok(vec![])
         } else {
-            let start = Instant::now();
+            // OpenOrder patch: answer as soon as at least min_bytes (at least one record) are
+            // there; otherwise wait for the next produce and look again, until max_wait.
+            let deadline = Instant::now() + max_wait;
+            let mut produced = PRODUCED.subscribe();
+            let budget = *max_bytes;
             let mut responses = vec![];
-            let mut iteration = 0;
-            let mut elapsed = Duration::from_millis(0);
-            let mut bytes = 0;
 
-            while elapsed <= max_wait && bytes <= min_bytes {
-                debug!(?elapsed, ?max_wait, ?bytes, ?min_bytes);
-
-                let enumerate = topics.iter().enumerate();
+            loop {
                 responses.clear();
+                *max_bytes = budget;
 
-                for (i, fetch) in enumerate {
+                for (i, fetch) in topics.iter().enumerate() {
                     let fetch_response = self
                         .fetch_topic(
                             ctx.clone(),
@@ -335,29 +364,25 @@ impl FetchService {
                     responses.push(fetch_response);
                 }
 
-                bytes += u32::try_from(responses.byte_size())?;
+                let bytes = u32::try_from(responses.byte_size())?;
 
-                let now = Instant::now();
-                elapsed = now.duration_since(start);
-                let remaining = max_wait.saturating_sub(elapsed);
+                debug!(?max_wait, ?bytes, ?min_bytes);
 
-                debug!(
-                    ?iteration,
-                    ?max_wait,
-                    ?elapsed,
-                    ?remaining,
-                    ?bytes,
-                    ?min_bytes
-                );
+                if bytes >= min_bytes.max(1) {
+                    break;
+                }
 
-                sleep(if remaining.as_millis() >= 250 {
-                    remaining / 2
-                } else {
-                    remaining
-                })
-                .await;
-
-                iteration += 1;
+                match timeout_at(deadline, produced.recv()).await {
+                    Err(_elapsed) => break,
+                    Ok(Ok(())) | Ok(Err(RecvError::Lagged(_))) => {
+                        // One look covers every produce announced so far.
+                        while !matches!(produced.try_recv(), Err(TryRecvError::Empty)) {}
+                    }
+                    Ok(Err(RecvError::Closed)) => {
+                        sleep_until(deadline).await;
+                        break;
+                    }
+                }
             }
 
             Ok(responses)

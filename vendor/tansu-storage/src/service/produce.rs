@@ -189,6 +189,9 @@ impl ProduceService {
             }
 
             if let Some(base_offset) = base_offset {
+                // OpenOrder patch: wake the fetches waiting for records.
+                super::fetch::announce_produced();
+
                 PartitionProduceResponse::default()
                     .index(partition.index)
                     .error_code(ErrorCode::None.into())
