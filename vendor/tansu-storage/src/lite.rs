@@ -229,6 +229,11 @@ pub(crate) struct ConnectionManager {
 
 pub(crate) struct PoolConnection {
     connection: Connection,
+    /// OpenOrder patch: each statement is prepared once per connection and reused (0.6.0
+    /// prepared every statement on every use, and planning them cost more than running
+    /// them). A statement is reset before each use and when the connection is taken from
+    /// the pool; rows read lazily from a statement stay valid until then.
+    statements: Mutex<BTreeMap<String, Arc<Statement>>>,
 }
 
 impl Debug for PoolConnection {
@@ -305,17 +310,44 @@ impl PoolConnection {
     async fn new(connection: Connection) -> Result<Self> {
         Self::init(&connection).await?;
 
-        Ok(Self { connection })
+        Ok(Self {
+            connection,
+            statements: Mutex::default(),
+        })
+    }
+
+    /// Resets every cached statement, ending whatever read they left open (OpenOrder patch).
+    fn reset_statements(&self) {
+        if let Ok(statements) = self.statements.lock() {
+            statements.values().for_each(|statement| statement.reset());
+        }
     }
 
     #[instrument(skip(self))]
-    async fn prepared_statement(&self, key: &str) -> Result<Statement, libsql::Error> {
+    async fn prepared_statement(&self, key: &str) -> Result<Arc<Statement>, libsql::Error> {
+        let cached = self
+            .statements
+            .lock()
+            .ok()
+            .and_then(|statements| statements.get(key).cloned());
+
+        if let Some(statement) = cached {
+            statement.reset();
+            return Ok(statement);
+        }
+
         let sql = SQL
             .0
             .get(key)
             .ok_or(libsql::Error::Misuse(format!("Unknown cache key: {}", key)))?;
 
-        self.connection.prepare(sql).await
+        let statement = Arc::new(self.connection.prepare(sql).await?);
+
+        if let Ok(mut statements) = self.statements.lock() {
+            _ = statements.insert(key.to_owned(), statement.clone());
+        }
+
+        Ok(statement)
     }
 
     fn attributes_for_error(&self, key: Option<&str>, error: &libsql::Error) -> Vec<KeyValue> {
@@ -353,6 +385,10 @@ impl PoolConnection {
     #[instrument(skip_all)]
     async fn commit(&self, tx: Transaction) -> Result<()> {
         let start = SystemTime::now();
+
+        // OpenOrder patch: SQLite refuses to commit while a statement is in progress, and a
+        // cached statement stays in progress until it is reset.
+        self.reset_statements();
 
         tx.commit()
             .await
@@ -525,9 +561,11 @@ impl managed::Manager for ConnectionManager {
 
     async fn recycle(
         &self,
-        _obj: &mut Self::Type,
+        obj: &mut Self::Type,
         _metrics: &managed::Metrics,
     ) -> managed::RecycleResult<Self::Error> {
+        // OpenOrder patch: no statement of an earlier user keeps a read open.
+        obj.reset_statements();
         Ok(())
     }
 }
@@ -1137,9 +1175,8 @@ impl Delegate {
             .execute("policy_compact.sql", [self.cluster.as_str()])
             .await? as u64;
 
-        tx.commit()
+        pc.commit(tx)
             .await
-            .map_err(Into::into)
             .and(Ok(compacted))
             .inspect(|_| {
                 DELEGATE_REQUEST_DURATION.record(
@@ -1177,9 +1214,8 @@ impl Delegate {
             )
             .await? as u64;
 
-        tx.commit()
+        pc.commit(tx)
             .await
-            .map_err(Into::into)
             .and(Ok(deleted))
             .inspect(|_| {
                 DELEGATE_REQUEST_DURATION.record(
