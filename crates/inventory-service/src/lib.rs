@@ -95,7 +95,7 @@ pub async fn run(
         flaky_sku: config.flaky_sku.clone(),
     });
     let handler = order_created::OrderCreatedHandler {
-        db: runtime.db.clone(),
+        backend: runtime.db.backend,
         topics: topics.clone(),
         waker: runtime.waker.clone(),
         faults: faults.clone(),
@@ -104,7 +104,6 @@ pub async fn run(
         topics: topics.clone(),
         created: handler,
         cancelled: order_cancelled::OrderCancelledHandler {
-            db: runtime.db.clone(),
             topics: topics.clone(),
             waker: runtime.waker.clone(),
         },

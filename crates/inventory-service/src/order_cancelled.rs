@@ -1,5 +1,5 @@
 //! Consumes `order.cancelled`: releases the order's reservation exactly once and publishes
-//! `inventory.released`, in one transaction with the dedupe mark.
+//! `inventory.released`, in the consumer's transaction with the dedupe mark.
 //!
 //! `order.created` and `order.cancelled` are different topics, so a cancellation may arrive
 //! before the order itself. Then there is nothing to give back yet: the order's decision is
@@ -10,20 +10,19 @@ use chrono::Utc;
 use contracts::events::ReleasedStatus;
 use contracts::{InventoryReleased, OrderCancelled, Topics};
 use platform::consumer::{HandleError, Handler, Record};
-use platform::db::Database;
+use platform::db::Tx;
 use platform::outbox::Waker;
 use uuid::Uuid;
 
 use crate::store;
 
 pub struct OrderCancelledHandler {
-    pub db: Database,
     pub topics: Topics,
     pub waker: Waker,
 }
 
 impl Handler for OrderCancelledHandler {
-    async fn handle(&self, record: &Record, _attempt: u32) -> Result<(), HandleError> {
+    async fn apply(&self, tx: &mut Tx, record: &Record, _attempt: u32) -> Result<(), HandleError> {
         let cancel: OrderCancelled = record.json()?;
         if cancel.order_id <= 0 {
             return Err(HandleError::permanent(
@@ -32,25 +31,22 @@ impl Handler for OrderCancelledHandler {
             ));
         }
         let order_id = cancel.order_id;
-        let mut tx = self.db.begin().await?;
-        if !platform::dedupe::mark_processed(&mut tx, &cancel.event_id.to_string()).await? {
+        if !platform::dedupe::mark_processed(tx, &cancel.event_id.to_string()).await? {
             return Ok(());
         }
-        if store::released(&mut tx, order_id).await? {
-            tx.commit().await?;
+        if store::released(tx, order_id).await? {
             return Ok(());
         }
         let event_id = Uuid::new_v4();
-        let items = match store::decision_of(&mut tx, order_id).await?.as_deref() {
-            Some("RESERVED") => store::release_reservations(&mut tx, order_id).await?,
+        let items = match store::decision_of(tx, order_id).await?.as_deref() {
+            Some("RESERVED") => store::release_reservations(tx, order_id).await?,
             Some(_) => Vec::new(),
             None => {
-                store::record_decision(&mut tx, order_id, "CANCELLED", &event_id.to_string())
-                    .await?;
+                store::record_decision(tx, order_id, "CANCELLED", &event_id.to_string()).await?;
                 Vec::new()
             }
         };
-        store::record_release(&mut tx, order_id, &items, &event_id.to_string()).await?;
+        store::record_release(tx, order_id, &items, &event_id.to_string()).await?;
         let event = InventoryReleased {
             event_id,
             order_id,
@@ -58,11 +54,13 @@ impl Handler for OrderCancelledHandler {
             items,
             timestamp: Utc::now(),
         };
-        platform::outbox::enqueue(&mut tx, &self.topics.inventory_released(), &event).await?;
-        tx.commit().await?;
-        self.waker.wake();
+        platform::outbox::enqueue(tx, &self.topics.inventory_released(), &event).await?;
         tracing::info!(order_id, released = event.items.len(), "order released");
         Ok(())
+    }
+
+    fn committed(&self) {
+        self.waker.wake();
     }
 }
 
@@ -74,11 +72,16 @@ pub struct OrderEventsHandler {
 }
 
 impl Handler for OrderEventsHandler {
-    async fn handle(&self, record: &Record, attempt: u32) -> Result<(), HandleError> {
+    async fn apply(&self, tx: &mut Tx, record: &Record, attempt: u32) -> Result<(), HandleError> {
         if record.topic == self.topics.order_cancelled() {
-            self.cancelled.handle(record, attempt).await
+            self.cancelled.apply(tx, record, attempt).await
         } else {
-            self.created.handle(record, attempt).await
+            self.created.apply(tx, record, attempt).await
         }
+    }
+
+    fn committed(&self) {
+        // Both share the service's one relay waker.
+        self.created.committed();
     }
 }

@@ -1,5 +1,6 @@
-//! Consumes `order.created`: decides each order once, all-or-nothing, in one transaction
-//! with the dedupe mark and the outbox event (`inventory.reserved` or `inventory.rejected`).
+//! Consumes `order.created`: decides each order once, all-or-nothing, in the consumer's
+//! transaction with the dedupe mark and the outbox event (`inventory.reserved` or
+//! `inventory.rejected`).
 //!
 //! Errors: a record that does not decode or breaks the contract (no items, bad SKU or
 //! quantity) is permanent and goes to the DLT at once; an item whose SKU is the configured
@@ -12,7 +13,7 @@ use contracts::events::{RejectedStatus, ReservedStatus};
 use contracts::values::{Quantity, Sku, MAX_ITEMS};
 use contracts::{InventoryRejected, InventoryReserved, OrderCreated, Topics};
 use platform::consumer::{HandleError, Handler, Record};
-use platform::db::Database;
+use platform::db::{Backend, Tx};
 use platform::outbox::Waker;
 use uuid::Uuid;
 
@@ -20,7 +21,8 @@ use crate::reservation::{reserve, Decision};
 use crate::store;
 
 pub struct OrderCreatedHandler {
-    pub db: Database,
+    /// Which engine `available_of` talks to (the row locks differ).
+    pub backend: Backend,
     pub topics: Topics,
     pub waker: Waker,
     pub faults: crate::faults::Faults,
@@ -45,37 +47,35 @@ fn validate(order: &OrderCreated) -> Result<(), String> {
 }
 
 impl Handler for OrderCreatedHandler {
-    async fn handle(&self, record: &Record, attempt: u32) -> Result<(), HandleError> {
+    async fn apply(&self, tx: &mut Tx, record: &Record, attempt: u32) -> Result<(), HandleError> {
         let order: OrderCreated = record.json()?;
         validate(&order).map_err(|e| HandleError::permanent("openorder.InvalidOrder", e))?;
         self.faults.check(&order, attempt)?;
 
-        let mut tx = self.db.begin().await?;
-        if !platform::dedupe::mark_processed(&mut tx, &order.event_id.to_string()).await? {
+        if !platform::dedupe::mark_processed(tx, &order.event_id.to_string()).await? {
             tracing::debug!(order_id = order.order_id, "duplicate order.created ignored");
             return Ok(());
         }
-        if let Some(outcome) = store::decision_of(&mut tx, order.order_id).await? {
+        if let Some(outcome) = store::decision_of(tx, order.order_id).await? {
             tracing::info!(order_id = order.order_id, %outcome, "order already decided; not deciding again");
-            tx.commit().await?;
             return Ok(());
         }
         let skus: Vec<&str> = order.items.iter().map(|i| i.sku.as_str()).collect();
-        let available = store::available_of(&mut tx, self.db.backend, &skus).await?;
+        let available = store::available_of(tx, self.backend, &skus).await?;
         let event_id = Uuid::new_v4();
         match reserve(&available, &order.items) {
             Decision::Reserve(lines) => {
                 for line in &lines {
-                    if !store::take(&mut tx, order.order_id, &line.sku, line.qty).await? {
+                    if !store::take(tx, order.order_id, &line.sku, line.qty).await? {
                         // Someone took the stock between our read and our write (only possible
-                        // where reads do not lock); the transaction is dropped, so nothing stays.
+                        // where reads do not lock); the transaction is rolled back, so nothing stays.
                         return Err(HandleError::transient(
                             "openorder.StockChanged",
                             format!("stock of {} changed while reserving; retrying", line.sku),
                         ));
                     }
                 }
-                store::record_decision(&mut tx, order.order_id, "RESERVED", &event_id.to_string())
+                store::record_decision(tx, order.order_id, "RESERVED", &event_id.to_string())
                     .await?;
                 let event = InventoryReserved {
                     event_id,
@@ -84,12 +84,11 @@ impl Handler for OrderCreatedHandler {
                     items: lines,
                     timestamp: Utc::now(),
                 };
-                platform::outbox::enqueue(&mut tx, &self.topics.inventory_reserved(), &event)
-                    .await?;
+                platform::outbox::enqueue(tx, &self.topics.inventory_reserved(), &event).await?;
                 tracing::info!(order_id = order.order_id, "order reserved");
             }
             Decision::Reject { reason, shortages } => {
-                store::record_decision(&mut tx, order.order_id, "REJECTED", &event_id.to_string())
+                store::record_decision(tx, order.order_id, "REJECTED", &event_id.to_string())
                     .await?;
                 let event = InventoryRejected {
                     event_id,
@@ -99,8 +98,7 @@ impl Handler for OrderCreatedHandler {
                     shortages,
                     timestamp: Utc::now(),
                 };
-                platform::outbox::enqueue(&mut tx, &self.topics.inventory_rejected(), &event)
-                    .await?;
+                platform::outbox::enqueue(tx, &self.topics.inventory_rejected(), &event).await?;
                 tracing::info!(
                     order_id = order.order_id,
                     reason = reason.as_str(),
@@ -108,9 +106,11 @@ impl Handler for OrderCreatedHandler {
                 );
             }
         }
-        tx.commit().await?;
-        self.waker.wake();
         Ok(())
+    }
+
+    fn committed(&self) {
+        self.waker.wake();
     }
 }
 

@@ -5,6 +5,7 @@
 //! an inventory event that overtakes its order is handled).
 
 use platform::consumer::{HandleError, Handler, Record};
+use platform::db::Tx;
 
 use crate::inventory_events::InventoryEventHandler;
 use crate::order_events::OrderEventsHandler;
@@ -15,11 +16,16 @@ pub struct NotificationConsumer {
 }
 
 impl Handler for NotificationConsumer {
-    async fn handle(&self, record: &Record, attempt: u32) -> Result<(), HandleError> {
+    async fn apply(&self, tx: &mut Tx, record: &Record, attempt: u32) -> Result<(), HandleError> {
         if self.orders.handles(&record.topic) {
-            self.orders.handle(record, attempt).await
+            self.orders.apply(tx, record, attempt).await
         } else {
-            self.inventory.handle(record, attempt).await
+            self.inventory.apply(tx, record, attempt).await
         }
+    }
+
+    fn committed(&self) {
+        // Both handlers share one notifier.
+        self.orders.committed();
     }
 }

@@ -5,6 +5,7 @@
 
 use contracts::{InventoryRejected, InventoryReleased, InventoryReserved, Topics};
 use platform::consumer::{HandleError, Handler, Record};
+use platform::db::Tx;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -67,8 +68,12 @@ impl InventoryEventHandler {
 }
 
 impl Handler for InventoryEventHandler {
-    async fn handle(&self, record: &Record, _attempt: u32) -> Result<(), HandleError> {
+    async fn apply(&self, tx: &mut Tx, record: &Record, _attempt: u32) -> Result<(), HandleError> {
         let notice = self.notice(record)?;
-        self.notifier.record(&notice).await
+        self.notifier.record(tx, &notice).await
+    }
+
+    fn committed(&self) {
+        self.notifier.committed();
     }
 }

@@ -126,10 +126,10 @@ pub async fn run(
     .await?;
     let wake = Arc::new(Notify::new());
     let notifier = notices::Notifier {
-        db: runtime.db.clone(),
         templates,
         channels: channels.clone(),
         dispatcher: wake.clone(),
+        queued: Default::default(),
     };
     // With group assignment, a pattern: every inventory.<event> topic, also future ones.
     // Reading every partition itself, the consumer needs the names.

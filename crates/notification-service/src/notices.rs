@@ -1,4 +1,4 @@
-//! From event to queued deliveries, in one database transaction each way:
+//! From event to queued deliveries, in the consumer's database transaction each way:
 //!
 //! - an event worth telling the customer about ([`Notifier::record`]) is recorded as a
 //!   notification, deduplicated by its event id; if the order's `order.created` has been
@@ -11,11 +11,12 @@
 //! Messages are rendered when routed (when the user is known) and stored, so every attempt
 //! of a delivery sends the same message.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use contracts::Contact;
 use platform::consumer::HandleError;
-use platform::db::{Database, Tx};
+use platform::db::Tx;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
@@ -43,11 +44,12 @@ pub struct Notice {
 /// The shared parts of the handlers that record notices.
 #[derive(Clone)]
 pub struct Notifier {
-    pub db: Database,
     pub templates: Arc<Templates>,
     pub channels: Arc<Channels>,
     /// Woken when deliveries were queued.
     pub dispatcher: Arc<Notify>,
+    /// Deliveries were queued in a transaction not yet committed.
+    pub queued: Arc<AtomicBool>,
 }
 
 /// Namespace of delivery idempotency keys: UUIDv5(event id + "/" + channel).
@@ -69,7 +71,7 @@ struct Plan {
 impl Notifier {
     /// Records `notice` once; if the order is known, rendered and with its deliveries
     /// queued in the same transaction.
-    pub async fn record(&self, notice: &Notice) -> Result<(), HandleError> {
+    pub async fn record(&self, tx: &mut Tx, notice: &Notice) -> Result<(), HandleError> {
         let event_id = notice.event_id.to_string();
         let context = json!({
             "order_id": notice.order_id,
@@ -78,19 +80,11 @@ impl Notifier {
             "fields": notice.fields,
             "event": notice.event,
         });
-        let mut tx = self.db.begin().await?;
-        let order = store::lock_order(&mut tx, notice.order_id).await?;
+        let order = store::lock_order(tx, notice.order_id).await?;
         let plan = match &order {
             Some(order) => Some(
-                self.plan(
-                    &mut tx,
-                    &event_id,
-                    notice.order_id,
-                    notice.kind,
-                    &context,
-                    order,
-                )
-                .await?,
+                self.plan(tx, &event_id, notice.order_id, notice.kind, &context, order)
+                    .await?,
             ),
             None => None,
         };
@@ -100,7 +94,7 @@ impl Notifier {
             channels: &p.channels,
         });
         let id = store::insert_notification(
-            &mut tx,
+            tx,
             &NewNotification {
                 event_id: &event_id,
                 order_id: notice.order_id,
@@ -111,17 +105,8 @@ impl Notifier {
             routed.as_ref(),
         )
         .await?;
-        let queued = match (id, &plan) {
-            (Some(id), Some(plan)) => {
-                self.queue(&mut tx, id, notice.order_id, &event_id, plan)
-                    .await?;
-                true
-            }
-            _ => false,
-        };
-        tx.commit().await?;
-        if queued {
-            self.dispatcher.notify_one();
+        if let (Some(id), Some(plan)) = (id, &plan) {
+            self.queue(tx, id, notice.order_id, &event_id, plan).await?;
         }
         Ok(())
     }
@@ -130,34 +115,36 @@ impl Notifier {
     /// notifications that were waiting for it.
     pub async fn order_seen(
         &self,
+        tx: &mut Tx,
         order_id: i64,
         user_id: i64,
         contact: Contact,
     ) -> Result<(), HandleError> {
         let order = OrderContact { user_id, contact };
-        let mut tx = self.db.begin().await?;
-        store::record_order(&mut tx, order_id, &order).await?;
-        let waiting = store::awaiting(&mut tx, order_id).await?;
+        store::record_order(tx, order_id, &order).await?;
+        let waiting = store::awaiting(tx, order_id).await?;
         for w in &waiting {
             let context: Value = serde_json::from_str(&w.context)
                 .map_err(|e| HandleError::transient("openorder.CorruptNotification", e))?;
             let plan = self
-                .plan(&mut tx, &w.event_id, order_id, &w.kind, &context, &order)
+                .plan(tx, &w.event_id, order_id, &w.kind, &context, &order)
                 .await?;
             let routed = Routed {
                 rendered: &plan.rendered,
                 payload: &plan.payload,
                 channels: &plan.channels,
             };
-            store::set_routed(&mut tx, w.id, &routed).await?;
-            self.queue(&mut tx, w.id, order_id, &w.event_id, &plan)
-                .await?;
-        }
-        tx.commit().await?;
-        if !waiting.is_empty() {
-            self.dispatcher.notify_one();
+            store::set_routed(tx, w.id, &routed).await?;
+            self.queue(tx, w.id, order_id, &w.event_id, &plan).await?;
         }
         Ok(())
+    }
+
+    /// After the consumer's commit: wakes the dispatcher if deliveries were queued.
+    pub fn committed(&self) {
+        if self.queued.swap(false, Ordering::AcqRel) {
+            self.dispatcher.notify_one();
+        }
     }
 
     /// Renders a notification for its user and works out its channels.
@@ -247,6 +234,7 @@ impl Notifier {
             })
             .collect();
         store::queue_deliveries(tx, id, order_id, &deliveries).await?;
+        self.queued.store(true, Ordering::Release);
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 
 use contracts::{headers, Contact, OrderCreated, Topics};
 use platform::consumer::{HandleError, Handler, Record};
+use platform::db::Tx;
 use serde_json::json;
 
 use crate::notices::{Notice, Notifier};
@@ -44,13 +45,13 @@ impl OrderEventsHandler {
 }
 
 impl Handler for OrderEventsHandler {
-    async fn handle(&self, record: &Record, _attempt: u32) -> Result<(), HandleError> {
+    async fn apply(&self, tx: &mut Tx, record: &Record, _attempt: u32) -> Result<(), HandleError> {
         if record.topic == self.topics.order_created() {
             let order: OrderCreated = record.json()?;
             let contact = checked_contact(&order)?;
             return self
                 .notifier
-                .order_seen(order.order_id, order.user_id, contact)
+                .order_seen(tx, order.order_id, order.user_id, contact)
                 .await;
         }
         // order.created.DLT
@@ -70,7 +71,7 @@ impl Handler for OrderEventsHandler {
         // never seen here (the failure notice then goes out at once).
         let contact = checked_contact(&order).unwrap_or_default();
         self.notifier
-            .order_seen(order.order_id, order.user_id, contact)
+            .order_seen(tx, order.order_id, order.user_id, contact)
             .await?;
         let error = record.dead_letter_error();
         let notice = Notice {
@@ -81,6 +82,10 @@ impl Handler for OrderEventsHandler {
             fields: json!({ "items": order.items, "error": error }),
             event: serde_json::to_value(&order).expect("an event serializes"),
         };
-        self.notifier.record(&notice).await
+        self.notifier.record(tx, &notice).await
+    }
+
+    fn committed(&self) {
+        self.notifier.committed();
     }
 }

@@ -5,18 +5,17 @@
 //!   inventory consumer group (another group's trouble with `order.created` says nothing
 //!   about the order itself).
 //!
-//! Each applies its change in one transaction with the dedupe mark, through
+//! Each applies its change in the consumer's transaction with the dedupe mark, through
 //! [`store::apply_outcome`], which never moves an order backwards.
 
 use contracts::{headers, InventoryRejected, InventoryReleased, InventoryReserved, Topics};
 use platform::consumer::{HandleError, Handler, Record};
-use platform::db::Database;
+use platform::db::Tx;
 
 use crate::domain::OrderStatus;
 use crate::store::{self, Outcome};
 
 pub struct InventoryOutcomeHandler {
-    pub db: Database,
     pub topics: Topics,
 }
 
@@ -50,32 +49,29 @@ impl InventoryOutcomeHandler {
 }
 
 impl Handler for InventoryOutcomeHandler {
-    async fn handle(&self, record: &Record, _attempt: u32) -> Result<(), HandleError> {
+    async fn apply(&self, tx: &mut Tx, record: &Record, _attempt: u32) -> Result<(), HandleError> {
         if record.topic == self.topics.inventory_released() {
             let event: InventoryReleased = record.json()?;
-            let mut tx = self.db.begin().await?;
-            if platform::dedupe::mark_processed(&mut tx, &event.event_id.to_string()).await? {
-                store::mark_released(&mut tx, event.order_id).await?;
+            if platform::dedupe::mark_processed(tx, &event.event_id.to_string()).await? {
+                store::mark_released(tx, event.order_id).await?;
             }
-            tx.commit().await?;
             return Ok(());
         }
         let (event_id, order_id, outcome) = self.decode(record)?;
-        apply(&self.db, &event_id, order_id, &outcome).await
+        apply_outcome(tx, &event_id, order_id, &outcome).await
     }
 }
 
-async fn apply(
-    db: &Database,
+async fn apply_outcome(
+    tx: &mut Tx,
     dedupe_id: &str,
     order_id: i64,
     outcome: &Outcome,
 ) -> Result<(), HandleError> {
-    let mut tx = db.begin().await?;
-    if !platform::dedupe::mark_processed(&mut tx, dedupe_id).await? {
+    if !platform::dedupe::mark_processed(tx, dedupe_id).await? {
         return Ok(());
     }
-    match store::apply_outcome(&mut tx, order_id, outcome).await? {
+    match store::apply_outcome(tx, order_id, outcome).await? {
         None => tracing::warn!(
             order_id,
             "event for an order this service does not know; ignored"
@@ -90,18 +86,16 @@ async fn apply(
             "late or repeated outcome ignored"
         ),
     }
-    tx.commit().await?;
     Ok(())
 }
 
 pub struct DeadLetterHandler {
-    pub db: Database,
     /// The inventory consumer group's full name (behind the prefix).
     pub inventory_group: String,
 }
 
 impl Handler for DeadLetterHandler {
-    async fn handle(&self, record: &Record, _attempt: u32) -> Result<(), HandleError> {
+    async fn apply(&self, tx: &mut Tx, record: &Record, _attempt: u32) -> Result<(), HandleError> {
         if record.header(headers::DLT_ORIGINAL_CONSUMER_GROUP)
             != Some(self.inventory_group.as_str())
         {
@@ -132,6 +126,6 @@ impl Handler for DeadLetterHandler {
             "dlt:{}:{}:{}",
             record.topic, record.partition, record.offset
         );
-        apply(&self.db, &dedupe_id, order_id, &outcome).await
+        apply_outcome(tx, &dedupe_id, order_id, &outcome).await
     }
 }

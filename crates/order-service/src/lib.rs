@@ -60,7 +60,6 @@ pub async fn run(
     )
     .await?;
     let outcome_handler = consumers::InventoryOutcomeHandler {
-        db: runtime.db.clone(),
         topics: topics.clone(),
     };
     runtime.spawn_consumer(
@@ -71,7 +70,6 @@ pub async fn run(
         &shutdown,
     )?;
     let dlt_handler = consumers::DeadLetterHandler {
-        db: runtime.db.clone(),
         inventory_group: topics.group(INVENTORY_GROUP),
     };
     runtime.spawn_consumer(

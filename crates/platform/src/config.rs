@@ -33,13 +33,17 @@ pub struct KafkaArgs {
     )]
     pub kafka_session_timeout_ms: u64,
 
-    /// Longest a consumer's fetch waits for new records (ms). Apache Kafka and Redpanda
-    /// answer as soon as records arrive, so this only bounds idle fetches there. The embedded
-    /// broker answers only when it expires, so with it each of an order's two consumer hops
-    /// waits up to this long: lower means faster orders but a busier idle broker
-    /// (measured in BENCHMARKS.md: 10 ms ≈ 77 % of a core idle, 100 ms ≈ 12 %).
+    /// Longest a consumer's fetch waits for new records (ms). Brokers answer as soon as
+    /// records arrive (the embedded one too, with OpenOrder's patch to Tansu), so this only
+    /// bounds idle fetches: lower means a busier idle broker.
     #[arg(long, env = "OPENORDER_FETCH_WAIT_MAX_MS", default_value_t = 100)]
     pub fetch_wait_max_ms: u64,
+
+    /// Most records a consumer applies in one database transaction: it takes what the
+    /// client has already fetched, up to this many, and commits them together (a record
+    /// that fails makes the batch go again one record per transaction). 1 turns batching off.
+    #[arg(long, env = "OPENORDER_CONSUME_BATCH", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub consume_batch: u32,
 
     /// How a consumer gets its partitions: `group` (the broker's group protocol, so several
     /// instances share them) or `all` (each consumer reads every partition itself: one

@@ -2,7 +2,11 @@
 //! effectively-once effects because every [`Handler`] dedupes by event id in the same
 //! database transaction as its effect.
 //!
-//! For each record, in partition order:
+//! Records come in batches: whatever the client has fetched, up to `--consume-batch`.
+//! A batch is applied in **one database transaction** (one commit, one lock round on
+//! SQLite) and its offsets are stored after that commit. If any record of the batch fails,
+//! the whole transaction is rolled back and the batch's records are applied again one
+//! transaction each, in partition order, where for each record:
 //! 1. the handler runs; success ends the record;
 //! 2. a failure is handled by its [`FailureKind`] (see [`crate::failure`]): unavailable is
 //!    retried until it works, transient up to the policy's attempts, permanent not at all;
@@ -25,12 +29,14 @@ use std::time::Duration;
 
 use contracts::headers;
 use contracts::Topics;
+use futures_util::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RetryPolicy;
+use crate::db::Tx;
 pub use crate::failure::{FailureKind, HandleError};
 
 /// A record as handlers see it: owned, so it can be retried and dead-lettered.
@@ -102,14 +108,22 @@ impl Record {
     }
 }
 
-/// Applies one record. Must be idempotent: the same record may come more than once.
+/// Applies records. Must be idempotent: the same record may come more than once.
 pub trait Handler: Send + Sync + 'static {
-    /// `attempt` counts tries of this record in this process, from 1.
-    fn handle(
+    /// Applies `record` inside `tx`, which the consumer loop commits, usually together with
+    /// the other records of its batch. On an error the loop rolls `tx` back whole, so an
+    /// error may leave `tx` half-written. `attempt` counts tries of this record on its own
+    /// in this process, from 1 (a batch try is attempt 1 too).
+    fn apply(
         &self,
+        tx: &mut Tx,
         record: &Record,
         attempt: u32,
     ) -> impl Future<Output = Result<(), HandleError>> + Send;
+
+    /// Called after a transaction with applied records committed: wake whoever sends on
+    /// what the records queued (the outbox relay, a dispatcher).
+    fn committed(&self) {}
 }
 
 /// How processing of one record ended.
@@ -132,31 +146,76 @@ pub struct ConsumerLoop<H> {
     pub retry: RetryPolicy,
     pub handler: H,
     pub metrics: crate::metrics::Metrics,
-    /// Where copies of dead-lettered events are remembered.
+    /// Where the handler's effects are written, and copies of dead-lettered events
+    /// remembered.
     pub db: crate::db::Database,
+    /// Most records applied in one transaction (1: one transaction per record).
+    pub max_batch: usize,
 }
 
 impl<H: Handler> ConsumerLoop<H> {
     /// Runs until `shutdown`, then commits the stored offsets synchronously.
     pub async fn run(self, shutdown: CancellationToken) {
-        tracing::info!(consumer = self.name, group = %self.group_id, "consumer started");
+        tracing::info!(consumer = self.name, group = %self.group_id, batch = self.max_batch, "consumer started");
+        let mut batch = Vec::with_capacity(self.max_batch);
         loop {
             let message = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 message = self.consumer.recv() => message,
             };
-            let record = match message {
-                Ok(message) => Record::from_message(&message),
+            batch.clear();
+            match message {
+                Ok(message) => batch.push(Record::from_message(&message)),
                 Err(err) => {
                     tracing::warn!(consumer = self.name, error = %err, "Kafka consumer error");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
-            };
+            }
+            // Take what the client has already fetched, without waiting for more.
+            while batch.len() < self.max_batch {
+                match self.consumer.recv().now_or_never() {
+                    Some(Ok(message)) => batch.push(Record::from_message(&message)),
+                    Some(Err(err)) => {
+                        tracing::warn!(consumer = self.name, error = %err, "Kafka consumer error");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if !self.process_batch(&batch, &shutdown).await {
+                break;
+            }
+        }
+        if let Err(err) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(consumer = self.name, error = %err, "final commit had nothing to do or failed");
+        }
+        tracing::info!(consumer = self.name, "consumer stopped");
+    }
+
+    /// Applies `batch` in one transaction, or else record by record. False if shutdown
+    /// interrupted it (the offsets of the records not finished stay unstored).
+    async fn process_batch(&self, batch: &[Record], shutdown: &CancellationToken) -> bool {
+        if batch.len() > 1 {
+            match self.apply_together(batch).await {
+                Ok(()) => {
+                    self.handler.committed();
+                    for record in batch {
+                        self.store_offset(record);
+                    }
+                    return true;
+                }
+                Err(error) => tracing::debug!(
+                    consumer = self.name, records = batch.len(), error = %error,
+                    "batch rolled back; applying its records one at a time"
+                ),
+            }
+        }
+        for record in batch {
             let copy = record
                 .header(headers::EVENT_ID)
-                .map(|id| (id.to_string(), replay_count(&record)));
-            match self.process(&record, copy.as_ref(), &shutdown).await {
+                .map(|id| (id.to_string(), replay_count(record)));
+            match self.process(record, copy.as_ref(), shutdown).await {
                 Outcome::DeadLettered => {
                     if let Some((id, replay)) = &copy {
                         if let Err(err) =
@@ -165,30 +224,41 @@ impl<H: Handler> ConsumerLoop<H> {
                             tracing::warn!(consumer = self.name, error = %err, "could not note the dead letter");
                         }
                     }
-                    if let Err(err) =
-                        self.consumer
-                            .store_offset(&record.topic, record.partition, record.offset)
-                    {
-                        tracing::warn!(consumer = self.name, error = %err, "could not store offset");
-                    }
+                    self.store_offset(record);
                 }
-                Outcome::Done => {
-                    if let Err(err) =
-                        self.consumer
-                            .store_offset(&record.topic, record.partition, record.offset)
-                    {
-                        // Happens after a rebalance took the partition away: the new owner
-                        // re-reads from the last commit, and the handler's dedupe absorbs it.
-                        tracing::warn!(consumer = self.name, error = %err, "could not store offset");
-                    }
-                }
-                Outcome::Interrupted => break,
+                Outcome::Done => self.store_offset(record),
+                Outcome::Interrupted => return false,
             }
         }
-        if let Err(err) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(consumer = self.name, error = %err, "final commit had nothing to do or failed");
+        true
+    }
+
+    async fn apply_together(&self, batch: &[Record]) -> Result<(), HandleError> {
+        let mut tx = self.db.begin().await?;
+        for record in batch {
+            self.handler.apply(&mut tx, record, 1).await?;
         }
-        tracing::info!(consumer = self.name, "consumer stopped");
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn apply_alone(&self, record: &Record, attempt: u32) -> Result<(), HandleError> {
+        let mut tx = self.db.begin().await?;
+        self.handler.apply(&mut tx, record, attempt).await?;
+        tx.commit().await?;
+        self.handler.committed();
+        Ok(())
+    }
+
+    fn store_offset(&self, record: &Record) {
+        if let Err(err) = self
+            .consumer
+            .store_offset(&record.topic, record.partition, record.offset)
+        {
+            // Happens after a rebalance took the partition away: the new owner re-reads
+            // from the last commit, and the handler's dedupe absorbs it.
+            tracing::warn!(consumer = self.name, error = %err, "could not store offset");
+        }
     }
 
     async fn process(
@@ -199,7 +269,7 @@ impl<H: Handler> ConsumerLoop<H> {
     ) -> Outcome {
         let mut attempt = 1;
         loop {
-            let error = match self.handler.handle(record, attempt).await {
+            let error = match self.apply_alone(record, attempt).await {
                 Ok(()) => return Outcome::Done,
                 Err(error) => error,
             };

@@ -114,6 +114,7 @@ impl Runtime {
             handler,
             metrics: self.metrics.clone(),
             db: self.db.clone(),
+            max_batch: self.kafka.consume_batch as usize,
         };
         self.consumers.spawn(consumer_loop.run(shutdown.clone()));
         Ok(())
