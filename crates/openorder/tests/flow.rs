@@ -411,6 +411,61 @@ async fn a_malformed_record_is_dead_lettered_at_once_and_the_partition_flows_on(
     assert_eq!(stack.stock(&sku).await["available"], 4);
 }
 
+async fn a_poison_record_in_a_batch_fails_alone_and_the_rest_is_applied_once(stack: &Stack) {
+    let topics = stack.topics();
+    let key = synthetic_order_id().to_string();
+    let sku = unique_sku("BATCH");
+    stack.set_stock(&sku, 100).await;
+    let orders: Vec<i64> = (0..10).map(|_| synthetic_order_id()).collect();
+    let mut payloads: Vec<Vec<u8>> = orders
+        .iter()
+        .map(|&id| order_created_json(id, uuid::Uuid::new_v4(), &sku, 1))
+        .collect();
+    payloads.insert(5, b"{poison".to_vec());
+    let rolled_back =
+        "openorder_consumer_batches_rolled_back_total{consumer=\"inventory-order-events\"}";
+    let before = stack.metric(&stack.inventory_url, rolled_back).await;
+
+    stack
+        .produce_raw_together(&topics.order_created(), &key, &payloads)
+        .await;
+
+    for &id in &orders {
+        stack.wait_notifications(id).await;
+    }
+    let stock = stack.stock(&sku).await;
+    assert_eq!(
+        (stock["available"].as_i64(), stock["reserved"].as_i64()),
+        (Some(90), Some(10)),
+        "each of the ten orders reserved exactly once: {stock}"
+    );
+    // Each group that reads order.created dead-letters the poison record once, nothing else.
+    let dead = stack
+        .records_with_key(&topics.order_created_dlt(), &key, Duration::from_secs(3), 3)
+        .await;
+    let mut groups: Vec<String> = dead
+        .iter()
+        .map(|d| {
+            assert_eq!(d.payload, b"{poison");
+            d.header_text(headers::DLT_ORIGINAL_CONSUMER_GROUP)
+                .unwrap_or_default()
+        })
+        .collect();
+    groups.sort();
+    assert_eq!(
+        groups,
+        [
+            topics.group(inventory_service::GROUP),
+            topics.group(notification_service::GROUP)
+        ]
+    );
+    let after = stack.metric(&stack.inventory_url, rolled_back).await;
+    assert!(
+        after > before,
+        "the eleven records came as one batch, which the poison record rolled back"
+    );
+}
+
 async fn a_record_delivered_twice_reserves_once_and_notifies_once(stack: &Stack) {
     let topics = stack.topics();
     let order_id = synthetic_order_id();
@@ -476,6 +531,7 @@ async fn the_order_flow_holds(broker: BrokerKind, db: DbKind) {
     a_fail_order_is_tried_three_times_then_dead_lettered_and_failed(&stack).await;
     a_flaky_order_is_retried_and_confirmed_with_nothing_dead_lettered(&stack).await;
     a_malformed_record_is_dead_lettered_at_once_and_the_partition_flows_on(&stack).await;
+    a_poison_record_in_a_batch_fails_alone_and_the_rest_is_applied_once(&stack).await;
     a_record_delivered_twice_reserves_once_and_notifies_once(&stack).await;
     concurrent_retries_with_one_idempotency_key_make_one_order(&stack).await;
     a_cancelled_order_gives_its_stock_back_exactly_once(&stack).await;

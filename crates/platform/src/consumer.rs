@@ -196,6 +196,14 @@ impl<H: Handler> ConsumerLoop<H> {
     /// Applies `batch` in one transaction, or else record by record. False if shutdown
     /// interrupted it (the offsets of the records not finished stay unstored).
     async fn process_batch(&self, batch: &[Record], shutdown: &CancellationToken) -> bool {
+        let consumer = [("consumer", self.name)];
+        self.metrics
+            .inc("openorder_consumer_batches_total", &consumer);
+        self.metrics.add(
+            "openorder_consumer_batch_records_total",
+            &consumer,
+            batch.len() as u64,
+        );
         if batch.len() > 1 {
             match self.apply_together(batch).await {
                 Ok(()) => {
@@ -205,10 +213,14 @@ impl<H: Handler> ConsumerLoop<H> {
                     }
                     return true;
                 }
-                Err(error) => tracing::debug!(
-                    consumer = self.name, records = batch.len(), error = %error,
-                    "batch rolled back; applying its records one at a time"
-                ),
+                Err(error) => {
+                    self.metrics
+                        .inc("openorder_consumer_batches_rolled_back_total", &consumer);
+                    tracing::debug!(
+                        consumer = self.name, records = batch.len(), error = %error,
+                        "batch rolled back; applying its records one at a time"
+                    )
+                }
             }
         }
         for record in batch {

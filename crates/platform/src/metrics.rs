@@ -2,7 +2,10 @@
 //!
 //! Deliberately small: a map from series (name and labels) to a count. Counted today:
 //! `openorder_records_retried_total` and `openorder_records_dead_lettered_total`
-//! (labels `topic`, `class`), `openorder_records_replayed_total` (label `topic`).
+//! (labels `topic`, `class`), `openorder_records_replayed_total` (label `topic`), and per
+//! consumer (label `consumer`): `openorder_consumer_batches_total`,
+//! `openorder_consumer_batch_records_total` (their quotient is the mean batch size) and
+//! `openorder_consumer_batches_rolled_back_total`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

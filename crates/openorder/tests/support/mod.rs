@@ -460,6 +460,41 @@ impl Stack {
             .expect("record produced");
     }
 
+    /// Produces `payloads` under one key in one producer batch, so that a consumer fetches
+    /// them together.
+    pub async fn produce_raw_together(&self, topic: &str, key: &str, payloads: &[Vec<u8>]) {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.broker.bootstrap)
+            .set("linger.ms", "200")
+            .create()
+            .unwrap();
+        let sends = payloads.iter().map(|payload| {
+            producer.send(
+                FutureRecord::to(topic).key(key).payload(payload),
+                Duration::from_secs(10),
+            )
+        });
+        for sent in futures_util::future::join_all(sends).await {
+            sent.expect("record produced");
+        }
+    }
+
+    /// The value of one series on a service's `GET /metrics` (0 when absent).
+    pub async fn metric(&self, base_url: &str, series: &str) -> u64 {
+        let text = self
+            .http
+            .get(format!("{base_url}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map_or(0, |value| value.trim().parse().unwrap())
+    }
+
     /// Waits until `topic` holds a record whose key is `key`; returns its headers and value.
     pub async fn wait_record(&self, topic: &str, key: &str) -> DltRecord {
         let records = self
