@@ -100,6 +100,40 @@ struct Row_ {
     headers: HashMap<String, String>,
 }
 
+/// What one pass read from the outbox and what the broker acknowledged.
+struct Pass {
+    read: usize,
+    published: Vec<i64>,
+    first_error: Option<String>,
+}
+
+impl Pass {
+    fn outcome(self) -> anyhow::Result<RelayOutcome> {
+        match self.first_error {
+            Some(err) => Err(anyhow::anyhow!(
+                "published {} of {} outbox rows; the broker refused the rest: {err}",
+                self.published.len(),
+                self.read
+            )),
+            None if self.read == 0 => Ok(RelayOutcome::Idle),
+            None => Ok(RelayOutcome::Published(self.published.len())),
+        }
+    }
+}
+
+async fn delete_published(conn: &mut AnyConnection, ids: &[i64]) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    // Ids are integers read from our own table, so inlining them is safe.
+    let ids = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    sqlx::query(&format!("DELETE FROM outbox WHERE id IN ({ids})"))
+        .execute(&mut *conn)
+        .await
+        .context("Failed to delete published outbox rows")?;
+    Ok(())
+}
+
 impl Relay {
     /// Publishes up to one batch, in id order, and deletes what the broker acknowledged.
     ///
@@ -124,23 +158,35 @@ impl Relay {
                 if !locked {
                     return Ok(RelayOutcome::Idle);
                 }
-                let outcome = self.relay_batch(&mut tx).await;
+                let pass = self.publish_batch(&mut tx).await?;
+                delete_published(&mut tx, &pass.published).await?;
                 tx.commit().await.context("Failed to commit a relay pass")?;
-                outcome
+                pass.outcome()
             }
             Backend::Sqlite => {
+                // Read and publish outside a transaction, so the write gate is not held
+                // while the broker acknowledges; then delete in a short transaction.
                 let mut conn = self
                     .db
                     .pool
                     .acquire()
                     .await
                     .context("Failed to get a connection")?;
-                self.relay_batch(&mut conn).await
+                let pass = self.publish_batch(&mut conn).await?;
+                drop(conn);
+                if !pass.published.is_empty() {
+                    let mut tx = self.db.begin().await.context("Failed to begin a delete")?;
+                    delete_published(&mut tx, &pass.published).await?;
+                    tx.commit()
+                        .await
+                        .context("Failed to commit deleting published outbox rows")?;
+                }
+                pass.outcome()
             }
         }
     }
 
-    async fn relay_batch(&self, conn: &mut AnyConnection) -> anyhow::Result<RelayOutcome> {
+    async fn publish_batch(&self, conn: &mut AnyConnection) -> anyhow::Result<Pass> {
         let rows = sqlx::query(
             "SELECT id, topic, record_key, payload, headers FROM outbox ORDER BY id LIMIT $1",
         )
@@ -149,7 +195,11 @@ impl Relay {
         .await
         .context("Failed to read the outbox")?;
         if rows.is_empty() {
-            return Ok(RelayOutcome::Idle);
+            return Ok(Pass {
+                read: 0,
+                published: Vec::new(),
+                first_error: None,
+            });
         }
         let rows: Vec<Row_> = rows
             .iter()
@@ -205,25 +255,11 @@ impl Relay {
                 }
             }
         }
-        if !published.is_empty() {
-            let ids = published
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            sqlx::query(&format!("DELETE FROM outbox WHERE id IN ({ids})"))
-                .execute(&mut *conn)
-                .await
-                .context("Failed to delete published outbox rows")?;
-        }
-        match first_error {
-            Some(err) => Err(anyhow::anyhow!(
-                "published {} of {} outbox rows; the broker refused the rest: {err}",
-                published.len(),
-                rows.len()
-            )),
-            None => Ok(RelayOutcome::Published(published.len())),
-        }
+        Ok(Pass {
+            read: rows.len(),
+            published,
+            first_error,
+        })
     }
 
     /// Relays until `shutdown`, then makes one last pass and flushes the producer.
