@@ -6,11 +6,13 @@
 //! Layout:
 //! - [`domain`]: request parsing into domain types, and the status lifecycle.
 //! - [`routes`]: the HTTP API.
+//! - [`intake`]: group commit of new orders (many requests, one transaction).
 //! - [`consumers`]: inventory outcomes and inventory's dead letters.
 //! - [`store`]: schema and queries.
 
 pub mod consumers;
 pub mod domain;
+pub mod intake;
 pub mod routes;
 pub mod store;
 
@@ -81,6 +83,7 @@ pub async fn run(
     )?;
     let api = routes::router(routes::AppState {
         db: runtime.db.clone(),
+        intake: intake::Intake::start(runtime.db.clone(), topics.clone(), runtime.waker.clone()),
         topics,
         waker: runtime.waker.clone(),
     });

@@ -16,6 +16,7 @@ use platform::outbox::Waker;
 use serde::Serialize;
 
 use crate::domain::{CreateOrderBody, OrderRequest, OrderStatus};
+use crate::intake::Intake;
 use crate::store::{self, CancelOutcome, Created, OrderView};
 
 /// Default and largest page size of the order list.
@@ -27,6 +28,7 @@ pub struct AppState {
     pub db: Database,
     pub topics: Topics,
     pub waker: Waker,
+    pub intake: Intake,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -73,17 +75,10 @@ async fn create(
 ) -> Result<Response, Problem> {
     let key = idempotency_key(&headers)?;
     let request = OrderRequest::try_from(body).map_err(Problem::invalid_fields)?;
-    let (order_id, replayed) = match store::create_order(
-        &state.db,
-        &state.topics,
-        &request,
-        key.as_deref(),
-    )
-    .await?
-    {
+    let user_id = request.user_id.get();
+    let (order_id, replayed) = match state.intake.create(request, key).await? {
         Created::New(order_id) => {
-            state.waker.wake();
-            tracing::info!(order_id, user_id = request.user_id.get(), "order accepted");
+            tracing::info!(order_id, user_id, "order accepted");
             (order_id, false)
         }
         Created::Replayed(order_id) => (order_id, true),

@@ -124,17 +124,17 @@ fn fingerprint(request: &OrderRequest) -> String {
     fingerprint.to_string()
 }
 
-/// Inserts a PENDING order with its items and its `order.created` event, in one transaction.
-/// With an idempotency key, a repeat of the same request returns the first order instead.
-pub async fn create_order(
-    db: &Database,
+/// Inserts a PENDING order with its items and its `order.created` event in `tx` (the
+/// caller commits; see [`crate::intake`]). With an idempotency key, a repeat of the same
+/// request returns the first order instead, and writes nothing.
+pub async fn create_order_in(
+    tx: &mut Tx,
     topics: &Topics,
     request: &OrderRequest,
     idempotency_key: Option<&str>,
 ) -> Result<Created, sqlx::Error> {
     let now = Utc::now();
     let now_text = platform::now_text();
-    let mut tx = db.begin().await?;
     if let Some(key) = idempotency_key {
         // Claim the key first: concurrent requests with one key queue here, and on SQLite
         // the insert takes the write lock at the start of the transaction.
@@ -146,14 +146,13 @@ pub async fn create_order(
         .bind(key)
         .bind(&fingerprint)
         .bind(&now_text)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if claimed.rows_affected() == 0 {
             let row = sqlx::query("SELECT request, order_id FROM idempotency_keys WHERE key = $1")
                 .bind(key)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?;
-            tx.rollback().await?;
             let earlier: String = row.try_get("request")?;
             return Ok(if earlier == fingerprint {
                 Created::Replayed(row.try_get("order_id")?)
@@ -168,7 +167,7 @@ pub async fn create_order(
     .bind(request.user_id.get())
     .bind(OrderStatus::Pending.as_str())
     .bind(&now_text)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?
     .try_get("id")?;
     for (line, (sku, qty)) in request.items.iter().enumerate() {
@@ -177,14 +176,14 @@ pub async fn create_order(
             .bind(line as i64)
             .bind(sku.as_str())
             .bind(qty.get())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     }
     if let Some(key) = idempotency_key {
         sqlx::query("UPDATE idempotency_keys SET order_id = $1 WHERE key = $2")
             .bind(order_id)
             .bind(key)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     }
     let event = OrderCreated {
@@ -202,8 +201,7 @@ pub async fn create_order(
         created_at: now,
         contact: request.contact.clone(),
     };
-    platform::outbox::enqueue(&mut tx, &topics.order_created(), &event).await?;
-    tx.commit().await?;
+    platform::outbox::enqueue(tx, &topics.order_created(), &event).await?;
     Ok(Created::New(order_id))
 }
 

@@ -4,6 +4,7 @@
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
+use order_service::intake::Intake;
 use order_service::routes::{router, AppState};
 use platform::db::Database;
 use platform::outbox::Waker;
@@ -26,6 +27,7 @@ async fn spawn_app() -> TestApp {
         db: db.clone(),
         topics: contracts::Topics::default(),
         waker: Waker::default(),
+        intake: Intake::start(db.clone(), contracts::Topics::default(), Waker::default()),
     }));
     TestApp { db, router }
 }
@@ -307,4 +309,41 @@ async fn a_retried_post_with_the_same_idempotency_key_makes_one_order() {
     let (status, _, problem) = app.send(post(&"k".repeat(256), body)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(problem["errors"][0]["field"], "Idempotency-Key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_posts_committed_together_each_get_their_own_order_and_event() {
+    let app = spawn_app().await;
+    let post = |i: usize| {
+        let mut request =
+            Request::post("/api/orders").header(header::CONTENT_TYPE, "application/json");
+        // Every fifth request repeats the key of the one before it: same body, same order.
+        let key = format!("burst-{}", i - usize::from(i % 5 == 1));
+        request = request.header("Idempotency-Key", key);
+        let qty = i - usize::from(i % 5 == 1) + 1;
+        let body = format!(r#"{{"userId":7,"items":[{{"sku":"ABC-001","qty":{qty}}}]}}"#);
+        request.body(Body::from(body)).unwrap()
+    };
+    let answers = futures_util::future::join_all((0..200).map(|i| app.send(post(i)))).await;
+
+    let mut ids = std::collections::BTreeSet::new();
+    for (status, _, body) in &answers {
+        assert_eq!(*status, StatusCode::ACCEPTED, "{body}");
+        ids.insert(body["orderId"].as_i64().expect("an order id"));
+    }
+    let repeats = (0..200).filter(|i| i % 5 == 1).count();
+    assert_eq!(ids.len(), 200 - repeats, "one order per distinct key");
+    assert_eq!(app.count("orders").await, ids.len() as i64);
+    assert_eq!(
+        app.count("outbox").await,
+        ids.len() as i64,
+        "one event per order"
+    );
+    for i in (0..200).filter(|i| i % 5 == 1) {
+        assert_eq!(
+            answers[i].2["orderId"],
+            answers[i - 1].2["orderId"],
+            "a repeated key answers the first order"
+        );
+    }
 }

@@ -1,0 +1,163 @@
+//! Group commit for new orders. `POST /api/orders` hands its order to a writer task and
+//! waits for the answer; the writer takes every order queued meanwhile (up to
+//! [`MAX_BATCH`]) and inserts them in one transaction, so a burst of orders costs one
+//! commit (one fsync on SQLite) instead of one each. A request is answered only after the
+//! transaction holding its order committed, so a 202 still means the order is durable.
+//!
+//! If a batch's transaction fails, its orders are inserted again one transaction each, so
+//! one order's trouble is answered to that order alone.
+
+use std::sync::Arc;
+
+use contracts::Topics;
+use platform::db::{Backend, Database};
+use platform::outbox::Waker;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::domain::OrderRequest;
+use crate::store::{self, Created};
+
+/// Most orders inserted in one transaction.
+pub const MAX_BATCH: usize = 128;
+
+/// Writers on PostgreSQL, where transactions of several connections run side by side.
+/// SQLite has one writer at a time, so one writer task.
+const POSTGRES_WRITERS: usize = 4;
+
+/// Where requests queue for the writers. Cheap to clone.
+#[derive(Clone)]
+pub struct Intake {
+    jobs: mpsc::Sender<Job>,
+}
+
+struct Job {
+    request: OrderRequest,
+    idempotency_key: Option<String>,
+    reply: oneshot::Sender<Result<Created, sqlx::Error>>,
+}
+
+impl Intake {
+    /// Starts the writer tasks. They stop once every handle on the intake is dropped and
+    /// the queued orders are written.
+    pub fn start(db: Database, topics: Topics, waker: Waker) -> Self {
+        let (jobs, queue) = mpsc::channel(MAX_BATCH * 8);
+        let queue = Arc::new(Mutex::new(queue));
+        let writers = match db.backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => POSTGRES_WRITERS,
+        };
+        for _ in 0..writers {
+            let writer = Writer {
+                db: db.clone(),
+                topics: topics.clone(),
+                waker: waker.clone(),
+            };
+            tokio::spawn(writer.run(queue.clone()));
+        }
+        Self { jobs }
+    }
+
+    /// Inserts the order (see [`store::create_order_in`]) and answers once it is committed.
+    pub async fn create(
+        &self,
+        request: OrderRequest,
+        idempotency_key: Option<String>,
+    ) -> Result<Created, sqlx::Error> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            request,
+            idempotency_key,
+            reply,
+        };
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        answer.await.map_err(|_| sqlx::Error::PoolClosed)?
+    }
+}
+
+struct Writer {
+    db: Database,
+    topics: Topics,
+    waker: Waker,
+}
+
+impl Writer {
+    async fn run(self, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
+        loop {
+            let batch = {
+                let mut queue = queue.lock().await;
+                let Some(first) = queue.recv().await else {
+                    return;
+                };
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                batch
+            };
+            self.write(batch).await;
+        }
+    }
+
+    async fn write(&self, batch: Vec<Job>) {
+        if batch.len() > 1 {
+            match self.insert_together(&batch).await {
+                Ok(results) => {
+                    self.waker.wake();
+                    for (job, result) in batch.into_iter().zip(results) {
+                        // The client may have gone; its order stands all the same.
+                        let _ = job.reply.send(Ok(result));
+                    }
+                    return;
+                }
+                Err(err) => tracing::debug!(
+                    orders = batch.len(), error = %err,
+                    "order batch rolled back; inserting its orders one at a time"
+                ),
+            }
+        }
+        for job in batch {
+            let result = self.insert_alone(&job).await;
+            if matches!(result, Ok(Created::New(_))) {
+                self.waker.wake();
+            }
+            let _ = job.reply.send(result);
+        }
+    }
+
+    async fn insert_together(&self, batch: &[Job]) -> Result<Vec<Created>, sqlx::Error> {
+        let mut tx = self.db.begin().await?;
+        let mut results = Vec::with_capacity(batch.len());
+        for job in batch {
+            results.push(
+                store::create_order_in(
+                    &mut tx,
+                    &self.topics,
+                    &job.request,
+                    job.idempotency_key.as_deref(),
+                )
+                .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    async fn insert_alone(&self, job: &Job) -> Result<Created, sqlx::Error> {
+        let mut tx = self.db.begin().await?;
+        let created = store::create_order_in(
+            &mut tx,
+            &self.topics,
+            &job.request,
+            job.idempotency_key.as_deref(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+}
