@@ -2,7 +2,7 @@
 //! order, at most one release per order, processed event ids, and the outbox. `CHECK (available >= 0)` backs the rule in
 //! the database itself: whatever the code does, stock cannot go negative.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use anyhow::Context;
 use platform::db::{Backend, Database, Schema, Tx};
@@ -214,6 +214,47 @@ pub async fn available_of(
         .iter()
         .map(|row| Ok((row.try_get("sku")?, row.try_get("available")?)))
         .collect()
+}
+
+/// PostgreSQL: locks (`FOR UPDATE`, in SKU order) the stock rows of `skus` and of the SKUs
+/// reserved by the orders `cancelled`.
+pub async fn lock_stock(
+    tx: &mut Tx,
+    skus: &BTreeSet<String>,
+    cancelled: &[i64],
+) -> Result<(), sqlx::Error> {
+    if skus.is_empty() && cancelled.is_empty() {
+        return Ok(());
+    }
+    let placeholders = |from: usize, n: usize| {
+        (from..from + n)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // `IN ()` is not SQL: an empty list is given as one NULL, which matches nothing.
+    let sku_list = placeholders(1, skus.len().max(1));
+    let order_list = placeholders(skus.len().max(1) + 1, cancelled.len().max(1));
+    let sql = format!(
+        "SELECT sku FROM stock WHERE sku IN ({sku_list})
+         OR sku IN (SELECT sku FROM reservations WHERE order_id IN ({order_list}))
+         ORDER BY sku FOR UPDATE"
+    );
+    let mut query = sqlx::query(&sql);
+    if skus.is_empty() {
+        query = query.bind(None::<String>);
+    }
+    for sku in skus {
+        query = query.bind(sku.as_str());
+    }
+    if cancelled.is_empty() {
+        query = query.bind(None::<i64>);
+    }
+    for order_id in cancelled {
+        query = query.bind(*order_id);
+    }
+    query.fetch_all(&mut **tx).await?;
+    Ok(())
 }
 
 /// Moves `qty` of `sku` from available to reserved for `order_id`. Returns false (and

@@ -121,6 +121,17 @@ pub trait Handler: Send + Sync + 'static {
         attempt: u32,
     ) -> impl Future<Output = Result<(), HandleError>> + Send;
 
+    /// Called first in a batch's transaction, before any record of it is applied. A
+    /// handler that locks rows takes every lock the batch will need here, in one fixed
+    /// order, so that batches of concurrent instances cannot deadlock. Nothing by default.
+    fn lock_batch(
+        &self,
+        _tx: &mut Tx,
+        _batch: &[Record],
+    ) -> impl Future<Output = Result<(), HandleError>> + Send {
+        std::future::ready(Ok(()))
+    }
+
     /// Called after a transaction with applied records committed: wake whoever sends on
     /// what the records queued (the outbox relay, a dispatcher).
     fn committed(&self) {}
@@ -247,6 +258,7 @@ impl<H: Handler> ConsumerLoop<H> {
 
     async fn apply_together(&self, batch: &[Record]) -> Result<(), HandleError> {
         let mut tx = self.db.begin().await?;
+        self.handler.lock_batch(&mut tx, batch).await?;
         for record in batch {
             self.handler.apply(&mut tx, record, 1).await?;
         }
