@@ -12,7 +12,11 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
-use std::{sync::LazyLock, time::Duration};
+use std::{
+    collections::BTreeSet,
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 
 use rama::{Context, Service};
 use tansu_sans_io::{
@@ -120,14 +124,16 @@ use crate::{Error, Result, Storage, Topition};
 /// # Ok(())
 /// # }
 /// ```
-/// OpenOrder patch: every successful produce is announced here, so a fetch that found
-/// nothing waits for the next produce (or its max wait) instead of sleeping out its max
-/// wait. 0.6.0 always slept the whole max wait, even when records were there.
-static PRODUCED: LazyLock<broadcast::Sender<()>> = LazyLock::new(|| broadcast::channel(64).0);
+/// OpenOrder patch: every successful produce announces its topic here, so a fetch that
+/// found nothing waits for the next produce to one of its topics (or its max wait) instead
+/// of sleeping out its max wait. 0.6.0 always slept the whole max wait, even when records
+/// were there.
+static PRODUCED: LazyLock<broadcast::Sender<Arc<str>>> =
+    LazyLock::new(|| broadcast::channel(256).0);
 
-/// Wakes the fetches that are waiting for records (OpenOrder patch).
-pub(crate) fn announce_produced() {
-    _ = PRODUCED.send(());
+/// Wakes the fetches of `topic` that are waiting for records (OpenOrder patch).
+pub(crate) fn announce_produced(topic: &str) {
+    _ = PRODUCED.send(Arc::from(topic));
 }
 
 #[derive(Clone, Copy, Debug, Default, Eq, Hash, Ord, PartialEq, PartialOrd)]
@@ -279,6 +285,7 @@ impl FetchService {
         isolation: IsolationLevel,
         fetch: &FetchTopic,
         _is_first: bool,
+        names: &mut BTreeSet<String>,
     ) -> Result<FetchableTopicResponse>
     where
         G: Storage,
@@ -293,6 +300,8 @@ impl FetchService {
             ..
         }) = metadata.topics().first()
         {
+            _ = names.insert(name.clone());
+
             let mut partitions = Vec::new();
 
             for fetch_partition in fetch.partitions.as_ref().unwrap_or(&Vec::new()) {
@@ -343,6 +352,8 @@ impl FetchService {
             let mut produced = PRODUCED.subscribe();
             let budget = *max_bytes;
             let mut responses = vec![];
+            // The names of the requested topics (a request may name them by id).
+            let mut names = BTreeSet::new();
 
             loop {
                 responses.clear();
@@ -358,6 +369,7 @@ impl FetchService {
                             isolation,
                             fetch,
                             i == 0,
+                            &mut names,
                         )
                         .await?;
 
@@ -372,17 +384,29 @@ impl FetchService {
                     break;
                 }
 
-                match timeout_at(deadline, produced.recv()).await {
-                    Err(_elapsed) => break,
-                    Ok(Ok(())) | Ok(Err(RecvError::Lagged(_))) => {
-                        // One look covers every produce announced so far.
-                        while !matches!(produced.try_recv(), Err(TryRecvError::Empty)) {}
+                let woken = loop {
+                    match timeout_at(deadline, produced.recv()).await {
+                        Err(_elapsed) => break false,
+                        Ok(Ok(topic)) if names.contains(&*topic) => break true,
+                        // A produce to a topic this fetch does not read.
+                        Ok(Ok(_)) => continue,
+                        Ok(Err(RecvError::Lagged(_))) => break true,
+                        Ok(Err(RecvError::Closed)) => {
+                            sleep_until(deadline).await;
+                            break false;
+                        }
                     }
-                    Ok(Err(RecvError::Closed)) => {
-                        sleep_until(deadline).await;
-                        break;
-                    }
+                };
+
+                if !woken {
+                    break;
                 }
+
+                // One look covers every produce announced so far.
+                while !matches!(
+                    produced.try_recv(),
+                    Err(TryRecvError::Empty | TryRecvError::Closed)
+                ) {}
             }
 
             Ok(responses)

@@ -190,7 +190,7 @@ impl ProduceService {
 
             if let Some(base_offset) = base_offset {
                 // OpenOrder patch: wake the fetches waiting for records.
-                super::fetch::announce_produced();
+                super::fetch::announce_produced(name);
 
                 PartitionProduceResponse::default()
                     .index(partition.index)
