@@ -310,32 +310,26 @@ pub struct Outcome {
 }
 
 /// Moves an order to `outcome` if the lifecycle allows it; returns the status it has now
-/// (None for an order this database does not know).
+/// (None for an order this database does not know). One conditional UPDATE in the usual
+/// case; the status is read only when the update did not apply (a late or repeated event).
 pub async fn apply_outcome(
     tx: &mut Tx,
     order_id: i64,
     outcome: &Outcome,
 ) -> Result<Option<OrderStatus>, sqlx::Error> {
-    let Some(row) = sqlx::query("SELECT status FROM orders WHERE id = $1")
-        .bind(order_id)
-        .fetch_optional(&mut **tx)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let current: String = row.try_get("status")?;
-    let current = OrderStatus::parse(&current)
-        .ok_or_else(|| sqlx::Error::Decode(format!("unknown status {current}").into()))?;
-    if !current.may_become(outcome.status) {
-        return Ok(Some(current));
-    }
     let shortages = outcome
         .shortages
         .as_ref()
         .map(|s| serde_json::to_string(s).expect("shortages serialize"));
-    sqlx::query(
-        "UPDATE orders SET status = $1, reason = $2, shortages = $3, error = $4, updated_at = $5 WHERE id = $6",
-    )
+    // No status may become PENDING again: `IN ('')` matches nothing.
+    let sources = match status_list(&OrderStatus::sources_of(outcome.status)) {
+        list if list.is_empty() => "''".to_string(),
+        list => list,
+    };
+    let updated = sqlx::query(&format!(
+        "UPDATE orders SET status = $1, reason = $2, shortages = $3, error = $4, updated_at = $5
+         WHERE id = $6 AND status IN ({sources})"
+    ))
     .bind(outcome.status.as_str())
     .bind(outcome.reason.clone())
     .bind(shortages)
@@ -344,7 +338,29 @@ pub async fn apply_outcome(
     .bind(order_id)
     .execute(&mut **tx)
     .await?;
-    Ok(Some(outcome.status))
+    if updated.rows_affected() == 1 {
+        return Ok(Some(outcome.status));
+    }
+    let Some(row) = sqlx::query("SELECT status FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let current: String = row.try_get("status")?;
+    OrderStatus::parse(&current)
+        .map(Some)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown status {current}").into()))
+}
+
+/// `'A', 'B'` for SQL: the names are our own constants, so inlining them is safe.
+fn status_list(statuses: &[OrderStatus]) -> String {
+    statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What a cancel request found.
@@ -365,11 +381,7 @@ pub async fn cancel_order(
     topics: &Topics,
     order_id: i64,
 ) -> Result<CancelOutcome, sqlx::Error> {
-    let sources = OrderStatus::sources_of(OrderStatus::Cancelled)
-        .iter()
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let sources = status_list(&OrderStatus::sources_of(OrderStatus::Cancelled));
     let mut tx = db.begin().await?;
     let updated = sqlx::query(&format!(
         "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status IN ({sources}) RETURNING user_id"
