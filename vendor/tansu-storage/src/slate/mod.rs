@@ -28,8 +28,5 @@ mod engine;
 mod storage;
 mod types;
 
-#[cfg(test)]
-mod tests;
-
 // Re-export types for public use
 pub use engine::Engine;
