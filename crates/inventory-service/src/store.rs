@@ -193,10 +193,7 @@ pub async fn available_of(
     backend: Backend,
     skus: &[&str],
 ) -> Result<HashMap<String, i64>, sqlx::Error> {
-    let placeholders = (1..=skus.len())
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let placeholders = placeholders(1, skus.len());
     let lock = match backend {
         Backend::Postgres => " FOR UPDATE",
         Backend::Sqlite => "",
@@ -216,6 +213,14 @@ pub async fn available_of(
         .collect()
 }
 
+/// `$from, …` for `n` bind parameters of an `IN (…)` list.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// PostgreSQL: locks (`FOR UPDATE`, in SKU order) the stock rows of `skus` and of the SKUs
 /// reserved by the orders `cancelled`.
 pub async fn lock_stock(
@@ -226,12 +231,6 @@ pub async fn lock_stock(
     if skus.is_empty() && cancelled.is_empty() {
         return Ok(());
     }
-    let placeholders = |from: usize, n: usize| {
-        (from..from + n)
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     // `IN ()` is not SQL: an empty list is given as one NULL, which matches nothing.
     let sku_list = placeholders(1, skus.len().max(1));
     let order_list = placeholders(skus.len().max(1) + 1, cancelled.len().max(1));

@@ -149,15 +149,7 @@ impl Writer {
     }
 
     async fn insert_alone(&self, job: &Job) -> Result<Created, sqlx::Error> {
-        let mut tx = self.db.begin().await?;
-        let created = store::create_order_in(
-            &mut tx,
-            &self.topics,
-            &job.request,
-            job.idempotency_key.as_deref(),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(created)
+        let mut created = self.insert_together(std::slice::from_ref(job)).await?;
+        Ok(created.remove(0))
     }
 }
