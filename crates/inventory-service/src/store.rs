@@ -164,6 +164,8 @@ pub async fn set_available(
     sku: &str,
     available: i64,
 ) -> Result<StockItem, sqlx::Error> {
+    // Every write goes through a transaction, so it queues at the write gate.
+    let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO stock (sku, available, reserved, updated_at) VALUES ($1, $2, 0, $3)
          ON CONFLICT (sku) DO UPDATE SET available = excluded.available, updated_at = excluded.updated_at",
@@ -171,8 +173,9 @@ pub async fn set_available(
     .bind(sku)
     .bind(available)
     .bind(platform::now_text())
-    .execute(&db.pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(get_stock(db, sku).await?.expect("the row was just written"))
 }
 

@@ -358,6 +358,8 @@ pub async fn put_user_contact(
     contact: &Contact,
 ) -> Result<UserContact, sqlx::Error> {
     let now = platform::now_text();
+    // Every write goes through a transaction, so it queues at the write gate.
+    let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO user_contacts (user_id, email, webhook_url, updated_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, webhook_url = excluded.webhook_url,
@@ -367,8 +369,9 @@ pub async fn put_user_contact(
     .bind(contact.email.as_deref())
     .bind(contact.webhook_url.as_deref())
     .bind(&now)
-    .execute(&db.pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(UserContact {
         user_id,
         email: contact.email.clone(),

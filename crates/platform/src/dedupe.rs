@@ -55,6 +55,8 @@ pub async fn mark_dead_lettered(
     event_id: &str,
     replay_count: i64,
 ) -> Result<(), sqlx::Error> {
+    // Every write goes through a transaction, so it queues at the write gate.
+    let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO dead_lettered (event_id, replay_count, dead_lettered_at) VALUES ($1, $2, $3)
          ON CONFLICT (event_id, replay_count) DO NOTHING",
@@ -62,7 +64,7 @@ pub async fn mark_dead_lettered(
     .bind(event_id)
     .bind(replay_count)
     .bind(crate::now_text())
-    .execute(&db.pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    tx.commit().await
 }

@@ -44,6 +44,7 @@ impl<'q> SqliteArguments<'q> {
         Ok(())
     }
 
+    #[allow(dead_code)] // OpenOrder: unused since statements run on the calling thread
     pub(crate) fn into_static(self) -> SqliteArguments<'static> {
         SqliteArguments {
             values: self
@@ -121,6 +122,7 @@ impl SqliteArguments<'_> {
 }
 
 impl SqliteArgumentValue<'_> {
+    #[allow(dead_code)] // OpenOrder: unused since statements run on the calling thread
     fn into_static(self) -> SqliteArgumentValue<'static> {
         use SqliteArgumentValue::*;
 

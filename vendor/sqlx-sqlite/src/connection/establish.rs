@@ -49,7 +49,9 @@ pub struct EstablishParams {
     statement_cache_capacity: usize,
     log_settings: LogSettings,
     extensions: IndexMap<CString, Option<CString>>,
+    #[allow(dead_code)] // OpenOrder: unused since statements run on the calling thread
     pub(crate) thread_name: String,
+    #[allow(dead_code)] // OpenOrder: unused since statements run on the calling thread
     pub(crate) command_channel_size: usize,
     #[cfg(feature = "regexp")]
     register_regexp_function: bool,

@@ -1,12 +1,23 @@
+// OpenOrder patch (vendor/README.md): the connection runs its statements on the calling
+// thread instead of a dedicated worker thread.
+//
+// Upstream, every SQLite connection has its own thread and each command (a statement, a
+// BEGIN, a COMMIT, every row of a result) crosses a channel to it and back: two or more
+// thread wake-ups per statement. Under load that hand-off cost more CPU than SQLite's own
+// work (`perf`: futex wake-ups and context switches were the top of the profile). SQLite
+// statements are short, and a connection is used by one task at a time, so here each
+// command takes the connection's lock, runs to the end right where it was called, and
+// hands back what it produced; the API the rest of the crate uses is unchanged.
+//
+// What is given up: a statement blocks the thread that runs it while it runs (including a
+// COMMIT's fsync and SQLite's busy handler, if another writer holds the database).
+
 use std::borrow::Cow;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread;
 
-use futures_channel::oneshot;
 use futures_intrusive::sync::{Mutex, MutexGuard};
-use tracing::span::Span;
 
 use sqlx_core::describe::Describe;
 use sqlx_core::error::Error;
@@ -23,21 +34,20 @@ use crate::{Sqlite, SqliteArguments, SqliteQueryResult, SqliteRow, SqliteStateme
 
 use super::serialize::{deserialize, serialize, SchemaName, SqliteOwnedBuf};
 
-// Each SQLite connection has a dedicated thread.
-
-// TODO: Tweak this so that we can use a thread pool per pool of SQLite3 connections to reduce
-//       OS resource usage. Low priority because a high concurrent load for SQLite3 is very
-//       unlikely.
+type Results = flume::Receiver<Result<Either<SqliteQueryResult, SqliteRow>, Error>>;
 
 pub(crate) struct ConnectionWorker {
-    command_tx: flume::Sender<(Command, tracing::Span)>,
-    /// Mutex for locking access to the database.
+    /// The connection, behind a lock: held only while a command runs (never across an
+    /// `.await`), or by a [`crate::LockedSqliteHandle`].
     pub(crate) shared: Arc<WorkerSharedState>,
 }
 
 pub(crate) struct WorkerSharedState {
     transaction_depth: AtomicUsize,
     cached_statements_size: AtomicUsize,
+    /// A transaction was dropped while the connection was locked out: roll it back before
+    /// the next command.
+    rollback_pending: AtomicBool,
     pub(crate) conn: Mutex<ConnectionState>,
 }
 
@@ -49,332 +59,104 @@ impl WorkerSharedState {
     pub(crate) fn get_cached_statements_size(&self) -> usize {
         self.cached_statements_size.load(Ordering::Acquire)
     }
-}
 
-enum Command {
-    Prepare {
-        query: Box<str>,
-        tx: oneshot::Sender<Result<SqliteStatement<'static>, Error>>,
-    },
-    Describe {
-        query: Box<str>,
-        tx: oneshot::Sender<Result<Describe<Sqlite>, Error>>,
-    },
-    Execute {
-        query: Box<str>,
-        arguments: Option<SqliteArguments<'static>>,
-        persistent: bool,
-        tx: flume::Sender<Result<Either<SqliteQueryResult, SqliteRow>, Error>>,
-        limit: Option<usize>,
-    },
-    Serialize {
-        schema: Option<SchemaName>,
-        tx: oneshot::Sender<Result<SqliteOwnedBuf, Error>>,
-    },
-    Deserialize {
-        schema: Option<SchemaName>,
-        data: SqliteOwnedBuf,
-        read_only: bool,
-        tx: oneshot::Sender<Result<(), Error>>,
-    },
-    Begin {
-        tx: rendezvous_oneshot::Sender<Result<(), Error>>,
-        statement: Option<Cow<'static, str>>,
-    },
-    Commit {
-        tx: rendezvous_oneshot::Sender<Result<(), Error>>,
-    },
-    Rollback {
-        tx: Option<rendezvous_oneshot::Sender<Result<(), Error>>>,
-    },
-    UnlockDb,
-    ClearCache {
-        tx: oneshot::Sender<()>,
-    },
-    Ping {
-        tx: oneshot::Sender<()>,
-    },
-    Shutdown {
-        tx: oneshot::Sender<()>,
-    },
+    /// Ends the innermost transaction with `sql(depth)`, if one is open.
+    fn end_transaction(
+        &self,
+        conn: &mut ConnectionState,
+        sql: fn(usize) -> Cow<'static, str>,
+    ) -> Result<(), Error> {
+        let depth = self.transaction_depth.load(Ordering::Acquire);
+        if depth == 0 {
+            return Ok(());
+        }
+        conn.handle.exec(sql(depth)).map(|_| {
+            self.transaction_depth.fetch_sub(1, Ordering::Release);
+        })
+    }
 }
 
 impl ConnectionWorker {
     pub(crate) async fn establish(params: EstablishParams) -> Result<Self, Error> {
-        let (establish_tx, establish_rx) = oneshot::channel();
+        let conn = params.establish()?;
+        Ok(Self {
+            shared: Arc::new(WorkerSharedState {
+                transaction_depth: AtomicUsize::new(0),
+                cached_statements_size: AtomicUsize::new(0),
+                rollback_pending: AtomicBool::new(false),
+                // Fair, as upstream: a `lock_handle` waiter is served in turn.
+                conn: Mutex::new(conn, true),
+            }),
+        })
+    }
 
-        thread::Builder::new()
-            .name(params.thread_name.clone())
-            .spawn(move || {
-                let (command_tx, command_rx) = flume::bounded(params.command_channel_size);
-
-                let conn = match params.establish() {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        establish_tx.send(Err(e)).ok();
-                        return;
-                    }
-                };
-
-                let shared = Arc::new(WorkerSharedState {
-                    transaction_depth: AtomicUsize::new(0),
-                    cached_statements_size: AtomicUsize::new(0),
-                    // note: must be fair because in `Command::UnlockDb` we unlock the mutex
-                    // and then immediately try to relock it; an unfair mutex would immediately
-                    // grant us the lock even if another task is waiting.
-                    conn: Mutex::new(conn, true),
-                });
-                let mut conn = shared.conn.try_lock().unwrap();
-
-                if establish_tx
-                    .send(Ok(Self {
-                        command_tx,
-                        shared: Arc::clone(&shared),
-                    }))
-                    .is_err()
-                {
-                    return;
-                }
-
-                // If COMMIT or ROLLBACK is processed but not acknowledged, there would be another
-                // ROLLBACK sent when the `Transaction` drops. We need to ignore it otherwise we
-                // would rollback an already completed transaction.
-                let mut ignore_next_start_rollback = false;
-
-                for (cmd, span) in command_rx {
-                    let _guard = span.enter();
-                    match cmd {
-                        Command::Prepare { query, tx } => {
-                            tx.send(prepare(&mut conn, &query).map(|prepared| {
-                                update_cached_statements_size(
-                                    &conn,
-                                    &shared.cached_statements_size,
-                                );
-                                prepared
-                            }))
-                            .ok();
-                        }
-                        Command::Describe { query, tx } => {
-                            tx.send(describe(&mut conn, &query)).ok();
-                        }
-                        Command::Execute {
-                            query,
-                            arguments,
-                            persistent,
-                            tx,
-                            limit
-                        } => {
-                            let iter = match execute::iter(&mut conn, &query, arguments, persistent)
-                            {
-                                Ok(iter) => iter,
-                                Err(e) => {
-                                    tx.send(Err(e)).ok();
-                                    continue;
-                                }
-                            };
-
-                            match limit {
-                                None => {
-                                    for res in iter {
-                                        let has_error = res.is_err();
-                                        if tx.send(res).is_err() || has_error {
-                                            break;
-                                        }
-                                    }
-                                },
-                                Some(limit) => {
-                                    let mut iter = iter;
-                                    let mut rows_returned = 0;
-
-                                    while let Some(res) = iter.next() {
-                                        if let Ok(ok) = &res {
-                                            if ok.is_right() {
-                                                rows_returned += 1;
-                                                if rows_returned >= limit {
-                                                    drop(iter);
-                                                    let _ = tx.send(res);
-                                                    break;
-                                                }
-                                            }
-                                        }
-                                        let has_error = res.is_err();
-                                        if tx.send(res).is_err() || has_error {
-                                            break;
-                                        }
-                                    }
-                                },
-                            }
-
-                            update_cached_statements_size(&conn, &shared.cached_statements_size);
-                        }
-                        Command::Begin { tx, statement } => {
-                            let depth = shared.transaction_depth.load(Ordering::Acquire);
-
-                            let statement = match statement {
-                                // custom `BEGIN` statements are not allowed if
-                                // we're already in a transaction (we need to
-                                // issue a `SAVEPOINT` instead)
-                                Some(_) if depth > 0 => {
-                                    if tx.blocking_send(Err(Error::InvalidSavePointStatement)).is_err() {
-                                        break;
-                                    }
-                                    continue;
-                                },
-                                Some(statement) => statement,
-                                None => begin_ansi_transaction_sql(depth),
-                            };
-                            let res =
-                                conn.handle
-                                    .exec(statement)
-                                    .map(|_| {
-                                        shared.transaction_depth.fetch_add(1, Ordering::Release);
-                                    });
-                            let res_ok = res.is_ok();
-
-                            if tx.blocking_send(res).is_err() && res_ok {
-                                // The BEGIN was processed but not acknowledged. This means no
-                                // `Transaction` was created and so there is no way to commit /
-                                // rollback this transaction. We need to roll it back
-                                // immediately otherwise it would remain started forever.
-                                if let Err(error) = conn
-                                    .handle
-                                    .exec(rollback_ansi_transaction_sql(depth + 1))
-                                    .map(|_| {
-                                        shared.transaction_depth.fetch_sub(1, Ordering::Release);
-                                    })
-                                {
-                                    // The rollback failed. To prevent leaving the connection
-                                    // in an inconsistent state we shutdown this worker which
-                                    // causes any subsequent operation on the connection to fail.
-                                    tracing::error!(%error, "failed to rollback cancelled transaction");
-                                    break;
-                                }
-                            }
-                        }
-                        Command::Commit { tx } => {
-                            let depth = shared.transaction_depth.load(Ordering::Acquire);
-
-                            let res = if depth > 0 {
-                                conn.handle
-                                    .exec(commit_ansi_transaction_sql(depth))
-                                    .map(|_| {
-                                        shared.transaction_depth.fetch_sub(1, Ordering::Release);
-                                    })
-                            } else {
-                                Ok(())
-                            };
-                            let res_ok = res.is_ok();
-
-                            if tx.blocking_send(res).is_err() && res_ok {
-                                // The COMMIT was processed but not acknowledged. This means that
-                                // the `Transaction` doesn't know it was committed and will try to
-                                // rollback on drop. We need to ignore that rollback.
-                                ignore_next_start_rollback = true;
-                            }
-                        }
-                        Command::Rollback { tx } => {
-                            if ignore_next_start_rollback && tx.is_none() {
-                                ignore_next_start_rollback = false;
-                                continue;
-                            }
-
-                            let depth = shared.transaction_depth.load(Ordering::Acquire);
-
-                            let res = if depth > 0 {
-                                conn.handle
-                                    .exec(rollback_ansi_transaction_sql(depth))
-                                    .map(|_| {
-                                        shared.transaction_depth.fetch_sub(1, Ordering::Release);
-                                    })
-                            } else {
-                                Ok(())
-                            };
-
-                            let res_ok = res.is_ok();
-
-                            if let Some(tx) = tx {
-                                if tx.blocking_send(res).is_err() && res_ok {
-                                    // The ROLLBACK was processed but not acknowledged. This means
-                                    // that the `Transaction` doesn't know it was rolled back and
-                                    // will try to rollback again on drop. We need to ignore that
-                                    // rollback.
-                                    ignore_next_start_rollback = true;
-                                }
-                            }
-                        }
-                        Command::Serialize { schema, tx } => {
-                            tx.send(serialize(&mut conn, schema)).ok();
-                        }
-                        Command::Deserialize { schema, data, read_only, tx } => {
-                            tx.send(deserialize(&mut conn, schema, data, read_only)).ok();
-                        }
-                        Command::ClearCache { tx } => {
-                            conn.statements.clear();
-                            update_cached_statements_size(&conn, &shared.cached_statements_size);
-                            tx.send(()).ok();
-                        }
-                        Command::UnlockDb => {
-                            drop(conn);
-                            conn = futures_executor::block_on(shared.conn.lock());
-                        }
-                        Command::Ping { tx } => {
-                            tx.send(()).ok();
-                        }
-                        Command::Shutdown { tx } => {
-                            // drop the connection references before sending confirmation
-                            // and ending the command loop
-                            drop(conn);
-                            drop(shared);
-                            let _ = tx.send(());
-                            return;
-                        }
-                    }
-                }
-            })?;
-
-        establish_rx.await.map_err(|_| Error::WorkerCrashed)?
+    /// Runs `command` on the connection, on this thread.
+    async fn run<T>(
+        &self,
+        command: impl FnOnce(&mut ConnectionState, &WorkerSharedState) -> T,
+    ) -> Result<T, Error> {
+        let mut conn = match self.shared.conn.try_lock() {
+            Some(conn) => conn,
+            None => self.shared.conn.lock().await,
+        };
+        if self.shared.rollback_pending.swap(false, Ordering::AcqRel) {
+            self.shared
+                .end_transaction(&mut conn, rollback_ansi_transaction_sql)?;
+        }
+        let result = command(&mut conn, &self.shared);
+        update_cached_statements_size(&conn, &self.shared.cached_statements_size);
+        drop(conn);
+        // A command completes without ever being pending, so a task running many of them
+        // would never give its thread back: spend Tokio's cooperative budget instead, and
+        // let other tasks run when it is used up.
+        tokio::task::coop::consume_budget().await;
+        Ok(result)
     }
 
     pub(crate) async fn prepare(&mut self, query: &str) -> Result<SqliteStatement<'static>, Error> {
-        self.oneshot_cmd(|tx| Command::Prepare {
-            query: query.into(),
-            tx,
-        })
-        .await?
+        self.run(|conn, _| prepare(conn, query)).await?
     }
 
     pub(crate) async fn describe(&mut self, query: &str) -> Result<Describe<Sqlite>, Error> {
-        self.oneshot_cmd(|tx| Command::Describe {
-            query: query.into(),
-            tx,
-        })
-        .await?
+        self.run(|conn, _| describe(conn, query)).await?
     }
 
+    /// Runs the statement(s) to the end (or to `limit` rows) and returns every result,
+    /// already in the channel.
     pub(crate) async fn execute(
         &mut self,
         query: &str,
         args: Option<SqliteArguments<'_>>,
-        chan_size: usize,
+        _chan_size: usize,
         persistent: bool,
         limit: Option<usize>,
-    ) -> Result<flume::Receiver<Result<Either<SqliteQueryResult, SqliteRow>, Error>>, Error> {
-        let (tx, rx) = flume::bounded(chan_size);
-
-        self.command_tx
-            .send_async((
-                Command::Execute {
-                    query: query.into(),
-                    arguments: args.map(SqliteArguments::into_static),
-                    persistent,
-                    tx,
-                    limit,
-                },
-                Span::current(),
-            ))
-            .await
-            .map_err(|_| Error::WorkerCrashed)?;
-
+    ) -> Result<Results, Error> {
+        let (tx, rx) = flume::unbounded();
+        self.run(|conn, _| {
+            let iter = match execute::iter(conn, query, args, persistent) {
+                Ok(iter) => iter,
+                Err(e) => {
+                    tx.send(Err(e)).ok();
+                    return;
+                }
+            };
+            let mut rows_returned = 0;
+            for res in iter {
+                let has_error = res.is_err();
+                let is_row = matches!(res, Ok(Either::Right(_)));
+                tx.send(res).ok();
+                if has_error {
+                    break;
+                }
+                if is_row {
+                    rows_returned += 1;
+                    if limit.is_some_and(|limit| rows_returned >= limit) {
+                        break;
+                    }
+                }
+            }
+        })
+        .await?;
         Ok(rx)
     }
 
@@ -382,28 +164,59 @@ impl ConnectionWorker {
         &mut self,
         statement: Option<Cow<'static, str>>,
     ) -> Result<(), Error> {
-        self.oneshot_cmd_with_ack(|tx| Command::Begin { tx, statement })
-            .await?
+        self.run(|conn, shared| {
+            let depth = shared.transaction_depth.load(Ordering::Acquire);
+            let statement = match statement {
+                // custom `BEGIN` statements are not allowed if we're already in a
+                // transaction (we need to issue a `SAVEPOINT` instead)
+                Some(_) if depth > 0 => return Err(Error::InvalidSavePointStatement),
+                Some(statement) => statement,
+                None => begin_ansi_transaction_sql(depth),
+            };
+            conn.handle.exec(statement).map(|_| {
+                shared.transaction_depth.fetch_add(1, Ordering::Release);
+            })
+        })
+        .await?
     }
 
+    /// COMMIT is where SQLite waits for the disk (an fsync, now and then a WAL checkpoint),
+    /// so it runs on a blocking thread: the async threads go on serving meanwhile.
     pub(crate) async fn commit(&mut self) -> Result<(), Error> {
-        self.oneshot_cmd_with_ack(|tx| Command::Commit { tx })
-            .await?
+        let shared = Arc::clone(&self.shared);
+        sqlx_core::rt::spawn_blocking(move || {
+            let mut conn = futures_executor::block_on(shared.conn.lock());
+            if shared.rollback_pending.swap(false, Ordering::AcqRel) {
+                shared.end_transaction(&mut conn, rollback_ansi_transaction_sql)?;
+                return Err(Error::Protocol(
+                    "the transaction was rolled back before it could commit".into(),
+                ));
+            }
+            shared.end_transaction(&mut conn, commit_ansi_transaction_sql)
+        })
+        .await
     }
 
     pub(crate) async fn rollback(&mut self) -> Result<(), Error> {
-        self.oneshot_cmd_with_ack(|tx| Command::Rollback { tx: Some(tx) })
+        self.run(|conn, shared| shared.end_transaction(conn, rollback_ansi_transaction_sql))
             .await?
     }
 
+    /// Rolls back at once if the connection is free, else before its next command.
     pub(crate) fn start_rollback(&mut self) -> Result<(), Error> {
-        self.command_tx
-            .send((Command::Rollback { tx: None }, Span::current()))
-            .map_err(|_| Error::WorkerCrashed)
+        match self.shared.conn.try_lock() {
+            Some(mut conn) => self
+                .shared
+                .end_transaction(&mut conn, rollback_ansi_transaction_sql),
+            None => {
+                self.shared.rollback_pending.store(true, Ordering::Release);
+                Ok(())
+            }
+        }
     }
 
     pub(crate) async fn ping(&mut self) -> Result<(), Error> {
-        self.oneshot_cmd(|tx| Command::Ping { tx }).await
+        self.run(|_, _| ()).await
     }
 
     pub(crate) async fn deserialize(
@@ -412,86 +225,28 @@ impl ConnectionWorker {
         data: SqliteOwnedBuf,
         read_only: bool,
     ) -> Result<(), Error> {
-        self.oneshot_cmd(|tx| Command::Deserialize {
-            schema,
-            data,
-            read_only,
-            tx,
-        })
-        .await?
+        self.run(|conn, _| deserialize(conn, schema, data, read_only))
+            .await?
     }
 
     pub(crate) async fn serialize(
         &mut self,
         schema: Option<SchemaName>,
     ) -> Result<SqliteOwnedBuf, Error> {
-        self.oneshot_cmd(|tx| Command::Serialize { schema, tx })
-            .await?
-    }
-
-    async fn oneshot_cmd<F, T>(&mut self, command: F) -> Result<T, Error>
-    where
-        F: FnOnce(oneshot::Sender<T>) -> Command,
-    {
-        let (tx, rx) = oneshot::channel();
-
-        self.command_tx
-            .send_async((command(tx), Span::current()))
-            .await
-            .map_err(|_| Error::WorkerCrashed)?;
-
-        rx.await.map_err(|_| Error::WorkerCrashed)
-    }
-
-    async fn oneshot_cmd_with_ack<F, T>(&mut self, command: F) -> Result<T, Error>
-    where
-        F: FnOnce(rendezvous_oneshot::Sender<T>) -> Command,
-    {
-        let (tx, rx) = rendezvous_oneshot::channel();
-
-        self.command_tx
-            .send_async((command(tx), Span::current()))
-            .await
-            .map_err(|_| Error::WorkerCrashed)?;
-
-        rx.recv().await.map_err(|_| Error::WorkerCrashed)
+        self.run(|conn, _| serialize(conn, schema)).await?
     }
 
     pub(crate) async fn clear_cache(&mut self) -> Result<(), Error> {
-        self.oneshot_cmd(|tx| Command::ClearCache { tx }).await
+        self.run(|conn, _| conn.statements.clear()).await
     }
 
     pub(crate) async fn unlock_db(&mut self) -> Result<MutexGuard<'_, ConnectionState>, Error> {
-        let (guard, res) = futures_util::future::join(
-            // we need to join the wait queue for the lock before we send the message
-            self.shared.conn.lock(),
-            self.command_tx
-                .send_async((Command::UnlockDb, Span::current())),
-        )
-        .await;
-
-        res.map_err(|_| Error::WorkerCrashed)?;
-
-        Ok(guard)
+        Ok(self.shared.conn.lock().await)
     }
 
-    /// Send a command to the worker to shut down the processing thread.
-    ///
-    /// A `WorkerCrashed` error may be returned if the thread has already stopped.
+    /// Nothing to stop: the database is closed when the connection is dropped.
     pub(crate) fn shutdown(&mut self) -> impl Future<Output = Result<(), Error>> {
-        let (tx, rx) = oneshot::channel();
-
-        let send_res = self
-            .command_tx
-            .send((Command::Shutdown { tx }, Span::current()))
-            .map_err(|_| Error::WorkerCrashed);
-
-        async move {
-            send_res?;
-
-            // wait for the response
-            rx.await.map_err(|_| Error::WorkerCrashed)
-        }
+        std::future::ready(Ok(()))
     }
 }
 
@@ -523,42 +278,4 @@ fn prepare(conn: &mut ConnectionState, query: &str) -> Result<SqliteStatement<'s
 
 fn update_cached_statements_size(conn: &ConnectionState, size: &AtomicUsize) {
     size.store(conn.statements.len(), Ordering::Release);
-}
-
-// A oneshot channel where send completes only after the receiver receives the value.
-mod rendezvous_oneshot {
-    use super::oneshot::{self, Canceled};
-
-    pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
-        let (inner_tx, inner_rx) = oneshot::channel();
-        (Sender { inner: inner_tx }, Receiver { inner: inner_rx })
-    }
-
-    pub struct Sender<T> {
-        inner: oneshot::Sender<(T, oneshot::Sender<()>)>,
-    }
-
-    impl<T> Sender<T> {
-        pub async fn send(self, value: T) -> Result<(), Canceled> {
-            let (ack_tx, ack_rx) = oneshot::channel();
-            self.inner.send((value, ack_tx)).map_err(|_| Canceled)?;
-            ack_rx.await
-        }
-
-        pub fn blocking_send(self, value: T) -> Result<(), Canceled> {
-            futures_executor::block_on(self.send(value))
-        }
-    }
-
-    pub struct Receiver<T> {
-        inner: oneshot::Receiver<(T, oneshot::Sender<()>)>,
-    }
-
-    impl<T> Receiver<T> {
-        pub async fn recv(self) -> Result<T, Canceled> {
-            let (value, ack_tx) = self.inner.await?;
-            ack_tx.send(()).map_err(|_| Canceled)?;
-            Ok(value)
-        }
-    }
 }
