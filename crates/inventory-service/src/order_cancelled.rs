@@ -44,7 +44,12 @@ impl Handler for OrderCancelledHandler {
             Some("RESERVED") => store::release_reservations(tx, order_id).await?,
             Some(_) => Vec::new(),
             None => {
-                store::record_decision(tx, order_id, "CANCELLED", &event_id.to_string()).await?;
+                let decided = store::Decided {
+                    order_id,
+                    outcome: "CANCELLED",
+                    event_id: event_id.to_string(),
+                };
+                store::record_decisions(tx, &[decided]).await?;
                 Vec::new()
             }
         };
@@ -80,6 +85,22 @@ impl Handler for OrderEventsHandler {
         } else {
             self.created.apply(tx, record, attempt).await
         }
+    }
+
+    /// Runs of `order.created` are decided together ([`crate::order_created::OrderCreatedHandler::decide`]);
+    /// cancellations, rare, one by one, in their place in the batch.
+    async fn apply_batch(&self, tx: &mut Tx, batch: &[Record]) -> Result<(), HandleError> {
+        let cancellations = self.topics.order_cancelled();
+        for run in batch.chunk_by(|a, b| (a.topic == cancellations) == (b.topic == cancellations)) {
+            if run[0].topic == cancellations {
+                for record in run {
+                    self.cancelled.apply(tx, record, 1).await?;
+                }
+            } else {
+                self.created.decide(tx, run, 1).await?;
+            }
+        }
+        Ok(())
     }
 
     /// On PostgreSQL, locks the stock rows of every SKU the batch may touch, in SKU order:

@@ -8,13 +8,15 @@
 //! as in the seed, and the flaky SKU (`FLAKY`) fails only its first attempt (see
 //! [`crate::faults`]); a database that is away is waited for.
 
+use std::collections::BTreeSet;
+
 use chrono::Utc;
 use contracts::events::{RejectedStatus, ReservedStatus};
 use contracts::values::{Quantity, Sku, MAX_ITEMS};
 use contracts::{InventoryRejected, InventoryReserved, OrderCreated, Topics};
 use platform::consumer::{HandleError, Handler, Record};
 use platform::db::{Backend, Tx};
-use platform::outbox::Waker;
+use platform::outbox::{Outgoing, Waker};
 use uuid::Uuid;
 
 use crate::reservation::{reserve, Decision};
@@ -46,67 +48,130 @@ fn validate(order: &OrderCreated) -> Result<(), String> {
     Ok(())
 }
 
-impl Handler for OrderCreatedHandler {
-    async fn apply(&self, tx: &mut Tx, record: &Record, attempt: u32) -> Result<(), HandleError> {
-        let order: OrderCreated = record.json()?;
-        validate(&order).map_err(|e| HandleError::permanent("openorder.InvalidOrder", e))?;
-        self.faults.check(&order, attempt)?;
-
-        if !platform::dedupe::mark_processed(tx, &order.event_id.to_string()).await? {
-            tracing::debug!(order_id = order.order_id, "duplicate order.created ignored");
-            return Ok(());
+impl OrderCreatedHandler {
+    /// Decides the orders of `records`, in order, with set-based statements: one statement
+    /// each to mark the events processed, find orders decided already, read (on PostgreSQL,
+    /// lock) the stock of every SKU named, record reservations, decisions and outbox events,
+    /// and one stock update per SKU. The rule runs in memory against the stock as the
+    /// earlier orders of the batch left it, so the effect is that of deciding the orders
+    /// one by one.
+    pub async fn decide(
+        &self,
+        tx: &mut Tx,
+        records: &[Record],
+        attempt: u32,
+    ) -> Result<(), HandleError> {
+        let mut orders = Vec::with_capacity(records.len());
+        for record in records {
+            let order: OrderCreated = record.json()?;
+            validate(&order).map_err(|e| HandleError::permanent("openorder.InvalidOrder", e))?;
+            self.faults.check(&order, attempt)?;
+            orders.push(order);
         }
-        if let Some(outcome) = store::decision_of(tx, order.order_id).await? {
-            tracing::info!(order_id = order.order_id, %outcome, "order already decided; not deciding again");
-            return Ok(());
-        }
-        let skus: Vec<&str> = order.items.iter().map(|i| i.sku.as_str()).collect();
-        let available = store::available_of(tx, self.backend, &skus).await?;
-        let event_id = Uuid::new_v4();
-        match reserve(&available, &order.items) {
-            Decision::Reserve(lines) => {
-                for line in &lines {
-                    if !store::take(tx, order.order_id, &line.sku, line.qty).await? {
-                        // Someone took the stock between our read and our write (only possible
-                        // where reads do not lock); the transaction is rolled back, so nothing stays.
-                        return Err(HandleError::transient(
-                            "openorder.StockChanged",
-                            format!("stock of {} changed while reserving; retrying", line.sku),
-                        ));
-                    }
-                }
-                store::record_decision(tx, order.order_id, "RESERVED", &event_id.to_string())
-                    .await?;
-                let event = InventoryReserved {
-                    event_id,
-                    order_id: order.order_id,
-                    status: ReservedStatus::Reserved,
-                    items: lines,
-                    timestamp: Utc::now(),
-                };
-                platform::outbox::enqueue(tx, &self.topics.inventory_reserved(), &event).await?;
-                tracing::info!(order_id = order.order_id, "order reserved");
+        let event_ids: Vec<String> = orders.iter().map(|o| o.event_id.to_string()).collect();
+        let event_ids: Vec<&str> = event_ids.iter().map(String::as_str).collect();
+        let mut fresh = platform::dedupe::mark_all_processed(tx, &event_ids).await?;
+        // A copy of an event within the batch is a duplicate too: the first one counts.
+        orders.retain(|o| {
+            let first = fresh.remove(&o.event_id.to_string());
+            if !first {
+                tracing::debug!(order_id = o.order_id, "duplicate order.created ignored");
             }
-            Decision::Reject { reason, shortages } => {
-                store::record_decision(tx, order.order_id, "REJECTED", &event_id.to_string())
-                    .await?;
-                let event = InventoryRejected {
-                    event_id,
-                    order_id: order.order_id,
-                    status: RejectedStatus::Rejected,
-                    reason,
-                    shortages,
-                    timestamp: Utc::now(),
-                };
-                platform::outbox::enqueue(tx, &self.topics.inventory_rejected(), &event).await?;
+            first
+        });
+        if orders.is_empty() {
+            return Ok(());
+        }
+        let order_ids: Vec<i64> = orders.iter().map(|o| o.order_id).collect();
+        let mut decided = store::decided_among(tx, &order_ids).await?;
+        let skus: BTreeSet<&str> = orders
+            .iter()
+            .flat_map(|o| o.items.iter().map(|i| i.sku.as_str()))
+            .collect();
+        let skus: Vec<&str> = skus.into_iter().collect();
+        let mut available = store::available_of(tx, self.backend, &skus).await?;
+
+        let mut reservations = Vec::new();
+        let mut decisions = Vec::with_capacity(orders.len());
+        let mut events = Vec::with_capacity(orders.len());
+        for order in &orders {
+            if !decided.insert(order.order_id) {
                 tracing::info!(
                     order_id = order.order_id,
-                    reason = reason.as_str(),
-                    "order rejected"
+                    "order already decided; not deciding again"
                 );
+                continue;
+            }
+            let event_id = Uuid::new_v4();
+            match reserve(&available, &order.items) {
+                Decision::Reserve(lines) => {
+                    for line in &lines {
+                        *available.get_mut(&line.sku).expect("reserve found it") -= line.qty;
+                        reservations.push(store::Reservation {
+                            order_id: order.order_id,
+                            sku: line.sku.clone(),
+                            qty: line.qty,
+                        });
+                    }
+                    decisions.push(store::Decided {
+                        order_id: order.order_id,
+                        outcome: "RESERVED",
+                        event_id: event_id.to_string(),
+                    });
+                    let event = InventoryReserved {
+                        event_id,
+                        order_id: order.order_id,
+                        status: ReservedStatus::Reserved,
+                        items: lines,
+                        timestamp: Utc::now(),
+                    };
+                    events.push(Outgoing::new(&self.topics.inventory_reserved(), &event));
+                    tracing::info!(order_id = order.order_id, "order reserved");
+                }
+                Decision::Reject { reason, shortages } => {
+                    decisions.push(store::Decided {
+                        order_id: order.order_id,
+                        outcome: "REJECTED",
+                        event_id: event_id.to_string(),
+                    });
+                    let event = InventoryRejected {
+                        event_id,
+                        order_id: order.order_id,
+                        status: RejectedStatus::Rejected,
+                        reason,
+                        shortages,
+                        timestamp: Utc::now(),
+                    };
+                    events.push(Outgoing::new(&self.topics.inventory_rejected(), &event));
+                    tracing::info!(
+                        order_id = order.order_id,
+                        reason = reason.as_str(),
+                        "order rejected"
+                    );
+                }
             }
         }
+        if let Some(sku) = store::reserve_all(tx, &reservations).await? {
+            // Someone took the stock between our read and our write (only possible where
+            // reads do not lock); the transaction is rolled back, so nothing stays.
+            return Err(HandleError::transient(
+                "openorder.StockChanged",
+                format!("stock of {sku} changed while reserving; retrying"),
+            ));
+        }
+        store::record_decisions(tx, &decisions).await?;
+        platform::outbox::enqueue_all(tx, &events).await?;
         Ok(())
+    }
+}
+
+impl Handler for OrderCreatedHandler {
+    async fn apply(&self, tx: &mut Tx, record: &Record, attempt: u32) -> Result<(), HandleError> {
+        self.decide(tx, std::slice::from_ref(record), attempt).await
+    }
+
+    async fn apply_batch(&self, tx: &mut Tx, batch: &[Record]) -> Result<(), HandleError> {
+        self.decide(tx, batch, 1).await
     }
 
     fn committed(&self) {

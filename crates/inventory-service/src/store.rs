@@ -2,10 +2,10 @@
 //! order, at most one release per order, processed event ids, and the outbox. `CHECK (available >= 0)` backs the rule in
 //! the database itself: whatever the code does, stock cannot go negative.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use anyhow::Context;
-use platform::db::{Backend, Database, Schema, Tx};
+use platform::db::{placeholders, rows_per_statement, value_rows, Backend, Database, Schema, Tx};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -189,6 +189,27 @@ pub async fn decision_of(tx: &mut Tx, order_id: i64) -> Result<Option<String>, s
         .transpose()
 }
 
+/// The orders among `order_ids` that have a decision already.
+pub async fn decided_among(tx: &mut Tx, order_ids: &[i64]) -> Result<HashSet<i64>, sqlx::Error> {
+    if order_ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let sql = format!(
+        "SELECT order_id FROM decisions WHERE order_id IN ({})",
+        placeholders(1, order_ids.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for id in order_ids {
+        query = query.bind(*id);
+    }
+    query
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| row.try_get("order_id"))
+        .collect()
+}
+
 /// Available units of `skus`, locking their rows on PostgreSQL (in SKU order, so two
 /// instances locking overlapping orders cannot deadlock). SQLite has one writer at a time.
 pub async fn available_of(
@@ -214,14 +235,6 @@ pub async fn available_of(
         .iter()
         .map(|row| Ok((row.try_get("sku")?, row.try_get("available")?)))
         .collect()
-}
-
-/// `$from, …` for `n` bind parameters of an `IN (…)` list.
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// PostgreSQL: locks (`FOR UPDATE`, in SKU order) the stock rows of `skus` and of the SKUs
@@ -259,50 +272,82 @@ pub async fn lock_stock(
     Ok(())
 }
 
-/// Moves `qty` of `sku` from available to reserved for `order_id`. Returns false (and
-/// changes nothing) if fewer than `qty` are available: the caller must then roll back.
-pub async fn take(tx: &mut Tx, order_id: i64, sku: &str, qty: i64) -> Result<bool, sqlx::Error> {
-    let now = platform::now_text();
-    let updated = sqlx::query(
-        "UPDATE stock SET available = available - $1, reserved = reserved + $1, updated_at = $2
-         WHERE sku = $3 AND available >= $1",
-    )
-    .bind(qty)
-    .bind(&now)
-    .bind(sku)
-    .execute(&mut **tx)
-    .await?;
-    if updated.rows_affected() != 1 {
-        return Ok(false);
-    }
-    sqlx::query(
-        "INSERT INTO reservations (order_id, sku, qty, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(order_id)
-    .bind(sku)
-    .bind(qty)
-    .bind(&now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(true)
+/// One order's reserved units of one SKU.
+pub struct Reservation {
+    pub order_id: i64,
+    pub sku: String,
+    pub qty: i64,
 }
 
-/// Records the one decision for an order.
-pub async fn record_decision(
+/// Moves the units of `reservations` from available to reserved (one UPDATE per SKU, the
+/// units of all its reservations at once) and records the reservations (one INSERT).
+/// Returns the first SKU that had fewer units available than taken, having changed
+/// nothing of it: the caller must then roll back.
+pub async fn reserve_all(
     tx: &mut Tx,
-    order_id: i64,
-    outcome: &str,
-    event_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO decisions (order_id, outcome, event_id, decided_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(order_id)
-    .bind(outcome)
-    .bind(event_id)
-    .bind(platform::now_text())
-    .execute(&mut **tx)
-    .await?;
+    reservations: &[Reservation],
+) -> Result<Option<String>, sqlx::Error> {
+    if reservations.is_empty() {
+        return Ok(None);
+    }
+    let mut per_sku: BTreeMap<&str, i64> = BTreeMap::new();
+    for r in reservations {
+        *per_sku.entry(r.sku.as_str()).or_default() += r.qty;
+    }
+    let now = platform::now_text();
+    for (sku, qty) in per_sku {
+        let updated = sqlx::query(
+            "UPDATE stock SET available = available - $1, reserved = reserved + $1, updated_at = $2
+             WHERE sku = $3 AND available >= $1",
+        )
+        .bind(qty)
+        .bind(&now)
+        .bind(sku)
+        .execute(&mut **tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(Some(sku.to_string()));
+        }
+    }
+    for chunk in reservations.chunks(rows_per_statement(4)) {
+        let sql = format!(
+            "INSERT INTO reservations (order_id, sku, qty, created_at) VALUES {}",
+            value_rows(chunk.len(), 4)
+        );
+        let mut query = sqlx::query(&sql);
+        for r in chunk {
+            query = query.bind(r.order_id).bind(&r.sku).bind(r.qty).bind(&now);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(None)
+}
+
+/// An order's one decision: `RESERVED`, `REJECTED` or `CANCELLED` (cancelled before it came).
+pub struct Decided {
+    pub order_id: i64,
+    pub outcome: &'static str,
+    pub event_id: String,
+}
+
+/// Records the decisions, one statement for all.
+pub async fn record_decisions(tx: &mut Tx, decisions: &[Decided]) -> Result<(), sqlx::Error> {
+    let now = platform::now_text();
+    for chunk in decisions.chunks(rows_per_statement(4)) {
+        let sql = format!(
+            "INSERT INTO decisions (order_id, outcome, event_id, decided_at) VALUES {}",
+            value_rows(chunk.len(), 4)
+        );
+        let mut query = sqlx::query(&sql);
+        for d in chunk {
+            query = query
+                .bind(d.order_id)
+                .bind(d.outcome)
+                .bind(&d.event_id)
+                .bind(&now);
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

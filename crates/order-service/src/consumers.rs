@@ -19,8 +19,17 @@ pub struct InventoryOutcomeHandler {
     pub topics: Topics,
 }
 
+/// What an inventory event does to its order.
+enum Change {
+    /// A decision: the order's new status.
+    Outcome(Outcome),
+    /// The cancelled order's stock is back.
+    Released,
+}
+
 impl InventoryOutcomeHandler {
-    fn decode(&self, record: &Record) -> Result<(String, i64, Outcome), HandleError> {
+    /// The event's id, its order, and what it changes.
+    fn decode(&self, record: &Record) -> Result<(String, i64, Change), HandleError> {
         if record.topic == self.topics.inventory_reserved() {
             let event: InventoryReserved = record.json()?;
             let outcome = Outcome {
@@ -29,7 +38,11 @@ impl InventoryOutcomeHandler {
                 shortages: None,
                 error: None,
             };
-            Ok((event.event_id.to_string(), event.order_id, outcome))
+            Ok((
+                event.event_id.to_string(),
+                event.order_id,
+                Change::Outcome(outcome),
+            ))
         } else if record.topic == self.topics.inventory_rejected() {
             let event: InventoryRejected = record.json()?;
             let outcome = Outcome {
@@ -38,7 +51,14 @@ impl InventoryOutcomeHandler {
                 shortages: Some(event.shortages),
                 error: None,
             };
-            Ok((event.event_id.to_string(), event.order_id, outcome))
+            Ok((
+                event.event_id.to_string(),
+                event.order_id,
+                Change::Outcome(outcome),
+            ))
+        } else if record.topic == self.topics.inventory_released() {
+            let event: InventoryReleased = record.json()?;
+            Ok((event.event_id.to_string(), event.order_id, Change::Released))
         } else {
             Err(HandleError::permanent(
                 "openorder.UnexpectedTopic",
@@ -50,15 +70,51 @@ impl InventoryOutcomeHandler {
 
 impl Handler for InventoryOutcomeHandler {
     async fn apply(&self, tx: &mut Tx, record: &Record, _attempt: u32) -> Result<(), HandleError> {
-        if record.topic == self.topics.inventory_released() {
-            let event: InventoryReleased = record.json()?;
-            if platform::dedupe::mark_processed(tx, &event.event_id.to_string()).await? {
-                store::mark_released(tx, event.order_id).await?;
+        self.apply_batch(tx, std::slice::from_ref(record)).await
+    }
+
+    /// One statement marks the batch's events processed and one confirms every order
+    /// they confirm; rejections (each with its own reason) and releases are one statement
+    /// each. Each event changes only its own order, and an order's status moves only
+    /// forward, so the order of the updates within the batch does not matter.
+    async fn apply_batch(&self, tx: &mut Tx, batch: &[Record]) -> Result<(), HandleError> {
+        let changes = batch
+            .iter()
+            .map(|record| self.decode(record))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids: Vec<&str> = changes.iter().map(|(id, _, _)| id.as_str()).collect();
+        let mut fresh = platform::dedupe::mark_all_processed(tx, &ids).await?;
+        let mut confirmed = Vec::new();
+        for (event_id, order_id, change) in &changes {
+            if !fresh.remove(event_id) {
+                continue;
             }
-            return Ok(());
+            match change {
+                Change::Released => store::mark_released(tx, *order_id).await?,
+                Change::Outcome(outcome) if outcome.status == OrderStatus::Confirmed => {
+                    confirmed.push(*order_id)
+                }
+                Change::Outcome(outcome) => {
+                    let now = store::apply_outcome(tx, *order_id, outcome).await?;
+                    log_outcome(*order_id, outcome, now);
+                }
+            }
         }
-        let (event_id, order_id, outcome) = self.decode(record)?;
-        apply_outcome(tx, &event_id, order_id, &outcome).await
+        let confirm = Outcome {
+            status: OrderStatus::Confirmed,
+            reason: None,
+            shortages: None,
+            error: None,
+        };
+        let moved = store::apply_outcome_to(tx, &confirmed, &confirm).await?;
+        for order_id in confirmed {
+            let now = match moved.contains(&order_id) {
+                true => Some(OrderStatus::Confirmed),
+                false => store::status_of(tx, order_id).await?,
+            };
+            log_outcome(order_id, &confirm, now);
+        }
+        Ok(())
     }
 }
 
@@ -71,7 +127,14 @@ async fn apply_outcome(
     if !platform::dedupe::mark_processed(tx, dedupe_id).await? {
         return Ok(());
     }
-    match store::apply_outcome(tx, order_id, outcome).await? {
+    let now = store::apply_outcome(tx, order_id, outcome).await?;
+    log_outcome(order_id, outcome, now);
+    Ok(())
+}
+
+/// Logs what an outcome did: `now` is the order's status after it (None: unknown order).
+fn log_outcome(order_id: i64, outcome: &Outcome, now: Option<OrderStatus>) {
+    match now {
         None => tracing::warn!(
             order_id,
             "event for an order this service does not know; ignored"
@@ -86,7 +149,6 @@ async fn apply_outcome(
             "late or repeated outcome ignored"
         ),
     }
-    Ok(())
 }
 
 pub struct DeadLetterHandler {

@@ -15,7 +15,7 @@ use platform::outbox::Waker;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::domain::OrderRequest;
-use crate::store::{self, Created};
+use crate::store::{self, Created, NewOrder};
 
 /// Most orders inserted in one transaction.
 pub const MAX_BATCH: usize = 128;
@@ -57,7 +57,7 @@ impl Intake {
         Self { jobs }
     }
 
-    /// Inserts the order (see [`store::create_order_in`]) and answers once it is committed.
+    /// Inserts the order (see [`store::create_orders_in`]) and answers once it is committed.
     pub async fn create(
         &self,
         request: OrderRequest,
@@ -131,19 +131,15 @@ impl Writer {
     }
 
     async fn insert_together(&self, batch: &[Job]) -> Result<Vec<Created>, sqlx::Error> {
+        let orders: Vec<NewOrder> = batch
+            .iter()
+            .map(|job| NewOrder {
+                request: &job.request,
+                idempotency_key: job.idempotency_key.as_deref(),
+            })
+            .collect();
         let mut tx = self.db.begin().await?;
-        let mut results = Vec::with_capacity(batch.len());
-        for job in batch {
-            results.push(
-                store::create_order_in(
-                    &mut tx,
-                    &self.topics,
-                    &job.request,
-                    job.idempotency_key.as_deref(),
-                )
-                .await?,
-            );
-        }
+        let results = store::create_orders_in(&mut tx, &self.topics, &orders).await?;
         tx.commit().await?;
         Ok(results)
     }

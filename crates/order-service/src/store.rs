@@ -1,10 +1,11 @@
 //! order-service's database: orders, their items, processed event ids, and the outbox.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 use contracts::{LineItem, OrderCreated, Shortage, Topics};
-use platform::db::{Database, Schema, Tx};
+use platform::db::{placeholders, rows_per_statement, value_rows, Database, Schema, Tx};
+use platform::outbox::Outgoing;
 use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
@@ -124,85 +125,118 @@ fn fingerprint(request: &OrderRequest) -> String {
     fingerprint.to_string()
 }
 
-/// Inserts a PENDING order with its items and its `order.created` event in `tx` (the
-/// caller commits; see [`crate::intake`]). With an idempotency key, a repeat of the same
-/// request returns the first order instead, and writes nothing.
-pub async fn create_order_in(
+/// A request to create an order, with its idempotency key if it came with one.
+pub struct NewOrder<'a> {
+    pub request: &'a OrderRequest,
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// Inserts each order as PENDING with its items and its `order.created` event in `tx`
+/// (the caller commits; see [`crate::intake`]). With an idempotency key, a repeat of the
+/// same request returns the first order instead, and writes nothing. One INSERT per order
+/// (for its id), then one multi-row INSERT for all the items and one for all the events.
+pub async fn create_orders_in(
     tx: &mut Tx,
     topics: &Topics,
-    request: &OrderRequest,
-    idempotency_key: Option<&str>,
-) -> Result<Created, sqlx::Error> {
+    orders: &[NewOrder<'_>],
+) -> Result<Vec<Created>, sqlx::Error> {
     let now = Utc::now();
     let now_text = platform::now_text();
-    if let Some(key) = idempotency_key {
-        // Claim the key first: concurrent requests with one key queue here, and on SQLite
-        // the insert takes the write lock at the start of the transaction.
-        let fingerprint = fingerprint(request);
-        let claimed = sqlx::query(
-            "INSERT INTO idempotency_keys (key, request, order_id, created_at) VALUES ($1, $2, 0, $3)
-             ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(&fingerprint)
-        .bind(&now_text)
-        .execute(&mut **tx)
-        .await?;
-        if claimed.rows_affected() == 0 {
-            let row = sqlx::query("SELECT request, order_id FROM idempotency_keys WHERE key = $1")
-                .bind(key)
-                .fetch_one(&mut **tx)
-                .await?;
-            let earlier: String = row.try_get("request")?;
-            return Ok(if earlier == fingerprint {
-                Created::Replayed(row.try_get("order_id")?)
-            } else {
-                Created::KeyReused
-            });
+    let mut results = Vec::with_capacity(orders.len());
+    let mut items: Vec<(i64, i64, &str, i64)> = Vec::new();
+    let mut events = Vec::with_capacity(orders.len());
+    for order in orders {
+        let request = order.request;
+        if let Some(key) = order.idempotency_key {
+            if let Some(earlier) = claim_key(tx, key, request, &now_text).await? {
+                results.push(earlier);
+                continue;
+            }
         }
+        let order_id: i64 = sqlx::query(
+            "INSERT INTO orders (user_id, status, created_at, updated_at) VALUES ($1, $2, $3, $3) RETURNING id",
+        )
+        .bind(request.user_id.get())
+        .bind(OrderStatus::Pending.as_str())
+        .bind(&now_text)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("id")?;
+        for (line, (sku, qty)) in request.items.iter().enumerate() {
+            items.push((order_id, line as i64, sku.as_str(), qty.get()));
+        }
+        if let Some(key) = order.idempotency_key {
+            sqlx::query("UPDATE idempotency_keys SET order_id = $1 WHERE key = $2")
+                .bind(order_id)
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
+        }
+        let event = OrderCreated {
+            event_id: Uuid::new_v4(),
+            order_id,
+            user_id: request.user_id.get(),
+            items: request
+                .items
+                .iter()
+                .map(|(sku, qty)| LineItem {
+                    sku: sku.to_string(),
+                    qty: qty.get(),
+                })
+                .collect(),
+            created_at: now,
+            contact: request.contact.clone(),
+        };
+        events.push(Outgoing::new(&topics.order_created(), &event));
+        results.push(Created::New(order_id));
     }
-    let order_id: i64 = sqlx::query(
-        "INSERT INTO orders (user_id, status, created_at, updated_at) VALUES ($1, $2, $3, $3) RETURNING id",
+    for chunk in items.chunks(rows_per_statement(4)) {
+        let sql = format!(
+            "INSERT INTO order_items (order_id, line, sku, qty) VALUES {}",
+            value_rows(chunk.len(), 4)
+        );
+        let mut query = sqlx::query(&sql);
+        for (order_id, line, sku, qty) in chunk {
+            query = query.bind(*order_id).bind(*line).bind(*sku).bind(*qty);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    platform::outbox::enqueue_all(tx, &events).await?;
+    Ok(results)
+}
+
+/// Claims an idempotency key for `request`. None if it is new (the caller creates the
+/// order); else what the earlier request with this key created. Concurrent requests with
+/// one key queue here, and on SQLite the insert takes the write lock.
+async fn claim_key(
+    tx: &mut Tx,
+    key: &str,
+    request: &OrderRequest,
+    now_text: &str,
+) -> Result<Option<Created>, sqlx::Error> {
+    let fingerprint = fingerprint(request);
+    let claimed = sqlx::query(
+        "INSERT INTO idempotency_keys (key, request, order_id, created_at) VALUES ($1, $2, 0, $3)
+         ON CONFLICT (key) DO NOTHING",
     )
-    .bind(request.user_id.get())
-    .bind(OrderStatus::Pending.as_str())
-    .bind(&now_text)
-    .fetch_one(&mut **tx)
-    .await?
-    .try_get("id")?;
-    for (line, (sku, qty)) in request.items.iter().enumerate() {
-        sqlx::query("INSERT INTO order_items (order_id, line, sku, qty) VALUES ($1, $2, $3, $4)")
-            .bind(order_id)
-            .bind(line as i64)
-            .bind(sku.as_str())
-            .bind(qty.get())
-            .execute(&mut **tx)
-            .await?;
+    .bind(key)
+    .bind(&fingerprint)
+    .bind(now_text)
+    .execute(&mut **tx)
+    .await?;
+    if claimed.rows_affected() == 1 {
+        return Ok(None);
     }
-    if let Some(key) = idempotency_key {
-        sqlx::query("UPDATE idempotency_keys SET order_id = $1 WHERE key = $2")
-            .bind(order_id)
-            .bind(key)
-            .execute(&mut **tx)
-            .await?;
-    }
-    let event = OrderCreated {
-        event_id: Uuid::new_v4(),
-        order_id,
-        user_id: request.user_id.get(),
-        items: request
-            .items
-            .iter()
-            .map(|(sku, qty)| LineItem {
-                sku: sku.to_string(),
-                qty: qty.get(),
-            })
-            .collect(),
-        created_at: now,
-        contact: request.contact.clone(),
-    };
-    platform::outbox::enqueue(tx, &topics.order_created(), &event).await?;
-    Ok(Created::New(order_id))
+    let row = sqlx::query("SELECT request, order_id FROM idempotency_keys WHERE key = $1")
+        .bind(key)
+        .fetch_one(&mut **tx)
+        .await?;
+    let earlier: String = row.try_get("request")?;
+    Ok(Some(if earlier == fingerprint {
+        Created::Replayed(row.try_get("order_id")?)
+    } else {
+        Created::KeyReused
+    }))
 }
 
 const ORDER_COLUMNS: &str =
@@ -317,6 +351,25 @@ pub async fn apply_outcome(
     order_id: i64,
     outcome: &Outcome,
 ) -> Result<Option<OrderStatus>, sqlx::Error> {
+    if apply_outcome_to(tx, &[order_id], outcome)
+        .await?
+        .contains(&order_id)
+    {
+        return Ok(Some(outcome.status));
+    }
+    status_of(tx, order_id).await
+}
+
+/// Moves each of `order_ids` to `outcome` where the lifecycle allows it, in one
+/// conditional UPDATE; returns the orders it moved.
+pub async fn apply_outcome_to(
+    tx: &mut Tx,
+    order_ids: &[i64],
+    outcome: &Outcome,
+) -> Result<HashSet<i64>, sqlx::Error> {
+    if order_ids.is_empty() {
+        return Ok(HashSet::new());
+    }
     let shortages = outcome
         .shortages
         .as_ref()
@@ -326,21 +379,30 @@ pub async fn apply_outcome(
         list if list.is_empty() => "''".to_string(),
         list => list,
     };
-    let updated = sqlx::query(&format!(
+    let ids = placeholders(6, order_ids.len());
+    let sql = format!(
         "UPDATE orders SET status = $1, reason = $2, shortages = $3, error = $4, updated_at = $5
-         WHERE id = $6 AND status IN ({sources})"
-    ))
-    .bind(outcome.status.as_str())
-    .bind(outcome.reason.clone())
-    .bind(shortages)
-    .bind(outcome.error.clone())
-    .bind(platform::now_text())
-    .bind(order_id)
-    .execute(&mut **tx)
-    .await?;
-    if updated.rows_affected() == 1 {
-        return Ok(Some(outcome.status));
+         WHERE id IN ({ids}) AND status IN ({sources}) RETURNING id"
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(outcome.status.as_str())
+        .bind(outcome.reason.clone())
+        .bind(shortages)
+        .bind(outcome.error.clone())
+        .bind(platform::now_text());
+    for id in order_ids {
+        query = query.bind(*id);
     }
+    query
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| row.try_get("id"))
+        .collect()
+}
+
+/// An order's status; None for an order this database does not know.
+pub async fn status_of(tx: &mut Tx, order_id: i64) -> Result<Option<OrderStatus>, sqlx::Error> {
     let Some(row) = sqlx::query("SELECT status FROM orders WHERE id = $1")
         .bind(order_id)
         .fetch_optional(&mut **tx)

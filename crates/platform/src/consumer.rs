@@ -121,6 +121,23 @@ pub trait Handler: Send + Sync + 'static {
         attempt: u32,
     ) -> impl Future<Output = Result<(), HandleError>> + Send;
 
+    /// Applies a batch of records, in order, inside `tx` (after [`Handler::lock_batch`]).
+    /// By default one [`Handler::apply`] per record; a handler overrides it to apply the
+    /// batch with set-based statements (one multi-row statement where it had one per
+    /// record). It must have the same effects as applying the records one by one.
+    fn apply_batch(
+        &self,
+        tx: &mut Tx,
+        batch: &[Record],
+    ) -> impl Future<Output = Result<(), HandleError>> + Send {
+        async move {
+            for record in batch {
+                self.apply(tx, record, 1).await?;
+            }
+            Ok(())
+        }
+    }
+
     /// Called first in a batch's transaction, before any record of it is applied. A
     /// handler that locks rows takes every lock the batch will need here, in one fixed
     /// order, so that batches of concurrent instances cannot deadlock. Nothing by default.
@@ -259,9 +276,7 @@ impl<H: Handler> ConsumerLoop<H> {
     async fn apply_together(&self, batch: &[Record]) -> Result<(), HandleError> {
         let mut tx = self.db.begin().await?;
         self.handler.lock_batch(&mut tx, batch).await?;
-        for record in batch {
-            self.handler.apply(&mut tx, record, 1).await?;
-        }
+        self.handler.apply_batch(&mut tx, batch).await?;
         tx.commit().await?;
         Ok(())
     }

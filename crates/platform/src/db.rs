@@ -189,6 +189,31 @@ impl Database {
     }
 }
 
+/// `$from, …` for `n` bind parameters of an `IN (…)` list.
+pub fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Most rows of `columns` values one multi-row statement takes: its bind parameters stay
+/// well under SQLite's limit (32,766) and PostgreSQL's (65,535). Callers split longer
+/// lists with `chunks`.
+pub fn rows_per_statement(columns: usize) -> usize {
+    30_000 / columns
+}
+
+/// `($1, $2), ($3, $4), …`: `rows` rows of `columns` bind parameters each, for a
+/// multi-row `INSERT … VALUES`. Set-based statements like that one cost a batch one round
+/// trip instead of one per row.
+pub fn value_rows(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| format!("({})", placeholders(row * columns + 1, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Makes sure the directory of a SQLite file exists and that the file is created if missing.
 fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
     let rest = url
@@ -301,6 +326,12 @@ mod tests {
         db.pool.close().await;
         let err = Database::connect(&url, 1, &V1).await.unwrap_err();
         assert!(err.to_string().contains("newer than this build"), "{err}");
+    }
+
+    #[test]
+    fn value_rows_number_parameters_row_after_row() {
+        assert_eq!(value_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(3, 2), "$3, $4");
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Effectively-once effects on top of at-least-once delivery: a consumer marks each event
 //! id processed in the same transaction as the event's effect, and skips ids already marked.
 
+use std::collections::HashSet;
+
+use sqlx::Row;
+
 use crate::db::Tx;
 
 /// The same table on both backends.
@@ -20,6 +24,41 @@ pub async fn mark_processed(tx: &mut Tx, event_id: &str) -> Result<bool, sqlx::E
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Marks every id of `event_ids` processed in one statement; returns those that were not
+/// yet (the ones to apply). An id given twice is returned once.
+pub async fn mark_all_processed(
+    tx: &mut Tx,
+    event_ids: &[&str],
+) -> Result<HashSet<String>, sqlx::Error> {
+    let mut unique: Vec<&str> = Vec::with_capacity(event_ids.len());
+    let mut seen = HashSet::with_capacity(event_ids.len());
+    for id in event_ids {
+        if seen.insert(*id) {
+            unique.push(id);
+        }
+    }
+    if unique.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let now = crate::now_text();
+    let mut fresh = HashSet::with_capacity(unique.len());
+    for chunk in unique.chunks(crate::db::rows_per_statement(2)) {
+        let sql = format!(
+            "INSERT INTO processed_events (event_id, processed_at) VALUES {}
+             ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            crate::db::value_rows(chunk.len(), 2)
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id).bind(&now);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            fresh.insert(row.try_get("event_id")?);
+        }
+    }
+    Ok(fresh)
 }
 
 /// Events already dead-lettered, by event id and replay count. The outbox may publish an

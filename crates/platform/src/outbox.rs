@@ -40,25 +40,54 @@ pub const POSTGRES_TABLE: &str = "CREATE TABLE IF NOT EXISTS outbox (
     created_at TEXT NOT NULL
 )";
 
+/// An event as an outbox row: its topic, key (the orderId), JSON value and headers.
+pub struct Outgoing {
+    topic: String,
+    key: String,
+    payload: String,
+    headers: String,
+}
+
+impl Outgoing {
+    pub fn new<E: Event>(topic: &str, event: &E) -> Self {
+        let headers: HashMap<&str, String> = HashMap::from([
+            (headers::EVENT_ID, event.event_id().to_string()),
+            (headers::EVENT_TYPE, E::TYPE.to_string()),
+            (headers::CONTENT_TYPE, headers::JSON.to_string()),
+        ]);
+        Self {
+            topic: topic.to_string(),
+            key: event.order_id().to_string(),
+            payload: serde_json::to_string(event).expect("events always serialize to JSON"),
+            headers: serde_json::to_string(&headers).expect("a string map serializes"),
+        }
+    }
+}
+
 /// Writes `event` to the outbox inside the caller's transaction, keyed by its orderId.
 pub async fn enqueue<E: Event>(tx: &mut Tx, topic: &str, event: &E) -> Result<(), sqlx::Error> {
-    let payload = serde_json::to_string(event).expect("events always serialize to JSON");
-    let headers: HashMap<&str, String> = HashMap::from([
-        (headers::EVENT_ID, event.event_id().to_string()),
-        (headers::EVENT_TYPE, E::TYPE.to_string()),
-        (headers::CONTENT_TYPE, headers::JSON.to_string()),
-    ]);
-    let headers = serde_json::to_string(&headers).expect("a string map serializes");
-    sqlx::query(
-        "INSERT INTO outbox (topic, record_key, payload, headers, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(topic)
-    .bind(event.order_id().to_string())
-    .bind(payload)
-    .bind(headers)
-    .bind(crate::now_text())
-    .execute(&mut **tx)
-    .await?;
+    enqueue_all(tx, &[Outgoing::new(topic, event)]).await
+}
+
+/// Writes `events` to the outbox, in this order, with one statement.
+pub async fn enqueue_all(tx: &mut Tx, events: &[Outgoing]) -> Result<(), sqlx::Error> {
+    let now = crate::now_text();
+    for chunk in events.chunks(crate::db::rows_per_statement(5)) {
+        let sql = format!(
+            "INSERT INTO outbox (topic, record_key, payload, headers, created_at) VALUES {}",
+            crate::db::value_rows(chunk.len(), 5)
+        );
+        let mut query = sqlx::query(&sql);
+        for event in chunk {
+            query = query
+                .bind(&event.topic)
+                .bind(&event.key)
+                .bind(&event.payload)
+                .bind(&event.headers)
+                .bind(&now);
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
