@@ -24,8 +24,43 @@ impl Handler for NotificationConsumer {
         }
     }
 
+    /// Runs of records of one kind go together: `order.created` through
+    /// [`crate::notices::Notifier::orders_seen`], inventory events through
+    /// [`crate::notices::Notifier::record_all`]; dead letters, rare, one by one.
+    async fn apply_batch(&self, tx: &mut Tx, batch: &[Record]) -> Result<(), HandleError> {
+        let kind = |record: &Record| {
+            if record.topic == self.orders.topics.order_created() {
+                Kind::OrderCreated
+            } else if self.orders.handles(&record.topic) {
+                Kind::DeadLetter
+            } else {
+                Kind::Inventory
+            }
+        };
+        for run in batch.chunk_by(|a, b| kind(a) == kind(b)) {
+            match kind(&run[0]) {
+                Kind::OrderCreated => self.orders.seen_all(tx, run).await?,
+                Kind::Inventory => self.inventory.apply_all(tx, run).await?,
+                Kind::DeadLetter => {
+                    for record in run {
+                        self.orders.apply(tx, record, 1).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn committed(&self) {
         // Both handlers share one notifier.
         self.orders.committed();
     }
+}
+
+/// What a record is, for grouping a batch into runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    OrderCreated,
+    DeadLetter,
+    Inventory,
 }

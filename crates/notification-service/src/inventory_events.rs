@@ -67,10 +67,20 @@ impl InventoryEventHandler {
     }
 }
 
+impl InventoryEventHandler {
+    /// Records the notices of `records` together ([`Notifier::record_all`]).
+    pub async fn apply_all(&self, tx: &mut Tx, records: &[Record]) -> Result<(), HandleError> {
+        let notices = records
+            .iter()
+            .map(|record| self.notice(record))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.notifier.record_all(tx, &notices).await
+    }
+}
+
 impl Handler for InventoryEventHandler {
     async fn apply(&self, tx: &mut Tx, record: &Record, _attempt: u32) -> Result<(), HandleError> {
-        let notice = self.notice(record)?;
-        self.notifier.record(tx, &notice).await
+        self.apply_all(tx, std::slice::from_ref(record)).await
     }
 
     fn committed(&self) {

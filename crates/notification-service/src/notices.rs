@@ -11,6 +11,7 @@
 //! Messages are rendered when routed (when the user is known) and stored, so every attempt
 //! of a delivery sends the same message.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -72,43 +73,70 @@ impl Notifier {
     /// Records `notice` once; if the order is known, rendered and with its deliveries
     /// queued in the same transaction.
     pub async fn record(&self, tx: &mut Tx, notice: &Notice) -> Result<(), HandleError> {
-        let event_id = notice.event_id.to_string();
-        let context = json!({
-            "order_id": notice.order_id,
-            "kind": notice.kind,
-            "event_type": notice.event_type,
-            "fields": notice.fields,
-            "event": notice.event,
-        });
-        let order = store::lock_order(tx, notice.order_id).await?;
-        let plan = match &order {
-            Some(order) => Some(
-                self.plan(tx, &event_id, notice.order_id, notice.kind, &context, order)
-                    .await?,
-            ),
-            None => None,
-        };
-        let routed = plan.as_ref().map(|p| Routed {
-            rendered: &p.rendered,
-            payload: &p.payload,
-            channels: &p.channels,
-        });
-        let id = store::insert_notification(
-            tx,
-            &NewNotification {
-                event_id: &event_id,
-                order_id: notice.order_id,
-                event_type: &notice.event_type,
-                kind: notice.kind,
-                context: &context.to_string(),
-            },
-            routed.as_ref(),
-        )
-        .await?;
-        if let (Some(id), Some(plan)) = (id, &plan) {
-            self.queue(tx, id, notice.order_id, &event_id, plan).await?;
+        self.record_all(tx, std::slice::from_ref(notice)).await
+    }
+
+    /// Records each notice once (the first, if an event comes twice); the notices of known
+    /// orders rendered and with their deliveries queued, in the same transaction. Set-based:
+    /// one statement each locks the orders, reads the users' contacts, records the
+    /// notifications and queues the deliveries, whatever the number of notices.
+    pub async fn record_all(&self, tx: &mut Tx, notices: &[Notice]) -> Result<(), HandleError> {
+        if notices.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let order_ids: BTreeSet<i64> = notices.iter().map(|n| n.order_id).collect();
+        let orders = store::lock_orders(tx, &order_ids).await?;
+        let known = |order_id: i64| orders.get(&order_id).and_then(Option::as_ref);
+        let users: BTreeSet<i64> = notices
+            .iter()
+            .filter_map(|n| known(n.order_id).map(|o| o.user_id))
+            .collect();
+        let defaults = store::user_contacts(tx, &users).await?;
+
+        let mut rows = Vec::with_capacity(notices.len());
+        for notice in notices {
+            let event_id = notice.event_id.to_string();
+            let context = json!({
+                "order_id": notice.order_id,
+                "kind": notice.kind,
+                "event_type": notice.event_type,
+                "fields": notice.fields,
+                "event": notice.event,
+            });
+            let plan = match known(notice.order_id) {
+                Some(order) => Some(self.plan(
+                    &event_id,
+                    notice.order_id,
+                    notice.kind,
+                    &context,
+                    order,
+                    defaults.get(&order.user_id),
+                )?),
+                None => None,
+            };
+            rows.push((event_id, notice, context.to_string(), plan));
+        }
+        let notifications: Vec<_> = rows
+            .iter()
+            .map(|(event_id, notice, context, plan)| {
+                let new = NewNotification {
+                    event_id,
+                    order_id: notice.order_id,
+                    event_type: &notice.event_type,
+                    kind: notice.kind,
+                    context,
+                };
+                (new, plan.as_ref().map(Plan::routed))
+            })
+            .collect();
+        let ids = store::insert_notifications(tx, &notifications).await?;
+        let mut deliveries = Vec::new();
+        for (event_id, notice, _, plan) in &rows {
+            if let (Some(id), Some(plan)) = (ids.get(event_id), plan) {
+                plan.deliveries(*id, notice.order_id, event_id, &mut deliveries);
+            }
+        }
+        self.queue(tx, &deliveries).await
     }
 
     /// Records who placed order `order_id` and how to reach them, and routes the
@@ -121,23 +149,46 @@ impl Notifier {
         contact: Contact,
     ) -> Result<(), HandleError> {
         let order = OrderContact { user_id, contact };
-        store::record_order(tx, order_id, &order).await?;
-        let waiting = store::awaiting(tx, order_id).await?;
+        self.orders_seen(tx, BTreeMap::from([(order_id, order)]))
+            .await
+    }
+
+    /// [`Notifier::order_seen`] for many orders: one statement records them all, one finds
+    /// the notifications waiting for any of them (usually none: `order.created` tends to
+    /// come first).
+    pub async fn orders_seen(
+        &self,
+        tx: &mut Tx,
+        orders: BTreeMap<i64, OrderContact>,
+    ) -> Result<(), HandleError> {
+        if orders.is_empty() {
+            return Ok(());
+        }
+        store::record_orders(tx, &orders).await?;
+        let order_ids: Vec<i64> = orders.keys().copied().collect();
+        let waiting = store::awaiting_of(tx, &order_ids).await?;
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let users: BTreeSet<i64> = orders.values().map(|o| o.user_id).collect();
+        let defaults = store::user_contacts(tx, &users).await?;
+        let mut deliveries = Vec::new();
         for w in &waiting {
+            let order = &orders[&w.order_id];
             let context: Value = serde_json::from_str(&w.context)
                 .map_err(|e| HandleError::transient("openorder.CorruptNotification", e))?;
-            let plan = self
-                .plan(tx, &w.event_id, order_id, &w.kind, &context, &order)
-                .await?;
-            let routed = Routed {
-                rendered: &plan.rendered,
-                payload: &plan.payload,
-                channels: &plan.channels,
-            };
-            store::set_routed(tx, w.id, &routed).await?;
-            self.queue(tx, w.id, order_id, &w.event_id, &plan).await?;
+            let plan = self.plan(
+                &w.event_id,
+                w.order_id,
+                &w.kind,
+                &context,
+                order,
+                defaults.get(&order.user_id),
+            )?;
+            store::set_routed(tx, w.id, &plan.routed()).await?;
+            plan.deliveries(w.id, w.order_id, &w.event_id, &mut deliveries);
         }
-        Ok(())
+        self.queue(tx, &deliveries).await
     }
 
     /// After the consumer's commit: wakes the dispatcher if deliveries were queued.
@@ -147,15 +198,16 @@ impl Notifier {
         }
     }
 
-    /// Renders a notification for its user and works out its channels.
-    async fn plan(
+    /// Renders a notification for its user and works out its channels (`defaults`: the
+    /// user's registered contact, if any).
+    fn plan(
         &self,
-        tx: &mut Tx,
         event_id: &str,
         order_id: i64,
         kind: &str,
         context: &Value,
         order: &OrderContact,
+        defaults: Option<&Contact>,
     ) -> Result<Plan, HandleError> {
         let mut template_context = context["fields"].clone();
         if !template_context.is_object() {
@@ -187,15 +239,9 @@ impl Notifier {
             },
         };
         let payload = serde_json::to_string(&payload).expect("a JSON body serializes");
-        let defaults = store::user_contact(&mut **tx, order.user_id)
-            .await?
-            .map(|u| Contact {
-                email: u.email,
-                webhook_url: u.webhook_url,
-            });
         let recipients = self
             .channels
-            .recipients(order.user_id, &order.contact, defaults.as_ref());
+            .recipients(order.user_id, &order.contact, defaults);
         let channels = recipients
             .iter()
             .map(|(channel, _)| *channel)
@@ -209,33 +255,39 @@ impl Notifier {
         })
     }
 
-    /// Queues one delivery per channel of a routed notification.
-    async fn queue(
-        &self,
-        tx: &mut Tx,
-        id: i64,
-        order_id: i64,
-        event_id: &str,
-        plan: &Plan,
-    ) -> Result<(), HandleError> {
-        let keys: Vec<String> = plan
-            .recipients
-            .iter()
-            .map(|(channel, _)| idempotency_key(event_id, channel))
-            .collect();
-        let deliveries: Vec<NewDelivery> = plan
-            .recipients
-            .iter()
-            .zip(&keys)
-            .map(|((channel, recipient), key)| NewDelivery {
-                channel,
-                recipient,
-                idempotency_key: key,
-            })
-            .collect();
-        store::queue_deliveries(tx, id, order_id, &deliveries).await?;
+    /// Queues the deliveries, and remembers to wake the dispatcher after the commit.
+    async fn queue(&self, tx: &mut Tx, deliveries: &[NewDelivery]) -> Result<(), HandleError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        store::queue_deliveries(tx, deliveries).await?;
         self.queued.store(true, Ordering::Release);
         Ok(())
+    }
+}
+
+impl Plan {
+    fn routed(&self) -> Routed<'_> {
+        Routed {
+            rendered: &self.rendered,
+            payload: &self.payload,
+            channels: &self.channels,
+        }
+    }
+
+    /// One delivery per channel of notification `id`, added to `out`.
+    fn deliveries(&self, id: i64, order_id: i64, event_id: &str, out: &mut Vec<NewDelivery>) {
+        out.extend(
+            self.recipients
+                .iter()
+                .map(|(channel, recipient)| NewDelivery {
+                    notification_id: id,
+                    order_id,
+                    channel,
+                    recipient: recipient.clone(),
+                    idempotency_key: idempotency_key(event_id, channel),
+                }),
+        );
     }
 }
 

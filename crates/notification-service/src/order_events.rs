@@ -12,7 +12,10 @@ use platform::consumer::{HandleError, Handler, Record};
 use platform::db::Tx;
 use serde_json::json;
 
+use std::collections::BTreeMap;
+
 use crate::notices::{Notice, Notifier};
+use crate::store::OrderContact;
 
 pub struct OrderEventsHandler {
     pub notifier: Notifier,
@@ -44,15 +47,28 @@ impl OrderEventsHandler {
     }
 }
 
+impl OrderEventsHandler {
+    /// Records who placed the orders of these `order.created` records, together
+    /// ([`Notifier::orders_seen`]).
+    pub async fn seen_all(&self, tx: &mut Tx, records: &[Record]) -> Result<(), HandleError> {
+        let mut orders = BTreeMap::new();
+        for record in records {
+            let order: OrderCreated = record.json()?;
+            let contact = checked_contact(&order)?;
+            let seen = OrderContact {
+                user_id: order.user_id,
+                contact,
+            };
+            orders.insert(order.order_id, seen);
+        }
+        self.notifier.orders_seen(tx, orders).await
+    }
+}
+
 impl Handler for OrderEventsHandler {
     async fn apply(&self, tx: &mut Tx, record: &Record, _attempt: u32) -> Result<(), HandleError> {
         if record.topic == self.topics.order_created() {
-            let order: OrderCreated = record.json()?;
-            let contact = checked_contact(&order)?;
-            return self
-                .notifier
-                .order_seen(tx, order.order_id, order.user_id, contact)
-                .await;
+            return self.seen_all(tx, std::slice::from_ref(record)).await;
         }
         // order.created.DLT
         if record.header(headers::DLT_ORIGINAL_CONSUMER_GROUP)

@@ -12,7 +12,9 @@
 //! - the outbox every service has (for `notification.failed`).
 
 use contracts::Contact;
-use platform::db::{Database, Schema, Tx};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use platform::db::{placeholders, rows_per_statement, value_rows, Database, Schema, Tx};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -141,34 +143,52 @@ pub struct NewNotification<'a> {
     pub context: &'a str,
 }
 
-/// Records the notification unless one exists for this event: its id if it was new.
-/// With `routed`, it is recorded routed (its deliveries follow in the same transaction);
-/// without, it waits for its order's contact.
-pub async fn insert_notification(
+/// Records each notification unless one exists for its event, in one statement: the ids
+/// of those that were new, by event id. A notification with a `Routed` is recorded routed
+/// (its deliveries follow in the same transaction); without, it waits for its order's
+/// contact. An event id given twice is recorded once (the first).
+pub async fn insert_notifications(
     tx: &mut Tx,
-    n: &NewNotification<'_>,
-    routed: Option<&Routed<'_>>,
-) -> Result<Option<i64>, sqlx::Error> {
-    let row = sqlx::query(
-        "INSERT INTO notifications (event_id, order_id, event_type, kind, channel, status, message, subject, html, payload, context, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         ON CONFLICT (event_id) DO NOTHING RETURNING id",
-    )
-    .bind(n.event_id)
-    .bind(n.order_id)
-    .bind(n.event_type)
-    .bind(n.kind)
-    .bind(routed.map_or("", |r| r.channels))
-    .bind(if routed.is_some() { ROUTED } else { AWAITING_CONTACT })
-    .bind(routed.map_or("", |r| r.rendered.text.as_str()))
-    .bind(routed.map_or("", |r| r.rendered.subject.as_str()))
-    .bind(routed.map_or("", |r| r.rendered.html.as_str()))
-    .bind(routed.map_or("", |r| r.payload))
-    .bind(n.context)
-    .bind(platform::now_text())
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|r| r.try_get("id")).transpose()
+    notifications: &[(NewNotification<'_>, Option<Routed<'_>>)],
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let mut seen = HashSet::new();
+    let unique: Vec<_> = notifications
+        .iter()
+        .filter(|(n, _)| seen.insert(n.event_id))
+        .collect();
+    let now = platform::now_text();
+    let mut ids = HashMap::with_capacity(unique.len());
+    for chunk in unique.chunks(rows_per_statement(12)) {
+        let sql = format!(
+            "INSERT INTO notifications (event_id, order_id, event_type, kind, channel, status, message, subject, html, payload, context, created_at)
+             VALUES {} ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id",
+            value_rows(chunk.len(), 12)
+        );
+        let mut query = sqlx::query(&sql);
+        for (n, routed) in chunk {
+            query = query
+                .bind(n.event_id)
+                .bind(n.order_id)
+                .bind(n.event_type)
+                .bind(n.kind)
+                .bind(routed.as_ref().map_or("", |r| r.channels))
+                .bind(if routed.is_some() {
+                    ROUTED
+                } else {
+                    AWAITING_CONTACT
+                })
+                .bind(routed.as_ref().map_or("", |r| r.rendered.text.as_str()))
+                .bind(routed.as_ref().map_or("", |r| r.rendered.subject.as_str()))
+                .bind(routed.as_ref().map_or("", |r| r.rendered.html.as_str()))
+                .bind(routed.as_ref().map_or("", |r| r.payload))
+                .bind(n.context)
+                .bind(&now);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            ids.insert(row.try_get("event_id")?, row.try_get("id")?);
+        }
+    }
+    Ok(ids)
 }
 
 /// A notification's message as routed: rendered, and the channels it goes to.
@@ -205,75 +225,107 @@ pub struct OrderContact {
     pub contact: Contact,
 }
 
-/// Locks the order's projection row (creating a placeholder) and returns what is known.
-/// Every transaction that routes an order's notifications takes this lock first.
-pub async fn lock_order(tx: &mut Tx, order_id: i64) -> Result<Option<OrderContact>, sqlx::Error> {
-    let row = sqlx::query(
-        "INSERT INTO order_contacts (order_id, known, updated_at) VALUES ($1, 0, $2)
-         ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id
-         RETURNING user_id, email, webhook_url, known",
-    )
-    .bind(order_id)
-    .bind(platform::now_text())
-    .fetch_one(&mut **tx)
-    .await?;
-    let known: i64 = row.try_get("known")?;
-    if known == 0 {
-        return Ok(None);
+/// Locks the orders' projection rows (creating placeholders), in order id order, and
+/// returns what is known of each (None: its `order.created` was not seen yet). Every
+/// transaction that routes an order's notifications takes this lock first.
+pub async fn lock_orders(
+    tx: &mut Tx,
+    order_ids: &BTreeSet<i64>,
+) -> Result<HashMap<i64, Option<OrderContact>>, sqlx::Error> {
+    let now = platform::now_text();
+    let ids: Vec<i64> = order_ids.iter().copied().collect();
+    let mut known = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(rows_per_statement(3)) {
+        let sql = format!(
+            "INSERT INTO order_contacts (order_id, known, updated_at) VALUES {}
+             ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id
+             RETURNING order_id, user_id, email, webhook_url, known",
+            value_rows(chunk.len(), 3)
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id).bind(0_i64).bind(&now);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let order = match row.try_get::<i64, _>("known")? {
+                0 => None,
+                _ => Some(OrderContact {
+                    user_id: row.try_get("user_id")?,
+                    contact: Contact {
+                        email: row.try_get("email")?,
+                        webhook_url: row.try_get("webhook_url")?,
+                    },
+                }),
+            };
+            known.insert(row.try_get("order_id")?, order);
+        }
     }
-    Ok(Some(OrderContact {
-        user_id: row.try_get("user_id")?,
-        contact: Contact {
-            email: row.try_get("email")?,
-            webhook_url: row.try_get("webhook_url")?,
-        },
-    }))
+    Ok(known)
 }
 
-/// Records (or re-records, identically) who placed the order and its contact, locking the row.
-pub async fn record_order(
+/// Records (or re-records, identically) who placed each order and its contact, locking
+/// the rows in order id order; one statement.
+pub async fn record_orders(
     tx: &mut Tx,
-    order_id: i64,
-    order: &OrderContact,
+    orders: &BTreeMap<i64, OrderContact>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO order_contacts (order_id, user_id, email, webhook_url, known, updated_at)
-         VALUES ($1, $2, $3, $4, 1, $5)
-         ON CONFLICT (order_id) DO UPDATE SET user_id = excluded.user_id, email = excluded.email,
-             webhook_url = excluded.webhook_url, known = 1, updated_at = excluded.updated_at",
-    )
-    .bind(order_id)
-    .bind(order.user_id)
-    .bind(order.contact.email.as_deref())
-    .bind(order.contact.webhook_url.as_deref())
-    .bind(platform::now_text())
-    .execute(&mut **tx)
-    .await?;
+    let now = platform::now_text();
+    let orders: Vec<_> = orders.iter().collect();
+    for chunk in orders.chunks(rows_per_statement(6)) {
+        let sql = format!(
+            "INSERT INTO order_contacts (order_id, user_id, email, webhook_url, known, updated_at)
+             VALUES {}
+             ON CONFLICT (order_id) DO UPDATE SET user_id = excluded.user_id, email = excluded.email,
+                 webhook_url = excluded.webhook_url, known = 1, updated_at = excluded.updated_at",
+            value_rows(chunk.len(), 6)
+        );
+        let mut query = sqlx::query(&sql);
+        for (order_id, order) in chunk {
+            query = query
+                .bind(**order_id)
+                .bind(order.user_id)
+                .bind(order.contact.email.as_deref())
+                .bind(order.contact.webhook_url.as_deref())
+                .bind(1_i64)
+                .bind(&now);
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
 /// A recorded notification not yet routed.
 pub struct Awaiting {
     pub id: i64,
+    pub order_id: i64,
     pub event_id: String,
     pub kind: String,
     /// JSON: what the templates will be given.
     pub context: String,
 }
 
-/// An order's notifications still waiting for its contact.
-pub async fn awaiting(tx: &mut Tx, order_id: i64) -> Result<Vec<Awaiting>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, event_id, kind, context FROM notifications WHERE order_id = $1 AND status = $2",
-    )
-    .bind(order_id)
-    .bind(AWAITING_CONTACT)
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.iter()
+/// The notifications of `order_ids` still waiting for their order's contact, oldest first.
+pub async fn awaiting_of(tx: &mut Tx, order_ids: &[i64]) -> Result<Vec<Awaiting>, sqlx::Error> {
+    if order_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id, order_id, event_id, kind, context FROM notifications
+         WHERE status = $1 AND order_id IN ({}) ORDER BY id",
+        placeholders(2, order_ids.len())
+    );
+    let mut query = sqlx::query(&sql).bind(AWAITING_CONTACT);
+    for id in order_ids {
+        query = query.bind(*id);
+    }
+    query
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
         .map(|r| {
             Ok(Awaiting {
                 id: r.try_get("id")?,
+                order_id: r.try_get("order_id")?,
                 event_id: r.try_get("event_id")?,
                 kind: r.try_get("kind")?,
                 context: r.try_get("context")?,
@@ -283,40 +335,74 @@ pub async fn awaiting(tx: &mut Tx, order_id: i64) -> Result<Vec<Awaiting>, sqlx:
 }
 
 /// One channel's delivery of a notification, to be queued.
-pub struct NewDelivery<'a> {
-    pub channel: &'a str,
-    pub recipient: &'a str,
-    pub idempotency_key: &'a str,
+pub struct NewDelivery {
+    pub notification_id: i64,
+    pub order_id: i64,
+    pub channel: &'static str,
+    pub recipient: String,
+    pub idempotency_key: String,
 }
 
-/// Queues the deliveries of a notification (once each).
-pub async fn queue_deliveries(
-    tx: &mut Tx,
-    notification_id: i64,
-    order_id: i64,
-    deliveries: &[NewDelivery<'_>],
-) -> Result<(), sqlx::Error> {
+/// Queues deliveries (each once: a repeated idempotency key is skipped), one statement.
+pub async fn queue_deliveries(tx: &mut Tx, deliveries: &[NewDelivery]) -> Result<(), sqlx::Error> {
     let now = platform::now_text();
     let now_ms = chrono::Utc::now().timestamp_millis();
-    for d in deliveries {
-        sqlx::query(
+    for chunk in deliveries.chunks(rows_per_statement(10)) {
+        let sql = format!(
             "INSERT INTO deliveries (notification_id, order_id, channel, recipient, idempotency_key, status,
                  attempts, next_attempt_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $8)
-             ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(notification_id)
-        .bind(order_id)
-        .bind(d.channel)
-        .bind(d.recipient)
-        .bind(d.idempotency_key)
-        .bind(PENDING)
-        .bind(now_ms)
-        .bind(&now)
-        .execute(&mut **tx)
-        .await?;
+             VALUES {} ON CONFLICT (idempotency_key) DO NOTHING",
+            value_rows(chunk.len(), 10)
+        );
+        let mut query = sqlx::query(&sql);
+        for d in chunk {
+            query = query
+                .bind(d.notification_id)
+                .bind(d.order_id)
+                .bind(d.channel)
+                .bind(&d.recipient)
+                .bind(&d.idempotency_key)
+                .bind(PENDING)
+                .bind(0_i64)
+                .bind(now_ms)
+                .bind(&now)
+                .bind(&now);
+        }
+        query.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// The registered contacts of `user_ids`, by user.
+pub async fn user_contacts(
+    tx: &mut Tx,
+    user_ids: &BTreeSet<i64>,
+) -> Result<HashMap<i64, Contact>, sqlx::Error> {
+    if user_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "SELECT user_id, email, webhook_url FROM user_contacts WHERE user_id IN ({})",
+        placeholders(1, user_ids.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for id in user_ids {
+        query = query.bind(*id);
+    }
+    query
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get("user_id")?,
+                Contact {
+                    email: row.try_get("email")?,
+                    webhook_url: row.try_get("webhook_url")?,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// The contact a user registered, if any.
