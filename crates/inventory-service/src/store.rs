@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use anyhow::Context;
-use platform::db::{placeholders, rows_per_statement, value_rows, Backend, Database, Schema, Tx};
+use platform::db::{placeholders, value_rows, Backend, Database, Schema, Tx};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -191,50 +191,50 @@ pub async fn decision_of(tx: &mut Tx, order_id: i64) -> Result<Option<String>, s
 
 /// The orders among `order_ids` that have a decision already.
 pub async fn decided_among(tx: &mut Tx, order_ids: &[i64]) -> Result<HashSet<i64>, sqlx::Error> {
-    if order_ids.is_empty() {
-        return Ok(HashSet::new());
+    let mut decided = HashSet::new();
+    for chunk in platform::db::statement_chunks(order_ids, 1) {
+        let sql = format!(
+            "SELECT order_id FROM decisions WHERE order_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            decided.insert(row.try_get("order_id")?);
+        }
     }
-    let sql = format!(
-        "SELECT order_id FROM decisions WHERE order_id IN ({})",
-        placeholders(1, order_ids.len())
-    );
-    let mut query = sqlx::query(&sql);
-    for id in order_ids {
-        query = query.bind(*id);
-    }
-    query
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|row| row.try_get("order_id"))
-        .collect()
+    Ok(decided)
 }
 
 /// Available units of `skus`, locking their rows on PostgreSQL (in SKU order, so two
-/// instances locking overlapping orders cannot deadlock). SQLite has one writer at a time.
+/// instances locking overlapping orders cannot deadlock; `skus` must be sorted, as the
+/// statements take them a piece at a time). SQLite has one writer at a time.
 pub async fn available_of(
     tx: &mut Tx,
     backend: Backend,
     skus: &[&str],
 ) -> Result<HashMap<String, i64>, sqlx::Error> {
-    let placeholders = placeholders(1, skus.len());
     let lock = match backend {
         Backend::Postgres => " FOR UPDATE",
         Backend::Sqlite => "",
     };
-    let sql = format!(
-        "SELECT sku, available FROM stock WHERE sku IN ({placeholders}) ORDER BY sku{lock}"
-    );
-    let mut query = sqlx::query(&sql);
-    for sku in skus {
-        query = query.bind(*sku);
+    let mut available = HashMap::with_capacity(skus.len());
+    for chunk in platform::db::statement_chunks(skus, 1) {
+        let sql = format!(
+            "SELECT sku, available FROM stock WHERE sku IN ({}) ORDER BY sku{lock}",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for sku in chunk {
+            query = query.bind(*sku);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            available.insert(row.try_get("sku")?, row.try_get("available")?);
+        }
     }
-    query
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get("sku")?, row.try_get("available")?)))
-        .collect()
+    Ok(available)
 }
 
 /// PostgreSQL: locks (`FOR UPDATE`, in SKU order) the stock rows of `skus` and of the SKUs
@@ -309,7 +309,7 @@ pub async fn reserve_all(
             return Ok(Some(sku.to_string()));
         }
     }
-    for chunk in reservations.chunks(rows_per_statement(4)) {
+    for chunk in platform::db::statement_chunks(reservations, 4) {
         let sql = format!(
             "INSERT INTO reservations (order_id, sku, qty, created_at) VALUES {}",
             value_rows(chunk.len(), 4)
@@ -333,7 +333,7 @@ pub struct Decided {
 /// Records the decisions, one statement for all.
 pub async fn record_decisions(tx: &mut Tx, decisions: &[Decided]) -> Result<(), sqlx::Error> {
     let now = platform::now_text();
-    for chunk in decisions.chunks(rows_per_statement(4)) {
+    for chunk in platform::db::statement_chunks(decisions, 4) {
         let sql = format!(
             "INSERT INTO decisions (order_id, outcome, event_id, decided_at) VALUES {}",
             value_rows(chunk.len(), 4)

@@ -14,7 +14,7 @@
 use contracts::Contact;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use platform::db::{placeholders, rows_per_statement, value_rows, Database, Schema, Tx};
+use platform::db::{placeholders, value_rows, Database, Schema, Tx};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -158,7 +158,7 @@ pub async fn insert_notifications(
         .collect();
     let now = platform::now_text();
     let mut ids = HashMap::with_capacity(unique.len());
-    for chunk in unique.chunks(rows_per_statement(12)) {
+    for chunk in platform::db::statement_chunks(&unique, 12) {
         let sql = format!(
             "INSERT INTO notifications (event_id, order_id, event_type, kind, channel, status, message, subject, html, payload, context, created_at)
              VALUES {} ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id",
@@ -235,7 +235,7 @@ pub async fn lock_orders(
     let now = platform::now_text();
     let ids: Vec<i64> = order_ids.iter().copied().collect();
     let mut known = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(rows_per_statement(3)) {
+    for chunk in platform::db::statement_chunks(&ids, 3) {
         let sql = format!(
             "INSERT INTO order_contacts (order_id, known, updated_at) VALUES {}
              ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id
@@ -271,7 +271,7 @@ pub async fn record_orders(
 ) -> Result<(), sqlx::Error> {
     let now = platform::now_text();
     let orders: Vec<_> = orders.iter().collect();
-    for chunk in orders.chunks(rows_per_statement(6)) {
+    for chunk in platform::db::statement_chunks(&orders, 6) {
         let sql = format!(
             "INSERT INTO order_contacts (order_id, user_id, email, webhook_url, known, updated_at)
              VALUES {}
@@ -306,32 +306,29 @@ pub struct Awaiting {
 
 /// The notifications of `order_ids` still waiting for their order's contact, oldest first.
 pub async fn awaiting_of(tx: &mut Tx, order_ids: &[i64]) -> Result<Vec<Awaiting>, sqlx::Error> {
-    if order_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT id, order_id, event_id, kind, context FROM notifications
-         WHERE status = $1 AND order_id IN ({}) ORDER BY id",
-        placeholders(2, order_ids.len())
-    );
-    let mut query = sqlx::query(&sql).bind(AWAITING_CONTACT);
-    for id in order_ids {
-        query = query.bind(*id);
-    }
-    query
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(Awaiting {
+    let mut waiting = Vec::new();
+    for chunk in platform::db::statement_chunks(order_ids, 1) {
+        let sql = format!(
+            "SELECT id, order_id, event_id, kind, context FROM notifications
+             WHERE status = $1 AND order_id IN ({}) ORDER BY id",
+            placeholders(2, chunk.len())
+        );
+        let mut query = sqlx::query(&sql).bind(AWAITING_CONTACT);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for r in query.fetch_all(&mut **tx).await? {
+            waiting.push(Awaiting {
                 id: r.try_get("id")?,
                 order_id: r.try_get("order_id")?,
                 event_id: r.try_get("event_id")?,
                 kind: r.try_get("kind")?,
                 context: r.try_get("context")?,
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    waiting.sort_by_key(|w| w.id);
+    Ok(waiting)
 }
 
 /// One channel's delivery of a notification, to be queued.
@@ -347,7 +344,7 @@ pub struct NewDelivery {
 pub async fn queue_deliveries(tx: &mut Tx, deliveries: &[NewDelivery]) -> Result<(), sqlx::Error> {
     let now = platform::now_text();
     let now_ms = chrono::Utc::now().timestamp_millis();
-    for chunk in deliveries.chunks(rows_per_statement(10)) {
+    for chunk in platform::db::statement_chunks(deliveries, 10) {
         let sql = format!(
             "INSERT INTO deliveries (notification_id, order_id, channel, recipient, idempotency_key, status,
                  attempts, next_attempt_at, created_at, updated_at)
@@ -378,31 +375,26 @@ pub async fn user_contacts(
     tx: &mut Tx,
     user_ids: &BTreeSet<i64>,
 ) -> Result<HashMap<i64, Contact>, sqlx::Error> {
-    if user_ids.is_empty() {
-        return Ok(HashMap::new());
+    let user_ids: Vec<i64> = user_ids.iter().copied().collect();
+    let mut contacts = HashMap::new();
+    for chunk in platform::db::statement_chunks(&user_ids, 1) {
+        let sql = format!(
+            "SELECT user_id, email, webhook_url FROM user_contacts WHERE user_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let contact = Contact {
+                email: row.try_get("email")?,
+                webhook_url: row.try_get("webhook_url")?,
+            };
+            contacts.insert(row.try_get("user_id")?, contact);
+        }
     }
-    let sql = format!(
-        "SELECT user_id, email, webhook_url FROM user_contacts WHERE user_id IN ({})",
-        placeholders(1, user_ids.len())
-    );
-    let mut query = sqlx::query(&sql);
-    for id in user_ids {
-        query = query.bind(*id);
-    }
-    query
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get("user_id")?,
-                Contact {
-                    email: row.try_get("email")?,
-                    webhook_url: row.try_get("webhook_url")?,
-                },
-            ))
-        })
-        .collect()
+    Ok(contacts)
 }
 
 /// The contact a user registered, if any.

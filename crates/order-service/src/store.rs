@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 use contracts::{LineItem, OrderCreated, Shortage, Topics};
-use platform::db::{placeholders, rows_per_statement, value_rows, Database, Schema, Tx};
+use platform::db::{placeholders, value_rows, Database, Schema, Tx};
 use platform::outbox::Outgoing;
 use serde::Serialize;
 use sqlx::Row;
@@ -190,7 +190,7 @@ pub async fn create_orders_in(
         events.push(Outgoing::new(&topics.order_created(), &event));
         results.push(Created::New(order_id));
     }
-    for chunk in items.chunks(rows_per_statement(4)) {
+    for chunk in platform::db::statement_chunks(&items, 4) {
         let sql = format!(
             "INSERT INTO order_items (order_id, line, sku, qty) VALUES {}",
             value_rows(chunk.len(), 4)
@@ -379,26 +379,28 @@ pub async fn apply_outcome_to(
         list if list.is_empty() => "''".to_string(),
         list => list,
     };
-    let ids = placeholders(6, order_ids.len());
-    let sql = format!(
-        "UPDATE orders SET status = $1, reason = $2, shortages = $3, error = $4, updated_at = $5
-         WHERE id IN ({ids}) AND status IN ({sources}) RETURNING id"
-    );
-    let mut query = sqlx::query(&sql)
-        .bind(outcome.status.as_str())
-        .bind(outcome.reason.clone())
-        .bind(shortages)
-        .bind(outcome.error.clone())
-        .bind(platform::now_text());
-    for id in order_ids {
-        query = query.bind(*id);
+    let now = platform::now_text();
+    let mut moved = HashSet::with_capacity(order_ids.len());
+    for chunk in platform::db::statement_chunks(order_ids, 1) {
+        let sql = format!(
+            "UPDATE orders SET status = $1, reason = $2, shortages = $3, error = $4, updated_at = $5
+             WHERE id IN ({}) AND status IN ({sources}) RETURNING id",
+            placeholders(6, chunk.len())
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(outcome.status.as_str())
+            .bind(outcome.reason.clone())
+            .bind(shortages.clone())
+            .bind(outcome.error.clone())
+            .bind(&now);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            moved.insert(row.try_get("id")?);
+        }
     }
-    query
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|row| row.try_get("id"))
-        .collect()
+    Ok(moved)
 }
 
 /// An order's status; None for an order this database does not know.

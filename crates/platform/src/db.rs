@@ -197,11 +197,29 @@ pub fn placeholders(from: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// Most rows of `columns` values one multi-row statement takes: its bind parameters stay
-/// well under SQLite's limit (32,766) and PostgreSQL's (65,535). Callers split longer
-/// lists with `chunks`.
-pub fn rows_per_statement(columns: usize) -> usize {
-    30_000 / columns
+/// Most bind parameters one set-based statement takes. SQLite finds a `$N` parameter by
+/// a linear search of the statement's parameter names, when it parses the statement and
+/// again when a value is bound to it, so a statement's cost grows with the square of its
+/// parameters: at a few thousand, that search was a third of `openorder up`'s CPU.
+const MAX_PARAMETERS: usize = 256;
+
+/// Splits `rows` (of `columns` bind parameters each) into the pieces that multi-row
+/// statements take: as many pieces of the largest size as fit (a power of two, at most
+/// [`MAX_PARAMETERS`] parameters), then the rest in power-of-two pieces. So a statement
+/// comes in a handful of sizes only, and each size is prepared once per connection (the
+/// statement cache keys on the SQL text).
+pub fn statement_chunks<T>(rows: &[T], columns: usize) -> Vec<&[T]> {
+    let largest = (MAX_PARAMETERS / columns.max(1)).max(1);
+    let largest = 1 << largest.ilog2();
+    let mut pieces = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let size = largest.min(1 << rest.len().ilog2());
+        let (piece, tail) = rest.split_at(size);
+        pieces.push(piece);
+        rest = tail;
+    }
+    pieces
 }
 
 /// `($1, $2), ($3, $4), …`: `rows` rows of `columns` bind parameters each, for a
@@ -326,6 +344,18 @@ mod tests {
         db.pool.close().await;
         let err = Database::connect(&url, 1, &V1).await.unwrap_err();
         assert!(err.to_string().contains("newer than this build"), "{err}");
+    }
+
+    #[test]
+    fn statement_chunks_come_in_power_of_two_sizes_within_the_parameter_limit() {
+        let rows: Vec<u32> = (0..300).collect();
+        let sizes: Vec<usize> = statement_chunks(&rows, 4).iter().map(|c| c.len()).collect();
+        // 64 rows of 4 parameters = 256: four of them, then 44 = 32 + 8 + 4.
+        assert_eq!(sizes, [64, 64, 64, 64, 32, 8, 4]);
+        let flat: Vec<u32> = statement_chunks(&rows, 4).concat();
+        assert_eq!(flat, rows, "every row once, in order");
+        assert!(statement_chunks::<u32>(&[], 3).is_empty());
+        assert_eq!(statement_chunks(&rows[..3], 300).len(), 3, "one row per statement at least");
     }
 
     #[test]

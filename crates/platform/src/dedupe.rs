@@ -44,7 +44,7 @@ pub async fn mark_all_processed(
     }
     let now = crate::now_text();
     let mut fresh = HashSet::with_capacity(unique.len());
-    for chunk in unique.chunks(crate::db::rows_per_statement(2)) {
+    for chunk in crate::db::statement_chunks(&unique, 2) {
         let sql = format!(
             "INSERT INTO processed_events (event_id, processed_at) VALUES {}
              ON CONFLICT (event_id) DO NOTHING RETURNING event_id",

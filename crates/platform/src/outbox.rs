@@ -72,7 +72,7 @@ pub async fn enqueue<E: Event>(tx: &mut Tx, topic: &str, event: &E) -> Result<()
 /// Writes `events` to the outbox, in this order, with one statement.
 pub async fn enqueue_all(tx: &mut Tx, events: &[Outgoing]) -> Result<(), sqlx::Error> {
     let now = crate::now_text();
-    for chunk in events.chunks(crate::db::rows_per_statement(5)) {
+    for chunk in crate::db::statement_chunks(events, 5) {
         let sql = format!(
             "INSERT INTO outbox (topic, record_key, payload, headers, created_at) VALUES {}",
             crate::db::value_rows(chunk.len(), 5)
