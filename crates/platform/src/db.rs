@@ -355,7 +355,11 @@ mod tests {
         let flat: Vec<u32> = statement_chunks(&rows, 4).concat();
         assert_eq!(flat, rows, "every row once, in order");
         assert!(statement_chunks::<u32>(&[], 3).is_empty());
-        assert_eq!(statement_chunks(&rows[..3], 300).len(), 3, "one row per statement at least");
+        assert_eq!(
+            statement_chunks(&rows[..3], 300).len(),
+            3,
+            "one row per statement at least"
+        );
     }
 
     #[test]

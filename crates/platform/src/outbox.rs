@@ -1,7 +1,7 @@
 //! The transactional outbox: a service writes the events a state change causes into its
 //! own `outbox` table in the same transaction as the change ([`enqueue`]); the [`Relay`]
-//! publishes them in id order with the idempotent producer (`acks=all`) and deletes each
-//! row once the broker has acknowledged it. If the broker is down, rows wait and go out
+//! publishes them in id order with the idempotent producer (`acks=all`) and deletes the
+//! rows the broker has acknowledged (on SQLite in bulk, every 200 ms at most while busy). If the broker is down, rows wait and go out
 //! when it is back; if the process dies between publish and delete, the row is sent again
 //! and consumers drop the duplicate by `eventId`.
 
@@ -119,7 +119,25 @@ pub struct Relay {
     pub batch_size: i64,
     /// Wait between passes when nothing woke the relay (a safety net; commits wake it).
     pub poll_interval: Duration,
+    /// SQLite: how far the outbox is published and deleted.
+    progress: std::sync::Mutex<Progress>,
 }
+
+/// On SQLite, published rows are deleted in bulk, not after every pass: each delete is a
+/// transaction of its own (an fsync, and a turn at the write gate that new orders queue
+/// for). The relay remembers how far it has published and reads on from there.
+#[derive(Debug)]
+struct Progress {
+    /// Every row up to this id is acknowledged by the broker.
+    published_through: i64,
+    /// Every row up to this id is deleted.
+    deleted_through: i64,
+    last_delete: std::time::Instant,
+}
+
+/// Longest a published row waits for its bulk delete while the relay is busy; an idle
+/// relay deletes at once.
+const DELETE_EVERY: Duration = Duration::from_millis(200);
 
 struct Row_ {
     id: i64,
@@ -134,6 +152,8 @@ struct Pass {
     read: usize,
     published: Vec<i64>,
     first_error: Option<String>,
+    /// The last row of the unbroken run of acknowledged rows the pass began with.
+    acknowledged_through: Option<i64>,
 }
 
 impl Pass {
@@ -164,6 +184,27 @@ async fn delete_published(conn: &mut AnyConnection, ids: &[i64]) -> anyhow::Resu
 }
 
 impl Relay {
+    pub fn new(
+        db: Database,
+        producer: FutureProducer,
+        waker: Waker,
+        batch_size: i64,
+        poll_interval: Duration,
+    ) -> Self {
+        Self {
+            db,
+            producer,
+            waker,
+            batch_size,
+            poll_interval,
+            progress: std::sync::Mutex::new(Progress {
+                published_through: 0,
+                deleted_through: 0,
+                last_delete: std::time::Instant::now(),
+            }),
+        }
+    }
+
     /// Publishes up to one batch, in id order, and deletes what the broker acknowledged.
     ///
     /// On PostgreSQL, where several instances of a service share one outbox, a pass runs
@@ -187,38 +228,72 @@ impl Relay {
                 if !locked {
                     return Ok(RelayOutcome::Idle);
                 }
-                let pass = self.publish_batch(&mut tx).await?;
+                let pass = self.publish_batch(&mut tx, 0).await?;
                 delete_published(&mut tx, &pass.published).await?;
                 tx.commit().await.context("Failed to commit a relay pass")?;
                 pass.outcome()
             }
             Backend::Sqlite => {
                 // Read and publish outside a transaction, so the write gate is not held
-                // while the broker acknowledges; then delete in a short transaction.
+                // while the broker acknowledges; delete in bulk now and then (`Progress`).
+                // One process owns a SQLite file, so remembering progress in memory is
+                // safe; after a restart, rows published but not deleted go out again and
+                // consumers drop the copies by event id.
+                let after = self.progress().published_through;
                 let mut conn = self
                     .db
                     .pool
                     .acquire()
                     .await
                     .context("Failed to get a connection")?;
-                let pass = self.publish_batch(&mut conn).await?;
+                let pass = self.publish_batch(&mut conn, after).await?;
                 drop(conn);
-                if !pass.published.is_empty() {
-                    let mut tx = self.db.begin().await.context("Failed to begin a delete")?;
-                    delete_published(&mut tx, &pass.published).await?;
-                    tx.commit()
-                        .await
-                        .context("Failed to commit deleting published outbox rows")?;
+                if let Some(id) = pass.acknowledged_through {
+                    self.progress().published_through = id;
                 }
+                self.delete_published_through(pass.read == 0).await?;
                 pass.outcome()
             }
         }
     }
 
-    async fn publish_batch(&self, conn: &mut AnyConnection) -> anyhow::Result<Pass> {
+    fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// SQLite: deletes the rows published since the last delete, if the relay is `idle`
+    /// or the last delete is [`DELETE_EVERY`] old.
+    async fn delete_published_through(&self, idle: bool) -> anyhow::Result<()> {
+        let (through, due) = {
+            let p = self.progress();
+            let due = p.published_through > p.deleted_through
+                && (idle || p.last_delete.elapsed() >= DELETE_EVERY);
+            (p.published_through, due)
+        };
+        if !due {
+            return Ok(());
+        }
+        let mut tx = self.db.begin().await.context("Failed to begin a delete")?;
+        sqlx::query("DELETE FROM outbox WHERE id <= $1")
+            .bind(through)
+            .execute(&mut *tx)
+            .await
+            .context("Failed to delete published outbox rows")?;
+        tx.commit()
+            .await
+            .context("Failed to commit deleting published outbox rows")?;
+        let mut p = self.progress();
+        p.deleted_through = through;
+        p.last_delete = std::time::Instant::now();
+        Ok(())
+    }
+
+    /// Publishes the rows after id `after`, up to a batch.
+    async fn publish_batch(&self, conn: &mut AnyConnection, after: i64) -> anyhow::Result<Pass> {
         let rows = sqlx::query(
-            "SELECT id, topic, record_key, payload, headers FROM outbox ORDER BY id LIMIT $1",
+            "SELECT id, topic, record_key, payload, headers FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
         )
+        .bind(after)
         .bind(self.batch_size)
         .fetch_all(&mut *conn)
         .await
@@ -228,6 +303,7 @@ impl Relay {
                 read: 0,
                 published: Vec::new(),
                 first_error: None,
+                acknowledged_through: None,
             });
         }
         let rows: Vec<Row_> = rows
@@ -268,6 +344,7 @@ impl Relay {
 
         let mut published = Vec::with_capacity(rows.len());
         let mut first_error = None;
+        let mut acknowledged_through = None;
         for (row, delivery) in rows.iter().zip(deliveries) {
             let result = match delivery {
                 Ok(future) => match future.await {
@@ -278,7 +355,12 @@ impl Relay {
                 Err(err) => Err(err),
             };
             match result {
-                Ok(()) => published.push(row.id),
+                Ok(()) => {
+                    if first_error.is_none() {
+                        acknowledged_through = Some(row.id);
+                    }
+                    published.push(row.id)
+                }
                 Err(err) => {
                     first_error.get_or_insert(err);
                 }
@@ -288,6 +370,7 @@ impl Relay {
             read: rows.len(),
             published,
             first_error,
+            acknowledged_through,
         })
     }
 

@@ -53,13 +53,13 @@ impl Runtime {
         crate::kafka::ensure_topics(kafka, topics, shutdown).await?;
         let waker = Waker::default();
         let relay_stop = CancellationToken::new();
-        let relay = Relay {
-            db: db.clone(),
-            producer: producer.clone(),
-            waker: waker.clone(),
-            batch_size: 500,
-            poll_interval: std::time::Duration::from_millis(500),
-        };
+        let relay = Relay::new(
+            db.clone(),
+            producer.clone(),
+            waker.clone(),
+            500,
+            std::time::Duration::from_millis(500),
+        );
         let relay = tokio::spawn(relay.run(relay_stop.clone()));
         Ok(Self {
             name,
