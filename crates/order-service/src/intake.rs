@@ -6,11 +6,18 @@
 //!
 //! If a batch's transaction fails, its orders are inserted again one transaction each, so
 //! one order's trouble is answered to that order alone.
+//!
+//! The queue is bounded ([`QUEUE`]): when it is full, a request is refused at once
+//! ([`IntakeError::Busy`], a 503 with `Retry-After`) instead of waiting. Past the rate the
+//! database can take, an unbounded queue only grows latency until clients time out, and
+//! throughput falls with it; a quick refusal keeps the accepted orders fast and tells the
+//! client to come back (with its `Idempotency-Key`, safely).
 
 use std::sync::Arc;
 
 use contracts::Topics;
 use platform::db::{Backend, Database};
+use platform::metrics::Metrics;
 use platform::outbox::Waker;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -20,6 +27,20 @@ use crate::store::{self, Created, NewOrder};
 /// Most orders inserted in one transaction.
 pub const MAX_BATCH: usize = 128;
 
+/// Most orders waiting for a writer: about a quarter of a second's worth at the highest
+/// rate the embedded defaults sustain (BENCHMARKS.md).
+pub const QUEUE: usize = 1024;
+
+/// Why an order was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The queue is full: nothing was written; the client should retry shortly.
+    #[error("too many orders are waiting to be written")]
+    Busy,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
 /// Writers on PostgreSQL, where transactions of several connections run side by side.
 /// SQLite has one writer at a time, so one writer task.
 const POSTGRES_WRITERS: usize = 4;
@@ -28,6 +49,8 @@ const POSTGRES_WRITERS: usize = 4;
 #[derive(Clone)]
 pub struct Intake {
     jobs: mpsc::Sender<Job>,
+    /// Counts refusals (`openorder_orders_refused_total{reason="busy"}`).
+    metrics: Metrics,
 }
 
 struct Job {
@@ -37,10 +60,17 @@ struct Job {
 }
 
 impl Intake {
-    /// Starts the writer tasks. They stop once every handle on the intake is dropped and
-    /// the queued orders are written.
-    pub fn start(db: Database, topics: Topics, waker: Waker) -> Self {
-        let (jobs, queue) = mpsc::channel(MAX_BATCH * 8);
+    /// Starts the writer tasks, with room for `capacity` waiting orders ([`QUEUE`] in
+    /// service). They stop once every handle on the intake is dropped and the queued
+    /// orders are written.
+    pub fn start(
+        db: Database,
+        topics: Topics,
+        waker: Waker,
+        capacity: usize,
+        metrics: Metrics,
+    ) -> Self {
+        let (jobs, queue) = mpsc::channel(capacity.max(1));
         let queue = Arc::new(Mutex::new(queue));
         let writers = match db.backend {
             Backend::Sqlite => 1,
@@ -54,26 +84,31 @@ impl Intake {
             };
             tokio::spawn(writer.run(queue.clone()));
         }
-        Self { jobs }
+        Self { jobs, metrics }
     }
 
-    /// Inserts the order (see [`store::create_orders_in`]) and answers once it is committed.
+    /// Inserts the order (see [`store::create_orders_in`]) and answers once it is
+    /// committed; refuses it at once if the queue is full.
     pub async fn create(
         &self,
         request: OrderRequest,
         idempotency_key: Option<String>,
-    ) -> Result<Created, sqlx::Error> {
+    ) -> Result<Created, IntakeError> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             request,
             idempotency_key,
             reply,
         };
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| sqlx::Error::PoolClosed)?;
-        answer.await.map_err(|_| sqlx::Error::PoolClosed)?
+        self.jobs.try_send(job).map_err(|err| match err {
+            mpsc::error::TrySendError::Full(_) => {
+                self.metrics
+                    .inc("openorder_orders_refused_total", &[("reason", "busy")]);
+                IntakeError::Busy
+            }
+            mpsc::error::TrySendError::Closed(_) => sqlx::Error::PoolClosed.into(),
+        })?;
+        Ok(answer.await.map_err(|_| sqlx::Error::PoolClosed)??)
     }
 }
 

@@ -83,7 +83,13 @@ pub async fn run(
     )?;
     let api = routes::router(routes::AppState {
         db: runtime.db.clone(),
-        intake: intake::Intake::start(runtime.db.clone(), topics.clone(), runtime.waker.clone()),
+        intake: intake::Intake::start(
+            runtime.db.clone(),
+            topics.clone(),
+            runtime.waker.clone(),
+            intake::QUEUE,
+            runtime.metrics.clone(),
+        ),
         topics,
         waker: runtime.waker.clone(),
     });

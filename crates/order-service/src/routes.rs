@@ -16,7 +16,7 @@ use platform::outbox::Waker;
 use serde::Serialize;
 
 use crate::domain::{CreateOrderBody, OrderRequest, OrderStatus};
-use crate::intake::Intake;
+use crate::intake::{Intake, IntakeError};
 use crate::store::{self, CancelOutcome, Created, OrderView};
 
 /// Default and largest page size of the order list.
@@ -64,6 +64,22 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     Ok(Some(key.to_string()))
 }
 
+/// 503 with `Retry-After: 1`: the intake's queue is full (see [`crate::intake`]).
+fn busy() -> Response {
+    tracing::debug!("order refused: the intake queue is full");
+    let mut response = Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "Too many orders at once",
+        "more orders are waiting to be written than this service queues; nothing was written, retry in a second",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 /// `POST /api/orders`: 202 with the new order's id. With an `Idempotency-Key` header, a
 /// repeat of the same request answers the same (marked `Idempotent-Replayed: true`), and
 /// the same key with a different request is a 422.
@@ -76,7 +92,12 @@ async fn create(
     let key = idempotency_key(&headers)?;
     let request = OrderRequest::try_from(body).map_err(Problem::invalid_fields)?;
     let user_id = request.user_id.get();
-    let (order_id, replayed) = match state.intake.create(request, key).await? {
+    let created = match state.intake.create(request, key).await {
+        Ok(created) => created,
+        Err(IntakeError::Busy) => return Ok(busy()),
+        Err(IntakeError::Database(err)) => return Err(err.into()),
+    };
+    let (order_id, replayed) = match created {
         Created::New(order_id) => {
             tracing::info!(order_id, user_id, "order accepted");
             (order_id, false)

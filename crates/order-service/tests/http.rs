@@ -12,12 +12,18 @@ use serde_json::Value;
 use sqlx::Row;
 use tower::ServiceExt;
 
+#[derive(Clone)]
 struct TestApp {
     db: Database,
     router: Router,
 }
 
 async fn spawn_app() -> TestApp {
+    spawn_app_with_queue(order_service::intake::QUEUE).await
+}
+
+/// The app with room for `queue` orders waiting for the intake's writer.
+async fn spawn_app_with_queue(queue: usize) -> TestApp {
     let dir = std::env::temp_dir().join(format!("oo-http-{}", uuid::Uuid::new_v4()));
     let url = format!("sqlite://{}/order.db", dir.display());
     let db = Database::connect(&url, 4, &order_service::store::SCHEMA)
@@ -27,7 +33,13 @@ async fn spawn_app() -> TestApp {
         db: db.clone(),
         topics: contracts::Topics::default(),
         waker: Waker::default(),
-        intake: Intake::start(db.clone(), contracts::Topics::default(), Waker::default()),
+        intake: Intake::start(
+            db.clone(),
+            contracts::Topics::default(),
+            Waker::default(),
+            queue,
+            Default::default(),
+        ),
     }));
     TestApp { db, router }
 }
@@ -346,4 +358,51 @@ async fn concurrent_posts_committed_together_each_get_their_own_order_and_event(
             "a repeated key answers the first order"
         );
     }
+}
+
+#[tokio::test]
+async fn an_order_beyond_a_full_intake_queue_is_refused_at_once_with_a_503_and_writes_nothing() {
+    let app = spawn_app_with_queue(1).await;
+    // Hold the database's write gate: the writer takes what is queued and waits there, so
+    // the queue (room for one) fills up.
+    let gate = app.db.begin().await.unwrap();
+    let body = r#"{"userId":7,"items":[{"sku":"ABC-001","qty":1}]}"#;
+    let mut waiting = Vec::new();
+    let refused = loop {
+        let app_ = app.clone();
+        let mut answer = tokio::spawn(async move { app_.post("application/json", body).await });
+        // A refusal comes at once; an accepted order waits for the writer.
+        match tokio::time::timeout(std::time::Duration::from_millis(500), &mut answer).await {
+            Ok(answer) => break answer.unwrap(),
+            Err(_) => waiting.push(answer),
+        }
+        assert!(
+            waiting.len() <= 2,
+            "one order in the writer's hands and one queued, then refusals"
+        );
+    };
+    let (status, headers, problem) = refused;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{problem}");
+    assert_problem(&headers, &problem, 503);
+    assert_eq!(problem["type"], "/problems/busy");
+    assert_eq!(headers[header::RETRY_AFTER], "1");
+
+    drop(gate);
+    for answer in waiting.drain(..) {
+        let (status, _, body) = answer.await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let accepted = app.count("orders").await;
+    assert!((1..=2).contains(&accepted), "{accepted} orders");
+    assert_eq!(
+        app.count("outbox").await,
+        accepted,
+        "the refused order wrote nothing"
+    );
+    let (status, _, body) = app.post("application/json", body).await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "room again once the writer is through: {body}"
+    );
 }
