@@ -27,9 +27,10 @@ use crate::store::{self, Created, NewOrder};
 /// Most orders inserted in one transaction.
 pub const MAX_BATCH: usize = 128;
 
-/// Most orders waiting for a writer: about a quarter of a second's worth at the highest
-/// rate the embedded defaults sustain (BENCHMARKS.md).
-pub const QUEUE: usize = 1024;
+/// Most orders waiting for a writer: about two seconds' worth at the highest rate the
+/// embedded defaults sustain (BENCHMARKS.md), so a passing stall (a WAL checkpoint, a
+/// burst) is absorbed and only lasting overload is refused.
+pub const QUEUE: usize = 8192;
 
 /// Why an order was not created.
 #[derive(Debug, thiserror::Error)]
