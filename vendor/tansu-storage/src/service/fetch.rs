@@ -128,6 +128,9 @@ use crate::{Error, Result, Storage, Topition};
 /// found nothing waits for the next produce to one of its topics (or its max wait) instead
 /// of sleeping out its max wait. 0.6.0 always slept the whole max wait, even when records
 /// were there.
+/// OpenOrder patch: how long a fetch woken by a produce waits for more before it looks.
+const GATHER: Duration = Duration::from_millis(3);
+
 static PRODUCED: LazyLock<broadcast::Sender<Arc<str>>> =
     LazyLock::new(|| broadcast::channel(256).0);
 
@@ -401,6 +404,11 @@ impl FetchService {
                 if !woken {
                     break;
                 }
+
+                // Let the produces that follow closely (other producers, the rest of a
+                // batch) land too, so one answer carries them: each answer costs the
+                // broker and the consumer a request, whatever it carries.
+                sleep_until((Instant::now() + GATHER).min(deadline)).await;
 
                 // One look covers every produce announced so far.
                 while !matches!(
