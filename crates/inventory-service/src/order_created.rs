@@ -68,17 +68,8 @@ impl OrderCreatedHandler {
             self.faults.check(&order, attempt)?;
             orders.push(order);
         }
-        let event_ids: Vec<String> = orders.iter().map(|o| o.event_id.to_string()).collect();
-        let event_ids: Vec<&str> = event_ids.iter().map(String::as_str).collect();
-        let mut fresh = platform::dedupe::mark_all_processed(tx, &event_ids).await?;
-        // A copy of an event within the batch is a duplicate too: the first one counts.
-        orders.retain(|o| {
-            let first = fresh.remove(&o.event_id.to_string());
-            if !first {
-                tracing::debug!(order_id = o.order_id, "duplicate order.created ignored");
-            }
-            first
-        });
+        let orders =
+            platform::dedupe::keep_unprocessed(tx, orders, |o| o.event_id.to_string()).await?;
         if orders.is_empty() {
             return Ok(());
         }
@@ -103,7 +94,7 @@ impl OrderCreatedHandler {
                 continue;
             }
             let event_id = Uuid::new_v4();
-            match reserve(&available, &order.items) {
+            let (outcome, event) = match reserve(&available, &order.items) {
                 Decision::Reserve(lines) => {
                     for line in &lines {
                         *available.get_mut(&line.sku).expect("reserve found it") -= line.qty;
@@ -113,11 +104,7 @@ impl OrderCreatedHandler {
                             qty: line.qty,
                         });
                     }
-                    decisions.push(store::Decided {
-                        order_id: order.order_id,
-                        outcome: "RESERVED",
-                        event_id: event_id.to_string(),
-                    });
+                    tracing::info!(order_id = order.order_id, "order reserved");
                     let event = InventoryReserved {
                         event_id,
                         order_id: order.order_id,
@@ -125,15 +112,15 @@ impl OrderCreatedHandler {
                         items: lines,
                         timestamp: Utc::now(),
                     };
-                    events.push(Outgoing::new(&self.topics.inventory_reserved(), &event));
-                    tracing::info!(order_id = order.order_id, "order reserved");
+                    let topic = self.topics.inventory_reserved();
+                    ("RESERVED", Outgoing::new(&topic, &event))
                 }
                 Decision::Reject { reason, shortages } => {
-                    decisions.push(store::Decided {
-                        order_id: order.order_id,
-                        outcome: "REJECTED",
-                        event_id: event_id.to_string(),
-                    });
+                    tracing::info!(
+                        order_id = order.order_id,
+                        reason = reason.as_str(),
+                        "order rejected"
+                    );
                     let event = InventoryRejected {
                         event_id,
                         order_id: order.order_id,
@@ -142,14 +129,16 @@ impl OrderCreatedHandler {
                         shortages,
                         timestamp: Utc::now(),
                     };
-                    events.push(Outgoing::new(&self.topics.inventory_rejected(), &event));
-                    tracing::info!(
-                        order_id = order.order_id,
-                        reason = reason.as_str(),
-                        "order rejected"
-                    );
+                    let topic = self.topics.inventory_rejected();
+                    ("REJECTED", Outgoing::new(&topic, &event))
                 }
-            }
+            };
+            decisions.push(store::Decided {
+                order_id: order.order_id,
+                outcome,
+                event_id: event_id.to_string(),
+            });
+            events.push(event);
         }
         if let Some(sku) = store::reserve_all(tx, &reservations).await? {
             // Someone took the stock between our read and our write (only possible where

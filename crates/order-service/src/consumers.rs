@@ -21,7 +21,9 @@ pub struct InventoryOutcomeHandler {
 
 /// What an inventory event does to its order.
 enum Change {
-    /// A decision: the order's new status.
+    /// Reserved: the order is CONFIRMED (a batch's confirmations are one UPDATE).
+    Confirmed,
+    /// Rejected: the order's new status, with the reason.
     Outcome(Outcome),
     /// The cancelled order's stock is back.
     Released,
@@ -32,16 +34,10 @@ impl InventoryOutcomeHandler {
     fn decode(&self, record: &Record) -> Result<(String, i64, Change), HandleError> {
         if record.topic == self.topics.inventory_reserved() {
             let event: InventoryReserved = record.json()?;
-            let outcome = Outcome {
-                status: OrderStatus::Confirmed,
-                reason: None,
-                shortages: None,
-                error: None,
-            };
             Ok((
                 event.event_id.to_string(),
                 event.order_id,
-                Change::Outcome(outcome),
+                Change::Confirmed,
             ))
         } else if record.topic == self.topics.inventory_rejected() {
             let event: InventoryRejected = record.json()?;
@@ -82,18 +78,13 @@ impl Handler for InventoryOutcomeHandler {
             .iter()
             .map(|record| self.decode(record))
             .collect::<Result<Vec<_>, _>>()?;
-        let ids: Vec<&str> = changes.iter().map(|(id, _, _)| id.as_str()).collect();
-        let mut fresh = platform::dedupe::mark_all_processed(tx, &ids).await?;
+        let changes =
+            platform::dedupe::keep_unprocessed(tx, changes, |(id, _, _)| id.clone()).await?;
         let mut confirmed = Vec::new();
-        for (event_id, order_id, change) in &changes {
-            if !fresh.remove(event_id) {
-                continue;
-            }
+        for (_, order_id, change) in &changes {
             match change {
                 Change::Released => store::mark_released(tx, *order_id).await?,
-                Change::Outcome(outcome) if outcome.status == OrderStatus::Confirmed => {
-                    confirmed.push(*order_id)
-                }
+                Change::Confirmed => confirmed.push(*order_id),
                 Change::Outcome(outcome) => {
                     let now = store::apply_outcome(tx, *order_id, outcome).await?;
                     log_outcome(*order_id, outcome, now);

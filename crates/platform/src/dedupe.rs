@@ -16,22 +16,37 @@ pub const TABLE: &str = "CREATE TABLE IF NOT EXISTS processed_events (
 /// Marks `event_id` processed; false if it already was (a redelivery: apply nothing).
 /// Call it first in the transaction: on SQLite the insert takes the write lock up front.
 pub async fn mark_processed(tx: &mut Tx, event_id: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO processed_events (event_id, processed_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(event_id)
-    .bind(crate::now_text())
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(!mark_all(tx, &[event_id]).await?.is_empty())
 }
 
-/// Marks every id of `event_ids` processed in one statement; returns those that were not
-/// yet (the ones to apply). An id given twice is returned once.
-pub async fn mark_all_processed(
+/// [`mark_processed`] for a batch: marks the event id of every item (one statement per
+/// [`crate::db::statement_chunks`] piece) and returns the items to apply, in order: those
+/// whose id was not marked before, each id once (a later copy within the batch is a
+/// duplicate too).
+pub async fn keep_unprocessed<T>(
     tx: &mut Tx,
-    event_ids: &[&str],
-) -> Result<HashSet<String>, sqlx::Error> {
+    items: Vec<T>,
+    event_id: impl Fn(&T) -> String,
+) -> Result<Vec<T>, sqlx::Error> {
+    let ids: Vec<String> = items.iter().map(event_id).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut fresh = mark_all(tx, &refs).await?;
+    Ok(items
+        .into_iter()
+        .zip(&ids)
+        .filter_map(|(item, id)| {
+            let first = fresh.remove(id);
+            if !first {
+                tracing::debug!(event_id = %id, "duplicate event ignored");
+            }
+            first.then_some(item)
+        })
+        .collect())
+}
+
+/// Marks every id of `event_ids` processed; returns those that were not yet. An id given
+/// twice is returned once.
+async fn mark_all(tx: &mut Tx, event_ids: &[&str]) -> Result<HashSet<String>, sqlx::Error> {
     let mut unique: Vec<&str> = Vec::with_capacity(event_ids.len());
     let mut seen = HashSet::with_capacity(event_ids.len());
     for id in event_ids {
