@@ -18,7 +18,7 @@ pub mod topics;
 pub mod values;
 
 pub use events::{
-    Contact, Event, InventoryRejected, InventoryReleased, InventoryReserved, LineItem,
-    NotificationFailed, OrderCancelled, OrderCreated, RejectionReason, Shortage,
+    new_event_id, Contact, Event, InventoryRejected, InventoryReleased, InventoryReserved,
+    LineItem, NotificationFailed, OrderCancelled, OrderCreated, RejectionReason, Shortage,
 };
 pub use topics::Topics;

@@ -75,7 +75,7 @@ mod tests {
 
     fn order(sku: &str) -> OrderCreated {
         OrderCreated {
-            event_id: uuid::Uuid::new_v4(),
+            event_id: contracts::new_event_id(),
             order_id: 1,
             user_id: 1,
             items: vec![LineItem {

@@ -14,7 +14,6 @@ use contracts::{InventoryReleased, OrderCancelled, OrderCreated, Topics};
 use platform::consumer::{HandleError, Handler, Record};
 use platform::db::{Backend, Tx};
 use platform::outbox::Waker;
-use uuid::Uuid;
 
 use crate::store;
 
@@ -39,7 +38,7 @@ impl Handler for OrderCancelledHandler {
         if store::released(tx, order_id).await? {
             return Ok(());
         }
-        let event_id = Uuid::new_v4();
+        let event_id = contracts::new_event_id();
         let items = match store::decision_of(tx, order_id).await?.as_deref() {
             Some("RESERVED") => store::release_reservations(tx, order_id).await?,
             Some(_) => Vec::new(),

@@ -17,7 +17,6 @@ use contracts::{InventoryRejected, InventoryReserved, OrderCreated, Topics};
 use platform::consumer::{HandleError, Handler, Record};
 use platform::db::{Backend, Tx};
 use platform::outbox::{Outgoing, Waker};
-use uuid::Uuid;
 
 use crate::reservation::{reserve, Decision};
 use crate::store;
@@ -93,7 +92,7 @@ impl OrderCreatedHandler {
                 );
                 continue;
             }
-            let event_id = Uuid::new_v4();
+            let event_id = contracts::new_event_id();
             let (outcome, event) = match reserve(&available, &order.items) {
                 Decision::Reserve(lines) => {
                     for line in &lines {
@@ -175,7 +174,7 @@ mod tests {
 
     fn order(items: Vec<LineItem>) -> OrderCreated {
         OrderCreated {
-            event_id: Uuid::new_v4(),
+            event_id: contracts::new_event_id(),
             order_id: 1,
             user_id: 1,
             items,

@@ -306,7 +306,7 @@ impl Dispatcher {
                 }
                 Next::Failed(error) if updated.rows_affected() == 1 => {
                     let event = NotificationFailed {
-                        event_id: uuid::Uuid::new_v4(),
+                        event_id: contracts::new_event_id(),
                         order_id: m.outgoing.order_id,
                         source_event_id: m.event_id.parse().context("notification event id")?,
                         kind: m.outgoing.kind.clone(),

@@ -8,7 +8,6 @@ use platform::db::{placeholders, value_rows, Database, Schema, Tx};
 use platform::outbox::Outgoing;
 use serde::Serialize;
 use sqlx::Row;
-use uuid::Uuid;
 
 use crate::domain::{OrderRequest, OrderStatus};
 
@@ -173,7 +172,7 @@ pub async fn create_orders_in(
                 .await?;
         }
         let event = OrderCreated {
-            event_id: Uuid::new_v4(),
+            event_id: contracts::new_event_id(),
             order_id,
             user_id: request.user_id.get(),
             items: request
@@ -466,7 +465,7 @@ pub async fn cancel_order(
         });
     };
     let event = contracts::OrderCancelled {
-        event_id: Uuid::new_v4(),
+        event_id: contracts::new_event_id(),
         order_id,
         user_id: row.try_get("user_id")?,
         cancelled_at: Utc::now(),

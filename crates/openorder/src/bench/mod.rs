@@ -327,7 +327,7 @@ async fn measure(
 
     let http_limit = limits::http(http, 64, 3.0).await?;
     let sample_event = serde_json::to_vec(&contracts::OrderCreated {
-        event_id: uuid::Uuid::new_v4(),
+        event_id: contracts::new_event_id(),
         order_id: 123_456,
         user_id: 42,
         items: vec![contracts::LineItem {
