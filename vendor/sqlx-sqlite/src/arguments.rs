@@ -75,33 +75,67 @@ impl<'q> Arguments<'q> for SqliteArguments<'q> {
     }
 }
 
-impl SqliteArguments<'_> {
-    pub(super) fn bind(&self, handle: &mut StatementHandle, offset: usize) -> Result<usize, Error> {
-        let mut arg_i = offset;
-        // for handle in &statement.handles {
+/// Where a statement's bind parameter takes its value from: the argument it names (`?NNN`,
+/// `$NNN`), the next one (a bare `?`), or a name sqlx does not support.
+///
+/// OpenOrder: worked out once when a statement is prepared, not at every bind. SQLite
+/// finds a parameter's name by a linear search, so naming every parameter at every bind
+/// cost a statement of n parameters n²/2 string compares, each time it ran.
+#[derive(Debug, Clone)]
+pub(crate) enum ParameterSlot {
+    Numbered(usize),
+    Next,
+    Unsupported(String),
+}
 
-        let cnt = handle.bind_parameter_count();
-
-        for param_i in 1..=cnt {
-            // figure out the index of this bind parameter into our argument tuple
-            let n: usize = if let Some(name) = handle.bind_parameter_name(param_i) {
-                if let Some(name) = name.strip_prefix('?') {
-                    // parameter should have the form ?NNN
-                    atoi(name.as_bytes()).expect("parameter of the form ?NNN")
-                } else if let Some(name) = name.strip_prefix('$') {
-                    // parameter should have the form $NNN
-                    atoi(name.as_bytes()).ok_or_else(|| {
-                        err_protocol!(
-                            "parameters with non-integer names are not currently supported: {}",
-                            name
-                        )
-                    })?
-                } else {
-                    return Err(err_protocol!("unsupported SQL parameter format: {}", name));
+impl ParameterSlot {
+    /// The slots of every parameter of `handle`, in order.
+    pub(crate) fn all_of(handle: &StatementHandle) -> Vec<ParameterSlot> {
+        (1..=handle.bind_parameter_count())
+            .map(|param_i| match handle.bind_parameter_name(param_i) {
+                None => ParameterSlot::Next,
+                Some(name) => {
+                    let number = if let Some(digits) = name.strip_prefix('?') {
+                        atoi(digits.as_bytes())
+                    } else if let Some(digits) = name.strip_prefix('$') {
+                        atoi(digits.as_bytes())
+                    } else {
+                        None
+                    };
+                    match number {
+                        Some(n) => ParameterSlot::Numbered(n),
+                        None => ParameterSlot::Unsupported(name.to_string()),
+                    }
                 }
-            } else {
-                arg_i += 1;
-                arg_i
+            })
+            .collect()
+    }
+}
+
+impl SqliteArguments<'_> {
+    pub(super) fn bind(
+        &self,
+        handle: &mut StatementHandle,
+        slots: &[ParameterSlot],
+        offset: usize,
+    ) -> Result<usize, Error> {
+        let mut arg_i = offset;
+
+        for (index, slot) in slots.iter().enumerate() {
+            let param_i = index + 1;
+            // figure out the index of this bind parameter into our argument tuple
+            let n: usize = match slot {
+                ParameterSlot::Numbered(n) => *n,
+                ParameterSlot::Next => {
+                    arg_i += 1;
+                    arg_i
+                }
+                ParameterSlot::Unsupported(name) => {
+                    return Err(err_protocol!(
+                        "parameters with non-integer names are not currently supported: {}",
+                        name
+                    ))
+                }
             };
 
             if n > self.values.len() {

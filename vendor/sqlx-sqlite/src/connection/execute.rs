@@ -1,4 +1,5 @@
 use crate::connection::{ConnectionHandle, ConnectionState};
+use crate::arguments::ParameterSlot;
 use crate::error::Error;
 use crate::logger::QueryLogger;
 use crate::statement::{StatementHandle, VirtualStatement};
@@ -41,13 +42,14 @@ pub(crate) fn iter<'a>(
 
 fn bind(
     statement: &mut StatementHandle,
+    slots: &[ParameterSlot],
     arguments: &Option<SqliteArguments<'_>>,
     offset: usize,
 ) -> Result<usize, Error> {
     let mut n = 0;
 
     if let Some(arguments) = arguments {
-        n = arguments.bind(statement, offset)?;
+        n = arguments.bind(statement, slots, offset)?;
     }
 
     Ok(n)
@@ -83,7 +85,12 @@ impl Iterator for ExecuteIter<'_> {
 
             statement.handle.clear_bindings();
 
-            match bind(statement.handle, &self.args, self.args_used) {
+            match bind(
+                statement.handle,
+                statement.parameters,
+                &self.args,
+                self.args_used,
+            ) {
                 Ok(args_used) => self.args_used += args_used,
                 Err(e) => return Some(Err(e)),
             }

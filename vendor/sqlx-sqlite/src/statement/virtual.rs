@@ -14,6 +14,7 @@ use sqlx_core::error::Error;
 use sqlx_core::ext::ustr::UStr;
 use sqlx_core::{HashMap, SmallVec};
 
+use crate::arguments::ParameterSlot;
 use crate::connection::ConnectionHandle;
 use crate::statement::StatementHandle;
 use crate::{SqliteColumn, SqliteError};
@@ -44,12 +45,16 @@ pub struct VirtualStatement {
 
     // each set of column names
     pub(crate) column_names: SmallVec<[Arc<HashMap<UStr, usize>>; 1]>,
+
+    // OpenOrder: each statement's bind parameters, worked out when it was prepared
+    pub(crate) parameters: SmallVec<[Vec<ParameterSlot>; 1]>,
 }
 
 pub struct PreparedStatement<'a> {
     pub(crate) handle: &'a mut StatementHandle,
     pub(crate) columns: &'a Arc<Vec<SqliteColumn>>,
     pub(crate) column_names: &'a Arc<HashMap<UStr, usize>>,
+    pub(crate) parameters: &'a [ParameterSlot],
 }
 
 impl VirtualStatement {
@@ -70,6 +75,7 @@ impl VirtualStatement {
             index: None,
             columns: SmallVec::with_capacity(1),
             column_names: SmallVec::with_capacity(1),
+            parameters: SmallVec::with_capacity(1),
         })
     }
 
@@ -109,6 +115,7 @@ impl VirtualStatement {
                     column_names.insert(name, i);
                 }
 
+                self.parameters.push(ParameterSlot::all_of(&statement));
                 self.handles.push(statement);
                 self.columns.push(Arc::new(columns));
                 self.column_names.push(Arc::new(column_names));
@@ -125,6 +132,7 @@ impl VirtualStatement {
                 handle: &mut self.handles[idx],
                 columns: &self.columns[idx],
                 column_names: &self.column_names[idx],
+                parameters: &self.parameters[idx],
             })
     }
 
