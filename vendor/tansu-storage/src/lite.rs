@@ -1393,6 +1393,49 @@ pub struct Engine {
     #[allow(dead_code)]
     server: Arc<JoinSet<Result<(), Error>>>,
     inner: RequestChannelService,
+    watermarks: Arc<Mutex<Watermarks>>,
+}
+
+/// OpenOrder patch: each partition's watermarks as last read or produced, so a fetch learns
+/// whether a partition has anything new without a query. Storage requests are served one
+/// at a time; every fetch asked for the watermarks of every partition it reads (more
+/// than once when it found records), which queued those fetches behind each other and
+/// behind the produces.
+///
+/// This broker is the only writer of its database: a produce raises the known high
+/// watermark after its commit (before it wakes the fetches); topic creation and deletion
+/// and transaction ends forget everything. A watermark read from the database is kept only
+/// if nothing changed while it was read (`changes`), so a read that raced a produce cannot
+/// leave an older value behind.
+#[derive(Debug, Default)]
+struct Watermarks {
+    known: std::collections::HashMap<Topition, OffsetStage>,
+    changes: u64,
+}
+
+impl Watermarks {
+    fn lookup(&self, topition: &Topition) -> Result<OffsetStage, u64> {
+        self.known.get(topition).copied().ok_or(self.changes)
+    }
+
+    fn remember(&mut self, topition: &Topition, stage: OffsetStage, seen_changes: u64) {
+        if self.changes == seen_changes {
+            _ = self.known.insert(topition.clone(), stage);
+        }
+    }
+
+    fn produced(&mut self, topition: &Topition, high_watermark: i64) {
+        self.changes += 1;
+        if let Some(stage) = self.known.get_mut(topition) {
+            stage.high_watermark = stage.high_watermark.max(high_watermark);
+            stage.last_stable = stage.last_stable.max(high_watermark);
+        }
+    }
+
+    fn forget_all(&mut self) {
+        self.changes += 1;
+        self.known.clear();
+    }
 }
 
 impl Engine {
@@ -1436,6 +1479,7 @@ impl Storage for Engine {
             .create_topic(topic, validate_only)
             .await
             .inspect(|_| {
+                self.watermarks.lock().expect("never poisoned").forget_all();
                 ENGINE_REQUEST_DURATION.record(
                     elapsed_millis(start),
                     &[KeyValue::new("operation", "create_topic")],
@@ -1450,6 +1494,7 @@ impl Storage for Engine {
     ) -> Result<Vec<DeleteRecordsTopicResult>> {
         let start = SystemTime::now();
         self.inner.delete_records(topics).await.inspect(|_| {
+            self.watermarks.lock().expect("never poisoned").forget_all();
             ENGINE_REQUEST_DURATION.record(
                 elapsed_millis(start),
                 &[KeyValue::new("operation", "delete_records")],
@@ -1461,6 +1506,7 @@ impl Storage for Engine {
     async fn delete_topic(&self, topic: &TopicId) -> Result<ErrorCode> {
         let start = SystemTime::now();
         self.inner.delete_topic(topic).await.inspect(|_| {
+            self.watermarks.lock().expect("never poisoned").forget_all();
             ENGINE_REQUEST_DURATION.record(
                 elapsed_millis(start),
                 &[KeyValue::new("operation", "delete_topic")],
@@ -1493,9 +1539,16 @@ impl Storage for Engine {
         deflated: deflated::Batch,
     ) -> Result<i64> {
         let start = SystemTime::now();
+        let last_offset_delta = i64::from(deflated.last_offset_delta);
         self.inner
             .produce(transaction_id, topition, deflated)
             .await
+            .inspect(|base_offset| {
+                self.watermarks
+                    .lock()
+                    .expect("never poisoned")
+                    .produced(topition, base_offset + last_offset_delta + 1);
+            })
             .inspect(|_| {
                 ENGINE_REQUEST_DURATION.record(
                     elapsed_millis(start),
@@ -1528,7 +1581,16 @@ impl Storage for Engine {
     #[instrument(skip_all)]
     async fn offset_stage(&self, topition: &Topition) -> Result<OffsetStage> {
         let start = SystemTime::now();
-        self.inner.offset_stage(topition).await.inspect(|_| {
+        let seen_changes = match self.watermarks.lock().expect("never poisoned").lookup(topition) {
+            Ok(stage) => return Ok(stage),
+            Err(changes) => changes,
+        };
+        self.inner.offset_stage(topition).await.inspect(|stage| {
+            self.watermarks.lock().expect("never poisoned").remember(
+                topition,
+                *stage,
+                seen_changes,
+            );
             ENGINE_REQUEST_DURATION.record(
                 elapsed_millis(start),
                 &[KeyValue::new("operation", "offset_stage")],
@@ -1806,6 +1868,7 @@ impl Storage for Engine {
             .txn_end(transaction_id, producer_id, producer_epoch, committed)
             .await
             .inspect(|_| {
+                self.watermarks.lock().expect("never poisoned").forget_all();
                 ENGINE_REQUEST_DURATION.record(
                     elapsed_millis(start),
                     &[KeyValue::new("operation", "txn_end")],
@@ -1990,6 +2053,7 @@ impl Builder<String, i32, Url, Url> {
         Ok(Engine {
             server: Arc::new(server),
             inner,
+            watermarks: Arc::default(),
         })
     }
 }
