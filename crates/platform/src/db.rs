@@ -94,6 +94,10 @@ impl Database {
                     conn.execute("PRAGMA synchronous = FULL").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
+                    // Statement journals (kept while a statement that may fail halfway runs
+                    // inside a transaction) in memory rather than a temporary file: they
+                    // only ever undo a statement, never survive one.
+                    conn.execute("PRAGMA temp_store = MEMORY").await?;
                     Ok(())
                 })
             });
