@@ -4,19 +4,16 @@
 
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
-use std::sync::Arc;
 
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
-use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// A database transaction. Use it as a connection (`&mut *tx`) and end it with
-/// [`Tx::commit`]; dropped, it rolls back. On SQLite it also holds the database's write
-/// gate (see [`Database::begin`]).
+/// [`Tx::commit`]; dropped, it rolls back. On SQLite it holds the database's one writer
+/// connection (see [`Database::begin`]).
 pub struct Tx {
     inner: sqlx::Transaction<'static, Any>,
-    _gate: Option<OwnedMutexGuard<()>>,
 }
 
 impl Tx {
@@ -63,10 +60,12 @@ pub struct Schema {
 /// A connection pool and the backend behind it.
 #[derive(Clone, Debug)]
 pub struct Database {
+    /// For reads outside a transaction.
     pub pool: AnyPool,
     pub backend: Backend,
-    /// SQLite: one transaction at a time in this process (see [`Database::begin`]).
-    write_gate: Arc<Mutex<()>>,
+    /// Where transactions get their connection ([`Database::begin`]): on SQLite a pool of
+    /// one connection, on PostgreSQL `pool` itself.
+    writer: AnyPool,
 }
 
 impl Database {
@@ -84,32 +83,43 @@ impl Database {
             Backend::Sqlite => prepare_sqlite_url(url)?,
             Backend::Postgres => url.to_string(),
         };
-        let mut options = AnyPoolOptions::new().max_connections(max_connections);
-        if backend == Backend::Sqlite {
-            options = options.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    // WAL lets readers run beside the writer; FULL fsyncs each commit, so an
-                    // order answered 202 survives a power cut, not only a crash.
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = FULL").await?;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    // Statement journals (kept while a statement that may fail halfway runs
-                    // inside a transaction) in memory rather than a temporary file: they
-                    // only ever undo a statement, never survive one.
-                    conn.execute("PRAGMA temp_store = MEMORY").await?;
-                    Ok(())
-                })
-            });
-        }
-        let pool = options
-            .connect(&url)
-            .await
-            .with_context(|| format!("Failed to connect to database {}", redact(&url)))?;
-        let db = Self {
-            pool,
-            backend,
-            write_gate: Arc::default(),
+        let connect = |options: AnyPoolOptions| async {
+            options
+                .connect(&url)
+                .await
+                .with_context(|| format!("Failed to connect to database {}", redact(&url)))
+        };
+        let options = AnyPoolOptions::new().max_connections(max_connections);
+        let db = match backend {
+            Backend::Sqlite => {
+                let pool =
+                    connect(options.after_connect(|conn, _| Box::pin(sqlite_setup(conn)))).await?;
+                // One connection for every transaction, kept for good: SQLite has one
+                // writer at a time anyway, and a connection drops its page cache whenever
+                // another connection wrote since its last transaction, so transactions
+                // taking turns over a pool's connections read the pages they need from the
+                // file again, each time. The pool queues waiting transactions in order.
+                let writer = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .test_before_acquire(false)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .after_connect(|conn, _| Box::pin(sqlite_setup(conn)));
+                Self {
+                    pool,
+                    backend,
+                    writer: connect(writer).await?,
+                }
+            }
+            Backend::Postgres => {
+                let pool = connect(options).await?;
+                Self {
+                    writer: pool.clone(),
+                    pool,
+                    backend,
+                }
+            }
         };
         db.apply(schema).await?;
         Ok(db)
@@ -168,18 +178,14 @@ impl Database {
     }
 
     /// Begins a transaction. On SQLite, transactions of this process take turns (in
-    /// FIFO order) before they begin: SQLite has one writer at a time, and a writer that
-    /// finds it busy sleeps in SQLite's busy handler for 1 ms, then 2, 5, 10 … 100 ms, which
-    /// under load made latency spikes out of waits of a few hundred microseconds. Reads
-    /// outside a transaction do not wait (WAL lets them run beside the writer).
+    /// FIFO order) for the database's one writer connection before they begin: SQLite has
+    /// one writer at a time, and a writer that finds it busy sleeps in SQLite's busy
+    /// handler for 1 ms, then 2, 5, 10 … 100 ms, which under load made latency spikes out
+    /// of waits of a few hundred microseconds. Reads outside a transaction do not wait
+    /// (WAL lets them run beside the writer).
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        let gate = match self.backend {
-            Backend::Sqlite => Some(self.write_gate.clone().lock_owned().await),
-            Backend::Postgres => None,
-        };
         Ok(Tx {
-            inner: self.pool.begin().await?,
-            _gate: gate,
+            inner: self.writer.begin().await?,
         })
     }
 
@@ -191,6 +197,21 @@ impl Database {
             .or_else(|_| row.try_get::<i64, _>(0).map(|v| v as i32))?;
         Ok(())
     }
+}
+
+/// Settings of every SQLite connection.
+async fn sqlite_setup(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    // WAL lets readers run beside the writer; FULL fsyncs each commit, so an order
+    // answered 202 survives a power cut, not only a crash.
+    conn.execute("PRAGMA journal_mode = WAL").await?;
+    conn.execute("PRAGMA synchronous = FULL").await?;
+    conn.execute("PRAGMA busy_timeout = 10000").await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    // Statement journals (kept while a statement that may fail halfway runs inside a
+    // transaction) in memory rather than a temporary file: they only ever undo a
+    // statement, never survive one.
+    conn.execute("PRAGMA temp_store = MEMORY").await?;
+    Ok(())
 }
 
 /// `$from, …` for `n` bind parameters of an `IN (…)` list.
