@@ -128,7 +128,14 @@ impl Dispatcher {
                 }
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    _ = this.wake.notified() => {}
+                    _ = this.wake.notified() => {
+                        // Let the deliveries queued right after come too: one claim and
+                        // one record for all of them (each a commit).
+                        tokio::select! {
+                            _ = stop.cancelled() => {}
+                            _ = tokio::time::sleep(crate::consumer::GATHER) => {}
+                        }
+                    }
                     _ = tokio::time::sleep(IDLE_POLL) => {}
                 }
                 continue;

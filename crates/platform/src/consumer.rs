@@ -152,6 +152,14 @@ pub trait Handler: Send + Sync + 'static {
     /// Called after a transaction with applied records committed: wake whoever sends on
     /// what the records queued (the outbox relay, a dispatcher).
     fn committed(&self) {}
+
+    /// How long a batch may wait for more records after its first one. Zero by default:
+    /// a batch is what the client has already fetched, so a record waits for nothing. A
+    /// handler off the order's critical path may gather: each batch costs a commit (an
+    /// fsync on SQLite), whatever it carries.
+    fn linger(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// How processing of one record ended.
@@ -200,9 +208,19 @@ impl<H: Handler> ConsumerLoop<H> {
                     continue;
                 }
             }
-            // Take what the client has already fetched, without waiting for more.
+            // Take what the client has already fetched, and what arrives within the
+            // handler's linger.
+            let deadline = tokio::time::Instant::now() + self.handler.linger();
             while batch.len() < self.max_batch {
-                match self.consumer.recv().now_or_never() {
+                let next = match self.consumer.recv().now_or_never() {
+                    Some(next) => Some(next),
+                    None if tokio::time::Instant::now() < deadline => tokio::select! {
+                        _ = shutdown.cancelled() => None,
+                        next = tokio::time::timeout_at(deadline, self.consumer.recv()) => next.ok(),
+                    },
+                    None => None,
+                };
+                match next {
                     Some(Ok(message)) => batch.push(Record::from_message(&message)),
                     Some(Err(err)) => {
                         tracing::warn!(consumer = self.name, error = %err, "Kafka consumer error");

@@ -139,6 +139,12 @@ struct Progress {
 /// relay deletes at once.
 const DELETE_EVERY: Duration = Duration::from_millis(200);
 
+/// How long a woken relay, and one that just published, waits before it reads the outbox,
+/// so that the events committed meanwhile go out in the same produce request: the broker's
+/// cost is per request more than per record, and at 1,000 orders/s a relay that read at
+/// once sent a record or two per request.
+const GATHER: Duration = Duration::from_millis(2);
+
 struct Row_ {
     id: i64,
     topic: String,
@@ -382,6 +388,9 @@ impl Relay {
                 // More may be waiting (also after shutdown: drain before stopping).
                 Ok(RelayOutcome::Published(_)) => {
                     failures = 0;
+                    if !shutdown.is_cancelled() {
+                        tokio::time::sleep(GATHER).await;
+                    }
                     continue;
                 }
                 Ok(RelayOutcome::Idle) => failures = 0,
@@ -404,7 +413,7 @@ impl Relay {
             };
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                _ = self.waker.0.notified() => {}
+                _ = self.waker.0.notified() => tokio::time::sleep(GATHER).await,
                 _ = tokio::time::sleep(wait) => {}
             }
         }
