@@ -95,13 +95,10 @@ impl ParameterSlot {
             .map(|param_i| match handle.bind_parameter_name(param_i) {
                 None => ParameterSlot::Next,
                 Some(name) => {
-                    let number = if let Some(digits) = name.strip_prefix('?') {
-                        atoi(digits.as_bytes())
-                    } else if let Some(digits) = name.strip_prefix('$') {
-                        atoi(digits.as_bytes())
-                    } else {
-                        None
-                    };
+                    let number = name
+                        .strip_prefix('?')
+                        .or_else(|| name.strip_prefix('$'))
+                        .and_then(|digits| atoi(digits.as_bytes()));
                     match number {
                         Some(n) => ParameterSlot::Numbered(n),
                         None => ParameterSlot::Unsupported(name.to_string()),

@@ -124,13 +124,13 @@ use crate::{Error, Result, Storage, Topition};
 /// # Ok(())
 /// # }
 /// ```
+/// OpenOrder patch: how long a fetch woken by a produce waits for more before it looks.
+const GATHER: Duration = Duration::from_millis(3);
+
 /// OpenOrder patch: every successful produce announces its topic here, so a fetch that
 /// found nothing waits for the next produce to one of its topics (or its max wait) instead
 /// of sleeping out its max wait. 0.6.0 always slept the whole max wait, even when records
 /// were there.
-/// OpenOrder patch: how long a fetch woken by a produce waits for more before it looks.
-const GATHER: Duration = Duration::from_millis(3);
-
 static PRODUCED: LazyLock<broadcast::Sender<Arc<str>>> =
     LazyLock::new(|| broadcast::channel(256).0);
 
