@@ -56,7 +56,7 @@ use tansu_sans_io::{
     create_topics_request::CreatableTopic,
     delete_groups_response::DeletableGroupResult,
     delete_records_request::DeleteRecordsTopic,
-    delete_records_response::DeleteRecordsTopicResult,
+    delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult},
     describe_cluster_response::DescribeClusterBroker,
     describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult},
     describe_topic_partitions_response::{
@@ -76,7 +76,7 @@ use tansu_schema::{
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, instrument};
+use tracing::{debug, error, instrument, warn};
 use url::Url;
 use uuid::Uuid;
 
@@ -2216,8 +2216,29 @@ impl Storage for Delegate {
         &self,
         topics: &[DeleteRecordsTopic],
     ) -> Result<Vec<DeleteRecordsTopicResult>> {
-        debug!(?topics);
-        todo!()
+        // This engine keeps every record until its topic is deleted: each partition is
+        // refused with POLICY_VIOLATION (DeleteRecords has no error message to say more).
+        warn!(?topics, "delete records is not supported: every partition refused");
+        Ok(topics
+            .iter()
+            .map(|topic| {
+                DeleteRecordsTopicResult::default()
+                    .name(topic.name.clone())
+                    .partitions(Some(
+                        topic
+                            .partitions
+                            .iter()
+                            .flatten()
+                            .map(|partition| {
+                                DeleteRecordsPartitionResult::default()
+                                    .partition_index(partition.partition_index)
+                                    .low_watermark(-1)
+                                    .error_code(ErrorCode::PolicyViolation.into())
+                            })
+                            .collect(),
+                    ))
+            })
+            .collect())
     }
 
     async fn delete_topic(&self, topic: &TopicId) -> Result<ErrorCode> {
@@ -2310,6 +2331,7 @@ impl Storage for Delegate {
                 .resource_name(resource.resource_name)),
             ConfigResource::Topic => {
                 let mut error_code = ErrorCode::None;
+                let mut error_message = String::new();
 
                 for config in resource.configs.unwrap_or_default() {
                     match OpType::try_from(config.config_operation)? {
@@ -2352,14 +2374,20 @@ impl Storage for Delegate {
                                 break;
                             }
                         }
-                        OpType::Append => todo!(),
-                        OpType::Subtract => todo!(),
+                        OpType::Append | OpType::Subtract => {
+                            error_code = ErrorCode::InvalidConfig;
+                            error_message = format!(
+                                "{}: only SET and DELETE are supported, not APPEND or SUBTRACT",
+                                config.name
+                            );
+                            break;
+                        }
                     }
                 }
 
                 Ok(AlterConfigsResourceResponse::default()
                     .error_code(error_code.into())
-                    .error_message(Some("".into()))
+                    .error_message(Some(error_message))
                     .resource_type(resource.resource_type)
                     .resource_name(resource.resource_name))
                 .inspect(|_| {
@@ -3799,7 +3827,10 @@ impl Storage for Delegate {
         );
 
         match (producer_id, producer_epoch, transaction_id) {
-            (Some(-1), Some(-1), Some(transaction_id)) => {
+            // A client that gives its current id and epoch (KIP-360, after an error) is
+            // served as a fresh init: a transactional id gets its next epoch (fencing the
+            // old one), an idempotent producer a new id, whose sequences start again.
+            (_, _, Some(transaction_id)) => {
                 let pc = self.connection().await?;
                 let tx = pc.transaction().await?;
 
@@ -3951,7 +3982,7 @@ impl Storage for Delegate {
                 })
             }
 
-            (Some(-1), Some(-1), None) => {
+            (_, _, None) => {
                 let pc = self.connection().await?;
                 let tx = pc.transaction().await?;
 
@@ -4034,7 +4065,6 @@ impl Storage for Delegate {
                 }
             }
 
-            (_, _, _) => todo!(),
         }
     }
 
@@ -4154,8 +4184,9 @@ impl Storage for Delegate {
                 })
             }
 
+            // Version 4 and later are sent by brokers (KIP-890), never by clients.
             TxnAddPartitionsRequest::VersionFourPlus { .. } => {
-                todo!()
+                Err(Error::Api(ErrorCode::UnsupportedVersion))
             }
         }
     }
@@ -4548,9 +4579,9 @@ impl TryFrom<Value> for LiteTimestamp {
                 .map(LiteTimestamp::from)
                 .map_err(Into::into),
 
-            Value::Real(_) => unimplemented!("{value:?}"),
-            Value::Null => unimplemented!("{value:?}"),
-            Value::Blob(_) => unimplemented!("{value:?}"),
+            Value::Real(_) | Value::Null | Value::Blob(_) => Err(Error::Message(format!(
+                "a timestamp is an integer or a text, not {value:?}"
+            ))),
         }
     }
 }

@@ -40,12 +40,14 @@ mod txn;
 use std::{
     collections::BTreeMap,
     fmt::{self, Debug, Display, Formatter},
+    panic::AssertUnwindSafe,
     sync::LazyLock,
     time::{Duration, SystemTime},
 };
 
 pub use alter_user_scram_credentials::AlterUserScramCredentialsService;
 use async_trait::async_trait;
+use futures::FutureExt as _;
 pub use consumer_group_describe::ConsumerGroupDescribeService;
 pub use create_acls::CreateAclsService;
 pub use create_topics::CreateTopicsService;
@@ -1239,12 +1241,28 @@ where
         loop {
             tokio::select! {
                 Some((request, tx)) = req.recv() => {
-                    self.inner
-                    .serve(ctx.clone(), request)
-                    .await
-                    .and_then(|response| {
-                        tx.send(response).map_err(|_unsent| Error::UnableToSend)
-                    })?
+                    // This loop is the storage's only server: one request's failure is
+                    // that request's alone. A failed or panicking request drops its answer
+                    // channel (its caller sees an error) and a caller that went away loses
+                    // its answer; the loop goes on serving everyone else.
+                    match AssertUnwindSafe(self.inner.serve(ctx.clone(), request))
+                        .catch_unwind()
+                        .await
+                    {
+                        Ok(Ok(response)) => {
+                            if tx.send(response).is_err() {
+                                debug!("a storage request's caller left before its answer");
+                            }
+                        }
+                        Ok(Err(err)) => error!(?err, "a storage request failed"),
+                        Err(panic) => error!(
+                            panic = panic
+                                .downcast_ref::<&str>()
+                                .copied()
+                                .or(panic.downcast_ref::<String>().map(String::as_str)),
+                            "a storage request panicked"
+                        ),
+                    }
                 }
 
                 cancelled = self.cancellation.cancelled() => {

@@ -1,0 +1,86 @@
+//! The embedded broker answers every request a Kafka client may send it, including the ones
+//! its storage does not support, and keeps serving everyone else afterwards: one odd admin
+//! request must not take the system's only broker down.
+
+mod support;
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::FutureRecord;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use support::{BrokerKind, TestBroker};
+use tokio_util::sync::CancellationToken;
+
+const TOPIC: &str = "requests-probe";
+
+async fn produce(args: &platform::config::KafkaArgs, payload: &str) {
+    let producer = platform::kafka::producer(args, "probe-producer").unwrap();
+    producer
+        .send(
+            FutureRecord::to(TOPIC).key("k").payload(payload),
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap_or_else(|(err, _)| panic!("producing {payload:?} failed: {err}"));
+}
+
+/// Every payload of the topic's partition 0, from the beginning, until `n` are read.
+async fn payloads(bootstrap: &str, n: usize) -> Vec<String> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "probe-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(TOPIC, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < n {
+        let message = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {seen:?} were read back within 20 s"))
+            .unwrap();
+        seen.push(String::from_utf8(message.payload().unwrap().to_vec()).unwrap());
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_delete_records_request_is_answered_and_the_broker_keeps_serving() {
+    let broker = TestBroker::start(BrokerKind::Tansu).await.unwrap();
+    let mut args = platform::config::KafkaArgs::with_defaults(&broker.bootstrap, "");
+    args.topic_partitions = 1;
+    platform::kafka::ensure_topics(&args, &[TOPIC.to_string()], &CancellationToken::new())
+        .await
+        .unwrap();
+    produce(&args, "before").await;
+
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .create()
+        .unwrap();
+    let mut offsets = TopicPartitionList::new();
+    offsets.add_partition_offset(TOPIC, 0, Offset::End).unwrap();
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let answer = admin.delete_records(&offsets, &options).await;
+    // The embedded storage keeps every record (it does not support deleting them): the
+    // partition's answer is an error, and it is an answer, not a timeout.
+    let answered = answer.expect("the request is answered");
+    let partitions = answered.elements();
+    assert_eq!(partitions.len(), 1);
+    let error = partitions[0].error();
+    assert!(error.is_err(), "deleting records is refused, got {error:?}");
+    assert!(
+        !format!("{error:?}").contains("TimedOut"),
+        "the refusal is the broker's answer, not a timeout: {error:?}"
+    );
+
+    produce(&args, "after").await;
+    assert_eq!(payloads(&broker.bootstrap, 2).await, ["before", "after"]);
+}
