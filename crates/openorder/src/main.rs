@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 mod bench;
 mod chaos;
 mod dlt;
+mod slice;
 mod status;
 mod up;
 
@@ -77,8 +78,16 @@ async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("Failed to listen on {address} for {what} (is the port in use?)"))
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(slice::shorten_this_threads_slice)
+        .build()
+        .context("Failed to start the Tokio runtime")?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     platform::telemetry::init();
     let shutdown = platform::shutdown::on_signal();
