@@ -115,19 +115,12 @@ use async_trait::async_trait;
 use bytes::{Bytes, TryGetError};
 
 use console::Emoji;
-#[cfg(any(feature = "libsql", feature = "postgres"))]
+#[cfg(feature = "libsql")]
 use deadpool::managed::PoolError;
-#[cfg(feature = "dynostore")]
-use dynostore::DynoStore;
 
 use glob::{GlobError, PatternError};
 
 use indicatif::{ProgressBar, ProgressStyle};
-#[cfg(feature = "dynostore")]
-use object_store::memory::InMemory;
-
-#[cfg(feature = "dynostore")]
-use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 
 use opentelemetry::{
     InstrumentationScope, KeyValue, global,
@@ -135,12 +128,9 @@ use opentelemetry::{
 };
 use opentelemetry_semantic_conventions::SCHEMA_URL;
 
-#[cfg(feature = "postgres")]
-use pg::Postgres;
-
 use regex::Regex;
 use serde::{Deserialize, Serialize};
-#[cfg(any(feature = "libsql", feature = "postgres"))]
+#[cfg(feature = "libsql")]
 use std::error;
 use std::{
     array::TryFromSliceError,
@@ -194,13 +184,7 @@ use tracing_subscriber::filter::ParseError;
 use url::Url;
 use uuid::Uuid;
 
-#[cfg(feature = "dynostore")]
-mod dynostore;
-
 mod null;
-
-#[cfg(feature = "postgres")]
-mod pg;
 
 mod proxy;
 mod service;
@@ -218,20 +202,11 @@ pub use service::{
     TxnOffsetCommitService, bounded_channel,
 };
 
-#[cfg(feature = "slatedb")]
-pub mod slate;
-
-#[cfg(any(feature = "libsql", feature = "postgres", feature = "turso"))]
+#[cfg(feature = "libsql")]
 pub(crate) mod sql;
 
 #[cfg(feature = "libsql")]
 mod lite;
-
-#[cfg(feature = "dynostore")]
-mod os;
-
-#[cfg(feature = "turso")]
-mod limbo;
 
 /// Storage Errors
 #[derive(Clone, Debug, thiserror::Error)]
@@ -240,7 +215,7 @@ pub enum Error {
 
     ChronoParse(#[from] chrono::ParseError),
 
-    #[cfg(any(feature = "postgres", feature = "libsql"))]
+    #[cfg(feature = "libsql")]
     DeadPoolBuild(#[from] deadpool::managed::BuildError),
 
     Decode(Bytes),
@@ -279,20 +254,14 @@ pub enum Error {
     NoSuchOffset(i64),
     OsString(OsString),
 
-    #[cfg(any(feature = "dynostore", feature = "slatedb"))]
-    ObjectStore(Arc<object_store::Error>),
-
     ParseFilter(Arc<ParseError>),
     Pattern(Arc<PatternError>),
     ParseInt(#[from] ParseIntError),
     PhantomCached(),
     Poison,
 
-    #[cfg(any(feature = "libsql", feature = "postgres"))]
+    #[cfg(feature = "libsql")]
     Pool(Arc<Box<dyn error::Error + Send + Sync>>),
-
-    #[cfg(feature = "slatedb")]
-    Postcard(#[from] postcard::Error),
 
     Regex(#[from] regex::Error),
 
@@ -311,27 +280,16 @@ pub enum Error {
 
     SerdeJson(Arc<serde_json::Error>),
 
-    #[cfg(feature = "slatedb")]
-    Slate(Arc<slatedb::Error>),
-
     SystemTime(#[from] SystemTimeError),
 
-    #[cfg(feature = "postgres")]
-    TokioPostgres(Arc<tokio_postgres::error::Error>),
     TryFromInt(#[from] TryFromIntError),
     TryFromSlice(#[from] TryFromSliceError),
 
     TryGet(Arc<TryGetError>),
 
-    #[cfg(feature = "turso")]
-    Turso(Arc<turso::Error>),
-
     UnexpectedBody(Box<Body>),
 
     UnexpectedServiceResponse(Box<Response>),
-
-    #[cfg(feature = "turso")]
-    UnexpectedValue(turso::Value),
 
     UnknownCacheKey(String),
 
@@ -364,7 +322,7 @@ impl<T> From<PoisonError<T>> for Error {
     }
 }
 
-#[cfg(any(feature = "libsql", feature = "postgres"))]
+#[cfg(feature = "libsql")]
 impl<E> From<PoolError<E>> for Error
 where
     E: error::Error + Send + Sync + 'static,
@@ -381,20 +339,6 @@ impl From<libsql::Error> for Error {
     }
 }
 
-#[cfg(feature = "slatedb")]
-impl From<slatedb::Error> for Error {
-    fn from(value: slatedb::Error) -> Self {
-        Self::Slate(Arc::new(value))
-    }
-}
-
-#[cfg(feature = "turso")]
-impl From<turso::Error> for Error {
-    fn from(value: turso::Error) -> Self {
-        Self::Turso(Arc::new(value))
-    }
-}
-
 impl From<GlobError> for Error {
     fn from(value: GlobError) -> Self {
         Self::Glob(Arc::new(value))
@@ -404,20 +348,6 @@ impl From<GlobError> for Error {
 impl From<io::Error> for Error {
     fn from(value: io::Error) -> Self {
         Self::Io(Arc::new(value))
-    }
-}
-
-#[cfg(any(feature = "dynostore", feature = "slatedb"))]
-impl From<Arc<object_store::Error>> for Error {
-    fn from(value: Arc<object_store::Error>) -> Self {
-        Self::ObjectStore(value)
-    }
-}
-
-#[cfg(any(feature = "dynostore", feature = "slatedb"))]
-impl From<object_store::Error> for Error {
-    fn from(value: object_store::Error) -> Self {
-        Self::from(Arc::new(value))
     }
 }
 
@@ -442,20 +372,6 @@ impl From<serde_json::Error> for Error {
 impl From<Arc<serde_json::Error>> for Error {
     fn from(value: Arc<serde_json::Error>) -> Self {
         Self::SerdeJson(value)
-    }
-}
-
-#[cfg(feature = "postgres")]
-impl From<tokio_postgres::error::Error> for Error {
-    fn from(value: tokio_postgres::error::Error) -> Self {
-        Self::from(Arc::new(value))
-    }
-}
-
-#[cfg(feature = "postgres")]
-impl From<Arc<tokio_postgres::error::Error>> for Error {
-    fn from(value: Arc<tokio_postgres::error::Error>) -> Self {
-        Self::TokioPostgres(value)
     }
 }
 
@@ -1522,62 +1438,20 @@ impl<T> From<libsql::Error> for UpdateError<T> {
     }
 }
 
-#[cfg(feature = "turso")]
-impl<T> From<turso::Error> for UpdateError<T> {
-    fn from(value: turso::Error) -> Self {
-        Self::Error(Error::from(value))
-    }
-}
-
-#[cfg(any(feature = "dynostore", feature = "slatedb"))]
-impl<T> From<object_store::Error> for UpdateError<T> {
-    fn from(value: object_store::Error) -> Self {
-        Self::Error(Error::from(value))
-    }
-}
-
 impl<T> From<serde_json::Error> for UpdateError<T> {
     fn from(value: serde_json::Error) -> Self {
         Self::SerdeJson(Arc::new(value))
     }
 }
 
-#[cfg(feature = "postgres")]
-impl<T> From<tokio_postgres::error::Error> for UpdateError<T> {
-    fn from(value: tokio_postgres::error::Error) -> Self {
-        Self::Error(Error::from(value))
-    }
-}
-
 /// Storage Container
 #[derive(Clone)]
-#[cfg_attr(
-    not(any(
-        feature = "dynostore",
-        feature = "libsql",
-        feature = "postgres",
-        feature = "slatedb",
-        feature = "turso"
-    )),
-    allow(missing_copy_implementations)
-)]
+#[cfg_attr(not(feature = "libsql"), allow(missing_copy_implementations))]
 pub enum StorageContainer {
     Null(null::Engine),
 
-    #[cfg(feature = "postgres")]
-    Postgres(Postgres),
-
-    #[cfg(feature = "dynostore")]
-    DynoStore(DynoStore),
-
     #[cfg(feature = "libsql")]
     Lite(lite::Engine),
-
-    #[cfg(feature = "slatedb")]
-    Slate(slate::Engine),
-
-    #[cfg(feature = "turso")]
-    Turso(limbo::Engine),
 }
 
 impl Debug for StorageContainer {
@@ -1585,24 +1459,8 @@ impl Debug for StorageContainer {
         match self {
             Self::Null(_) => f.debug_tuple(stringify!(StorageContainer::Null)).finish(),
 
-            #[cfg(feature = "postgres")]
-            Self::Postgres(_) => f
-                .debug_tuple(stringify!(StorageContainer::Postgres))
-                .finish(),
-
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(_) => f
-                .debug_tuple(stringify!(StorageContainer::DynoStore))
-                .finish(),
-
             #[cfg(feature = "libsql")]
             Self::Lite(_) => f.debug_tuple(stringify!(StorageContainer::Lite)).finish(),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(_) => f.debug_tuple(stringify!(StorageContainer::Slate)).finish(),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(_) => f.debug_tuple(stringify!(StorageContainer::Turso)).finish(),
         }
     }
 }
@@ -1719,54 +1577,6 @@ impl<N, C, A, S> Builder<N, C, A, S> {
 impl Builder<i32, String, Url, Url> {
     pub async fn build(self) -> Result<StorageContainer> {
         let storage = match self.storage.scheme() {
-            #[cfg(feature = "postgres")]
-            "postgres" | "postgresql" => Postgres::builder(self.storage.to_string().as_str())
-                .map(|builder| builder.cluster(self.cluster_id.as_str()))
-                .map(|builder| builder.node(self.node_id))
-                .map(|builder| builder.advertised_listener(self.advertised_listener.clone()))
-                .map(|builder| builder.schemas(self.schema_registry))
-                .map(|builder| builder.lake(self.lake_house.clone()))
-                .map(|builder| builder.build())
-                .map(StorageContainer::Postgres),
-
-            #[cfg(not(feature = "postgres"))]
-            "postgres" | "postgresql" => Err(Error::FeatureNotEnabled {
-                feature: "postgres".into(),
-                message: self.storage.to_string(),
-            }),
-
-            #[cfg(feature = "dynostore")]
-            "s3" => {
-                let bucket_name = self.storage.host_str().unwrap_or("tansu");
-
-                AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket_name)
-                    .with_conditional_put(S3ConditionalPut::ETagMatch)
-                    .build()
-                    .map(|object_store| {
-                        DynoStore::new(self.cluster_id.as_str(), self.node_id, object_store)
-                            .advertised_listener(self.advertised_listener.clone())
-                            .schemas(self.schema_registry)
-                            .lake(self.lake_house.clone())
-                    })
-                    .map(StorageContainer::DynoStore)
-                    .map_err(Into::into)
-            }
-
-            #[cfg(feature = "dynostore")]
-            "memory" => Ok(StorageContainer::DynoStore(
-                DynoStore::new(self.cluster_id.as_str(), self.node_id, InMemory::new())
-                    .advertised_listener(self.advertised_listener.clone())
-                    .schemas(self.schema_registry)
-                    .lake(self.lake_house.clone()),
-            )),
-
-            #[cfg(not(feature = "dynostore"))]
-            "s3" | "memory" => Err(Error::FeatureNotEnabled {
-                feature: "dynostore".into(),
-                message: self.storage.to_string(),
-            }),
-
             #[cfg(feature = "libsql")]
             "sqlite" => lite::Engine::builder()
                 .storage(self.storage.clone())
@@ -1786,101 +1596,20 @@ impl Builder<i32, String, Url, Url> {
                 message: self.storage.to_string(),
             }),
 
-            #[cfg(feature = "slatedb")]
-            "slatedb" => {
-                use slatedb::Db;
-                use slatedb::object_store::{
-                    ObjectStore as SlateObjectStore,
-                    aws::{
-                        AmazonS3Builder as SlateS3Builder,
-                        S3ConditionalPut as SlateS3ConditionalPut,
-                    },
-                    memory::InMemory as SlateInMemory,
-                };
-
-                let host = self.storage.host_str().unwrap_or("tansu");
-                let db_path = format!("tansu-{}.slatedb", self.cluster_id);
-
-                // Support memory backend for testing: slatedb://memory
-                let object_store: Arc<dyn SlateObjectStore> = if host == "memory" {
-                    Arc::new(SlateInMemory::new())
-                } else {
-                    // Use S3 backend with host as bucket name
-                    SlateS3Builder::from_env()
-                        .with_bucket_name(host)
-                        .with_conditional_put(SlateS3ConditionalPut::ETagMatch)
-                        .build()
-                        .map(Arc::new)
-                        .map_err(|e| Error::Message(e.to_string()))?
-                };
-
-                Db::open(db_path, object_store)
-                    .await
-                    .map(Arc::new)
-                    .map(|db| {
-                        slate::Engine::builder()
-                            .cluster(self.cluster_id.clone())
-                            .node(self.node_id)
-                            .advertised_listener(self.advertised_listener.clone())
-                            .db(db)
-                            .schemas(self.schema_registry)
-                            .lake(self.lake_house)
-                            .build()
-                    })
-                    .map(StorageContainer::Slate)
-                    .map_err(Into::into)
-            }
-
-            #[cfg(not(feature = "slatedb"))]
-            "slatedb" => Err(Error::FeatureNotEnabled {
-                feature: "slatedb".into(),
-                message: self.storage.to_string(),
-            }),
-
-            #[cfg(feature = "turso")]
-            "turso" => limbo::Engine::builder()
-                .storage(self.storage.clone())
-                .node(self.node_id)
-                .cluster(self.cluster_id.clone())
-                .advertised_listener(self.advertised_listener.clone())
-                .schemas(self.schema_registry)
-                .lake(self.lake_house.clone())
-                .build()
-                .await
-                .map(StorageContainer::Turso),
-
-            #[cfg(not(feature = "turso"))]
-            "turso" => Err(Error::FeatureNotEnabled {
-                feature: "turso".into(),
-                message: self.storage.to_string(),
-            }),
-
             "null" => Ok(StorageContainer::Null(null::Engine::new(
                 self.cluster_id.clone(),
                 self.node_id,
                 self.advertised_listener.clone(),
             ))),
 
-            #[cfg(not(any(
-                feature = "dynostore",
-                feature = "libsql",
-                feature = "postgres",
-                feature = "slatedb",
-                feature = "turso"
-            )))]
+            #[cfg(not(feature = "libsql"))]
             _storage => Ok(StorageContainer::Null(null::Engine::new(
                 self.cluster_id.clone(),
                 self.node_id,
                 self.advertised_listener.clone(),
             ))),
 
-            #[cfg(any(
-                feature = "dynostore",
-                feature = "libsql",
-                feature = "postgres",
-                feature = "slatedb",
-                feature = "turso"
-            ))]
+            #[cfg(feature = "libsql")]
             _unsupported => Err(Error::UnsupportedStorageUrl(self.storage.clone())),
         }?;
 
@@ -1948,22 +1677,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "register_broker")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.register_broker(broker_registration),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.register_broker(broker_registration),
 
             Self::Null(engine) => engine.register_broker(broker_registration),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.register_broker(broker_registration),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.register_broker(broker_registration),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.register_broker(broker_registration),
         }
         .await
         .inspect(|_| {
@@ -1982,22 +1699,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "incremental_alter_resource")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.incremental_alter_resource(resource),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.incremental_alter_resource(resource),
 
             Self::Null(engine) => engine.incremental_alter_resource(resource),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.incremental_alter_resource(resource),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.incremental_alter_resource(resource),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.incremental_alter_resource(resource),
         }
         .await
         .inspect(|_| {
@@ -2013,22 +1718,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "create_topic")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.create_topic(topic, validate_only),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.create_topic(topic, validate_only),
 
             Self::Null(engine) => engine.create_topic(topic, validate_only),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.create_topic(topic, validate_only),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.create_topic(topic, validate_only),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.create_topic(topic, validate_only),
         }
         .await
         .inspect(|_| {
@@ -2047,22 +1740,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "delete_records")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.delete_records(topics),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.delete_records(topics),
 
             Self::Null(engine) => engine.delete_records(topics),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.delete_records(topics),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.delete_records(topics),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.delete_records(topics),
         }
         .await
         .inspect(|_| {
@@ -2078,22 +1759,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "delete_topic")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.delete_topic(topic),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.delete_topic(topic),
 
             Self::Null(engine) => engine.delete_topic(topic),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.delete_topic(topic),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.delete_topic(topic),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.delete_topic(topic),
         }
         .await
         .inspect(|_| {
@@ -2109,22 +1778,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "brokers")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.brokers(),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.brokers(),
 
             Self::Null(engine) => engine.brokers(),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.brokers(),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.brokers(),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.brokers(),
         }
         .await
         .inspect(|_| {
@@ -2145,22 +1802,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "produce")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.produce(transaction_id, topition, batch),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.produce(transaction_id, topition, batch),
 
             Self::Null(engine) => engine.produce(transaction_id, topition, batch),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.produce(transaction_id, topition, batch),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.produce(transaction_id, topition, batch),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.produce(transaction_id, topition, batch),
         }
         .await
         .inspect(|_| {
@@ -2183,26 +1828,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "fetch")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => {
-                engine.fetch(topition, offset, min_bytes, max_bytes, isolation)
-            }
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.fetch(topition, offset, min_bytes, max_bytes, isolation),
 
             Self::Null(engine) => engine.fetch(topition, offset, min_bytes, max_bytes, isolation),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => {
-                engine.fetch(topition, offset, min_bytes, max_bytes, isolation)
-            }
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.fetch(topition, offset, min_bytes, max_bytes, isolation),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.fetch(topition, offset, min_bytes, max_bytes, isolation),
         }
         .await
         .inspect(|_| {
@@ -2218,22 +1847,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "offset_stage")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.offset_stage(topition),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.offset_stage(topition),
 
             Self::Null(engine) => engine.offset_stage(topition),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.offset_stage(topition),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.offset_stage(topition),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.offset_stage(topition),
         }
         .await
         .inspect(|_| {
@@ -2253,22 +1870,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "list_offsets")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.list_offsets(isolation_level, offsets),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.list_offsets(isolation_level, offsets),
 
             Self::Null(engine) => engine.list_offsets(isolation_level, offsets),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.list_offsets(isolation_level, offsets),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.list_offsets(isolation_level, offsets),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.list_offsets(isolation_level, offsets),
         }
         .await
         .inspect(|_| {
@@ -2289,22 +1894,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "offset_commit")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.offset_commit(group_id, retention_time_ms, offsets),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.offset_commit(group_id, retention_time_ms, offsets),
 
             Self::Null(engine) => engine.offset_commit(group_id, retention_time_ms, offsets),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.offset_commit(group_id, retention_time_ms, offsets),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.offset_commit(group_id, retention_time_ms, offsets),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.offset_commit(group_id, retention_time_ms, offsets),
         }
         .await
         .inspect(|_| {
@@ -2320,22 +1913,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "committed_offset_topitions")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.committed_offset_topitions(group_id),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.committed_offset_topitions(group_id),
 
             Self::Null(engine) => engine.committed_offset_topitions(group_id),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.committed_offset_topitions(group_id),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.committed_offset_topitions(group_id),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.committed_offset_topitions(group_id),
         }
         .await
         .inspect(|_| {
@@ -2356,22 +1937,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "offset_fetch")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.offset_fetch(group_id, topics, require_stable),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.offset_fetch(group_id, topics, require_stable),
 
             Self::Null(engine) => engine.offset_fetch(group_id, topics, require_stable),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.offset_fetch(group_id, topics, require_stable),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.offset_fetch(group_id, topics, require_stable),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.offset_fetch(group_id, topics, require_stable),
         }
         .await
         .inspect(|_| {
@@ -2387,22 +1956,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "metadata")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.metadata(topics),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.metadata(topics),
 
             Self::Null(engine) => engine.metadata(topics),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.metadata(topics),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.metadata(topics),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.metadata(topics),
         }
         .await
         .inspect(|_| {
@@ -2423,22 +1980,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "describe_config")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.describe_config(name, resource, keys),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.describe_config(name, resource, keys),
 
             Self::Null(engine) => engine.describe_config(name, resource, keys),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.describe_config(name, resource, keys),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.describe_config(name, resource, keys),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.describe_config(name, resource, keys),
         }
         .await
         .inspect(|_| {
@@ -2459,30 +2004,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "describe_topic_partitions")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => {
-                engine.describe_topic_partitions(topics, partition_limit, cursor)
-            }
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.describe_topic_partitions(topics, partition_limit, cursor),
 
             Self::Null(engine) => engine.describe_topic_partitions(topics, partition_limit, cursor),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => {
-                engine.describe_topic_partitions(topics, partition_limit, cursor)
-            }
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => {
-                engine.describe_topic_partitions(topics, partition_limit, cursor)
-            }
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => {
-                engine.describe_topic_partitions(topics, partition_limit, cursor)
-            }
         }
         .await
         .inspect(|_| {
@@ -2498,22 +2023,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "list_groups")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.list_groups(states_filter),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.list_groups(states_filter),
 
             Self::Null(engine) => engine.list_groups(states_filter),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.list_groups(states_filter),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.list_groups(states_filter),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.list_groups(states_filter),
         }
         .await
         .inspect(|_| {
@@ -2532,22 +2045,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "delete_groups")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.delete_groups(group_ids),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.delete_groups(group_ids),
 
             Self::Null(engine) => engine.delete_groups(group_ids),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.delete_groups(group_ids),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.delete_groups(group_ids),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.delete_groups(group_ids),
         }
         .await
         .inspect(|_| {
@@ -2567,26 +2068,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "describe_groups")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => {
-                engine.describe_groups(group_ids, include_authorized_operations)
-            }
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.describe_groups(group_ids, include_authorized_operations),
 
             Self::Null(engine) => engine.describe_groups(group_ids, include_authorized_operations),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => {
-                engine.describe_groups(group_ids, include_authorized_operations)
-            }
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.describe_groups(group_ids, include_authorized_operations),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.describe_groups(group_ids, include_authorized_operations),
         }
         .await
         .inspect(|_| {
@@ -2607,22 +2092,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "update_group")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.update_group(group_id, detail, version),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.update_group(group_id, detail, version),
 
             Self::Null(engine) => engine.update_group(group_id, detail, version),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.update_group(group_id, detail, version),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.update_group(group_id, detail, version),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.update_group(group_id, detail, version),
         }
         .await
         .inspect(|_| {
@@ -2644,14 +2117,6 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "init_producer")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.init_producer(
-                transaction_id,
-                transaction_timeout_ms,
-                producer_id,
-                producer_epoch,
-            ),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.init_producer(
                 transaction_id,
@@ -2661,30 +2126,6 @@ impl Storage for StorageContainer {
             ),
 
             Self::Null(engine) => engine.init_producer(
-                transaction_id,
-                transaction_timeout_ms,
-                producer_id,
-                producer_epoch,
-            ),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.init_producer(
-                transaction_id,
-                transaction_timeout_ms,
-                producer_id,
-                producer_epoch,
-            ),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.init_producer(
-                transaction_id,
-                transaction_timeout_ms,
-                producer_id,
-                producer_epoch,
-            ),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.init_producer(
                 transaction_id,
                 transaction_timeout_ms,
                 producer_id,
@@ -2711,32 +2152,12 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "txn_add_offsets")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => {
-                engine.txn_add_offsets(transaction_id, producer_id, producer_epoch, group_id)
-            }
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => {
                 engine.txn_add_offsets(transaction_id, producer_id, producer_epoch, group_id)
             }
 
             Self::Null(engine) => {
-                engine.txn_add_offsets(transaction_id, producer_id, producer_epoch, group_id)
-            }
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => {
-                engine.txn_add_offsets(transaction_id, producer_id, producer_epoch, group_id)
-            }
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => {
-                engine.txn_add_offsets(transaction_id, producer_id, producer_epoch, group_id)
-            }
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => {
                 engine.txn_add_offsets(transaction_id, producer_id, producer_epoch, group_id)
             }
         }
@@ -2757,22 +2178,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "txn_add_partitions")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.txn_add_partitions(partitions),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.txn_add_partitions(partitions),
 
             Self::Null(engine) => engine.txn_add_partitions(partitions),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.txn_add_partitions(partitions),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.txn_add_partitions(partitions),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.txn_add_partitions(partitions),
         }
         .await
         .inspect(|_| {
@@ -2791,22 +2200,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "txn_offset_commit")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.txn_offset_commit(offsets),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.txn_offset_commit(offsets),
 
             Self::Null(engine) => engine.txn_offset_commit(offsets),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.txn_offset_commit(offsets),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.txn_offset_commit(offsets),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.txn_offset_commit(offsets),
         }
         .await
         .inspect(|_| {
@@ -2828,32 +2225,12 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "txn_end")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => {
-                engine.txn_end(transaction_id, producer_id, producer_epoch, committed)
-            }
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => {
                 engine.txn_end(transaction_id, producer_id, producer_epoch, committed)
             }
 
             Self::Null(engine) => {
-                engine.txn_end(transaction_id, producer_id, producer_epoch, committed)
-            }
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => {
-                engine.txn_end(transaction_id, producer_id, producer_epoch, committed)
-            }
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => {
-                engine.txn_end(transaction_id, producer_id, producer_epoch, committed)
-            }
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => {
                 engine.txn_end(transaction_id, producer_id, producer_epoch, committed)
             }
         }
@@ -2871,22 +2248,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "maintain")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.maintain(now),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.maintain(now),
 
             Self::Null(engine) => engine.maintain(now),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.maintain(now),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.maintain(now),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.maintain(now),
         }
         .await
         .inspect(|maintain| {
@@ -2902,66 +2267,30 @@ impl Storage for StorageContainer {
     #[instrument(skip_all)]
     async fn cluster_id(&self) -> Result<String> {
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.cluster_id().await,
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.cluster_id().await,
 
             Self::Null(engine) => engine.cluster_id().await,
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.cluster_id().await,
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.cluster_id().await,
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.cluster_id().await,
         }
     }
 
     #[instrument(skip_all)]
     async fn node(&self) -> Result<i32> {
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.node().await,
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.node().await,
 
             Self::Null(engine) => engine.node().await,
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.node().await,
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.node().await,
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.node().await,
         }
     }
 
     #[instrument(skip_all)]
     async fn advertised_listener(&self) -> Result<Url> {
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.advertised_listener().await,
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.advertised_listener().await,
 
             Self::Null(engine) => engine.advertised_listener().await,
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.advertised_listener().await,
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.advertised_listener().await,
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.advertised_listener().await,
         }
     }
 
@@ -2971,22 +2300,10 @@ impl Storage for StorageContainer {
         mechanism: ScramMechanism,
     ) -> Result<()> {
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.delete_user_scram_credential(user, mechanism).await,
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.delete_user_scram_credential(user, mechanism).await,
 
             Self::Null(engine) => engine.delete_user_scram_credential(user, mechanism).await,
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.delete_user_scram_credential(user, mechanism).await,
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.delete_user_scram_credential(user, mechanism).await,
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.delete_user_scram_credential(user, mechanism).await,
         }
     }
 
@@ -2997,13 +2314,6 @@ impl Storage for StorageContainer {
         credential: ScramCredential,
     ) -> Result<()> {
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => {
-                engine
-                    .upsert_user_scram_credential(user, mechanism, credential)
-                    .await
-            }
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => {
                 engine
@@ -3012,27 +2322,6 @@ impl Storage for StorageContainer {
             }
 
             Self::Null(engine) => {
-                engine
-                    .upsert_user_scram_credential(user, mechanism, credential)
-                    .await
-            }
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => {
-                engine
-                    .upsert_user_scram_credential(user, mechanism, credential)
-                    .await
-            }
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => {
-                engine
-                    .upsert_user_scram_credential(user, mechanism, credential)
-                    .await
-            }
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => {
                 engine
                     .upsert_user_scram_credential(user, mechanism, credential)
                     .await
@@ -3046,22 +2335,10 @@ impl Storage for StorageContainer {
         mechanism: ScramMechanism,
     ) -> Result<Option<ScramCredential>> {
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.user_scram_credential(user, mechanism).await,
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.user_scram_credential(user, mechanism).await,
 
             Self::Null(engine) => engine.user_scram_credential(user, mechanism).await,
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.user_scram_credential(user, mechanism).await,
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.user_scram_credential(user, mechanism).await,
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.user_scram_credential(user, mechanism).await,
         }
     }
 
@@ -3070,22 +2347,10 @@ impl Storage for StorageContainer {
         let attributes = [KeyValue::new("method", "ping")];
 
         match self {
-            #[cfg(feature = "dynostore")]
-            Self::DynoStore(engine) => engine.ping(),
-
             #[cfg(feature = "libsql")]
             Self::Lite(engine) => engine.ping(),
 
             Self::Null(engine) => engine.ping(),
-
-            #[cfg(feature = "postgres")]
-            Self::Postgres(engine) => engine.ping(),
-
-            #[cfg(feature = "turso")]
-            Self::Turso(engine) => engine.ping(),
-
-            #[cfg(feature = "slatedb")]
-            Self::Slate(engine) => engine.ping(),
         }
         .await
         .inspect(|_| {

@@ -22,13 +22,13 @@ use std::{
     hash::{DefaultHasher, Hash, Hasher as _},
 };
 
-#[cfg(any(feature = "libsql", feature = "postgres", feature = "turso"))]
+#[cfg(feature = "libsql")]
 use std::{collections::BTreeMap, ops::Deref, sync::LazyLock};
 
-#[cfg(any(feature = "libsql", feature = "postgres", feature = "turso"))]
+#[cfg(feature = "libsql")]
 pub(crate) struct Cache(pub BTreeMap<&'static str, String>);
 
-#[cfg(any(feature = "libsql", feature = "postgres", feature = "turso"))]
+#[cfg(feature = "libsql")]
 impl Deref for Cache {
     type Target = BTreeMap<&'static str, String>;
 
@@ -37,29 +37,21 @@ impl Deref for Cache {
     }
 }
 
-#[cfg(any(feature = "libsql", feature = "postgres", feature = "turso"))]
+#[cfg(feature = "libsql")]
 impl Cache {
     pub(crate) fn new(inner: BTreeMap<&'static str, String>) -> Self {
         Self(inner)
     }
-
-    #[cfg(any(feature = "postgres", feature = "turso"))]
-    pub(crate) fn get(&self, key: &str) -> Result<&str> {
-        self.0
-            .get(key)
-            .map(|s| s.as_str())
-            .ok_or(Error::UnknownCacheKey(key.to_owned()))
-    }
 }
 
-#[cfg(any(feature = "libsql", feature = "postgres", feature = "turso"))]
+#[cfg(feature = "libsql")]
 macro_rules! include_sql {
     ($e: expr) => {
         remove_comments(include_str!($e))
     };
 }
 
-#[cfg(any(feature = "libsql", feature = "postgres", feature = "turso"))]
+#[cfg(feature = "libsql")]
 pub(crate) static SQL: LazyLock<Cache> = LazyLock::new(|| {
     let mapping = [
         (
@@ -195,7 +187,6 @@ pub(crate) static SQL: LazyLock<Cache> = LazyLock::new(|| {
             include_sql!("sql/record_delete_by_topic.sql"),
         ),
         ("record_fetch.sql", include_sql!("sql/record_fetch.sql")),
-        ("record_fetch_pg.sql", include_sql!("pg/record_fetch.sql")),
         ("record_insert.sql", include_sql!("sql/record_insert.sql")),
         (
             "register_broker.sql",
