@@ -86,39 +86,38 @@ pub fn observe(
 }
 
 /// Sends `count` orders at `rate` per second, open loop; returns every sample.
-///
-/// The sends are paced by a blocking thread of their own, not by Tokio's timers: those tick
-/// once a millisecond, so a request due between two ticks would leave up to 1 ms late, and
-/// since latency counts from the scheduled time, that lateness would be charged to the
-/// server. The thread sleeps to each send time (the kernel's timers are good to tens of
-/// microseconds) and hands the request to the runtime.
 pub async fn open_loop(
     http: &reqwest::Client,
     order_url: &str,
     rate: f64,
     count: usize,
 ) -> Vec<Sample> {
-    let runtime = tokio::runtime::Handle::current();
-    let http = http.clone();
-    let url = format!("{order_url}/api/orders");
-    let pacer = tokio::task::spawn_blocking(move || {
-        let start = std::time::Instant::now();
-        (0..count)
-            .map(|i| {
-                let scheduled = start + Duration::from_secs_f64(i as f64 / rate);
-                if let Some(wait) = scheduled.checked_duration_since(std::time::Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                runtime.spawn(send(
-                    http.clone(),
-                    url.clone(),
-                    i,
-                    Instant::from_std(scheduled),
-                ))
-            })
-            .collect::<Vec<_>>()
-    });
-    let tasks = pacer.await.expect("the pacer thread does not panic");
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(count);
+    for i in 0..count {
+        let scheduled = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(scheduled).await;
+        let http = http.clone();
+        let url = format!("{order_url}/api/orders");
+        let sku = crate::bench::SKUS[i % crate::bench::SKUS.len()];
+        tasks.push(tokio::spawn(async move {
+            let body = serde_json::json!({"userId": 1 + (i % 1000) as i64, "items": [{"sku": sku, "qty": 1}]});
+            let answer = http.post(&url).json(&body).send().await;
+            let order_id = match answer {
+                Ok(r) if r.status().as_u16() == 202 => r
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["orderId"].as_i64()),
+                _ => None,
+            };
+            Sample {
+                scheduled,
+                answered: Instant::now(),
+                order_id,
+            }
+        }));
+    }
     let mut samples = Vec::with_capacity(count);
     for t in tasks {
         if let Ok(s) = t.await {
@@ -126,27 +125,6 @@ pub async fn open_loop(
         }
     }
     samples
-}
-
-/// Sends order `i` (its user and SKU chosen round robin) and notes when it was answered.
-async fn send(http: reqwest::Client, url: String, i: usize, scheduled: Instant) -> Sample {
-    let sku = crate::bench::SKUS[i % crate::bench::SKUS.len()];
-    let body =
-        serde_json::json!({"userId": 1 + (i % 1000) as i64, "items": [{"sku": sku, "qty": 1}]});
-    let answer = http.post(&url).json(&body).send().await;
-    let order_id = match answer {
-        Ok(r) if r.status().as_u16() == 202 => r
-            .json::<serde_json::Value>()
-            .await
-            .ok()
-            .and_then(|v| v["orderId"].as_i64()),
-        _ => None,
-    };
-    Sample {
-        scheduled,
-        answered: Instant::now(),
-        order_id,
-    }
 }
 
 /// Waits until every accepted order of `samples` has a decision, or `timeout` passes.
