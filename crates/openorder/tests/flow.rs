@@ -40,6 +40,12 @@ async fn the_seed_order_is_confirmed_and_notified_once(stack: &Stack) {
         .await
         .unwrap();
     assert_eq!(listed["orders"][0]["orderId"], id, "newest first");
+
+    // Each request was timed under its route as declared, not under its path.
+    let posted = r#"openorder_http_request_duration_seconds_count{method="POST",route="/api/orders",status="202"}"#;
+    let read = r#"openorder_http_request_duration_seconds_count{method="GET",route="/api/orders/{id}",status="200"}"#;
+    assert!(stack.metric(&stack.order_url, posted).await >= 1);
+    assert!(stack.metric(&stack.order_url, read).await >= 1);
 }
 
 async fn an_out_of_stock_order_is_rejected_with_its_shortage(stack: &Stack) {

@@ -1,5 +1,6 @@
 //! HTTP pieces every service shares: RFC 9457 problem details, a JSON body extractor whose
-//! rejections are problems too, health endpoints, and serving with graceful shutdown.
+//! rejections are problems too, health endpoints, request timing for `/metrics`, and serving
+//! with graceful shutdown.
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Database;
+use crate::metrics::Metrics;
 
 /// Largest request body any service accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -286,6 +288,38 @@ pub fn app(router: Router) -> Router {
                 "no such endpoint",
             )
         })
+}
+
+/// Times every request to one of `router`'s routes, from its arrival to its answer, into
+/// `openorder_http_request_duration_seconds{method,route,status}` (the route as declared,
+/// e.g. `/api/orders/{id}`, so ids do not make new series).
+pub fn timed(router: Router, metrics: Metrics) -> Router {
+    router.route_layer(axum::middleware::from_fn_with_state(metrics, time_request))
+}
+
+async fn time_request(
+    State(metrics): State<Metrics>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_default();
+    let response = next.run(request).await;
+    metrics.observe(
+        "openorder_http_request_duration_seconds",
+        &[
+            ("method", method.as_str()),
+            ("route", &route),
+            ("status", response.status().as_str()),
+        ],
+        started.elapsed().as_secs_f64(),
+    );
+    response
 }
 
 /// Serves `router` (through [`app`]) on `listener` until `shutdown`; in-flight requests get up to 10 s.

@@ -162,6 +162,7 @@ impl Runtime {
                 axum::routing::get(move || async move { metrics.render() }),
             )
             .route("/admin/status", axum::routing::get(status));
+        let router = crate::http::timed(router, self.metrics.clone());
         let served = crate::http::serve(listener, router, shutdown.clone()).await;
         while self.consumers.join_next().await.is_some() {}
         self.workers_stop.cancel();

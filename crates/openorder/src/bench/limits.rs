@@ -127,7 +127,11 @@ pub async fn http(
 ) -> anyhow::Result<HttpLimit> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/noop", listener.local_addr()?);
-    let app = platform::http::app(axum::Router::new().route("/noop", axum::routing::post(noop)));
+    // The services' stack: request timing, body limit, problem fallback.
+    let app = platform::http::app(platform::http::timed(
+        axum::Router::new().route("/noop", axum::routing::post(noop)),
+        platform::metrics::Metrics::default(),
+    ));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let done = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
