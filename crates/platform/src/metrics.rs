@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Upper bounds of the histogram buckets, in seconds: 0.5 ms to 10 s.
 pub const BUCKETS: [f64; 14] = [
@@ -49,10 +49,7 @@ fn labels_text(labels: &[(&str, &str)]) -> String {
 impl Metrics {
     /// Records one observation of `seconds` in the histogram `name{labels}`.
     pub fn observe(&self, name: &str, labels: &[(&str, &str)], seconds: f64) {
-        let mut map = self
-            .histograms
-            .lock()
-            .expect("metrics lock is never poisoned: no panics inside");
+        let mut map = lock(&self.histograms);
         let histogram = map
             .entry((name.to_string(), labels_text(labels)))
             .or_default();
@@ -70,49 +67,31 @@ impl Metrics {
 
     pub fn add(&self, name: &str, labels: &[(&str, &str)], n: u64) {
         let labels = labels_text(labels);
-        let mut map = self
-            .counters
-            .lock()
-            .expect("metrics lock is never poisoned: no panics inside");
+        let mut map = lock(&self.counters);
         *map.entry((name.to_string(), labels)).or_default() += n;
     }
 
     /// The value of one series (0 if never counted).
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
         let labels = labels_text(labels);
-        let map = self
-            .counters
-            .lock()
-            .expect("metrics lock is never poisoned: no panics inside");
+        let map = lock(&self.counters);
         map.get(&(name.to_string(), labels)).copied().unwrap_or(0)
     }
 
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters = self
-            .counters
-            .lock()
-            .expect("metrics lock is never poisoned: no panics inside");
+        let counters = lock(&self.counters);
         let mut last = "";
         for ((name, labels), value) in counters.iter() {
-            if name != last {
-                let _ = writeln!(out, "# TYPE {name} counter");
-                last = name;
-            }
+            type_line(&mut out, &mut last, name, "counter");
             let _ = writeln!(out, "{name}{} {value}", braced(labels, ""));
         }
         drop(counters);
-        let histograms = self
-            .histograms
-            .lock()
-            .expect("metrics lock is never poisoned: no panics inside");
+        let histograms = lock(&self.histograms);
         let mut last = "";
         for ((name, labels), histogram) in histograms.iter() {
-            if name != last {
-                let _ = writeln!(out, "# TYPE {name} histogram");
-                last = name;
-            }
+            type_line(&mut out, &mut last, name, "histogram");
             let mut cumulative = 0;
             for (le, n) in BUCKETS.iter().zip(histogram.buckets) {
                 cumulative += n;
@@ -135,6 +114,21 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+/// Every lock here is held for a map update or a render, which cannot panic.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .expect("metrics lock is never poisoned: no panics inside")
+}
+
+/// `# TYPE name kind`, once per name: the maps are sorted, so a name's series are together.
+fn type_line<'a>(out: &mut String, last: &mut &'a str, name: &'a str, kind: &str) {
+    if name != *last {
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        *last = name;
     }
 }
 
