@@ -4064,7 +4064,6 @@ impl Storage for Delegate {
                     })
                 }
             }
-
         }
     }
 
