@@ -28,7 +28,7 @@ impl TestSupport for Sqlite {
     fn snapshot(
         _conn: &mut Self::Connection,
     ) -> BoxFuture<'_, Result<FixtureSnapshot<Self>, Error>> {
-        // Upstream left this unwritten (`todo!()`): say so as an error, not a panic.
+        // Upstream left this unwritten (it panicked): say so as an error instead.
         Box::pin(async {
             Err(Error::Configuration(
                 "snapshots of SQLite test databases are not supported".into(),
