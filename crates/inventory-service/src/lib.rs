@@ -26,7 +26,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use platform::config::{DatabaseArgs, KafkaArgs};
+use platform::config::{DatabaseArgs, HttpArgs, KafkaArgs};
 use platform::service::Runtime;
 use platform::CancellationToken;
 use tokio::net::TcpListener;
@@ -42,6 +42,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
 
     /// JSON seed loaded into an empty stock table at first start (default: the shipped seed).
     #[arg(long, env = "OPENORDER_SEED_FILE")]
@@ -123,5 +126,5 @@ pub async fn run(
             metrics: runtime.metrics.clone(),
         },
     });
-    runtime.serve(listener, api, shutdown).await
+    runtime.serve(listener, api, &config.http, shutdown).await
 }

@@ -30,7 +30,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use platform::config::{DatabaseArgs, KafkaArgs, PartitionAssignment};
+use platform::config::{DatabaseArgs, HttpArgs, KafkaArgs, PartitionAssignment};
 use platform::service::Runtime;
 use platform::CancellationToken;
 use tokio::net::TcpListener;
@@ -47,6 +47,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
 
     #[command(flatten)]
     pub notify: NotifyArgs,
@@ -166,5 +169,5 @@ pub async fn run(
     };
     runtime.spawn_worker(|stop| dispatcher.run(stop));
     let api = routes::router(runtime.db.clone());
-    runtime.serve(listener, api, shutdown).await
+    runtime.serve(listener, api, &config.http, shutdown).await
 }

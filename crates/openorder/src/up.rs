@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use platform::config::{DatabaseArgs, KafkaArgs};
+use platform::config::{DatabaseArgs, HttpArgs, KafkaArgs};
 use platform::CancellationToken;
 use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
@@ -51,6 +51,9 @@ pub struct UpArgs {
 
     #[command(flatten)]
     pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
 
     /// notification-service's channels (e-mail, webhook), templates and retries.
     #[command(flatten)]
@@ -183,6 +186,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         order_service::Config {
             kafka: kafka.clone(),
             database: database("order.db"),
+            http: args.http.clone(),
         },
         order_listener,
         shutdown.clone(),
@@ -191,6 +195,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         inventory_service::Config {
             kafka: kafka.clone(),
             database: database("inventory.db"),
+            http: args.http.clone(),
             seed_file: None,
             fail_sku: args.fail_sku.clone(),
             flaky_sku: args.flaky_sku.clone(),
@@ -202,6 +207,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         notification_service::Config {
             kafka: kafka.clone(),
             database: database("notification.db"),
+            http: args.http.clone(),
             notify: args.notify.clone(),
         },
         notification_listener,

@@ -17,7 +17,7 @@ pub mod routes;
 pub mod store;
 
 use clap::Args;
-use platform::config::{DatabaseArgs, KafkaArgs};
+use platform::config::{DatabaseArgs, HttpArgs, KafkaArgs};
 use platform::service::Runtime;
 use platform::CancellationToken;
 use tokio::net::TcpListener;
@@ -35,6 +35,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 /// Runs order-service until `shutdown`.
@@ -93,5 +96,5 @@ pub async fn run(
         topics,
         waker: runtime.waker.clone(),
     });
-    runtime.serve(listener, api, shutdown).await
+    runtime.serve(listener, api, &config.http, shutdown).await
 }

@@ -161,6 +161,24 @@ pub struct DatabaseArgs {
     pub database_max_connections: u32,
 }
 
+/// How a service's HTTP API takes load.
+#[derive(Args, Clone, Debug)]
+pub struct HttpArgs {
+    /// Most API requests worked on at once; one more is answered at once with
+    /// `503 /problems/overloaded` and `Retry-After: 1` (health and metrics endpoints are not
+    /// limited). Each request in flight holds memory, so this bounds it under overload.
+    #[arg(long, env = "OPENORDER_MAX_IN_FLIGHT_REQUESTS", default_value_t = crate::http::MAX_IN_FLIGHT, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_in_flight_requests: u32,
+}
+
+impl Default for HttpArgs {
+    fn default() -> Self {
+        Self {
+            max_in_flight_requests: crate::http::MAX_IN_FLIGHT,
+        }
+    }
+}
+
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),

@@ -138,11 +138,14 @@ impl Runtime {
         }
     }
 
-    /// Serves `api` (plus the health endpoints) until `shutdown`, then stops in order.
+    /// Serves `api` (at most `http.max_in_flight_requests` requests at once, see
+    /// [`crate::http::limited`]) plus the health, metrics and status endpoints until
+    /// `shutdown`, then stops in order.
     pub async fn serve(
         mut self,
         listener: TcpListener,
         api: axum::Router,
+        http: &crate::config::HttpArgs,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let address = listener.local_addr()?;
@@ -155,6 +158,7 @@ impl Runtime {
                 .map(axum::Json)
                 .map_err(crate::http::Problem::internal)
         };
+        let api = crate::http::limited(api, http.max_in_flight_requests, metrics.clone());
         let router = api
             .merge(health_router(self.health()))
             .route(

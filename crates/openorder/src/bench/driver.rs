@@ -25,6 +25,8 @@ pub struct Sample {
     pub answered: Instant,
     /// The order id if the answer was a 202.
     pub order_id: Option<i64>,
+    /// The answer was a 503: the service refused the order as overloaded.
+    pub refused: bool,
 }
 
 /// Decisions seen so far: order id → arrival time.
@@ -103,6 +105,7 @@ pub async fn open_loop(
         tasks.push(tokio::spawn(async move {
             let body = serde_json::json!({"userId": 1 + (i % 1000) as i64, "items": [{"sku": sku, "qty": 1}]});
             let answer = http.post(&url).json(&body).send().await;
+            let refused = matches!(&answer, Ok(r) if r.status().as_u16() == 503);
             let order_id = match answer {
                 Ok(r) if r.status().as_u16() == 202 => r
                     .json::<serde_json::Value>()
@@ -115,6 +118,7 @@ pub async fn open_loop(
                 scheduled,
                 answered: Instant::now(),
                 order_id,
+                refused,
             }
         }));
     }

@@ -127,11 +127,14 @@ pub async fn http(
 ) -> anyhow::Result<HttpLimit> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/noop", listener.local_addr()?);
-    // The services' stack: request timing, body limit, problem fallback.
-    let app = platform::http::app(platform::http::timed(
+    // The services' stack: the in-flight limit, request timing, body limit, problem fallback.
+    let metrics = platform::metrics::Metrics::default();
+    let api = platform::http::limited(
         axum::Router::new().route("/noop", axum::routing::post(noop)),
-        platform::metrics::Metrics::default(),
-    ));
+        platform::http::MAX_IN_FLIGHT,
+        metrics.clone(),
+    );
+    let app = platform::http::app(platform::http::timed(api, metrics));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let done = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);

@@ -363,10 +363,11 @@ async fn measure(
 fn print_summary(r: &Report) {
     println!("\n{} on {}", r.backend, r.machine);
     println!(
-        "{:>9} {:>7} {:>7} {:>5} {:>10} {:>11} {:>9} {:>9} {:>9} {:>9}",
+        "{:>9} {:>7} {:>7} {:>7} {:>5} {:>10} {:>11} {:>9} {:>9} {:>9} {:>9}",
         "OFFERED/s",
         "SENT",
         "ERRORS",
+        "REFUSED",
         "LOST",
         "ACCEPTED/s",
         "COMPLETED/s",
@@ -377,10 +378,11 @@ fn print_summary(r: &Report) {
     );
     for run in &r.runs {
         println!(
-            "{:>9.0} {:>7} {:>7} {:>5} {:>10.0} {:>11.0} {:>7.2}ms {:>7.2}ms {:>7.1}ms {:>7.1}ms",
+            "{:>9.0} {:>7} {:>7} {:>7} {:>5} {:>10.0} {:>11.0} {:>7.2}ms {:>7.2}ms {:>7.1}ms {:>7.1}ms",
             run.offered_rate,
             run.sent,
             run.errors,
+            run.refused,
             run.lost,
             run.accepted_per_second,
             run.completed_per_second,

@@ -58,7 +58,10 @@ pub struct RunResult {
     pub offered_rate: f64,
     pub sent: usize,
     pub accepted: usize,
+    /// Requests not accepted: refused, failed or timed out.
     pub errors: usize,
+    /// Of the errors, those the service refused as overloaded (503).
+    pub refused: usize,
     pub completed: usize,
     /// Accepted orders whose decision never arrived.
     pub lost: usize,
@@ -125,6 +128,7 @@ pub fn summarize(rate: f64, samples: &[Sample], decisions: &Decisions) -> RunRes
         sent: samples.len(),
         accepted,
         errors: samples.len() - accepted,
+        refused: samples.iter().filter(|s| s.refused).count(),
         completed,
         lost: accepted - completed,
         accepted_per_second: per_second(accepted, last_answer),

@@ -270,6 +270,7 @@ impl Stack {
             order_service::Config {
                 kafka: kafka.clone(),
                 database: order_db,
+                http: Default::default(),
             },
             order_listener,
             shutdown.clone(),
@@ -278,6 +279,7 @@ impl Stack {
             inventory_service::Config {
                 kafka: kafka.clone(),
                 database: inventory_db,
+                http: Default::default(),
                 seed_file: None,
                 fail_sku: "FAIL".into(),
                 flaky_sku: "FLAKY".into(),
@@ -289,6 +291,7 @@ impl Stack {
             notification_service::Config {
                 kafka: kafka.clone(),
                 database: notification_db,
+                http: Default::default(),
                 notify: options.notify.clone(),
             },
             notification_listener,
