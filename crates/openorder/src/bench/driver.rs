@@ -7,7 +7,10 @@
 //!
 //! End to end: the observer consumes `inventory.reserved` and `inventory.rejected` (the
 //! events that decide an order's final status, the same records order-service applies) and
-//! notes when each order's decision arrived. Nothing polls the API.
+//! notes when each order's decision arrived. Nothing polls the API. It also reads
+//! `order.created`, and notes each record's producer timestamp, so the end-to-end time splits
+//! into hops: until order-service's relay produced `order.created`, until inventory-service's
+//! relay produced the decision, and until the decision reached a consumer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,23 +32,72 @@ pub struct Sample {
     pub refused: bool,
 }
 
-/// Decisions seen so far: order id → arrival time.
+/// What the observer saw of one order.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Trace {
+    /// When order-service's relay produced `order.created` (the record's timestamp, 1 ms
+    /// granular).
+    pub created_produced: Option<Instant>,
+    /// When inventory-service's relay produced the decision (likewise).
+    pub decision_produced: Option<Instant>,
+    /// When the decision reached the observer.
+    pub decided: Option<Instant>,
+}
+
+/// Orders seen so far: order id → what was seen of it.
 #[derive(Clone, Default)]
-pub struct Decisions(Arc<Mutex<HashMap<i64, Instant>>>);
+pub struct Decisions(Arc<Mutex<HashMap<i64, Trace>>>);
 
 impl Decisions {
+    /// When the order's decision arrived, if it did.
     pub fn get(&self, order_id: i64) -> Option<Instant> {
+        self.trace(order_id).decided
+    }
+
+    pub fn trace(&self, order_id: i64) -> Trace {
         self.0
             .lock()
             .expect("never poisoned")
             .get(&order_id)
             .copied()
+            .unwrap_or_default()
     }
 }
 
-/// Consumes the decision topics (every partition, from the beginning) until `stop`.
+/// A record's timestamp (ms since the epoch) on the monotonic clock, by one pairing of the
+/// wall clock with it.
+struct Clocks {
+    instant: Instant,
+    epoch_ms: i64,
+}
+
+impl Clocks {
+    fn now() -> Self {
+        let epoch_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default();
+        Self {
+            instant: Instant::now(),
+            epoch_ms,
+        }
+    }
+
+    fn instant_of(&self, epoch_ms: i64) -> Instant {
+        let offset = Duration::from_millis((epoch_ms - self.epoch_ms).unsigned_abs());
+        if epoch_ms >= self.epoch_ms {
+            self.instant + offset
+        } else {
+            self.instant.checked_sub(offset).unwrap_or(self.instant)
+        }
+    }
+}
+
+/// Consumes the decision topics, and `order.created` too if `hops`, (every partition, from
+/// the beginning) until `stop`.
 pub fn observe(
     kafka: &platform::config::KafkaArgs,
+    hops: bool,
     stop: CancellationToken,
 ) -> anyhow::Result<Decisions> {
     let topics = kafka.topics();
@@ -53,16 +105,19 @@ pub fn observe(
     args.partition_assignment = platform::config::PartitionAssignment::All;
     let consumer: StreamConsumer =
         platform::kafka::consumer(&args, &topics.group("bench-observer"), "bench")?;
-    platform::kafka::assign_all(
-        &consumer,
-        &[topics.inventory_reserved(), topics.inventory_rejected()],
-    )?;
+    let created_topic = topics.order_created();
+    let mut observed = vec![topics.inventory_reserved(), topics.inventory_rejected()];
+    if hops {
+        observed.push(created_topic.clone());
+    }
+    platform::kafka::assign_all(&consumer, &observed)?;
     // From the beginning: the system under test is fresh, so every record is this run's.
     let mut tpl = consumer.assignment()?;
     tpl.set_all_offsets(rdkafka::Offset::Beginning)?;
     consumer.assign(&tpl)?;
     let decisions = Decisions::default();
     let out = decisions.clone();
+    let clocks = Clocks::now();
     tokio::spawn(async move {
         loop {
             let message = tokio::select! {
@@ -75,12 +130,18 @@ pub fn observe(
                 .key()
                 .and_then(|k| std::str::from_utf8(k).ok())
                 .and_then(|k| k.parse::<i64>().ok());
-            if let Some(id) = order_id {
-                out.0
-                    .lock()
-                    .expect("never poisoned")
-                    .entry(id)
-                    .or_insert(now);
+            let Some(id) = order_id else { continue };
+            let produced = message
+                .timestamp()
+                .to_millis()
+                .map(|ms| clocks.instant_of(ms));
+            let mut seen = out.0.lock().expect("never poisoned");
+            let trace = seen.entry(id).or_default();
+            if message.topic() == created_topic {
+                trace.created_produced = trace.created_produced.or(produced);
+            } else if trace.decided.is_none() {
+                trace.decision_produced = produced;
+                trace.decided = Some(now);
             }
         }
     });

@@ -68,6 +68,12 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 20_000)]
     raw_records: usize,
 
+    /// Also read `order.created` to split the end-to-end time into hops (relay produced
+    /// `order.created` / inventory produced the decision / decision seen). Off by default: the
+    /// extra consumer makes the broker serve one more read per order.
+    #[arg(long)]
+    hops: bool,
+
     /// Where report.json and chart.svg go.
     #[arg(long, default_value = "bench-report")]
     out: PathBuf,
@@ -272,7 +278,7 @@ async fn measure(
 ) -> anyhow::Result<Report> {
     stock(http, &system.inventory_url).await?;
     let stop = tokio_util::sync::CancellationToken::new();
-    let decisions = driver::observe(&system.kafka, stop.clone())?;
+    let decisions = driver::observe(&system.kafka, args.hops, stop.clone())?;
     // Warm-up: connections, consumer fetch sessions, database caches.
     let warm = driver::open_loop(http, &system.order_url, 200.0, 200).await;
     driver::wait_decided(&warm, &decisions, Duration::from_secs(60)).await;
@@ -390,6 +396,22 @@ fn print_summary(r: &Report) {
             run.post.p99_ms,
             run.end_to_end.p50_ms,
             run.end_to_end.p99_ms
+        );
+    }
+    for (run, hops) in r
+        .runs
+        .iter()
+        .filter_map(|run| Some((run, run.hops.as_ref()?)))
+    {
+        println!(
+            "{:>9.0} by hop, p50 / p99: POST → order.created produced {:.1} / {:.1} ms; → decision produced {:.1} / {:.1} ms; → decision seen {:.1} / {:.1} ms",
+            run.offered_rate,
+            hops.to_created_produced.p50_ms,
+            hops.to_created_produced.p99_ms,
+            hops.to_decision_produced.p50_ms,
+            hops.to_decision_produced.p99_ms,
+            hops.to_decision_seen.p50_ms,
+            hops.to_decision_seen.p99_ms,
         );
     }
     if let Some(rate) = r.sustained_rate {

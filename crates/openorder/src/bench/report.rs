@@ -69,7 +69,25 @@ pub struct RunResult {
     pub completed_per_second: f64,
     pub post: Percentiles,
     pub end_to_end: Percentiles,
+    /// The end-to-end time by hop, when the bench ran with `--hops`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hops: Option<Hops>,
     pub series: Vec<Point>,
+}
+
+/// Where the end-to-end time goes, hop by hop (see [`super::driver`]); the producer
+/// timestamps are 1 ms granular.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hops {
+    /// Scheduled POST → order-service's relay produced `order.created` (the POST, its
+    /// commit, the relay's wake-up and read).
+    pub to_created_produced: Percentiles,
+    /// → inventory-service's relay produced the decision (the broker's write and fetch,
+    /// inventory's transaction, its relay).
+    pub to_decision_produced: Percentiles,
+    /// → the decision reached a consumer (the broker's write and fetch).
+    pub to_decision_seen: Percentiles,
 }
 
 pub fn summarize(rate: f64, samples: &[Sample], decisions: &Decisions) -> RunResult {
@@ -80,6 +98,7 @@ pub fn summarize(rate: f64, samples: &[Sample], decisions: &Decisions) -> RunRes
         .unwrap_or_else(Instant::now);
     let mut post = histogram();
     let mut e2e = histogram();
+    let mut hops = [histogram(), histogram(), histogram()];
     let mut per_second: BTreeMap<u64, (u64, Histogram<u64>, Histogram<u64>)> = BTreeMap::new();
     let mut completed_at: BTreeMap<u64, u64> = BTreeMap::new();
     let (mut accepted, mut completed, mut last_answer, mut last_decision) = (0, 0, start, start);
@@ -95,7 +114,23 @@ pub fn summarize(rate: f64, samples: &[Sample], decisions: &Decisions) -> RunRes
         last_answer = last_answer.max(s.answered);
         let Some(id) = s.order_id else { continue };
         accepted += 1;
-        if let Some(at) = decisions.get(id) {
+        let trace = decisions.trace(id);
+        if let (Some(created), Some(decision), Some(seen)) = (
+            trace.created_produced,
+            trace.decision_produced,
+            trace.decided,
+        ) {
+            let steps = [s.scheduled, created, decision, seen];
+            for (hop, pair) in hops.iter_mut().zip(steps.windows(2)) {
+                let _ = hop.record(
+                    pair[1]
+                        .saturating_duration_since(pair[0])
+                        .as_micros()
+                        .max(1) as u64,
+                );
+            }
+        }
+        if let Some(at) = trace.decided {
             completed += 1;
             let us = at.saturating_duration_since(s.scheduled).as_micros().max(1) as u64;
             let _ = e2e.record(us);
@@ -135,6 +170,11 @@ pub fn summarize(rate: f64, samples: &[Sample], decisions: &Decisions) -> RunRes
         completed_per_second: per_second(completed, last_decision),
         post: percentiles(&post),
         end_to_end: percentiles(&e2e),
+        hops: (!hops[0].is_empty()).then(|| Hops {
+            to_created_produced: percentiles(&hops[0]),
+            to_decision_produced: percentiles(&hops[1]),
+            to_decision_seen: percentiles(&hops[2]),
+        }),
         series,
     }
 }
