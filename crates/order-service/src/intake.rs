@@ -12,7 +12,7 @@
 //! database can take, an unbounded queue only grows latency until clients time out, and
 //! throughput falls with it; a quick refusal keeps the accepted orders fast and tells the
 //! client to come back (with its `Idempotency-Key`, safely). Served over HTTP, the
-//! service's limit on requests in flight ([`platform::http::limited`], 1,024 by default)
+//! service's limit on requests in flight ([`platform::http::limited`], 2,048 by default)
 //! refuses first; this bound is the backstop for a higher limit or another caller.
 
 use std::sync::Arc;

@@ -294,10 +294,10 @@ pub fn app(router: Router) -> Router {
 
 /// Most requests a service's API works on at once, by default (see [`limited`]). Each
 /// request in flight costs about 40 KiB (mostly hyper's connection buffers, measured with
-/// heaptrack), so 1,024 bound a service's memory under overload to some 40 MiB above its
-/// idle ~20 MiB; at 5,000 orders/s it still admits a stall of 0.2 s (the slowest POSTs of
-/// a 60 s run at that rate took 130–190 ms).
-pub const MAX_IN_FLIGHT: u32 = 1024;
+/// heaptrack), so 2,048 bound a service's memory under overload to some 80 MiB above its
+/// idle ~20 MiB, and admit a stall of 0.4 s at 5,000 orders/s (with 1,024, a 60 s run at
+/// that rate refused 549 orders in its slowest seconds, when POSTs took up to 310 ms).
+pub const MAX_IN_FLIGHT: u32 = 2048;
 
 /// Answers a request to one of `router`'s routes at once with `503 /problems/overloaded`
 /// (and `Retry-After: 1`) while `limit` others are in flight, counting each in
