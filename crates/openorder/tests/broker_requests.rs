@@ -1,6 +1,7 @@
 //! The embedded broker answers every request a Kafka client may send it, including the ones
 //! its storage does not support, and keeps serving everyone else afterwards: one odd admin
-//! request must not take the system's only broker down.
+//! request must not take the system's only broker down. And what it remembers to answer
+//! faster (a topic's metadata) is forgotten when the topic changes.
 
 mod support;
 
@@ -83,4 +84,52 @@ async fn a_delete_records_request_is_answered_and_the_broker_keeps_serving() {
 
     produce(&args, "after").await;
     assert_eq!(payloads(&broker.bootstrap, 2).await, ["before", "after"]);
+}
+
+/// The partitions of `topic` as the broker's metadata gives them (0 if it has none).
+fn partitions_of(bootstrap: &str, topic: &str) -> usize {
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map_or(0, |t| t.partitions().len())
+}
+
+#[tokio::test]
+async fn a_topic_deleted_and_created_again_is_described_as_it_is_now() {
+    let broker = TestBroker::start(BrokerKind::Tansu).await.unwrap();
+    let topic = "recreated-probe";
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .create()
+        .unwrap();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let create = |partitions: i32| {
+        rdkafka::admin::NewTopic::new(
+            topic,
+            partitions,
+            rdkafka::admin::TopicReplication::Fixed(1),
+        )
+    };
+    for result in admin.create_topics(&[create(1)], &options).await.unwrap() {
+        result.unwrap();
+    }
+    // Read twice: the second answer may come from what the broker remembers.
+    assert_eq!(partitions_of(&broker.bootstrap, topic), 1);
+    assert_eq!(partitions_of(&broker.bootstrap, topic), 1);
+
+    for result in admin.delete_topics(&[topic], &options).await.unwrap() {
+        result.unwrap();
+    }
+    for result in admin.create_topics(&[create(3)], &options).await.unwrap() {
+        result.unwrap();
+    }
+    assert_eq!(partitions_of(&broker.bootstrap, topic), 3);
 }

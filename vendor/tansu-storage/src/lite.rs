@@ -1394,6 +1394,25 @@ pub struct Engine {
     server: Arc<JoinSet<Result<(), Error>>>,
     inner: RequestChannelService,
     watermarks: Arc<Mutex<Watermarks>>,
+    topic_metadata: Arc<Mutex<TopicMetadata>>,
+}
+
+/// OpenOrder patch: each topic's metadata as last read, for lookups of one topic. Every
+/// fetch looked its topics up with a full Metadata query (about 7 % of the broker's samples
+/// at 1,000 orders/s). On this single node a topic's metadata changes only when a topic is
+/// created or deleted, which forget everything; a response read while anything was
+/// forgotten is not kept, and only answers without an error are.
+#[derive(Debug, Default)]
+struct TopicMetadata {
+    known: std::collections::HashMap<TopicId, MetadataResponse>,
+    changes: u64,
+}
+
+impl TopicMetadata {
+    fn forget_all(&mut self) {
+        self.changes += 1;
+        self.known.clear();
+    }
 }
 
 /// OpenOrder patch: each partition's watermarks as last read or produced, so a fetch learns
@@ -1480,6 +1499,10 @@ impl Storage for Engine {
             .await
             .inspect(|_| {
                 self.watermarks.lock().expect("never poisoned").forget_all();
+                self.topic_metadata
+                    .lock()
+                    .expect("never poisoned")
+                    .forget_all();
                 ENGINE_REQUEST_DURATION.record(
                     elapsed_millis(start),
                     &[KeyValue::new("operation", "create_topic")],
@@ -1507,6 +1530,10 @@ impl Storage for Engine {
         let start = SystemTime::now();
         self.inner.delete_topic(topic).await.inspect(|_| {
             self.watermarks.lock().expect("never poisoned").forget_all();
+            self.topic_metadata
+                .lock()
+                .expect("never poisoned")
+                .forget_all();
             ENGINE_REQUEST_DURATION.record(
                 elapsed_millis(start),
                 &[KeyValue::new("operation", "delete_topic")],
@@ -1671,12 +1698,36 @@ impl Storage for Engine {
     #[instrument(skip_all)]
     async fn metadata(&self, topics: Option<&[TopicId]>) -> Result<MetadataResponse> {
         let start = SystemTime::now();
-        self.inner.metadata(topics).await.inspect(|_| {
-            ENGINE_REQUEST_DURATION.record(
-                elapsed_millis(start),
-                &[KeyValue::new("operation", "metadata")],
-            )
-        })
+        let one = match topics {
+            Some([topic]) => {
+                let cache = self.topic_metadata.lock().expect("never poisoned");
+                if let Some(known) = cache.known.get(topic) {
+                    return Ok(known.clone());
+                }
+                Some((topic.clone(), cache.changes))
+            }
+            _ => None,
+        };
+        self.inner
+            .metadata(topics)
+            .await
+            .inspect(|response| {
+                let Some((topic, seen_changes)) = one else {
+                    return;
+                };
+                let answered = matches!(&response.topics[..], [topic]
+                    if topic.error_code == i16::from(ErrorCode::None));
+                let mut cache = self.topic_metadata.lock().expect("never poisoned");
+                if answered && cache.changes == seen_changes {
+                    _ = cache.known.insert(topic, response.clone());
+                }
+            })
+            .inspect(|_| {
+                ENGINE_REQUEST_DURATION.record(
+                    elapsed_millis(start),
+                    &[KeyValue::new("operation", "metadata")],
+                )
+            })
     }
 
     #[instrument(skip_all)]
@@ -2054,6 +2105,7 @@ impl Builder<String, i32, Url, Url> {
             server: Arc::new(server),
             inner,
             watermarks: Arc::default(),
+            topic_metadata: Arc::default(),
         })
     }
 }
