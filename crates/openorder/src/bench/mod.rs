@@ -96,55 +96,12 @@ async fn start_system(
 ) -> anyhow::Result<System> {
     match args.broker {
         BrokerChoice::Embedded => {
-            let (broker, order, inventory, notification) =
-                (free_port()?, free_port()?, free_port()?, free_port()?);
-            let log = std::fs::File::create(dir.join("up.log"))?;
-            let started = std::time::Instant::now();
-            let child = tokio::process::Command::new(std::env::current_exe()?)
-                .arg("up")
-                .arg("--data-dir")
-                .arg(dir.join("data"))
-                .args(["--broker-port", &broker.to_string()])
-                .args(["--order-port", &order.to_string()])
-                .args(["--inventory-port", &inventory.to_string()])
-                .args(["--notification-port", &notification.to_string()])
-                .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .kill_on_drop(true)
-                .spawn()
-                .context("Failed to start openorder up")?;
-            let order_url = format!("http://127.0.0.1:{order}");
-            let inventory_url = format!("http://127.0.0.1:{inventory}");
-            for url in [
-                &order_url,
-                &inventory_url,
-                &format!("http://127.0.0.1:{notification}"),
-            ] {
-                wait_ready(http, url).await?;
+            for attempt in 1.. {
+                if let Some(system) = start_up(dir, http, attempt).await? {
+                    return Ok(system);
+                }
             }
-            println!(
-                "bench: `openorder up` ready in {:.2} s",
-                started.elapsed().as_secs_f64()
-            );
-            let pid = child.id().context("up has a pid")?;
-            let mut processes = vec![("openorder up".to_string(), pid)];
-            for c in procstat::children(pid) {
-                processes.push(("openorder-broker (child of up)".to_string(), c));
-            }
-            Ok(System {
-                order_url,
-                inventory_url,
-                kafka: platform::config::KafkaArgs::with_defaults(
-                    &format!("127.0.0.1:{broker}"),
-                    "",
-                ),
-                processes,
-                up: Some(child),
-                cluster: None,
-            })
+            unreachable!("start_up gives up after its last attempt")
         }
         BrokerChoice::External => {
             let backend = Backend::External {
@@ -184,6 +141,89 @@ async fn start_system(
             })
         }
     }
+}
+
+/// Most tries at starting `openorder up` (see [`start_up`]).
+const UP_ATTEMPTS: u32 = 3;
+
+/// Starts `openorder up` on free ports and waits until its three services are ready; `None`
+/// if it exited at start and another attempt is left. The ports are found free and released
+/// before `up` binds them, so another socket can take one in between (seen: the broker's
+/// port, "Address already in use"); `up` then exits at once, and a new attempt picks new
+/// ports.
+async fn start_up(
+    dir: &std::path::Path,
+    http: &reqwest::Client,
+    attempt: u32,
+) -> anyhow::Result<Option<System>> {
+    let (broker, order, inventory, notification) =
+        (free_port()?, free_port()?, free_port()?, free_port()?);
+    let data = dir.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    let log_path = dir.join("up.log");
+    let log = std::fs::File::create(&log_path)?;
+    let started = std::time::Instant::now();
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("up")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--broker-port", &broker.to_string()])
+        .args(["--order-port", &order.to_string()])
+        .args(["--inventory-port", &inventory.to_string()])
+        .args(["--notification-port", &notification.to_string()])
+        .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("Failed to start openorder up")?;
+    let order_url = format!("http://127.0.0.1:{order}");
+    let inventory_url = format!("http://127.0.0.1:{inventory}");
+    let notification_url = format!("http://127.0.0.1:{notification}");
+    let ready = async {
+        for url in [&order_url, &inventory_url, &notification_url] {
+            wait_ready(http, url).await?;
+        }
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        ready = ready => ready?,
+        status = child.wait() => {
+            let status = status.map_or_else(|err| err.to_string(), |status| status.to_string());
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let first_error = log
+                .lines()
+                .find(|line| line.starts_with("Error:") || line.starts_with("error:"))
+                .unwrap_or("no error line")
+                .to_string();
+            anyhow::ensure!(
+                attempt < UP_ATTEMPTS,
+                "`openorder up` exited at start {attempt} times, the last with {status}: {first_error} (log: {})",
+                log_path.display()
+            );
+            println!("bench: `openorder up` exited at start ({first_error}); trying again on other ports");
+            return Ok(None);
+        }
+    }
+    println!(
+        "bench: `openorder up` ready in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let pid = child.id().context("up has a pid")?;
+    let mut processes = vec![("openorder up".to_string(), pid)];
+    for c in procstat::children(pid) {
+        processes.push(("openorder-broker (child of up)".to_string(), c));
+    }
+    Ok(Some(System {
+        order_url,
+        inventory_url,
+        kafka: platform::config::KafkaArgs::with_defaults(&format!("127.0.0.1:{broker}"), ""),
+        processes,
+        up: Some(child),
+        cluster: None,
+    }))
 }
 
 /// Everything the run measured.
@@ -239,7 +279,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .pool_max_idle_per_host(256)
         .timeout(Duration::from_secs(30))
         .build()?;
-    let mut system = start_system(&args, &dir, &http).await?;
+    let kept = || format!("the bench's files are kept in {}", dir.display());
+    let mut system = start_system(&args, &dir, &http).await.with_context(kept)?;
     let result = measure(&args, &system, &http).await;
     if let Some(mut up) = system.up.take() {
         if let Some(pid) = up.id() {
@@ -253,7 +294,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(cluster) = system.cluster.take() {
         cluster.shutdown().await;
     }
-    let report = result?;
+    let report = result.with_context(kept)?;
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(
         args.out.join("report.json"),
@@ -268,6 +309,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     print_summary(&report);
     println!("bench: report in {}", args.out.display());
+    // The system's databases, up to a gigabyte after a minute at 5,000/s.
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
