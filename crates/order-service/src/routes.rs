@@ -67,17 +67,13 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
 /// 503 with `Retry-After: 1`: the intake's queue is full (see [`crate::intake`]).
 fn busy() -> Response {
     tracing::debug!("order refused: the intake queue is full");
-    let mut response = Problem::new(
+    Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "busy",
         "Too many orders at once",
         "more orders are waiting to be written than this service queues; nothing was written, retry in a second",
     )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+    .retry_in_a_second()
 }
 
 /// `POST /api/orders`: 202 with the new order's id. With an `Idempotency-Key` header, a

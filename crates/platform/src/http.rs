@@ -1,6 +1,6 @@
 //! HTTP pieces every service shares: RFC 9457 problem details, a JSON body extractor whose
-//! rejections are problems too, health endpoints, a limit on requests in flight, request timing for `/metrics`, and serving
-//! with graceful shutdown.
+//! rejections are problems too, health endpoints, a limit on requests in flight, request
+//! timing for `/metrics`, and serving with graceful shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +61,16 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
         }
+    }
+
+    /// The problem as a response telling the client to try again in a second
+    /// (`Retry-After: 1`): for refusals under load, where nothing was done.
+    pub fn retry_in_a_second(self) -> Response {
+        let mut response = self.into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        response
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
@@ -326,17 +336,13 @@ async fn shed_beyond_limit(
 
 /// 503 with `Retry-After: 1`: the service is answering as many requests as it takes at once.
 fn overloaded() -> Response {
-    let mut response = Problem::new(
+    Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "overloaded",
         "Too many requests at once",
         "the service is working on as many requests as it takes at once; nothing was done, retry in a second",
     )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+    .retry_in_a_second()
 }
 
 /// Times every request to one of `router`'s routes, from its arrival to its answer, into

@@ -7,10 +7,11 @@
 //!
 //! End to end: the observer consumes `inventory.reserved` and `inventory.rejected` (the
 //! events that decide an order's final status, the same records order-service applies) and
-//! notes when each order's decision arrived. Nothing polls the API. It also reads
-//! `order.created`, and notes each record's producer timestamp, so the end-to-end time splits
-//! into hops: until order-service's relay produced `order.created`, until inventory-service's
-//! relay produced the decision, and until the decision reached a consumer.
+//! notes when each order's decision arrived. Nothing polls the API. With `--hops` it also
+//! reads `order.created`, and notes each record's producer timestamp, so the end-to-end
+//! time splits into hops: until order-service's relay produced `order.created`, until
+//! inventory-service's relay produced the decision, and until the decision reached a
+//! consumer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
