@@ -34,6 +34,11 @@ fn percentiles(h: &Histogram<u64>) -> Percentiles {
     }
 }
 
+/// Microseconds from `from` to `to`, at least 1 (what the histograms record).
+fn micros(from: Instant, to: Instant) -> u64 {
+    to.saturating_duration_since(from).as_micros().max(1) as u64
+}
+
 fn histogram() -> Histogram<u64> {
     // 1 µs to 10 min, 3 significant digits.
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
@@ -108,7 +113,7 @@ pub fn summarize(rate: f64, samples: &[Sample], decisions: &Decisions) -> RunRes
             .entry(second)
             .or_insert_with(|| (0, histogram(), histogram()));
         entry.0 += 1;
-        let post_us = (s.answered - s.scheduled).as_micros().max(1) as u64;
+        let post_us = micros(s.scheduled, s.answered);
         let _ = post.record(post_us);
         let _ = entry.1.record(post_us);
         last_answer = last_answer.max(s.answered);
@@ -122,17 +127,12 @@ pub fn summarize(rate: f64, samples: &[Sample], decisions: &Decisions) -> RunRes
         ) {
             let steps = [s.scheduled, created, decision, seen];
             for (hop, pair) in hops.iter_mut().zip(steps.windows(2)) {
-                let _ = hop.record(
-                    pair[1]
-                        .saturating_duration_since(pair[0])
-                        .as_micros()
-                        .max(1) as u64,
-                );
+                let _ = hop.record(micros(pair[0], pair[1]));
             }
         }
         if let Some(at) = trace.decided {
             completed += 1;
-            let us = at.saturating_duration_since(s.scheduled).as_micros().max(1) as u64;
+            let us = micros(s.scheduled, at);
             let _ = e2e.record(us);
             let _ = entry.2.record(us);
             last_decision = last_decision.max(at);
