@@ -1,7 +1,8 @@
 //! The embedded broker answers every request a Kafka client may send it, including the ones
 //! its storage does not support, and keeps serving everyone else afterwards: one odd admin
 //! request must not take the system's only broker down. And what it remembers to answer
-//! faster (a topic's metadata) is forgotten when the topic changes.
+//! faster (a topic's metadata) is forgotten when the topic changes. And what it acknowledges
+//! is on the disk, not only in memory.
 
 mod support;
 
@@ -132,4 +133,81 @@ async fn a_topic_deleted_and_created_again_is_described_as_it_is_now() {
         result.unwrap();
     }
     assert_eq!(partitions_of(&broker.bootstrap, topic), 3);
+}
+
+/// How many of the file's pages are in the page cache and not yet written to the disk
+/// (Linux `cachestat(2)`, 6.5 or newer).
+#[allow(unsafe_code)]
+fn dirty_pages(path: &std::path::Path) -> u64 {
+    use std::os::fd::AsRawFd as _;
+
+    #[repr(C)]
+    struct Range {
+        offset: u64,
+        /// 0: to the end of the file.
+        length: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct CacheStat {
+        cached: u64,
+        dirty: u64,
+        writeback: u64,
+        evicted: u64,
+        recently_evicted: u64,
+    }
+    const SYS_CACHESTAT: libc::c_long = 451;
+
+    let file =
+        std::fs::File::open(path).unwrap_or_else(|err| panic!("opening {}: {err}", path.display()));
+    let range = Range {
+        offset: 0,
+        length: 0,
+    };
+    let mut stat = CacheStat::default();
+    // SAFETY: both pointers are to live, properly laid out structs; the kernel writes only
+    // `stat`.
+    let result = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            file.as_raw_fd(),
+            &range as *const Range,
+            &mut stat as *mut CacheStat,
+            0,
+        )
+    };
+    assert_eq!(
+        result,
+        0,
+        "cachestat({}) failed: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    stat.dirty + stat.writeback
+}
+
+/// A power cut must not take back a record the broker acknowledged: its producer has
+/// forgotten it (the outbox row is deleted). So every acknowledged produce finds the broker's
+/// write-ahead log written to the disk, where the kernel alone would leave it in memory for
+/// up to 30 s.
+#[tokio::test]
+async fn a_produce_is_acknowledged_only_once_its_records_are_on_the_disk() {
+    let broker = TestBroker::start(BrokerKind::Tansu).await.unwrap();
+    let mut args = platform::config::KafkaArgs::with_defaults(&broker.bootstrap, "");
+    args.topic_partitions = 1;
+    platform::kafka::ensure_topics(&args, &[TOPIC.to_string()], &CancellationToken::new())
+        .await
+        .unwrap();
+    let wal = broker.data_dir().unwrap().join("broker.db-wal");
+
+    for i in 0..5 {
+        produce(&args, &format!("durable-{i}")).await;
+        assert_eq!(
+            dirty_pages(&wal),
+            0,
+            "record {i} was acknowledged while {} still had pages only in memory",
+            wal.display()
+        );
+    }
+    assert_eq!(payloads(&broker.bootstrap, 5).await.len(), 5);
 }

@@ -1263,6 +1263,13 @@ pub trait Storage: Clone + Debug + Send + Sync + 'static {
         batch: deflated::Batch,
     ) -> Result<i64>;
 
+    /// OpenOrder patch: waits until every batch produced before the call is on stable
+    /// storage; a produce is answered only after this. Engines that keep nothing need not
+    /// wait.
+    async fn sync_produced(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Fetch deflated batches from storage.
     async fn fetch(
         &self,
@@ -2340,6 +2347,25 @@ impl Storage for StorageContainer {
 
             Self::Null(engine) => engine.user_scram_credential(user, mechanism).await,
         }
+    }
+
+    #[instrument(skip_all)]
+    async fn sync_produced(&self) -> Result<()> {
+        let attributes = [KeyValue::new("method", "sync_produced")];
+
+        match self {
+            #[cfg(feature = "libsql")]
+            Self::Lite(engine) => engine.sync_produced(),
+
+            Self::Null(engine) => engine.sync_produced(),
+        }
+        .await
+        .inspect(|_| {
+            STORAGE_CONTAINER_REQUESTS.add(1, &attributes);
+        })
+        .inspect_err(|_| {
+            STORAGE_CONTAINER_ERRORS.add(1, &attributes);
+        })
     }
 
     #[instrument(skip_all)]

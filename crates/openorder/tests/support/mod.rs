@@ -131,6 +131,11 @@ impl TestBroker {
         child.wait().unwrap();
     }
 
+    /// The embedded broker's data directory (None for an external broker).
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.data_dir.as_deref()
+    }
+
     /// Starts the embedded broker again on the same address and data.
     pub async fn restart(&mut self) {
         let dir = self

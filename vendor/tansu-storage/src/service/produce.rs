@@ -264,6 +264,29 @@ where
             }
         }
 
+        // OpenOrder patch (change 10): answer only once the records are on stable storage;
+        // if that cannot be promised, the partitions that took records answer with a
+        // storage error and the producer sends them again.
+        let produced = |partition: &PartitionProduceResponse| {
+            partition.error_code == i16::from(ErrorCode::None)
+        };
+        if responses
+            .iter()
+            .flat_map(|topic| topic.partition_responses.iter().flatten())
+            .any(produced)
+        {
+            if let Err(err) = ctx.state().sync_produced().await {
+                error!(?err, "produced records could not be synced");
+                for partition in responses
+                    .iter_mut()
+                    .flat_map(|topic| topic.partition_responses.iter_mut().flatten())
+                    .filter(|partition| produced(partition))
+                {
+                    *partition = self.error(partition.index, ErrorCode::KafkaStorageError);
+                }
+            }
+        }
+
         Ok(ProduceResponse::default()
             .responses(Some(responses))
             .throttle_time_ms(Some(0))
