@@ -169,12 +169,18 @@ pub struct HttpArgs {
     /// limited). Each request in flight holds memory, so this bounds it under overload.
     #[arg(long, env = "OPENORDER_MAX_IN_FLIGHT_REQUESTS", default_value_t = crate::http::MAX_IN_FLIGHT, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_in_flight_requests: u32,
+    /// Milliseconds a client may take to send a request's head, counted from when its
+    /// connection opened or its last response was sent; then the connection is closed. This
+    /// also closes kept-alive connections idle that long.
+    #[arg(long, env = "OPENORDER_HEADER_READ_TIMEOUT_MS", default_value_t = crate::http::HEADER_READ_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub header_read_timeout_ms: u64,
 }
 
 impl Default for HttpArgs {
     fn default() -> Self {
         Self {
             max_in_flight_requests: crate::http::MAX_IN_FLIGHT,
+            header_read_timeout_ms: crate::http::HEADER_READ_TIMEOUT_MS,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! HTTP pieces every service shares: RFC 9457 problem details, a JSON body extractor whose
 //! rejections are problems too, health endpoints, a limit on requests in flight, request
-//! timing for `/metrics`, and serving with graceful shutdown.
+//! timing for `/metrics`, and serving with graceful shutdown and a header read timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -377,27 +377,59 @@ async fn time_request(
     response
 }
 
-/// Serves `router` (through [`app`]) on `listener` until `shutdown`; in-flight requests get up to 10 s.
+/// Default of how long a client may take to send a request's head, and how long a
+/// kept-alive connection may stay idle between requests, before it is closed (nginx's
+/// `client_header_timeout` and Kestrel's `RequestHeadersTimeout` are alike). Without it an idle or trickling connection
+/// stays open for ever, holding a socket and ~9 KiB, outside the limit on requests in flight.
+pub const HEADER_READ_TIMEOUT_MS: u64 = 30_000;
+
+/// Serves `router` (through [`app`]) on `listener` over HTTP/1.1 until `shutdown`; requests
+/// in flight then get up to 10 s. Each connection must send a request's head within
+/// `header_read_timeout_ms` of opening or of its last response.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    http: &crate::config::HttpArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let router = app(router);
-    let graceful = shutdown.clone();
-    let server = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { graceful.cancelled().await });
-    let server = tokio::spawn(async move { server.await });
-    shutdown.cancelled().await;
-    match tokio::time::timeout(Duration::from_secs(10), server).await {
-        Ok(joined) => joined
-            .map_err(anyhow::Error::from)?
-            .map_err(anyhow::Error::from),
-        Err(_) => {
+    let service = hyper_util::service::TowerToHyperService::new(app(router));
+    let mut connection_builder = hyper::server::conn::http1::Builder::new();
+    connection_builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(http.header_read_timeout_ms));
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of file descriptors, most likely: let connections finish.
+                    tracing::warn!(%err, "accepting a connection failed; retrying in 100 ms");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = connections.watch(
+            connection_builder
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone()),
+        );
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%err, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = connections.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(10)) => {
             tracing::warn!("HTTP requests still running after 10 s; stopping anyway");
-            Ok(())
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -469,6 +501,72 @@ mod tests {
         handler_entered.recv().await;
         release.notify_one();
         assert_eq!(second.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+
+    /// Reads until the server closes the connection, for at most 10 s.
+    async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+        use tokio::io::AsyncReadExt as _;
+        let mut received = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut received));
+        match read.await {
+            Ok(Ok(_)) => received,
+            Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionReset => received,
+            Ok(Err(err)) => panic!("reading failed: {err}"),
+            Err(_) => panic!("the connection was still open after 10 s"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_sends_no_request_head_in_time_is_closed_and_a_prompt_one_is_served()
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let http = crate::config::HttpArgs {
+            header_read_timeout_ms: 300,
+            ..Default::default()
+        };
+        let shutdown = CancellationToken::new();
+        let router = Router::new().route("/ping", get(|| async { "pong" }));
+        let server = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { serve(listener, router, &http, shutdown).await }
+        });
+
+        // Silent, and trickling: half a request head, then nothing.
+        for sent in [&b""[..], b"GET /ping HTTP/1.1\r\nHost: a"] {
+            let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+            client.write_all(sent).await.unwrap();
+            let opened = std::time::Instant::now();
+            read_until_closed(&mut client).await;
+            assert!(
+                opened.elapsed() >= Duration::from_millis(250),
+                "closed after {:?}, before the timeout",
+                opened.elapsed()
+            );
+        }
+
+        // Prompt: served, and closed only when it asks.
+        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+        client
+            .write_all(b"GET /ping HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        client
+            .write_all(b"GET /ping HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let received = String::from_utf8(read_until_closed(&mut client).await).unwrap();
+        assert_eq!(received.matches("HTTP/1.1 200 OK").count(), 2, "{received}");
+        assert_eq!(received.matches("pong").count(), 2, "{received}");
+
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("serving did not stop on shutdown")
+            .unwrap()
+            .unwrap();
     }
 
     #[test]

@@ -167,7 +167,7 @@ impl Runtime {
             )
             .route("/admin/status", axum::routing::get(status));
         let router = crate::http::timed(router, self.metrics.clone());
-        let served = crate::http::serve(listener, router, shutdown.clone()).await;
+        let served = crate::http::serve(listener, router, http, shutdown.clone()).await;
         while self.consumers.join_next().await.is_some() {}
         self.workers_stop.cancel();
         while self.workers.join_next().await.is_some() {}
