@@ -1,8 +1,8 @@
 //! The limits the system is compared against, measured in the same run on the same machine:
 //! - the broker's raw rate: records of an order event's size produced with the services'
 //!   producer settings (idempotent, `acks=all`) and consumed back;
-//! - the HTTP ceiling: a no-op JSON endpoint on the same server stack (axum, the same body
-//!   extractor and layers), driven by the same client.
+//! - the HTTP ceiling: a no-op JSON endpoint on the same server stack (`platform::http::serve`,
+//!   the same body extractor and layers), driven by the same client.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -127,15 +127,23 @@ pub async fn http(
 ) -> anyhow::Result<HttpLimit> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/noop", listener.local_addr()?);
-    // The services' stack: the in-flight limit, request timing, body limit, problem fallback.
+    // The services' stack: the in-flight limit, request timing, and `serve` (body limit,
+    // problem fallback, the accept loop and its connection settings).
     let metrics = platform::metrics::Metrics::default();
     let api = platform::http::limited(
         axum::Router::new().route("/noop", axum::routing::post(noop)),
         platform::http::MAX_IN_FLIGHT,
         metrics.clone(),
     );
-    let app = platform::http::app(platform::http::timed(api, metrics));
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let router = platform::http::timed(api, metrics);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let http = platform::config::HttpArgs::default();
+            platform::http::serve(listener, router, &http, stop).await
+        }
+    });
     let done = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
@@ -154,7 +162,8 @@ pub async fn http(
     for w in workers {
         let _ = w.await;
     }
-    server.abort();
+    stop.cancel();
+    server.await??;
     Ok(HttpLimit {
         requests_per_second: done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64(),
         concurrency,
