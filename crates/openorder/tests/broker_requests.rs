@@ -30,6 +30,17 @@ async fn produce(args: &platform::config::KafkaArgs, payload: &str) {
         .unwrap_or_else(|(err, _)| panic!("producing {payload:?} failed: {err}"));
 }
 
+/// A fresh embedded broker with the probe topic (one partition), and client settings for it.
+async fn broker_with_probe_topic() -> (TestBroker, platform::config::KafkaArgs) {
+    let broker = TestBroker::start(BrokerKind::Tansu).await.unwrap();
+    let mut args = platform::config::KafkaArgs::with_defaults(&broker.bootstrap, "");
+    args.topic_partitions = 1;
+    platform::kafka::ensure_topics(&args, &[TOPIC.to_string()], &CancellationToken::new())
+        .await
+        .unwrap();
+    (broker, args)
+}
+
 /// Every payload of the topic's partition 0, from the beginning, until `n` are read.
 async fn payloads(bootstrap: &str, n: usize) -> Vec<String> {
     let consumer: StreamConsumer = ClientConfig::new()
@@ -55,12 +66,7 @@ async fn payloads(bootstrap: &str, n: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn a_delete_records_request_is_answered_and_the_broker_keeps_serving() {
-    let broker = TestBroker::start(BrokerKind::Tansu).await.unwrap();
-    let mut args = platform::config::KafkaArgs::with_defaults(&broker.bootstrap, "");
-    args.topic_partitions = 1;
-    platform::kafka::ensure_topics(&args, &[TOPIC.to_string()], &CancellationToken::new())
-        .await
-        .unwrap();
+    let (broker, args) = broker_with_probe_topic().await;
     produce(&args, "before").await;
 
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
@@ -192,12 +198,7 @@ fn dirty_pages(path: &std::path::Path) -> u64 {
 /// up to 30 s.
 #[tokio::test]
 async fn a_produce_is_acknowledged_only_once_its_records_are_on_the_disk() {
-    let broker = TestBroker::start(BrokerKind::Tansu).await.unwrap();
-    let mut args = platform::config::KafkaArgs::with_defaults(&broker.bootstrap, "");
-    args.topic_partitions = 1;
-    platform::kafka::ensure_topics(&args, &[TOPIC.to_string()], &CancellationToken::new())
-        .await
-        .unwrap();
+    let (broker, args) = broker_with_probe_topic().await;
     let wal = broker.data_dir().unwrap().join("broker.db-wal");
 
     for i in 0..5 {
