@@ -90,6 +90,9 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     platform::telemetry::init();
+    if let Err(err) = platform::fd_limit::raise() {
+        tracing::warn!(%err, "could not raise the limit on open files; it stays as it was");
+    }
     let shutdown = platform::shutdown::on_signal();
     match cli.command {
         Command::Up(args) => up::run(args, shutdown).await,

@@ -15,6 +15,7 @@
 //! - [`service`]: the start-up and ordered shutdown every service shares.
 //! - [`status`]: consumer lag and outbox backlog (`GET /admin/status`).
 //! - [`shutdown`]: Ctrl-C / SIGTERM to a cancellation token.
+//! - [`fd_limit`]: the open-files limit raised to what the system allows, at start.
 
 pub mod config;
 pub mod consumer;
@@ -22,6 +23,7 @@ pub mod db;
 pub mod dedupe;
 pub mod dlt;
 pub mod failure;
+pub mod fd_limit;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
