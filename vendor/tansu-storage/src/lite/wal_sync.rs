@@ -31,7 +31,7 @@ use std::{
 };
 
 use tokio::sync::oneshot;
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::{Error, Result};
 
@@ -54,6 +54,7 @@ impl WalSync {
         let wal = WalFile {
             path: PathBuf::from(wal),
             open: None,
+            missing_reported: false,
         };
 
         let (requests, asked) = mpsc::channel();
@@ -107,6 +108,7 @@ fn serve(mut wal: WalFile, asked: mpsc::Receiver<oneshot::Sender<Outcome>>) {
 struct WalFile {
     path: PathBuf,
     open: Option<File>,
+    missing_reported: bool,
 }
 
 impl WalFile {
@@ -114,8 +116,16 @@ impl WalFile {
         let on_disk = match std::fs::metadata(&self.path) {
             Ok(metadata) => metadata,
             // No WAL: nothing was committed since the last connection closed, and that
-            // connection checkpointed (syncing the database) and removed it.
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            // connection checkpointed (syncing the database) and removed it. The engine's
+            // pool keeps connections open, so this should not happen after a commit: say so
+            // once, in case the path is not the one SQLite writes.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                if !self.missing_reported {
+                    self.missing_reported = true;
+                    warn!(path = %self.path.display(), "no WAL file to sync after a produce");
+                }
+                return Ok(());
+            }
             Err(err) => return Err(err),
         };
 
