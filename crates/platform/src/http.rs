@@ -23,6 +23,10 @@ use crate::metrics::Metrics;
 /// Largest request body any service accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Longest a JSON body may take to arrive once its request's head has: a client trickling
+/// its body would otherwise hold one of the requests in flight for ever.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// One invalid field: a JSON pointer into the request (or a query parameter name) and why.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct FieldError {
@@ -183,8 +187,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 format!("expected Content-Type: application/json, got {content_type:?}"),
             ));
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
+        let body = axum::body::Bytes::from_request(req, state);
+        let bytes = tokio::time::timeout(BODY_READ_TIMEOUT, body)
             .await
+            .map_err(|_| {
+                Problem::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request-timeout",
+                    "Request body too slow",
+                    format!(
+                        "the body did not arrive within {} s",
+                        BODY_READ_TIMEOUT.as_secs()
+                    ),
+                )
+            })?
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     Problem::new(
@@ -501,6 +517,33 @@ mod tests {
         handler_entered.recv().await;
         release.notify_one();
         assert_eq!(second.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_does_not_arrive_in_time_is_answered_408_request_timeout() {
+        use tower::ServiceExt;
+        let router = Router::new().route(
+            "/orders",
+            axum::routing::post(|ApiJson(_body): ApiJson<Body>| async { StatusCode::ACCEPTED }),
+        );
+        // Headers sent, body never: a stream that stays pending.
+        let trickle = futures_util::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+        let request = Request::post("/orders")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from_stream(trickle))
+            .unwrap();
+
+        let answer = tokio::time::timeout(BODY_READ_TIMEOUT * 2, app(router).oneshot(request))
+            .await
+            .expect("the request waited for its body beyond the timeout")
+            .unwrap();
+
+        assert_eq!(answer.status(), StatusCode::REQUEST_TIMEOUT);
+        let body = axum::body::to_bytes(answer.into_body(), 4096)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["type"], "/problems/request-timeout");
     }
 
     /// Reads until the server closes the connection, for at most 10 s.
