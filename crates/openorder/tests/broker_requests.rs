@@ -185,7 +185,7 @@ fn dirty_pages(path: &std::path::Path) -> u64 {
     assert_eq!(
         result,
         0,
-        "cachestat({}) failed: {}",
+        "cachestat({}) failed: {} (it needs Linux 6.5 or newer)",
         path.display(),
         std::io::Error::last_os_error()
     );
