@@ -13,8 +13,20 @@ const CEILING: u64 = 1 << 20;
 
 /// Raises the soft limit on open files to the hard limit (at most [`CEILING`]) and returns
 /// the limit now in force.
-#[allow(unsafe_code)]
 pub fn raise() -> std::io::Result<u64> {
+    let mut limit = current()?;
+    let wanted = limit.rlim_max.min(CEILING);
+    if limit.rlim_cur >= wanted {
+        return Ok(limit.rlim_cur);
+    }
+    limit.rlim_cur = wanted;
+    set(&limit)?;
+    Ok(wanted)
+}
+
+/// The soft and hard limits on open files.
+#[allow(unsafe_code)]
+fn current() -> std::io::Result<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -23,47 +35,37 @@ pub fn raise() -> std::io::Result<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let wanted = limit.rlim_max.min(CEILING);
-    if limit.rlim_cur >= wanted {
-        return Ok(limit.rlim_cur);
-    }
-    limit.rlim_cur = wanted;
-    // SAFETY: as above; the kernel only reads `limit`.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+    Ok(limit)
+}
+
+#[allow(unsafe_code)]
+fn set(limit: &libc::rlimit) -> std::io::Result<()> {
+    // SAFETY: `limit` is a live, properly laid out struct the kernel only reads.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, limit) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(wanted)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[allow(unsafe_code)]
     fn soft_and_hard() -> (u64, u64) {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: as in `raise`.
-        assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-            0
-        );
+        let limit = current().unwrap();
         (limit.rlim_cur, limit.rlim_max)
     }
 
     #[test]
-    #[allow(unsafe_code)]
     fn a_low_soft_limit_on_open_files_is_raised_to_the_hard_limit() {
         let (_, hard) = soft_and_hard();
-        let low = libc::rlimit {
+        // Lowering the soft limit needs no privilege; 1,024 is far more than the tests
+        // running beside this one hold open.
+        set(&libc::rlimit {
             rlim_cur: 1024.min(hard),
             rlim_max: hard,
-        };
-        // SAFETY: as in `raise`. Lowering the soft limit needs no privilege; 1,024 is far
-        // more than the tests running beside this one hold open.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
+        })
+        .unwrap();
         assert_eq!(soft_and_hard().0, 1024.min(hard));
 
         let raised = raise().unwrap();

@@ -395,8 +395,9 @@ async fn time_request(
 
 /// Default of how long a client may take to send a request's head, and how long a
 /// kept-alive connection may stay idle between requests, before it is closed (nginx's
-/// `client_header_timeout` and Kestrel's `RequestHeadersTimeout` are alike). Without it an idle or trickling connection
-/// stays open for ever, holding a socket and ~9 KiB, outside the limit on requests in flight.
+/// `client_header_timeout` and Kestrel's `RequestHeadersTimeout` are alike). Without it an
+/// idle or trickling connection stays open for ever, holding a socket and ~9 KiB, outside
+/// the limit on requests in flight.
 pub const HEADER_READ_TIMEOUT_MS: u64 = 30_000;
 
 /// Serves `router` (through [`app`]) on `listener` over HTTP/1.1 until `shutdown`; requests
