@@ -45,6 +45,11 @@ fn a_short_bench_run_writes_a_well_formed_report_and_loses_no_order() {
         assert!(p["p50Ms"].as_f64().unwrap() > 0.0, "{field}: {p}");
         assert!(p["p99Ms"].as_f64().unwrap() >= p["p50Ms"].as_f64().unwrap());
     }
+    // The client's own lateness is part of every POST latency, so it cannot exceed it.
+    let lag = &run["sendLag"];
+    assert!(lag["p50Ms"].as_f64().unwrap() > 0.0, "{lag}");
+    assert!(lag["p50Ms"].as_f64().unwrap() <= run["post"]["p50Ms"].as_f64().unwrap());
+    assert!(lag["maxMs"].as_f64().unwrap() <= run["post"]["maxMs"].as_f64().unwrap());
     assert!(!run["series"].as_array().unwrap().is_empty());
     assert!(report["brokerLimit"]["ordersPerSecond"].as_f64().unwrap() > 0.0);
     assert!(report["httpLimit"]["requestsPerSecond"].as_f64().unwrap() > 0.0);

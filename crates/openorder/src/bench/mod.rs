@@ -323,7 +323,7 @@ async fn measure(
     let stop = tokio_util::sync::CancellationToken::new();
     let decisions = driver::observe(&system.kafka, args.hops, stop.clone())?;
     // Warm-up: connections, consumer fetch sessions, database caches.
-    let warm = driver::open_loop(http, &system.order_url, 200.0, 200).await;
+    let warm = driver::open_loop(http, &system.order_url, 200.0, 200).await?;
     driver::wait_decided(&warm, &decisions, Duration::from_secs(60)).await;
 
     let span = procstat::Span::start(&system.processes);
@@ -333,7 +333,7 @@ async fn measure(
         let mut rate = 250.0_f64;
         while rate <= args.max_rate {
             let count = (rate * args.step_seconds) as usize;
-            let samples = driver::open_loop(http, &system.order_url, rate, count).await;
+            let samples = driver::open_loop(http, &system.order_url, rate, count).await?;
             let last_scheduled = samples.iter().map(|s| s.scheduled).max();
             driver::wait_decided(&samples, &decisions, Duration::from_secs(2)).await;
             let run = report::summarize(rate, &samples, &decisions);
@@ -367,7 +367,7 @@ async fn measure(
         }
     } else {
         let count = (args.rate * args.duration) as usize;
-        let samples = driver::open_loop(http, &system.order_url, args.rate, count).await;
+        let samples = driver::open_loop(http, &system.order_url, args.rate, count).await?;
         driver::wait_decided(&samples, &decisions, Duration::from_secs(120)).await;
         runs.push(report::summarize(args.rate, &samples, &decisions));
     }
@@ -455,6 +455,12 @@ fn print_summary(r: &Report) {
             hops.to_decision_produced.p99_ms,
             hops.to_decision_seen.p50_ms,
             hops.to_decision_seen.p99_ms,
+        );
+    }
+    for run in &r.runs {
+        println!(
+            "{:>9.0} client send lag (scheduled → sent, included in POST): p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms",
+            run.offered_rate, run.send_lag.p50_ms, run.send_lag.p99_ms, run.send_lag.max_ms
         );
     }
     if let Some(rate) = r.sustained_rate {

@@ -73,6 +73,10 @@ pub struct RunResult {
     pub accepted_per_second: f64,
     pub completed_per_second: f64,
     pub post: Percentiles,
+    /// How late the client sent requests after their scheduled time (its timer and
+    /// scheduling, on the same cores as the system): part of the POST latency that is the
+    /// load generator's, not the service's.
+    pub send_lag: Percentiles,
     pub end_to_end: Percentiles,
     /// The end-to-end time by hop, when the bench ran with `--hops`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,6 +106,7 @@ pub fn summarize(rate: f64, samples: &[Sample], decisions: &Decisions) -> RunRes
         .min()
         .unwrap_or_else(Instant::now);
     let mut post = histogram();
+    let mut send_lag = histogram();
     let mut e2e = histogram();
     let mut hops = [histogram(), histogram(), histogram()];
     let mut per_second: BTreeMap<u64, (u64, Histogram<u64>, Histogram<u64>)> = BTreeMap::new();
@@ -116,6 +121,7 @@ pub fn summarize(rate: f64, samples: &[Sample], decisions: &Decisions) -> RunRes
         let post_us = micros(s.scheduled, s.answered);
         let _ = post.record(post_us);
         let _ = entry.1.record(post_us);
+        let _ = send_lag.record(micros(s.scheduled, s.sent));
         last_answer = last_answer.max(s.answered);
         let Some(id) = s.order_id else { continue };
         accepted += 1;
@@ -169,6 +175,7 @@ pub fn summarize(rate: f64, samples: &[Sample], decisions: &Decisions) -> RunRes
         accepted_per_second: per_second(accepted, last_answer),
         completed_per_second: per_second(completed, last_decision),
         post: percentiles(&post),
+        send_lag: percentiles(&send_lag),
         end_to_end: percentiles(&e2e),
         hops: (!hops[0].is_empty()).then(|| Hops {
             to_created_produced: percentiles(&hops[0]),
