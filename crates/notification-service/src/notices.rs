@@ -229,31 +229,38 @@ impl Notifier {
             template_context[key] = context[key].clone();
         }
         template_context["user_id"] = json!(order.user_id);
-        let rendered = self
-            .templates
-            .render(kind, &template_context)
-            .map_err(|e| HandleError::permanent("openorder.TemplateError", format!("{e:#}")))?;
-        let payload = WebhookBody {
-            kind,
-            timestamp: &context["event"]["timestamp"]
-                .as_str()
-                .or(context["event"]["createdAt"].as_str())
-                .map(str::to_string)
-                .unwrap_or_else(platform::now_text),
-            data: WebhookData {
-                event_id,
-                order_id,
-                user_id: order.user_id,
-                event_type: context["event_type"].as_str().unwrap_or_default(),
-                subject: &rendered.subject,
-                text: &rendered.text,
-                event: &context["event"],
-            },
-        };
-        let payload = serde_json::to_string(&payload).expect("a JSON body serializes");
         let recipients = self
             .channels
             .recipients(order.user_id, &order.contact, defaults);
+        let to = |channel: &str| recipients.iter().any(|(c, _)| *c == channel);
+        // Only what a channel of this notification sends is rendered and stored: the HTML
+        // body for e-mail, the JSON body for webhooks.
+        let rendered = self
+            .templates
+            .render_parts(kind, &template_context, to("email"))
+            .map_err(|e| HandleError::permanent("openorder.TemplateError", format!("{e:#}")))?;
+        let payload = if to("webhook") {
+            let body = WebhookBody {
+                kind,
+                timestamp: &context["event"]["timestamp"]
+                    .as_str()
+                    .or(context["event"]["createdAt"].as_str())
+                    .map(str::to_string)
+                    .unwrap_or_else(platform::now_text),
+                data: WebhookData {
+                    event_id,
+                    order_id,
+                    user_id: order.user_id,
+                    event_type: context["event_type"].as_str().unwrap_or_default(),
+                    subject: &rendered.subject,
+                    text: &rendered.text,
+                    event: &context["event"],
+                },
+            };
+            serde_json::to_string(&body).expect("a JSON body serializes")
+        } else {
+            String::new()
+        };
         let channels = recipients
             .iter()
             .map(|(channel, _)| *channel)

@@ -1,7 +1,8 @@
 //! notification-service's database.
 //!
 //! - `notifications`: one per event worth telling the customer about, unique by event id
-//!   (the dedupe mark), with its rendered subject, text, HTML and webhook body, so that a
+//!   (the dedupe mark), with its rendered subject and text, and its HTML and webhook body
+//!   when one of its channels sends them (e-mail, webhook; otherwise empty), so that a
 //!   resend is the same message, byte for byte.
 //! - `deliveries`: one per notification and channel, the dispatcher's work queue: status
 //!   `PENDING` → `DELIVERED` | `FAILED`, attempts, last error, next attempt time.

@@ -131,7 +131,21 @@ impl Templates {
 
     /// Renders the three templates of `kind` with `context`.
     pub fn render(&self, kind: &str, context: &impl Serialize) -> anyhow::Result<Rendered> {
+        self.render_parts(kind, context, true)
+    }
+
+    /// Renders the subject and text of `kind`, and its HTML only if `html` (only e-mail
+    /// sends it; otherwise it is left empty).
+    pub fn render_parts(
+        &self,
+        kind: &str,
+        context: &impl Serialize,
+        html: bool,
+    ) -> anyhow::Result<Rendered> {
         let [subject, text, html] = PARTS.map(|part| {
+            if part == "html" && !html {
+                return Ok(String::new());
+            }
             let name = format!("{kind}.{part}");
             self.env
                 .get_template(&name)
@@ -184,6 +198,25 @@ mod tests {
         assert_eq!(
             rejected.text,
             "Order 7 was rejected (OUT_OF_STOCK): XYZ-100 (asked 11, available 10)."
+        );
+    }
+
+    #[test]
+    fn without_html_only_the_html_part_is_left_out() {
+        let templates = Templates::load(None).unwrap();
+        let context =
+            json!({"order_id": 7, "user_id": 42, "items": [{"sku": "ABC-001", "qty": 2}]});
+        let all = templates.render("order.confirmed", &context).unwrap();
+        let text_only = templates
+            .render_parts("order.confirmed", &context, false)
+            .unwrap();
+        assert!(!all.html.is_empty());
+        assert_eq!(
+            text_only,
+            Rendered {
+                html: String::new(),
+                ..all
+            }
         );
     }
 
