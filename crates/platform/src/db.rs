@@ -92,6 +92,7 @@ impl Database {
         let options = AnyPoolOptions::new().max_connections(max_connections);
         let db = match backend {
             Backend::Sqlite => {
+                crate::wal_writes::install().map_err(anyhow::Error::msg)?;
                 let pool =
                     connect(options.after_connect(|conn, _| Box::pin(sqlite_setup(conn)))).await?;
                 // One connection for every transaction, kept for good: SQLite has one

@@ -32,6 +32,7 @@ pub mod service;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
+pub mod wal_writes;
 
 pub use tokio_util::sync::CancellationToken;
 
