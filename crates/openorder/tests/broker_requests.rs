@@ -2,7 +2,8 @@
 //! its storage does not support, and keeps serving everyone else afterwards: one odd admin
 //! request must not take the system's only broker down. And what it remembers to answer
 //! faster (a topic's metadata) is forgotten when the topic changes. And what it acknowledges
-//! is on the disk, not only in memory.
+//! is on the disk, not only in memory. And a client that asks for a topic a moment before it
+//! exists waits for it instead of failing.
 
 mod support;
 
@@ -211,4 +212,34 @@ async fn a_produce_is_acknowledged_only_once_its_records_are_on_the_disk() {
         );
     }
     assert_eq!(payloads(&broker.bootstrap, 5).await.len(), 5);
+}
+
+#[tokio::test]
+async fn assigning_a_topic_created_a_moment_later_waits_for_its_partitions() {
+    let broker = TestBroker::start(BrokerKind::Tansu).await.unwrap();
+    let mut args = platform::config::KafkaArgs::with_defaults(&broker.bootstrap, "");
+    args.topic_partitions = 2;
+    let topic = "created-late".to_string();
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("group.id", "late-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let assigning = {
+        let topic = topic.clone();
+        std::thread::spawn(move || {
+            platform::kafka::assign_all(&consumer, std::slice::from_ref(&topic))
+                .map(|()| consumer.assignment().unwrap().count())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!assigning.is_finished(), "it did not wait for the topic");
+    platform::kafka::ensure_topics(&args, &[topic], &CancellationToken::new())
+        .await
+        .unwrap();
+    let assigned = tokio::task::spawn_blocking(move || assigning.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(assigned.unwrap(), 2, "both partitions assigned");
 }

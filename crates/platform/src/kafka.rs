@@ -179,8 +179,15 @@ pub async fn wait_until_ready(bootstrap: &str, timeout: Duration) -> anyhow::Res
     }
 }
 
+/// How long [`assign_all`] waits for a topic to list its partitions.
+pub const PARTITIONS_WAIT: Duration = Duration::from_secs(10);
+
 /// Assigns every partition of `topics` to `consumer` (no group membership), starting each
 /// at the group's committed offset, or the earliest when none is committed.
+///
+/// A topic another process created a moment ago may not list its partitions yet (Kafka
+/// answers metadata from what its controller has propagated so far): it is asked again
+/// every 100 ms for up to [`PARTITIONS_WAIT`] before that is an error.
 pub fn assign_all(consumer: &StreamConsumer, topics: &[String]) -> anyhow::Result<()> {
     use rdkafka::consumer::Consumer;
     let mut tpl = rdkafka::TopicPartitionList::new();
@@ -189,19 +196,29 @@ pub fn assign_all(consumer: &StreamConsumer, topics: &[String]) -> anyhow::Resul
             !topic.starts_with('^'),
             "a pattern ({topic}) needs group assignment"
         );
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .with_context(|| format!("Failed to read the partitions of {topic}"))?;
-        let meta = metadata
-            .topics()
-            .first()
-            .with_context(|| format!("no metadata for {topic}"))?;
-        anyhow::ensure!(
-            !meta.partitions().is_empty(),
-            "topic {topic} has no partitions"
-        );
-        for p in meta.partitions() {
-            tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Stored)?;
+        let deadline = std::time::Instant::now() + PARTITIONS_WAIT;
+        let partitions = loop {
+            let metadata = consumer
+                .fetch_metadata(Some(topic), PARTITIONS_WAIT)
+                .with_context(|| format!("Failed to read the partitions of {topic}"))?;
+            let meta = metadata
+                .topics()
+                .first()
+                .with_context(|| format!("no metadata for {topic}"))?;
+            let partitions: Vec<i32> = meta.partitions().iter().map(|p| p.id()).collect();
+            if !partitions.is_empty() {
+                break partitions;
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "topic {topic} has no partitions after {} s ({:?})",
+                PARTITIONS_WAIT.as_secs(),
+                meta.error()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        for partition in partitions {
+            tpl.add_partition_offset(topic, partition, rdkafka::Offset::Stored)?;
         }
     }
     consumer
