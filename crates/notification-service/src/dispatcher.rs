@@ -200,6 +200,7 @@ impl Dispatcher {
         Ok(claimed)
     }
 
+    /// Sends one claimed message on its channel.
     async fn send(&self, message: &Claimed) -> Result<(), SendError> {
         match self.channels.get(&message.outgoing.channel) {
             Some(channel) => channel.send(&message.outgoing).await,
