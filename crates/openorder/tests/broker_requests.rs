@@ -2,8 +2,8 @@
 //! its storage does not support, and keeps serving everyone else afterwards: one odd admin
 //! request must not take the system's only broker down. And what it remembers to answer
 //! faster (a topic's metadata) is forgotten when the topic changes. And what it acknowledges
-//! is on the disk, not only in memory. And a client that asks for a topic a moment before it
-//! exists waits for it instead of failing.
+//! is on the disk, not only in memory, written with a few system calls per commit. And a
+//! client that asks for a topic a moment before it exists waits for it instead of failing.
 
 mod support;
 
@@ -242,4 +242,48 @@ async fn assigning_a_topic_created_a_moment_later_waits_for_its_partitions() {
         .await
         .unwrap();
     assert_eq!(assigned.unwrap(), 2, "both partitions assigned");
+}
+
+/// Write system calls process `pid` made so far (`syscw` in /proc/PID/io; socket sends are
+/// not counted).
+fn writes_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("syscw: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_broker_writes_a_produces_log_pages_in_a_few_system_calls() {
+    let (broker, args) = broker_with_probe_topic().await;
+    let producer = platform::kafka::producer(&args, "probe-producer").unwrap();
+    let send = |payload: String| {
+        let producer = producer.clone();
+        async move {
+            producer
+                .send(
+                    FutureRecord::to(TOPIC).key("k").payload(&payload),
+                    Duration::from_secs(20),
+                )
+                .await
+                .unwrap_or_else(|(err, _)| panic!("producing {payload:?} failed: {err}"));
+        }
+    };
+    send("warm-up".into()).await;
+    let pid = broker.pid().unwrap();
+    let before = writes_of(pid);
+    let produces = 30;
+    for i in 0..produces {
+        // One at a time: each its own produce request, so its own commit.
+        send(format!("record {i}")).await;
+    }
+    let per_produce = (writes_of(pid) - before) as f64 / produces as f64;
+    // SQLite alone writes each page of a commit as two calls (frame header, page): a
+    // produce changes several pages. Gathered (platform::wal_writes): the frames before the
+    // commit frame with its header, then its page.
+    assert!(per_produce < 4.0, "{per_produce} write calls per produce");
 }

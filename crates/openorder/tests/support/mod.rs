@@ -136,6 +136,11 @@ impl TestBroker {
         self.data_dir.as_deref()
     }
 
+    /// The embedded broker's process id (None for an external broker).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Starts the embedded broker again on the same address and data.
     pub async fn restart(&mut self) {
         let dir = self
@@ -146,13 +151,26 @@ impl TestBroker {
     }
 }
 
+/// The `openorder-broker` binary: a package of its own (it cannot link sqlx), built beside
+/// `openorder` by `cargo build --workspace`, which `scripts/test.sh` runs first.
+pub fn broker_exe() -> PathBuf {
+    let exe =
+        std::path::Path::new(env!("CARGO_BIN_EXE_openorder")).with_file_name("openorder-broker");
+    assert!(
+        exe.is_file(),
+        "{} is missing: build the workspace first (`cargo build --workspace`; scripts/test.sh does)",
+        exe.display()
+    );
+    exe
+}
+
 async fn spawn_tansu(dir: &std::path::Path, address: &str) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("broker.log"))
         .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_openorder-broker"))
+    let child = Command::new(broker_exe())
         .arg("--data-dir")
         .arg(dir)
         .arg("--listen")

@@ -1,6 +1,8 @@
 //! `openorder-broker`: the embedded Kafka-compatible broker (Tansu, durable SQLite storage)
-//! as its own process. `openorder up` starts it; it cannot live in the `openorder` binary
-//! because Tansu's bundled libsql and sqlx's bundled SQLite both define `sqlite3_*`.
+//! as its own process. `openorder up` starts it; it cannot live in the `openorder` binary,
+//! nor in its package, because Tansu's bundled libsql and sqlx's bundled SQLite both define
+//! `sqlite3_*`. Its SQLite writes a commit's WAL frames together, as the services' do
+//! (`platform::wal_writes`).
 //!
 //! Its data lives in `<data-dir>/broker.db`. It stops on SIGINT/SIGTERM (Tansu handles both).
 
@@ -12,6 +14,9 @@ use tansu_broker::broker::Broker;
 use tansu_broker::coordinator::group::administrator::Controller;
 use tansu_storage::StorageContainer;
 use url::Url;
+
+// The services' WAL write gathering (`platform::wal_writes`), on libsql's SQLite.
+sqlite_wal_writes::vfs!(libsql_ffi);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -72,6 +77,15 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("Failed to start the Tokio runtime")?;
     runtime.block_on(async move {
+        // libsql configures SQLite (serialized threading) once, at its first connection, and
+        // insists on being first; registering a VFS initializes SQLite. So: a connection to
+        // an in-memory database first, then the VFS, then the broker's own database.
+        libsql::Builder::new_local(":memory:")
+            .build()
+            .await
+            .and_then(|db| db.connect())
+            .context("Failed to open an in-memory libsql database")?;
+        wal_writes_vfs::install().map_err(anyhow::Error::msg)?;
         let broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
             .node_id(1)
             .cluster_id("openorder")
