@@ -3,7 +3,7 @@
 //!
 //! SQLite writes each WAL frame as two `write`s: its 24-byte header, then the page. A
 //! commit of six pages is twelve system calls before its `fsync`, and at 1,000 orders/s
-//! the three services made some 22,000 of them a second, the largest part of their commit
+//! the three services made some 21,000 of them a second, the largest part of their commit
 //! cost. This VFS wraps the default one: writes to a `-wal` file that continue the last
 //! one are gathered in memory and written together; every other file is the default VFS's
 //! own, untouched.
@@ -14,8 +14,7 @@
 //!   transaction's frames are all in the file before SQLite publishes them to other
 //!   connections in the WAL index, whatever the `synchronous` setting;
 //! - before every read, sync, truncate, size query, lock change or file control of the
-//!   WAL, before a write that does not continue the gathered bytes, and past
-//!   [`GATHER_LIMIT`] bytes.
+//!   WAL, before a write that does not continue the gathered bytes, and past 64 KiB.
 //!
 //! An error writing gathered bytes is returned by the call that wrote them (the commit's
 //! write or sync), so the transaction fails as it would have with the write unbuffered.
