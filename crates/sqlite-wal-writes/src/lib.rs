@@ -200,14 +200,21 @@ macro_rules! vfs {
                 }
             }
 
-            /// Writes what was gathered, then gives the default VFS's file and methods (to forward
-            /// a call to).
-            unsafe fn flushed(
+            /// Writes what was gathered, then makes `call` on the default VFS's file and methods
+            /// (None: the method is missing, an I/O error).
+            unsafe fn forward(
                 file: *mut ffi::sqlite3_file,
-            ) -> Result<(*mut ffi::sqlite3_file, &'static ffi::sqlite3_io_methods), c_int> {
+                call: impl FnOnce(
+                    *mut ffi::sqlite3_file,
+                    &ffi::sqlite3_io_methods,
+                ) -> Option<c_int>,
+            ) -> c_int {
                 match flush(file) {
-                    ffi::SQLITE_OK => Ok(inner(file)),
-                    rc => Err(rc),
+                    ffi::SQLITE_OK => {
+                        let (inner, methods) = inner(file);
+                        call(inner, methods).unwrap_or(ffi::SQLITE_IOERR)
+                    }
+                    rc => rc,
                 }
             }
 
@@ -217,69 +224,34 @@ macro_rules! vfs {
                 amount: c_int,
                 offset: i64,
             ) -> c_int {
-                match flushed(file) {
-                    Ok((inner, methods)) => methods.xRead.map_or(ffi::SQLITE_IOERR, |method| {
-                        method(inner, data, amount, offset)
-                    }),
-                    Err(rc) => rc,
-                }
+                forward(file, |inner, methods| Some(methods.xRead?(inner, data, amount, offset)))
             }
 
             unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
-                match flushed(file) {
-                    Ok((inner, methods)) => methods
-                        .xTruncate
-                        .map_or(ffi::SQLITE_IOERR, |method| method(inner, size)),
-                    Err(rc) => rc,
-                }
+                forward(file, |inner, methods| Some(methods.xTruncate?(inner, size)))
             }
 
             unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-                match flushed(file) {
-                    Ok((inner, methods)) => methods
-                        .xSync
-                        .map_or(ffi::SQLITE_IOERR, |method| method(inner, flags)),
-                    Err(rc) => rc,
-                }
+                forward(file, |inner, methods| Some(methods.xSync?(inner, flags)))
             }
 
             unsafe extern "C" fn file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-                match flushed(file) {
-                    Ok((inner, methods)) => methods
-                        .xFileSize
-                        .map_or(ffi::SQLITE_IOERR, |method| method(inner, size)),
-                    Err(rc) => rc,
-                }
+                forward(file, |inner, methods| Some(methods.xFileSize?(inner, size)))
             }
 
             unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-                match flushed(file) {
-                    Ok((inner, methods)) => methods
-                        .xLock
-                        .map_or(ffi::SQLITE_IOERR, |method| method(inner, level)),
-                    Err(rc) => rc,
-                }
+                forward(file, |inner, methods| Some(methods.xLock?(inner, level)))
             }
 
             unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-                match flushed(file) {
-                    Ok((inner, methods)) => methods
-                        .xUnlock
-                        .map_or(ffi::SQLITE_IOERR, |method| method(inner, level)),
-                    Err(rc) => rc,
-                }
+                forward(file, |inner, methods| Some(methods.xUnlock?(inner, level)))
             }
 
             unsafe extern "C" fn check_reserved_lock(
                 file: *mut ffi::sqlite3_file,
                 out: *mut c_int,
             ) -> c_int {
-                match flushed(file) {
-                    Ok((inner, methods)) => methods
-                        .xCheckReservedLock
-                        .map_or(ffi::SQLITE_IOERR, |method| method(inner, out)),
-                    Err(rc) => rc,
-                }
+                forward(file, |inner, methods| Some(methods.xCheckReservedLock?(inner, out)))
             }
 
             unsafe extern "C" fn file_control(
@@ -287,12 +259,7 @@ macro_rules! vfs {
                 op: c_int,
                 arg: *mut c_void,
             ) -> c_int {
-                match flushed(file) {
-                    Ok((inner, methods)) => methods
-                        .xFileControl
-                        .map_or(ffi::SQLITE_IOERR, |method| method(inner, op, arg)),
-                    Err(rc) => rc,
-                }
+                forward(file, |inner, methods| Some(methods.xFileControl?(inner, op, arg)))
             }
 
             unsafe extern "C" fn shm_map(
@@ -302,12 +269,9 @@ macro_rules! vfs {
                 extend: c_int,
                 out: *mut *mut c_void,
             ) -> c_int {
-                match flushed(file) {
-                    Ok((inner, methods)) => methods.xShmMap.map_or(ffi::SQLITE_IOERR, |method| {
-                        method(inner, region, size, extend, out)
-                    }),
-                    Err(rc) => rc,
-                }
+                forward(file, |inner, methods| {
+                    Some(methods.xShmMap?(inner, region, size, extend, out))
+                })
             }
 
             unsafe extern "C" fn shm_lock(
@@ -316,21 +280,11 @@ macro_rules! vfs {
                 n: c_int,
                 flags: c_int,
             ) -> c_int {
-                match flushed(file) {
-                    Ok((inner, methods)) => methods
-                        .xShmLock
-                        .map_or(ffi::SQLITE_IOERR, |method| method(inner, offset, n, flags)),
-                    Err(rc) => rc,
-                }
+                forward(file, |inner, methods| Some(methods.xShmLock?(inner, offset, n, flags)))
             }
 
             unsafe extern "C" fn shm_unmap(file: *mut ffi::sqlite3_file, delete: c_int) -> c_int {
-                match flushed(file) {
-                    Ok((inner, methods)) => methods
-                        .xShmUnmap
-                        .map_or(ffi::SQLITE_IOERR, |method| method(inner, delete)),
-                    Err(rc) => rc,
-                }
+                forward(file, |inner, methods| Some(methods.xShmUnmap?(inner, delete)))
             }
 
             unsafe extern "C" fn fetch(
@@ -339,12 +293,7 @@ macro_rules! vfs {
                 amount: c_int,
                 out: *mut *mut c_void,
             ) -> c_int {
-                match flushed(file) {
-                    Ok((inner, methods)) => methods.xFetch.map_or(ffi::SQLITE_IOERR, |method| {
-                        method(inner, offset, amount, out)
-                    }),
-                    Err(rc) => rc,
-                }
+                forward(file, |inner, methods| Some(methods.xFetch?(inner, offset, amount, out)))
             }
 
             unsafe extern "C" fn unfetch(
