@@ -237,7 +237,7 @@ impl Notifier {
         // body for e-mail, the JSON body for webhooks.
         let rendered = self
             .templates
-            .render_parts(kind, &template_context, to("email"))
+            .render(kind, &template_context, to("email"))
             .map_err(|e| HandleError::permanent("openorder.TemplateError", format!("{e:#}")))?;
         let payload = if to("webhook") {
             let body = WebhookBody {

@@ -129,14 +129,9 @@ impl Templates {
         Ok(Self { env })
     }
 
-    /// Renders the three templates of `kind` with `context`.
-    pub fn render(&self, kind: &str, context: &impl Serialize) -> anyhow::Result<Rendered> {
-        self.render_parts(kind, context, true)
-    }
-
-    /// Renders the subject and text of `kind`, and its HTML only if `html` (only e-mail
-    /// sends it; otherwise it is left empty).
-    pub fn render_parts(
+    /// Renders the subject and text of `kind` with `context`, and its HTML only if `html`
+    /// (only e-mail sends it; otherwise it is left empty).
+    pub fn render(
         &self,
         kind: &str,
         context: &impl Serialize,
@@ -180,11 +175,11 @@ mod tests {
             "error": "boom",
         });
         for kind in KINDS {
-            let r = templates.render(kind, &context).unwrap();
+            let r = templates.render(kind, &context, true).unwrap();
             assert!(r.subject.contains('7'), "{kind}: {r:?}");
             assert!(r.text.contains("Order 7"), "{kind}: {r:?}");
         }
-        let confirmed = templates.render("order.confirmed", &context).unwrap();
+        let confirmed = templates.render("order.confirmed", &context, true).unwrap();
         assert_eq!(
             confirmed.text,
             "Order 7 is confirmed: 2 × ABC-001, 1 × <b> reserved for you."
@@ -194,7 +189,7 @@ mod tests {
             "{}",
             confirmed.html
         );
-        let rejected = templates.render("order.rejected", &context).unwrap();
+        let rejected = templates.render("order.rejected", &context, true).unwrap();
         assert_eq!(
             rejected.text,
             "Order 7 was rejected (OUT_OF_STOCK): XYZ-100 (asked 11, available 10)."
@@ -206,9 +201,9 @@ mod tests {
         let templates = Templates::load(None).unwrap();
         let context =
             json!({"order_id": 7, "user_id": 42, "items": [{"sku": "ABC-001", "qty": 2}]});
-        let all = templates.render("order.confirmed", &context).unwrap();
+        let all = templates.render("order.confirmed", &context, true).unwrap();
         let text_only = templates
-            .render_parts("order.confirmed", &context, false)
+            .render("order.confirmed", &context, false)
             .unwrap();
         assert!(!all.html.is_empty());
         assert_eq!(
@@ -231,7 +226,11 @@ mod tests {
         .unwrap();
         let templates = Templates::load(Some(&dir)).unwrap();
         let r = templates
-            .render("order.confirmed", &json!({"order_id": 9, "items": []}))
+            .render(
+                "order.confirmed",
+                &json!({"order_id": 9, "items": []}),
+                true,
+            )
             .unwrap();
         assert_eq!(r.subject, "Yay, 9 is on its way");
         assert!(r.text.starts_with("Order 9 is confirmed"));
