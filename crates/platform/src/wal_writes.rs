@@ -64,6 +64,16 @@ mod tests {
         tx.commit().await.unwrap();
     }
 
+    /// Rows in `table`, read through the read pool (not the writer's connection).
+    async fn rows_in(db: &Database, table: &str) -> i64 {
+        sqlx::query(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap()
+    }
+
     /// Write system calls made by this process so far (`syscw` in /proc/self/io).
     fn writes() -> u64 {
         let io = std::fs::read_to_string("/proc/self/io").unwrap();
@@ -111,14 +121,7 @@ mod tests {
             let (rows, size) = if n % 10 == 9 { (600, 2_000) } else { (3, 300) };
             commit(&db, n, rows, size).await;
             expected += rows as i64;
-            // The read pool's connections are not the writer's.
-            let seen: i64 = sqlx::query("SELECT count(*) FROM b")
-                .fetch_one(&db.pool)
-                .await
-                .unwrap()
-                .try_get(0)
-                .unwrap();
-            assert_eq!(seen, expected, "after transaction {n}");
+            assert_eq!(rows_in(&db, "b").await, expected, "after transaction {n}");
         }
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&db.pool)
@@ -138,12 +141,6 @@ mod tests {
             .try_get(0)
             .unwrap();
         assert_eq!(check, "ok");
-        let seen: i64 = sqlx::query("SELECT count(*) FROM a")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap()
-            .try_get(0)
-            .unwrap();
-        assert_eq!(seen, expected);
+        assert_eq!(rows_in(&db, "a").await, expected);
     }
 }
