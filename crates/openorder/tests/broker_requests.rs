@@ -21,7 +21,15 @@ use tokio_util::sync::CancellationToken;
 const TOPIC: &str = "requests-probe";
 
 async fn produce(args: &platform::config::KafkaArgs, payload: &str) {
-    let producer = platform::kafka::producer(args, "probe-producer").unwrap();
+    send(
+        &platform::kafka::producer(args, "probe-producer").unwrap(),
+        payload,
+    )
+    .await;
+}
+
+/// Produces `payload` to the probe topic and waits for its acknowledgement.
+async fn send(producer: &rdkafka::producer::FutureProducer, payload: &str) {
     producer
         .send(
             FutureRecord::to(TOPIC).key("k").payload(payload),
@@ -261,25 +269,13 @@ fn writes_of(pid: u32) -> u64 {
 async fn the_broker_writes_a_produces_log_pages_in_a_few_system_calls() {
     let (broker, args) = broker_with_probe_topic().await;
     let producer = platform::kafka::producer(&args, "probe-producer").unwrap();
-    let send = |payload: String| {
-        let producer = producer.clone();
-        async move {
-            producer
-                .send(
-                    FutureRecord::to(TOPIC).key("k").payload(&payload),
-                    Duration::from_secs(20),
-                )
-                .await
-                .unwrap_or_else(|(err, _)| panic!("producing {payload:?} failed: {err}"));
-        }
-    };
-    send("warm-up".into()).await;
+    send(&producer, "warm-up").await;
     let pid = broker.pid().unwrap();
     let before = writes_of(pid);
     let produces = 30;
     for i in 0..produces {
         // One at a time: each its own produce request, so its own commit.
-        send(format!("record {i}")).await;
+        send(&producer, &format!("record {i}")).await;
     }
     let per_produce = (writes_of(pid) - before) as f64 / produces as f64;
     // SQLite alone writes each page of a commit as two calls (frame header, page): a
