@@ -133,6 +133,7 @@ pub async fn run(
         channels: channels.clone(),
         dispatcher: wake.clone(),
         queued: Default::default(),
+        metrics: runtime.metrics.clone(),
     };
     // With group assignment, a pattern: every inventory.<event> topic, also future ones.
     // Reading every partition itself, the consumer needs the names.

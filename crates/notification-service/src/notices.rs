@@ -18,11 +18,13 @@ use std::sync::Arc;
 use contracts::Contact;
 use platform::consumer::HandleError;
 use platform::db::Tx;
+use platform::metrics::Metrics;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::channels::log::LogChannel;
 use crate::channels::Channels;
 use crate::store::{self, NewDelivery, NewNotification, OrderContact, Routed};
 use crate::templates::Templates;
@@ -51,6 +53,7 @@ pub struct Notifier {
     pub dispatcher: Arc<Notify>,
     /// Deliveries were queued in a transaction not yet committed.
     pub queued: Arc<AtomicBool>,
+    pub metrics: Metrics,
 }
 
 /// Namespace of the hash in delivery idempotency keys.
@@ -71,6 +74,16 @@ pub fn idempotency_key(event_id: &str, channel: &str) -> String {
     uuid::Builder::from_custom_bytes(bytes)
         .into_uuid()
         .to_string()
+}
+
+/// A notification recorded and routed, its deliveries not yet queued.
+struct Routing<'a> {
+    /// The notification's id.
+    id: i64,
+    order_id: i64,
+    event_id: &'a str,
+    kind: &'a str,
+    plan: &'a Plan,
 }
 
 /// A notification ready to be routed: rendered, with where it goes.
@@ -142,13 +155,19 @@ impl Notifier {
             })
             .collect();
         let ids = store::insert_notifications(tx, &notifications).await?;
-        let mut deliveries = Vec::new();
-        for (event_id, notice, _, plan) in &rows {
-            if let (Some(id), Some(plan)) = (ids.get(event_id), plan) {
-                plan.deliveries(*id, notice.order_id, event_id, &mut deliveries);
-            }
-        }
-        self.queue(tx, &deliveries).await
+        let routed: Vec<_> = rows
+            .iter()
+            .filter_map(|(event_id, notice, _, plan)| {
+                Some(Routing {
+                    id: *ids.get(event_id)?,
+                    order_id: notice.order_id,
+                    event_id,
+                    kind: notice.kind,
+                    plan: plan.as_ref()?,
+                })
+            })
+            .collect();
+        self.queue(tx, &routed).await
     }
 
     /// Records who placed order `order_id` and how to reach them, and routes the
@@ -184,7 +203,7 @@ impl Notifier {
         }
         let users: BTreeSet<i64> = orders.values().map(|o| o.user_id).collect();
         let defaults = store::user_contacts(tx, &users).await?;
-        let mut deliveries = Vec::new();
+        let mut plans = Vec::with_capacity(waiting.len());
         for w in &waiting {
             let order = &orders[&w.order_id];
             let context: Value = serde_json::from_str(&w.context)
@@ -198,9 +217,20 @@ impl Notifier {
                 defaults.get(&order.user_id),
             )?;
             store::set_routed(tx, w.id, &plan.routed()).await?;
-            plan.deliveries(w.id, w.order_id, &w.event_id, &mut deliveries);
+            plans.push(plan);
         }
-        self.queue(tx, &deliveries).await
+        let routed: Vec<_> = waiting
+            .iter()
+            .zip(&plans)
+            .map(|(w, plan)| Routing {
+                id: w.id,
+                order_id: w.order_id,
+                event_id: &w.event_id,
+                kind: &w.kind,
+                plan,
+            })
+            .collect();
+        self.queue(tx, &routed).await
     }
 
     /// After the consumer's commit: wakes the dispatcher if deliveries were queued.
@@ -274,13 +304,44 @@ impl Notifier {
         })
     }
 
-    /// Queues the deliveries, and remembers to wake the dispatcher after the commit.
-    async fn queue(&self, tx: &mut Tx, deliveries: &[NewDelivery]) -> Result<(), HandleError> {
+    /// Queues the deliveries of the routed notifications, each once; writes the log's
+    /// right away (see [`crate::channels::log`]) and remembers to wake the dispatcher after
+    /// the commit for the others.
+    async fn queue(&self, tx: &mut Tx, routed: &[Routing<'_>]) -> Result<(), HandleError> {
+        let mut deliveries = Vec::new();
+        let mut routing_of = Vec::new();
+        for (i, r) in routed.iter().enumerate() {
+            r.plan
+                .deliveries(r.id, r.order_id, r.event_id, &mut deliveries);
+            routing_of.resize(deliveries.len(), i);
+        }
         if deliveries.is_empty() {
             return Ok(());
         }
-        store::queue_deliveries(tx, deliveries).await?;
-        self.queued.store(true, Ordering::Release);
+        let added = store::queue_deliveries(tx, &deliveries).await?;
+        let mut logged = 0;
+        for (d, &i) in deliveries.iter().zip(&routing_of) {
+            if !added.contains(&d.idempotency_key) {
+                continue;
+            }
+            if d.sent {
+                let r = &routed[i];
+                let text = &r.plan.rendered.text;
+                self.channels
+                    .log
+                    .write(r.order_id, r.kind, &d.recipient, text);
+                logged += 1;
+            } else {
+                self.queued.store(true, Ordering::Release);
+            }
+        }
+        if logged > 0 {
+            self.metrics.add(
+                "openorder_notification_attempts_total",
+                &[("channel", LogChannel::NAME), ("outcome", "delivered")],
+                logged,
+            );
+        }
         Ok(())
     }
 }
@@ -305,6 +366,7 @@ impl Plan {
                     channel,
                     recipient: recipient.clone(),
                     idempotency_key: idempotency_key(event_id, channel),
+                    sent: *channel == LogChannel::NAME,
                 }),
         );
     }
@@ -335,6 +397,93 @@ struct WebhookData<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{DELIVERED, PENDING};
+    use platform::db::Database;
+    use sqlx::Row;
+
+    /// A notifier on a fresh SQLite database, with the log and webhook channels; nothing
+    /// dispatches.
+    async fn notifier() -> (Notifier, Database) {
+        let dir = std::env::temp_dir().join(format!("oo-notices-{}", Uuid::new_v4()));
+        let url = format!("sqlite://{}/n.db", dir.display());
+        let db = Database::connect(&url, 2, &store::SCHEMA).await.unwrap();
+        let webhook = crate::channels::webhook::WebhookArgs {
+            webhook_secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+            webhook_timeout_ms: 1_000,
+        };
+        let channels = Channels {
+            log: LogChannel,
+            email: None,
+            webhook: crate::channels::webhook::WebhookChannel::from_args(&webhook).unwrap(),
+        };
+        let notifier = Notifier {
+            templates: Arc::new(Templates::load(None).unwrap()),
+            channels: Arc::new(channels),
+            dispatcher: Arc::new(Notify::new()),
+            queued: Default::default(),
+            metrics: Metrics::default(),
+        };
+        (notifier, db)
+    }
+
+    /// `(channel, status, attempts, delivered_at is set)` of every delivery, by channel.
+    async fn deliveries(db: &Database) -> Vec<(String, String, i64, bool)> {
+        let rows = sqlx::query(
+            "SELECT channel, status, attempts, delivered_at IS NOT NULL AS delivered
+             FROM deliveries ORDER BY channel",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        rows.iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get::<i64, _>(3) == 1))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_log_is_delivered_in_the_transaction_that_queues_it_and_the_rest_wait_for_the_dispatcher(
+    ) {
+        let (notifier, db) = notifier().await;
+        let contact = Contact {
+            email: None,
+            webhook_url: Some("http://127.0.0.1:9/hook".into()),
+        };
+        let mut tx = db.begin().await.unwrap();
+        notifier.order_seen(&mut tx, 7, 42, contact).await.unwrap();
+        tx.commit().await.unwrap();
+        let notice = Notice {
+            event_id: contracts::new_event_id(),
+            order_id: 7,
+            event_type: "inventory.audited".into(),
+            kind: "order.updated",
+            fields: json!({}),
+            event: json!({}),
+        };
+        let logged = |n: &Notifier| {
+            n.metrics.get(
+                "openorder_notification_attempts_total",
+                &[("channel", "log"), ("outcome", "delivered")],
+            )
+        };
+        for _ in 0..2 {
+            let mut tx = db.begin().await.unwrap();
+            notifier.record(&mut tx, &notice).await.unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(
+                deliveries(&db).await,
+                [
+                    ("log".into(), DELIVERED.into(), 1, true),
+                    ("webhook".into(), PENDING.into(), 0, false),
+                ]
+            );
+            // The event again (a redelivery) neither queues nor writes anything again.
+            assert_eq!(logged(&notifier), 1);
+        }
+        assert!(
+            notifier.queued.load(Ordering::Acquire),
+            "the webhook waits for the dispatcher"
+        );
+    }
 
     #[test]
     fn idempotency_keys_are_stable_and_differ_per_channel() {

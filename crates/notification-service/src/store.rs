@@ -5,7 +5,8 @@
 //!   when one of its channels sends them (e-mail, webhook; otherwise empty), so that a
 //!   resend is the same message, byte for byte.
 //! - `deliveries`: one per notification and channel, the dispatcher's work queue: status
-//!   `PENDING` → `DELIVERED` | `FAILED`, attempts, last error, next attempt time.
+//!   `PENDING` → `DELIVERED` | `FAILED`, attempts, last error, next attempt time. The log
+//!   channel's are written as they are queued and stored `DELIVERED` at once.
 //! - `order_contacts`: the projection of `order.created` (who placed an order and how to
 //!   reach them). Its row for an order is also the lock that serializes "an inventory event
 //!   arrives" with "the order it is about arrives", whichever comes first.
@@ -339,20 +340,28 @@ pub struct NewDelivery {
     pub channel: &'static str,
     pub recipient: String,
     pub idempotency_key: String,
+    /// Sent by the caller as it is queued (the log channel): stored `DELIVERED` after one
+    /// attempt instead of `PENDING`, and the dispatcher never sees it.
+    pub sent: bool,
 }
 
-/// Queues deliveries (each once: a repeated idempotency key is skipped), one statement.
-pub async fn queue_deliveries(tx: &mut Tx, deliveries: &[NewDelivery]) -> Result<(), sqlx::Error> {
+/// Queues deliveries (each once: a repeated idempotency key is skipped), one statement;
+/// returns the idempotency keys of those it added.
+pub async fn queue_deliveries(
+    tx: &mut Tx,
+    deliveries: &[NewDelivery],
+) -> Result<HashSet<String>, sqlx::Error> {
     let now = platform::now_text();
     let now_ms = chrono::Utc::now().timestamp_millis();
-    for chunk in platform::db::statement_chunks(deliveries, 10) {
+    let mut added = HashSet::with_capacity(deliveries.len());
+    for chunk in platform::db::statement_chunks(deliveries, 11) {
         let sql = format!(
             "INSERT INTO deliveries (notification_id, order_id, channel, recipient, idempotency_key, status,
-                 attempts, next_attempt_at, created_at, updated_at)
-             VALUES {} ON CONFLICT (idempotency_key) DO NOTHING",
-            value_rows(chunk.len(), 10)
+                 attempts, next_attempt_at, created_at, updated_at, delivered_at)
+             VALUES {} ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
+            value_rows(chunk.len(), 11)
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query_scalar(&sql);
         for d in chunk {
             query = query
                 .bind(d.notification_id)
@@ -360,15 +369,16 @@ pub async fn queue_deliveries(tx: &mut Tx, deliveries: &[NewDelivery]) -> Result
                 .bind(d.channel)
                 .bind(&d.recipient)
                 .bind(&d.idempotency_key)
-                .bind(PENDING)
-                .bind(0_i64)
+                .bind(if d.sent { DELIVERED } else { PENDING })
+                .bind(i64::from(d.sent))
                 .bind(now_ms)
                 .bind(&now)
-                .bind(&now);
+                .bind(&now)
+                .bind(d.sent.then_some(&now));
         }
-        query.execute(&mut **tx).await?;
+        added.extend(query.fetch_all(&mut **tx).await?);
     }
-    Ok(())
+    Ok(added)
 }
 
 /// The registered contacts of `user_ids`, by user.

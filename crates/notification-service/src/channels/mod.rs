@@ -69,7 +69,7 @@ impl Channels {
     /// The channel named `name`, if configured here.
     pub fn get(&self, name: &str) -> Option<&dyn Channel> {
         match name {
-            "log" => Some(&self.log),
+            log::LogChannel::NAME => Some(&self.log),
             "email" => self.email.as_ref().map(|c| c as &dyn Channel),
             "webhook" => self.webhook.as_ref().map(|c| c as &dyn Channel),
             _ => None,
@@ -88,7 +88,7 @@ impl Channels {
         let pick = |own: &Option<String>, default: Option<&Option<String>>| {
             own.clone().or_else(|| default.cloned().flatten())
         };
-        let mut out = vec![("log", format!("user:{user_id}"))];
+        let mut out = vec![(log::LogChannel::NAME, format!("user:{user_id}"))];
         if self.email.is_some() {
             if let Some(email) = pick(&order.email, defaults.map(|d| &d.email)) {
                 out.push(("email", email));
