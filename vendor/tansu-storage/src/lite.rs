@@ -673,7 +673,7 @@ impl Delegate {
         &self,
         topition: &Topition,
         connection: &PoolConnection,
-    ) -> Result<(Option<i64>, Option<i64>)> {
+    ) -> Result<(Option<i64>, Option<i64>, i64)> {
         debug!(?topition);
 
         let mut rows = connection
@@ -695,6 +695,7 @@ impl Delegate {
             Ok((
                 row.get::<Option<i64>>(0).inspect_err(|err| error!(?err))?,
                 row.get::<Option<i64>>(1).inspect_err(|err| error!(?err))?,
+                row.get::<i64>(2).inspect_err(|err| error!(?err))?,
             ))
         } else {
             Err(Error::Api(ErrorCode::UnknownTopicOrPartition))
@@ -722,7 +723,7 @@ impl Delegate {
 
         debug!(after_idempotent_check = elapsed_millis(start));
 
-        let (low, high) = self
+        let (low, high, topition_id) = self
             .watermark_select_for_update(topition, connection)
             .await
             .inspect_err(|err| error!(?err))?;
@@ -804,9 +805,7 @@ impl Delegate {
                     .execute(
                         "record_insert.sql",
                         (
-                            self.cluster.as_str(),
-                            topic,
-                            partition,
+                            topition_id,
                             offset,
                             inflated.attributes,
                             if transaction_id.is_none() {
@@ -837,7 +836,7 @@ impl Delegate {
                     _ = connection
                         .execute(
                             "header_insert.sql",
-                            (self.cluster.as_str(), topic, partition, offset, key, value),
+                            (topition_id, offset, key, value),
                         )
                         .await
                         .inspect_err(|err| {
@@ -882,9 +881,7 @@ impl Delegate {
             .execute(
                 "watermark_update.sql",
                 (
-                    self.cluster.as_str(),
-                    topic,
-                    partition,
+                    topition_id,
                     low.unwrap_or_default(),
                     high.map_or(last_offset_delta + 1, |high| high + last_offset_delta + 1),
                 ),

@@ -13,23 +13,10 @@
 -- See the License for the specific language governing permissions and
 -- limitations under the License.
 
+-- OpenOrder patch: by the topition's id (read with the watermark), not by cluster, topic
+-- and partition names joined again for every header.
+
 insert into header
 (topition, offset_id, k, v)
 
-select
-
-r.topition, r.offset_id, $5, $6
-
-from
-
-cluster c
-join topic t on t.cluster = c.id
-join topition tp on tp.topic = t.id
-join record r on r.topition = tp.id
-
-where
-
-c.name = $1
-and t.name = $2
-and tp.partition = $3
-and r.offset_id = $4;
+values ($1, $2, $3, $4);

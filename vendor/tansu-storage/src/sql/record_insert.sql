@@ -13,21 +13,10 @@
 -- See the License for the specific language governing permissions and
 -- limitations under the License.
 
+-- OpenOrder patch: by the topition's id (read with the watermark), not by cluster, topic
+-- and partition names joined again for every record.
+
 insert into record
 (topition, offset_id, attributes, producer_id, producer_epoch, timestamp, k, v)
 
-select
-
-tp.id, $4, $5, $6, $7, $8, $9, $10
-
-from
-
-cluster c
-join topic t on t.cluster = c.id
-join topition tp on tp.topic = t.id
-
-where
-
-c.name = $1
-and t.name = $2
-and tp.partition = $3;
+values ($1, $2, $3, $4, $5, $6, $7, $8);

@@ -13,9 +13,11 @@
 -- See the License for the specific language governing permissions and
 -- limitations under the License.
 
+-- OpenOrder patch: also the topition's id, with which a produce writes its records.
+
 select
 
-w.low, w.high
+w.low, w.high, tp.id
 
 from
 

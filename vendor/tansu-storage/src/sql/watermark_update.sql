@@ -13,23 +13,17 @@
 -- See the License for the specific language governing permissions and
 -- limitations under the License.
 
+-- OpenOrder patch: by the topition's id (read with the watermark), not by cluster, topic
+-- and partition names.
+
 update watermark
 
 set
 
-low = $4,
-high = $5,
+low = $2,
+high = $3,
 last_updated = current_timestamp
-
-from
-
-cluster c
-join topic t on t.cluster = c.id
-join topition tp on tp.topic = t.id
 
 where
 
-c.name = $1
-and t.name = $2
-and tp.partition = $3
-and watermark.topition = tp.id;
+topition = $1;
