@@ -4,6 +4,8 @@
 //! faster (a topic's metadata) is forgotten when the topic changes. And what it acknowledges
 //! is on the disk, not only in memory, written with a few system calls per commit. And a
 //! client that asks for a topic a moment before it exists waits for it instead of failing.
+//! And records read at the tail (answered from what the broker keeps in memory) are the
+//! records it reads back from its database.
 
 mod support;
 
@@ -13,6 +15,7 @@ use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use support::{BrokerKind, TestBroker};
@@ -282,4 +285,111 @@ async fn the_broker_writes_a_produces_log_pages_in_a_few_system_calls() {
     // produce changes several pages. Gathered (platform::wal_writes): the frames before the
     // commit frame with its header, then its page.
     assert!(per_produce < 4.0, "{per_produce} write calls per produce");
+}
+
+/// A record as a consumer sees it: offset, key, value, headers and timestamp.
+type Seen = (i64, Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>, Option<i64>);
+
+/// The probe topic's records from `offset` on, until `n` are read.
+async fn records_from(bootstrap: &str, offset: i64, n: usize) -> Vec<Seen> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "probe-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(TOPIC, 0, Offset::Offset(offset))
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < n {
+        let m = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} records were read within 20 s", seen.len()))
+            .unwrap();
+        let headers = m
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        seen.push((
+            m.offset(),
+            m.key().unwrap_or_default().to_vec(),
+            m.payload().unwrap_or_default().to_vec(),
+            headers,
+            m.timestamp().to_millis(),
+        ));
+    }
+    seen
+}
+
+#[tokio::test]
+async fn records_read_at_the_tail_are_the_records_read_back_from_the_disk_after_a_restart() {
+    let (mut broker, args) = broker_with_probe_topic().await;
+    let producer = platform::kafka::producer(&args, "probe-producer").unwrap();
+    let record = |i: usize| {
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "n",
+                value: Some(i.to_string().as_bytes()),
+            })
+            .insert(Header {
+                key: "empty",
+                value: Some(""),
+            });
+        (format!("key {i}"), format!("value {i}"), headers)
+    };
+    let records: Vec<_> = (0..40).map(record).collect();
+    // One at a time (a batch each), then all together (batches of several records).
+    for (key, value, headers) in &records[..5] {
+        producer
+            .send(
+                FutureRecord::to(TOPIC)
+                    .key(key)
+                    .payload(value)
+                    .headers(headers.clone()),
+                Duration::from_secs(20),
+            )
+            .await
+            .unwrap();
+    }
+    let sends = records[5..].iter().map(|(key, value, headers)| {
+        producer.send(
+            FutureRecord::to(TOPIC)
+                .key(key)
+                .payload(value)
+                .headers(headers.clone()),
+            Duration::from_secs(20),
+        )
+    });
+    for sent in futures_util::future::join_all(sends).await {
+        sent.unwrap();
+    }
+
+    let at_the_tail = records_from(&broker.bootstrap, 0, 40).await;
+    let offsets: Vec<i64> = at_the_tail.iter().map(|r| r.0).collect();
+    assert_eq!(offsets, (0..40).collect::<Vec<_>>());
+    for (seen, (key, value, _)) in at_the_tail.iter().zip(&records) {
+        assert_eq!(
+            (&seen.1[..], &seen.2[..]),
+            (key.as_bytes(), value.as_bytes())
+        );
+        assert_eq!(seen.3[0], ("n".into(), seen.0.to_string().into_bytes()));
+    }
+    // From inside a batch of several records: the records before it are not given.
+    let from_the_middle = records_from(&broker.bootstrap, 23, 17).await;
+    assert_eq!(from_the_middle, at_the_tail[23..]);
+
+    // A restarted broker has nothing in memory: it reads everything from its database.
+    broker.kill();
+    broker.restart().await;
+    assert_eq!(records_from(&broker.bootstrap, 0, 40).await, at_the_tail);
+    assert_eq!(
+        records_from(&broker.bootstrap, 23, 17).await,
+        from_the_middle
+    );
 }

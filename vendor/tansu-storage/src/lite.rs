@@ -24,6 +24,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+mod tail;
 mod wal_sync;
 
 use crate::{
@@ -1396,6 +1397,8 @@ pub struct Engine {
     topic_metadata: Arc<Mutex<TopicMetadata>>,
     /// OpenOrder patch: produces are answered once their records are synced (change 10).
     wal: Arc<wal_sync::WalSync>,
+    /// OpenOrder patch: fetches at a partition's tail are answered from memory (change 12).
+    tail: Arc<Mutex<tail::Tail>>,
 }
 
 /// OpenOrder patch: each topic's metadata as last read, for lookups of one topic. Every
@@ -1500,6 +1503,7 @@ impl Storage for Engine {
             .await
             .inspect(|_| {
                 self.watermarks.lock().expect("never poisoned").forget_all();
+                self.tail.lock().expect("never poisoned").forget_all();
                 self.topic_metadata
                     .lock()
                     .expect("never poisoned")
@@ -1519,6 +1523,7 @@ impl Storage for Engine {
         let start = SystemTime::now();
         self.inner.delete_records(topics).await.inspect(|_| {
             self.watermarks.lock().expect("never poisoned").forget_all();
+                self.tail.lock().expect("never poisoned").forget_all();
             ENGINE_REQUEST_DURATION.record(
                 elapsed_millis(start),
                 &[KeyValue::new("operation", "delete_records")],
@@ -1531,6 +1536,7 @@ impl Storage for Engine {
         let start = SystemTime::now();
         self.inner.delete_topic(topic).await.inspect(|_| {
             self.watermarks.lock().expect("never poisoned").forget_all();
+                self.tail.lock().expect("never poisoned").forget_all();
             self.topic_metadata
                 .lock()
                 .expect("never poisoned")
@@ -1568,14 +1574,22 @@ impl Storage for Engine {
     ) -> Result<i64> {
         let start = SystemTime::now();
         let last_offset_delta = i64::from(deflated.last_offset_delta);
+        let forgotten = self.tail.lock().expect("never poisoned").forgotten();
         self.inner
-            .produce(transaction_id, topition, deflated)
+            .produce(transaction_id, topition, deflated.clone())
             .await
             .inspect(|base_offset| {
                 self.watermarks
                     .lock()
                     .expect("never poisoned")
                     .produced(topition, base_offset + last_offset_delta + 1);
+                self.tail.lock().expect("never poisoned").produced(
+                    forgotten,
+                    transaction_id.is_some(),
+                    topition,
+                    *base_offset,
+                    deflated,
+                );
             })
             .inspect(|_| {
                 ENGINE_REQUEST_DURATION.record(
@@ -1606,6 +1620,18 @@ impl Storage for Engine {
         isolation_level: IsolationLevel,
     ) -> Result<Vec<deflated::Batch>> {
         let start = SystemTime::now();
+        let kept = self
+            .tail
+            .lock()
+            .expect("never poisoned")
+            .fetch(topition, offset, max_bytes);
+        if let Some(batches) = kept {
+            ENGINE_REQUEST_DURATION.record(
+                elapsed_millis(start),
+                &[KeyValue::new("operation", "fetch_tail")],
+            );
+            return Ok(batches);
+        }
         self.inner
             .fetch(topition, offset, min_bytes, max_bytes, isolation_level)
             .await
@@ -1932,6 +1958,7 @@ impl Storage for Engine {
             .await
             .inspect(|_| {
                 self.watermarks.lock().expect("never poisoned").forget_all();
+                self.tail.lock().expect("never poisoned").forget_all();
                 ENGINE_REQUEST_DURATION.record(
                     elapsed_millis(start),
                     &[KeyValue::new("operation", "txn_end")],
@@ -1943,6 +1970,8 @@ impl Storage for Engine {
     async fn maintain(&self, now: SystemTime) -> Result<()> {
         let start = SystemTime::now();
         self.inner.maintain(now).await.inspect(|_| {
+            // Retention and compaction may have removed records.
+            self.tail.lock().expect("never poisoned").forget_all();
             ENGINE_REQUEST_DURATION.record(
                 elapsed_millis(start),
                 &[KeyValue::new("operation", "maintain")],
@@ -2120,6 +2149,7 @@ impl Builder<String, i32, Url, Url> {
             watermarks: Arc::default(),
             topic_metadata: Arc::default(),
             wal: Arc::new(wal),
+            tail: Arc::default(),
         })
     }
 }
