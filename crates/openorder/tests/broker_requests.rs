@@ -290,12 +290,15 @@ async fn the_broker_writes_a_produces_log_pages_in_a_few_system_calls() {
 /// A record as a consumer sees it: offset, key, value, headers and timestamp.
 type Seen = (i64, Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>, Option<i64>);
 
-/// The probe topic's records from `offset` on, until `n` are read.
+/// The probe topic's records from `offset` on, until `n` are read, in fetches of about
+/// 1,500 bytes (so that an answer ends before the partition's end).
 async fn records_from(bootstrap: &str, offset: i64, n: usize) -> Vec<Seen> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "probe-reader")
         .set("enable.auto.commit", "false")
+        .set("message.max.bytes", "1000")
+        .set("fetch.max.bytes", "1500")
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
@@ -327,11 +330,33 @@ async fn records_from(bootstrap: &str, offset: i64, n: usize) -> Vec<Seen> {
     seen
 }
 
+/// Produces a record of key, value and headers to the probe topic and waits for its
+/// acknowledgement.
+async fn send_keyed(
+    producer: &rdkafka::producer::FutureProducer,
+    (key, value, headers): &(String, String, OwnedHeaders),
+) {
+    let record = FutureRecord::to(TOPIC)
+        .key(key)
+        .payload(value)
+        .headers(headers.clone());
+    producer
+        .send(record, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|(err, _)| panic!("producing {key} failed: {err}"));
+}
+
 #[tokio::test]
 async fn records_read_at_the_tail_are_the_records_read_back_from_the_disk_after_a_restart() {
     let (mut broker, args) = broker_with_probe_topic().await;
-    let producer = platform::kafka::producer(&args, "probe-producer").unwrap();
-    let record = |i: usize| {
+    let one_at_a_time = platform::kafka::producer(&args, "probe-producer").unwrap();
+    // Lingers long enough to put a burst in one batch.
+    let batching: rdkafka::producer::FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("linger.ms", "200")
+        .create()
+        .unwrap();
+    let record = |i: i64| {
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: "n",
@@ -343,36 +368,19 @@ async fn records_read_at_the_tail_are_the_records_read_back_from_the_disk_after_
             });
         (format!("key {i}"), format!("value {i}"), headers)
     };
-    let records: Vec<_> = (0..40).map(record).collect();
-    // One at a time (a batch each), then all together (batches of several records).
-    for (key, value, headers) in &records[..5] {
-        producer
-            .send(
-                FutureRecord::to(TOPIC)
-                    .key(key)
-                    .payload(value)
-                    .headers(headers.clone()),
-                Duration::from_secs(20),
-            )
-            .await
-            .unwrap();
+    let records: Vec<_> = (0..65).map(record).collect();
+    // Batches of one record, then one of thirty (5..35), then of one again (35..65).
+    for i in 0..5 {
+        send_keyed(&one_at_a_time, &records[i]).await;
     }
-    let sends = records[5..].iter().map(|(key, value, headers)| {
-        producer.send(
-            FutureRecord::to(TOPIC)
-                .key(key)
-                .payload(value)
-                .headers(headers.clone()),
-            Duration::from_secs(20),
-        )
-    });
-    for sent in futures_util::future::join_all(sends).await {
-        sent.unwrap();
+    futures_util::future::join_all((5..35).map(|i| send_keyed(&batching, &records[i]))).await;
+    for i in 35..65 {
+        send_keyed(&one_at_a_time, &records[i]).await;
     }
 
-    let at_the_tail = records_from(&broker.bootstrap, 0, 40).await;
+    let at_the_tail = records_from(&broker.bootstrap, 0, 65).await;
     let offsets: Vec<i64> = at_the_tail.iter().map(|r| r.0).collect();
-    assert_eq!(offsets, (0..40).collect::<Vec<_>>());
+    assert_eq!(offsets, (0..65).collect::<Vec<_>>());
     for (seen, (key, value, _)) in at_the_tail.iter().zip(&records) {
         assert_eq!(
             (&seen.1[..], &seen.2[..]),
@@ -380,16 +388,19 @@ async fn records_read_at_the_tail_are_the_records_read_back_from_the_disk_after_
         );
         assert_eq!(seen.3[0], ("n".into(), seen.0.to_string().into_bytes()));
     }
-    // From inside a batch of several records: the records before it are not given.
-    let from_the_middle = records_from(&broker.bootstrap, 23, 17).await;
-    assert_eq!(from_the_middle, at_the_tail[23..]);
+    // From inside the batch of thirty: nothing before the offset asked for, nothing after
+    // it skipped.
+    for from in [6, 30] {
+        let read = records_from(&broker.bootstrap, from, 65 - from as usize).await;
+        assert_eq!(read, at_the_tail[from as usize..], "reading from {from}");
+    }
 
     // A restarted broker has nothing in memory: it reads everything from its database.
     broker.kill();
     broker.restart().await;
-    assert_eq!(records_from(&broker.bootstrap, 0, 40).await, at_the_tail);
+    assert_eq!(records_from(&broker.bootstrap, 0, 65).await, at_the_tail);
     assert_eq!(
-        records_from(&broker.bootstrap, 23, 17).await,
-        from_the_middle
+        records_from(&broker.bootstrap, 30, 35).await,
+        at_the_tail[30..]
     );
 }

@@ -208,14 +208,21 @@ impl FetchService {
             *max_bytes =
                 u32::try_from(fetched.byte_size()).map(|bytes| max_bytes.saturating_sub(bytes))?;
 
-            offset += fetched
+            // OpenOrder patch (change 12): go on after the last record returned. An answer
+            // from the batches kept in memory starts with the whole batch holding `offset`
+            // (as Kafka's do), so adding up record counts, as 0.6.0 did, would overshoot
+            // and skip the batches that follow.
+            let asked = offset;
+            offset = fetched
                 .iter()
-                .map(|batch| batch.record_count as i64)
-                .sum::<i64>();
+                .filter(|batch| batch.record_count > 0)
+                .map(|batch| batch.base_offset + i64::from(batch.last_offset_delta) + 1)
+                .max()
+                .unwrap_or(offset);
 
             debug!(?offset, ?fetched);
 
-            if fetched.is_empty() || fetched.first().is_some_and(|batch| batch.record_count == 0) {
+            if offset <= asked {
                 break;
             } else {
                 batches.append(&mut fetched);
