@@ -370,12 +370,12 @@ async fn records_read_at_the_tail_are_the_records_read_back_from_the_disk_after_
     };
     let records: Vec<_> = (0..65).map(record).collect();
     // Batches of one record, then one of thirty (5..35), then of one again (35..65).
-    for i in 0..5 {
-        send_keyed(&one_at_a_time, &records[i]).await;
+    for record in &records[..5] {
+        send_keyed(&one_at_a_time, record).await;
     }
-    futures_util::future::join_all((5..35).map(|i| send_keyed(&batching, &records[i]))).await;
-    for i in 35..65 {
-        send_keyed(&one_at_a_time, &records[i]).await;
+    futures_util::future::join_all(records[5..35].iter().map(|r| send_keyed(&batching, r))).await;
+    for record in &records[35..] {
+        send_keyed(&one_at_a_time, record).await;
     }
 
     let at_the_tail = records_from(&broker.bootstrap, 0, 65).await;
