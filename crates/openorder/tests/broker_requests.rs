@@ -55,25 +55,11 @@ async fn broker_with_probe_topic() -> (TestBroker, platform::config::KafkaArgs) 
 
 /// Every payload of the topic's partition 0, from the beginning, until `n` are read.
 async fn payloads(bootstrap: &str, n: usize) -> Vec<String> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "probe-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(TOPIC, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
-    let mut seen = Vec::new();
-    while seen.len() < n {
-        let message = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
-            .await
-            .unwrap_or_else(|_| panic!("only {seen:?} were read back within 20 s"))
-            .unwrap();
-        seen.push(String::from_utf8(message.payload().unwrap().to_vec()).unwrap());
-    }
-    seen
+    records_from(bootstrap, 0, n)
+        .await
+        .into_iter()
+        .map(|(_, _, value, _, _)| String::from_utf8(value).unwrap())
+        .collect()
 }
 
 #[tokio::test]
