@@ -10,7 +10,8 @@
 //! Layout, in the order an event travels:
 //! - [`consumer`]: the one consumer, handing each record to [`inventory_events`] or
 //!   [`order_events`].
-//! - [`notices`]: event → notification → one queued delivery per channel (one transaction).
+//! - [`notices`]: event → notification → one queued delivery per channel (one transaction;
+//!   the log's is written there and then).
 //! - [`templates`]: subject, text and HTML per kind of notification.
 //! - [`dispatcher`]: sends due deliveries, retries with backoff, marks FAILED.
 //! - [`channels`]: log, e-mail (SMTP), webhook (signed HTTP POST).
