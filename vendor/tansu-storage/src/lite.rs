@@ -1523,7 +1523,7 @@ impl Storage for Engine {
         let start = SystemTime::now();
         self.inner.delete_records(topics).await.inspect(|_| {
             self.watermarks.lock().expect("never poisoned").forget_all();
-                self.tail.lock().expect("never poisoned").forget_all();
+            self.tail.lock().expect("never poisoned").forget_all();
             ENGINE_REQUEST_DURATION.record(
                 elapsed_millis(start),
                 &[KeyValue::new("operation", "delete_records")],
@@ -1536,7 +1536,7 @@ impl Storage for Engine {
         let start = SystemTime::now();
         self.inner.delete_topic(topic).await.inspect(|_| {
             self.watermarks.lock().expect("never poisoned").forget_all();
-                self.tail.lock().expect("never poisoned").forget_all();
+            self.tail.lock().expect("never poisoned").forget_all();
             self.topic_metadata
                 .lock()
                 .expect("never poisoned")
