@@ -270,7 +270,9 @@ async fn the_broker_writes_a_produces_log_pages_in_a_few_system_calls() {
     // SQLite alone writes each page of a commit as two calls (frame header, page): a
     // produce changes several pages. Gathered (platform::wal_writes): the frames before the
     // commit frame with its header, then its page.
-    assert!(per_produce < 4.0, "{per_produce} write calls per produce");
+    // Measured: 3.0–3.4 here, 4.3 once in CI (other writes of the broker fall in the same
+    // window now and then); 11.2 with SQLite's own VFS.
+    assert!(per_produce < 6.0, "{per_produce} write calls per produce");
 }
 
 /// A record as a consumer sees it: offset, key, value, headers and timestamp.
