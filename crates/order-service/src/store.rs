@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 use contracts::{LineItem, OrderCreated, Shortage, Topics};
-use platform::db::{placeholders, value_rows, Backend, Database, Schema, Tx};
+use platform::db::{placeholders, value_rows, Database, Schema, Tx};
 use platform::outbox::Outgoing;
 use serde::Serialize;
 use sqlx::Row;
@@ -132,9 +132,8 @@ pub struct NewOrder<'a> {
 
 /// Inserts each order as PENDING with its items and its `order.created` event in `tx`
 /// (the caller commits; see [`crate::intake`]). With an idempotency key, a repeat of the
-/// same request returns the first order instead, and writes nothing. The orders' ids are
-/// taken first ([`new_order_ids`]), then one multi-row INSERT each writes all the orders,
-/// all their items and all their events.
+/// same request returns the first order instead, and writes nothing. One INSERT per order
+/// (for its id), then one multi-row INSERT for all the items and one for all the events.
 pub async fn create_orders_in(
     tx: &mut Tx,
     topics: &Topics,
@@ -142,22 +141,35 @@ pub async fn create_orders_in(
 ) -> Result<Vec<Created>, sqlx::Error> {
     let now = Utc::now();
     let now_text = platform::now_text();
-    let ids = new_order_ids(tx, orders.len()).await?;
     let mut results = Vec::with_capacity(orders.len());
-    let mut new_orders: Vec<(i64, i64)> = Vec::with_capacity(orders.len());
     let mut items: Vec<(i64, i64, &str, i64)> = Vec::new();
     let mut events = Vec::with_capacity(orders.len());
-    for (order, order_id) in orders.iter().zip(ids) {
+    for order in orders {
         let request = order.request;
         if let Some(key) = order.idempotency_key {
-            if let Some(earlier) = claim_key(tx, key, request, order_id, &now_text).await? {
+            if let Some(earlier) = claim_key(tx, key, request, &now_text).await? {
                 results.push(earlier);
                 continue;
             }
         }
-        new_orders.push((order_id, request.user_id.get()));
+        let order_id: i64 = sqlx::query(
+            "INSERT INTO orders (user_id, status, created_at, updated_at) VALUES ($1, $2, $3, $3) RETURNING id",
+        )
+        .bind(request.user_id.get())
+        .bind(OrderStatus::Pending.as_str())
+        .bind(&now_text)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("id")?;
         for (line, (sku, qty)) in request.items.iter().enumerate() {
             items.push((order_id, line as i64, sku.as_str(), qty.get()));
+        }
+        if let Some(key) = order.idempotency_key {
+            sqlx::query("UPDATE idempotency_keys SET order_id = $1 WHERE key = $2")
+                .bind(order_id)
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
         }
         let event = OrderCreated {
             event_id: contracts::new_event_id(),
@@ -177,22 +189,6 @@ pub async fn create_orders_in(
         events.push(Outgoing::new(&topics.order_created(), &event));
         results.push(Created::New(order_id));
     }
-    for chunk in platform::db::statement_chunks(&new_orders, 5) {
-        let sql = format!(
-            "INSERT INTO orders (id, user_id, status, created_at, updated_at) VALUES {}",
-            value_rows(chunk.len(), 5)
-        );
-        let mut query = sqlx::query(&sql);
-        for (order_id, user_id) in chunk {
-            query = query
-                .bind(*order_id)
-                .bind(*user_id)
-                .bind(OrderStatus::Pending.as_str())
-                .bind(&now_text)
-                .bind(&now_text);
-        }
-        query.execute(&mut **tx).await?;
-    }
     for chunk in platform::db::statement_chunks(&items, 4) {
         let sql = format!(
             "INSERT INTO order_items (order_id, line, sku, qty) VALUES {}",
@@ -208,51 +204,22 @@ pub async fn create_orders_in(
     Ok(results)
 }
 
-/// `n` ids for new orders, in increasing order. On SQLite the transaction holds the
-/// database's one writer connection, so the ids after the highest ever given (kept in
-/// `sqlite_sequence` for the AUTOINCREMENT column, which an insert of a higher id raises)
-/// are free until it ends; on PostgreSQL they come from the column's sequence (an id not
-/// used, when a request turns out to be a repeat, is a gap, as after any rolled-back
-/// insert).
-async fn new_order_ids(tx: &mut Tx, n: usize) -> Result<Vec<i64>, sqlx::Error> {
-    let n = n as i64;
-    match tx.backend() {
-        Backend::Sqlite => {
-            let last: i64 = sqlx::query_scalar(
-                "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'orders'), 0)",
-            )
-            .fetch_one(&mut **tx)
-            .await?;
-            Ok((last + 1..=last + n).collect())
-        }
-        Backend::Postgres => sqlx::query_scalar(
-            "SELECT nextval(pg_get_serial_sequence('orders', 'id')) FROM generate_series(1, $1)",
-        )
-        .bind(n)
-        .fetch_all(&mut **tx)
-        .await,
-    }
-}
-
-/// Claims an idempotency key for `request`, to be order `order_id`. None if it is new (the
-/// caller creates that order); else what the earlier request with this key created.
-/// Concurrent requests with one key queue here, and on SQLite the insert takes the write
-/// lock.
+/// Claims an idempotency key for `request`. None if it is new (the caller creates the
+/// order); else what the earlier request with this key created. Concurrent requests with
+/// one key queue here, and on SQLite the insert takes the write lock.
 async fn claim_key(
     tx: &mut Tx,
     key: &str,
     request: &OrderRequest,
-    order_id: i64,
     now_text: &str,
 ) -> Result<Option<Created>, sqlx::Error> {
     let fingerprint = fingerprint(request);
     let claimed = sqlx::query(
-        "INSERT INTO idempotency_keys (key, request, order_id, created_at) VALUES ($1, $2, $3, $4)
+        "INSERT INTO idempotency_keys (key, request, order_id, created_at) VALUES ($1, $2, 0, $3)
          ON CONFLICT (key) DO NOTHING",
     )
     .bind(key)
     .bind(&fingerprint)
-    .bind(order_id)
     .bind(now_text)
     .execute(&mut **tx)
     .await?;
@@ -519,77 +486,4 @@ pub async fn mark_released(tx: &mut Tx, order_id: i64) -> Result<(), sqlx::Error
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::{CreateOrderBody, ItemBody};
-
-    fn request(user_id: i64, sku: &str) -> OrderRequest {
-        OrderRequest::try_from(CreateOrderBody {
-            user_id,
-            items: vec![ItemBody {
-                sku: sku.into(),
-                qty: 1,
-            }],
-            contact: None,
-        })
-        .unwrap()
-    }
-
-    #[tokio::test]
-    async fn a_batch_gives_its_new_orders_the_next_ids_in_request_order_and_a_key_repeated_in_it_replays_the_first(
-    ) {
-        let dir = std::env::temp_dir().join(format!("oo-orders-{}", uuid::Uuid::new_v4()));
-        let url = format!("sqlite://{}/order.db", dir.display());
-        let db = Database::connect(&url, 2, &SCHEMA).await.unwrap();
-        let topics = Topics::with_prefix("");
-        let (alice, bob, carol) = (
-            request(1, "ABC-001"),
-            request(2, "ABC-002"),
-            request(3, "ABC-003"),
-        );
-        let order = |request, idempotency_key| NewOrder {
-            request,
-            idempotency_key,
-        };
-        let mut tx = db.begin().await.unwrap();
-        let created = create_orders_in(
-            &mut tx,
-            &topics,
-            &[
-                order(&alice, Some("k")),
-                order(&bob, None),
-                order(&alice, Some("k")),
-                order(&carol, Some("k")),
-                order(&carol, None),
-            ],
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-        let [Created::New(a), Created::New(b), Created::Replayed(r), Created::KeyReused, Created::New(c)] =
-            created[..]
-        else {
-            panic!("{created:?}");
-        };
-        assert!(a < b && b < c, "ids in request order: {created:?}");
-        assert_eq!(r, a, "the repeated key answers the first order");
-        for (id, user) in [(a, 1), (b, 2), (c, 3)] {
-            let view = get_order(&db, id).await.unwrap().unwrap();
-            assert_eq!((view.user_id, view.items.len()), (user, 1), "order {id}");
-        }
-
-        // The next batch goes on after the highest id given.
-        let mut tx = db.begin().await.unwrap();
-        let created = create_orders_in(&mut tx, &topics, &[order(&bob, None)])
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        assert!(
-            matches!(created[..], [Created::New(d)] if d > c),
-            "{created:?}"
-        );
-    }
 }

@@ -14,15 +14,9 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 /// connection (see [`Database::begin`]).
 pub struct Tx {
     inner: sqlx::Transaction<'static, Any>,
-    backend: Backend,
 }
 
 impl Tx {
-    /// The engine this transaction runs on, for the statements whose dialects differ.
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.inner.commit().await
     }
@@ -193,7 +187,6 @@ impl Database {
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(Tx {
             inner: self.writer.begin().await?,
-            backend: self.backend,
         })
     }
 
