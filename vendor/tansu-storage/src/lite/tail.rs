@@ -27,9 +27,6 @@ use crate::Topition;
 /// The bytes of batches kept per partition; the oldest are dropped beyond it.
 const BYTES_PER_PARTITION: usize = 512 * 1024;
 
-/// Attribute bits of a transactional and of a control batch.
-const TRANSACTIONAL_OR_CONTROL: i16 = 0x10 | 0x20;
-
 #[derive(Debug, Default)]
 pub(super) struct Tail {
     partitions: HashMap<Topition, Run>,
@@ -42,11 +39,6 @@ pub(super) struct Tail {
 struct Run {
     batches: VecDeque<deflated::Batch>,
     bytes: usize,
-}
-
-/// The offset after a batch's last record.
-fn end_of(batch: &deflated::Batch) -> i64 {
-    batch.base_offset + i64::from(batch.last_offset_delta) + 1
 }
 
 /// A batch's size on the wire: its length plus the base offset and length fields.
@@ -72,7 +64,8 @@ impl Tail {
     ) {
         let plain = forgotten == self.forgotten
             && !transactional
-            && batch.attributes & TRANSACTIONAL_OR_CONTROL == 0
+            && !batch.is_transactional()
+            && !batch.is_control()
             // The engine stores record n of a batch at base offset + n.
             && i64::from(batch.last_offset_delta) + 1 == i64::from(batch.record_count);
         if !plain {
@@ -82,7 +75,7 @@ impl Tail {
         // As a batch read back from the database has it.
         batch.partition_leader_epoch = -1;
         let run = self.partitions.entry(topition.clone()).or_default();
-        if run.batches.back().map(end_of) != Some(base_offset) {
+        if run.batches.back().map(|last| last.max_offset() + 1) != Some(base_offset) {
             run.batches.clear();
             run.bytes = 0;
         }
@@ -106,7 +99,7 @@ impl Tail {
         if offset < run.batches.front()?.base_offset {
             return None;
         }
-        let first = run.batches.partition_point(|batch| end_of(batch) <= offset);
+        let first = run.batches.partition_point(|batch| batch.max_offset() < offset);
         if first == run.batches.len() {
             return None;
         }

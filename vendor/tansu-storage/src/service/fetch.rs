@@ -216,7 +216,7 @@ impl FetchService {
             offset = fetched
                 .iter()
                 .filter(|batch| batch.record_count > 0)
-                .map(|batch| batch.base_offset + i64::from(batch.last_offset_delta) + 1)
+                .map(|batch| batch.max_offset() + 1)
                 .max()
                 .unwrap_or(offset);
 
