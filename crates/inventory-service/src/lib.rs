@@ -46,6 +46,9 @@ pub struct Config {
     #[command(flatten)]
     pub http: HttpArgs,
 
+    #[command(flatten)]
+    pub stop: platform::shutdown::StopArgs,
+
     /// JSON seed loaded into an empty stock table at first start (default: the shipped seed).
     #[arg(long, env = "OPENORDER_SEED_FILE")]
     pub seed_file: Option<PathBuf>,
@@ -126,5 +129,7 @@ pub async fn run(
             metrics: runtime.metrics.clone(),
         },
     });
-    runtime.serve(listener, api, &config.http, shutdown).await
+    runtime
+        .serve(listener, api, &config.http, &config.stop, shutdown)
+        .await
 }

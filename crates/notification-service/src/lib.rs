@@ -53,6 +53,9 @@ pub struct Config {
     pub http: HttpArgs,
 
     #[command(flatten)]
+    pub stop: platform::shutdown::StopArgs,
+
+    #[command(flatten)]
     pub notify: NotifyArgs,
 }
 
@@ -171,5 +174,7 @@ pub async fn run(
     };
     runtime.spawn_worker(|stop| dispatcher.run(stop));
     let api = routes::router(runtime.db.clone());
-    runtime.serve(listener, api, &config.http, shutdown).await
+    runtime
+        .serve(listener, api, &config.http, &config.stop, shutdown)
+        .await
 }

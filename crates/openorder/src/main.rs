@@ -79,12 +79,16 @@ async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_start(slice::shorten_this_threads_slice)
         .build()
-        .context("Failed to start the Tokio runtime")?
-        .block_on(run())
+        .context("Failed to start the Tokio runtime")?;
+    let result = runtime.block_on(run());
+    // A blocking call abandoned at its stop deadline (a commit to a broker that is gone)
+    // must not hold the exit: the runtime waits for it a moment only.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -94,7 +98,39 @@ async fn run() -> anyhow::Result<()> {
         tracing::warn!(%err, "could not raise the limit on open files; it stays as it was");
     }
     let shutdown = platform::shutdown::on_signal();
-    match cli.command {
+    let stop_bound = match &cli.command {
+        Command::Up(args) => Some(args.stop.shutdown_timeout),
+        Command::OrderService(args) => Some(args.config.stop.shutdown_timeout),
+        Command::InventoryService(args) => Some(args.config.stop.shutdown_timeout),
+        Command::NotificationService(args) => Some(args.config.stop.shutdown_timeout),
+        _ => None,
+    };
+    let Some(bound) = stop_bound else {
+        return command(cli.command, shutdown).await;
+    };
+    // The last line of defence of the shutdown bound: every step of a stop is bounded on
+    // its own, and if the whole still runs when the time is up, the process exits.
+    let overdue = {
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            tokio::time::sleep(bound).await;
+        }
+    };
+    tokio::select! {
+        result = command(cli.command, shutdown) => result,
+        () = overdue => {
+            tracing::error!(
+                "still stopping {} ms after the signal (--shutdown-timeout); exiting now",
+                bound.as_millis()
+            );
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn command(command: Command, shutdown: platform::CancellationToken) -> anyhow::Result<()> {
+    match command {
         Command::Up(args) => up::run(args, shutdown).await,
         Command::OrderService(args) => {
             let listener = bind(args.listen, "order-service").await?;

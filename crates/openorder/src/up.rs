@@ -55,6 +55,9 @@ pub struct UpArgs {
     #[command(flatten)]
     pub http: HttpArgs,
 
+    #[command(flatten)]
+    pub stop: platform::shutdown::StopArgs,
+
     /// notification-service's channels (e-mail, webhook), templates and retries.
     #[command(flatten)]
     pub notify: notification_service::NotifyArgs,
@@ -63,7 +66,15 @@ pub struct UpArgs {
 /// The embedded broker child process.
 struct EmbeddedBroker {
     child: Child,
+    exe: PathBuf,
+    data_dir: PathBuf,
+    address: SocketAddr,
 }
+
+/// Restarts of a broker that keeps dying before `up` gives up (each after a longer wait:
+/// 0.5, 1, 2, 4, 8 s). A broker that ran for [`BROKER_STABLE`] starts the count again.
+const BROKER_RESTARTS: u32 = 5;
+const BROKER_STABLE: Duration = Duration::from_secs(60);
 
 impl EmbeddedBroker {
     async fn start(data_dir: &Path, address: SocketAddr) -> anyhow::Result<Self> {
@@ -74,13 +85,23 @@ impl EmbeddedBroker {
             "the embedded broker binary {} is missing: build the whole workspace (`cargo build --release`)",
             broker_exe.display()
         );
+        let child = Self::spawn(&broker_exe, data_dir, address).await?;
+        Ok(Self {
+            child,
+            exe: broker_exe,
+            data_dir: data_dir.to_path_buf(),
+            address,
+        })
+    }
+
+    async fn spawn(exe: &Path, data_dir: &Path, address: SocketAddr) -> anyhow::Result<Child> {
         let log_path = data_dir.join("broker.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .with_context(|| format!("Failed to open {}", log_path.display()))?;
-        let mut command = Command::new(&broker_exe);
+        let mut command = Command::new(exe);
         command
             .arg("--data-dir")
             .arg(data_dir.join("broker"))
@@ -89,11 +110,15 @@ impl EmbeddedBroker {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
+            // A process group of its own: a Ctrl-C or a SIGTERM/SIGHUP to the terminal's or
+            // the service manager's group reaches `up` only, and `up` stops the broker after
+            // the services, which still need it for their last commits.
+            .process_group(0)
             .kill_on_drop(true);
         die_with_parent(&mut command);
         let mut child = command
             .spawn()
-            .with_context(|| format!("Failed to start {}", broker_exe.display()))?;
+            .with_context(|| format!("Failed to start {}", exe.display()))?;
         let bootstrap = address.to_string();
         tokio::select! {
             // Up to 30 s for a previous broker on this data directory to stop, then start-up.
@@ -103,19 +128,82 @@ impl EmbeddedBroker {
                 status?, log_path.display()
             ),
         }
-        Ok(Self { child })
+        Ok(child)
     }
 
-    /// SIGTERM, then up to 10 s for the broker to stop, then SIGKILL.
-    async fn stop(mut self) {
+    /// Watches the broker until `shutdown`: if it exits, it is started again after a
+    /// growing wait (logged). When it cannot be kept running (it died [`BROKER_RESTARTS`]
+    /// times in a row, or would not start again), this cancels `shutdown`, so that
+    /// everything stops, and returns the error. Returns the broker, to be stopped.
+    async fn supervise(self, shutdown: CancellationToken) -> (Self, anyhow::Result<()>) {
+        let (broker, result) = self.keep_running(&shutdown).await;
+        if result.is_err() {
+            shutdown.cancel();
+        }
+        (broker, result)
+    }
+
+    async fn keep_running(mut self, shutdown: &CancellationToken) -> (Self, anyhow::Result<()>) {
+        let mut restarts = 0u32;
+        let mut running_since = tokio::time::Instant::now();
+        loop {
+            let status = tokio::select! {
+                _ = shutdown.cancelled() => return (self, Ok(())),
+                status = self.child.wait() => status,
+            };
+            let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+            if running_since.elapsed() >= BROKER_STABLE {
+                restarts = 0;
+            }
+            if restarts >= BROKER_RESTARTS {
+                let err = anyhow::anyhow!(
+                    "the embedded broker exited ({status}) {} times in a row; giving up (see {})",
+                    restarts + 1,
+                    self.data_dir.join("broker.log").display()
+                );
+                return (self, Err(err));
+            }
+            let wait = Duration::from_millis(500 * 2u64.pow(restarts));
+            restarts += 1;
+            tracing::error!(
+                %status, restart = restarts, of = BROKER_RESTARTS, wait_ms = wait.as_millis() as u64,
+                "the embedded broker exited; starting it again"
+            );
+            tokio::select! {
+                _ = shutdown.cancelled() => return (self, Ok(())),
+                _ = tokio::time::sleep(wait) => {}
+            }
+            let started = tokio::select! {
+                _ = shutdown.cancelled() => return (self, Ok(())),
+                started = Self::spawn(&self.exe, &self.data_dir, self.address) => started,
+            };
+            match started {
+                Ok(child) => {
+                    tracing::info!(address = %self.address, "the embedded broker is running again");
+                    self.child = child;
+                    running_since = tokio::time::Instant::now();
+                }
+                Err(err) => {
+                    return (
+                        self,
+                        Err(err
+                            .context("the embedded broker exited and could not be started again")),
+                    )
+                }
+            }
+        }
+    }
+
+    /// SIGTERM, then until `deadline` for the broker to stop, then SIGKILL.
+    async fn stop(mut self, deadline: tokio::time::Instant) {
         if let Some(pid) = self.child.id() {
             terminate(pid);
         }
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+        if tokio::time::timeout_at(deadline, self.child.wait())
             .await
             .is_err()
         {
-            tracing::warn!("embedded broker did not stop in 10 s; killing it");
+            tracing::warn!("the embedded broker did not stop in time; killing it");
             let _ = self.child.kill().await;
         }
     }
@@ -163,6 +251,14 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let notification_listener =
         crate::bind(at(args.notification_port), "notification-service").await?;
 
+    // When the stop began, for the broker's share of the shutdown bound.
+    let stop_began = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            tokio::time::Instant::now()
+        })
+    };
     let mut kafka = args.kafka.clone();
     let broker = match &kafka.bootstrap_servers {
         Some(_) => None,
@@ -187,6 +283,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             kafka: kafka.clone(),
             database: database("order.db"),
             http: args.http.clone(),
+            stop: args.stop.clone(),
         },
         order_listener,
         shutdown.clone(),
@@ -196,6 +293,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             kafka: kafka.clone(),
             database: database("inventory.db"),
             http: args.http.clone(),
+            stop: args.stop.clone(),
             seed_file: None,
             fail_sku: args.fail_sku.clone(),
             flaky_sku: args.flaky_sku.clone(),
@@ -208,6 +306,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             kafka: kafka.clone(),
             database: database("notification.db"),
             http: args.http.clone(),
+            stop: args.stop.clone(),
             notify: args.notify.clone(),
         },
         notification_listener,
@@ -235,25 +334,53 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         n = args.notification_port,
     );
 
-    // Run until a signal, or until a service stops on its own (an error): then stop the rest.
+    // The broker is watched (and restarted) while the services run.
+    let supervisor = broker.map(|broker| tokio::spawn(broker.supervise(shutdown.clone())));
+
+    // Run until a signal, or until a service stops on its own (an error), or the broker
+    // cannot be kept running (the supervisor then cancels `shutdown`): then stop the rest.
     let mut first_error = None;
     while let Some(joined) = services.join_next().await {
-        let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
-        if let Err(err) = result {
-            tracing::error!(
-                error = format!("{err:#}"),
-                "a service stopped with an error; stopping all"
-            );
-            first_error.get_or_insert(err);
-        }
+        services_ended(joined, &mut first_error);
         shutdown.cancel();
     }
-    if let Some(broker) = broker {
-        broker.stop().await;
+    if let Some(watch) = supervisor {
+        match watch.await {
+            Ok((broker, watched)) => {
+                if let Err(err) = watched {
+                    tracing::error!(error = format!("{err:#}"), "stopping all");
+                    first_error.get_or_insert(err);
+                }
+                let began = stop_began
+                    .await
+                    .unwrap_or_else(|_| tokio::time::Instant::now());
+                let deadline = began + args.stop.shutdown_timeout.mul_f64(0.95);
+                broker
+                    .stop(deadline.max(tokio::time::Instant::now() + Duration::from_millis(200)))
+                    .await;
+            }
+            Err(err) => {
+                first_error.get_or_insert(anyhow::anyhow!("the broker's supervisor failed: {err}"));
+            }
+        }
     }
     println!("OpenOrder stopped.");
     match first_error {
         Some(err) => Err(err),
         None => Ok(()),
+    }
+}
+
+fn services_ended(
+    joined: Result<anyhow::Result<()>, tokio::task::JoinError>,
+    first_error: &mut Option<anyhow::Error>,
+) {
+    let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
+    if let Err(err) = result {
+        tracing::error!(
+            error = format!("{err:#}"),
+            "a service stopped with an error; stopping all"
+        );
+        first_error.get_or_insert(err);
     }
 }

@@ -38,6 +38,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub http: HttpArgs,
+
+    #[command(flatten)]
+    pub stop: platform::shutdown::StopArgs,
 }
 
 /// Runs order-service until `shutdown`.
@@ -96,5 +99,7 @@ pub async fn run(
         topics,
         waker: runtime.waker.clone(),
     });
-    runtime.serve(listener, api, &config.http, shutdown).await
+    runtime
+        .serve(listener, api, &config.http, &config.stop, shutdown)
+        .await
 }

@@ -233,10 +233,9 @@ impl<H: Handler> ConsumerLoop<H> {
                 break;
             }
         }
-        if let Err(err) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(consumer = self.name, error = %err, "final commit had nothing to do or failed");
-        }
-        tracing::info!(consumer = self.name, "consumer stopped");
+        let name = self.name;
+        close(name, self.consumer).await;
+        tracing::info!(consumer = name, "consumer stopped");
     }
 
     /// Applies `batch` in one transaction, or else record by record. False if shutdown
@@ -420,6 +419,32 @@ impl<H: Handler> ConsumerLoop<H> {
             }
             delay = (delay * 2).min(Duration::from_secs(5));
         }
+    }
+}
+
+/// Longest the final offset commit and the consumer's close may take at shutdown.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
+
+/// Commits the stored offsets, on a blocking thread (a synchronous commit is a blocking
+/// librdkafka call, and with the broker gone it waits for it without end), for at most
+/// [`CLOSE_WAIT`]. Past that the thread is left to finish on its own: the offsets not
+/// committed are read again after a restart, and the handlers' dedupe absorbs them. (The
+/// consumer is closed where its last reference is dropped, by [`crate::service::Runtime`],
+/// on a blocking thread too.)
+async fn close(name: &'static str, consumer: std::sync::Arc<StreamConsumer>) {
+    let closing =
+        tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync));
+    match tokio::time::timeout(CLOSE_WAIT, closing).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(err))) => {
+            tracing::debug!(consumer = name, error = %err, "final commit had nothing to do or failed")
+        }
+        Ok(Err(err)) => tracing::warn!(consumer = name, error = %err, "closing the consumer failed"),
+        Err(_) => tracing::warn!(
+            consumer = name,
+            "the final offset commit did not finish in {} s (broker gone?); the records since the last commit will be read again",
+            CLOSE_WAIT.as_secs()
+        ),
     }
 }
 

@@ -408,6 +408,7 @@ pub async fn serve(
     router: Router,
     http: &crate::config::HttpArgs,
     shutdown: CancellationToken,
+    drain: Duration,
 ) -> anyhow::Result<()> {
     let service = hyper_util::service::TowerToHyperService::new(app(router));
     let mut connection_builder = hyper::server::conn::http1::Builder::new();
@@ -442,8 +443,8 @@ pub async fn serve(
     drop(listener);
     tokio::select! {
         () = connections.shutdown() => {}
-        () = tokio::time::sleep(Duration::from_secs(10)) => {
-            tracing::warn!("HTTP requests still running after 10 s; stopping anyway");
+        () = tokio::time::sleep(drain) => {
+            tracing::warn!("HTTP requests still running after {} ms; stopping anyway", drain.as_millis());
         }
     }
     Ok(())
@@ -574,7 +575,7 @@ mod tests {
         let router = Router::new().route("/ping", get(|| async { "pong" }));
         let server = tokio::spawn({
             let shutdown = shutdown.clone();
-            async move { serve(listener, router, &http, shutdown).await }
+            async move { serve(listener, router, &http, shutdown, Duration::from_secs(10)).await }
         });
 
         // Silent, and trickling: half a request head, then nothing.

@@ -6,6 +6,13 @@
 //! in-flight requests, consumers finish the record in hand and commit, workers (such as
 //! notification-service's dispatcher) finish what they hold, and only then does the relay
 //! make its last pass and flush, so events caused by those last records go out.
+//!
+//! Every step of the stop is bounded: HTTP gets half of the services' budget
+//! ([`crate::shutdown::StopArgs::services_budget`]) to finish its requests, the rest share
+//! what is left. A step still running at the deadline is abandoned (its task aborted):
+//! what it held is redone after a restart, since offsets are committed only after effects
+//! and outbox rows are deleted only once acknowledged. The Kafka clients are closed last,
+//! on a blocking thread (closing a consumer waits for its broker).
 
 use rdkafka::producer::FutureProducer;
 use tokio::net::TcpListener;
@@ -17,6 +24,7 @@ use crate::consumer::{ConsumerLoop, Handler};
 use crate::db::{Database, Schema};
 use crate::http::{health_router, Health};
 use crate::outbox::{Relay, Waker};
+use crate::shutdown::StopArgs;
 
 /// A started service's shared parts.
 pub struct Runtime {
@@ -32,6 +40,8 @@ pub struct Runtime {
     watched: Vec<crate::status::Watched>,
     relay_stop: CancellationToken,
     relay: tokio::task::JoinHandle<()>,
+    /// Every consumer, so that the last reference is dropped here, off the async threads.
+    kafka_consumers: Vec<std::sync::Arc<rdkafka::consumer::StreamConsumer>>,
 }
 
 impl Runtime {
@@ -74,6 +84,7 @@ impl Runtime {
             watched: Vec::new(),
             relay_stop,
             relay,
+            kafka_consumers: Vec::new(),
         })
     }
 
@@ -100,10 +111,11 @@ impl Runtime {
             PartitionAssignment::All => crate::kafka::assign_all(&consumer, topics)?,
         }
         let consumer = std::sync::Arc::new(consumer);
+        self.kafka_consumers.push(consumer.clone());
         self.watched.push(crate::status::Watched {
             name: consumer_name,
             group: group_id.clone(),
-            consumer: consumer.clone(),
+            consumer: std::sync::Arc::downgrade(&consumer),
         });
         let consumer_loop = ConsumerLoop {
             name: consumer_name,
@@ -140,12 +152,13 @@ impl Runtime {
 
     /// Serves `api` (at most `http.max_in_flight_requests` requests at once, see
     /// [`crate::http::limited`]) plus the health, metrics and status endpoints until
-    /// `shutdown`, then stops in order.
+    /// `shutdown`, then stops in order within `stop`'s budget.
     pub async fn serve(
         mut self,
         listener: TcpListener,
         api: axum::Router,
         http: &crate::config::HttpArgs,
+        stop: &StopArgs,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let address = listener.local_addr()?;
@@ -167,14 +180,56 @@ impl Runtime {
             )
             .route("/admin/status", axum::routing::get(status));
         let router = crate::http::timed(router, self.metrics.clone());
-        let served = crate::http::serve(listener, router, http, shutdown.clone()).await;
-        while self.consumers.join_next().await.is_some() {}
+        let budget = stop.services_budget();
+        let served = crate::http::serve(listener, router, http, shutdown.clone(), budget / 2).await;
+        let deadline = tokio::time::Instant::now() + budget / 2;
+        let name = self.name;
+        finish(name, "consumers", &mut self.consumers, deadline).await;
         self.workers_stop.cancel();
-        while self.workers.join_next().await.is_some() {}
+        finish(name, "workers", &mut self.workers, deadline).await;
         self.relay_stop.cancel();
-        let _ = self.relay.await;
-        self.db.pool.close().await;
-        tracing::info!(service = self.name, "stopped");
+        if tokio::time::timeout_at(deadline, &mut self.relay)
+            .await
+            .is_err()
+        {
+            tracing::warn!(service = name, "the outbox relay's last pass did not finish in time; its rows are published after a restart");
+            self.relay.abort();
+            let _ = (&mut self.relay).await;
+        }
+        if tokio::time::timeout_at(deadline, self.db.pool.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(service = name, "database connections did not close in time");
+        }
+        let clients = (std::mem::take(&mut self.kafka_consumers), self.producer);
+        let closing = tokio::task::spawn_blocking(move || drop(clients));
+        let close_wait = deadline.max(tokio::time::Instant::now() + crate::consumer::CLOSE_WAIT);
+        if tokio::time::timeout_at(close_wait, closing).await.is_err() {
+            tracing::warn!(
+                service = name,
+                "the Kafka clients did not close in time (broker gone?)"
+            );
+        }
+        tracing::info!(service = name, "stopped");
         served
+    }
+}
+
+/// Waits for `tasks` until `deadline`, then aborts what is still running.
+async fn finish(
+    service: &str,
+    what: &str,
+    tasks: &mut JoinSet<()>,
+    deadline: tokio::time::Instant,
+) {
+    let all = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout_at(deadline, all).await.is_err() {
+        tracing::warn!(
+            service,
+            "{what} still running at the stop deadline; stopping them (what they held is redone after a restart)"
+        );
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
     }
 }

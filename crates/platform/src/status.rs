@@ -6,7 +6,7 @@
 //! broker (Tansu 0.6) reports a partition's end too low when its last batch held several
 //! records, so lag there can read low; Apache Kafka and Redpanda report it exactly.
 
-use std::sync::Arc;
+use std::sync::Weak;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -59,7 +59,8 @@ pub struct ServiceStatus {
 pub struct Watched {
     pub name: &'static str,
     pub group: String,
-    pub consumer: Arc<StreamConsumer>,
+    /// Weak, so that the consumer loop holds the last reference and closes it at its end.
+    pub consumer: Weak<StreamConsumer>,
 }
 
 fn lag_of(consumer: &StreamConsumer) -> anyhow::Result<Vec<PartitionLag>> {
@@ -112,7 +113,9 @@ pub async fn snapshot(
     let outbox = outbox(db).await?;
     let mut consumers = Vec::new();
     for w in watched {
-        let consumer = w.consumer.clone();
+        let Some(consumer) = w.consumer.upgrade() else {
+            continue;
+        };
         let lag = tokio::task::spawn_blocking(move || lag_of(&consumer)).await?;
         consumers.push(ConsumerStatus {
             name: w.name.to_string(),

@@ -141,7 +141,7 @@ pub async fn http(
         let stop = stop.clone();
         async move {
             let http = platform::config::HttpArgs::default();
-            platform::http::serve(listener, router, &http, stop).await
+            platform::http::serve(listener, router, &http, stop, Duration::from_secs(1)).await
         }
     });
     let done = Arc::new(AtomicUsize::new(0));
