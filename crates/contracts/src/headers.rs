@@ -18,3 +18,9 @@ pub const DLT_EXCEPTION_FQCN: &str = "kafka_dlt-exception-fqcn";
 pub const DLT_EXCEPTION_MESSAGE: &str = "kafka_dlt-exception-message";
 /// How many times the consumer tried the record before dead-lettering it.
 pub const ATTEMPTS: &str = "openorder-attempts";
+/// On a dead letter written without the original's value (it would not fit in a record
+/// the broker takes, with the dead-letter headers added): why the value was left out.
+/// The original is still in its topic, at the `kafka_dlt-original-*` position.
+pub const DLT_VALUE_OMITTED: &str = "openorder-dlt-value-omitted";
+/// On such a dead letter: the original value's size in bytes.
+pub const DLT_ORIGINAL_VALUE_BYTES: &str = "openorder-dlt-original-value-bytes";

@@ -6,38 +6,51 @@
 //! A batch is applied in **one database transaction** (one commit, one lock round on
 //! SQLite) and its offsets are stored after that commit. If any record of the batch fails,
 //! the whole transaction is rolled back and the batch's records are applied again one
-//! transaction each, in partition order, where for each record:
+//! transaction each, in partition order. A record that fails then has its partition **set
+//! aside**: the partition is paused at the client and given a lane (a task of its own) that
+//! works through that record and then the partition's records received meanwhile, while
+//! the other partitions and topics go on in batches. In a lane, for each record:
 //! 1. the handler runs; success ends the record;
 //! 2. a failure is handled by its [`FailureKind`] (see [`crate::failure`]): unavailable is
 //!    retried until it works, transient up to the policy's attempts, permanent not at all;
 //! 3. a permanent failure (or the last failed transient attempt) sends the record to
-//!    `<topic>.DLT` with its key, value and headers plus Spring Kafka's `kafka_dlt-*`
-//!    headers and `openorder-attempts`, and waits for the broker's acknowledgement;
-//! 4. only then is the offset stored (committed in the background, and synchronously at exit).
+//!    `<topic>.DLT` ([`crate::dead_letter`]: key, value and headers plus Spring Kafka's
+//!    `kafka_dlt-*` headers and `openorder-attempts`, on the original partition; without the
+//!    value if it would not fit) and waits for the broker's acknowledgement;
+//! 4. only then is the offset stored (committed in the background, and at exit).
+//!
+//! Once its lane is empty the partition is resumed. A partition waiting on a record is
+//! reported ([`crate::stalls`]), as stalled once it waited too long.
 //!
 //! A failing copy of an event that was already dead-lettered (same `event-id`, same replay
 //! count: the outbox published it twice) is skipped, so a record that always fails lands in
 //! the DLT once, not once per copy.
 //!
-//! A poison record therefore never blocks its partition for longer than the retries, and
-//! no record is skipped without either its effect or its dead letter being durable.
-//! On shutdown the record in hand is finished (a retry wait is cut short, leaving the
-//! offset unstored, so the record comes again after restart).
+//! A poison record therefore never blocks anything but its own partition, and that for no
+//! longer than the retries; no record is skipped without either its effect or its dead
+//! letter being durable. On shutdown the records in hand are finished (a retry wait is cut
+//! short, leaving the offset unstored, so the record comes again after restart).
 
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use contracts::headers;
 use contracts::Topics;
 use futures_util::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::FutureProducer;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RetryPolicy;
 use crate::db::Tx;
+pub use crate::dead_letter::{be_int, dead_letter_headers};
+use crate::dead_letter::{DeadLetterWriter, Sent};
 pub use crate::failure::{FailureKind, HandleError};
+use crate::stalls::Stalls;
 
 /// A record as handlers see it: owned, so it can be retried and dead-lettered.
 #[derive(Clone, Debug)]
@@ -175,10 +188,12 @@ enum Outcome {
 /// One consumer group member running one handler.
 pub struct ConsumerLoop<H> {
     pub name: &'static str,
-    pub consumer: std::sync::Arc<StreamConsumer>,
+    pub consumer: Arc<StreamConsumer>,
     pub group_id: String,
     /// Sends dead letters; shared with the outbox relay.
     pub producer: FutureProducer,
+    /// Largest record `producer` sends (a dead letter larger than this goes without its value).
+    pub max_message_bytes: usize,
     pub retry: RetryPolicy,
     pub handler: H,
     pub metrics: crate::metrics::Metrics,
@@ -187,177 +202,375 @@ pub struct ConsumerLoop<H> {
     pub db: crate::db::Database,
     /// Most records applied in one transaction (1: one transaction per record).
     pub max_batch: usize,
+    /// Where the partitions set aside are reported.
+    pub stalls: Stalls,
+}
+
+/// A partition set aside: the records of it received since, in order, for its lane.
+struct Lane {
+    queue: VecDeque<Record>,
+    /// Offset of the last record queued (a record at or before it is one read again).
+    last_queued: i64,
+}
+
+/// The loop's state, shared with its lanes.
+struct Shared<H> {
+    config: ConsumerLoop<H>,
+    dead_letters: DeadLetterWriter,
+    lanes: Mutex<HashMap<(String, i32), Lane>>,
 }
 
 impl<H: Handler> ConsumerLoop<H> {
-    /// Runs until `shutdown`, then commits the stored offsets synchronously.
+    /// Runs until `shutdown`, then commits the stored offsets (bounded, see [`CLOSE_WAIT`]).
+    ///
+    /// Healthy partitions are applied in batches by this loop. A partition whose record
+    /// failed is set aside in a **lane** of its own (a task working through that record's
+    /// retries and dead letter, then the partition's records received meanwhile) and paused
+    /// at the client, so that it holds up nothing but itself; once its lane is empty it is
+    /// resumed and rejoins the batches. Per-partition order (and so per-key order) is kept.
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(consumer = self.name, group = %self.group_id, batch = self.max_batch, "consumer started");
-        let mut batch = Vec::with_capacity(self.max_batch);
+        let name = self.name;
+        let consumer = self.consumer.clone();
+        let shared = Arc::new(Shared {
+            dead_letters: DeadLetterWriter::new(
+                self.producer.clone(),
+                self.group_id.clone(),
+                self.max_message_bytes,
+            ),
+            config: self,
+            lanes: Mutex::new(HashMap::new()),
+        });
+        let mut lanes = JoinSet::new();
+        let mut batch = Vec::with_capacity(shared.config.max_batch);
         loop {
+            // Lanes that ended are reaped here; their partitions are already resumed.
+            while lanes.try_join_next().is_some() {}
             let message = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                message = self.consumer.recv() => message,
+                message = consumer.recv() => message,
             };
             batch.clear();
             match message {
                 Ok(message) => batch.push(Record::from_message(&message)),
                 Err(err) => {
-                    tracing::warn!(consumer = self.name, error = %err, "Kafka consumer error");
+                    tracing::warn!(consumer = name, error = %err, "Kafka consumer error");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
             }
             // Take what the client has already fetched, and what arrives within the
             // handler's linger.
-            let deadline = tokio::time::Instant::now() + self.handler.linger();
-            while batch.len() < self.max_batch {
-                let next = match self.consumer.recv().now_or_never() {
+            let deadline = tokio::time::Instant::now() + shared.config.handler.linger();
+            while batch.len() < shared.config.max_batch {
+                let next = match consumer.recv().now_or_never() {
                     Some(next) => Some(next),
                     None if tokio::time::Instant::now() < deadline => tokio::select! {
                         _ = shutdown.cancelled() => None,
-                        next = tokio::time::timeout_at(deadline, self.consumer.recv()) => next.ok(),
+                        next = tokio::time::timeout_at(deadline, consumer.recv()) => next.ok(),
                     },
                     None => None,
                 };
                 match next {
                     Some(Ok(message)) => batch.push(Record::from_message(&message)),
                     Some(Err(err)) => {
-                        tracing::warn!(consumer = self.name, error = %err, "Kafka consumer error");
+                        tracing::warn!(consumer = name, error = %err, "Kafka consumer error");
                         break;
                     }
                     None => break,
                 }
             }
-            if !self.process_batch(&batch, &shutdown).await {
-                break;
+            let healthy = shared.queue_in_lanes(std::mem::take(&mut batch));
+            if !healthy.is_empty() {
+                shared.process_batch(healthy, &mut lanes, &shutdown).await;
             }
+            batch = Vec::with_capacity(shared.config.max_batch);
         }
-        let name = self.name;
-        close(name, self.consumer).await;
+        // Each lane stops at its next wait once it sees the shutdown.
+        while lanes.join_next().await.is_some() {}
+        close(name, consumer).await;
         tracing::info!(consumer = name, "consumer stopped");
     }
+}
 
-    /// Applies `batch` in one transaction, or else record by record. False if shutdown
-    /// interrupted it (the offsets of the records not finished stay unstored).
-    async fn process_batch(&self, batch: &[Record], shutdown: &CancellationToken) -> bool {
-        let consumer = [("consumer", self.name)];
-        self.metrics
-            .inc("openorder_consumer_batches_total", &consumer);
-        self.metrics.add(
+impl<H: Handler> Shared<H> {
+    /// Queues the records of partitions that have a lane in their lanes; returns the rest.
+    fn queue_in_lanes(&self, batch: Vec<Record>) -> Vec<Record> {
+        let mut lanes = self.lanes.lock().expect("never poisoned");
+        if lanes.is_empty() {
+            return batch;
+        }
+        batch
+            .into_iter()
+            .filter_map(
+                |record| match lanes.get_mut(&(record.topic.clone(), record.partition)) {
+                    Some(lane) => {
+                        if record.offset > lane.last_queued {
+                            lane.last_queued = record.offset;
+                            lane.queue.push_back(record);
+                        }
+                        None
+                    }
+                    None => Some(record),
+                },
+            )
+            .collect()
+    }
+
+    /// Applies `batch` in one transaction, or else record by record, setting aside the
+    /// partition of each record that fails.
+    async fn process_batch(
+        self: &Arc<Self>,
+        batch: Vec<Record>,
+        lanes: &mut JoinSet<()>,
+        shutdown: &CancellationToken,
+    ) {
+        let c = &self.config;
+        let consumer = [("consumer", c.name)];
+        c.metrics.inc("openorder_consumer_batches_total", &consumer);
+        c.metrics.add(
             "openorder_consumer_batch_records_total",
             &consumer,
             batch.len() as u64,
         );
         if batch.len() > 1 {
-            match self.apply_together(batch).await {
+            match self.apply_together(&batch).await {
                 Ok(()) => {
-                    self.handler.committed();
-                    for record in batch {
+                    c.handler.committed();
+                    for record in &batch {
                         self.store_offset(record);
                     }
-                    return true;
+                    return;
                 }
                 Err(error) => {
-                    self.metrics
+                    c.metrics
                         .inc("openorder_consumer_batches_rolled_back_total", &consumer);
                     tracing::debug!(
-                        consumer = self.name, records = batch.len(), error = %error,
+                        consumer = c.name, records = batch.len(), error = %error,
                         "batch rolled back; applying its records one at a time"
                     )
                 }
             }
         }
         for record in batch {
-            let copy = record
-                .header(headers::EVENT_ID)
-                .map(|id| (id.to_string(), replay_count(record)));
-            match self.process(record, copy.as_ref(), shutdown).await {
-                Outcome::DeadLettered => {
-                    if let Some((id, replay)) = &copy {
-                        if let Err(err) =
-                            crate::dedupe::mark_dead_lettered(&self.db, id, *replay).await
-                        {
-                            tracing::warn!(consumer = self.name, error = %err, "could not note the dead letter");
-                        }
-                    }
-                    self.store_offset(record);
-                }
-                Outcome::Done => self.store_offset(record),
-                Outcome::Interrupted => return false,
+            // A partition set aside a moment ago, earlier in this batch.
+            let Some(record) = self.queue_in_lanes(vec![record]).pop() else {
+                continue;
+            };
+            match self.apply_alone(&record, 1).await {
+                Ok(()) => self.store_offset(&record),
+                Err(error) => self.set_aside(record, error, lanes, shutdown).await,
             }
         }
-        true
+    }
+
+    /// Gives `record`'s partition a lane that starts with `record` (which just failed with
+    /// `error`), and pauses the partition at the client.
+    async fn set_aside(
+        self: &Arc<Self>,
+        record: Record,
+        error: HandleError,
+        lanes: &mut JoinSet<()>,
+        shutdown: &CancellationToken,
+    ) {
+        let c = &self.config;
+        let key = (record.topic.clone(), record.partition);
+        self.lanes.lock().expect("never poisoned").insert(
+            key.clone(),
+            Lane {
+                queue: VecDeque::new(),
+                last_queued: record.offset,
+            },
+        );
+        c.stalls.waiting(
+            c.name,
+            &record.topic,
+            record.partition,
+            record.offset,
+            1,
+            &error.to_string(),
+        );
+        c.metrics.inc(
+            "openorder_consumer_partitions_set_aside_total",
+            &[("consumer", c.name)],
+        );
+        tracing::debug!(
+            consumer = c.name, topic = %record.topic, partition = record.partition,
+            offset = record.offset, "partition set aside while its record is retried"
+        );
+        self.pause_or_resume(&key, true).await;
+        let shared = self.clone();
+        let shutdown = shutdown.clone();
+        lanes.spawn(async move { shared.lane(key, record, error, shutdown).await });
+    }
+
+    /// Works through a set-aside partition: its first record (which failed with `error`),
+    /// then what was queued meanwhile, each to its effect or its dead letter. When nothing
+    /// is left, the partition rejoins the batches.
+    async fn lane(
+        self: Arc<Self>,
+        key: (String, i32),
+        first: Record,
+        error: HandleError,
+        shutdown: CancellationToken,
+    ) {
+        let mut next = Some((first, Some(error)));
+        loop {
+            let (record, error) = match next.take() {
+                Some(first) => first,
+                None => {
+                    let mut lanes = self.lanes.lock().expect("never poisoned");
+                    let lane = lanes
+                        .get_mut(&key)
+                        .expect("a lane is removed only by itself");
+                    match lane.queue.pop_front() {
+                        Some(record) => (record, None),
+                        None => {
+                            lanes.remove(&key);
+                            break;
+                        }
+                    }
+                }
+            };
+            match self.work_through(&record, error, &shutdown).await {
+                Outcome::Done => self.store_offset(&record),
+                Outcome::DeadLettered => {
+                    self.note_dead_letter(&record).await;
+                    self.store_offset(&record);
+                }
+                // Stopping: the lane's records stay unstored, to be read again.
+                Outcome::Interrupted => return,
+            }
+        }
+        self.config.stalls.cleared(self.config.name, &key.0, key.1);
+        self.pause_or_resume(&key, false).await;
+    }
+
+    /// Pauses (or resumes) fetching of one partition. A local call to librdkafka's own
+    /// thread, made on a blocking thread all the same. A partition no longer assigned
+    /// (taken by a rebalance) cannot be resumed: its new owner reads it.
+    async fn pause_or_resume(&self, key: &(String, i32), pause: bool) {
+        let consumer = self.config.consumer.clone();
+        let (topic, partition) = key.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            tpl.add_partition(&topic, partition);
+            if pause {
+                consumer.pause(&tpl)
+            } else {
+                consumer.resume(&tpl)
+            }
+        })
+        .await;
+        if let Ok(Err(err)) = done {
+            tracing::debug!(consumer = self.config.name, topic = %key.0, partition = key.1, pause, error = %err, "could not pause or resume a partition");
+        }
+    }
+
+    async fn note_dead_letter(&self, record: &Record) {
+        if let Some(id) = record.header(headers::EVENT_ID) {
+            if let Err(err) =
+                crate::dedupe::mark_dead_lettered(&self.config.db, id, replay_count(record)).await
+            {
+                tracing::warn!(consumer = self.config.name, error = %err, "could not note the dead letter");
+            }
+        }
     }
 
     async fn apply_together(&self, batch: &[Record]) -> Result<(), HandleError> {
-        let mut tx = self.db.begin().await?;
-        self.handler.lock_batch(&mut tx, batch).await?;
-        self.handler.apply_batch(&mut tx, batch).await?;
+        let handler = &self.config.handler;
+        let mut tx = self.config.db.begin().await?;
+        handler.lock_batch(&mut tx, batch).await?;
+        handler.apply_batch(&mut tx, batch).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn apply_alone(&self, record: &Record, attempt: u32) -> Result<(), HandleError> {
-        let mut tx = self.db.begin().await?;
-        self.handler.apply(&mut tx, record, attempt).await?;
+        let handler = &self.config.handler;
+        let mut tx = self.config.db.begin().await?;
+        // Locks in the handler's fixed order here too: a lane's transaction runs beside
+        // the loop's batches.
+        handler
+            .lock_batch(&mut tx, std::slice::from_ref(record))
+            .await?;
+        handler.apply(&mut tx, record, attempt).await?;
         tx.commit().await?;
-        self.handler.committed();
+        handler.committed();
         Ok(())
     }
 
     fn store_offset(&self, record: &Record) {
-        if let Err(err) = self
-            .consumer
-            .store_offset(&record.topic, record.partition, record.offset)
+        if let Err(err) =
+            self.config
+                .consumer
+                .store_offset(&record.topic, record.partition, record.offset)
         {
             // Happens after a rebalance took the partition away: the new owner re-reads
             // from the last commit, and the handler's dedupe absorbs it.
-            tracing::warn!(consumer = self.name, error = %err, "could not store offset");
+            tracing::warn!(consumer = self.config.name, error = %err, "could not store offset");
         }
     }
 
-    async fn process(
+    /// Tries `record` until it is applied or dead-lettered, by its failures' kinds (see
+    /// [`crate::failure`]). `failed`: the error of a first try already made.
+    async fn work_through(
         &self,
         record: &Record,
-        copy: Option<&(String, i64)>,
+        failed: Option<HandleError>,
         shutdown: &CancellationToken,
     ) -> Outcome {
+        let c = &self.config;
+        let copy = record
+            .header(headers::EVENT_ID)
+            .map(|id| (id.to_string(), replay_count(record)));
         let mut attempt = 1;
+        let mut failed = failed;
         loop {
-            let error = match self.apply_alone(record, attempt).await {
-                Ok(()) => return Outcome::Done,
-                Err(error) => error,
+            let error = match failed.take() {
+                Some(error) => error,
+                None => match self.apply_alone(record, attempt).await {
+                    Ok(()) => return Outcome::Done,
+                    Err(error) => error,
+                },
             };
             // Only a failing record can be the copy of a dead letter worth skipping, so the
             // check costs nothing on the hot path.
-            if attempt == 1 && self.already_dead_lettered(copy).await {
+            if attempt == 1 && self.already_dead_lettered(copy.as_ref()).await {
                 return Outcome::Done;
             }
             let retry = match error.kind {
                 FailureKind::Unavailable => true,
-                FailureKind::Transient => attempt < self.retry.attempts,
+                FailureKind::Transient => attempt < c.retry.attempts,
                 FailureKind::Permanent => false,
             };
             tracing::warn!(
-                consumer = self.name, topic = %record.topic, partition = record.partition,
+                consumer = c.name, topic = %record.topic, partition = record.partition,
                 offset = record.offset, attempt, retry, kind = error.kind.as_str(), error = %error,
                 "record failed"
             );
+            c.stalls.waiting(
+                c.name,
+                &record.topic,
+                record.partition,
+                record.offset,
+                attempt,
+                &error.to_string(),
+            );
             if !retry {
-                self.metrics.inc(
+                c.metrics.inc(
                     "openorder_records_dead_lettered_total",
                     &[("topic", &record.topic), ("class", error.class)],
                 );
                 return self.dead_letter(record, &error, attempt, shutdown).await;
             }
-            self.metrics.inc(
+            c.metrics.inc(
                 "openorder_records_retried_total",
                 &[("topic", &record.topic), ("class", error.class)],
             );
             tokio::select! {
                 _ = shutdown.cancelled() => return Outcome::Interrupted,
-                _ = tokio::time::sleep(self.retry.backoff_with_jitter(attempt)) => {}
+                _ = tokio::time::sleep(c.retry.backoff_with_jitter(attempt)) => {}
             }
             attempt += 1;
         }
@@ -367,22 +580,23 @@ impl<H: Handler> ConsumerLoop<H> {
         let Some((id, replay)) = copy else {
             return false;
         };
-        match crate::dedupe::was_dead_lettered(&self.db, id, *replay).await {
+        match crate::dedupe::was_dead_lettered(&self.config.db, id, *replay).await {
             Ok(true) => {
-                tracing::info!(consumer = self.name, event_id = %id, "copy of a dead-lettered event skipped");
+                tracing::info!(consumer = self.config.name, event_id = %id, "copy of a dead-lettered event skipped");
                 true
             }
             Ok(false) => false,
             // Retrying meets the same database trouble and waits for it.
             Err(err) => {
-                tracing::warn!(consumer = self.name, error = %err, "could not check dead letters");
+                tracing::warn!(consumer = self.config.name, error = %err, "could not check dead letters");
                 false
             }
         }
     }
 
-    /// Publishes the dead letter and waits for the broker's acknowledgement, retrying
-    /// while the broker is away: a record is never skipped without its dead letter.
+    /// Publishes the dead letter and waits for the broker's acknowledgement, trying again
+    /// (with a growing wait, reported as the partition's stall) while it is not written: a
+    /// record is never skipped without its dead letter. Only its partition waits.
     async fn dead_letter(
         &self,
         record: &Record,
@@ -390,34 +604,45 @@ impl<H: Handler> ConsumerLoop<H> {
         attempts: u32,
         shutdown: &CancellationToken,
     ) -> Outcome {
-        let topic = Topics::dlt_of(&record.topic);
-        let headers = dead_letter_headers(record, &self.group_id, error, attempts);
+        let c = &self.config;
+        let dlt = Topics::dlt_of(&record.topic);
         let mut delay = Duration::from_millis(200);
         loop {
-            let mut out = FutureRecord::<[u8], [u8]>::to(&topic).headers(headers.clone());
-            if let Some(key) = &record.key {
-                out = out.key(key);
-            }
-            if let Some(payload) = &record.payload {
-                out = out.payload(payload);
-            }
-            match self.producer.send(out, Duration::from_secs(10)).await {
-                Ok(_) => {
+            let sent = tokio::select! {
+                _ = shutdown.cancelled() => return Outcome::Interrupted,
+                sent = self.dead_letters.send(record, error, attempts, Duration::from_secs(10)) => sent,
+            };
+            match sent {
+                Sent::Written { value_omitted } => {
+                    if value_omitted {
+                        c.metrics.inc(
+                            "openorder_dead_letters_value_omitted_total",
+                            &[("topic", &record.topic)],
+                        );
+                    }
                     tracing::warn!(
-                        consumer = self.name, dlt = %topic, offset = record.offset,
-                        attempts, error = %error, "record dead-lettered"
+                        consumer = c.name, %dlt, partition = record.partition, offset = record.offset,
+                        attempts, value_omitted, error = %error, "record dead-lettered"
                     );
                     return Outcome::DeadLettered;
                 }
-                Err((err, _)) => {
-                    tracing::error!(dlt = %topic, error = %err, "could not publish dead letter, retrying")
+                Sent::Failed(reason) => {
+                    tracing::error!(%dlt, error = %reason, "could not publish dead letter, retrying");
+                    c.stalls.waiting(
+                        c.name,
+                        &record.topic,
+                        record.partition,
+                        record.offset,
+                        attempts,
+                        &format!("dead letter to {dlt} not written: {reason}"),
+                    );
                 }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return Outcome::Interrupted,
                 _ = tokio::time::sleep(delay) => {}
             }
-            delay = (delay * 2).min(Duration::from_secs(5));
+            delay = (delay * 2).min(Duration::from_secs(30));
         }
     }
 }
@@ -448,103 +673,10 @@ async fn close(name: &'static str, consumer: std::sync::Arc<StreamConsumer>) {
     }
 }
 
-/// The original headers followed by Spring Kafka's dead-letter headers. As in Spring,
-/// partition is a 4-byte and offset and timestamp are 8-byte big-endian integers; the rest is UTF-8.
-pub fn dead_letter_headers(
-    record: &Record,
-    group_id: &str,
-    error: &HandleError,
-    attempts: u32,
-) -> OwnedHeaders {
-    let mut out = OwnedHeaders::new_with_capacity(record.headers.len() + 8);
-    for (key, value) in &record.headers {
-        out = out.insert(Header {
-            key,
-            value: value.as_deref(),
-        });
-    }
-    let partition = record.partition.to_be_bytes();
-    let offset = record.offset.to_be_bytes();
-    let timestamp = record.timestamp.unwrap_or(-1).to_be_bytes();
-    let attempts = attempts.to_string();
-    let fields: [(&str, &[u8]); 8] = [
-        (headers::DLT_ORIGINAL_TOPIC, record.topic.as_bytes()),
-        (headers::DLT_ORIGINAL_PARTITION, &partition),
-        (headers::DLT_ORIGINAL_OFFSET, &offset),
-        (headers::DLT_ORIGINAL_TIMESTAMP, &timestamp),
-        (headers::DLT_ORIGINAL_CONSUMER_GROUP, group_id.as_bytes()),
-        (headers::DLT_EXCEPTION_FQCN, error.class.as_bytes()),
-        (headers::DLT_EXCEPTION_MESSAGE, error.message.as_bytes()),
-        (headers::ATTEMPTS, attempts.as_bytes()),
-    ];
-    for (key, value) in fields {
-        out = out.insert(Header {
-            key,
-            value: Some(value),
-        });
-    }
-    out
-}
-
 /// The record's `openorder-replay-count` (0 for a record never replayed).
 fn replay_count(record: &Record) -> i64 {
     record
         .header(crate::dlt::REPLAY_COUNT)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0)
-}
-
-/// Reads a big-endian integer header as Spring Kafka writes them (4 or 8 bytes).
-pub fn be_int(value: &[u8]) -> Option<i64> {
-    match value.len() {
-        4 => Some(i32::from_be_bytes(value.try_into().ok()?) as i64),
-        8 => Some(i64::from_be_bytes(value.try_into().ok()?)),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dead_letter_headers_keep_the_originals_and_add_springs() {
-        let record = Record {
-            topic: "order.created".into(),
-            partition: 2,
-            offset: 41,
-            timestamp: Some(1_700_000_000_000),
-            key: Some(b"7".to_vec()),
-            payload: Some(b"{}".to_vec()),
-            headers: vec![("event-id".into(), Some(b"abc".to_vec()))],
-        };
-        let error = HandleError::permanent("openorder.UndecodableRecord", "bad json");
-        let hs = dead_letter_headers(&record, "inventory-service", &error, 1);
-        let get = |name: &str| {
-            hs.iter()
-                .find(|h| h.key == name)
-                .and_then(|h| h.value)
-                .map(<[u8]>::to_vec)
-        };
-        assert_eq!(get("event-id").unwrap(), b"abc");
-        assert_eq!(get(headers::DLT_ORIGINAL_TOPIC).unwrap(), b"order.created");
-        assert_eq!(
-            be_int(&get(headers::DLT_ORIGINAL_PARTITION).unwrap()),
-            Some(2)
-        );
-        assert_eq!(
-            be_int(&get(headers::DLT_ORIGINAL_OFFSET).unwrap()),
-            Some(41)
-        );
-        assert_eq!(
-            be_int(&get(headers::DLT_ORIGINAL_TIMESTAMP).unwrap()),
-            Some(1_700_000_000_000)
-        );
-        assert_eq!(
-            get(headers::DLT_ORIGINAL_CONSUMER_GROUP).unwrap(),
-            b"inventory-service"
-        );
-        assert_eq!(get(headers::DLT_EXCEPTION_MESSAGE).unwrap(), b"bad json");
-        assert_eq!(get(headers::ATTEMPTS).unwrap(), b"1");
-    }
 }

@@ -272,9 +272,14 @@ fn strip_position(err: &serde_json::Error) -> String {
 pub struct Health {
     pub db: Database,
     pub producer: FutureProducer,
+    /// Partitions the consumers wait on: reported, not a reason to be unready (the HTTP
+    /// API works; taking the instance out of a load balancer would not help them).
+    pub stalls: crate::stalls::Stalls,
 }
 
-/// `GET /health/live` (the process answers) and `GET /health/ready` (database and broker answer).
+/// `GET /health/live` (the process answers) and `GET /health/ready` (database and broker
+/// answer: 200, else 503). `checks.consumers` in the latter lists the partitions the
+/// consumers wait on ([`crate::stalls`]); its status is `STALLED` when one waited too long.
 pub fn health_router(health: Health) -> Router {
     Router::new()
         .route(
@@ -292,9 +297,14 @@ async fn ready(State(health): State<Health>) -> Response {
         Ok(()) => serde_json::json!({"status": "UP"}),
         Err(e) => serde_json::json!({"status": "DOWN", "error": format!("{e:#}")}),
     };
+    let waiting = health.stalls.report();
+    let consumers = serde_json::json!({
+        "status": if waiting.iter().any(|w| w.stalled) { "STALLED" } else { "UP" },
+        "waiting": waiting,
+    });
     let body = serde_json::json!({
         "status": if db.is_ok() && broker.is_ok() { "UP" } else { "DOWN" },
-        "checks": {"database": status(&db), "broker": status(&broker)},
+        "checks": {"database": status(&db), "broker": status(&broker), "consumers": consumers},
     });
     let code = if db.is_ok() && broker.is_ok() {
         StatusCode::OK

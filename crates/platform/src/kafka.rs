@@ -14,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaArgs;
 
+/// How the producers map keys to partitions: Java's (see [`producer`]).
+pub const PARTITIONER: &str = "murmur2_random";
+
 fn base(args: &KafkaArgs, client_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
@@ -30,13 +33,37 @@ fn apply_overrides(config: &mut ClientConfig, args: &KafkaArgs) {
     }
 }
 
+/// The largest record the producers send (`message.max.bytes`), unless a
+/// `--kafka-option message.max.bytes=…` says otherwise. librdkafka's default, set on
+/// purpose: it is under what Apache Kafka accepts by default (`message.max.bytes`
+/// 1,048,588 on the broker, `max.request.size` 1,048,576 in Java clients), so a record the
+/// producer lets through is one the broker takes. Events are a few hundred bytes; only a
+/// dead letter of a record someone else produced can come near it
+/// ([`crate::dead_letter`]).
+pub const MAX_MESSAGE_BYTES: usize = 1_000_000;
+
+/// The producers' `message.max.bytes`, as configured.
+pub fn max_message_bytes(args: &KafkaArgs) -> usize {
+    args.kafka_options
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "message.max.bytes")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(MAX_MESSAGE_BYTES)
+}
+
 /// The producer every service uses: idempotent, `acks=all`, so a record the broker
-/// acknowledged is in every in-sync replica exactly once and in order.
+/// acknowledged is in every in-sync replica exactly once and in order. Keys are
+/// partitioned as Java clients partition them (murmur2, `murmur2_random`: a record without
+/// a key goes to a random partition), so a record keyed by an order id lands on the
+/// partition a Spring or Kafka Streams producer would choose for the same key.
 pub fn producer(args: &KafkaArgs, client_id: &str) -> anyhow::Result<FutureProducer> {
     let mut config = base(args, client_id);
     config
         .set("enable.idempotence", "true")
         .set("acks", "all")
+        .set("partitioner", PARTITIONER)
+        .set("message.max.bytes", MAX_MESSAGE_BYTES.to_string())
         .set("linger.ms", "2")
         .set("compression.type", "none")
         // A relay retries what timed out, so a bounded wait per attempt is enough.

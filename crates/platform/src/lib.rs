@@ -9,6 +9,8 @@
 //! - [`failure`]: error classification: unavailable, transient, permanent.
 //! - [`metrics`]: counters served as Prometheus text.
 //! - [`consumer`]: the at-least-once consumer loop: retry with backoff, dead-letter, commit after effect.
+//! - [`dead_letter`]: writing a dead letter (Spring's headers, the original partition, a value too large left out).
+//! - [`stalls`]: the partitions a consumer waits on, and which of them are stalled.
 //! - [`dlt`]: list, show and replay dead letters (CLI and admin API share it).
 //! - [`outbox`]: the transactional outbox and its relay to Kafka.
 //! - [`http`]: RFC 9457 problem details, the JSON body extractor, health endpoints, serving.
@@ -20,6 +22,7 @@
 pub mod config;
 pub mod consumer;
 pub mod db;
+pub mod dead_letter;
 pub mod dedupe;
 pub mod dlt;
 pub mod failure;
@@ -30,6 +33,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod service;
 pub mod shutdown;
+pub mod stalls;
 pub mod status;
 pub mod telemetry;
 pub mod wal_writes;

@@ -27,6 +27,7 @@ type Series = (String, String);
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
     counters: Arc<Mutex<BTreeMap<Series, u64>>>,
+    gauges: Arc<Mutex<BTreeMap<Series, i64>>>,
     histograms: Arc<Mutex<BTreeMap<Series, Histogram>>>,
 }
 
@@ -71,6 +72,18 @@ impl Metrics {
         *map.entry((name.to_string(), labels)).or_default() += n;
     }
 
+    /// Sets the gauge `name{labels}` to `value`.
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)], value: i64) {
+        let labels = labels_text(labels);
+        lock(&self.gauges).insert((name.to_string(), labels), value);
+    }
+
+    /// The value of one gauge (None if never set).
+    pub fn gauge_value(&self, name: &str, labels: &[(&str, &str)]) -> Option<i64> {
+        let labels = labels_text(labels);
+        lock(&self.gauges).get(&(name.to_string(), labels)).copied()
+    }
+
     /// The value of one series (0 if never counted).
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
         let labels = labels_text(labels);
@@ -88,6 +101,13 @@ impl Metrics {
             let _ = writeln!(out, "{name}{} {value}", braced(labels, ""));
         }
         drop(counters);
+        let gauges = lock(&self.gauges);
+        let mut last = "";
+        for ((name, labels), value) in gauges.iter() {
+            type_line(&mut out, &mut last, name, "gauge");
+            let _ = writeln!(out, "{name}{} {value}", braced(labels, ""));
+        }
+        drop(gauges);
         let histograms = lock(&self.histograms);
         let mut last = "";
         for ((name, labels), histogram) in histograms.iter() {

@@ -42,6 +42,8 @@ pub struct Runtime {
     relay: tokio::task::JoinHandle<()>,
     /// Every consumer, so that the last reference is dropped here, off the async threads.
     kafka_consumers: Vec<std::sync::Arc<rdkafka::consumer::StreamConsumer>>,
+    /// The partitions the consumers wait on (health, status, gauges).
+    pub stalls: crate::stalls::Stalls,
 }
 
 impl Runtime {
@@ -85,6 +87,7 @@ impl Runtime {
             relay_stop,
             relay,
             kafka_consumers: Vec::new(),
+            stalls: Default::default(),
         })
     }
 
@@ -122,11 +125,13 @@ impl Runtime {
             consumer,
             group_id,
             producer: self.producer.clone(),
+            max_message_bytes: crate::kafka::max_message_bytes(&self.kafka),
             retry: self.kafka.retry_policy(),
             handler,
             metrics: self.metrics.clone(),
             db: self.db.clone(),
             max_batch: self.kafka.consume_batch as usize,
+            stalls: self.stalls.clone(),
         };
         self.consumers.spawn(consumer_loop.run(shutdown.clone()));
         Ok(())
@@ -147,6 +152,7 @@ impl Runtime {
         Health {
             db: self.db.clone(),
             producer: self.producer.clone(),
+            stalls: self.stalls.clone(),
         }
     }
 
@@ -165,8 +171,11 @@ impl Runtime {
         tracing::info!(service = self.name, %address, "listening");
         let metrics = self.metrics.clone();
         let (name, db, watched) = (self.name, self.db.clone(), self.watched.clone());
+        let stalls = self.stalls.clone();
+        let consumer_names: Vec<&'static str> = watched.iter().map(|w| w.name).collect();
+        let gauges = (self.stalls.clone(), consumer_names);
         let status = move || async move {
-            crate::status::snapshot(name, &db, &watched)
+            crate::status::snapshot(name, &db, &watched, &stalls)
                 .await
                 .map(axum::Json)
                 .map_err(crate::http::Problem::internal)
@@ -176,7 +185,10 @@ impl Runtime {
             .merge(health_router(self.health()))
             .route(
                 "/metrics",
-                axum::routing::get(move || async move { metrics.render() }),
+                axum::routing::get(move || async move {
+                    gauges.0.export(&gauges.1, &metrics);
+                    metrics.render()
+                }),
             )
             .route("/admin/status", axum::routing::get(status));
         let router = crate::http::timed(router, self.metrics.clone());

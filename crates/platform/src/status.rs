@@ -52,6 +52,9 @@ pub struct ServiceStatus {
     pub service: String,
     pub outbox: OutboxStatus,
     pub consumers: Vec<ConsumerStatus>,
+    /// Partitions set aside while a record of theirs is retried or dead-lettered.
+    #[serde(default)]
+    pub waiting: Vec<crate::stalls::WaitingPartition>,
 }
 
 /// A consumer to report on.
@@ -109,6 +112,7 @@ pub async fn snapshot(
     service: &str,
     db: &Database,
     watched: &[Watched],
+    stalls: &crate::stalls::Stalls,
 ) -> anyhow::Result<ServiceStatus> {
     let outbox = outbox(db).await?;
     let mut consumers = Vec::new();
@@ -128,5 +132,6 @@ pub async fn snapshot(
         service: service.to_string(),
         outbox,
         consumers,
+        waiting: stalls.report(),
     })
 }

@@ -1,0 +1,151 @@
+//! Which partitions a consumer is held up on, and why: every partition set aside because
+//! a record of it failed (see [`crate::consumer`]) is listed here until its records are
+//! done. One that has waited longer than [`STALLED_AFTER`] is **stalled**: a record that
+//! keeps failing as unavailable (its database is down) or whose dead letter cannot be
+//! written. Shown by `GET /health/ready` (`checks.consumers`), `GET /admin/status` and the
+//! gauges `openorder_consumer_partitions_waiting` and `openorder_consumer_partitions_stalled`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// How long a partition may wait on one record before it counts as stalled. The default
+/// retry policy (3 tries, 1 s apart) finishes a failing record in about 2 s.
+pub const STALLED_AFTER: Duration = Duration::from_secs(30);
+
+/// The partitions every consumer of a service waits on. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Stalls(Arc<Mutex<BTreeMap<PartitionOf, Waiting>>>);
+
+/// A consumer's name, a topic and a partition.
+type PartitionOf = (String, String, i32);
+
+#[derive(Clone, Debug)]
+struct Waiting {
+    offset: i64,
+    since: Instant,
+    since_text: String,
+    attempts: u32,
+    error: String,
+}
+
+/// One partition a consumer waits on, as reported.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitingPartition {
+    pub consumer: String,
+    pub topic: String,
+    pub partition: i32,
+    /// The record it waits on.
+    pub offset: i64,
+    /// When the partition was set aside (RFC 3339).
+    pub since: String,
+    pub waiting_ms: u64,
+    /// Tries of the record so far.
+    pub attempts: u32,
+    /// The last error: the record's, or its dead letter's.
+    pub error: String,
+    /// Waiting longer than [`STALLED_AFTER`].
+    pub stalled: bool,
+}
+
+impl Stalls {
+    /// `consumer` waits on `topic`/`partition` at `offset` after `attempts` tries, for `error`.
+    /// The time it started waiting is kept across updates of the same partition.
+    pub fn waiting(
+        &self,
+        consumer: &str,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        attempts: u32,
+        error: &str,
+    ) {
+        let mut map = self.0.lock().expect("never poisoned");
+        let entry = map
+            .entry((consumer.to_string(), topic.to_string(), partition))
+            .or_insert_with(|| Waiting {
+                offset,
+                since: Instant::now(),
+                since_text: crate::now_text(),
+                attempts,
+                error: String::new(),
+            });
+        entry.offset = offset;
+        entry.attempts = attempts;
+        entry.error = error.chars().take(500).collect();
+    }
+
+    /// `consumer` no longer waits on `topic`/`partition`.
+    pub fn cleared(&self, consumer: &str, topic: &str, partition: i32) {
+        self.0.lock().expect("never poisoned").remove(&(
+            consumer.to_string(),
+            topic.to_string(),
+            partition,
+        ));
+    }
+
+    pub fn report(&self) -> Vec<WaitingPartition> {
+        let map = self.0.lock().expect("never poisoned");
+        map.iter()
+            .map(|((consumer, topic, partition), w)| {
+                let waited = w.since.elapsed();
+                WaitingPartition {
+                    consumer: consumer.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: w.offset,
+                    since: w.since_text.clone(),
+                    waiting_ms: waited.as_millis() as u64,
+                    attempts: w.attempts,
+                    error: w.error.clone(),
+                    stalled: waited >= STALLED_AFTER,
+                }
+            })
+            .collect()
+    }
+
+    /// Sets the waiting and stalled gauges of every consumer in `consumers`.
+    pub fn export(&self, consumers: &[&str], metrics: &crate::metrics::Metrics) {
+        let report = self.report();
+        for consumer in consumers {
+            let mine = report.iter().filter(|w| w.consumer == *consumer);
+            let waiting = mine.clone().count();
+            let stalled = mine.filter(|w| w.stalled).count();
+            let labels = [("consumer", *consumer)];
+            metrics.gauge(
+                "openorder_consumer_partitions_waiting",
+                &labels,
+                waiting as i64,
+            );
+            metrics.gauge(
+                "openorder_consumer_partitions_stalled",
+                &labels,
+                stalled as i64,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiting_partition_keeps_when_it_began_and_is_gone_once_cleared() {
+        let stalls = Stalls::default();
+        stalls.waiting("c", "t", 1, 10, 1, "boom");
+        let since = stalls.report()[0].since.clone();
+        stalls.waiting("c", "t", 1, 10, 2, "boom again");
+        let report = stalls.report();
+        assert_eq!(report.len(), 1);
+        assert_eq!(report[0].since, since);
+        assert_eq!(report[0].attempts, 2);
+        assert_eq!(report[0].error, "boom again");
+        assert!(!report[0].stalled);
+        stalls.cleared("c", "t", 1);
+        assert!(stalls.report().is_empty());
+    }
+}
