@@ -39,11 +39,12 @@ pub async fn list(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<Summary>>, Problem> {
     let topic = query.get("topic").cloned();
-    let letters = tokio::task::spawn_blocking(move || dlt::list(&state.kafka, topic.as_deref()))
-        .await
-        .map_err(|e| Problem::internal(e.into()))?
-        .map_err(broker_problem)?;
-    Ok(Json(letters.iter().map(|d| d.summary()).collect()))
+    let summaries =
+        tokio::task::spawn_blocking(move || dlt::summaries(&state.kafka, topic.as_deref()))
+            .await
+            .map_err(|e| Problem::internal(e.into()))?
+            .map_err(broker_problem)?;
+    Ok(Json(summaries))
 }
 
 pub async fn show(

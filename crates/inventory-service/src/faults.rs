@@ -4,7 +4,10 @@
 //! - an order with an item of the **flaky SKU** (`FLAKY`) fails its first attempt only, so a
 //!   retry succeeds and nothing reaches the DLT.
 //!
-//! An empty SKU switches that fault off.
+//! An empty SKU switches that fault off. A `PUT` names the switches it changes (one field
+//! switches one fault: `{"failSku": ""}` leaves `flakySku` as it is). What a `PUT` sets is
+//! stored in the database: it outlives a restart and wins over `--fail-sku` /
+//! `--flaky-sku`, which give only the value of a switch never set through the API.
 
 use std::sync::{Arc, RwLock};
 
@@ -17,6 +20,43 @@ use serde::{Deserialize, Serialize};
 pub struct FaultConfig {
     pub fail_sku: String,
     pub flaky_sku: String,
+}
+
+/// A `PUT /admin/faults` body: the switches to change; an absent field stays as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultChange {
+    pub fail_sku: Option<String>,
+    pub flaky_sku: Option<String>,
+}
+
+impl FaultConfig {
+    /// This configuration with `change` applied.
+    pub fn with(&self, change: &FaultChange) -> Self {
+        Self {
+            fail_sku: change
+                .fail_sku
+                .clone()
+                .unwrap_or_else(|| self.fail_sku.clone()),
+            flaky_sku: change
+                .flaky_sku
+                .clone()
+                .unwrap_or_else(|| self.flaky_sku.clone()),
+        }
+    }
+
+    /// This configuration with the stored switches (name `fail` or `flaky`, SKU) over it.
+    pub fn with_stored(&self, stored: &[(String, String)]) -> Self {
+        let mut out = self.clone();
+        for (name, sku) in stored {
+            match name.as_str() {
+                "fail" => out.fail_sku = sku.clone(),
+                "flaky" => out.flaky_sku = sku.clone(),
+                _ => {}
+            }
+        }
+        out
+    }
 }
 
 /// The current fault configuration, shared by the consumer and the admin API.
@@ -107,6 +147,25 @@ mod tests {
         let f = faults();
         assert!(f.check(&order("FLAKY"), 1).is_err());
         assert!(f.check(&order("FLAKY"), 2).is_ok());
+    }
+
+    #[test]
+    fn a_change_names_only_the_switches_it_changes() {
+        let config = faults().get();
+        let change = FaultChange {
+            fail_sku: Some(String::new()),
+            flaky_sku: None,
+        };
+        assert_eq!(
+            config.with(&change),
+            FaultConfig {
+                fail_sku: String::new(),
+                flaky_sku: "FLAKY".into()
+            }
+        );
+        let stored = vec![("flaky".to_string(), "ABC-001".to_string())];
+        assert_eq!(config.with_stored(&stored).flaky_sku, "ABC-001");
+        assert_eq!(config.with_stored(&stored).fail_sku, "FAIL");
     }
 
     #[test]

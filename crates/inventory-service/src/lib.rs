@@ -96,10 +96,16 @@ pub async fn run(
     if seeded > 0 {
         tracing::info!(skus = seeded, "stock seeded");
     }
-    let faults = faults::Faults::new(faults::FaultConfig {
+    let flags = faults::FaultConfig {
         fail_sku: config.fail_sku.clone(),
         flaky_sku: config.flaky_sku.clone(),
-    });
+    };
+    let stored = store::fault_switches(&runtime.db).await?;
+    let switches = flags.with_stored(&stored);
+    if !stored.is_empty() {
+        tracing::info!(fail_sku = %switches.fail_sku, flaky_sku = %switches.flaky_sku, "fault switches as last set through the API");
+    }
+    let faults = faults::Faults::new(switches);
     let handler = order_created::OrderCreatedHandler {
         backend: runtime.db.backend,
         topics: topics.clone(),

@@ -10,7 +10,7 @@ use platform::db::Database;
 use platform::http::{ApiJson, FieldError, Problem};
 use serde::Deserialize;
 
-use crate::faults::{FaultConfig, Faults};
+use crate::faults::{FaultChange, FaultConfig, Faults};
 use crate::store::{self, StockItem};
 
 /// Most units one SKU may hold.
@@ -59,19 +59,30 @@ async fn get_faults(State(state): State<AppState>) -> Json<FaultConfig> {
 #[tracing::instrument(skip(state))]
 async fn set_faults(
     State(state): State<AppState>,
-    ApiJson(config): ApiJson<FaultConfig>,
+    ApiJson(change): ApiJson<FaultChange>,
 ) -> Result<Json<FaultConfig>, Problem> {
-    for (field, sku) in [
-        ("/failSku", &config.fail_sku),
-        ("/flakySku", &config.flaky_sku),
+    if change == FaultChange::default() {
+        return Err(Problem::invalid_fields(vec![FieldError::new(
+            "",
+            "name at least one switch to change: failSku, flakySku",
+        )]));
+    }
+    let mut changes = Vec::new();
+    for (field, name, sku) in [
+        ("/failSku", "fail", &change.fail_sku),
+        ("/flakySku", "flaky", &change.flaky_sku),
     ] {
+        let Some(sku) = sku else { continue };
         if !sku.is_empty() {
             Sku::parse(sku)
                 .map_err(|e| Problem::invalid_fields(vec![FieldError::new(field, e)]))?;
         }
+        changes.push((name, sku.as_str()));
     }
-    tracing::warn!(fail_sku = %config.fail_sku, flaky_sku = %config.flaky_sku, "fault injection changed");
+    store::set_fault_switches(&state.db, &changes).await?;
+    let config = state.faults.get().with(&change);
     state.faults.set(config.clone());
+    tracing::warn!(fail_sku = %config.fail_sku, flaky_sku = %config.flaky_sku, "fault injection changed");
     Ok(Json(config))
 }
 

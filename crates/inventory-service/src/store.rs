@@ -39,6 +39,7 @@ pub const SCHEMA: Schema = Schema {
         platform::dedupe::TABLE,
         platform::outbox::SQLITE_TABLE,
         platform::dedupe::DEAD_LETTERED_TABLE,
+        FAULT_SWITCHES_TABLE,
     ],
     postgres: &[
         "CREATE TABLE IF NOT EXISTS stock (
@@ -69,8 +70,50 @@ pub const SCHEMA: Schema = Schema {
         platform::dedupe::TABLE,
         platform::outbox::POSTGRES_TABLE,
         platform::dedupe::DEAD_LETTERED_TABLE,
+        FAULT_SWITCHES_TABLE,
     ],
 };
+
+/// Fault switches set with `PUT /admin/faults` (name `fail` or `flaky`): they outlive a
+/// restart and win over the flags, which only give the value a switch never set has.
+const FAULT_SWITCHES_TABLE: &str = "CREATE TABLE IF NOT EXISTS fault_switches (
+    name TEXT PRIMARY KEY,
+    sku TEXT NOT NULL,
+    set_at TEXT NOT NULL
+)";
+
+/// The fault switches set through the API: (name, SKU).
+pub async fn fault_switches(db: &Database) -> anyhow::Result<Vec<(String, String)>> {
+    let rows = sqlx::query("SELECT name, sku FROM fault_switches ORDER BY name")
+        .fetch_all(&db.pool)
+        .await
+        .context("Failed to read the fault switches")?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("name")?, r.try_get("sku")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .context("Failed to decode a fault switch")
+}
+
+/// Stores the switches in `changes` (name, SKU), in one transaction.
+pub async fn set_fault_switches(
+    db: &Database,
+    changes: &[(&str, &str)],
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let now = platform::now_text();
+    for (name, sku) in changes {
+        sqlx::query(
+            "INSERT INTO fault_switches (name, sku, set_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET sku = excluded.sku, set_at = excluded.set_at",
+        )
+        .bind(*name)
+        .bind(*sku)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
 
 /// One SKU's stock as the API shows it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

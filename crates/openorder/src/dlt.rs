@@ -91,9 +91,9 @@ fn truncate(s: &str, max: usize) -> String {
 pub async fn run(args: DltArgs) -> anyhow::Result<()> {
     match args.command {
         DltCommand::List { topic, json, kafka } => {
-            let letters =
-                tokio::task::spawn_blocking(move || dlt::list(&kafka, topic.as_deref())).await??;
-            let summaries: Vec<_> = letters.iter().map(|d| d.summary()).collect();
+            let summaries =
+                tokio::task::spawn_blocking(move || dlt::summaries(&kafka, topic.as_deref()))
+                    .await??;
             if json {
                 println!("{}", serde_json::to_string_pretty(&summaries)?);
                 return Ok(());
@@ -102,7 +102,7 @@ pub async fn run(args: DltArgs) -> anyhow::Result<()> {
                 "{:<28} {:>9} {:>10} {:>8} {:>7} {:<32} {:>5}  ERROR",
                 "TOPIC", "POSITION", "ORDER", "ATTEMPTS", "REPLAYS", "ORIGINAL", "AGE"
             );
-            for (d, s) in letters.iter().zip(&summaries) {
+            for s in &summaries {
                 let original = match (s.original_partition, s.original_offset) {
                     (Some(p), Some(o)) => format!("{}@{p}:{o}", s.original_topic),
                     _ => s.original_topic.clone(),
@@ -115,13 +115,13 @@ pub async fn run(args: DltArgs) -> anyhow::Result<()> {
                     s.attempts
                         .map(|a| a.to_string())
                         .unwrap_or_else(|| "-".into()),
-                    s.replay_count,
+                    s.replayed,
                     truncate(&original, 32),
-                    age(d.timestamp_ms),
+                    age(s.timestamp_ms),
                     truncate(&s.error, 80),
                 );
             }
-            println!("{} dead letter(s)", letters.len());
+            println!("{} dead letter(s)", summaries.len());
         }
         DltCommand::Show {
             topic,

@@ -25,15 +25,19 @@ async fn admin(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// Switches the FAIL fault alone: a body naming one switch leaves the other as it is.
 async fn set_faults(stack: &Stack, fail: &str) {
-    let (status, _) = admin(
+    let (status, faults) = admin(
         stack,
         reqwest::Method::PUT,
         "/admin/faults",
-        Some(json!({"failSku": fail, "flakySku": "FLAKY"})),
+        Some(json!({"failSku": fail})),
     )
     .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{faults}");
+    assert_eq!(faults, json!({"failSku": fail, "flakySku": "FLAKY"}));
+    let (_, now) = admin(stack, reqwest::Method::GET, "/admin/faults", None).await;
+    assert_eq!(now, faults);
 }
 
 async fn replay(stack: &Stack, body: Value) -> Vec<Value> {
@@ -88,6 +92,11 @@ async fn a_failed_order_replayed_after_the_fault_is_off_is_confirmed_once(stack:
     let letters = dead_letters_of(stack, id, 1).await;
     assert_eq!(letters[0]["attempts"], 3);
     assert_eq!(letters[0]["originalTopic"], stack.topics().order_created());
+    assert_eq!(
+        letters[0]["partition"], letters[0]["originalPartition"],
+        "a dead letter keeps its record's partition"
+    );
+    assert_eq!(letters[0]["replayed"], 0);
     let (partition, offset) = (
         letters[0]["partition"].as_i64().unwrap(),
         letters[0]["offset"].as_i64().unwrap(),
@@ -140,7 +149,9 @@ async fn a_failed_order_replayed_after_the_fault_is_off_is_confirmed_once(stack:
     }
     assert_eq!(stack.stock("FAIL").await["available"], 3);
 
-    // The ledger remembers: the same replay again does nothing.
+    // The ledger remembers: the list shows the replay, and the same replay again does nothing.
+    let letters = dead_letters_of(stack, id, 1).await;
+    assert_eq!(letters[0]["replayed"], 1, "{letters:?}");
     let again = replay(stack, json!({"topic": dlt_topic, "orderId": id})).await;
     assert_eq!(again[0]["outcome"], "already-replayed");
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -178,6 +189,37 @@ async fn the_replay_cap_refuses_a_record_replayed_too_often(stack: &Stack) {
         stack.topics().order_created()
     );
     assert_eq!(stack.metric(&stack.inventory_url, &replayed).await, 2);
+}
+
+async fn a_dead_letter_without_a_key_is_found_and_replayed_by_the_order_id_in_its_value(
+    stack: &Stack,
+) {
+    let dlt_topic = stack.topics().order_created_dlt();
+    let original = stack.topics().order_created();
+    let order_id = 987_654_321;
+    let value = json!({"orderId": order_id, "note": "produced without a key"}).to_string();
+    stack
+        .produce_with(
+            &dlt_topic,
+            None,
+            value.as_bytes(),
+            &[
+                ("kafka_dlt-original-topic", &original),
+                ("kafka_dlt-exception-fqcn", "openorder.UndecodableRecord"),
+            ],
+            &[],
+        )
+        .await;
+    let letters = dead_letters_of(stack, order_id, 1).await;
+    assert_eq!(letters[0]["key"], Value::Null);
+    let done = replay(
+        stack,
+        json!({"topic": dlt_topic, "orderId": order_id, "by": "test"}),
+    )
+    .await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["outcome"], "replayed");
+    assert_eq!(done[0]["targetTopic"], original);
 }
 
 async fn the_cli_lists_and_shows_the_same_dead_letters(stack: &Stack) {
@@ -224,6 +266,7 @@ async fn dead_letters_can_be_acted_on(broker: BrokerKind, db: DbKind) {
     };
     a_failed_order_replayed_after_the_fault_is_off_is_confirmed_once(&stack).await;
     the_replay_cap_refuses_a_record_replayed_too_often(&stack).await;
+    a_dead_letter_without_a_key_is_found_and_replayed_by_the_order_id_in_its_value(&stack).await;
     the_cli_lists_and_shows_the_same_dead_letters(&stack).await;
     stack.stop().await;
 }

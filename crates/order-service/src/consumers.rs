@@ -154,15 +154,11 @@ impl Handler for DeadLetterHandler {
         {
             return Ok(());
         }
-        let Some(order_id) = record
-            .key
-            .as_deref()
-            .and_then(|k| std::str::from_utf8(k).ok())
-            .and_then(|k| k.parse::<i64>().ok())
-        else {
+        // The key, or for a record produced without one, the orderId in its value.
+        let Some(order_id) = record.order_id() else {
             tracing::warn!(
                 offset = record.offset,
-                "dead letter without an orderId key; no order to fail"
+                "dead letter with no order id in its key or value; no order to fail"
             );
             return Ok(());
         };

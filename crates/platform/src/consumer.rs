@@ -107,6 +107,11 @@ impl Record {
         )
     }
 
+    /// The order this record is about ([`order_id_of`]).
+    pub fn order_id(&self) -> Option<i64> {
+        order_id_of(self.key.as_deref(), self.payload.as_deref())
+    }
+
     /// The value decoded as JSON into `T`; a record that does not decode is permanent trouble.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, HandleError> {
         let payload = self.payload.as_deref().ok_or_else(|| {
@@ -119,6 +124,24 @@ impl Record {
             )
         })
     }
+}
+
+/// The order a record is about: its key when that is an order id, else the `orderId`
+/// field of its value (a record someone produced without a key).
+pub fn order_id_of(key: Option<&[u8]>, value: Option<&[u8]>) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct WithOrderId {
+        order_id: i64,
+    }
+    let from_key = key
+        .and_then(|k| std::str::from_utf8(k).ok())
+        .and_then(|k| k.trim().parse().ok());
+    from_key.or_else(|| {
+        serde_json::from_slice::<WithOrderId>(value?)
+            .ok()
+            .map(|v| v.order_id)
+    })
 }
 
 /// Applies records. Must be idempotent: the same record may come more than once.

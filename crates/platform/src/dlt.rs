@@ -63,9 +63,15 @@ impl DeadLetter {
             .map(|k| String::from_utf8_lossy(k).into_owned())
     }
 
-    /// The order this dead letter is about (its key), when the key is an order id.
+    /// The order this dead letter is about: its key when that is an order id, else the
+    /// `orderId` of its value (a record produced without a key).
     pub fn order_id(&self) -> Option<i64> {
-        self.key_text().and_then(|k| k.parse().ok())
+        crate::consumer::order_id_of(self.key.as_deref(), self.value.as_deref())
+    }
+
+    /// Why the value was left out of this dead letter, if it was.
+    pub fn value_omitted(&self) -> Option<String> {
+        self.text(headers::DLT_VALUE_OMITTED)
     }
 
     /// Where the record came from: the `kafka_dlt-original-topic` header, else the topic without `.DLT`.
@@ -114,6 +120,11 @@ impl DeadLetter {
             error: self.error(),
             attempts: self.attempts(),
             replay_count: self.replay_count(),
+            replayed: 0,
+            value_omitted: self.value_omitted(),
+            original_value_bytes: self
+                .text(headers::DLT_ORIGINAL_VALUE_BYTES)
+                .and_then(|n| n.parse().ok()),
             original_topic: self.original_topic(),
             original_partition: self.int(headers::DLT_ORIGINAL_PARTITION),
             original_offset: self.int(headers::DLT_ORIGINAL_OFFSET),
@@ -163,7 +174,16 @@ pub struct Summary {
     pub order_id: Option<i64>,
     pub error: String,
     pub attempts: Option<u32>,
+    /// `openorder-replay-count`: how often the record had been replayed when it failed
+    /// this time.
     pub replay_count: u32,
+    /// How often this dead letter was replayed, as the replay ledger records it.
+    pub replayed: u32,
+    /// Why the value was left out (too large), if it was; the original's size then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_omitted: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_value_bytes: Option<u64>,
     pub original_topic: String,
     pub original_partition: Option<i64>,
     pub original_offset: Option<i64>,
@@ -276,6 +296,25 @@ pub fn list(args: &KafkaArgs, topic: Option<&str>) -> anyhow::Result<Vec<DeadLet
     Ok(out)
 }
 
+/// [`list`]'s dead letters as summaries, each with how often the ledger says it was
+/// replayed (blocking).
+pub fn summaries(args: &KafkaArgs, topic: Option<&str>) -> anyhow::Result<Vec<Summary>> {
+    let letters = list(args, topic)?;
+    let mut replays: std::collections::HashMap<String, u32> = Default::default();
+    for entry in read_all(args, &args.topics().group(LEDGER))? {
+        if let Some(position) = entry.key_text() {
+            *replays.entry(position).or_default() += 1;
+        }
+    }
+    Ok(letters
+        .iter()
+        .map(|d| Summary {
+            replayed: replays.get(&d.position()).copied().unwrap_or(0),
+            ..d.summary()
+        })
+        .collect())
+}
+
 /// Which dead letters to replay.
 #[derive(Clone, Debug)]
 pub enum Selection {
@@ -306,7 +345,9 @@ pub struct ReplayResult {
     pub order_id: Option<i64>,
     pub target_topic: String,
     pub replay_count: u32,
-    /// `replayed`, `would-replay` (dry run), `already-replayed`, `over-cap`.
+    /// `replayed`, `would-replay` (dry run), `already-replayed`, `over-cap`,
+    /// `value-omitted` (the dead letter has no value to replay: republish the original
+    /// from its topic instead).
     pub outcome: String,
 }
 
@@ -367,7 +408,9 @@ pub async fn replay(
             replay_count: count,
             outcome: String::new(),
         };
-        result.outcome = if done.contains(&letter.position()) && !request.force {
+        result.outcome = if letter.value_omitted().is_some() {
+            "value-omitted".into()
+        } else if done.contains(&letter.position()) && !request.force {
             "already-replayed".into()
         } else if count > request.max_replays {
             "over-cap".into()

@@ -466,10 +466,26 @@ impl Stack {
         payload: &[u8],
         headers: &[(&str, &str)],
     ) {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &self.broker.bootstrap)
-            .create()
-            .unwrap();
+        self.produce_with(topic, Some(key), payload, headers, &[])
+            .await;
+    }
+
+    /// Produces one record, with or without a key, with extra producer settings (e.g. a
+    /// larger `message.max.bytes`, as a Java client configured for large records has).
+    pub async fn produce_with(
+        &self,
+        topic: &str,
+        key: Option<&str>,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+        settings: &[(&str, &str)],
+    ) {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.broker.bootstrap);
+        for (k, v) in settings {
+            config.set(*k, *v);
+        }
+        let producer: FutureProducer = config.create().unwrap();
         let mut hs = OwnedHeaders::new();
         for (k, v) in headers {
             hs = hs.insert(rdkafka::message::Header {
@@ -477,14 +493,14 @@ impl Stack {
                 value: Some(*v),
             });
         }
+        let mut record = FutureRecord::<str, [u8]>::to(topic)
+            .payload(payload)
+            .headers(hs);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
         producer
-            .send(
-                FutureRecord::to(topic)
-                    .key(key)
-                    .payload(payload)
-                    .headers(hs),
-                Duration::from_secs(10),
-            )
+            .send(record, Duration::from_secs(30))
             .await
             .expect("record produced");
     }
