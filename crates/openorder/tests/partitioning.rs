@@ -61,6 +61,14 @@ async fn keys_land_where_java_puts_them(kind: BrokerKind) {
     }
 }
 
+#[test]
+fn the_tests_own_murmur2_gives_javas_partitions() {
+    for (key, of_3, of_7) in JAVA_PARTITIONS {
+        assert_eq!(support::java_partition(key.as_bytes(), 3), of_3, "{key}");
+        assert_eq!(support::java_partition(key.as_bytes(), 7), of_7, "{key}");
+    }
+}
+
 #[tokio::test]
 async fn keys_land_where_java_clients_put_them_on_tansu() {
     keys_land_where_java_puts_them(BrokerKind::Tansu).await;
