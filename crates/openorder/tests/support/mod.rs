@@ -674,7 +674,11 @@ impl UpProcess {
             .append(true)
             .open(data_dir.with_extension("log"))
             .unwrap();
+        use std::os::unix::process::CommandExt;
         let child = Command::new(env!("CARGO_BIN_EXE_openorder"))
+            // A process group of its own, led by `up`, as a terminal or a service manager
+            // gives it: a test can signal the whole group.
+            .process_group(0)
             .arg("up")
             .arg("--data-dir")
             .arg(data_dir)
@@ -700,6 +704,52 @@ impl UpProcess {
             wait_ready(&http, base).await;
         }
         up
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, `HUP`, `KILL`) to `up` alone, or to its whole
+    /// process group (as systemd's `KillMode=control-group` and a closed terminal do).
+    pub fn signal(&self, signal: &str, group: bool) {
+        let pid = self.child.id().to_string();
+        let target = if group { format!("-{pid}") } else { pid };
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), "--".into(), target])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// Waits up to `bound` for `up` to exit; returns its status and how long it took.
+    pub fn wait_exit(&mut self, bound: Duration) -> (std::process::ExitStatus, Duration) {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < bound,
+                "openorder up still running {bound:?} after the signal"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The pid of `up`'s embedded broker child (from /proc: a child whose name is the
+    /// broker binary's, which the kernel cuts to 15 characters).
+    pub fn broker_pid(&self) -> Option<u32> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).ok()?;
+        tasks
+            .flatten()
+            .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+            .flat_map(|children| {
+                children
+                    .split_whitespace()
+                    .filter_map(|pid| pid.parse::<u32>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .find(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim() == "openorder-broke")
+            })
     }
 
     /// SIGTERM, and the exit status must be success.
