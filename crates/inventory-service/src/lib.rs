@@ -120,13 +120,15 @@ pub async fn run(
             waker: runtime.waker.clone(),
         },
     };
-    runtime.spawn_consumer(
-        "inventory-order-events",
-        GROUP,
-        &[topics.order_created(), topics.order_cancelled()],
-        handler,
-        &shutdown,
-    )?;
+    runtime
+        .spawn_consumer(
+            "inventory-order-events",
+            GROUP,
+            &[topics.order_created(), topics.order_cancelled()],
+            handler,
+            &shutdown,
+        )
+        .await?;
     let api = routes::router(routes::AppState {
         db: runtime.db.clone(),
         faults,

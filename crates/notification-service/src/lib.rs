@@ -146,23 +146,25 @@ pub async fn run(
         PartitionAssignment::All => topics.inventory_topics(),
     };
     subscription.extend([topics.order_created(), topics.order_created_dlt()]);
-    runtime.spawn_consumer(
-        "notification-events",
-        GROUP,
-        &subscription,
-        consumer::NotificationConsumer {
-            inventory: inventory_events::InventoryEventHandler {
-                notifier: notifier.clone(),
-                topics: topics.clone(),
+    runtime
+        .spawn_consumer(
+            "notification-events",
+            GROUP,
+            &subscription,
+            consumer::NotificationConsumer {
+                inventory: inventory_events::InventoryEventHandler {
+                    notifier: notifier.clone(),
+                    topics: topics.clone(),
+                },
+                orders: order_events::OrderEventsHandler {
+                    notifier,
+                    topics: topics.clone(),
+                    inventory_group: topics.group(INVENTORY_GROUP),
+                },
             },
-            orders: order_events::OrderEventsHandler {
-                notifier,
-                topics: topics.clone(),
-                inventory_group: topics.group(INVENTORY_GROUP),
-            },
-        },
-        &shutdown,
-    )?;
+            &shutdown,
+        )
+        .await?;
     let dispatcher = dispatcher::Dispatcher {
         db: runtime.db.clone(),
         channels,

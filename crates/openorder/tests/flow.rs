@@ -633,11 +633,24 @@ async fn restarting_up_keeps_orders_stock_notifications_and_broker_data() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A fault switched off through the API stays off after the restart.
+    let switched = http
+        .put(format!("{}/admin/faults", up.inventory_url))
+        .json(&serde_json::json!({"failSku": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), 200);
     up.stop();
 
     let up = UpProcess::start(&data_dir, &ports).await;
     let order = get_json(format!("{}/api/orders/{id}", up.order_url)).await;
     assert_eq!(order["status"], "CONFIRMED", "{order}");
+    let faults = get_json(format!("{}/admin/faults", up.inventory_url)).await;
+    assert_eq!(
+        faults,
+        serde_json::json!({"failSku": "", "flakySku": "FLAKY"})
+    );
     let stock = get_json(format!("{}/api/inventory/ABC-001", up.inventory_url)).await;
     assert_eq!(
         (stock["available"].as_i64(), stock["reserved"].as_i64()),

@@ -70,23 +70,27 @@ pub async fn run(
     let outcome_handler = consumers::InventoryOutcomeHandler {
         topics: topics.clone(),
     };
-    runtime.spawn_consumer(
-        "order-inventory-outcomes",
-        GROUP,
-        &outcomes,
-        outcome_handler,
-        &shutdown,
-    )?;
+    runtime
+        .spawn_consumer(
+            "order-inventory-outcomes",
+            GROUP,
+            &outcomes,
+            outcome_handler,
+            &shutdown,
+        )
+        .await?;
     let dlt_handler = consumers::DeadLetterHandler {
         inventory_group: topics.group(INVENTORY_GROUP),
     };
-    runtime.spawn_consumer(
-        "order-dead-letters",
-        DLT_GROUP,
-        &[topics.order_created_dlt()],
-        dlt_handler,
-        &shutdown,
-    )?;
+    runtime
+        .spawn_consumer(
+            "order-dead-letters",
+            DLT_GROUP,
+            &[topics.order_created_dlt()],
+            dlt_handler,
+            &shutdown,
+        )
+        .await?;
     let api = routes::router(routes::AppState {
         db: runtime.db.clone(),
         intake: intake::Intake::start(

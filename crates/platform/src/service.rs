@@ -93,7 +93,7 @@ impl Runtime {
 
     /// Starts a consumer of `group` (prefixed) on `topics` (names, or a `^regex` with
     /// group assignment only).
-    pub fn spawn_consumer<H: Handler>(
+    pub async fn spawn_consumer<H: Handler>(
         &mut self,
         consumer_name: &'static str,
         group: &str,
@@ -111,9 +111,15 @@ impl Runtime {
                     .subscribe(&topics)
                     .map_err(|e| anyhow::anyhow!("Failed to subscribe to {topics:?}: {e}"))?;
             }
-            PartitionAssignment::All => crate::kafka::assign_all(&consumer, topics)?,
+            PartitionAssignment::All => {}
         }
         let consumer = std::sync::Arc::new(consumer);
+        if self.kafka.partition_assignment == PartitionAssignment::All {
+            // Metadata requests and waits: on a blocking thread.
+            let (consumer, topics) = (consumer.clone(), topics.to_vec());
+            tokio::task::spawn_blocking(move || crate::kafka::assign_all(&consumer, &topics))
+                .await??;
+        }
         self.kafka_consumers.push(consumer.clone());
         self.watched.push(crate::status::Watched {
             name: consumer_name,
