@@ -222,6 +222,30 @@ pub async fn open_loop(
     Ok(samples)
 }
 
+/// Posts an order with an item of the `FAIL` SKU every `every` for `length`; returns how
+/// many were accepted. These orders are retried and dead-lettered by inventory-service.
+pub async fn post_failing_orders(
+    http: reqwest::Client,
+    order_url: String,
+    every: Duration,
+    length: Duration,
+) -> usize {
+    let url = format!("{order_url}/api/orders");
+    let body = serde_json::json!({"userId": 999_999, "items": [{"sku": "FAIL", "qty": 1}]});
+    let end = Instant::now() + length;
+    let mut ticks = tokio::time::interval(every);
+    let mut accepted = 0;
+    loop {
+        ticks.tick().await;
+        if Instant::now() >= end {
+            return accepted;
+        }
+        if let Ok(r) = http.post(&url).json(&body).send().await {
+            accepted += usize::from(r.status().as_u16() == 202);
+        }
+    }
+}
+
 /// Sends order `i` (scheduled at `scheduled`) and notes how it was answered.
 async fn send_order(http: reqwest::Client, url: String, i: usize, scheduled: Instant) -> Sample {
     let sent = Instant::now();

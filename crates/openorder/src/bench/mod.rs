@@ -74,6 +74,13 @@ pub struct BenchArgs {
     #[arg(long)]
     hops: bool,
 
+    /// Also post an order with an item of the `FAIL` SKU every this many seconds during the
+    /// open-loop run (not counted in the figures): each is retried and dead-lettered while
+    /// the measured orders go on, so a run with it beside one without shows what a failing
+    /// record costs the others. 0: none.
+    #[arg(long, default_value_t = 0.0)]
+    fail_every: f64,
+
     /// Where report.json and chart.svg go.
     #[arg(long, default_value = "bench-report")]
     out: PathBuf,
@@ -367,7 +374,19 @@ async fn measure(
         }
     } else {
         let count = (args.rate * args.duration) as usize;
+        let failing = (args.fail_every > 0.0).then(|| {
+            tokio::spawn(driver::post_failing_orders(
+                http.clone(),
+                system.order_url.clone(),
+                Duration::from_secs_f64(args.fail_every),
+                Duration::from_secs_f64(args.duration),
+            ))
+        });
         let samples = driver::open_loop(http, &system.order_url, args.rate, count).await?;
+        if let Some(failing) = failing {
+            let posted = failing.await.unwrap_or(0);
+            println!("bench: {posted} orders with the FAIL SKU posted during the run");
+        }
         driver::wait_decided(&samples, &decisions, Duration::from_secs(120)).await;
         runs.push(report::summarize(args.rate, &samples, &decisions));
     }
