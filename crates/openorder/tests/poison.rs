@@ -1,7 +1,8 @@
-//! No record holds up more than its own partition: a 1 MB-class record nobody can decode
-//! is dead-lettered without its value while the next orders on every partition are
-//! decided, and a record being retried holds back neither the other partitions nor the
-//! other topics of its consumer. On the embedded broker and on Apache Kafka.
+//! No record holds up more than the records of its own key: a 1 MB-class record nobody can
+//! decode is dead-lettered without its value while the next orders on every partition are
+//! decided, and a record being retried holds back only the later records of its key, not
+//! the other keys of its partition nor the other topics of its consumer. On the embedded
+//! broker and on Apache Kafka.
 
 mod support;
 
@@ -11,6 +12,10 @@ use serde_json::Value;
 use support::{BrokerKind, DbKind, Stack, StackOptions};
 
 const INVENTORY_CONSUMER: &str = "inventory-order-events";
+
+async fn reserved(stack: &Stack) -> i64 {
+    stack.stock("XYZ-100").await["reserved"].as_i64().unwrap()
+}
 
 /// Posts `n` orders and waits until every one is decided (CONFIRMED) within `within`.
 async fn orders_are_decided(stack: &Stack, n: usize, within: Duration) -> Vec<i64> {
@@ -83,9 +88,8 @@ async fn a_record_of_a_megabyte_is_dead_lettered_without_blocking_anything(kind:
     );
 
     // Its partition was set aside (the signal raised) and has rejoined (cleared).
-    let set_aside = format!(
-        "openorder_consumer_partitions_set_aside_total{{consumer=\"{INVENTORY_CONSUMER}\"}}"
-    );
+    let set_aside =
+        format!("openorder_consumer_keys_set_aside_total{{consumer=\"{INVENTORY_CONSUMER}\"}}");
     assert!(stack.metric(&stack.inventory_url, &set_aside).await >= 1);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !waiting_partitions(&stack, &stack.inventory_url)
@@ -98,8 +102,7 @@ async fn a_record_of_a_megabyte_is_dead_lettered_without_blocking_anything(kind:
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let waiting =
-        format!("openorder_consumer_partitions_waiting{{consumer=\"{INVENTORY_CONSUMER}\"}}");
+    let waiting = format!("openorder_consumer_keys_waiting{{consumer=\"{INVENTORY_CONSUMER}\"}}");
     assert_eq!(stack.metric(&stack.inventory_url, &waiting).await, 0);
     stack.stop().await;
 }
@@ -114,7 +117,7 @@ async fn a_record_of_a_megabyte_is_dead_lettered_without_blocking_anything_on_ap
     a_record_of_a_megabyte_is_dead_lettered_without_blocking_anything(BrokerKind::Kafka).await;
 }
 
-async fn a_record_being_retried_holds_back_only_its_own_partition(kind: BrokerKind) {
+async fn a_record_being_retried_holds_back_only_its_own_key(kind: BrokerKind) {
     // Three tries, 2 s then 4 s apart: the failing order is retried for about 6 s.
     let options = StackOptions {
         retry_attempts: 3,
@@ -126,53 +129,58 @@ async fn a_record_being_retried_holds_back_only_its_own_partition(kind: BrokerKi
     };
     let cancel_me = stack.post_order(1, &[("ABC-002", 1)]).await;
     assert_eq!(stack.settled_order(cancel_me).await["status"], "CONFIRMED");
+    let reserved_before = reserved(&stack).await;
     let failing = stack.post_order(2, &[("FAIL", 1)]).await;
-    // The failing order's partition is set aside and reported while it is retried.
+    // A later record of the same key (a copy of the order with other items, as a second
+    // producer could write): it must wait for the failing record.
+    let copy = contracts::OrderCreated {
+        event_id: contracts::new_event_id(),
+        order_id: failing,
+        user_id: 2,
+        items: vec![contracts::LineItem {
+            sku: "XYZ-100".into(),
+            qty: 1,
+        }],
+        created_at: chrono::Utc::now(),
+        contact: None,
+    };
+    let copy_id = copy.event_id.to_string();
+    stack
+        .produce_with(
+            &stack.topics().order_created(),
+            Some(&failing.to_string()),
+            &serde_json::to_vec(&copy).unwrap(),
+            &[("event-id", &copy_id), ("event-type", "order.created")],
+            // Where the services' and Java's producers put the key.
+            &[("partitioner", platform::kafka::PARTITIONER)],
+        )
+        .await;
+    // The failing order's key is set aside and reported while it is retried.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let waiting = loop {
         let waiting = waiting_partitions(&stack, &stack.inventory_url).await;
         if !waiting.is_empty() {
             break waiting;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no partition set aside"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "no key set aside");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(waiting[0]["consumer"], INVENTORY_CONSUMER);
     assert_eq!(waiting[0]["topic"], stack.topics().order_created());
+    assert_eq!(waiting[0]["key"], failing.to_string());
     assert!(waiting[0]["error"]
         .as_str()
         .unwrap()
         .contains("SimulatedFailure"));
-    // Meanwhile orders on the other partitions are decided, and a cancel (another topic)
-    // is applied: stock released and the order shows it. Orders behind the failing one on
-    // its partition wait for it: per-partition (so per-key) order is kept.
+    // Meanwhile orders on every partition, its own included, are decided, and a cancel
+    // (another topic) is applied: stock released and the order shows it.
     let failing_partition = support::java_partition(failing.to_string().as_bytes(), 3);
-    let mut behind = Vec::new();
-    let mut others = Vec::new();
-    for user in 0..8 {
-        let id = stack.post_order(100 + user, &[("ABC-001", 1)]).await;
-        match support::java_partition(id.to_string().as_bytes(), 3) == failing_partition {
-            true => behind.push(id),
-            false => others.push(id),
-        }
-    }
+    let ids = orders_are_decided(&stack, 8, Duration::from_secs(3)).await;
     assert!(
-        !others.is_empty() && !behind.is_empty(),
-        "{others:?} {behind:?}"
+        ids.iter()
+            .any(|id| support::java_partition(id.to_string().as_bytes(), 3) == failing_partition),
+        "an order on the failing order's partition was decided too: {ids:?}"
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-    for id in &others {
-        while stack.order(*id).await["status"] != "CONFIRMED" {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "order {id} on another partition waited for the failing order"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
     let cancelled = stack
         .http
         .post(format!("{}/api/orders/{cancel_me}/cancel", stack.order_url))
@@ -193,40 +201,43 @@ async fn a_record_being_retried_holds_back_only_its_own_partition(kind: BrokerKi
         "PENDING",
         "the failing order is still being retried: the others did not wait for it"
     );
-    for id in &behind {
-        assert_eq!(
-            stack.order(*id).await["status"],
-            "PENDING",
-            "order {id} overtook"
+    assert_eq!(
+        reserved(&stack).await,
+        reserved_before,
+        "the copy behind the failing record has not overtaken it"
+    );
+    // Then it is dead-lettered, and the copy behind it is applied (it reserves XYZ-100).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while reserved(&stack).await != reserved_before + 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the copy was not applied"
         );
-    }
-    // Then it is dead-lettered, the orders behind it are decided, its partition rejoins.
-    assert_eq!(stack.settled_order(failing).await["status"], "FAILED");
-    for id in &behind {
-        assert_eq!(stack.settled_order(*id).await["status"], "CONFIRMED");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !waiting_partitions(&stack, &stack.inventory_url)
         .await
         .is_empty()
     {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "partition still waiting"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "key still waiting");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // And an order after it on any partition is decided as usual.
+    let dead = stack
+        .wait_record(&stack.topics().order_created_dlt(), &failing.to_string())
+        .await;
+    assert_eq!(dead.header_text("openorder-attempts").as_deref(), Some("3"));
+    // And orders after it on any partition are decided as usual.
     orders_are_decided(&stack, 3, Duration::from_secs(10)).await;
     stack.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_record_being_retried_holds_back_only_its_own_partition_on_tansu() {
-    a_record_being_retried_holds_back_only_its_own_partition(BrokerKind::Tansu).await;
+async fn a_record_being_retried_holds_back_only_its_own_key_on_tansu() {
+    a_record_being_retried_holds_back_only_its_own_key(BrokerKind::Tansu).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_record_being_retried_holds_back_only_its_own_partition_on_apache_kafka() {
-    a_record_being_retried_holds_back_only_its_own_partition(BrokerKind::Kafka).await;
+async fn a_record_being_retried_holds_back_only_its_own_key_on_apache_kafka() {
+    a_record_being_retried_holds_back_only_its_own_key(BrokerKind::Kafka).await;
 }

@@ -31,7 +31,6 @@
 //! letter being durable. On shutdown the records in hand are finished (a retry wait is cut
 //! short, leaving the offset unstored, so the record comes again after restart).
 
-use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,6 +49,7 @@ use crate::db::Tx;
 pub use crate::dead_letter::{be_int, dead_letter_headers};
 use crate::dead_letter::{DeadLetterWriter, Sent};
 pub use crate::failure::{FailureKind, HandleError};
+use crate::lanes::{Actions, Lanes};
 use crate::stalls::Stalls;
 
 /// A record as handlers see it: owned, so it can be retried and dead-lettered.
@@ -229,28 +229,22 @@ pub struct ConsumerLoop<H> {
     pub stalls: Stalls,
 }
 
-/// A partition set aside: the records of it received since, in order, for its lane.
-struct Lane {
-    queue: VecDeque<Record>,
-    /// Offset of the last record queued (a record at or before it is one read again).
-    last_queued: i64,
-}
-
 /// The loop's state, shared with its lanes.
 struct Shared<H> {
     config: ConsumerLoop<H>,
     dead_letters: DeadLetterWriter,
-    lanes: Mutex<HashMap<(String, i32), Lane>>,
+    lanes: Mutex<Lanes>,
 }
 
 impl<H: Handler> ConsumerLoop<H> {
     /// Runs until `shutdown`, then commits the stored offsets (bounded, see [`CLOSE_WAIT`]).
     ///
-    /// Healthy partitions are applied in batches by this loop. A partition whose record
-    /// failed is set aside in a **lane** of its own (a task working through that record's
-    /// retries and dead letter, then the partition's records received meanwhile) and paused
-    /// at the client, so that it holds up nothing but itself; once its lane is empty it is
-    /// resumed and rejoins the batches. Per-partition order (and so per-key order) is kept.
+    /// Records are applied in batches by this loop. A key whose record failed is set aside
+    /// in a **lane** of its own (a task working through that record's retries and dead
+    /// letter, then the key's records received meanwhile), so that it holds up nothing but
+    /// the records of its own key; once its lane is empty the key rejoins the batches.
+    /// Per-key order is kept, and offsets are stored only up to the first unfinished record
+    /// of each partition ([`crate::lanes`]).
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(consumer = self.name, group = %self.group_id, batch = self.max_batch, "consumer started");
         let name = self.name;
@@ -262,7 +256,7 @@ impl<H: Handler> ConsumerLoop<H> {
                 self.max_message_bytes,
             ),
             config: self,
-            lanes: Mutex::new(HashMap::new()),
+            lanes: Mutex::new(Lanes::default()),
         });
         let mut lanes = JoinSet::new();
         let mut batch = Vec::with_capacity(shared.config.max_batch);
@@ -303,7 +297,13 @@ impl<H: Handler> ConsumerLoop<H> {
                     None => break,
                 }
             }
-            let healthy = shared.queue_in_lanes(std::mem::take(&mut batch));
+            let mut actions = Actions::default();
+            let healthy = shared
+                .lanes
+                .lock()
+                .expect("never poisoned")
+                .route(std::mem::take(&mut batch), &mut actions);
+            shared.tell_client(actions).await;
             if !healthy.is_empty() {
                 shared.process_batch(healthy, &mut lanes, &shutdown).await;
             }
@@ -317,31 +317,8 @@ impl<H: Handler> ConsumerLoop<H> {
 }
 
 impl<H: Handler> Shared<H> {
-    /// Queues the records of partitions that have a lane in their lanes; returns the rest.
-    fn queue_in_lanes(&self, batch: Vec<Record>) -> Vec<Record> {
-        let mut lanes = self.lanes.lock().expect("never poisoned");
-        if lanes.is_empty() {
-            return batch;
-        }
-        batch
-            .into_iter()
-            .filter_map(
-                |record| match lanes.get_mut(&(record.topic.clone(), record.partition)) {
-                    Some(lane) => {
-                        if record.offset > lane.last_queued {
-                            lane.last_queued = record.offset;
-                            lane.queue.push_back(record);
-                        }
-                        None
-                    }
-                    None => Some(record),
-                },
-            )
-            .collect()
-    }
-
     /// Applies `batch` in one transaction, or else record by record, setting aside the
-    /// partition of each record that fails.
+    /// key of each record that fails; then stores the offsets that may be stored.
     async fn process_batch(
         self: &Arc<Self>,
         batch: Vec<Record>,
@@ -360,9 +337,7 @@ impl<H: Handler> Shared<H> {
             match self.apply_together(&batch).await {
                 Ok(()) => {
                     c.handler.committed();
-                    for record in &batch {
-                        self.store_offset(record);
-                    }
+                    self.finished(&batch, false);
                     return;
                 }
                 Err(error) => {
@@ -376,20 +351,25 @@ impl<H: Handler> Shared<H> {
             }
         }
         for record in batch {
-            // A partition set aside a moment ago, earlier in this batch.
-            let Some(record) = self.queue_in_lanes(vec![record]).pop() else {
+            // A key set aside a moment ago, earlier in this batch.
+            if self
+                .lanes
+                .lock()
+                .expect("never poisoned")
+                .queue_if_waiting(&record)
+            {
                 continue;
-            };
+            }
             match self.apply_alone(&record, 1).await {
-                Ok(()) => self.store_offset(&record),
-                Err(error) => self.set_aside(record, error, lanes, shutdown).await,
+                Ok(()) => self.finished(std::slice::from_ref(&record), false),
+                Err(error) => self.set_aside(record, error, lanes, shutdown),
             }
         }
     }
 
-    /// Gives `record`'s partition a lane that starts with `record` (which just failed with
-    /// `error`), and pauses the partition at the client.
-    async fn set_aside(
+    /// Opens a lane for `record`'s key that starts with `record` (which just failed with
+    /// `error`), worked through by a task of its own.
+    fn set_aside(
         self: &Arc<Self>,
         record: Record,
         error: HandleError,
@@ -397,96 +377,88 @@ impl<H: Handler> Shared<H> {
         shutdown: &CancellationToken,
     ) {
         let c = &self.config;
-        let key = (record.topic.clone(), record.partition);
-        self.lanes.lock().expect("never poisoned").insert(
-            key.clone(),
-            Lane {
-                queue: VecDeque::new(),
-                last_queued: record.offset,
-            },
-        );
-        c.stalls.waiting(
-            c.name,
-            &record.topic,
-            record.partition,
-            record.offset,
-            1,
-            &error.to_string(),
-        );
+        self.lanes.lock().expect("never poisoned").open(&record);
+        c.stalls.waiting(c.name, &record, 1, &error.to_string());
         c.metrics.inc(
-            "openorder_consumer_partitions_set_aside_total",
+            "openorder_consumer_keys_set_aside_total",
             &[("consumer", c.name)],
         );
         tracing::debug!(
             consumer = c.name, topic = %record.topic, partition = record.partition,
-            offset = record.offset, "partition set aside while its record is retried"
+            offset = record.offset, "key set aside while its record is retried"
         );
-        self.pause_or_resume(&key, true).await;
         let shared = self.clone();
         let shutdown = shutdown.clone();
-        lanes.spawn(async move { shared.lane(key, record, error, shutdown).await });
+        lanes.spawn(async move { shared.lane(record, error, shutdown).await });
     }
 
-    /// Works through a set-aside partition: its first record (which failed with `error`),
-    /// then what was queued meanwhile, each to its effect or its dead letter. When nothing
-    /// is left, the partition rejoins the batches.
-    async fn lane(
-        self: Arc<Self>,
-        key: (String, i32),
-        first: Record,
-        error: HandleError,
-        shutdown: CancellationToken,
-    ) {
+    /// Works through a key set aside: its first record (which failed with `error`), then
+    /// the key's records queued meanwhile, each to its effect or its dead letter. When
+    /// nothing is left, the key rejoins the batches.
+    async fn lane(self: Arc<Self>, first: Record, error: HandleError, shutdown: CancellationToken) {
+        let partition = (first.topic.clone(), first.partition);
+        let key = first.key.clone();
         let mut next = Some((first, Some(error)));
         loop {
             let (record, error) = match next.take() {
                 Some(first) => first,
                 None => {
-                    let mut lanes = self.lanes.lock().expect("never poisoned");
-                    let lane = lanes
-                        .get_mut(&key)
-                        .expect("a lane is removed only by itself");
-                    match lane.queue.pop_front() {
+                    let queued = self
+                        .lanes
+                        .lock()
+                        .expect("never poisoned")
+                        .next(&partition, &key);
+                    match queued {
                         Some(record) => (record, None),
-                        None => {
-                            lanes.remove(&key);
-                            break;
-                        }
+                        None => break,
                     }
                 }
             };
             match self.work_through(&record, error, &shutdown).await {
-                Outcome::Done => self.store_offset(&record),
-                Outcome::DeadLettered => {
-                    self.note_dead_letter(&record).await;
-                    self.store_offset(&record);
-                }
+                Outcome::Done => {}
+                Outcome::DeadLettered => self.note_dead_letter(&record).await,
                 // Stopping: the lane's records stay unstored, to be read again.
                 Outcome::Interrupted => return,
             }
+            self.config.stalls.cleared(self.config.name, &record);
+            self.finished(std::slice::from_ref(&record), true);
         }
-        self.config.stalls.cleared(self.config.name, &key.0, key.1);
-        self.pause_or_resume(&key, false).await;
     }
 
-    /// Pauses (or resumes) fetching of one partition. A local call to librdkafka's own
-    /// thread, made on a blocking thread all the same. A partition no longer assigned
-    /// (taken by a rebalance) cannot be resumed: its new owner reads it.
-    async fn pause_or_resume(&self, key: &(String, i32), pause: bool) {
-        let consumer = self.config.consumer.clone();
-        let (topic, partition) = key.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            let mut tpl = rdkafka::TopicPartitionList::new();
-            tpl.add_partition(&topic, partition);
-            if pause {
-                consumer.pause(&tpl)
-            } else {
-                consumer.resume(&tpl)
+    /// Marks `records` finished and stores the offsets that may now be stored.
+    fn finished(&self, records: &[Record], from_lane: bool) {
+        let mut actions = Actions::default();
+        let positions = {
+            let mut lanes = self.lanes.lock().expect("never poisoned");
+            for record in records {
+                lanes.finished(record, from_lane, &mut actions);
             }
-        })
-        .await;
-        if let Ok(Err(err)) = done {
-            tracing::debug!(consumer = self.config.name, topic = %key.0, partition = key.1, pause, error = %err, "could not pause or resume a partition");
+            lanes.positions()
+        };
+        for ((topic, partition), offset) in positions {
+            if let Err(err) = self.config.consumer.store_offset(&topic, partition, offset) {
+                // Happens after a rebalance took the partition away: the new owner re-reads
+                // from the last commit, and the handler's dedupe absorbs it.
+                tracing::warn!(consumer = self.config.name, error = %err, "could not store offset");
+            }
+        }
+        if !actions.resume.is_empty() {
+            let consumer = self.config.consumer.clone();
+            let name = self.config.name;
+            tokio::spawn(
+                async move { pause_or_resume(name, consumer, actions.resume, false).await },
+            );
+        }
+    }
+
+    /// Pauses and resumes fetching of partitions, as the lanes asked.
+    async fn tell_client(&self, actions: Actions) {
+        let consumer = &self.config.consumer;
+        if !actions.pause.is_empty() {
+            pause_or_resume(self.config.name, consumer.clone(), actions.pause, true).await;
+        }
+        if !actions.resume.is_empty() {
+            pause_or_resume(self.config.name, consumer.clone(), actions.resume, false).await;
         }
     }
 
@@ -521,18 +493,6 @@ impl<H: Handler> Shared<H> {
         tx.commit().await?;
         handler.committed();
         Ok(())
-    }
-
-    fn store_offset(&self, record: &Record) {
-        if let Err(err) =
-            self.config
-                .consumer
-                .store_offset(&record.topic, record.partition, record.offset)
-        {
-            // Happens after a rebalance took the partition away: the new owner re-reads
-            // from the last commit, and the handler's dedupe absorbs it.
-            tracing::warn!(consumer = self.config.name, error = %err, "could not store offset");
-        }
     }
 
     /// Tries `record` until it is applied or dead-lettered, by its failures' kinds (see
@@ -572,14 +532,8 @@ impl<H: Handler> Shared<H> {
                 offset = record.offset, attempt, retry, kind = error.kind.as_str(), error = %error,
                 "record failed"
             );
-            c.stalls.waiting(
-                c.name,
-                &record.topic,
-                record.partition,
-                record.offset,
-                attempt,
-                &error.to_string(),
-            );
+            c.stalls
+                .waiting(c.name, record, attempt, &error.to_string());
             if !retry {
                 c.metrics.inc(
                     "openorder_records_dead_lettered_total",
@@ -653,9 +607,7 @@ impl<H: Handler> Shared<H> {
                     tracing::error!(%dlt, error = %reason, "could not publish dead letter, retrying");
                     c.stalls.waiting(
                         c.name,
-                        &record.topic,
-                        record.partition,
-                        record.offset,
+                        record,
                         attempts,
                         &format!("dead letter to {dlt} not written: {reason}"),
                     );
@@ -667,6 +619,41 @@ impl<H: Handler> Shared<H> {
             }
             delay = (delay * 2).min(Duration::from_secs(30));
         }
+    }
+}
+
+/// Pauses (or resumes) fetching of `partitions` (a partition whose lanes hold too many
+/// records). A local call to librdkafka's own thread, made on a blocking thread all the
+/// same. A partition no longer assigned (taken by a rebalance) cannot be resumed: its new
+/// owner reads it.
+async fn pause_or_resume(
+    name: &'static str,
+    consumer: Arc<StreamConsumer>,
+    partitions: Vec<crate::lanes::PartitionId>,
+    pause: bool,
+) {
+    let done = tokio::task::spawn_blocking(move || {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for (topic, partition) in &partitions {
+            tpl.add_partition(topic, *partition);
+        }
+        if pause {
+            consumer.pause(&tpl)
+        } else {
+            consumer.resume(&tpl)
+        }
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => tracing::info!(
+            consumer = name,
+            pause,
+            "partitions paused or resumed for their lanes"
+        ),
+        Ok(Err(err)) => {
+            tracing::debug!(consumer = name, pause, error = %err, "could not pause or resume partitions")
+        }
+        Err(_) => {}
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`consumer`]: the at-least-once consumer loop: retry with backoff, dead-letter, commit after effect.
 //! - [`dead_letter`]: writing a dead letter (Spring's headers, the original partition, a value too large left out).
 //! - [`stalls`]: the partitions a consumer waits on, and which of them are stalled.
+//! - [`lanes`]: which keys wait on a failing record, and how far each partition's offset may be stored.
 //! - [`dlt`]: list, show and replay dead letters (CLI and admin API share it).
 //! - [`outbox`]: the transactional outbox and its relay to Kafka.
 //! - [`http`]: RFC 9457 problem details, the JSON body extractor, health endpoints, serving.
@@ -29,6 +30,7 @@ pub mod failure;
 pub mod fd_limit;
 pub mod http;
 pub mod kafka;
+pub mod lanes;
 pub mod metrics;
 pub mod outbox;
 pub mod service;

@@ -1,0 +1,266 @@
+//! The consumer loop's bookkeeping of what waits on what (see [`crate::consumer`]): per
+//! partition, the **lanes** (one per key whose record failed, holding that key's records
+//! received since, in order), the offsets not finished yet, and how far the partition's
+//! offset may be stored. Pure data: the loop takes a lock around it and does the I/O.
+//!
+//! A record is finished once it is applied or dead-lettered. A partition's stored position
+//! is the last offset before the first unfinished one, so a record waiting in a lane keeps
+//! the commit behind it while records of other keys after it go on: a restart reads the
+//! waiting record again (and the ones after it, which dedupe absorbs).
+//!
+//! Memory is bounded: a partition with more than [`MAX_HELD`] records in its lanes is
+//! paused at the client until they are down to half of it.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use crate::consumer::Record;
+
+/// Records a partition's lanes may hold before the partition is paused.
+pub const MAX_HELD: usize = 256;
+
+/// A topic and partition.
+pub type PartitionId = (String, i32);
+/// A record's key (records without one share one lane per partition).
+pub type Key = Option<Vec<u8>>;
+
+#[derive(Default)]
+pub struct Lanes(HashMap<PartitionId, Partition>);
+
+#[derive(Default)]
+struct Partition {
+    lanes: HashMap<Key, Lane>,
+    /// Offsets received and not finished: in the loop's batch in hand, or in a lane.
+    unfinished: BTreeSet<i64>,
+    highest_finished: Option<i64>,
+    stored: Option<i64>,
+    /// Records in lanes (the failing ones included).
+    held: usize,
+    paused: bool,
+}
+
+struct Lane {
+    queue: VecDeque<Record>,
+    /// Offset of the last record given to the lane (a record at or before it is one read
+    /// again after a rebalance).
+    last: i64,
+}
+
+/// What the loop must tell the client after a change.
+#[derive(Debug, Default, PartialEq)]
+pub struct Actions {
+    pub pause: Vec<PartitionId>,
+    pub resume: Vec<PartitionId>,
+}
+
+fn id(record: &Record) -> PartitionId {
+    (record.topic.clone(), record.partition)
+}
+
+impl Lanes {
+    /// Takes a batch as received: a record whose key has a lane is queued there, a record
+    /// already unfinished (read again after a rebalance) is dropped, the rest are returned
+    /// (marked unfinished: the loop applies them and calls [`Lanes::finished`]).
+    pub fn route(&mut self, batch: Vec<Record>, actions: &mut Actions) -> Vec<Record> {
+        let mut healthy = Vec::with_capacity(batch.len());
+        for record in batch {
+            let partition = self.0.entry(id(&record)).or_default();
+            if partition.unfinished.contains(&record.offset) {
+                continue;
+            }
+            match partition.lanes.get_mut(&record.key) {
+                Some(lane) if record.offset <= lane.last => {}
+                Some(lane) => {
+                    lane.last = record.offset;
+                    partition.unfinished.insert(record.offset);
+                    lane.queue.push_back(record);
+                    partition.held += 1;
+                    if partition.held > MAX_HELD && !partition.paused {
+                        partition.paused = true;
+                        actions
+                            .pause
+                            .push(id(lane.queue.back().expect("just pushed")));
+                    }
+                }
+                None => {
+                    partition.unfinished.insert(record.offset);
+                    healthy.push(record);
+                }
+            }
+        }
+        healthy
+    }
+
+    /// Whether `record` (unfinished, from the loop's batch) must go to a lane that was
+    /// opened for its key since the batch was routed; if so it is queued there.
+    pub fn queue_if_waiting(&mut self, record: &Record) -> bool {
+        let Some(partition) = self.0.get_mut(&id(record)) else {
+            return false;
+        };
+        let Some(lane) = partition.lanes.get_mut(&record.key) else {
+            return false;
+        };
+        lane.last = lane.last.max(record.offset);
+        lane.queue.push_back(record.clone());
+        partition.held += 1;
+        true
+    }
+
+    /// Opens a lane for `record`'s key, starting with `record` (unfinished, it just
+    /// failed); the caller works through it.
+    pub fn open(&mut self, record: &Record) {
+        let partition = self.0.entry(id(record)).or_default();
+        partition.lanes.insert(
+            record.key.clone(),
+            Lane {
+                queue: VecDeque::new(),
+                last: record.offset,
+            },
+        );
+        partition.held += 1;
+    }
+
+    /// The next record of the lane of `key` in `partition`, or None when it is empty (the
+    /// lane is then closed: the key's next records go to the loop's batches again).
+    pub fn next(&mut self, partition: &PartitionId, key: &Key) -> Option<Record> {
+        let p = self.0.get_mut(partition)?;
+        let lane = p.lanes.get_mut(key)?;
+        match lane.queue.pop_front() {
+            Some(record) => Some(record),
+            None => {
+                p.lanes.remove(key);
+                None
+            }
+        }
+    }
+
+    /// `record` is applied or dead-lettered (`from_lane`: it was held in a lane).
+    pub fn finished(&mut self, record: &Record, from_lane: bool, actions: &mut Actions) {
+        let Some(p) = self.0.get_mut(&id(record)) else {
+            return;
+        };
+        p.unfinished.remove(&record.offset);
+        p.highest_finished = p.highest_finished.max(Some(record.offset));
+        if from_lane {
+            p.held = p.held.saturating_sub(1);
+            if p.paused && p.held <= MAX_HELD / 2 {
+                p.paused = false;
+                actions.resume.push(id(record));
+            }
+        }
+    }
+
+    /// The partitions whose storable position moved, with the offset to store (the last
+    /// one before the first unfinished record).
+    pub fn positions(&mut self) -> Vec<(PartitionId, i64)> {
+        let mut out = Vec::new();
+        for (id, p) in &mut self.0 {
+            let position = match p.unfinished.first() {
+                Some(first) => Some(first - 1),
+                None => p.highest_finished,
+            };
+            if position > p.stored && position >= Some(0) {
+                p.stored = position;
+                out.push((id.clone(), position.expect("checked above")));
+            }
+        }
+        out
+    }
+
+    /// Is any lane open?
+    pub fn any_open(&self) -> bool {
+        self.0.values().any(|p| !p.lanes.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(partition: i32, offset: i64, key: &str) -> Record {
+        Record {
+            topic: "t".into(),
+            partition,
+            offset,
+            timestamp: None,
+            key: Some(key.as_bytes().to_vec()),
+            payload: None,
+            headers: Vec::new(),
+        }
+    }
+
+    fn offsets(records: &[Record]) -> Vec<i64> {
+        records.iter().map(|r| r.offset).collect()
+    }
+
+    #[test]
+    fn a_failing_key_holds_back_its_own_records_and_the_commit_but_not_other_keys() {
+        let mut lanes = Lanes::default();
+        let mut actions = Actions::default();
+        let healthy = lanes.route(
+            vec![record(0, 0, "a"), record(0, 1, "b"), record(0, 2, "c")],
+            &mut actions,
+        );
+        assert_eq!(offsets(&healthy), [0, 1, 2]);
+        // 0 applied, 1 fails: a lane for "b"; 2 applied.
+        lanes.finished(&healthy[0], false, &mut actions);
+        lanes.open(&healthy[1]);
+        lanes.finished(&healthy[2], false, &mut actions);
+        assert_eq!(
+            lanes.positions(),
+            [(("t".into(), 0), 0)],
+            "stored up to 0 only"
+        );
+        // Later records: "b"'s go to its lane, the others to the batch.
+        let healthy = lanes.route(vec![record(0, 3, "b"), record(0, 4, "a")], &mut actions);
+        assert_eq!(offsets(&healthy), [4]);
+        lanes.finished(&healthy[0], false, &mut actions);
+        assert!(lanes.positions().is_empty(), "still behind offset 1");
+        // The lane finishes 1, then 3, then closes.
+        let key = Some(b"b".to_vec());
+        let p = ("t".to_string(), 0);
+        lanes.finished(&record(0, 1, "b"), true, &mut actions);
+        assert_eq!(lanes.positions(), [(p.clone(), 2)]);
+        let next = lanes.next(&p, &key).unwrap();
+        assert_eq!(next.offset, 3);
+        lanes.finished(&next, true, &mut actions);
+        assert!(lanes.next(&p, &key).is_none());
+        assert!(!lanes.any_open());
+        assert_eq!(lanes.positions(), [(p, 4)]);
+        assert_eq!(actions, Actions::default(), "nothing paused");
+    }
+
+    #[test]
+    fn records_read_again_after_a_rebalance_are_dropped() {
+        let mut lanes = Lanes::default();
+        let mut actions = Actions::default();
+        let healthy = lanes.route(vec![record(1, 5, "x")], &mut actions);
+        lanes.open(&healthy[0]);
+        let queued = lanes.route(vec![record(1, 6, "x")], &mut actions);
+        assert!(queued.is_empty());
+        let again = lanes.route(vec![record(1, 5, "x"), record(1, 6, "x")], &mut actions);
+        assert!(again.is_empty());
+        let p = ("t".to_string(), 1);
+        let key = Some(b"x".to_vec());
+        assert_eq!(lanes.next(&p, &key).unwrap().offset, 6);
+        assert!(lanes.next(&p, &key).is_none(), "6 was queued once");
+    }
+
+    #[test]
+    fn a_partition_holding_too_many_records_is_paused_until_they_are_half_done() {
+        let mut lanes = Lanes::default();
+        let mut actions = Actions::default();
+        let first = lanes.route(vec![record(0, 0, "k")], &mut actions);
+        lanes.open(&first[0]);
+        let more: Vec<Record> = (1..=MAX_HELD as i64).map(|o| record(0, o, "k")).collect();
+        lanes.route(more, &mut actions);
+        assert_eq!(actions.pause, [("t".to_string(), 0)]);
+        lanes.finished(&first[0], true, &mut actions);
+        let p = ("t".to_string(), 0);
+        let key = Some(b"k".to_vec());
+        while actions.resume.is_empty() {
+            let next = lanes.next(&p, &key).unwrap();
+            lanes.finished(&next, true, &mut actions);
+        }
+        assert_eq!(actions.resume, [p]);
+    }
+}
