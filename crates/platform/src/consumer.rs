@@ -6,10 +6,10 @@
 //! A batch is applied in **one database transaction** (one commit, one lock round on
 //! SQLite) and its offsets are stored after that commit. If any record of the batch fails,
 //! the whole transaction is rolled back and the batch's records are applied again one
-//! transaction each, in partition order. A record that fails then has its partition **set
-//! aside**: the partition is paused at the client and given a lane (a task of its own) that
-//! works through that record and then the partition's records received meanwhile, while
-//! the other partitions and topics go on in batches. In a lane, for each record:
+//! transaction each, in partition order. A record that fails then has its key **set
+//! aside**: a lane (a task of its own, [`crate::lanes`]) works through that record and then
+//! the key's records received meanwhile, while the other keys, partitions and topics go on
+//! in batches. In a lane, for each record:
 //! 1. the handler runs; success ends the record;
 //! 2. a failure is handled by its [`FailureKind`] (see [`crate::failure`]): unavailable is
 //!    retried until it works, transient up to the policy's attempts, permanent not at all;
@@ -19,15 +19,16 @@
 //!    value if it would not fit) and waits for the broker's acknowledgement;
 //! 4. only then is the offset stored (committed in the background, and at exit).
 //!
-//! Once its lane is empty the partition is resumed. A partition waiting on a record is
-//! reported ([`crate::stalls`]), as stalled once it waited too long.
+//! Once its lane is empty the key rejoins the batches. A partition's offset is stored up to
+//! its first unfinished record. A key waiting on a record is reported ([`crate::stalls`]),
+//! as stalled once it waited too long.
 //!
 //! A failing copy of an event that was already dead-lettered (same `event-id`, same replay
 //! count: the outbox published it twice) is skipped, so a record that always fails lands in
 //! the DLT once, not once per copy.
 //!
-//! A poison record therefore never blocks anything but its own partition, and that for no
-//! longer than the retries; no record is skipped without either its effect or its dead
+//! A poison record therefore never blocks anything but its own key, and that for no longer
+//! than the retries; no record is skipped without either its effect or its dead
 //! letter being durable. On shutdown the records in hand are finished (a retry wait is cut
 //! short, leaving the offset unstored, so the record comes again after restart).
 
@@ -225,7 +226,7 @@ pub struct ConsumerLoop<H> {
     pub db: crate::db::Database,
     /// Most records applied in one transaction (1: one transaction per record).
     pub max_batch: usize,
-    /// Where the partitions set aside are reported.
+    /// Where the keys set aside are reported.
     pub stalls: Stalls,
 }
 
@@ -261,7 +262,7 @@ impl<H: Handler> ConsumerLoop<H> {
         let mut lanes = JoinSet::new();
         let mut batch = Vec::with_capacity(shared.config.max_batch);
         loop {
-            // Lanes that ended are reaped here; their partitions are already resumed.
+            // Lanes that ended are reaped here.
             while lanes.try_join_next().is_some() {}
             let message = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -572,8 +573,8 @@ impl<H: Handler> Shared<H> {
     }
 
     /// Publishes the dead letter and waits for the broker's acknowledgement, trying again
-    /// (with a growing wait, reported as the partition's stall) while it is not written: a
-    /// record is never skipped without its dead letter. Only its partition waits.
+    /// (with a growing wait, reported as the key's stall) while it is not written: a
+    /// record is never skipped without its dead letter. Only its key waits.
     async fn dead_letter(
         &self,
         record: &Record,
