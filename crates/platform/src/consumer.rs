@@ -436,11 +436,20 @@ impl<H: Handler> Shared<H> {
             }
             lanes.positions()
         };
-        for ((topic, partition), offset) in positions {
-            if let Err(err) = self.config.consumer.store_offset(&topic, partition, offset) {
+        for (partition, offset) in positions {
+            if let Err(err) = self
+                .config
+                .consumer
+                .store_offset(&partition.0, partition.1, offset)
+            {
                 // Happens after a rebalance took the partition away: the new owner re-reads
-                // from the last commit, and the handler's dedupe absorbs it.
+                // from the last commit, and the handler's dedupe absorbs it. Should the
+                // partition come back here, its position is stored again.
                 tracing::warn!(consumer = self.config.name, error = %err, "could not store offset");
+                self.lanes
+                    .lock()
+                    .expect("never poisoned")
+                    .store_failed(&partition);
             }
         }
         if !actions.resume.is_empty() {

@@ -166,6 +166,15 @@ impl Lanes {
         out
     }
 
+    /// The client refused to store `partition`'s position (a rebalance took it away): the
+    /// position is offered again the next time a record of it finishes, so that once the
+    /// partition is back (its records read again from the last commit) it is stored.
+    pub fn store_failed(&mut self, partition: &PartitionId) {
+        if let Some(p) = self.0.get_mut(partition) {
+            p.stored = None;
+        }
+    }
+
     /// Is any lane open?
     pub fn any_open(&self) -> bool {
         self.0.values().any(|p| !p.lanes.is_empty())
@@ -243,6 +252,30 @@ mod tests {
         let key = Some(b"x".to_vec());
         assert_eq!(lanes.next(&p, &key).unwrap().offset, 6);
         assert!(lanes.next(&p, &key).is_none(), "6 was queued once");
+    }
+
+    #[test]
+    fn a_position_the_client_refused_is_offered_again_when_its_records_come_back() {
+        let mut lanes = Lanes::default();
+        let mut actions = Actions::default();
+        let healthy = lanes.route(vec![record(2, 7, "a"), record(2, 8, "b")], &mut actions);
+        for r in &healthy {
+            lanes.finished(r, false, &mut actions);
+        }
+        let p = ("t".to_string(), 2);
+        assert_eq!(lanes.positions(), [(p.clone(), 8)]);
+        // Revoked: the store failed. Assigned again, the records come back from 7.
+        lanes.store_failed(&p);
+        let again = lanes.route(vec![record(2, 7, "a"), record(2, 8, "b")], &mut actions);
+        assert_eq!(
+            offsets(&again),
+            [7, 8],
+            "applied again (dedupe absorbs them)"
+        );
+        for r in &again {
+            lanes.finished(r, false, &mut actions);
+        }
+        assert_eq!(lanes.positions(), [(p, 8)], "stored again");
     }
 
     #[test]
