@@ -35,6 +35,8 @@ struct Partition {
     stored: Option<i64>,
     /// Records in lanes (the failing ones included).
     held: usize,
+    /// A record finished since the position was last offered.
+    dirty: bool,
     paused: bool,
 }
 
@@ -140,6 +142,7 @@ impl Lanes {
         };
         p.unfinished.remove(&record.offset);
         p.highest_finished = p.highest_finished.max(Some(record.offset));
+        p.dirty = true;
         if from_lane {
             p.held = p.held.saturating_sub(1);
             if p.paused && p.held <= MAX_HELD / 2 {
@@ -149,16 +152,22 @@ impl Lanes {
         }
     }
 
-    /// The partitions whose storable position moved, with the offset to store (the last
-    /// one before the first unfinished record).
+    /// The partitions with records finished since the last call, with the offset to store
+    /// (the last one before the first unfinished record). A position is offered again even
+    /// when it did not move: after a rebalance the client forgets what was stored for a
+    /// partition it lost, and the records read again must store it anew. It is not offered
+    /// while records read again before it are unfinished (it would move backwards).
     pub fn positions(&mut self) -> Vec<(PartitionId, i64)> {
         let mut out = Vec::new();
         for (id, p) in &mut self.0 {
+            if !std::mem::take(&mut p.dirty) {
+                continue;
+            }
             let position = match p.unfinished.first() {
                 Some(first) => Some(first - 1),
                 None => p.highest_finished,
             };
-            if position > p.stored && position >= Some(0) {
+            if position >= p.stored && position >= Some(0) {
                 p.stored = position;
                 out.push((id.clone(), position.expect("checked above")));
             }
@@ -223,7 +232,11 @@ mod tests {
         let healthy = lanes.route(vec![record(0, 3, "b"), record(0, 4, "a")], &mut actions);
         assert_eq!(offsets(&healthy), [4]);
         lanes.finished(&healthy[0], false, &mut actions);
-        assert!(lanes.positions().is_empty(), "still behind offset 1");
+        assert_eq!(
+            lanes.positions(),
+            [(("t".into(), 0), 0)],
+            "still behind offset 1 (offered again, unmoved)"
+        );
         // The lane finishes 1, then 3, then closes.
         let key = Some(b"b".to_vec());
         let p = ("t".to_string(), 0);
@@ -276,6 +289,24 @@ mod tests {
             lanes.finished(r, false, &mut actions);
         }
         assert_eq!(lanes.positions(), [(p, 8)], "stored again");
+    }
+
+    #[test]
+    fn records_read_again_after_a_revoke_store_their_position_anew() {
+        let mut lanes = Lanes::default();
+        let mut actions = Actions::default();
+        let p = ("t".to_string(), 3);
+        let healthy = lanes.route(vec![record(3, 0, "a"), record(3, 1, "b")], &mut actions);
+        for r in &healthy {
+            lanes.finished(r, false, &mut actions);
+        }
+        assert_eq!(lanes.positions(), [(p.clone(), 1)]);
+        // The broker was away: nothing was committed, the partition was revoked and given
+        // back, and the client (which forgot the stored offset) reads from 0 again.
+        let again = lanes.route(vec![record(3, 0, "a")], &mut actions);
+        assert!(lanes.positions().is_empty(), "nothing finished yet");
+        lanes.finished(&again[0], false, &mut actions);
+        assert_eq!(lanes.positions(), [(p, 1)], "stored again");
     }
 
     #[test]
