@@ -8,7 +8,7 @@
 //! dead letter's position; a dead letter already in the ledger is not replayed again
 //! unless forced, so running the same replay twice by accident does nothing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,7 +20,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::config::KafkaArgs;
-use crate::consumer::be_int;
+use crate::dead_letter::be_int;
 
 /// Header with how many times a record was replayed from a dead-letter topic.
 pub const REPLAY_COUNT: &str = "openorder-replay-count";
@@ -300,12 +300,7 @@ pub fn list(args: &KafkaArgs, topic: Option<&str>) -> anyhow::Result<Vec<DeadLet
 /// replayed (blocking).
 pub fn summaries(args: &KafkaArgs, topic: Option<&str>) -> anyhow::Result<Vec<Summary>> {
     let letters = list(args, topic)?;
-    let mut replays: std::collections::HashMap<String, u32> = Default::default();
-    for entry in read_all(args, &args.topics().group(LEDGER))? {
-        if let Some(position) = entry.key_text() {
-            *replays.entry(position).or_default() += 1;
-        }
-    }
+    let replays = replays_by_position(args)?;
     Ok(letters
         .iter()
         .map(|d| Summary {
@@ -313,6 +308,18 @@ pub fn summaries(args: &KafkaArgs, topic: Option<&str>) -> anyhow::Result<Vec<Su
             ..d.summary()
         })
         .collect())
+}
+
+/// How often the ledger says each dead letter (by [`DeadLetter::position`]) was replayed
+/// (blocking).
+fn replays_by_position(args: &KafkaArgs) -> anyhow::Result<HashMap<String, u32>> {
+    let mut replays = HashMap::new();
+    for entry in read_all(args, &args.topics().group(LEDGER))? {
+        if let Some(position) = entry.key_text() {
+            *replays.entry(position).or_default() += 1;
+        }
+    }
+    Ok(replays)
 }
 
 /// Which dead letters to replay.
@@ -360,13 +367,9 @@ pub async fn replay(
     let (letters, done) = {
         let args = args.clone();
         let topic = request.topic.clone();
-        let ledger_topic = ledger_topic.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let letters = read_all(&args, &topic)?;
-            let done: HashSet<String> = read_all(&args, &ledger_topic)?
-                .into_iter()
-                .filter_map(|entry| entry.key_text())
-                .collect();
+            let done = replays_by_position(&args)?;
             Ok((letters, done))
         })
         .await
@@ -410,7 +413,7 @@ pub async fn replay(
         };
         result.outcome = if letter.value_omitted().is_some() {
             "value-omitted".into()
-        } else if done.contains(&letter.position()) && !request.force {
+        } else if done.contains_key(&letter.position()) && !request.force {
             "already-replayed".into()
         } else if count > request.max_replays {
             "over-cap".into()
