@@ -41,12 +41,27 @@ async fn orders_are_decided(stack: &Stack, n: usize, within: Duration) -> Vec<i6
     ids
 }
 
-async fn waiting_partitions(stack: &Stack, base: &str) -> Vec<Value> {
-    let ready: Value = stack.get_json(format!("{base}/health/ready")).await;
+/// The keys inventory-service's consumers wait on, as `/health/ready` reports them.
+async fn waiting_keys(stack: &Stack) -> Vec<Value> {
+    let ready: Value = stack
+        .get_json(format!("{}/health/ready", stack.inventory_url))
+        .await;
     ready["checks"]["consumers"]["waiting"]
         .as_array()
         .cloned()
         .unwrap_or_default()
+}
+
+/// Waits until inventory-service waits on no key, for at most `within`.
+async fn no_key_waits_within(stack: &Stack, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !waiting_keys(stack).await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a key still waits after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn a_record_of_a_megabyte_is_dead_lettered_without_blocking_anything(kind: BrokerKind) {
@@ -87,21 +102,11 @@ async fn a_record_of_a_megabyte_is_dead_lettered_without_blocking_anything(kind:
         Some("openorder.UndecodableRecord")
     );
 
-    // Its partition was set aside (the signal raised) and has rejoined (cleared).
+    // Its key was set aside (the signal raised) and has rejoined (cleared).
     let set_aside =
         format!("openorder_consumer_keys_set_aside_total{{consumer=\"{INVENTORY_CONSUMER}\"}}");
     assert!(stack.metric(&stack.inventory_url, &set_aside).await >= 1);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !waiting_partitions(&stack, &stack.inventory_url)
-        .await
-        .is_empty()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "partition still waiting"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    no_key_waits_within(&stack, Duration::from_secs(20)).await;
     let waiting = format!("openorder_consumer_keys_waiting{{consumer=\"{INVENTORY_CONSUMER}\"}}");
     assert_eq!(stack.metric(&stack.inventory_url, &waiting).await, 0);
     stack.stop().await;
@@ -158,7 +163,7 @@ async fn a_record_being_retried_holds_back_only_its_own_key(kind: BrokerKind) {
     // The failing order's key is set aside and reported while it is retried.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let waiting = loop {
-        let waiting = waiting_partitions(&stack, &stack.inventory_url).await;
+        let waiting = waiting_keys(&stack).await;
         if !waiting.is_empty() {
             break waiting;
         }
@@ -215,14 +220,7 @@ async fn a_record_being_retried_holds_back_only_its_own_key(kind: BrokerKind) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !waiting_partitions(&stack, &stack.inventory_url)
-        .await
-        .is_empty()
-    {
-        assert!(tokio::time::Instant::now() < deadline, "key still waiting");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    no_key_waits_within(&stack, Duration::from_secs(10)).await;
     let dead = stack
         .wait_record(&stack.topics().order_created_dlt(), &failing.to_string())
         .await;
