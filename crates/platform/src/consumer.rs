@@ -47,7 +47,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::RetryPolicy;
 use crate::db::Tx;
-pub use crate::dead_letter::{be_int, dead_letter_headers};
 use crate::dead_letter::{DeadLetterWriter, Sent};
 pub use crate::failure::{FailureKind, HandleError};
 use crate::lanes::{Actions, Lanes};
@@ -303,12 +302,15 @@ impl<H: Handler> ConsumerLoop<H> {
                 .lanes
                 .lock()
                 .expect("never poisoned")
-                .route(std::mem::take(&mut batch), &mut actions);
-            shared.tell_client(actions).await;
+                .route(batch.drain(..), &mut actions);
+            // Routing only pauses (a partition whose lanes hold too many records); lanes
+            // resume their partitions as they finish records.
+            if !actions.pause.is_empty() {
+                pause_or_resume(name, consumer.clone(), actions.pause, true).await;
+            }
             if !healthy.is_empty() {
                 shared.process_batch(healthy, &mut lanes, &shutdown).await;
             }
-            batch = Vec::with_capacity(shared.config.max_batch);
         }
         // Each lane stops at its next wait once it sees the shutdown.
         while lanes.join_next().await.is_some() {}
@@ -378,8 +380,8 @@ impl<H: Handler> Shared<H> {
         shutdown: &CancellationToken,
     ) {
         let c = &self.config;
+        // (Reported as waiting by `work_through`, which starts with `error`.)
         self.lanes.lock().expect("never poisoned").open(&record);
-        c.stalls.waiting(c.name, &record, 1, &error.to_string());
         c.metrics.inc(
             "openorder_consumer_keys_set_aside_total",
             &[("consumer", c.name)],
@@ -444,12 +446,9 @@ impl<H: Handler> Shared<H> {
             {
                 // Happens after a rebalance took the partition away: the new owner re-reads
                 // from the last commit, and the handler's dedupe absorbs it. Should the
-                // partition come back here, its position is stored again.
+                // partition come back here, its position is offered again as its records
+                // finish ([`Lanes::positions`]).
                 tracing::warn!(consumer = self.config.name, error = %err, "could not store offset");
-                self.lanes
-                    .lock()
-                    .expect("never poisoned")
-                    .store_failed(&partition);
             }
         }
         if !actions.resume.is_empty() {
@@ -458,17 +457,6 @@ impl<H: Handler> Shared<H> {
             tokio::spawn(
                 async move { pause_or_resume(name, consumer, actions.resume, false).await },
             );
-        }
-    }
-
-    /// Pauses and resumes fetching of partitions, as the lanes asked.
-    async fn tell_client(&self, actions: Actions) {
-        let consumer = &self.config.consumer;
-        if !actions.pause.is_empty() {
-            pause_or_resume(self.config.name, consumer.clone(), actions.pause, true).await;
-        }
-        if !actions.resume.is_empty() {
-            pause_or_resume(self.config.name, consumer.clone(), actions.resume, false).await;
         }
     }
 

@@ -272,13 +272,13 @@ fn strip_position(err: &serde_json::Error) -> String {
 pub struct Health {
     pub db: Database,
     pub producer: FutureProducer,
-    /// Partitions the consumers wait on: reported, not a reason to be unready (the HTTP
+    /// Keys the consumers wait on: reported, not a reason to be unready (the HTTP
     /// API works; taking the instance out of a load balancer would not help them).
     pub stalls: crate::stalls::Stalls,
 }
 
 /// `GET /health/live` (the process answers) and `GET /health/ready` (database and broker
-/// answer: 200, else 503). `checks.consumers` in the latter lists the partitions the
+/// answer: 200, else 503). `checks.consumers` in the latter lists the keys the
 /// consumers wait on ([`crate::stalls`]); its status is `STALLED` when one waited too long.
 pub fn health_router(health: Health) -> Router {
     Router::new()

@@ -62,8 +62,13 @@ impl Lanes {
     /// Takes a batch as received: a record whose key has a lane is queued there, a record
     /// already unfinished (read again after a rebalance) is dropped, the rest are returned
     /// (marked unfinished: the loop applies them and calls [`Lanes::finished`]).
-    pub fn route(&mut self, batch: Vec<Record>, actions: &mut Actions) -> Vec<Record> {
-        let mut healthy = Vec::with_capacity(batch.len());
+    pub fn route(
+        &mut self,
+        batch: impl IntoIterator<Item = Record>,
+        actions: &mut Actions,
+    ) -> Vec<Record> {
+        let batch = batch.into_iter();
+        let mut healthy = Vec::with_capacity(batch.size_hint().0);
         for record in batch {
             let partition = self.0.entry(id(&record)).or_default();
             if partition.unfinished.contains(&record.offset) {
@@ -175,16 +180,8 @@ impl Lanes {
         out
     }
 
-    /// The client refused to store `partition`'s position (a rebalance took it away): the
-    /// position is offered again the next time a record of it finishes, so that once the
-    /// partition is back (its records read again from the last commit) it is stored.
-    pub fn store_failed(&mut self, partition: &PartitionId) {
-        if let Some(p) = self.0.get_mut(partition) {
-            p.stored = None;
-        }
-    }
-
     /// Is any lane open?
+    #[cfg(test)]
     pub fn any_open(&self) -> bool {
         self.0.values().any(|p| !p.lanes.is_empty())
     }
@@ -277,8 +274,8 @@ mod tests {
         }
         let p = ("t".to_string(), 2);
         assert_eq!(lanes.positions(), [(p.clone(), 8)]);
-        // Revoked: the store failed. Assigned again, the records come back from 7.
-        lanes.store_failed(&p);
+        // Revoked: the client refused the store. Assigned again, the records come back
+        // from 7, and the unmoved position is offered again once they finish.
         let again = lanes.route(vec![record(2, 7, "a"), record(2, 8, "b")], &mut actions);
         assert_eq!(
             offsets(&again),

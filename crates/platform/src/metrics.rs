@@ -9,7 +9,8 @@
 //! (labels `topic`, `class`), `openorder_records_replayed_total` (label `topic`), and per
 //! consumer (label `consumer`): `openorder_consumer_batches_total`,
 //! `openorder_consumer_batch_records_total` (their quotient is the mean batch size) and
-//! `openorder_consumer_batches_rolled_back_total`.
+//! `openorder_consumer_batches_rolled_back_total`. Gauges, set as `/metrics` is rendered:
+//! `openorder_consumer_keys_waiting` and `openorder_consumer_keys_stalled` ([`crate::stalls`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -76,12 +77,6 @@ impl Metrics {
     pub fn gauge(&self, name: &str, labels: &[(&str, &str)], value: i64) {
         let labels = labels_text(labels);
         lock(&self.gauges).insert((name.to_string(), labels), value);
-    }
-
-    /// The value of one gauge (None if never set).
-    pub fn gauge_value(&self, name: &str, labels: &[(&str, &str)]) -> Option<i64> {
-        let labels = labels_text(labels);
-        lock(&self.gauges).get(&(name.to_string(), labels)).copied()
     }
 
     /// The value of one series (0 if never counted).

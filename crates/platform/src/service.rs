@@ -42,7 +42,7 @@ pub struct Runtime {
     relay: tokio::task::JoinHandle<()>,
     /// Every consumer, so that the last reference is dropped here, off the async threads.
     kafka_consumers: Vec<std::sync::Arc<rdkafka::consumer::StreamConsumer>>,
-    /// The partitions the consumers wait on (health, status, gauges).
+    /// The keys the consumers wait on (health, status, gauges).
     pub stalls: crate::stalls::Stalls,
 }
 
@@ -104,6 +104,7 @@ impl Runtime {
         use rdkafka::consumer::Consumer;
         let group_id = self.kafka.topics().group(group);
         let consumer = crate::kafka::consumer(&self.kafka, &group_id, consumer_name)?;
+        let consumer = std::sync::Arc::new(consumer);
         match self.kafka.partition_assignment {
             PartitionAssignment::Group => {
                 let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -111,14 +112,12 @@ impl Runtime {
                     .subscribe(&topics)
                     .map_err(|e| anyhow::anyhow!("Failed to subscribe to {topics:?}: {e}"))?;
             }
-            PartitionAssignment::All => {}
-        }
-        let consumer = std::sync::Arc::new(consumer);
-        if self.kafka.partition_assignment == PartitionAssignment::All {
-            // Metadata requests and waits: on a blocking thread.
-            let (consumer, topics) = (consumer.clone(), topics.to_vec());
-            tokio::task::spawn_blocking(move || crate::kafka::assign_all(&consumer, &topics))
-                .await??;
+            PartitionAssignment::All => {
+                // Metadata requests and waits: on a blocking thread.
+                let (consumer, topics) = (consumer.clone(), topics.to_vec());
+                tokio::task::spawn_blocking(move || crate::kafka::assign_all(&consumer, &topics))
+                    .await??;
+            }
         }
         self.kafka_consumers.push(consumer.clone());
         self.watched.push(crate::status::Watched {

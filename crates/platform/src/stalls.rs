@@ -13,16 +13,16 @@ use serde::Serialize;
 
 use crate::consumer::Record;
 
-/// How long a partition may wait on one record before it counts as stalled. The default
+/// How long a key may wait on one record before it counts as stalled. The default
 /// retry policy (3 tries, 1 s apart) finishes a failing record in about 2 s.
 pub const STALLED_AFTER: Duration = Duration::from_secs(30);
 
-/// The partitions every consumer of a service waits on. Cheap to clone.
+/// The keys every consumer of a service waits on. Cheap to clone.
 #[derive(Clone, Debug, Default)]
-pub struct Stalls(Arc<Mutex<BTreeMap<PartitionOf, Waiting>>>);
+pub struct Stalls(Arc<Mutex<BTreeMap<WaitingOn, Waiting>>>);
 
 /// A consumer's name, a topic, a partition and a key.
-type PartitionOf = (String, String, i32, Option<String>);
+type WaitingOn = (String, String, i32, Option<String>);
 
 #[derive(Clone, Debug)]
 struct Waiting {
@@ -33,10 +33,10 @@ struct Waiting {
     error: String,
 }
 
-/// One partition a consumer waits on, as reported.
+/// One key a consumer waits on, as reported.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct WaitingPartition {
+pub struct WaitingKey {
     pub consumer: String,
     pub topic: String,
     pub partition: i32,
@@ -44,7 +44,7 @@ pub struct WaitingPartition {
     pub key: Option<String>,
     /// The record it waits on.
     pub offset: i64,
-    /// When the partition was set aside (RFC 3339).
+    /// When the key was set aside (RFC 3339).
     pub since: String,
     pub waiting_ms: u64,
     /// Tries of the record so far.
@@ -83,12 +83,12 @@ impl Stalls {
             .remove(&key_of(consumer, record));
     }
 
-    pub fn report(&self) -> Vec<WaitingPartition> {
+    pub fn report(&self) -> Vec<WaitingKey> {
         let map = self.0.lock().expect("never poisoned");
         map.iter()
             .map(|((consumer, topic, partition, key), w)| {
                 let waited = w.since.elapsed();
-                WaitingPartition {
+                WaitingKey {
                     consumer: consumer.clone(),
                     topic: topic.clone(),
                     partition: *partition,
@@ -118,7 +118,7 @@ impl Stalls {
     }
 }
 
-fn key_of(consumer: &str, record: &Record) -> PartitionOf {
+fn key_of(consumer: &str, record: &Record) -> WaitingOn {
     (
         consumer.to_string(),
         record.topic.clone(),

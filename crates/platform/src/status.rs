@@ -52,9 +52,9 @@ pub struct ServiceStatus {
     pub service: String,
     pub outbox: OutboxStatus,
     pub consumers: Vec<ConsumerStatus>,
-    /// Partitions set aside while a record of theirs is retried or dead-lettered.
+    /// Keys set aside while a record of theirs is retried or dead-lettered.
     #[serde(default)]
-    pub waiting: Vec<crate::stalls::WaitingPartition>,
+    pub waiting: Vec<crate::stalls::WaitingKey>,
 }
 
 /// A consumer to report on.
