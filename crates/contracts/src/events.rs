@@ -212,64 +212,37 @@ pub struct NotificationFailed {
     pub timestamp: DateTime<Utc>,
 }
 
-impl Event for NotificationFailed {
-    const TYPE: &'static str = crate::topics::NOTIFICATION_FAILED;
-    fn event_id(&self) -> Uuid {
-        self.event_id
-    }
-    fn order_id(&self) -> i64 {
-        self.order_id
-    }
+/// `impl Event for $event` with `TYPE` = the topic `$topic`.
+macro_rules! event_on {
+    ($($event:ident => $topic:ident),* $(,)?) => {$(
+        impl Event for $event {
+            const TYPE: &'static str = crate::topics::$topic;
+            fn event_id(&self) -> Uuid {
+                self.event_id
+            }
+            fn order_id(&self) -> i64 {
+                self.order_id
+            }
+        }
+    )*};
 }
 
-impl Event for OrderCancelled {
-    const TYPE: &'static str = crate::topics::ORDER_CANCELLED;
-    fn event_id(&self) -> Uuid {
-        self.event_id
-    }
-    fn order_id(&self) -> i64 {
-        self.order_id
-    }
+event_on! {
+    OrderCreated => ORDER_CREATED,
+    OrderCancelled => ORDER_CANCELLED,
+    InventoryReserved => INVENTORY_RESERVED,
+    InventoryRejected => INVENTORY_REJECTED,
+    InventoryReleased => INVENTORY_RELEASED,
+    NotificationFailed => NOTIFICATION_FAILED,
 }
 
-impl Event for InventoryReleased {
-    const TYPE: &'static str = crate::topics::INVENTORY_RELEASED;
-    fn event_id(&self) -> Uuid {
-        self.event_id
-    }
-    fn order_id(&self) -> i64 {
-        self.order_id
-    }
-}
-
-impl Event for OrderCreated {
-    const TYPE: &'static str = crate::topics::ORDER_CREATED;
-    fn event_id(&self) -> Uuid {
-        self.event_id
-    }
-    fn order_id(&self) -> i64 {
-        self.order_id
-    }
-}
-
-impl Event for InventoryReserved {
-    const TYPE: &'static str = crate::topics::INVENTORY_RESERVED;
-    fn event_id(&self) -> Uuid {
-        self.event_id
-    }
-    fn order_id(&self) -> i64 {
-        self.order_id
-    }
-}
-
-impl Event for InventoryRejected {
-    const TYPE: &'static str = crate::topics::INVENTORY_REJECTED;
-    fn event_id(&self) -> Uuid {
-        self.event_id
-    }
-    fn order_id(&self) -> i64 {
-        self.order_id
-    }
+/// The fields every event has, and nothing else: how a reader takes an event of a type
+/// this build does not know yet (a newer producer's `inventory.<event>`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnyEvent {
+    pub event_id: Uuid,
+    pub order_id: i64,
 }
 
 #[cfg(test)]

@@ -24,3 +24,5 @@ pub const ATTEMPTS: &str = "openorder-attempts";
 pub const DLT_VALUE_OMITTED: &str = "openorder-dlt-value-omitted";
 /// On such a dead letter: the original value's size in bytes.
 pub const DLT_ORIGINAL_VALUE_BYTES: &str = "openorder-dlt-original-value-bytes";
+/// How many times a record was replayed from a dead-letter topic (absent: never).
+pub const REPLAY_COUNT: &str = "openorder-replay-count";

@@ -18,7 +18,8 @@ pub mod topics;
 pub mod values;
 
 pub use events::{
-    new_event_id, Contact, Event, InventoryRejected, InventoryReleased, InventoryReserved,
-    LineItem, NotificationFailed, OrderCancelled, OrderCreated, RejectionReason, Shortage,
+    new_event_id, AnyEvent, Contact, Event, InventoryRejected, InventoryReleased,
+    InventoryReserved, LineItem, NotificationFailed, OrderCancelled, OrderCreated, RejectionReason,
+    Shortage,
 };
-pub use topics::Topics;
+pub use topics::{Service, Topics};

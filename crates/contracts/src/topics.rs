@@ -1,6 +1,11 @@
-//! Topic names. The names themselves are fixed by the contract (they are the seed's);
-//! a deployment may put a prefix in front of all of them so that several OpenOrder
-//! installations (or test runs) can share one cluster without seeing each other.
+//! Topic names, and the map of who writes and reads each topic ([`MAP`]): the arrows of
+//! the README's diagram as data. Each service creates the topics the map gives it
+//! ([`topics_of`]) and consumes only what the map says it consumes ([`consumes`]); a test
+//! checks the README's topic table against the map.
+//!
+//! The names themselves are fixed by the contract (they are the seed's); a deployment may
+//! put a prefix in front of all of them so that several OpenOrder installations (or test
+//! runs) can share one cluster without seeing each other.
 
 /// `order.created`: an order was accepted (produced by order-service).
 pub const ORDER_CREATED: &str = "order.created";
@@ -16,6 +21,158 @@ pub const INVENTORY_RELEASED: &str = "inventory.released";
 pub const NOTIFICATION_FAILED: &str = "notification.failed";
 /// Suffix of every dead-letter topic: `<topic>.DLT`.
 pub const DLT_SUFFIX: &str = ".DLT";
+
+/// `order.created.DLT`: orders a consumer of `order.created` gave up on.
+pub const ORDER_CREATED_DLT: &str = "order.created.DLT";
+
+/// An OpenOrder service: a box of the diagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Service {
+    Order,
+    Inventory,
+    Notification,
+}
+
+impl Service {
+    pub const ALL: [Service; 3] = [Service::Order, Service::Inventory, Service::Notification];
+
+    /// `order-service`, `inventory-service`, `notification-service`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Order => "order-service",
+            Service::Inventory => "inventory-service",
+            Service::Notification => "notification-service",
+        }
+    }
+}
+
+/// Who writes a topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writer {
+    /// A service, through its transactional outbox.
+    Outbox(Service),
+    /// The consumers of the topic this one is the dead-letter topic of, each record
+    /// under the group that gave up on it.
+    DeadLetters,
+}
+
+/// One arrow of the diagram: a topic, what it carries, who writes it and who reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flow {
+    /// The topic's name without prefix; for events also their `event-type`.
+    pub topic: &'static str,
+    /// What a record's value is: an event type of [`crate::events`], or for a dead-letter
+    /// topic the original record.
+    pub event: &'static str,
+    /// What a record's key is.
+    pub key: &'static str,
+    pub writer: Writer,
+    pub readers: &'static [Service],
+}
+
+/// Every topic OpenOrder's services read or write. Every consumer of a topic may also
+/// write its dead-letter topic `<topic>.DLT` ([`dead_letter_topics_of`]); those not read
+/// by anyone are not listed here.
+pub const MAP: &[Flow] = &[
+    Flow {
+        topic: ORDER_CREATED,
+        event: "OrderCreated",
+        key: "orderId",
+        writer: Writer::Outbox(Service::Order),
+        readers: &[Service::Inventory, Service::Notification],
+    },
+    Flow {
+        topic: INVENTORY_RESERVED,
+        event: "InventoryReserved",
+        key: "orderId",
+        writer: Writer::Outbox(Service::Inventory),
+        readers: &[Service::Order, Service::Notification],
+    },
+    Flow {
+        topic: INVENTORY_REJECTED,
+        event: "InventoryRejected",
+        key: "orderId",
+        writer: Writer::Outbox(Service::Inventory),
+        readers: &[Service::Order, Service::Notification],
+    },
+    Flow {
+        topic: ORDER_CANCELLED,
+        event: "OrderCancelled",
+        key: "orderId",
+        writer: Writer::Outbox(Service::Order),
+        readers: &[Service::Inventory],
+    },
+    Flow {
+        topic: INVENTORY_RELEASED,
+        event: "InventoryReleased",
+        key: "orderId",
+        writer: Writer::Outbox(Service::Inventory),
+        readers: &[Service::Order, Service::Notification],
+    },
+    Flow {
+        topic: ORDER_CREATED_DLT,
+        event: "the original OrderCreated record",
+        key: "the original's",
+        writer: Writer::DeadLetters,
+        readers: &[Service::Order, Service::Notification],
+    },
+    Flow {
+        topic: NOTIFICATION_FAILED,
+        event: "NotificationFailed",
+        key: "orderId",
+        writer: Writer::Outbox(Service::Notification),
+        readers: &[],
+    },
+];
+
+/// The map's entry for `topic` (without prefix).
+pub fn flow(topic: &str) -> Option<&'static Flow> {
+    MAP.iter().find(|f| f.topic == topic)
+}
+
+/// Does `service` consume `topic` (without prefix)?
+pub fn consumes(service: Service, topic: &str) -> bool {
+    flow(topic).is_some_and(|f| f.readers.contains(&service))
+}
+
+/// Who writes `topic`'s records: a service, or for a dead-letter topic the readers of
+/// the original topic.
+pub fn writers_of(flow: &Flow) -> Vec<Service> {
+    match flow.writer {
+        Writer::Outbox(service) => vec![service],
+        Writer::DeadLetters => flow
+            .topic
+            .strip_suffix(DLT_SUFFIX)
+            .and_then(self::flow)
+            .map(|original| original.readers.to_vec())
+            .unwrap_or_default(),
+    }
+}
+
+/// The dead-letter topics `service` may write: one per topic it consumes, except
+/// dead-letter topics themselves.
+pub fn dead_letter_topics_of(service: Service) -> Vec<String> {
+    MAP.iter()
+        .filter(|f| f.readers.contains(&service) && f.writer != Writer::DeadLetters)
+        .map(|f| format!("{}{DLT_SUFFIX}", f.topic))
+        .collect()
+}
+
+/// Every topic `service` writes or reads (without prefix), in map order, then the
+/// dead-letter topics it may write: what it creates at start.
+pub fn topics_of(service: Service) -> Vec<String> {
+    let mut topics: Vec<String> = MAP
+        .iter()
+        .filter(|f| writers_of(f).contains(&service) || f.readers.contains(&service))
+        .map(|f| f.topic.to_string())
+        .collect();
+    for dlt in dead_letter_topics_of(service) {
+        if !topics.contains(&dlt) {
+            topics.push(dlt);
+        }
+    }
+    topics
+}
 
 /// The topic names of one deployment: the contract's names behind an optional prefix.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -41,7 +198,8 @@ impl Topics {
         topic.strip_prefix(self.prefix.as_str()).unwrap_or(topic)
     }
 
-    fn name(&self, topic: &str) -> String {
+    /// `topic` (a contract name) behind this deployment's prefix.
+    pub fn name(&self, topic: &str) -> String {
         format!("{}{}", self.prefix, topic)
     }
 
@@ -76,7 +234,7 @@ impl Topics {
 
     /// `order.created.DLT`: where inventory-service puts orders it could not process.
     pub fn order_created_dlt(&self) -> String {
-        Self::dlt_of(&self.order_created())
+        self.name(ORDER_CREATED_DLT)
     }
 
     /// Every inventory event topic (what notification-service's pattern matches today).
@@ -92,7 +250,22 @@ impl Topics {
     /// `inventory.reserved` but not `inventory.reserved.DLT`: a dead-letter topic holds
     /// records that already failed, and notifying from them would notify twice.
     pub fn inventory_pattern(&self) -> String {
-        format!("^{}inventory\\.[A-Za-z0-9_-]+$", escape_regex(&self.prefix))
+        self.family_pattern("inventory.")
+    }
+
+    /// librdkafka subscription pattern for every topic `<family><name>` (say
+    /// `inventory.reserved` for `inventory.`), but none of their `.DLT` topics.
+    pub fn family_pattern(&self, family: &str) -> String {
+        format!(
+            "^{}{}[A-Za-z0-9_-]+$",
+            escape_regex(&self.prefix),
+            escape_regex(family)
+        )
+    }
+
+    /// Every topic `service` writes or reads, behind the prefix ([`topics_of`]).
+    pub fn of_service(&self, service: Service) -> Vec<String> {
+        topics_of(service).iter().map(|t| self.name(t)).collect()
     }
 
     /// A consumer group name behind this deployment's prefix.
@@ -123,6 +296,67 @@ mod tests {
         assert_eq!(t.inventory_reserved(), "inventory.reserved");
         assert_eq!(t.inventory_rejected(), "inventory.rejected");
         assert_eq!(t.order_created_dlt(), "order.created.DLT");
+    }
+
+    #[test]
+    fn each_service_creates_what_it_writes_reads_and_dead_letters() {
+        assert_eq!(
+            topics_of(Service::Inventory),
+            [
+                "order.created",
+                "inventory.reserved",
+                "inventory.rejected",
+                "order.cancelled",
+                "inventory.released",
+                "order.created.DLT",
+                "order.cancelled.DLT",
+            ]
+        );
+        assert_eq!(
+            topics_of(Service::Order),
+            [
+                "order.created",
+                "inventory.reserved",
+                "inventory.rejected",
+                "order.cancelled",
+                "inventory.released",
+                "order.created.DLT",
+                "inventory.reserved.DLT",
+                "inventory.rejected.DLT",
+                "inventory.released.DLT",
+            ]
+        );
+        let notification = topics_of(Service::Notification);
+        assert!(notification.contains(&"notification.failed".to_string()));
+        assert!(notification.contains(&"order.created.DLT".to_string()));
+        assert!(!notification.contains(&"order.cancelled".to_string()));
+        assert!(
+            !notification.contains(&"order.created.DLT.DLT".to_string()),
+            "dead letters of dead letters are not created up front"
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_topic_is_written_by_the_readers_of_its_original() {
+        let dlt = flow(ORDER_CREATED_DLT).unwrap();
+        assert_eq!(writers_of(dlt), [Service::Inventory, Service::Notification]);
+        assert!(consumes(Service::Order, ORDER_CREATED_DLT));
+        assert!(!consumes(Service::Inventory, ORDER_CREATED_DLT));
+    }
+
+    #[test]
+    fn every_event_type_is_the_topic_the_map_gives_it() {
+        use crate::events::*;
+        for (type_, name) in [
+            (OrderCreated::TYPE, "OrderCreated"),
+            (OrderCancelled::TYPE, "OrderCancelled"),
+            (InventoryReserved::TYPE, "InventoryReserved"),
+            (InventoryRejected::TYPE, "InventoryRejected"),
+            (InventoryReleased::TYPE, "InventoryReleased"),
+            (NotificationFailed::TYPE, "NotificationFailed"),
+        ] {
+            assert_eq!(flow(type_).map(|f| f.event), Some(name), "{type_}");
+        }
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //!
 //! Layout:
 //! - [`reservation`]: the pure all-or-nothing rule.
-//! - [`order_created`]: the consumer handler (validation, the transaction).
-//! - [`order_cancelled`]: releases a cancelled order's stock once; routes both topics.
+//! - [`consumer`]: the one consumer, `order.created` and `order.cancelled` routed to
+//!   [`on_order_created`] (validation, the decision, its event) and [`on_order_cancelled`]
+//!   (the stock given back once), after [`stock_locks`] (the lock order on PostgreSQL).
 //! - [`faults`]: fault injection (`FAIL`, `FLAKY`), switchable at run time.
 //! - [`store`]: schema, seed and queries.
 //! - [`routes`]: the HTTP API.
@@ -16,17 +17,23 @@
 
 pub mod admin_dlt;
 pub mod faults;
-pub mod order_cancelled;
-pub mod order_created;
+pub mod on_order_cancelled;
+pub mod on_order_created;
 pub mod reservation;
 pub mod routes;
+pub mod stock_locks;
 pub mod store;
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use anyhow::Context;
 use clap::Args;
+use contracts::{OrderCancelled, OrderCreated, Service, Topics};
 use platform::config::{DatabaseArgs, HttpArgs, KafkaArgs};
+use platform::db::Backend;
+use platform::router::Router;
 use platform::service::Runtime;
 use platform::CancellationToken;
 use tokio::net::TcpListener;
@@ -69,21 +76,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let topics = config.kafka.topics();
-    let own_topics = vec![
-        topics.order_created(),
-        topics.order_created_dlt(),
-        topics.order_cancelled(),
-        contracts::Topics::dlt_of(&topics.order_cancelled()),
-        topics.inventory_reserved(),
-        topics.inventory_rejected(),
-        topics.inventory_released(),
-    ];
     let mut runtime = Runtime::start(
-        "inventory-service",
+        Service::Inventory,
         &config.kafka,
         &config.database,
         &store::SCHEMA,
-        &own_topics,
         &shutdown,
     )
     .await?;
@@ -106,26 +103,12 @@ pub async fn run(
         tracing::info!(fail_sku = %switches.fail_sku, flaky_sku = %switches.flaky_sku, "fault switches as last set through the API");
     }
     let faults = faults::Faults::new(switches);
-    let handler = order_created::OrderCreatedHandler {
-        backend: runtime.db.backend,
-        topics: topics.clone(),
-        waker: runtime.waker.clone(),
-        faults: faults.clone(),
-    };
-    let handler = order_cancelled::OrderEventsHandler {
-        topics: topics.clone(),
-        created: handler,
-        cancelled: order_cancelled::OrderCancelledHandler {
-            topics: topics.clone(),
-            waker: runtime.waker.clone(),
-        },
-    };
     runtime
         .spawn_consumer(
             "inventory-order-events",
             GROUP,
-            &[topics.order_created(), topics.order_cancelled()],
-            handler,
+            consumer(&topics, runtime.db.backend, faults.clone()),
+            Duration::ZERO,
             &shutdown,
         )
         .await?;
@@ -140,4 +123,23 @@ pub async fn run(
     runtime
         .serve(listener, api, &config.http, &config.stop, shutdown)
         .await
+}
+
+/// inventory-service's one consumer: `order.created` and `order.cancelled`, each batch
+/// locking its stock rows first ([`stock_locks`]).
+pub fn consumer(
+    topics: &Topics,
+    backend: Backend,
+    faults: faults::Faults,
+) -> Router<stock_locks::StockLocks> {
+    Router::new(Service::Inventory, topics)
+        .on::<OrderCreated, _>(on_order_created::OnOrderCreated {
+            backend,
+            topics: topics.clone(),
+            faults,
+        })
+        .on::<OrderCancelled, _>(on_order_cancelled::OnOrderCancelled {
+            topics: topics.clone(),
+        })
+        .before_each_batch(stock_locks::StockLocks { backend })
 }

@@ -4,7 +4,6 @@
 use chrono::Utc;
 use contracts::{headers, LineItem, OrderCreated, Topics};
 use inventory_service::faults::{FaultConfig, Faults};
-use inventory_service::order_created::OrderCreatedHandler;
 use inventory_service::store;
 use platform::consumer::{Handler, Record};
 use platform::db::{Backend, Database};
@@ -53,15 +52,14 @@ async fn database() -> Database {
 #[tokio::test]
 async fn a_batch_reserves_in_order_until_stock_runs_out_and_a_copy_within_it_counts_once() {
     let db = database().await;
-    let handler = OrderCreatedHandler {
-        backend: Backend::Sqlite,
-        topics: Topics::default(),
-        waker: Default::default(),
-        faults: Faults::new(FaultConfig {
+    let handler = inventory_service::consumer(
+        &Topics::default(),
+        Backend::Sqlite,
+        Faults::new(FaultConfig {
             fail_sku: String::new(),
             flaky_sku: String::new(),
         }),
-    };
+    );
     let copied = Uuid::new_v4();
     let batch = [
         order_created(Uuid::new_v4(), 1, "A", 2),
@@ -73,7 +71,7 @@ async fn a_batch_reserves_in_order_until_stock_runs_out_and_a_copy_within_it_cou
         order_created(Uuid::new_v4(), 6, "NOPE", 1), // unknown SKU
     ];
     let mut tx = db.begin().await.unwrap();
-    handler.apply_batch(&mut tx, &batch).await.unwrap();
+    handler.apply(&mut tx, &batch, 1).await.unwrap();
     tx.commit().await.unwrap();
 
     let a = store::get_stock(&db, "A").await.unwrap().unwrap();
@@ -129,7 +127,7 @@ async fn a_batch_reserves_in_order_until_stock_runs_out_and_a_copy_within_it_cou
 
     // The whole batch again (a redelivery): nothing changes.
     let mut tx = db.begin().await.unwrap();
-    handler.apply_batch(&mut tx, &batch).await.unwrap();
+    handler.apply(&mut tx, &batch, 1).await.unwrap();
     tx.commit().await.unwrap();
     let a = store::get_stock(&db, "A").await.unwrap().unwrap();
     assert_eq!((a.available, a.reserved), (0, 5));

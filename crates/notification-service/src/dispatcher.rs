@@ -27,7 +27,6 @@ use clap::Args;
 use contracts::{NotificationFailed, Topics};
 use platform::db::{Backend, Database, Tx};
 use platform::metrics::Metrics;
-use platform::outbox::Waker;
 use sqlx::Row;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -81,8 +80,6 @@ pub struct Dispatcher {
     pub topics: Topics,
     /// Woken when deliveries were queued.
     pub wake: Arc<Notify>,
-    /// The outbox relay, woken after a `notification.failed` is enqueued.
-    pub relay: Waker,
     pub metrics: Metrics,
 }
 
@@ -146,7 +143,7 @@ impl Dispatcher {
                         // (a commit) for all of them.
                         tokio::select! {
                             _ = stop.cancelled() => {}
-                            _ = tokio::time::sleep(crate::consumer::GATHER) => {}
+                            _ = tokio::time::sleep(crate::GATHER) => {}
                         }
                     }
                     _ = tokio::time::sleep(IDLE_POLL) => {}
@@ -187,16 +184,14 @@ impl Dispatcher {
         room: i64,
     ) -> anyhow::Result<Vec<Claimed>> {
         let mut tx = self.db.begin().await?;
-        let failed_any = self.record(&mut tx, outcomes).await?;
+        self.record(&mut tx, outcomes).await?;
         let claimed = if room > 0 {
             self.claim(&mut tx, room).await?
         } else {
             Vec::new()
         };
+        // A `notification.failed` enqueued wakes the relay with the commit.
         tx.commit().await?;
-        if failed_any {
-            self.relay.wake();
-        }
         Ok(claimed)
     }
 
@@ -291,7 +286,7 @@ impl Dispatcher {
             .collect()
     }
 
-    /// Records how a batch's attempts ended; true if one failed for good (and so queued a
+    /// Records how a batch's attempts ended (one that failed for good queues a
     /// `notification.failed` event). Each update names the attempt it finishes
     /// (`attempts = $n`), so it changes nothing if a newer attempt has taken over the
     /// delivery.
@@ -299,9 +294,8 @@ impl Dispatcher {
         &self,
         tx: &mut Tx,
         outcomes: &[(Claimed, Result<(), SendError>)],
-    ) -> anyhow::Result<bool> {
+    ) -> anyhow::Result<()> {
         let now = platform::now_text();
-        let mut failed_any = false;
         for (m, result) in outcomes {
             let id = m.outgoing.delivery_id;
             let next = self.next(m, result);
@@ -352,13 +346,12 @@ impl Dispatcher {
                     };
                     platform::outbox::enqueue(tx, &self.topics.notification_failed(), &event)
                         .await?;
-                    failed_any = true;
                     tracing::warn!(delivery = id, channel = %m.outgoing.channel, attempts = m.attempts, %error, "delivery FAILED");
                 }
                 Next::Failed(_) => {}
             }
         }
-        Ok(failed_any)
+        Ok(())
     }
 }
 

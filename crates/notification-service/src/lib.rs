@@ -8,8 +8,9 @@
 //! `notification.failed` when a delivery gives up.
 //!
 //! Layout, in the order an event travels:
-//! - [`consumer`]: the one consumer, handing each record to [`inventory_events`] or
-//!   [`order_events`].
+//! - [`consumer`]: the one consumer, one module per consumed event: [`on_order_created`]
+//!   (who placed the order), [`on_order_created_dead_letter`] (order failed),
+//!   [`on_inventory_event`] (every `inventory.<event>`).
 //! - [`notices`]: event → notification → one queued delivery per channel (one transaction;
 //!   the log's is written there and then).
 //! - [`templates`]: subject, text and HTML per kind of notification.
@@ -18,11 +19,11 @@
 //! - [`store`]: schema and queries; [`routes`]: the HTTP API.
 
 pub mod channels;
-pub mod consumer;
 pub mod dispatcher;
-pub mod inventory_events;
 pub mod notices;
-pub mod order_events;
+pub mod on_inventory_event;
+pub mod on_order_created;
+pub mod on_order_created_dead_letter;
 pub mod routes;
 pub mod store;
 pub mod templates;
@@ -31,7 +32,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use platform::config::{DatabaseArgs, HttpArgs, KafkaArgs, PartitionAssignment};
+use contracts::{
+    AnyEvent, InventoryRejected, InventoryReleased, InventoryReserved, OrderCreated, Service,
+    Topics,
+};
+use platform::config::{DatabaseArgs, HttpArgs, KafkaArgs};
+use platform::router::Router;
 use platform::service::Runtime;
 use platform::CancellationToken;
 use tokio::net::TcpListener;
@@ -108,26 +114,13 @@ pub async fn run(
     });
 
     let topics = config.kafka.topics();
-    // The pattern subscription only sees topics that exist: create the known ones (and
-    // their dead-letter topics) rather than wait for inventory-service to.
-    let mut own_topics = topics.inventory_topics();
-    own_topics.extend(
-        topics
-            .inventory_topics()
-            .iter()
-            .map(|t| contracts::Topics::dlt_of(t)),
-    );
-    own_topics.extend([
-        topics.order_created(),
-        topics.order_created_dlt(),
-        topics.notification_failed(),
-    ]);
+    // The pattern subscription only sees topics that exist: the known ones (and their
+    // dead-letter topics) are created here rather than waited for.
     let mut runtime = Runtime::start(
-        "notification-service",
+        Service::Notification,
         &config.kafka,
         &config.database,
         &store::SCHEMA,
-        &own_topics,
         &shutdown,
     )
     .await?;
@@ -136,32 +129,14 @@ pub async fn run(
         templates,
         channels: channels.clone(),
         dispatcher: wake.clone(),
-        queued: Default::default(),
         metrics: runtime.metrics.clone(),
     };
-    // With group assignment, a pattern: every inventory.<event> topic, also future ones.
-    // Reading every partition itself, the consumer needs the names.
-    let mut subscription = match config.kafka.partition_assignment {
-        PartitionAssignment::Group => vec![topics.inventory_pattern()],
-        PartitionAssignment::All => topics.inventory_topics(),
-    };
-    subscription.extend([topics.order_created(), topics.order_created_dlt()]);
     runtime
         .spawn_consumer(
             "notification-events",
             GROUP,
-            &subscription,
-            consumer::NotificationConsumer {
-                inventory: inventory_events::InventoryEventHandler {
-                    notifier: notifier.clone(),
-                    topics: topics.clone(),
-                },
-                orders: order_events::OrderEventsHandler {
-                    notifier,
-                    topics: topics.clone(),
-                    inventory_group: topics.group(INVENTORY_GROUP),
-                },
-            },
+            consumer(&topics, notifier),
+            GATHER,
             &shutdown,
         )
         .await?;
@@ -171,7 +146,6 @@ pub async fn run(
         args: config.notify.delivery.clone(),
         topics,
         wake,
-        relay: runtime.waker.clone(),
         metrics: runtime.metrics.clone(),
     };
     runtime.spawn_worker(|stop| dispatcher.run(stop));
@@ -179,4 +153,35 @@ pub async fn run(
     runtime
         .serve(listener, api, &config.http, &config.stop, shutdown)
         .await
+}
+
+/// How long a batch of the consumer, and the dispatcher after a wake-up, wait for more.
+/// Notifications are not on an order's way to its final status, so a batch gathers: at
+/// 1,000 orders/s that turns a commit per record or two into one per few dozen.
+pub const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// notification-service's one consumer (group `notification-service`): `order.created`,
+/// `order.created.DLT` and every `inventory.<event>` (by pattern with group assignment,
+/// so a newer producer's event type is read as `order.updated`). One member per instance
+/// keeps the group simple for every broker; the topics have no order among each other
+/// anyway (see [`notices`] for how an inventory event that overtakes its order is handled).
+pub fn consumer(topics: &Topics, notifier: notices::Notifier) -> Router {
+    let inventory = on_inventory_event::OnInventoryEvent {
+        notifier: notifier.clone(),
+        topics: topics.clone(),
+    };
+    Router::new(Service::Notification, topics)
+        .on::<OrderCreated, _>(on_order_created::OnOrderCreated {
+            notifier: notifier.clone(),
+        })
+        .on_dead_letters::<OrderCreated, _>(
+            on_order_created_dead_letter::OnOrderCreatedDeadLetter {
+                notifier,
+                inventory_group: topics.group(INVENTORY_GROUP),
+            },
+        )
+        .on::<InventoryReserved, _>(inventory.clone())
+        .on::<InventoryRejected, _>(inventory.clone())
+        .on::<InventoryReleased, _>(inventory.clone())
+        .on_others_of::<AnyEvent, _>("inventory.", inventory)
 }

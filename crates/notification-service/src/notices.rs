@@ -12,7 +12,6 @@
 //! of a delivery sends the same message.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use contracts::Contact;
@@ -49,10 +48,8 @@ pub struct Notice {
 pub struct Notifier {
     pub templates: Arc<Templates>,
     pub channels: Arc<Channels>,
-    /// Woken when deliveries were queued.
+    /// Woken by the commit of a transaction that queued deliveries.
     pub dispatcher: Arc<Notify>,
-    /// Deliveries were queued in a transaction not yet committed.
-    pub queued: Arc<AtomicBool>,
     pub metrics: Metrics,
 }
 
@@ -233,13 +230,6 @@ impl Notifier {
         self.queue(tx, &routed).await
     }
 
-    /// After the consumer's commit: wakes the dispatcher if deliveries were queued.
-    pub fn committed(&self) {
-        if self.queued.swap(false, Ordering::AcqRel) {
-            self.dispatcher.notify_one();
-        }
-    }
-
     /// Renders a notification for its user and works out its channels (`defaults`: the
     /// user's registered contact, if any).
     fn plan(
@@ -332,7 +322,8 @@ impl Notifier {
                     .write(r.order_id, r.kind, &d.recipient, text);
                 logged += 1;
             } else {
-                self.queued.store(true, Ordering::Release);
+                // The dispatcher sends it once the consumer's transaction committed.
+                tx.wake_on_commit(&self.dispatcher);
             }
         }
         if logged > 0 {
@@ -420,7 +411,6 @@ mod tests {
             templates: Arc::new(Templates::load(None).unwrap()),
             channels: Arc::new(channels),
             dispatcher: Arc::new(Notify::new()),
-            queued: Default::default(),
             metrics: Metrics::default(),
         };
         (notifier, db)
@@ -479,9 +469,13 @@ mod tests {
             // The event again (a redelivery) neither queues nor writes anything again.
             assert_eq!(logged(&notifier), 1);
         }
+        let woken = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            notifier.dispatcher.notified(),
+        );
         assert!(
-            notifier.queued.load(Ordering::Acquire),
-            "the webhook waits for the dispatcher"
+            woken.await.is_ok(),
+            "the commit woke the dispatcher for the webhook"
         );
     }
 

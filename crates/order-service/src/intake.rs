@@ -20,7 +20,6 @@ use std::sync::Arc;
 use contracts::Topics;
 use platform::db::{Backend, Database};
 use platform::metrics::Metrics;
-use platform::outbox::Waker;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::domain::OrderRequest;
@@ -66,13 +65,7 @@ impl Intake {
     /// Starts the writer tasks, with room for `capacity` waiting orders ([`QUEUE`] in
     /// service). They stop once every handle on the intake is dropped and the queued
     /// orders are written.
-    pub fn start(
-        db: Database,
-        topics: Topics,
-        waker: Waker,
-        capacity: usize,
-        metrics: Metrics,
-    ) -> Self {
+    pub fn start(db: Database, topics: Topics, capacity: usize, metrics: Metrics) -> Self {
         let (jobs, queue) = mpsc::channel(capacity.max(1));
         let queue = Arc::new(Mutex::new(queue));
         let writers = match db.backend {
@@ -83,7 +76,6 @@ impl Intake {
             let writer = Writer {
                 db: db.clone(),
                 topics: topics.clone(),
-                waker: waker.clone(),
             };
             tokio::spawn(writer.run(queue.clone()));
         }
@@ -118,7 +110,6 @@ impl Intake {
 struct Writer {
     db: Database,
     topics: Topics,
-    waker: Waker,
 }
 
 impl Writer {
@@ -146,7 +137,6 @@ impl Writer {
         if batch.len() > 1 {
             match self.insert_together(&batch).await {
                 Ok(results) => {
-                    self.waker.wake();
                     for (job, result) in batch.into_iter().zip(results) {
                         // The client may have gone; its order stands all the same.
                         let _ = job.reply.send(Ok(result));
@@ -161,9 +151,6 @@ impl Writer {
         }
         for job in batch {
             let result = self.insert_alone(&job).await;
-            if matches!(result, Ok(Created::New(_))) {
-                self.waker.wake();
-            }
             let _ = job.reply.send(result);
         }
     }

@@ -7,17 +7,27 @@
 //! - [`domain`]: request parsing into domain types, and the status lifecycle.
 //! - [`routes`]: the HTTP API.
 //! - [`intake`]: group commit of new orders (many requests, one transaction).
-//! - [`consumers`]: inventory outcomes and inventory's dead letters.
+//! - one module per consumed event: [`on_inventory_reserved`] (CONFIRMED),
+//!   [`on_inventory_rejected`] (REJECTED), [`on_inventory_released`] (`releasedAt`),
+//!   [`on_order_created_dead_letter`] (FAILED); [`outcome`]: the step they share.
 //! - [`store`]: schema and queries.
 
-pub mod consumers;
 pub mod domain;
 pub mod intake;
+pub mod on_inventory_rejected;
+pub mod on_inventory_released;
+pub mod on_inventory_reserved;
+pub mod on_order_created_dead_letter;
+pub mod outcome;
 pub mod routes;
 pub mod store;
 
+use std::time::Duration;
+
 use clap::Args;
+use contracts::{InventoryRejected, InventoryReleased, InventoryReserved, OrderCreated, Service};
 use platform::config::{DatabaseArgs, HttpArgs, KafkaArgs};
+use platform::router::Router;
 use platform::service::Runtime;
 use platform::CancellationToken;
 use tokio::net::TcpListener;
@@ -50,44 +60,38 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let topics = config.kafka.topics();
-    let outcomes = topics.inventory_topics();
-    let mut own_topics = outcomes.clone();
-    own_topics.extend([
-        topics.order_created(),
-        topics.order_created_dlt(),
-        topics.order_cancelled(),
-    ]);
-    own_topics.extend(outcomes.iter().map(|t| contracts::Topics::dlt_of(t)));
     let mut runtime = Runtime::start(
-        "order-service",
+        Service::Order,
         &config.kafka,
         &config.database,
         &store::SCHEMA,
-        &own_topics,
         &shutdown,
     )
     .await?;
-    let outcome_handler = consumers::InventoryOutcomeHandler {
-        topics: topics.clone(),
-    };
+    let outcomes = Router::new(Service::Order, &topics)
+        .on::<InventoryReserved, _>(on_inventory_reserved::OnInventoryReserved)
+        .on::<InventoryRejected, _>(on_inventory_rejected::OnInventoryRejected)
+        .on::<InventoryReleased, _>(on_inventory_released::OnInventoryReleased);
     runtime
         .spawn_consumer(
             "order-inventory-outcomes",
             GROUP,
-            &outcomes,
-            outcome_handler,
+            outcomes,
+            Duration::ZERO,
             &shutdown,
         )
         .await?;
-    let dlt_handler = consumers::DeadLetterHandler {
-        inventory_group: topics.group(INVENTORY_GROUP),
-    };
+    let dead_letters = Router::new(Service::Order, &topics).on_dead_letters::<OrderCreated, _>(
+        on_order_created_dead_letter::OnOrderCreatedDeadLetter {
+            inventory_group: topics.group(INVENTORY_GROUP),
+        },
+    );
     runtime
         .spawn_consumer(
             "order-dead-letters",
             DLT_GROUP,
-            &[topics.order_created_dlt()],
-            dlt_handler,
+            dead_letters,
+            Duration::ZERO,
             &shutdown,
         )
         .await?;
@@ -96,12 +100,10 @@ pub async fn run(
         intake: intake::Intake::start(
             runtime.db.clone(),
             topics.clone(),
-            runtime.waker.clone(),
             intake::QUEUE,
             runtime.metrics.clone(),
         ),
         topics,
-        waker: runtime.waker.clone(),
     });
     runtime
         .serve(listener, api, &config.http, &config.stop, shutdown)

@@ -12,7 +12,6 @@ use axum::{Json, Router};
 use contracts::Topics;
 use platform::db::Database;
 use platform::http::{ApiJson, FieldError, Problem};
-use platform::outbox::Waker;
 use serde::Serialize;
 
 use crate::domain::{CreateOrderBody, OrderRequest, OrderStatus};
@@ -27,7 +26,6 @@ pub const MAX_PAGE_SIZE: i64 = 100;
 pub struct AppState {
     pub db: Database,
     pub topics: Topics,
-    pub waker: Waker,
     pub intake: Intake,
 }
 
@@ -152,7 +150,6 @@ async fn cancel(
     let order_id: i64 = id.parse().ok().filter(|n| *n > 0).ok_or_else(not_found)?;
     match store::cancel_order(&state.db, &state.topics, order_id).await? {
         CancelOutcome::Cancelled(order) => {
-            state.waker.wake();
             tracing::info!(order_id, "order cancelled");
             Ok(Json(order))
         }

@@ -342,6 +342,18 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
+impl Outcome {
+    /// `status`, with no reason, shortages or error.
+    pub fn status(status: OrderStatus) -> Self {
+        Self {
+            status,
+            reason: None,
+            shortages: None,
+            error: None,
+        }
+    }
+}
+
 /// Moves an order to `outcome` if the lifecycle allows it; returns the status it has now
 /// (None for an order this database does not know). One conditional UPDATE in the usual
 /// case; the status is read only when the update did not apply (a late or repeated event).

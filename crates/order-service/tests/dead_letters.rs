@@ -4,12 +4,11 @@
 
 use axum::body::Body;
 use axum::http::{header, Request};
-use order_service::consumers::DeadLetterHandler;
 use order_service::intake::Intake;
+use order_service::on_order_created_dead_letter::OnOrderCreatedDeadLetter;
 use order_service::routes::{router, AppState};
 use platform::consumer::{Handler, Record};
 use platform::db::Database;
-use platform::outbox::Waker;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -53,11 +52,9 @@ async fn a_dead_letter_without_a_key_fails_the_order_named_in_its_value() {
     let app = platform::http::app(router(AppState {
         db: db.clone(),
         topics: topics.clone(),
-        waker: Waker::default(),
         intake: Intake::start(
             db.clone(),
             topics.clone(),
-            Waker::default(),
             order_service::intake::QUEUE,
             Default::default(),
         ),
@@ -72,9 +69,10 @@ async fn a_dead_letter_without_a_key_fails_the_order_named_in_its_value() {
     };
     let keyless = call(&app, post()).await["orderId"].as_i64().unwrap();
     let other_group = call(&app, post()).await["orderId"].as_i64().unwrap();
-    let handler = DeadLetterHandler {
+    let handler = platform::router::Router::new(contracts::Service::Order, &topics)
+        .on_dead_letters::<contracts::OrderCreated, _>(OnOrderCreatedDeadLetter {
         inventory_group: "inventory-service".into(),
-    };
+    });
     let letters = [
         dead_letter(
             None,
@@ -92,7 +90,10 @@ async fn a_dead_letter_without_a_key_fails_the_order_named_in_its_value() {
     ];
     let mut tx = db.begin().await.unwrap();
     for letter in &letters {
-        handler.apply(&mut tx, letter, 1).await.unwrap();
+        handler
+            .apply(&mut tx, std::slice::from_ref(letter), 1)
+            .await
+            .unwrap();
     }
     tx.commit().await.unwrap();
     let status = |id: i64| {

@@ -7,7 +7,6 @@ use axum::Router;
 use order_service::intake::Intake;
 use order_service::routes::{router, AppState};
 use platform::db::Database;
-use platform::outbox::Waker;
 use serde_json::Value;
 use sqlx::Row;
 use tower::ServiceExt;
@@ -32,11 +31,9 @@ async fn spawn_app_with_queue(queue: usize) -> TestApp {
     let router = platform::http::app(router(AppState {
         db: db.clone(),
         topics: contracts::Topics::default(),
-        waker: Waker::default(),
         intake: Intake::start(
             db.clone(),
             contracts::Topics::default(),
-            Waker::default(),
             queue,
             Default::default(),
         ),

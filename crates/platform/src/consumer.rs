@@ -32,7 +32,6 @@
 //! letter being durable. On shutdown the records in hand are finished (a retry wait is cut
 //! short, leaving the offset unstored, so the record comes again after restart).
 
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,163 +39,17 @@ use contracts::headers;
 use contracts::Topics;
 use futures_util::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
 use rdkafka::producer::FutureProducer;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RetryPolicy;
-use crate::db::Tx;
 use crate::dead_letter::{DeadLetterWriter, Sent};
 pub use crate::failure::{FailureKind, HandleError};
 use crate::lanes::{Actions, Lanes};
+pub use crate::record::Record;
+pub use crate::router::Handler;
 use crate::stalls::Stalls;
-
-/// A record as handlers see it: owned, so it can be retried and dead-lettered.
-#[derive(Clone, Debug)]
-pub struct Record {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub timestamp: Option<i64>,
-    pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
-}
-
-impl Record {
-    fn from_message<M: Message>(message: &M) -> Self {
-        let headers = message
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Self {
-            topic: message.topic().to_string(),
-            partition: message.partition(),
-            offset: message.offset(),
-            timestamp: message.timestamp().to_millis(),
-            key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(<[u8]>::to_vec),
-            headers,
-        }
-    }
-
-    /// The last value of header `name`, as UTF-8 text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| v.as_deref())
-            .and_then(|v| std::str::from_utf8(v).ok())
-    }
-
-    /// For a dead letter: `<exception class>: <exception message>` from its
-    /// `kafka_dlt-exception-*` headers ("unknown" / "no message" where missing).
-    pub fn dead_letter_error(&self) -> String {
-        format!(
-            "{}: {}",
-            self.header(headers::DLT_EXCEPTION_FQCN)
-                .unwrap_or("unknown"),
-            self.header(headers::DLT_EXCEPTION_MESSAGE)
-                .unwrap_or("no message")
-        )
-    }
-
-    /// The order this record is about ([`order_id_of`]).
-    pub fn order_id(&self) -> Option<i64> {
-        order_id_of(self.key.as_deref(), self.payload.as_deref())
-    }
-
-    /// The value decoded as JSON into `T`; a record that does not decode is permanent trouble.
-    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, HandleError> {
-        let payload = self.payload.as_deref().ok_or_else(|| {
-            HandleError::permanent("openorder.EmptyRecord", "record has no value")
-        })?;
-        serde_json::from_slice(payload).map_err(|e| {
-            HandleError::permanent(
-                "openorder.UndecodableRecord",
-                format!("value is not a valid {}: {e}", std::any::type_name::<T>()),
-            )
-        })
-    }
-}
-
-/// The order a record is about: its key when that is an order id, else the `orderId`
-/// field of its value (a record someone produced without a key).
-pub fn order_id_of(key: Option<&[u8]>, value: Option<&[u8]>) -> Option<i64> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct WithOrderId {
-        order_id: i64,
-    }
-    let from_key = key
-        .and_then(|k| std::str::from_utf8(k).ok())
-        .and_then(|k| k.trim().parse().ok());
-    from_key.or_else(|| {
-        serde_json::from_slice::<WithOrderId>(value?)
-            .ok()
-            .map(|v| v.order_id)
-    })
-}
-
-/// Applies records. Must be idempotent: the same record may come more than once.
-pub trait Handler: Send + Sync + 'static {
-    /// Applies `record` inside `tx`, which the consumer loop commits, usually together with
-    /// the other records of its batch. On an error the loop rolls `tx` back whole, so an
-    /// error may leave `tx` half-written. `attempt` counts tries of this record on its own
-    /// in this process, from 1 (a batch try is attempt 1 too).
-    fn apply(
-        &self,
-        tx: &mut Tx,
-        record: &Record,
-        attempt: u32,
-    ) -> impl Future<Output = Result<(), HandleError>> + Send;
-
-    /// Applies a batch of records, in order, inside `tx` (after [`Handler::lock_batch`]).
-    /// By default one [`Handler::apply`] per record; a handler overrides it to apply the
-    /// batch with set-based statements (one multi-row statement where it had one per
-    /// record). It must have the same effects as applying the records one by one.
-    fn apply_batch(
-        &self,
-        tx: &mut Tx,
-        batch: &[Record],
-    ) -> impl Future<Output = Result<(), HandleError>> + Send {
-        async move {
-            for record in batch {
-                self.apply(tx, record, 1).await?;
-            }
-            Ok(())
-        }
-    }
-
-    /// Called first in a batch's transaction, before any record of it is applied. A
-    /// handler that locks rows takes every lock the batch will need here, in one fixed
-    /// order, so that batches of concurrent instances cannot deadlock. Nothing by default.
-    fn lock_batch(
-        &self,
-        _tx: &mut Tx,
-        _batch: &[Record],
-    ) -> impl Future<Output = Result<(), HandleError>> + Send {
-        std::future::ready(Ok(()))
-    }
-
-    /// Called after a transaction with applied records committed: wake whoever sends on
-    /// what the records queued (the outbox relay, a dispatcher).
-    fn committed(&self) {}
-
-    /// How long a batch may wait for more records after its first one. Zero by default:
-    /// a batch is what the client has already fetched, so a record waits for nothing. A
-    /// handler off the order's critical path may gather: each batch costs a commit (an
-    /// fsync on SQLite), whatever it carries.
-    fn linger(&self) -> Duration {
-        Duration::ZERO
-    }
-}
 
 /// How processing of one record ended.
 enum Outcome {
@@ -227,6 +80,11 @@ pub struct ConsumerLoop<H> {
     pub max_batch: usize,
     /// Where the keys set aside are reported.
     pub stalls: Stalls,
+    /// How long a batch may wait for more records after its first one. Zero: a batch is
+    /// what the client has already fetched, so a record waits for nothing. A consumer off
+    /// the order's critical path may gather: each batch costs a commit (an fsync on
+    /// SQLite), whatever it carries.
+    pub linger: Duration,
 }
 
 /// The loop's state, shared with its lanes.
@@ -278,7 +136,7 @@ impl<H: Handler> ConsumerLoop<H> {
             }
             // Take what the client has already fetched, and what arrives within the
             // handler's linger.
-            let deadline = tokio::time::Instant::now() + shared.config.handler.linger();
+            let deadline = tokio::time::Instant::now() + shared.config.linger;
             while batch.len() < shared.config.max_batch {
                 let next = match consumer.recv().now_or_never() {
                     Some(next) => Some(next),
@@ -339,7 +197,6 @@ impl<H: Handler> Shared<H> {
         if batch.len() > 1 {
             match self.apply_together(&batch).await {
                 Ok(()) => {
-                    c.handler.committed();
                     self.finished(&batch, false);
                     return;
                 }
@@ -463,7 +320,7 @@ impl<H: Handler> Shared<H> {
     async fn note_dead_letter(&self, record: &Record) {
         if let Some(id) = record.header(headers::EVENT_ID) {
             if let Err(err) =
-                crate::dedupe::mark_dead_lettered(&self.config.db, id, replay_count(record)).await
+                crate::dedupe::mark_dead_lettered(&self.config.db, id, record.replay_count()).await
             {
                 tracing::warn!(consumer = self.config.name, error = %err, "could not note the dead letter");
             }
@@ -473,8 +330,7 @@ impl<H: Handler> Shared<H> {
     async fn apply_together(&self, batch: &[Record]) -> Result<(), HandleError> {
         let handler = &self.config.handler;
         let mut tx = self.config.db.begin().await?;
-        handler.lock_batch(&mut tx, batch).await?;
-        handler.apply_batch(&mut tx, batch).await?;
+        handler.apply(&mut tx, batch, 1).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -482,14 +338,10 @@ impl<H: Handler> Shared<H> {
     async fn apply_alone(&self, record: &Record, attempt: u32) -> Result<(), HandleError> {
         let handler = &self.config.handler;
         let mut tx = self.config.db.begin().await?;
-        // Locks in the handler's fixed order here too: a lane's transaction runs beside
-        // the loop's batches.
         handler
-            .lock_batch(&mut tx, std::slice::from_ref(record))
+            .apply(&mut tx, std::slice::from_ref(record), attempt)
             .await?;
-        handler.apply(&mut tx, record, attempt).await?;
         tx.commit().await?;
-        handler.committed();
         Ok(())
     }
 
@@ -504,7 +356,7 @@ impl<H: Handler> Shared<H> {
         let c = &self.config;
         let copy = record
             .header(headers::EVENT_ID)
-            .map(|id| (id.to_string(), replay_count(record)));
+            .map(|id| (id.to_string(), record.replay_count()));
         let mut attempt = 1;
         let mut failed = failed;
         loop {
@@ -551,7 +403,7 @@ impl<H: Handler> Shared<H> {
         }
     }
 
-    async fn already_dead_lettered(&self, copy: Option<&(String, i64)>) -> bool {
+    async fn already_dead_lettered(&self, copy: Option<&(String, u32)>) -> bool {
         let Some((id, replay)) = copy else {
             return false;
         };
@@ -679,12 +531,4 @@ async fn close(name: &'static str, consumer: std::sync::Arc<StreamConsumer>) {
             CLOSE_WAIT.as_secs()
         ),
     }
-}
-
-/// The record's `openorder-replay-count` (0 for a record never replayed).
-fn replay_count(record: &Record) -> i64 {
-    record
-        .header(crate::dlt::REPLAY_COUNT)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
 }

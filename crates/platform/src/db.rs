@@ -4,21 +4,49 @@
 
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
+use tokio::sync::Notify;
+
+use crate::outbox::Waker;
 
 /// A database transaction. Use it as a connection (`&mut *tx`) and end it with
 /// [`Tx::commit`]; dropped, it rolls back. On SQLite it holds the database's one writer
 /// connection (see [`Database::begin`]).
+///
+/// Whoever sends what a transaction queued (the outbox relay, a dispatcher) is woken by
+/// its commit: the code that queues says so with [`Tx::wake_on_commit`] (the outbox does
+/// it in [`crate::outbox::enqueue_all`]), so no caller has to remember to.
 pub struct Tx {
     inner: sqlx::Transaction<'static, Any>,
+    relay: Waker,
+    wake: Vec<Arc<Notify>>,
 }
 
 impl Tx {
+    /// Commits, then wakes whoever [`Tx::wake_on_commit`] named.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.inner.commit().await
+        self.inner.commit().await?;
+        for notify in &self.wake {
+            notify.notify_one();
+        }
+        Ok(())
+    }
+
+    /// After a successful commit, wake `notify` (once, however often this is called).
+    pub fn wake_on_commit(&mut self, notify: &Arc<Notify>) {
+        if !self.wake.iter().any(|n| Arc::ptr_eq(n, notify)) {
+            self.wake.push(notify.clone());
+        }
+    }
+
+    /// After a successful commit, wake this database's outbox relay.
+    pub fn wake_relay_on_commit(&mut self) {
+        let relay = self.relay.notify().clone();
+        self.wake_on_commit(&relay);
     }
 
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
@@ -66,6 +94,8 @@ pub struct Database {
     /// Where transactions get their connection ([`Database::begin`]): on SQLite a pool of
     /// one connection, on PostgreSQL `pool` itself.
     writer: AnyPool,
+    /// Woken by commits that wrote to the outbox ([`Tx::wake_relay_on_commit`]).
+    relay: Waker,
 }
 
 impl Database {
@@ -111,6 +141,7 @@ impl Database {
                     pool,
                     backend,
                     writer: connect(writer).await?,
+                    relay: Waker::default(),
                 }
             }
             Backend::Postgres => {
@@ -119,6 +150,7 @@ impl Database {
                     writer: pool.clone(),
                     pool,
                     backend,
+                    relay: Waker::default(),
                 }
             }
         };
@@ -187,7 +219,14 @@ impl Database {
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(Tx {
             inner: self.writer.begin().await?,
+            relay: self.relay.clone(),
+            wake: Vec::new(),
         })
+    }
+
+    /// What wakes this database's outbox relay (commits that enqueued events do).
+    pub fn relay_waker(&self) -> Waker {
+        self.relay.clone()
     }
 
     /// `SELECT 1`: is the database answering?

@@ -21,8 +21,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::consumer::Record;
 use crate::failure::HandleError;
+use crate::record::Record;
 
 /// Room kept for a record's framing (batch and record headers, varints) when estimating
 /// whether a dead letter fits under the producer's limit.

@@ -91,12 +91,12 @@ pub const DEAD_LETTERED_TABLE: &str = "CREATE TABLE IF NOT EXISTS dead_lettered 
 pub async fn was_dead_lettered(
     db: &crate::db::Database,
     event_id: &str,
-    replay_count: i64,
+    replay_count: u32,
 ) -> Result<bool, sqlx::Error> {
     Ok(
         sqlx::query("SELECT 1 AS one FROM dead_lettered WHERE event_id = $1 AND replay_count = $2")
             .bind(event_id)
-            .bind(replay_count)
+            .bind(i64::from(replay_count))
             .fetch_optional(&db.pool)
             .await?
             .is_some(),
@@ -107,7 +107,7 @@ pub async fn was_dead_lettered(
 pub async fn mark_dead_lettered(
     db: &crate::db::Database,
     event_id: &str,
-    replay_count: i64,
+    replay_count: u32,
 ) -> Result<(), sqlx::Error> {
     // Every write goes through a transaction, so it queues at the write gate.
     let mut tx = db.begin().await?;
@@ -116,7 +116,7 @@ pub async fn mark_dead_lettered(
          ON CONFLICT (event_id, replay_count) DO NOTHING",
     )
     .bind(event_id)
-    .bind(replay_count)
+    .bind(i64::from(replay_count))
     .bind(crate::now_text())
     .execute(&mut *tx)
     .await?;

@@ -14,64 +14,45 @@ use std::time::Duration;
 use anyhow::Context;
 use contracts::headers;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::config::KafkaArgs;
 use crate::dead_letter::be_int;
+use crate::record::Record;
 
-/// Header with how many times a record was replayed from a dead-letter topic.
-pub const REPLAY_COUNT: &str = "openorder-replay-count";
 /// Ledger topic of replays (behind the prefix).
 pub const LEDGER: &str = "openorder.dlt-replays";
 
-/// One dead letter as read from a `.DLT` topic.
-#[derive(Clone, Debug)]
-pub struct DeadLetter {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub timestamp_ms: Option<i64>,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Vec<u8>)>,
-}
-
-impl DeadLetter {
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_slice())
-    }
-
+/// The readings of a dead letter: a [`Record`] of a `.DLT` topic, with the headers
+/// [`crate::dead_letter`] wrote on it.
+impl Record {
     fn text(&self, name: &str) -> Option<String> {
-        self.header(name)
+        self.header_bytes(name)
             .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
     fn int(&self, name: &str) -> Option<i64> {
-        self.header(name).and_then(be_int)
-    }
-
-    pub fn key_text(&self) -> Option<String> {
-        self.key
-            .as_deref()
-            .map(|k| String::from_utf8_lossy(k).into_owned())
-    }
-
-    /// The order this dead letter is about: its key when that is an order id, else the
-    /// `orderId` of its value (a record produced without a key).
-    pub fn order_id(&self) -> Option<i64> {
-        crate::consumer::order_id_of(self.key.as_deref(), self.value.as_deref())
+        self.header_bytes(name).and_then(be_int)
     }
 
     /// Why the value was left out of this dead letter, if it was.
     pub fn value_omitted(&self) -> Option<String> {
         self.text(headers::DLT_VALUE_OMITTED)
+    }
+
+    /// `<exception class>: <exception message>` from its `kafka_dlt-exception-*` headers
+    /// ("unknown" / "no message" where missing).
+    pub fn dead_letter_error(&self) -> String {
+        format!(
+            "{}: {}",
+            self.text(headers::DLT_EXCEPTION_FQCN)
+                .unwrap_or_else(|| "unknown".into()),
+            self.text(headers::DLT_EXCEPTION_MESSAGE)
+                .unwrap_or_else(|| "no message".into())
+        )
     }
 
     /// Where the record came from: the `kafka_dlt-original-topic` header, else the topic without `.DLT`.
@@ -84,25 +65,9 @@ impl DeadLetter {
         })
     }
 
+    /// How often the consumer tried the record before it gave up.
     pub fn attempts(&self) -> Option<u32> {
         self.text(headers::ATTEMPTS).and_then(|a| a.parse().ok())
-    }
-
-    /// How often the record was replayed before it landed here this time.
-    pub fn replay_count(&self) -> u32 {
-        self.text(REPLAY_COUNT)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0)
-    }
-
-    pub fn error(&self) -> String {
-        format!(
-            "{}: {}",
-            self.text(headers::DLT_EXCEPTION_FQCN)
-                .unwrap_or_else(|| "unknown".into()),
-            self.text(headers::DLT_EXCEPTION_MESSAGE)
-                .unwrap_or_default()
-        )
     }
 
     /// `topic/partition/offset`: the dead letter's identity in the ledger.
@@ -117,7 +82,7 @@ impl DeadLetter {
             offset: self.offset,
             key: self.key_text(),
             order_id: self.order_id(),
-            error: self.error(),
+            error: self.dead_letter_error(),
             attempts: self.attempts(),
             replay_count: self.replay_count(),
             replayed: 0,
@@ -129,7 +94,7 @@ impl DeadLetter {
             original_partition: self.int(headers::DLT_ORIGINAL_PARTITION),
             original_offset: self.int(headers::DLT_ORIGINAL_OFFSET),
             consumer_group: self.text(headers::DLT_ORIGINAL_CONSUMER_GROUP),
-            timestamp_ms: self.timestamp_ms,
+            timestamp_ms: self.timestamp,
         }
     }
 
@@ -144,6 +109,7 @@ impl DeadLetter {
                     headers::DLT_ORIGINAL_OFFSET,
                     headers::DLT_ORIGINAL_TIMESTAMP,
                 ];
+                let v = v.as_deref().unwrap_or_default();
                 let value = match (binary.contains(&k.as_str()), be_int(v)) {
                     (true, Some(n)) => serde_json::json!(n),
                     _ => serde_json::json!(String::from_utf8_lossy(v)),
@@ -151,7 +117,7 @@ impl DeadLetter {
                 (k.clone(), value)
             })
             .collect();
-        let value = self.value.as_deref().map(|v| {
+        let value = self.payload.as_deref().map(|v| {
             serde_json::from_slice::<serde_json::Value>(v)
                 .unwrap_or_else(|_| serde_json::json!(String::from_utf8_lossy(v)))
         });
@@ -224,7 +190,7 @@ pub fn dlt_topics(args: &KafkaArgs) -> anyhow::Result<Vec<String>> {
 
 /// Reads `topic` from the beginning to its end (blocking). The end is each partition's
 /// end-of-partition event, with an idle limit for brokers whose high watermark lags.
-pub fn read_all(args: &KafkaArgs, topic: &str) -> anyhow::Result<Vec<DeadLetter>> {
+pub fn read_all(args: &KafkaArgs, topic: &str) -> anyhow::Result<Vec<Record>> {
     let consumer = reader(args)?;
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
@@ -248,28 +214,7 @@ pub fn read_all(args: &KafkaArgs, topic: &str) -> anyhow::Result<Vec<DeadLetter>
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 idle_since = std::time::Instant::now();
-                let headers = m
-                    .headers()
-                    .map(|hs| {
-                        hs.iter()
-                            .map(|h| {
-                                (
-                                    h.key.to_string(),
-                                    h.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.push(DeadLetter {
-                    topic: m.topic().to_string(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    timestamp_ms: m.timestamp().to_millis(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    value: m.payload().map(<[u8]>::to_vec),
-                    headers,
-                });
+                out.push(Record::from_message(&m));
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                 open.remove(&p);
@@ -284,7 +229,7 @@ pub fn read_all(args: &KafkaArgs, topic: &str) -> anyhow::Result<Vec<DeadLetter>
 }
 
 /// Dead letters of `topic`, or of every DLT topic when None.
-pub fn list(args: &KafkaArgs, topic: Option<&str>) -> anyhow::Result<Vec<DeadLetter>> {
+pub fn list(args: &KafkaArgs, topic: Option<&str>) -> anyhow::Result<Vec<Record>> {
     let topics = match topic {
         Some(t) => vec![t.to_string()],
         None => dlt_topics(args)?,
@@ -310,7 +255,7 @@ pub fn summaries(args: &KafkaArgs, topic: Option<&str>) -> anyhow::Result<Vec<Su
         .collect())
 }
 
-/// How often the ledger says each dead letter (by [`DeadLetter::position`]) was replayed
+/// How often the ledger says each dead letter (by [`Record::position`]) was replayed
 /// (blocking).
 fn replays_by_position(args: &KafkaArgs) -> anyhow::Result<HashMap<String, u32>> {
     let mut replays = HashMap::new();
@@ -375,7 +320,7 @@ pub async fn replay(
         .await
         .context("reader task panicked")??
     };
-    let selected: Vec<&DeadLetter> = letters
+    let selected: Vec<&Record> = letters
         .iter()
         .filter(|d| match request.selection {
             Selection::Position { partition, offset } => {
@@ -431,30 +376,30 @@ pub async fn replay(
 
 async fn publish(
     producer: &FutureProducer,
-    letter: &DeadLetter,
+    letter: &Record,
     target: &str,
     count: u32,
 ) -> anyhow::Result<()> {
     let count = count.to_string();
     let mut hs = OwnedHeaders::new();
     for (k, v) in &letter.headers {
-        if k.starts_with("kafka_dlt-") || k == headers::ATTEMPTS || k == REPLAY_COUNT {
+        if k.starts_with("kafka_dlt-") || k == headers::ATTEMPTS || k == headers::REPLAY_COUNT {
             continue;
         }
         hs = hs.insert(Header {
             key: k,
-            value: Some(v),
+            value: v.as_deref(),
         });
     }
     hs = hs.insert(Header {
-        key: REPLAY_COUNT,
+        key: headers::REPLAY_COUNT,
         value: Some(count.as_bytes()),
     });
     let mut record = FutureRecord::<[u8], [u8]>::to(target).headers(hs);
     if let Some(key) = &letter.key {
         record = record.key(key);
     }
-    if let Some(value) = &letter.value {
+    if let Some(value) = &letter.payload {
         record = record.payload(value);
     }
     producer
@@ -469,7 +414,7 @@ async fn publish(
 async fn record(
     producer: &FutureProducer,
     ledger: &str,
-    letter: &DeadLetter,
+    letter: &Record,
     result: &ReplayResult,
     by: &str,
 ) -> anyhow::Result<()> {

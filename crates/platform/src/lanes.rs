@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use crate::consumer::Record;
+use crate::record::Record;
 
 /// Records a partition's lanes may hold before the partition is paused.
 pub const MAX_HELD: usize = 256;

@@ -33,6 +33,8 @@ pub mod kafka;
 pub mod lanes;
 pub mod metrics;
 pub mod outbox;
+pub mod record;
+pub mod router;
 pub mod service;
 pub mod shutdown;
 pub mod stalls;

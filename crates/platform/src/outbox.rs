@@ -69,8 +69,13 @@ pub async fn enqueue<E: Event>(tx: &mut Tx, topic: &str, event: &E) -> Result<()
     enqueue_all(tx, &[Outgoing::new(topic, event)]).await
 }
 
-/// Writes `events` to the outbox, in this order, with one statement.
+/// Writes `events` to the outbox, in this order, with one statement; the transaction's
+/// commit wakes the relay.
 pub async fn enqueue_all(tx: &mut Tx, events: &[Outgoing]) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    tx.wake_relay_on_commit();
     let now = crate::now_text();
     for chunk in crate::db::statement_chunks(events, 5) {
         let sql = format!(
@@ -91,13 +96,19 @@ pub async fn enqueue_all(tx: &mut Tx, events: &[Outgoing]) -> Result<(), sqlx::E
     Ok(())
 }
 
-/// Wakes the relay after a commit, so an event goes out at once rather than at the next poll.
+/// Wakes the relay after a commit, so an event goes out at once rather than at the next
+/// poll. Each [`Database`] has one ([`Database::relay_waker`]); its transactions wake it
+/// when they wrote to the outbox.
 #[derive(Clone, Debug, Default)]
 pub struct Waker(Arc<Notify>);
 
 impl Waker {
     pub fn wake(&self) {
         self.0.notify_one();
+    }
+
+    pub(crate) fn notify(&self) -> &Arc<Notify> {
+        &self.0
     }
 }
 

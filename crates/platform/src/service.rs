@@ -20,18 +20,19 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{DatabaseArgs, KafkaArgs, PartitionAssignment};
-use crate::consumer::{ConsumerLoop, Handler};
+use crate::consumer::ConsumerLoop;
 use crate::db::{Database, Schema};
 use crate::http::{health_router, Health};
-use crate::outbox::{Relay, Waker};
+use crate::outbox::Relay;
+use crate::router::{BeforeBatch, Router};
 use crate::shutdown::StopArgs;
 
 /// A started service's shared parts.
 pub struct Runtime {
+    pub service: contracts::Service,
     pub name: &'static str,
     pub db: Database,
     pub producer: FutureProducer,
-    pub waker: Waker,
     pub kafka: KafkaArgs,
     pub metrics: crate::metrics::Metrics,
     consumers: JoinSet<()>,
@@ -44,17 +45,22 @@ pub struct Runtime {
     kafka_consumers: Vec<std::sync::Arc<rdkafka::consumer::StreamConsumer>>,
     /// The keys the consumers wait on (health, status, gauges).
     pub stalls: crate::stalls::Stalls,
+    /// The event types the consumers route, checked against the topic map at `serve`.
+    routed: Vec<String>,
 }
 
 impl Runtime {
+    /// Connects `service`'s database (applying `schema`), creates the topics the topic
+    /// map gives it ([`contracts::topics::topics_of`]) and starts its outbox relay.
     pub async fn start(
-        name: &'static str,
+        service: contracts::Service,
         kafka: &KafkaArgs,
         database: &DatabaseArgs,
         schema: &Schema,
-        topics: &[String],
         shutdown: &CancellationToken,
     ) -> anyhow::Result<Self> {
+        let name = service.name();
+        let topics = kafka.topics().of_service(service);
         let db = Database::connect(
             &database.database_url,
             database.database_max_connections,
@@ -62,8 +68,8 @@ impl Runtime {
         )
         .await?;
         let producer = crate::kafka::producer(kafka, name)?;
-        crate::kafka::ensure_topics(kafka, topics, shutdown).await?;
-        let waker = Waker::default();
+        crate::kafka::ensure_topics(kafka, &topics, shutdown).await?;
+        let waker = db.relay_waker();
         let relay_stop = CancellationToken::new();
         let relay = Relay::new(
             db.clone(),
@@ -74,10 +80,10 @@ impl Runtime {
         );
         let relay = tokio::spawn(relay.run(relay_stop.clone()));
         Ok(Self {
+            service,
             name,
             db,
             producer,
-            waker,
             kafka: kafka.clone(),
             metrics: crate::metrics::Metrics::default(),
             consumers: JoinSet::new(),
@@ -88,20 +94,34 @@ impl Runtime {
             relay,
             kafka_consumers: Vec::new(),
             stalls: Default::default(),
+            routed: Vec::new(),
         })
     }
 
-    /// Starts a consumer of `group` (prefixed) on `topics` (names, or a `^regex` with
-    /// group assignment only).
-    pub async fn spawn_consumer<H: Handler>(
+    /// Starts a consumer of `group` (prefixed) on the topics `router` routes, which must
+    /// be arrows of the topic map into this service. `linger`: how long a batch may wait
+    /// for more records after its first one ([`ConsumerLoop::linger`]).
+    pub async fn spawn_consumer<B: BeforeBatch>(
         &mut self,
         consumer_name: &'static str,
         group: &str,
-        topics: &[String],
-        handler: H,
+        router: Router<B>,
+        linger: std::time::Duration,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
         use rdkafka::consumer::Consumer;
+        for event_type in router.event_types() {
+            anyhow::ensure!(
+                contracts::topics::consumes(self.service, event_type),
+                "{} routes {event_type}, which the topic map does not give it",
+                self.name
+            );
+        }
+        self.routed
+            .extend(router.event_types().iter().map(|t| t.to_string()));
+        let pattern = self.kafka.partition_assignment == PartitionAssignment::Group;
+        let topics = router.subscription(pattern);
+        let handler = router;
         let group_id = self.kafka.topics().group(group);
         let consumer = crate::kafka::consumer(&self.kafka, &group_id, consumer_name)?;
         let consumer = std::sync::Arc::new(consumer);
@@ -137,6 +157,7 @@ impl Runtime {
             db: self.db.clone(),
             max_batch: self.kafka.consume_batch as usize,
             stalls: self.stalls.clone(),
+            linger,
         };
         self.consumers.spawn(consumer_loop.run(shutdown.clone()));
         Ok(())
@@ -172,6 +193,15 @@ impl Runtime {
         stop: &StopArgs,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
+        for flow in contracts::topics::MAP {
+            anyhow::ensure!(
+                !flow.readers.contains(&self.service)
+                    || self.routed.iter().any(|t| t == flow.topic),
+                "the topic map says {} consumes {}, but none of its consumers routes it",
+                self.name,
+                flow.topic
+            );
+        }
         let address = listener.local_addr()?;
         tracing::info!(service = self.name, %address, "listening");
         let metrics = self.metrics.clone();

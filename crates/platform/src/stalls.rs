@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::consumer::Record;
+use crate::record::Record;
 
 /// How long a key may wait on one record before it counts as stalled. The default
 /// retry policy (3 tries, 1 s apart) finishes a failing record in about 2 s.

@@ -105,7 +105,7 @@ fn events_by_order(
     let mut out: HashMap<i64, BTreeSet<String>> = HashMap::new();
     for record in platform::dlt::read_all(kafka, topic)? {
         let value: Value = record
-            .value
+            .payload
             .as_deref()
             .and_then(|v| serde_json::from_slice(v).ok())
             .unwrap_or(Value::Null);

@@ -14,18 +14,18 @@ use chrono::Utc;
 use contracts::events::{RejectedStatus, ReservedStatus};
 use contracts::values::{Quantity, Sku, MAX_ITEMS};
 use contracts::{InventoryRejected, InventoryReserved, OrderCreated, Topics};
-use platform::consumer::{HandleError, Handler, Record};
+use platform::consumer::HandleError;
 use platform::db::{Backend, Tx};
-use platform::outbox::{Outgoing, Waker};
+use platform::outbox::Outgoing;
+use platform::router::{Delivered, On};
 
 use crate::reservation::{reserve, Decision};
 use crate::store;
 
-pub struct OrderCreatedHandler {
+pub struct OnOrderCreated {
     /// Which engine `available_of` talks to (the row locks differ).
     pub backend: Backend,
     pub topics: Topics,
-    pub waker: Waker,
     pub faults: crate::faults::Faults,
 }
 
@@ -47,24 +47,23 @@ fn validate(order: &OrderCreated) -> Result<(), String> {
     Ok(())
 }
 
-impl OrderCreatedHandler {
-    /// Decides the orders of `records`, in order, with set-based statements: one statement
+impl On<OrderCreated> for OnOrderCreated {
+    /// Decides the orders of `events`, in order, with set-based statements: one statement
     /// each to mark the events processed, find orders decided already, read (on PostgreSQL,
     /// lock) the stock of every SKU named, record reservations, decisions and outbox events,
     /// and one stock update per SKU. The rule runs in memory against the stock as the
     /// earlier orders of the batch left it, so the effect is that of deciding the orders
     /// one by one.
-    pub async fn decide(
+    async fn apply(
         &self,
         tx: &mut Tx,
-        records: &[Record],
+        events: &[Delivered<'_, OrderCreated>],
         attempt: u32,
     ) -> Result<(), HandleError> {
-        let mut orders = Vec::with_capacity(records.len());
-        for record in records {
-            let order: OrderCreated = record.json()?;
-            validate(&order).map_err(|e| HandleError::permanent("openorder.InvalidOrder", e))?;
-            self.faults.check(&order, attempt)?;
+        let mut orders = Vec::with_capacity(events.len());
+        for Delivered { event: order, .. } in events {
+            validate(order).map_err(|e| HandleError::permanent("openorder.InvalidOrder", e))?;
+            self.faults.check(order, attempt)?;
             orders.push(order);
         }
         let orders =
@@ -150,20 +149,6 @@ impl OrderCreatedHandler {
         store::record_decisions(tx, &decisions).await?;
         platform::outbox::enqueue_all(tx, &events).await?;
         Ok(())
-    }
-}
-
-impl Handler for OrderCreatedHandler {
-    async fn apply(&self, tx: &mut Tx, record: &Record, attempt: u32) -> Result<(), HandleError> {
-        self.decide(tx, std::slice::from_ref(record), attempt).await
-    }
-
-    async fn apply_batch(&self, tx: &mut Tx, batch: &[Record]) -> Result<(), HandleError> {
-        self.decide(tx, batch, 1).await
-    }
-
-    fn committed(&self) {
-        self.waker.wake();
     }
 }
 

@@ -1,0 +1,33 @@
+//! `inventory.rejected` → the order is REJECTED, with the reason and the shortages.
+
+use contracts::InventoryRejected;
+use platform::consumer::HandleError;
+use platform::db::Tx;
+use platform::router::{Delivered, On};
+
+use crate::domain::OrderStatus;
+use crate::outcome;
+use crate::store::Outcome;
+
+pub struct OnInventoryRejected;
+
+impl On<InventoryRejected> for OnInventoryRejected {
+    async fn apply(
+        &self,
+        tx: &mut Tx,
+        events: &[Delivered<'_, InventoryRejected>],
+        _attempt: u32,
+    ) -> Result<(), HandleError> {
+        for Delivered { event, .. } in events {
+            let rejected = Outcome {
+                status: OrderStatus::Rejected,
+                reason: Some(event.reason.as_str().to_string()),
+                shortages: Some(event.shortages.clone()),
+                error: None,
+            };
+            let id = event.event_id.to_string();
+            outcome::apply_once(tx, &id, event.order_id, &rejected).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,54 @@
+//! `order.created.DLT` → the order is FAILED, with the consumer's error, but only for dead
+//! letters of the inventory consumer group: another group's trouble with `order.created`
+//! (notification-service's, say) says nothing about the order itself.
+
+use contracts::{headers, OrderCreated};
+use platform::consumer::HandleError;
+use platform::db::Tx;
+use platform::router::{DeadLetter, Delivered, On};
+
+use crate::domain::OrderStatus;
+use crate::outcome;
+use crate::store::Outcome;
+
+pub struct OnOrderCreatedDeadLetter {
+    /// The inventory consumer group's full name (behind the prefix).
+    pub inventory_group: String,
+}
+
+impl On<DeadLetter<OrderCreated>> for OnOrderCreatedDeadLetter {
+    async fn apply(
+        &self,
+        tx: &mut Tx,
+        letters: &[Delivered<'_, DeadLetter<OrderCreated>>],
+        _attempt: u32,
+    ) -> Result<(), HandleError> {
+        for Delivered { record, .. } in letters {
+            if record.header(headers::DLT_ORIGINAL_CONSUMER_GROUP)
+                != Some(self.inventory_group.as_str())
+            {
+                continue;
+            }
+            // The key, or for a record produced without one, the orderId in its value.
+            let Some(order_id) = record.order_id() else {
+                tracing::warn!(
+                    offset = record.offset,
+                    "dead letter with no order id in its key or value; no order to fail"
+                );
+                continue;
+            };
+            let failed = Outcome {
+                error: Some(record.dead_letter_error()),
+                ..Outcome::status(OrderStatus::Failed)
+            };
+            // A dead letter is identified by its own position: the same original event
+            // may be dead-lettered again after a replay, and that is a new fact.
+            let dedupe_id = format!(
+                "dlt:{}:{}:{}",
+                record.topic, record.partition, record.offset
+            );
+            outcome::apply_once(tx, &dedupe_id, order_id, &failed).await?;
+        }
+        Ok(())
+    }
+}
