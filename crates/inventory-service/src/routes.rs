@@ -56,7 +56,7 @@ async fn get_faults(State(state): State<AppState>) -> Json<FaultConfig> {
     Json(state.faults.get())
 }
 
-#[tracing::instrument(skip(state))]
+#[tracing::instrument(skip_all)]
 async fn set_faults(
     State(state): State<AppState>,
     ApiJson(change): ApiJson<FaultChange>,
@@ -95,7 +95,7 @@ fn parse_sku(sku: &str) -> Result<Sku, Problem> {
     Sku::parse(sku).map_err(|e| Problem::bad_parameter("sku", e))
 }
 
-#[tracing::instrument(skip(db))]
+#[tracing::instrument(skip_all, fields(sku = %sku))]
 async fn show(
     State(db): State<Database>,
     Path(sku): Path<String>,
@@ -113,7 +113,7 @@ struct SetStock {
     available: i64,
 }
 
-#[tracing::instrument(skip(db, body))]
+#[tracing::instrument(skip_all, fields(sku = %sku))]
 async fn set(
     State(db): State<Database>,
     Path(sku): Path<String>,

@@ -27,7 +27,7 @@ pub fn router(db: Database) -> Router {
         .with_state(db)
 }
 
-#[tracing::instrument(skip(db))]
+#[tracing::instrument(skip_all)]
 async fn list(
     State(db): State<Database>,
     Query(query): Query<HashMap<String, String>>,
@@ -62,7 +62,7 @@ fn user_id(raw: &str) -> Result<i64, Problem> {
         .map_err(|m| Problem::bad_parameter("userId", m))
 }
 
-#[tracing::instrument(skip(db))]
+#[tracing::instrument(skip_all, fields(user = %raw))]
 async fn get_contact(
     State(db): State<Database>,
     Path(raw): Path<String>,
@@ -74,7 +74,7 @@ async fn get_contact(
         .ok_or_else(|| Problem::not_found(format!("user {user_id} has registered no contact")))
 }
 
-#[tracing::instrument(skip(db, body))]
+#[tracing::instrument(skip_all, fields(user = %raw))]
 async fn put_contact(
     State(db): State<Database>,
     Path(raw): Path<String>,

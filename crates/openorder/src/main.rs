@@ -106,6 +106,7 @@ async fn run() -> anyhow::Result<()> {
         _ => None,
     };
     let Some(bound) = stop_bound else {
+        end_quietly_on_a_closed_pipe();
         return command(cli.command, shutdown).await;
     };
     // The last line of defence of the shutdown bound: every step of a stop is bounded on
@@ -127,6 +128,14 @@ async fn run() -> anyhow::Result<()> {
             std::process::exit(1);
         }
     }
+}
+
+/// A report piped into `head` ends quietly when the reader goes, as `ls` does, rather
+/// than panicking on the broken pipe (Rust ignores SIGPIPE by default).
+#[allow(unsafe_code)]
+fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: sets a signal's disposition back to the default; no handler is involved.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
 async fn command(command: Command, shutdown: platform::CancellationToken) -> anyhow::Result<()> {

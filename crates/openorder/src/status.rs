@@ -53,14 +53,22 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         .build()?;
     let mut statuses = Vec::new();
     let mut failed = 0;
-    for base in [&args.order_url, &args.inventory_url, &args.notification_url] {
+    let services = [
+        ("order-service", &args.order_url),
+        ("inventory-service", &args.inventory_url),
+        ("notification-service", &args.notification_url),
+    ];
+    for (service, base) in services {
         match fetch(&http, base).await {
             Ok(status) => statuses.push(status),
             Err(err) => {
                 failed += 1;
-                eprintln!("unreachable: {err:#}");
+                eprintln!("{service} unreachable ({err:#})");
             }
         }
+    }
+    if statuses.is_empty() && !args.json {
+        anyhow::bail!("OpenOrder is unreachable: no service answered (is `openorder up` running?)");
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&statuses)?);

@@ -231,6 +231,35 @@ fn terminate(pid: u32) {
     }
 }
 
+/// Waits until every URL answers 200 (each service serves), polling; false if `shutdown`
+/// came first (a service failed to start, or a signal).
+async fn all_answer(urls: &[String], shutdown: &CancellationToken) -> bool {
+    let Ok(http) = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(1))
+        .no_proxy()
+        .build()
+    else {
+        return false;
+    };
+    for url in urls {
+        loop {
+            let answered = http
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if answered {
+                break;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+            }
+        }
+    }
+    true
+}
+
 fn sqlite_url(data_dir: &Path, name: &str) -> String {
     format!("sqlite://{}", data_dir.join(name).display())
 }
@@ -272,6 +301,15 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             Some(broker)
         }
     };
+    // Every service's topics at once, before the services race to create the ones they
+    // share (each create of an existing topic is an error line in the broker's log).
+    let all_topics: Vec<String> = contracts::Service::ALL
+        .iter()
+        .flat_map(|service| kafka.topics().of_service(*service))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    platform::kafka::ensure_topics(&kafka, &all_topics, &shutdown).await?;
     let database = |name: &str| DatabaseArgs {
         database_url: sqlite_url(&data_dir, name),
         database_max_connections: 8,
@@ -318,7 +356,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         Some(_) => format!("embedded Tansu broker   {}", kafka.bootstrap()),
         None => format!("external Kafka          {}", kafka.bootstrap()),
     };
-    println!(
+    let banner = format!(
         "OpenOrder is up. Data in {data}\n  \
          {broker_line}\n  \
          order-service           http://{host}:{o}\n  \
@@ -333,6 +371,19 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         i = args.inventory_port,
         n = args.notification_port,
     );
+    // Printed once every service answers on its port: then "up" is true.
+    let live: Vec<String> = [args.order_port, args.inventory_port, args.notification_port]
+        .iter()
+        .map(|port| format!("http://{}/health/live", at(*port)))
+        .collect();
+    let announcer = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if all_answer(&live, &shutdown).await {
+                println!("{banner}");
+            }
+        })
+    };
 
     // The broker is watched (and restarted) while the services run.
     let supervisor = broker.map(|broker| tokio::spawn(broker.supervise(shutdown.clone())));
@@ -344,6 +395,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         services_ended(joined, &mut first_error);
         shutdown.cancel();
     }
+    announcer.abort();
     if let Some(watch) = supervisor {
         match watch.await {
             Ok((broker, watched)) => {

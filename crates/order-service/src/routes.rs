@@ -126,7 +126,7 @@ async fn create(
     Ok(response)
 }
 
-#[tracing::instrument(skip(state))]
+#[tracing::instrument(skip_all, fields(order = %id))]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -141,7 +141,7 @@ async fn show(
 
 /// `POST /api/orders/{id}/cancel`: 200 with the order (CANCELLED), also when it already was;
 /// 409 for an order that is REJECTED or FAILED; 404 for an unknown order.
-#[tracing::instrument(skip(state))]
+#[tracing::instrument(skip_all, fields(order = %id))]
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -203,7 +203,7 @@ fn int_param(
     }
 }
 
-#[tracing::instrument(skip(state))]
+#[tracing::instrument(skip_all)]
 async fn list(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,

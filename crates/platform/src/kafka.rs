@@ -106,6 +106,29 @@ pub fn consumer(
 
 /// Creates the topics that are missing (never relying on broker auto-creation).
 /// Waits, retrying, while the broker is unreachable, until `shutdown`.
+/// The topics of `wanted` the broker's metadata does not list (all of them when the
+/// metadata cannot be read: then the create tells why). Read on a blocking thread, for 5 s
+/// at most.
+async fn missing_topics(args: &KafkaArgs, wanted: &[String]) -> Vec<String> {
+    let config = base(args, "openorder-admin");
+    let all = wanted.to_vec();
+    let read = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let client: BaseConsumer = config.create()?;
+        let metadata = client.fetch_metadata(None, Duration::from_secs(5))?;
+        let known: std::collections::HashSet<&str> =
+            metadata.topics().iter().map(|t| t.name()).collect();
+        Ok(all
+            .into_iter()
+            .filter(|t| !known.contains(t.as_str()))
+            .collect())
+    });
+    match read.await {
+        Ok(Ok(missing)) => missing,
+        _ => wanted.to_vec(),
+    }
+}
+
 pub async fn ensure_topics(
     args: &KafkaArgs,
     topics: &[String],
@@ -114,7 +137,13 @@ pub async fn ensure_topics(
     let admin: AdminClient<DefaultClientContext> = base(args, "openorder-admin")
         .create()
         .context("Failed to create the Kafka admin client")?;
-    let new_topics: Vec<NewTopic> = topics
+    // Only what is missing is asked for: a create of an existing topic is an error line in
+    // the broker's log (Tansu logs one per topic), though an expected one.
+    let missing = missing_topics(args, topics).await;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let new_topics: Vec<NewTopic> = missing
         .iter()
         .map(|t| {
             NewTopic::new(
@@ -134,7 +163,7 @@ pub async fn ensure_topics(
                     match result {
                         Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                         Err((topic, code)) if is_retriable(code) => {
-                            tracing::warn!(%topic, ?code, "topic not created yet, retrying");
+                            tracing::warn!(%topic, %code, "topic not created yet, retrying");
                             retry = true;
                         }
                         Err((topic, code)) => {

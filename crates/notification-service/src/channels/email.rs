@@ -24,6 +24,17 @@ pub enum SmtpTls {
     Tls,
 }
 
+impl SmtpTls {
+    /// The flag's value: `none`, `starttls`, `tls`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpTls::None => "none",
+            SmtpTls::Starttls => "starttls",
+            SmtpTls::Tls => "tls",
+        }
+    }
+}
+
 /// SMTP settings. E-mail is on when `--smtp-host` is set.
 #[derive(Args, Clone, Debug)]
 pub struct SmtpArgs {
@@ -99,7 +110,7 @@ impl EmailChannel {
             _ => anyhow::bail!("--smtp-username and --smtp-password go together"),
         }
         let id_domain = from.email.domain().to_string();
-        tracing::info!(%host, port, tls = ?args.smtp_tls, from = %from, "e-mail channel on");
+        tracing::info!(%host, port, tls = args.smtp_tls.as_str(), from = %from, "e-mail channel on");
         Ok(Some(Self {
             transport: builder.build(),
             from,
