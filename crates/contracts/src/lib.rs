@@ -6,7 +6,8 @@
 //! `schemas/` holds a JSON Schema per event for tools in other languages.
 //!
 //! Layout:
-//! - [`topics`]: topic names, the optional per-deployment prefix, DLT naming.
+//! - [`topics`]: topic names, the optional per-deployment prefix, DLT naming, and [`topics::MAP`]:
+//!   who writes and who reads each topic (the diagram's arrows as data).
 //! - [`headers`]: header names on every event and on dead letters (Spring Kafka's names).
 //! - [`events`]: the event payloads, camelCase JSON, each with `eventId`, `orderId` and a timestamp.
 //! - [`values`]: SKU, quantity, user id, e-mail address and webhook URL with the contract's

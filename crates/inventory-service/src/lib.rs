@@ -7,15 +7,13 @@
 //!
 //! Layout:
 //! - [`reservation`]: the pure all-or-nothing rule.
-//! - [`consumer`]: the one consumer, `order.created` and `order.cancelled` routed to
+//! - [`consumer()`]: the one consumer, `order.created` and `order.cancelled` routed to
 //!   [`on_order_created`] (validation, the decision, its event) and [`on_order_cancelled`]
 //!   (the stock given back once), after [`stock_locks`] (the lock order on PostgreSQL).
 //! - [`faults`]: fault injection (`FAIL`, `FLAKY`), switchable at run time.
 //! - [`store`]: schema, seed and queries.
-//! - [`routes`]: the HTTP API.
-//! - [`admin_dlt`]: list, show and replay dead letters over HTTP.
+//! - [`routes`]: the HTTP API (stock, faults; the dead-letter API is [`platform::dlt_api`]).
 
-pub mod admin_dlt;
 pub mod faults;
 pub mod on_order_cancelled;
 pub mod on_order_created;
@@ -115,7 +113,7 @@ pub async fn run(
     let api = routes::router(routes::AppState {
         db: runtime.db.clone(),
         faults,
-        dlt: admin_dlt::DltState {
+        dlt: platform::dlt_api::DltState {
             kafka: config.kafka.clone(),
             metrics: runtime.metrics.clone(),
         },

@@ -1,6 +1,6 @@
 //! The inventory HTTP API: `GET /api/inventory`, `GET /api/inventory/{sku}`,
 //! `PUT /api/inventory/{sku}` with `{"available": n}`; and the admin API:
-//! `GET`/`PUT /admin/faults` (fault injection) and `/admin/dlt` (see [`crate::admin_dlt`]).
+//! `GET`/`PUT /admin/faults` (fault injection), and `/admin/dlt` ([`platform::dlt_api`]).
 
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -20,13 +20,7 @@ pub const MAX_AVAILABLE: i64 = 1_000_000_000;
 pub struct AppState {
     pub db: Database,
     pub faults: Faults,
-    pub dlt: crate::admin_dlt::DltState,
-}
-
-impl axum::extract::FromRef<AppState> for crate::admin_dlt::DltState {
-    fn from_ref(state: &AppState) -> Self {
-        state.dlt.clone()
-    }
+    pub dlt: platform::dlt_api::DltState,
 }
 
 impl axum::extract::FromRef<AppState> for Database {
@@ -36,20 +30,13 @@ impl axum::extract::FromRef<AppState> for Database {
 }
 
 pub fn router(state: AppState) -> Router {
+    let dead_letters = platform::dlt_api::router(state.dlt.clone());
     Router::new()
         .route("/api/inventory", get(list))
         .route("/api/inventory/{sku}", get(show).put(set))
         .route("/admin/faults", get(get_faults).put(set_faults))
-        .route("/admin/dlt", get(crate::admin_dlt::list))
-        .route(
-            "/admin/dlt/replay",
-            axum::routing::post(crate::admin_dlt::replay),
-        )
-        .route(
-            "/admin/dlt/{topic}/{partition}/{offset}",
-            get(crate::admin_dlt::show),
-        )
         .with_state(state)
+        .merge(dead_letters)
 }
 
 async fn get_faults(State(state): State<AppState>) -> Json<FaultConfig> {

@@ -9,70 +9,37 @@ use platform::db::{placeholders, value_rows, Backend, Database, Schema, Tx};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-pub const SCHEMA: Schema = Schema {
-    sqlite: &[
-        "CREATE TABLE IF NOT EXISTS stock (
-            sku TEXT PRIMARY KEY,
-            available INTEGER NOT NULL CHECK (available >= 0),
-            reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),
-            updated_at TEXT NOT NULL
-        )",
-        "CREATE TABLE IF NOT EXISTS reservations (
-            order_id INTEGER NOT NULL,
-            sku TEXT NOT NULL,
-            qty INTEGER NOT NULL CHECK (qty > 0),
-            created_at TEXT NOT NULL,
-            PRIMARY KEY (order_id, sku)
-        )",
-        "CREATE TABLE IF NOT EXISTS decisions (
-            order_id INTEGER PRIMARY KEY,
-            outcome TEXT NOT NULL,
-            event_id TEXT NOT NULL,
-            decided_at TEXT NOT NULL
-        )",
-        "CREATE TABLE IF NOT EXISTS releases (
-            order_id INTEGER PRIMARY KEY,
-            items TEXT NOT NULL,
-            event_id TEXT NOT NULL,
-            released_at TEXT NOT NULL
-        )",
-        platform::dedupe::TABLE,
-        platform::outbox::SQLITE_TABLE,
-        platform::dedupe::DEAD_LETTERED_TABLE,
-        FAULT_SWITCHES_TABLE,
-    ],
-    postgres: &[
-        "CREATE TABLE IF NOT EXISTS stock (
-            sku TEXT PRIMARY KEY,
-            available BIGINT NOT NULL CHECK (available >= 0),
-            reserved BIGINT NOT NULL DEFAULT 0 CHECK (reserved >= 0),
-            updated_at TEXT NOT NULL
-        )",
-        "CREATE TABLE IF NOT EXISTS reservations (
-            order_id BIGINT NOT NULL,
-            sku TEXT NOT NULL,
-            qty BIGINT NOT NULL CHECK (qty > 0),
-            created_at TEXT NOT NULL,
-            PRIMARY KEY (order_id, sku)
-        )",
-        "CREATE TABLE IF NOT EXISTS decisions (
-            order_id BIGINT PRIMARY KEY,
-            outcome TEXT NOT NULL,
-            event_id TEXT NOT NULL,
-            decided_at TEXT NOT NULL
-        )",
-        "CREATE TABLE IF NOT EXISTS releases (
-            order_id BIGINT PRIMARY KEY,
-            items TEXT NOT NULL,
-            event_id TEXT NOT NULL,
-            released_at TEXT NOT NULL
-        )",
-        platform::dedupe::TABLE,
-        platform::outbox::POSTGRES_TABLE,
-        platform::dedupe::DEAD_LETTERED_TABLE,
-        FAULT_SWITCHES_TABLE,
-    ],
-};
+pub const SCHEMA: Schema = Schema(&[
+    "CREATE TABLE IF NOT EXISTS stock (
+        sku TEXT PRIMARY KEY,
+        available {int} NOT NULL CHECK (available >= 0),
+        reserved {int} NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+        updated_at TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS reservations (
+        order_id {int} NOT NULL,
+        sku TEXT NOT NULL,
+        qty {int} NOT NULL CHECK (qty > 0),
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (order_id, sku)
+    )",
+    "CREATE TABLE IF NOT EXISTS decisions (
+        order_id {int} PRIMARY KEY,
+        outcome TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        decided_at TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS releases (
+        order_id {int} PRIMARY KEY,
+        items TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        released_at TEXT NOT NULL
+    )",
+    platform::dedupe::TABLE,
+    platform::outbox::TABLE,
+    platform::dedupe::DEAD_LETTERED_TABLE,
+    FAULT_SWITCHES_TABLE,
+]);
 
 /// Fault switches set with `PUT /admin/faults` (name `fail` or `flaky`): they outlive a
 /// restart and win over the flags, which only give the value a switch never set has.

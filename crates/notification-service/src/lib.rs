@@ -8,18 +8,17 @@
 //! `notification.failed` when a delivery gives up.
 //!
 //! Layout, in the order an event travels:
-//! - [`consumer`]: the one consumer, one module per consumed event: [`on_order_created`]
+//! - [`consumer()`]: the one consumer, one module per consumed event: [`on_order_created`]
 //!   (who placed the order), [`on_order_created_dead_letter`] (order failed),
 //!   [`on_inventory_event`] (every `inventory.<event>`).
 //! - [`notices`]: event → notification → one queued delivery per channel (one transaction;
 //!   the log's is written there and then).
 //! - [`templates`]: subject, text and HTML per kind of notification.
-//! - [`dispatcher`]: sends due deliveries, retries with backoff, marks FAILED.
-//! - [`channels`]: log, e-mail (SMTP), webhook (signed HTTP POST).
-//! - [`store`]: schema and queries; [`routes`]: the HTTP API.
+//! - [`delivery`]: the dispatcher (sends due deliveries, retries with backoff, marks
+//!   FAILED) and the channels: log, e-mail (SMTP), webhook (signed HTTP POST).
+//! - [`store`]: schema and every query; [`routes`]: the HTTP API.
 
-pub mod channels;
-pub mod dispatcher;
+pub mod delivery;
 pub mod notices;
 pub mod on_inventory_event;
 pub mod on_order_created;
@@ -36,6 +35,7 @@ use contracts::{
     AnyEvent, InventoryRejected, InventoryReleased, InventoryReserved, OrderCreated, Service,
     Topics,
 };
+use delivery::{channels, dispatcher};
 use platform::config::{DatabaseArgs, HttpArgs, KafkaArgs};
 use platform::router::Router;
 use platform::service::Runtime;

@@ -23,8 +23,8 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::channels::log::LogChannel;
-use crate::channels::Channels;
+use crate::delivery::channels::log::LogChannel;
+use crate::delivery::channels::Channels;
 use crate::store::{self, NewDelivery, NewNotification, OrderContact, Routed};
 use crate::templates::Templates;
 
@@ -295,7 +295,7 @@ impl Notifier {
     }
 
     /// Queues the deliveries of the routed notifications, each once; writes the log's
-    /// right away (see [`crate::channels::log`]) and remembers to wake the dispatcher after
+    /// right away (see [`crate::delivery::channels::log`]) and remembers to wake the dispatcher after
     /// the commit for the others.
     async fn queue(&self, tx: &mut Tx, routed: &[Routing<'_>]) -> Result<(), HandleError> {
         let mut deliveries = Vec::new();
@@ -398,14 +398,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("oo-notices-{}", Uuid::new_v4()));
         let url = format!("sqlite://{}/n.db", dir.display());
         let db = Database::connect(&url, 2, &store::SCHEMA).await.unwrap();
-        let webhook = crate::channels::webhook::WebhookArgs {
+        let webhook = crate::delivery::channels::webhook::WebhookArgs {
             webhook_secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
             webhook_timeout_ms: 1_000,
         };
         let channels = Channels {
             log: LogChannel,
             email: None,
-            webhook: crate::channels::webhook::WebhookChannel::from_args(&webhook).unwrap(),
+            webhook: crate::delivery::channels::webhook::WebhookChannel::from_args(&webhook)
+                .unwrap(),
         };
         let notifier = Notifier {
             templates: Arc::new(Templates::load(None).unwrap()),

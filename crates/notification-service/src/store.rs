@@ -16,114 +16,65 @@
 use contracts::Contact;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use platform::db::{placeholders, value_rows, Database, Schema, Tx};
+use anyhow::Context;
+use chrono::Utc;
+use platform::db::{placeholders, value_rows, Backend, Database, Schema, Tx};
+
+use crate::delivery::channels::Outgoing;
 use serde::Serialize;
 use sqlx::Row;
 
-pub const SCHEMA: Schema = Schema {
-    sqlite: &[
-        "CREATE TABLE IF NOT EXISTS notifications (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            event_id TEXT NOT NULL UNIQUE,
-            order_id INTEGER NOT NULL,
-            event_type TEXT NOT NULL,
-            channel TEXT NOT NULL,
-            status TEXT NOT NULL,
-            message TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        )",
-        "CREATE INDEX IF NOT EXISTS notifications_by_order ON notifications (order_id, id)",
-        platform::outbox::SQLITE_TABLE,
-        platform::dedupe::DEAD_LETTERED_TABLE,
-        "ALTER TABLE notifications ADD COLUMN kind TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE notifications ADD COLUMN subject TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE notifications ADD COLUMN html TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE notifications ADD COLUMN payload TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE notifications ADD COLUMN context TEXT NOT NULL DEFAULT ''",
-        "CREATE TABLE user_contacts (
-            user_id INTEGER PRIMARY KEY,
-            email TEXT,
-            webhook_url TEXT,
-            updated_at TEXT NOT NULL
-        )",
-        "CREATE TABLE order_contacts (
-            order_id INTEGER PRIMARY KEY,
-            user_id INTEGER,
-            email TEXT,
-            webhook_url TEXT,
-            known INTEGER NOT NULL,
-            updated_at TEXT NOT NULL
-        )",
-        "CREATE TABLE deliveries (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            notification_id INTEGER NOT NULL REFERENCES notifications (id),
-            order_id INTEGER NOT NULL,
-            channel TEXT NOT NULL,
-            recipient TEXT NOT NULL,
-            idempotency_key TEXT NOT NULL UNIQUE,
-            status TEXT NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            last_error TEXT,
-            next_attempt_at INTEGER NOT NULL,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            delivered_at TEXT
-        )",
-        "CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at)",
-        "CREATE INDEX deliveries_by_notification ON deliveries (notification_id)",
-    ],
-    postgres: &[
-        "CREATE TABLE IF NOT EXISTS notifications (
-            id BIGSERIAL PRIMARY KEY,
-            event_id TEXT NOT NULL UNIQUE,
-            order_id BIGINT NOT NULL,
-            event_type TEXT NOT NULL,
-            channel TEXT NOT NULL,
-            status TEXT NOT NULL,
-            message TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        )",
-        "CREATE INDEX IF NOT EXISTS notifications_by_order ON notifications (order_id, id)",
-        platform::outbox::POSTGRES_TABLE,
-        platform::dedupe::DEAD_LETTERED_TABLE,
-        "ALTER TABLE notifications ADD COLUMN kind TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE notifications ADD COLUMN subject TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE notifications ADD COLUMN html TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE notifications ADD COLUMN payload TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE notifications ADD COLUMN context TEXT NOT NULL DEFAULT ''",
-        "CREATE TABLE user_contacts (
-            user_id BIGINT PRIMARY KEY,
-            email TEXT,
-            webhook_url TEXT,
-            updated_at TEXT NOT NULL
-        )",
-        "CREATE TABLE order_contacts (
-            order_id BIGINT PRIMARY KEY,
-            user_id BIGINT,
-            email TEXT,
-            webhook_url TEXT,
-            known BIGINT NOT NULL,
-            updated_at TEXT NOT NULL
-        )",
-        "CREATE TABLE deliveries (
-            id BIGSERIAL PRIMARY KEY,
-            notification_id BIGINT NOT NULL REFERENCES notifications (id),
-            order_id BIGINT NOT NULL,
-            channel TEXT NOT NULL,
-            recipient TEXT NOT NULL,
-            idempotency_key TEXT NOT NULL UNIQUE,
-            status TEXT NOT NULL,
-            attempts BIGINT NOT NULL DEFAULT 0,
-            last_error TEXT,
-            next_attempt_at BIGINT NOT NULL,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            delivered_at TEXT
-        )",
-        "CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at)",
-        "CREATE INDEX deliveries_by_notification ON deliveries (notification_id)",
-    ],
-};
+pub const SCHEMA: Schema = Schema(&[
+    "CREATE TABLE IF NOT EXISTS notifications (
+        id {id},
+        event_id TEXT NOT NULL UNIQUE,
+        order_id {int} NOT NULL,
+        event_type TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        status TEXT NOT NULL,
+        message TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS notifications_by_order ON notifications (order_id, id)",
+    platform::outbox::TABLE,
+    platform::dedupe::DEAD_LETTERED_TABLE,
+    "ALTER TABLE notifications ADD COLUMN kind TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE notifications ADD COLUMN subject TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE notifications ADD COLUMN html TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE notifications ADD COLUMN payload TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE notifications ADD COLUMN context TEXT NOT NULL DEFAULT ''",
+    "CREATE TABLE user_contacts (
+        user_id {int} PRIMARY KEY,
+        email TEXT,
+        webhook_url TEXT,
+        updated_at TEXT NOT NULL
+    )",
+    "CREATE TABLE order_contacts (
+        order_id {int} PRIMARY KEY,
+        user_id {int},
+        email TEXT,
+        webhook_url TEXT,
+        known {int} NOT NULL,
+        updated_at TEXT NOT NULL
+    )",
+    "CREATE TABLE deliveries (
+        id {id},
+        notification_id {int} NOT NULL REFERENCES notifications (id),
+        order_id {int} NOT NULL,
+        channel TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL,
+        attempts {int} NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_attempt_at {int} NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        delivered_at TEXT
+    )",
+    "CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at)",
+    "CREATE INDEX deliveries_by_notification ON deliveries (notification_id)",
+]);
 
 /// A notification waits for `order.created` (to know whom to tell) …
 pub const AWAITING_CONTACT: &str = "AWAITING_CONTACT";
@@ -578,4 +529,123 @@ pub async fn list(
             .push(delivery);
     }
     Ok(notifications)
+}
+
+/// A claimed delivery: the message and which attempt this is.
+pub struct Claimed {
+    pub attempts: i64,
+    pub event_id: String,
+    pub outgoing: Outgoing,
+}
+
+/// Claims up to `limit` deliveries `PENDING` and due at `now_ms` (ms since the epoch):
+/// each gets `attempts + 1` and is leased (its next attempt moves to `lease_until`) in one
+/// statement; on PostgreSQL `FOR UPDATE SKIP LOCKED` lets several instances share the queue.
+pub async fn claim_due(
+    tx: &mut Tx,
+    backend: Backend,
+    now_ms: i64,
+    lease_until: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<Claimed>> {
+    let lock = match backend {
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let ids = sqlx::query(&format!(
+        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $1, updated_at = $2
+             WHERE id IN (SELECT id FROM deliveries WHERE status = $3 AND next_attempt_at <= $4
+                          ORDER BY next_attempt_at, id LIMIT $5 {lock})
+             RETURNING id"
+    ))
+    .bind(lease_until)
+    .bind(platform::now_text())
+    .bind(PENDING)
+    .bind(now_ms)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = ids
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
+    let placeholders = (1..=ids.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT d.id, d.order_id, d.channel, d.recipient, d.idempotency_key, d.attempts,
+                    n.event_id, n.kind, n.subject, n.message, n.html, n.payload, n.created_at
+             FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+             WHERE d.id IN ({placeholders}) ORDER BY d.id"
+    );
+    let mut query = sqlx::query(&sql);
+    for id in &ids {
+        query = query.bind(*id);
+    }
+    let rows = query.fetch_all(&mut **tx).await?;
+    rows.iter()
+        .map(|row| {
+            let created_at: String = row.try_get("created_at")?;
+            Ok(Claimed {
+                attempts: row.try_get("attempts")?,
+                event_id: row.try_get("event_id")?,
+                outgoing: Outgoing {
+                    delivery_id: row.try_get("id")?,
+                    order_id: row.try_get("order_id")?,
+                    channel: row.try_get("channel")?,
+                    recipient: row.try_get("recipient")?,
+                    idempotency_key: row.try_get("idempotency_key")?,
+                    kind: row.try_get("kind")?,
+                    subject: row.try_get("subject")?,
+                    text: row.try_get("message")?,
+                    html: row.try_get("html")?,
+                    payload: row.try_get("payload")?,
+                    created_at: chrono::DateTime::parse_from_rfc3339(&created_at)
+                        .with_context(|| format!("notification time {created_at:?}"))?
+                        .with_timezone(&Utc),
+                },
+            })
+        })
+        .collect()
+}
+
+/// How an attempt ends its delivery.
+pub struct Finish<'a> {
+    pub status: &'a str,
+    /// When it is due again (ms since the epoch), for a retry.
+    pub due: Option<i64>,
+    pub error: Option<&'a str>,
+    pub delivered_at: Option<&'a str>,
+    pub now: &'a str,
+}
+
+/// Records how attempt `attempts` of delivery `id` ended; false if a newer attempt has
+/// taken the delivery over (its lease ran out) or it is no longer `PENDING`, so that a
+/// slow sender cannot overwrite what the newer attempt recorded.
+pub async fn finish_attempt(
+    tx: &mut Tx,
+    id: i64,
+    attempts: i64,
+    finish: &Finish<'_>,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE deliveries SET status = $1, next_attempt_at = COALESCE($2, next_attempt_at),
+             last_error = $3, delivered_at = $4, updated_at = $5
+         WHERE id = $6 AND status = $7 AND attempts = $8",
+    )
+    .bind(finish.status)
+    .bind(finish.due)
+    .bind(finish.error)
+    .bind(finish.delivered_at)
+    .bind(finish.now)
+    .bind(id)
+    .bind(PENDING)
+    .bind(attempts)
+    .execute(&mut **tx)
+    .await?;
+    Ok(updated.rows_affected() == 1)
 }

@@ -163,7 +163,11 @@ impl EmbeddedBroker {
                 );
                 return (self, Err(err));
             }
-            let wait = Duration::from_millis(500 * 2u64.pow(restarts));
+            let wait = platform::backoff::Backoff::doubling(
+                Duration::from_millis(500),
+                Duration::from_secs(8),
+            )
+            .delay(restarts + 1);
             restarts += 1;
             tracing::error!(
                 %status, restart = restarts, of = BROKER_RESTARTS, wait_ms = wait.as_millis() as u64,

@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use notification_service::channels::email::SmtpTls;
+use notification_service::delivery::channels::email::SmtpTls;
 use notification_service::NotifyArgs;
 use serde_json::{json, Value};
 use support::receivers::{signature_is_valid, Behaviour, SmtpSink, WebhookReceiver};

@@ -1,8 +1,10 @@
-//! Orders as order-service understands them: the request parsed into domain types, and
-//! the status machine that never goes backwards.
+//! Orders as order-service understands them: the request parsed into domain types, the
+//! events an order emits (`order.created`, `order.cancelled`), and the status machine that
+//! never goes backwards.
 
+use chrono::{DateTime, Utc};
 use contracts::values::{Quantity, Sku, UserId, MAX_ITEMS};
-use contracts::Contact;
+use contracts::{Contact, LineItem, OrderCancelled, OrderCreated};
 use platform::http::FieldError;
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +45,37 @@ pub struct OrderRequest {
     pub items: Vec<(Sku, Quantity)>,
     /// Checked addresses; `None` when the request has none (or an empty one).
     pub contact: Option<Contact>,
+}
+
+impl OrderRequest {
+    /// The `order.created` event of this request, accepted as order `order_id` at `at`.
+    pub fn created(&self, order_id: i64, at: DateTime<Utc>) -> OrderCreated {
+        OrderCreated {
+            event_id: contracts::new_event_id(),
+            order_id,
+            user_id: self.user_id.get(),
+            items: self
+                .items
+                .iter()
+                .map(|(sku, qty)| LineItem {
+                    sku: sku.to_string(),
+                    qty: qty.get(),
+                })
+                .collect(),
+            created_at: at,
+            contact: self.contact.clone(),
+        }
+    }
+}
+
+/// The `order.cancelled` event of `user_id`'s order `order_id`, cancelled now.
+pub fn cancelled(order_id: i64, user_id: i64) -> OrderCancelled {
+    OrderCancelled {
+        event_id: contracts::new_event_id(),
+        order_id,
+        user_id,
+        cancelled_at: Utc::now(),
+    }
 }
 
 /// Checks a contact's e-mail address and webhook URL, naming bad fields under `pointer`.

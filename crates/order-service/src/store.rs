@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
-use contracts::{LineItem, OrderCreated, Shortage, Topics};
+use contracts::{LineItem, Shortage, Topics};
 use platform::db::{placeholders, value_rows, Database, Schema, Tx};
 use platform::outbox::Outgoing;
 use serde::Serialize;
@@ -11,68 +11,36 @@ use sqlx::Row;
 
 use crate::domain::{OrderRequest, OrderStatus};
 
-pub const SCHEMA: Schema = Schema {
-    sqlite: &[
-        "CREATE TABLE IF NOT EXISTS orders (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            user_id INTEGER NOT NULL,
-            status TEXT NOT NULL,
-            reason TEXT,
-            shortages TEXT,
-            error TEXT,
-            released_at TEXT,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        )",
-        "CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, id)",
-        "CREATE TABLE IF NOT EXISTS order_items (
-            order_id INTEGER NOT NULL REFERENCES orders (id),
-            line INTEGER NOT NULL,
-            sku TEXT NOT NULL,
-            qty INTEGER NOT NULL,
-            PRIMARY KEY (order_id, line)
-        )",
-        "CREATE TABLE IF NOT EXISTS idempotency_keys (
-            key TEXT PRIMARY KEY,
-            request TEXT NOT NULL,
-            order_id INTEGER NOT NULL,
-            created_at TEXT NOT NULL
-        )",
-        platform::dedupe::TABLE,
-        platform::outbox::SQLITE_TABLE,
-        platform::dedupe::DEAD_LETTERED_TABLE,
-    ],
-    postgres: &[
-        "CREATE TABLE IF NOT EXISTS orders (
-            id BIGSERIAL PRIMARY KEY,
-            user_id BIGINT NOT NULL,
-            status TEXT NOT NULL,
-            reason TEXT,
-            shortages TEXT,
-            error TEXT,
-            released_at TEXT,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        )",
-        "CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, id)",
-        "CREATE TABLE IF NOT EXISTS order_items (
-            order_id BIGINT NOT NULL REFERENCES orders (id),
-            line BIGINT NOT NULL,
-            sku TEXT NOT NULL,
-            qty BIGINT NOT NULL,
-            PRIMARY KEY (order_id, line)
-        )",
-        "CREATE TABLE IF NOT EXISTS idempotency_keys (
-            key TEXT PRIMARY KEY,
-            request TEXT NOT NULL,
-            order_id BIGINT NOT NULL,
-            created_at TEXT NOT NULL
-        )",
-        platform::dedupe::TABLE,
-        platform::outbox::POSTGRES_TABLE,
-        platform::dedupe::DEAD_LETTERED_TABLE,
-    ],
-};
+pub const SCHEMA: Schema = Schema(&[
+    "CREATE TABLE IF NOT EXISTS orders (
+        id {id},
+        user_id {int} NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        shortages TEXT,
+        error TEXT,
+        released_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, id)",
+    "CREATE TABLE IF NOT EXISTS order_items (
+        order_id {int} NOT NULL REFERENCES orders (id),
+        line {int} NOT NULL,
+        sku TEXT NOT NULL,
+        qty {int} NOT NULL,
+        PRIMARY KEY (order_id, line)
+    )",
+    "CREATE TABLE IF NOT EXISTS idempotency_keys (
+        key TEXT PRIMARY KEY,
+        request TEXT NOT NULL,
+        order_id {int} NOT NULL,
+        created_at TEXT NOT NULL
+    )",
+    platform::dedupe::TABLE,
+    platform::outbox::TABLE,
+    platform::dedupe::DEAD_LETTERED_TABLE,
+]);
 
 /// An order as the API shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -171,21 +139,7 @@ pub async fn create_orders_in(
                 .execute(&mut **tx)
                 .await?;
         }
-        let event = OrderCreated {
-            event_id: contracts::new_event_id(),
-            order_id,
-            user_id: request.user_id.get(),
-            items: request
-                .items
-                .iter()
-                .map(|(sku, qty)| LineItem {
-                    sku: sku.to_string(),
-                    qty: qty.get(),
-                })
-                .collect(),
-            created_at: now,
-            contact: request.contact.clone(),
-        };
+        let event = request.created(order_id, now);
         events.push(Outgoing::new(&topics.order_created(), &event));
         results.push(Created::New(order_id));
     }
@@ -476,12 +430,7 @@ pub async fn cancel_order(
             Some(order) => CancelOutcome::NotCancellable(order.status),
         });
     };
-    let event = contracts::OrderCancelled {
-        event_id: contracts::new_event_id(),
-        order_id,
-        user_id: row.try_get("user_id")?,
-        cancelled_at: Utc::now(),
-    };
+    let event = crate::domain::cancelled(order_id, row.try_get("user_id")?);
     platform::outbox::enqueue(&mut tx, &topics.order_cancelled(), &event).await?;
     tx.commit().await?;
     let order = get_order(db, order_id)

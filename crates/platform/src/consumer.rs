@@ -43,6 +43,7 @@ use rdkafka::producer::FutureProducer;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::config::RetryPolicy;
 use crate::dead_letter::{DeadLetterWriter, Sent};
 pub use crate::failure::{FailureKind, HandleError};
@@ -397,7 +398,7 @@ impl<H: Handler> Shared<H> {
             );
             tokio::select! {
                 _ = shutdown.cancelled() => return Outcome::Interrupted,
-                _ = tokio::time::sleep(c.retry.backoff_with_jitter(attempt)) => {}
+                _ = tokio::time::sleep(c.retry.backoff.delay(attempt)) => {}
             }
             attempt += 1;
         }
@@ -433,8 +434,10 @@ impl<H: Handler> Shared<H> {
     ) -> Outcome {
         let c = &self.config;
         let dlt = Topics::dlt_of(&record.topic);
-        let mut delay = Duration::from_millis(200);
+        let backoff = Backoff::doubling(Duration::from_millis(200), Duration::from_secs(30));
+        let mut tries = 0;
         loop {
+            tries += 1;
             let sent = tokio::select! {
                 _ = shutdown.cancelled() => return Outcome::Interrupted,
                 sent = self.dead_letters.send(record, error, attempts, Duration::from_secs(10)) => sent,
@@ -465,9 +468,8 @@ impl<H: Handler> Shared<H> {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return Outcome::Interrupted,
-                _ = tokio::time::sleep(delay) => {}
+                _ = tokio::time::sleep(backoff.delay(tries)) => {}
             }
-            delay = (delay * 2).min(Duration::from_secs(30));
         }
     }
 }

@@ -75,14 +75,31 @@ pub enum Backend {
     Postgres,
 }
 
-/// Schema migrations of one service, per backend: statement *n* (from 1) is migration *n*,
-/// applied once, in order, and recorded in `schema_migrations`. Append only: never edit or
-/// reorder a statement that has shipped; add one (e.g. `ALTER TABLE … ADD COLUMN …`).
-/// The first statements of every service are idempotent `CREATE … IF NOT EXISTS`, so a
-/// database created before `schema_migrations` existed is brought up to date too.
-pub struct Schema {
-    pub sqlite: &'static [&'static str],
-    pub postgres: &'static [&'static str],
+/// Schema migrations of one service, one list for both databases: statement *n* (from 1)
+/// is migration *n*, applied once, in order, and recorded in `schema_migrations`. Append
+/// only: never edit or reorder a statement that has shipped; add one (e.g. `ALTER TABLE …
+/// ADD COLUMN …`). The first statements of every service are idempotent `CREATE … IF NOT
+/// EXISTS`, so a database created before `schema_migrations` existed is brought up to
+/// date too.
+///
+/// Where the dialects differ, a statement says so with a token ([`Schema::render`]):
+/// `{id}` is an auto-incremented 64-bit primary key (SQLite `INTEGER PRIMARY KEY
+/// AUTOINCREMENT`, PostgreSQL `BIGSERIAL PRIMARY KEY`), `{int}` a 64-bit integer (`INTEGER`,
+/// `BIGINT`). Everything else is the same SQL on both.
+pub struct Schema(pub &'static [&'static str]);
+
+impl Schema {
+    /// The statements for `backend`, tokens replaced.
+    pub fn render(&self, backend: Backend) -> Vec<String> {
+        let (id, int) = match backend {
+            Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER"),
+            Backend::Postgres => ("BIGSERIAL PRIMARY KEY", "BIGINT"),
+        };
+        self.0
+            .iter()
+            .map(|statement| statement.replace("{id}", id).replace("{int}", int))
+            .collect()
+    }
 }
 
 /// A connection pool and the backend behind it.
@@ -161,10 +178,7 @@ impl Database {
     /// Applies the migrations this database has not seen yet, in one transaction (on
     /// PostgreSQL under an advisory lock, so instances starting together take turns).
     async fn apply(&self, schema: &Schema) -> anyhow::Result<()> {
-        let statements = match self.backend {
-            Backend::Sqlite => schema.sqlite,
-            Backend::Postgres => schema.postgres,
-        };
+        let statements = schema.render(self.backend);
         let mut tx = self.begin().await?;
         if self.backend == Backend::Postgres {
             // An arbitrary constant: "the schema of this database is being changed".
@@ -192,7 +206,7 @@ impl Database {
         }
         for (index, statement) in statements.iter().enumerate().skip(applied as usize) {
             let version = index as i64 + 1;
-            sqlx::query(statement)
+            sqlx::query(statement.as_str())
                 .execute(&mut *tx)
                 .await
                 .with_context(|| {
@@ -377,18 +391,12 @@ mod tests {
     async fn each_migration_runs_once_and_newer_databases_are_refused() {
         let dir = std::env::temp_dir().join(format!("oo-{}", uuid::Uuid::new_v4()));
         let url = format!("sqlite://{}/m.db", dir.display());
-        const V1: Schema = Schema {
-            sqlite: &["CREATE TABLE IF NOT EXISTS t (a INTEGER)"],
-            postgres: &[],
-        };
+        const V1: Schema = Schema(&["CREATE TABLE IF NOT EXISTS t (a {int})"]);
         // Not idempotent: would fail if applied twice.
-        const V2: Schema = Schema {
-            sqlite: &[
-                "CREATE TABLE IF NOT EXISTS t (a INTEGER)",
-                "ALTER TABLE t ADD COLUMN b TEXT",
-            ],
-            postgres: &[],
-        };
+        const V2: Schema = Schema(&[
+            "CREATE TABLE IF NOT EXISTS t (a {int})",
+            "ALTER TABLE t ADD COLUMN b TEXT",
+        ]);
         Database::connect(&url, 1, &V1)
             .await
             .unwrap()
@@ -424,6 +432,19 @@ mod tests {
             statement_chunks(&rows[..3], 300).len(),
             3,
             "one row per statement at least"
+        );
+    }
+
+    #[test]
+    fn one_schema_renders_each_dialects_types() {
+        const S: Schema = Schema(&["CREATE TABLE t (id {id}, n {int} NOT NULL, s TEXT)"]);
+        assert_eq!(
+            S.render(Backend::Sqlite),
+            ["CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER NOT NULL, s TEXT)"]
+        );
+        assert_eq!(
+            S.render(Backend::Postgres),
+            ["CREATE TABLE t (id BIGSERIAL PRIMARY KEY, n BIGINT NOT NULL, s TEXT)"]
         );
     }
 

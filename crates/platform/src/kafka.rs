@@ -154,8 +154,11 @@ pub async fn ensure_topics(
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let mut delay = Duration::from_millis(200);
+    let backoff =
+        crate::backoff::Backoff::doubling(Duration::from_millis(200), Duration::from_secs(5));
+    let mut tries = 0;
     loop {
+        tries += 1;
         match admin.create_topics(&new_topics, &options).await {
             Ok(results) => {
                 let mut retry = false;
@@ -181,9 +184,8 @@ pub async fn ensure_topics(
         }
         tokio::select! {
             _ = shutdown.cancelled() => anyhow::bail!("shut down before the topics could be created"),
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(backoff.delay(tries)) => {}
         }
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 

@@ -1,31 +1,38 @@
 //! What every OpenOrder service shares, so that each service holds only its own domain.
 //!
-//! Layout:
-//! - [`config`]: the flags (and environment variables) every service takes.
-//! - [`telemetry`]: tracing set-up.
-//! - [`db`]: one connection pool type for SQLite and PostgreSQL, pragmas, schema set-up.
-//! - [`dedupe`]: processed event ids, marked in the same transaction as the effect.
-//! - [`kafka`]: client configuration, topic creation, broker readiness.
-//! - [`failure`]: error classification: unavailable, transient, permanent.
-//! - [`metrics`]: counters served as Prometheus text.
-//! - [`consumer`]: the at-least-once consumer loop: retry with backoff, dead-letter, commit after effect.
-//! - [`dead_letter`]: writing a dead letter (Spring's headers, the original partition, a value too large left out).
-//! - [`stalls`]: the partitions a consumer waits on, and which of them are stalled.
+//! Layout, in the order a record travels:
+//! - [`record`]: a Kafka record as the code sees it (headers, order id, JSON value).
+//! - [`router`]: the [`router::Handler`] the consumer loop calls, and the [`router::Router`]
+//!   every service builds: event type → decoder and handler, each record decoded once.
+//! - [`consumer`]: the at-least-once consumer loop: batches, retry, dead-letter, commit after effect.
 //! - [`lanes`]: which keys wait on a failing record, and how far each partition's offset may be stored.
-//! - [`dlt`]: list, show and replay dead letters (CLI and admin API share it).
+//! - [`stalls`]: the keys a consumer waits on, and which of them are stalled.
+//! - [`failure`]: error classification: unavailable, transient, permanent.
+//! - [`backoff`]: the one exponential backoff every retry uses.
+//! - [`dead_letter`]: writing a dead letter (Spring's headers, the original partition, a value too large left out).
+//! - [`dlt`]: reading, listing and replaying dead letters (CLI and admin API share it);
+//!   [`dlt_api`]: that over HTTP, `/admin/dlt`.
+//! - [`dedupe`]: processed event ids, marked in the same transaction as the effect.
 //! - [`outbox`]: the transactional outbox and its relay to Kafka.
-//! - [`http`]: RFC 9457 problem details, the JSON body extractor, health endpoints, serving.
+//! - [`db`]: one pool type for SQLite and PostgreSQL, one schema list rendered for both;
+//!   transactions wake the relay on commit. [`wal_writes`]: SQLite's WAL writes gathered.
+//! - [`kafka`]: client configuration, topic creation (what the topic map gives a service).
+//! - [`http`]: problem details, the JSON body extractor, health, middleware, serving.
 //! - [`service`]: the start-up and ordered shutdown every service shares.
-//! - [`status`]: consumer lag and outbox backlog (`GET /admin/status`).
-//! - [`shutdown`]: Ctrl-C / SIGTERM to a cancellation token.
+//! - [`config`]: the flags (and environment variables) every service takes.
+//! - [`status`]: consumer lag and outbox backlog (`GET /admin/status`); [`metrics`]:
+//!   counters served as Prometheus text; [`telemetry`]: logging.
+//! - [`shutdown`]: signals to a cancellation token, and the stop's time bound.
 //! - [`fd_limit`]: the open-files limit raised to what the system allows, at start.
 
+pub mod backoff;
 pub mod config;
 pub mod consumer;
 pub mod db;
 pub mod dead_letter;
 pub mod dedupe;
 pub mod dlt;
+pub mod dlt_api;
 pub mod failure;
 pub mod fd_limit;
 pub mod http;

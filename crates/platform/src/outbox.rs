@@ -22,17 +22,9 @@ use crate::db::{Backend, Database, Tx};
 /// Advisory lock key of the outbox relay on PostgreSQL (any constant; one per database).
 const OUTBOX_LOCK: i64 = 0x6f72_6465_725f_6f62; // "order_ob"
 
-pub const SQLITE_TABLE: &str = "CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic TEXT NOT NULL,
-    record_key TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    headers TEXT NOT NULL,
-    created_at TEXT NOT NULL
-)";
-
-pub const POSTGRES_TABLE: &str = "CREATE TABLE IF NOT EXISTS outbox (
-    id BIGSERIAL PRIMARY KEY,
+/// The outbox table (a [`crate::db::Schema`] statement).
+pub const TABLE: &str = "CREATE TABLE IF NOT EXISTS outbox (
+    id {id},
     topic TEXT NOT NULL,
     record_key TEXT NOT NULL,
     payload TEXT NOT NULL,
@@ -155,6 +147,10 @@ const DELETE_EVERY: Duration = Duration::from_millis(200);
 /// cost is per request more than per record, and at 1,000 orders/s a relay that read at
 /// once sent a record or two per request.
 const GATHER: Duration = Duration::from_millis(2);
+
+/// The wait after a failed pass: 0.4 s, doubling up to 6.4 s.
+const RETRY: crate::backoff::Backoff =
+    crate::backoff::Backoff::doubling(Duration::from_millis(400), Duration::from_millis(6400));
 
 struct Row_ {
     id: i64,
@@ -420,7 +416,7 @@ impl Relay {
             let wait = if failures == 0 {
                 self.poll_interval
             } else {
-                Duration::from_millis(200 * 2u64.pow(failures.min(5)))
+                RETRY.delay(failures)
             };
             tokio::select! {
                 _ = shutdown.cancelled() => {}

@@ -31,14 +31,11 @@ mod tests {
     use crate::db::{Database, Schema};
     use sqlx::Row;
 
-    const SCHEMA: Schema = Schema {
-        sqlite: &[
-            "CREATE TABLE IF NOT EXISTS a (id INTEGER PRIMARY KEY, k TEXT UNIQUE, v TEXT)",
-            "CREATE TABLE IF NOT EXISTS b (id INTEGER PRIMARY KEY, k TEXT UNIQUE, v TEXT)",
-            "CREATE INDEX IF NOT EXISTS b_by_v ON b (v)",
-        ],
-        postgres: &[],
-    };
+    const SCHEMA: Schema = Schema(&[
+        "CREATE TABLE IF NOT EXISTS a (id INTEGER PRIMARY KEY, k TEXT UNIQUE, v TEXT)",
+        "CREATE TABLE IF NOT EXISTS b (id INTEGER PRIMARY KEY, k TEXT UNIQUE, v TEXT)",
+        "CREATE INDEX IF NOT EXISTS b_by_v ON b (v)",
+    ]);
 
     /// A new database, on this VFS or, with `?vfs=unix`, on SQLite's own.
     async fn temp_db(query: &str) -> (std::path::PathBuf, Database) {

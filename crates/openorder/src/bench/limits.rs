@@ -132,7 +132,7 @@ pub async fn http(
     let metrics = platform::metrics::Metrics::default();
     let api = platform::http::limited(
         axum::Router::new().route("/noop", axum::routing::post(noop)),
-        platform::http::MAX_IN_FLIGHT,
+        platform::config::MAX_IN_FLIGHT,
         metrics.clone(),
     );
     let router = platform::http::timed(api, metrics);

@@ -251,13 +251,57 @@ pub struct Stack {
     pub notification_url: String,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
-    services: JoinSet<anyhow::Result<()>>,
+    services: Option<Services>,
 }
 
-async fn listener() -> (TcpListener, String) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// The services of a stack, on a runtime of their own (as `openorder` runs them): when it
+/// ends, a blocking call they abandoned at their stop deadline (a commit to a broker that
+/// is gone, which librdkafka waits on without end) is left behind after 200 ms, as `main`
+/// leaves it, instead of holding the test's runtime (and so the test) for ever.
+type Services = std::thread::JoinHandle<Vec<anyhow::Result<()>>>;
+
+fn listener() -> (std::net::TcpListener, String) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     (l, url)
+}
+
+/// Starts a service on its listener (on the services' runtime).
+type StartService = Box<
+    dyn FnOnce(TcpListener) -> futures_util::future::BoxFuture<'static, anyhow::Result<()>> + Send,
+>;
+
+/// Runs `services` (each given its listener) on a runtime of their own in a thread.
+fn run_services(services: Vec<(std::net::TcpListener, StartService)>) -> Services {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime for the services");
+        let results = runtime.block_on(async move {
+            let mut running = JoinSet::new();
+            for (listener, run) in services {
+                let listener = TcpListener::from_std(listener).expect("a listener");
+                running.spawn(run(listener));
+            }
+            let mut results = Vec::new();
+            while let Some(result) = running.join_next().await {
+                results.push(result.expect("service task"));
+            }
+            results
+        });
+        runtime.shutdown_timeout(Duration::from_millis(200));
+        results
+    })
+}
+
+/// A stack dropped without [`Stack::stop`] (a test that failed) stops its services.
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
 }
 
 impl Stack {
@@ -285,44 +329,46 @@ impl Stack {
         let notification_db = database(database_url(db, &dir, "notification").await?);
 
         let shutdown = CancellationToken::new();
-        let mut services = JoinSet::new();
-        let (order_listener, order_url) = listener().await;
-        let (inventory_listener, inventory_url) = listener().await;
-        let (notification_listener, notification_url) = listener().await;
-        services.spawn(order_service::run(
-            order_service::Config {
-                kafka: kafka.clone(),
-                database: order_db,
-                http: Default::default(),
-                stop: Default::default(),
-            },
-            order_listener,
-            shutdown.clone(),
-        ));
-        services.spawn(inventory_service::run(
-            inventory_service::Config {
-                kafka: kafka.clone(),
-                database: inventory_db,
-                http: Default::default(),
-                stop: Default::default(),
-                seed_file: None,
-                fail_sku: "FAIL".into(),
-                flaky_sku: "FLAKY".into(),
-            },
-            inventory_listener,
-            shutdown.clone(),
-        ));
-        services.spawn(notification_service::run(
-            notification_service::Config {
-                kafka: kafka.clone(),
-                database: notification_db,
-                http: Default::default(),
-                stop: Default::default(),
-                notify: options.notify.clone(),
-            },
-            notification_listener,
-            shutdown.clone(),
-        ));
+        let (order_listener, order_url) = listener();
+        let (inventory_listener, inventory_url) = listener();
+        let (notification_listener, notification_url) = listener();
+        let order = order_service::Config {
+            kafka: kafka.clone(),
+            database: order_db,
+            http: Default::default(),
+            stop: Default::default(),
+        };
+        let inventory = inventory_service::Config {
+            kafka: kafka.clone(),
+            database: inventory_db,
+            http: Default::default(),
+            stop: Default::default(),
+            seed_file: None,
+            fail_sku: "FAIL".into(),
+            flaky_sku: "FLAKY".into(),
+        };
+        let notification = notification_service::Config {
+            kafka: kafka.clone(),
+            database: notification_db,
+            http: Default::default(),
+            stop: Default::default(),
+            notify: options.notify.clone(),
+        };
+        let (s1, s2, s3) = (shutdown.clone(), shutdown.clone(), shutdown.clone());
+        let services = run_services(vec![
+            (
+                order_listener,
+                Box::new(move |l| Box::pin(order_service::run(order, l, s1))),
+            ),
+            (
+                inventory_listener,
+                Box::new(move |l| Box::pin(inventory_service::run(inventory, l, s2))),
+            ),
+            (
+                notification_listener,
+                Box::new(move |l| Box::pin(notification_service::run(notification, l, s3))),
+            ),
+        ]);
         let stack = Self {
             broker,
             kafka,
@@ -331,7 +377,7 @@ impl Stack {
             notification_url,
             http: reqwest::Client::new(),
             shutdown,
-            services,
+            services: Some(services),
         };
         for url in [
             &stack.order_url,
@@ -346,10 +392,17 @@ impl Stack {
     /// Stops every service and checks that each stopped cleanly.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
-        while let Some(result) = self.services.join_next().await {
-            result
-                .expect("service task")
-                .expect("service stopped cleanly");
+        let services = self.services.take().expect("running");
+        let results = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::task::spawn_blocking(move || services.join()),
+        )
+        .await
+        .expect("the services stop within 30 s")
+        .expect("joined")
+        .expect("the services' thread did not panic");
+        for result in results {
+            result.expect("service stopped cleanly");
         }
     }
 

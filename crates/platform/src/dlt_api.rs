@@ -1,4 +1,5 @@
-//! The dead-letter admin API, JSON for tools and a UI (the same operations as `openorder dlt`):
+//! The dead-letter admin API, JSON for tools and a UI (the same operations as `openorder dlt`,
+//! from [`crate::dlt`]):
 //! - `GET /admin/dlt?topic=T`: summaries of every dead letter (of every `*.DLT` topic by default);
 //! - `GET /admin/dlt/{topic}/{partition}/{offset}`: one dead letter, headers decoded, value as JSON;
 //! - `POST /admin/dlt/replay` with `{"topic", "partition"+"offset" | "orderId" | "all": true,
@@ -8,12 +9,15 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::routing::{get, post};
 use axum::Json;
-use platform::config::KafkaArgs;
-use platform::dlt::{self, ReplayRequest, ReplayResult, Selection, Summary};
-use platform::http::{ApiJson, FieldError, Problem};
-use platform::metrics::Metrics;
+use axum::Router;
 use serde::Deserialize;
+
+use crate::config::KafkaArgs;
+use crate::dlt::{self, ReplayRequest, ReplayResult, Selection, Summary};
+use crate::http::{ApiJson, FieldError, Problem};
+use crate::metrics::Metrics;
 
 /// Default cap on `openorder-replay-count`.
 pub const DEFAULT_MAX_REPLAYS: u32 = 3;
@@ -22,6 +26,15 @@ pub const DEFAULT_MAX_REPLAYS: u32 = 3;
 pub struct DltState {
     pub kafka: KafkaArgs,
     pub metrics: Metrics,
+}
+
+/// The routes above, served by inventory-service's admin port (any service could).
+pub fn router(state: DltState) -> Router {
+    Router::new()
+        .route("/admin/dlt", get(list))
+        .route("/admin/dlt/replay", post(replay))
+        .route("/admin/dlt/{topic}/{partition}/{offset}", get(show))
+        .with_state(state)
 }
 
 fn broker_problem(err: anyhow::Error) -> Problem {

@@ -25,15 +25,14 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::Args;
 use contracts::{NotificationFailed, Topics};
-use platform::db::{Backend, Database, Tx};
+use platform::db::{Database, Tx};
 use platform::metrics::Metrics;
-use sqlx::Row;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::channels::{Channels, Outgoing, SendError};
-use crate::store::{DELIVERED, FAILED, PENDING};
+use crate::delivery::channels::{Channels, SendError};
+use crate::store::{self, Claimed, DELIVERED, FAILED, PENDING};
 
 /// Retry settings of deliveries.
 #[derive(Args, Clone, Debug)]
@@ -66,10 +65,12 @@ pub struct DeliveryArgs {
 impl DeliveryArgs {
     /// The wait after failed try number `attempt` (from 1), with ±25 % jitter.
     pub fn backoff(&self, attempt: i64) -> Duration {
-        let base = Duration::from_millis(self.notify_backoff_ms)
-            .saturating_mul(2u32.saturating_pow(attempt.clamp(1, 31) as u32 - 1))
-            .min(Duration::from_millis(self.notify_backoff_max_ms));
-        base.mul_f64(rand::random_range(0.75..1.25))
+        platform::backoff::Backoff::doubling(
+            Duration::from_millis(self.notify_backoff_ms),
+            Duration::from_millis(self.notify_backoff_max_ms),
+        )
+        .with_jitter(0.25)
+        .delay(attempt.clamp(1, i64::from(u32::MAX)) as u32)
     }
 }
 
@@ -113,7 +114,10 @@ impl Dispatcher {
                 this.args.notify_batch - in_flight.len() as i64
             };
             if !outcomes.is_empty() || room > 0 {
-                match this.settle(&outcomes, room).await {
+                match this
+                    .settle(&outcomes, room, Utc::now().timestamp_millis())
+                    .await
+                {
                     Ok(claimed) => {
                         for message in claimed {
                             let this = this.clone();
@@ -176,17 +180,33 @@ impl Dispatcher {
         }
     }
 
-    /// Records how the finished sends ended and claims up to `room` due deliveries, in one
-    /// transaction (one commit a round instead of two).
+    /// One round at `now_ms` (ms since the epoch), driven by the caller instead of the
+    /// clock and the wake-ups of [`Dispatcher::run`]: claims what is due, sends it all,
+    /// records how each send ended. Returns how many deliveries it sent. For tests of
+    /// backoff and leases that move time rather than wait for it.
+    pub async fn round_at(&self, now_ms: i64) -> anyhow::Result<usize> {
+        let claimed = self.settle(&[], self.args.notify_batch, now_ms).await?;
+        let mut outcomes = Vec::with_capacity(claimed.len());
+        for message in claimed {
+            let result = self.send(&message).await;
+            outcomes.push((message, result));
+        }
+        self.settle(&outcomes, 0, now_ms).await?;
+        Ok(outcomes.len())
+    }
+
+    /// Records how the finished sends ended and claims up to `room` deliveries due at
+    /// `now_ms`, in one transaction (one commit a round instead of two).
     async fn settle(
         &self,
         outcomes: &[(Claimed, Result<(), SendError>)],
         room: i64,
+        now_ms: i64,
     ) -> anyhow::Result<Vec<Claimed>> {
         let mut tx = self.db.begin().await?;
-        self.record(&mut tx, outcomes).await?;
+        self.record(&mut tx, outcomes, now_ms).await?;
         let claimed = if room > 0 {
-            self.claim(&mut tx, room).await?
+            self.claim(&mut tx, room, now_ms).await?
         } else {
             Vec::new()
         };
@@ -217,73 +237,10 @@ impl Dispatcher {
         }
     }
 
-    /// Claims up to `limit` due deliveries.
-    async fn claim(&self, tx: &mut Tx, limit: i64) -> anyhow::Result<Vec<Claimed>> {
-        let now = Utc::now();
-        let lease_until = now.timestamp_millis() + self.args.notify_lease_ms as i64;
-        let lock = match self.db.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let ids = sqlx::query(&format!(
-            "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $1, updated_at = $2
-             WHERE id IN (SELECT id FROM deliveries WHERE status = $3 AND next_attempt_at <= $4
-                          ORDER BY next_attempt_at, id LIMIT $5 {lock})
-             RETURNING id"
-        ))
-        .bind(lease_until)
-        .bind(platform::now_text())
-        .bind(PENDING)
-        .bind(now.timestamp_millis())
-        .bind(limit)
-        .fetch_all(&mut **tx)
-        .await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<i64> = ids
-            .iter()
-            .map(|r| r.try_get("id"))
-            .collect::<Result<_, _>>()?;
-        let placeholders = (1..=ids.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT d.id, d.order_id, d.channel, d.recipient, d.idempotency_key, d.attempts,
-                    n.event_id, n.kind, n.subject, n.message, n.html, n.payload, n.created_at
-             FROM deliveries d JOIN notifications n ON n.id = d.notification_id
-             WHERE d.id IN ({placeholders}) ORDER BY d.id"
-        );
-        let mut query = sqlx::query(&sql);
-        for id in &ids {
-            query = query.bind(*id);
-        }
-        let rows = query.fetch_all(&mut **tx).await?;
-        rows.iter()
-            .map(|row| {
-                let created_at: String = row.try_get("created_at")?;
-                Ok(Claimed {
-                    attempts: row.try_get("attempts")?,
-                    event_id: row.try_get("event_id")?,
-                    outgoing: Outgoing {
-                        delivery_id: row.try_get("id")?,
-                        order_id: row.try_get("order_id")?,
-                        channel: row.try_get("channel")?,
-                        recipient: row.try_get("recipient")?,
-                        idempotency_key: row.try_get("idempotency_key")?,
-                        kind: row.try_get("kind")?,
-                        subject: row.try_get("subject")?,
-                        text: row.try_get("message")?,
-                        html: row.try_get("html")?,
-                        payload: row.try_get("payload")?,
-                        created_at: chrono::DateTime::parse_from_rfc3339(&created_at)
-                            .with_context(|| format!("notification time {created_at:?}"))?
-                            .with_timezone(&Utc),
-                    },
-                })
-            })
-            .collect()
+    /// Claims up to `limit` due deliveries, each leased for `--notify-lease-ms`.
+    async fn claim(&self, tx: &mut Tx, limit: i64, now_ms: i64) -> anyhow::Result<Vec<Claimed>> {
+        let lease_until = now_ms + self.args.notify_lease_ms as i64;
+        store::claim_due(tx, self.db.backend, now_ms, lease_until, limit).await
     }
 
     /// Records how a batch's attempts ended (one that failed for good queues a
@@ -294,6 +251,7 @@ impl Dispatcher {
         &self,
         tx: &mut Tx,
         outcomes: &[(Claimed, Result<(), SendError>)],
+        now_ms: i64,
     ) -> anyhow::Result<()> {
         let now = platform::now_text();
         for (m, result) in outcomes {
@@ -302,8 +260,7 @@ impl Dispatcher {
             let (status, due, error, delivered_at, label) = match next {
                 Next::Delivered => (DELIVERED, None, None, Some(now.as_str()), "delivered"),
                 Next::Retry(e) => {
-                    let due = Utc::now().timestamp_millis()
-                        + self.args.backoff(m.attempts).as_millis() as i64;
+                    let due = now_ms + self.args.backoff(m.attempts).as_millis() as i64;
                     (PENDING, Some(due), Some(e), None, "retried")
                 }
                 Next::Failed(e) => (FAILED, None, Some(e), None, "failed"),
@@ -312,27 +269,20 @@ impl Dispatcher {
                 "openorder_notification_attempts_total",
                 &[("channel", m.outgoing.channel.as_str()), ("outcome", label)],
             );
-            let updated = sqlx::query(
-                "UPDATE deliveries SET status = $1, next_attempt_at = COALESCE($2, next_attempt_at),
-                     last_error = $3, delivered_at = $4, updated_at = $5
-                 WHERE id = $6 AND status = $7 AND attempts = $8",
-            )
-            .bind(status)
-            .bind(due)
-            .bind(error)
-            .bind(delivered_at)
-            .bind(&now)
-            .bind(id)
-            .bind(PENDING)
-            .bind(m.attempts)
-            .execute(&mut **tx)
-            .await?;
+            let finish = store::Finish {
+                status,
+                due,
+                error,
+                delivered_at,
+                now: &now,
+            };
+            let updated = store::finish_attempt(tx, id, m.attempts, &finish).await?;
             match next {
                 Next::Delivered => {}
                 Next::Retry(error) => {
                     tracing::info!(delivery = id, channel = %m.outgoing.channel, attempt = m.attempts, %error, "delivery failed; will retry");
                 }
-                Next::Failed(error) if updated.rows_affected() == 1 => {
+                Next::Failed(error) if updated => {
                     let event = NotificationFailed {
                         event_id: contracts::new_event_id(),
                         order_id: m.outgoing.order_id,
@@ -364,16 +314,143 @@ enum Next<'a> {
     Failed(&'a str),
 }
 
-/// A claimed delivery: the message and which attempt this is.
-struct Claimed {
-    attempts: i64,
-    event_id: String,
-    outgoing: Outgoing,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notices::{Notice, Notifier};
+    use crate::templates::Templates;
+    use contracts::Contact;
+    use sqlx::Row;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A webhook receiver on loopback answering 500 to its first `failures` requests and
+    /// 200 after; counts them.
+    async fn receiver(failures: usize) -> (String, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                let n = counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    match n < failures {
+                        true => axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        false => axum::http::StatusCode::OK,
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, hits)
+    }
+
+    /// A dispatcher on a fresh SQLite database with one webhook delivery queued for `url`.
+    async fn dispatcher_with_one_delivery(url: &str, args: DeliveryArgs) -> Dispatcher {
+        let dir = std::env::temp_dir().join(format!("oo-dispatch-{}", uuid::Uuid::new_v4()));
+        let db_url = format!("sqlite://{}/n.db", dir.display());
+        let db = Database::connect(&db_url, 2, &store::SCHEMA).await.unwrap();
+        let webhook = crate::delivery::channels::webhook::WebhookArgs {
+            webhook_secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+            webhook_timeout_ms: 2_000,
+        };
+        let channels = Arc::new(Channels {
+            log: crate::delivery::channels::log::LogChannel,
+            email: None,
+            webhook: crate::delivery::channels::webhook::WebhookChannel::from_args(&webhook)
+                .unwrap(),
+        });
+        let notifier = Notifier {
+            templates: Arc::new(Templates::load(None).unwrap()),
+            channels: channels.clone(),
+            dispatcher: Arc::new(Notify::new()),
+            metrics: Metrics::default(),
+        };
+        let contact = Contact {
+            email: None,
+            webhook_url: Some(url.into()),
+        };
+        let mut tx = db.begin().await.unwrap();
+        notifier.order_seen(&mut tx, 7, 42, contact).await.unwrap();
+        let notice = Notice {
+            event_id: contracts::new_event_id(),
+            order_id: 7,
+            event_type: "inventory.reserved".into(),
+            kind: "order.confirmed",
+            fields: serde_json::json!({ "items": [] }),
+            event: serde_json::json!({}),
+        };
+        notifier.record(&mut tx, &notice).await.unwrap();
+        tx.commit().await.unwrap();
+        Dispatcher {
+            db,
+            channels,
+            args,
+            topics: Topics::default(),
+            wake: Arc::new(Notify::new()),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// `(status, attempts)` of the webhook delivery.
+    async fn webhook_delivery(d: &Dispatcher) -> (String, i64) {
+        let row = sqlx::query("SELECT status, attempts FROM deliveries WHERE channel = 'webhook'")
+            .fetch_one(&d.db.pool)
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    }
+
+    fn args() -> DeliveryArgs {
+        DeliveryArgs {
+            notify_max_attempts: 6,
+            notify_backoff_ms: 1_000,
+            notify_backoff_max_ms: 60_000,
+            notify_lease_ms: 30_000,
+            notify_batch: 8,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_delivery_is_tried_again_only_once_its_backoff_is_over() {
+        let (url, hits) = receiver(2).await;
+        let d = dispatcher_with_one_delivery(&url, args()).await;
+        // Queued now: due at once. Time below is moved by hand, not waited for.
+        let t0 = Utc::now().timestamp_millis() + 1_000;
+        assert_eq!(d.round_at(t0).await.unwrap(), 1);
+        assert_eq!(webhook_delivery(&d).await, (PENDING.into(), 1));
+        // The first backoff is 1 s ± 25 %: not due at 0.7 s, due at 1.3 s.
+        assert_eq!(d.round_at(t0 + 700).await.unwrap(), 0);
+        assert_eq!(d.round_at(t0 + 1_300).await.unwrap(), 1);
+        assert_eq!(webhook_delivery(&d).await, (PENDING.into(), 2));
+        // The second is 2 s ± 25 %, counted from the second try.
+        let t1 = t0 + 1_300;
+        assert_eq!(d.round_at(t1 + 1_400).await.unwrap(), 0);
+        assert_eq!(d.round_at(t1 + 2_600).await.unwrap(), 1);
+        assert_eq!(webhook_delivery(&d).await, (DELIVERED.into(), 3));
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        // Delivered: nothing is sent again, however late.
+        assert_eq!(d.round_at(t1 + 3_600_000).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_claim_whose_outcome_was_never_recorded_is_sent_again_once_its_lease_runs_out() {
+        let (url, hits) = receiver(0).await;
+        let d = dispatcher_with_one_delivery(&url, args()).await;
+        let t0 = Utc::now().timestamp_millis() + 1_000;
+        // A sender claims the delivery and dies before it records anything.
+        let mut tx = d.db.begin().await.unwrap();
+        let claimed = d.claim(&mut tx, 8, t0).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        // Leased for 30 s: nobody sends it meanwhile; after that, another round does.
+        assert_eq!(d.round_at(t0 + 29_000).await.unwrap(), 0);
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+        assert_eq!(d.round_at(t0 + 31_000).await.unwrap(), 1);
+        assert_eq!(webhook_delivery(&d).await, (DELIVERED.into(), 2));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn backoff_doubles_per_attempt_up_to_the_cap() {

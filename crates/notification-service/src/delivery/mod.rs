@@ -1,0 +1,11 @@
+//! Getting a notification to the customer, once its deliveries are queued (one per
+//! channel, by [`crate::notices`]):
+//! - [`dispatcher`]: claims due deliveries, sends them, records each outcome, retries with
+//!   backoff, marks `FAILED` with a `notification.failed` event (its SQL is in
+//!   [`crate::store`], with the rest of the service's).
+//! - [`channels`]: log, e-mail (SMTP), webhook (signed HTTP POST). The log channel is
+//!   written in the transaction that queues the deliveries ([`crate::notices`]): it cannot
+//!   fail, so it needs no dispatcher round.
+
+pub mod channels;
+pub mod dispatcher;

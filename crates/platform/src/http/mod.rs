@@ -1,0 +1,22 @@
+//! HTTP pieces every service shares, one file each:
+//! - [`problem`]: RFC 9457 problem details.
+//! - [`json`]: the JSON body extractor, whose rejections are problems too.
+//! - [`health`]: the health endpoints.
+//! - [`middleware`]: the 404 problem and body limit, the limit on requests in flight,
+//!   request timing for `/metrics`.
+//! - [`serve`]: serving with graceful shutdown and a header read timeout.
+
+pub mod health;
+pub mod json;
+pub mod middleware;
+pub mod problem;
+pub mod serve;
+
+pub use health::*;
+pub use json::*;
+pub use middleware::*;
+pub use problem::*;
+pub use serve::*;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,59 @@
+//! Serving over HTTP/1.1 with graceful shutdown and a header read timeout.
+
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::middleware::app;
+
+/// Serves `router` (through [`app`]) on `listener` over HTTP/1.1 until `shutdown`; requests
+/// in flight then get up to 10 s. Each connection must send a request's head within
+/// `header_read_timeout_ms` of opening or of its last response.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    http: &crate::config::HttpArgs,
+    shutdown: CancellationToken,
+    drain: Duration,
+) -> anyhow::Result<()> {
+    let service = hyper_util::service::TowerToHyperService::new(app(router));
+    let mut connection_builder = hyper::server::conn::http1::Builder::new();
+    connection_builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(http.header_read_timeout_ms));
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of file descriptors, most likely: let connections finish.
+                    tracing::warn!(%err, "accepting a connection failed; retrying in 100 ms");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = connections.watch(
+            connection_builder
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone()),
+        );
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%err, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = connections.shutdown() => {}
+        () = tokio::time::sleep(drain) => {
+            tracing::warn!("HTTP requests still running after {} ms; stopping anyway", drain.as_millis());
+        }
+    }
+    Ok(())
+}
