@@ -2,7 +2,7 @@
 //! customer hears so once per `order.created` event (a replayed order that fails again is
 //! not announced twice). Dead letters of other groups say nothing about the order.
 
-use contracts::{headers, OrderCreated};
+use contracts::OrderCreated;
 use platform::consumer::HandleError;
 use platform::db::Tx;
 use platform::router::{DeadLetter, Delivered, On};
@@ -25,9 +25,7 @@ impl On<DeadLetter<OrderCreated>> for OnOrderCreatedDeadLetter {
         _attempt: u32,
     ) -> Result<(), HandleError> {
         for Delivered { record, event } in letters {
-            if record.header(headers::DLT_ORIGINAL_CONSUMER_GROUP)
-                != Some(self.inventory_group.as_str())
-            {
+            if !record.dead_lettered_by(&self.inventory_group) {
                 continue;
             }
             let Some(order) = &event.original else {

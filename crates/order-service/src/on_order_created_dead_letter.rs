@@ -2,7 +2,7 @@
 //! letters of the inventory consumer group: another group's trouble with `order.created`
 //! (notification-service's, say) says nothing about the order itself.
 
-use contracts::{headers, OrderCreated};
+use contracts::OrderCreated;
 use platform::consumer::HandleError;
 use platform::db::Tx;
 use platform::router::{DeadLetter, Delivered, On};
@@ -24,9 +24,7 @@ impl On<DeadLetter<OrderCreated>> for OnOrderCreatedDeadLetter {
         _attempt: u32,
     ) -> Result<(), HandleError> {
         for Delivered { record, .. } in letters {
-            if record.header(headers::DLT_ORIGINAL_CONSUMER_GROUP)
-                != Some(self.inventory_group.as_str())
-            {
+            if !record.dead_lettered_by(&self.inventory_group) {
                 continue;
             }
             // The key, or for a record produced without one, the orderId in its value.

@@ -38,6 +38,11 @@ impl Record {
         self.header_bytes(name).and_then(be_int)
     }
 
+    /// Did consumer group `group` (its full name, behind the prefix) give up on the record?
+    pub fn dead_lettered_by(&self, group: &str) -> bool {
+        self.header(headers::DLT_ORIGINAL_CONSUMER_GROUP) == Some(group)
+    }
+
     /// Why the value was left out of this dead letter, if it was.
     pub fn value_omitted(&self) -> Option<String> {
         self.text(headers::DLT_VALUE_OMITTED)
