@@ -14,9 +14,10 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateOrderBody {
     pub user_id: i64,
+    #[serde(deserialize_with = "platform::http::objects")]
     pub items: Vec<ItemBody>,
     /// Optional: where to tell the customer about this order (else the user's defaults).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "platform::http::optional_object")]
     pub contact: Option<ContactBody>,
 }
 

@@ -403,3 +403,80 @@ async fn an_order_beyond_a_full_intake_queue_is_refused_at_once_with_a_503_and_w
         "room again once the writer is through: {body}"
     );
 }
+
+#[tokio::test]
+async fn two_objects_or_trailing_data_in_one_body_are_a_400_problem_and_write_nothing() {
+    let app = spawn_app().await;
+    let one = r#"{"userId":42,"items":[{"sku":"ABC-001","qty":1}]}"#;
+    for body in [
+        format!("{one}{one}"),
+        format!("{one} trailing"),
+        format!("{one}]"),
+    ] {
+        let (status, headers, problem) = app.post("application/json", body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_problem(&headers, &problem, 400);
+        assert_eq!(problem["type"], "/problems/malformed-json", "{body}");
+    }
+    // White space after the object is fine.
+    let (status, _, _) = app.post("application/json", format!("{one} \n")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(app.count("orders").await, 1, "only the well-formed one");
+}
+
+#[tokio::test]
+async fn arrays_in_place_of_objects_are_a_422_problem_naming_where() {
+    let app = spawn_app().await;
+    for (body, pointer) in [
+        (r#"[42,[["ABC-001",1]],null]"#, "/"),
+        (r#"{"userId":42,"items":[["ABC-001",1]]}"#, "/items/0"),
+        (
+            r#"{"userId":42,"items":[{"sku":"ABC-001","qty":1}],"contact":["a@example.com",null]}"#,
+            "/contact",
+        ),
+    ] {
+        let (status, headers, problem) = app.post("application/json", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_problem(&headers, &problem, 422);
+        assert_eq!(problem["errors"][0]["field"], pointer, "{problem}");
+    }
+    app.assert_nothing_written().await;
+}
+
+#[tokio::test]
+async fn a_wrong_method_a_bad_path_segment_and_oversized_heads_are_problems() {
+    let app = spawn_app().await;
+    // Wrong method: 405 with Allow, as a problem.
+    let (status, headers, problem) = app
+        .send(Request::delete("/api/orders").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_problem(&headers, &problem, 405);
+    assert!(headers[header::ALLOW].to_str().unwrap().contains("POST"));
+    // A path segment that is not UTF-8 once decoded.
+    let (status, headers, problem) = app
+        .send(
+            Request::get("/api/orders/1%FF")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_problem(&headers, &problem, 400);
+    // A 20 KB request target (past 64 KiB the `http` crate itself refuses to build one;
+    // served over a socket, `serve` answers those too, see platform's http tests).
+    let long = format!("/api/orders?userId=1&x={}", "a".repeat(20_000));
+    let (status, headers, problem) = app
+        .send(Request::get(long.as_str()).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::URI_TOO_LONG);
+    assert_problem(&headers, &problem, 414);
+    // 1,000 headers.
+    let mut many = Request::get("/api/orders?userId=1");
+    for i in 0..1_000 {
+        many = many.header(format!("x-h{i}"), "v");
+    }
+    let (status, headers, problem) = app.send(many.body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_problem(&headers, &problem, 431);
+}

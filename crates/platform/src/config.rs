@@ -162,6 +162,11 @@ pub struct HttpArgs {
     /// also closes kept-alive connections idle that long.
     #[arg(long, env = "OPENORDER_HEADER_READ_TIMEOUT_MS", default_value_t = HEADER_READ_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub header_read_timeout_ms: u64,
+    /// Origins whose browser pages may call the API (CORS), comma-separated, e.g.
+    /// `https://shop.example.com`; `*` for any. Empty (the default): no cross-origin
+    /// access, and a preflight `OPTIONS` is answered `405`.
+    #[arg(long, env = "OPENORDER_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for HttpArgs {
@@ -169,6 +174,7 @@ impl Default for HttpArgs {
         Self {
             max_in_flight_requests: MAX_IN_FLIGHT,
             header_read_timeout_ms: HEADER_READ_TIMEOUT_MS,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }

@@ -1,11 +1,16 @@
 //! The JSON body extractor: every rejection a problem (415 wrong content type, 413 too
-//! large, 408 too slow, 400 malformed, 422 a field of the wrong type named by its path).
+//! large, 408 too slow, 400 malformed or followed by more data, 422 a field of the wrong
+//! type named by its path). A body is one JSON **object**, and so is every nested value a
+//! request type declares as a struct ([`Object`], [`object`], [`objects`],
+//! [`optional_object`]): serde's derive would take an array for a struct (its fields in
+//! order), which gets round the refusal of unknown fields.
 
 use std::time::Duration;
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use super::problem::{FieldError, Problem};
 
@@ -74,9 +79,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 /// Decodes a JSON body: syntax errors are 400, type errors 422 naming the field's JSON pointer.
+/// The body must be a single JSON object, with nothing after it but white space.
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|err| {
+    let value: Object<T> = serde_path_to_error::deserialize(&mut *de).map_err(|err| {
         let pointer = pointer_of(err.path());
         let inner = err.into_inner();
         match inner.classify() {
@@ -90,7 +96,54 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
                 format!("the body is not valid JSON: {inner}"),
             ),
         }
-    })
+    })?;
+    de.end().map_err(|err| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "Malformed JSON",
+            format!("the body must be one JSON object and nothing after it: {err}"),
+        )
+    })?;
+    Ok(value.0)
+}
+
+/// A value that must be a JSON object (an array, say, is refused as a wrong type).
+pub struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OnlyMaps<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OnlyMaps<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(OnlyMaps(std::marker::PhantomData))
+            .map(Object)
+    }
+}
+
+/// For `#[serde(deserialize_with = "…")]` on a struct field: a JSON object only.
+pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Object::deserialize(d).map(|o| o.0)
+}
+
+/// The same for a field that may be absent or `null`.
+pub fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Option::<Object<T>>::deserialize(d).map(|o| o.map(|o| o.0))
+}
+
+/// The same for an array of objects.
+pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Vec::<Object<T>>::deserialize(d).map(|v| v.into_iter().map(|o| o.0).collect())
 }
 
 fn pointer_of(path: &serde_path_to_error::Path) -> String {

@@ -1,11 +1,13 @@
-//! What wraps every service's routes: the body limit and the 404 problem ([`app`]), the
-//! limit on requests in flight ([`limited`]) and request timing for `/metrics` ([`timed`]).
+//! What wraps every service's routes: the body limit, the request-line and header limits,
+//! and a problem for every error answer, the router's own included ([`app`]); CORS
+//! ([`cors`]); the limit on requests in flight ([`limited`]) and request timing for
+//! `/metrics` ([`timed`]).
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tokio::sync::Semaphore;
 
@@ -13,7 +15,16 @@ use super::json::MAX_BODY_BYTES;
 use super::problem::Problem;
 use crate::metrics::Metrics;
 
-/// A service's routes as served: the body limit, and a problem for unknown endpoints.
+/// Longest request target (path and query) served; a longer one is `414 /problems/uri-too-long`.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most request headers served; more are `431 /problems/headers-too-large`.
+pub const MAX_HEADERS: usize = 100;
+/// Largest total of a request's header names and values; more is `431` too.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// A service's routes as served: the body limit, the request-line and header limits, and
+/// an RFC 9457 problem for every error answer (unknown endpoint 404, wrong method 405 with
+/// its `Allow`, a path segment that does not parse 400, …), never an empty or plain-text one.
 pub fn app(router: Router) -> Router {
     router
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -25,6 +36,139 @@ pub fn app(router: Router) -> Router {
                 "no such endpoint",
             )
         })
+        .layer(axum::middleware::from_fn(edge))
+}
+
+/// Refuses what is too large before routing, and turns the router's and extractors' bare
+/// error answers into problems.
+async fn edge(request: Request, next: axum::middleware::Next) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Problem::new(
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            "Request target too long",
+            format!("the path and query must be at most {MAX_URI_BYTES} bytes, got {target}"),
+        )
+        .into_response();
+    }
+    let headers = request.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            "Request headers too large",
+            format!(
+                "at most {MAX_HEADERS} headers of {MAX_HEADER_BYTES} bytes together, got {} of {header_bytes}",
+                headers.len()
+            ),
+        )
+        .into_response();
+    }
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Bare answers are axum's own (a few hundred bytes at most); bounded all the same.
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let problem = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            Problem::new(
+                status,
+                "method-not-allowed",
+                "Method not allowed",
+                format!("{method} is not allowed here; allowed: {allowed}"),
+            )
+        }
+        StatusCode::BAD_REQUEST => {
+            Problem::new(status, "invalid-parameter", "Invalid parameter", text)
+        }
+        _ => {
+            let title = status.canonical_reason().unwrap_or("Error");
+            let slug = title.to_ascii_lowercase().replace(' ', "-");
+            let detail = if text.is_empty() {
+                title.to_string()
+            } else {
+                text
+            };
+            Problem::new(status, &slug, title, detail)
+        }
+    };
+    let mut answer = problem.into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        answer.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    answer
+}
+
+/// CORS for `origins` (`*`: any): preflights answered, the API's own headers allowed and
+/// exposed. No origins: `router` unchanged (no cross-origin access).
+pub fn cors(router: Router, origins: &[String]) -> anyhow::Result<Router> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<&str> = origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if origins.is_empty() {
+        return Ok(router);
+    }
+    let allow = if origins.contains(&"*") {
+        AllowOrigin::any()
+    } else {
+        let list = origins
+            .iter()
+            .map(|o| {
+                HeaderValue::from_str(o)
+                    .map_err(|_| anyhow::anyhow!("--cors-allowed-origins: {o:?} is not an origin"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        AllowOrigin::list(list)
+    };
+    let layer = CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            axum::http::Method::GET,
+            axum::http::Method::POST,
+            axum::http::Method::PUT,
+            axum::http::Method::DELETE,
+        ])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("traceparent"),
+            header::HeaderName::from_static("tracestate"),
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("idempotent-replayed"),
+        ])
+        .max_age(std::time::Duration::from_secs(600));
+    Ok(router.layer(layer))
 }
 
 /// Answers a request to one of `router`'s routes at once with `503 /problems/overloaded`

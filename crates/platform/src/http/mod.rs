@@ -4,8 +4,10 @@
 //! - [`health`]: the health endpoints.
 //! - [`middleware`]: the 404 problem and body limit, the limit on requests in flight,
 //!   request timing for `/metrics`.
-//! - [`serve`]: serving with graceful shutdown and a header read timeout.
+//! - [`serve`]: serving with graceful shutdown and a header read timeout;
+//!   [`first_head`]: a connection's first head screened for what hyper would refuse bare.
 
+pub mod first_head;
 pub mod health;
 pub mod json;
 pub mod middleware;

@@ -18,11 +18,15 @@ pub async fn serve(
     shutdown: CancellationToken,
     drain: Duration,
 ) -> anyhow::Result<()> {
-    let service = hyper_util::service::TowerToHyperService::new(app(router));
+    let router = super::middleware::cors(app(router), &http.cors_allowed_origins)?;
+    let service = hyper_util::service::TowerToHyperService::new(router);
     let mut connection_builder = hyper::server::conn::http1::Builder::new();
     connection_builder
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(http.header_read_timeout_ms));
+        .header_read_timeout(Duration::from_millis(http.header_read_timeout_ms))
+        // Room above the limits `app` answers with a problem (hyper's own answer to a
+        // head past these is a bare status).
+        .max_headers(4 * super::middleware::MAX_HEADERS.max(256));
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let stream = tokio::select! {
@@ -38,11 +42,21 @@ pub async fn serve(
             () = shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection = connections.watch(
-            connection_builder
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone()),
+        let (service, builder, watcher) = (
+            service.clone(),
+            connection_builder.clone(),
+            connections.watcher(),
         );
+        let head_timeout = Duration::from_millis(http.header_read_timeout_ms);
         tokio::spawn(async move {
+            let mut stream = stream;
+            let head = match super::first_head::screen(&mut stream, head_timeout).await {
+                super::first_head::FirstHead::Serve(head) => head,
+                _ => return,
+            };
+            let io = super::first_head::Prefixed::new(head, stream);
+            let connection =
+                watcher.watch(builder.serve_connection(hyper_util::rt::TokioIo::new(io), service));
             if let Err(err) = connection.await {
                 tracing::debug!(%err, "HTTP connection ended with an error");
             }

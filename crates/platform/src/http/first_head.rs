@@ -1,0 +1,170 @@
+//! The first request head of a connection, read before hyper sees it: a request line or
+//! header block past what the `http` crate and hyper take (a 64 KiB target, 1,024
+//! headers) would get hyper's bare `414` / `431`; here it gets a problem, like every other
+//! refusal. What was read is handed to hyper in front of the rest of the stream
+//! ([`Prefixed`]). (Later requests on a kept-alive connection go to hyper directly; the
+//! router answers those within its own limits, [`super::middleware::app`].)
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::middleware::{MAX_HEADERS, MAX_URI_BYTES};
+use super::problem::Problem;
+
+/// Most of a head read here; a head not complete by then is refused.
+const MAX_HEAD: usize = 80 * 1024;
+
+/// What the first head of a connection was found to be.
+pub enum FirstHead {
+    /// Served: these bytes (the head and perhaps more) come first.
+    Serve(Vec<u8>),
+    /// Answered here with a problem and closed.
+    Refused,
+    /// The connection sent nothing (or closed) within the time allowed.
+    Silent,
+}
+
+/// Reads `stream` until its first head is complete (or too large, or `timeout` passed).
+pub async fn screen(stream: &mut TcpStream, timeout: Duration) -> FirstHead {
+    let mut head = Vec::with_capacity(4096);
+    let read = tokio::time::timeout(timeout, async {
+        let mut chunk = [0u8; 8192];
+        loop {
+            if head.windows(4).any(|w| w == b"\r\n\r\n") || head.len() >= MAX_HEAD {
+                return true;
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return !head.is_empty(),
+                Ok(n) => head.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    match read {
+        Ok(true) => {}
+        // Closed after a part of a head: hyper may still answer that (a 400).
+        Ok(false) if !head.is_empty() => return FirstHead::Serve(head),
+        // Nothing, or no complete head in time: closed, as hyper closes it.
+        _ => return FirstHead::Silent,
+    }
+    let line_end = find(&head, b"\r\n").unwrap_or(head.len());
+    let target = line_end.saturating_sub("GET  HTTP/1.1".len());
+    let problem = if target > MAX_URI_BYTES {
+        Some(Problem::new(
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            "Request target too long",
+            format!("the path and query must be at most {MAX_URI_BYTES} bytes, got about {target}"),
+        ))
+    } else {
+        let end = find(&head, b"\r\n\r\n");
+        let lines = end.map(|end| head[..end].split(|b| *b == b'\n').count() - 1);
+        match (end, lines) {
+            (Some(_), Some(n)) if n <= 4 * MAX_HEADERS.max(256) => None,
+            _ => Some(Problem::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                "Request headers too large",
+                format!("at most {MAX_HEADERS} headers are served, and a head of at most {MAX_HEAD} bytes"),
+            )),
+        }
+    };
+    match problem {
+        None => FirstHead::Serve(head),
+        Some(problem) => {
+            let body = serde_json::to_vec(&problem).expect("a problem serializes");
+            let status = StatusCode::from_u16(problem.status).expect("a valid status");
+            let answer = format!(
+                "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or(""),
+                body.len()
+            );
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                stream.write_all(answer.as_bytes()).await?;
+                stream.write_all(&body).await?;
+                stream.shutdown().await
+            })
+            .await;
+            FirstHead::Refused
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A stream whose first bytes were already read: they are read again first.
+pub struct Prefixed {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: TcpStream,
+}
+
+impl Prefixed {
+    pub fn new(prefix: Vec<u8>, inner: TcpStream) -> Self {
+        Self {
+            prefix,
+            at: 0,
+            inner,
+        }
+    }
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.at < self.prefix.len() {
+            let n = (self.prefix.len() - self.at).min(buf.remaining());
+            let at = self.at;
+            buf.put_slice(&self.prefix[at..at + n]);
+            self.at += n;
+            if self.at == self.prefix.len() {
+                self.prefix = Vec::new();
+                self.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
