@@ -22,6 +22,8 @@ pub fn new_event_id() -> Uuid {
 pub trait Event: Serialize + DeserializeOwned {
     /// The `event-type` header value, which is also the topic name without prefix.
     const TYPE: &'static str;
+    /// The `event-version` header value (see [`crate::headers::EVENT_VERSION`]).
+    const VERSION: u32 = 1;
     fn event_id(&self) -> Uuid;
     fn order_id(&self) -> i64;
 }

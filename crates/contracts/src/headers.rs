@@ -4,6 +4,11 @@
 pub const EVENT_ID: &str = "event-id";
 /// The event's type, e.g. `order.created` (see [`crate::Event::event_type`]).
 pub const EVENT_TYPE: &str = "event-type";
+/// The schema version of the event's value, an integer (`1` today, [`crate::Event::VERSION`]).
+/// It grows only for a change a reader cannot ignore (a field removed, renamed or given
+/// another meaning); fields added are not a new version: readers ignore fields they do not
+/// know (tolerant readers) and never dead-letter a record for them.
+pub const EVENT_VERSION: &str = "event-version";
 /// Always `application/json`.
 pub const CONTENT_TYPE: &str = "content-type";
 pub const JSON: &str = "application/json";

@@ -138,3 +138,39 @@ async fn a_batch_reserves_in_order_until_stock_runs_out_and_a_copy_within_it_cou
         .get("n");
     assert_eq!(n, 6);
 }
+
+#[tokio::test]
+async fn a_newer_producers_order_with_fields_this_build_does_not_know_is_decided_not_dead_lettered()
+{
+    let db = database().await;
+    let handler = inventory_service::consumer(
+        &Topics::default(),
+        Backend::Sqlite,
+        Faults::new(FaultConfig {
+            fail_sku: String::new(),
+            flaky_sku: String::new(),
+        }),
+    );
+    let mut record = order_created(Uuid::new_v4(), 9, "A", 1);
+    let mut value: serde_json::Value =
+        serde_json::from_slice(record.payload.as_deref().unwrap()).unwrap();
+    value["giftWrap"] = serde_json::json!({"paper": "blue"});
+    value["items"][0]["note"] = serde_json::json!("fragile");
+    record.payload = Some(serde_json::to_vec(&value).unwrap());
+    record
+        .headers
+        .push((headers::EVENT_VERSION.into(), Some(b"1".to_vec())));
+    let mut tx = db.begin().await.unwrap();
+    handler.apply(&mut tx, &[record], 1).await.unwrap();
+    tx.commit().await.unwrap();
+    let a = store::get_stock(&db, "A").await.unwrap().unwrap();
+    assert_eq!((a.available, a.reserved), (4, 1), "reserved like any order");
+    // And what inventory publishes says its own version.
+    let headers: String = sqlx::query("SELECT headers FROM outbox")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+        .get("headers");
+    let headers: serde_json::Value = serde_json::from_str(&headers).unwrap();
+    assert_eq!(headers[headers::EVENT_VERSION], "1");
+}

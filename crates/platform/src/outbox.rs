@@ -45,6 +45,7 @@ impl Outgoing {
         let headers: HashMap<&str, String> = HashMap::from([
             (headers::EVENT_ID, event.event_id().to_string()),
             (headers::EVENT_TYPE, E::TYPE.to_string()),
+            (headers::EVENT_VERSION, E::VERSION.to_string()),
             (headers::CONTENT_TYPE, headers::JSON.to_string()),
         ]);
         Self {
