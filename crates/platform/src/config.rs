@@ -60,7 +60,7 @@ pub struct KafkaArgs {
 
     /// Extra librdkafka settings, `key=value`, repeatable; applied to every client last.
     /// (Environment: comma-separated.)
-    #[arg(long = "kafka-option", env = "OPENORDER_KAFKA_OPTION", value_delimiter = ',', value_parser = parse_key_value)]
+    #[arg(long = "kafka-option", env = "OPENORDER_KAFKA_OPTION", hide_env_values = true, value_delimiter = ',', value_parser = parse_key_value)]
     pub kafka_options: Vec<(String, String)>,
 
     /// How many times a consumer tries a record that fails with a transient error
@@ -141,7 +141,7 @@ pub struct RetryPolicy {
 #[derive(Args, Clone, Debug)]
 pub struct DatabaseArgs {
     /// Database URL: `sqlite://path/to/file.db` or `postgres://user:pass@host/db`.
-    #[arg(long, env = "OPENORDER_DATABASE_URL")]
+    #[arg(long, env = "OPENORDER_DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
 
     /// Largest number of pooled connections.

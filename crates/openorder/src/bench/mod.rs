@@ -39,7 +39,7 @@ pub struct BenchArgs {
     bootstrap_servers: Option<String>,
 
     /// PostgreSQL URL with the right to create databases.
-    #[arg(long, env = "OPENORDER_CHAOS_POSTGRES_URL")]
+    #[arg(long, env = "OPENORDER_CHAOS_POSTGRES_URL", hide_env_values = true)]
     postgres_url: Option<String>,
 
     /// Offered rate of the open-loop run, orders per second.

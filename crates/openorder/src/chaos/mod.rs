@@ -62,7 +62,7 @@ pub struct ChaosArgs {
     bootstrap_servers: Option<String>,
 
     /// PostgreSQL URL with the right to create databases (one fresh database per service and scenario).
-    #[arg(long, env = "OPENORDER_CHAOS_POSTGRES_URL")]
+    #[arg(long, env = "OPENORDER_CHAOS_POSTGRES_URL", hide_env_values = true)]
     postgres_url: Option<String>,
 
     /// Shell command that stops the external broker (for broker-restart).
