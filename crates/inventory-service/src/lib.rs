@@ -113,10 +113,7 @@ pub async fn run(
     let api = routes::router(routes::AppState {
         db: runtime.db.clone(),
         faults,
-        dlt: platform::dlt_api::DltState {
-            kafka: config.kafka.clone(),
-            metrics: runtime.metrics.clone(),
-        },
+        dlt: platform::dlt_api::DltState::new(config.kafka.clone(), runtime.metrics.clone()),
     });
     runtime
         .serve(listener, api, &config.http, &config.stop, shutdown)

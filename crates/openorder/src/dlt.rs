@@ -91,9 +91,10 @@ fn truncate(s: &str, max: usize) -> String {
 pub async fn run(args: DltArgs) -> anyhow::Result<()> {
     match args.command {
         DltCommand::List { topic, json, kafka } => {
-            let summaries =
-                tokio::task::spawn_blocking(move || dlt::summaries(&kafka, topic.as_deref()))
-                    .await??;
+            let summaries = tokio::task::spawn_blocking(move || {
+                dlt::summaries(&kafka, topic.as_deref(), usize::MAX)
+            })
+            .await??;
             if json {
                 println!("{}", serde_json::to_string_pretty(&summaries)?);
                 return Ok(());

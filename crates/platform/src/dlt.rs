@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use contracts::headers;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
@@ -196,6 +196,11 @@ pub fn dlt_topics(args: &KafkaArgs) -> anyhow::Result<Vec<String>> {
 /// Reads `topic` from the beginning to its end (blocking). The end is each partition's
 /// end-of-partition event, with an idle limit for brokers whose high watermark lags.
 pub fn read_all(args: &KafkaArgs, topic: &str) -> anyhow::Result<Vec<Record>> {
+    read_at_most(args, topic, usize::MAX)
+}
+
+/// [`read_all`], but no more than `max` records (the first read).
+pub fn read_at_most(args: &KafkaArgs, topic: &str, max: usize) -> anyhow::Result<Vec<Record>> {
     let consumer = reader(args)?;
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
@@ -215,7 +220,7 @@ pub fn read_all(args: &KafkaArgs, topic: &str) -> anyhow::Result<Vec<Record>> {
     let mut out = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut idle_since = std::time::Instant::now();
-    while !open.is_empty() && std::time::Instant::now() < deadline {
+    while !open.is_empty() && out.len() < max && std::time::Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 idle_since = std::time::Instant::now();
@@ -233,23 +238,69 @@ pub fn read_all(args: &KafkaArgs, topic: &str) -> anyhow::Result<Vec<Record>> {
     Ok(out)
 }
 
-/// Dead letters of `topic`, or of every DLT topic when None.
-pub fn list(args: &KafkaArgs, topic: Option<&str>) -> anyhow::Result<Vec<Record>> {
+/// The record of `topic` at `partition`/`offset`, if there is one (blocking; reads that
+/// record only).
+pub fn read_one(
+    args: &KafkaArgs,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> anyhow::Result<Option<Record>> {
+    if offset < 0 || partition < 0 {
+        return Ok(None);
+    }
+    let consumer = reader(args)?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    consumer.assign(&tpl)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) if m.offset() == offset => return Ok(Some(Record::from_message(&m))),
+            // Past it (compacted away, or a transaction marker): not there.
+            Some(Ok(m)) if m.offset() > offset => return Ok(None),
+            Some(Ok(_)) => {}
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return Ok(None),
+            Some(Err(err)) => return Err(err).with_context(|| format!("Failed to read {topic}")),
+            None => {}
+        }
+    }
+    Ok(None)
+}
+
+/// Dead letters of `topic`, or of every DLT topic when None; at most `max` of them.
+pub fn list(args: &KafkaArgs, topic: Option<&str>, max: usize) -> anyhow::Result<Vec<Record>> {
     let topics = match topic {
         Some(t) => vec![t.to_string()],
         None => dlt_topics(args)?,
     };
     let mut out = Vec::new();
     for t in topics {
-        out.extend(read_all(args, &t)?);
+        let room = max.saturating_sub(out.len());
+        if room == 0 {
+            break;
+        }
+        out.extend(read_at_most(args, &t, room)?);
     }
     Ok(out)
 }
 
-/// [`list`]'s dead letters as summaries, each with how often the ledger says it was
-/// replayed (blocking).
-pub fn summaries(args: &KafkaArgs, topic: Option<&str>) -> anyhow::Result<Vec<Summary>> {
-    let letters = list(args, topic)?;
+/// Is `topic` a dead-letter topic of this deployment (behind its prefix, ending `.DLT`)?
+pub fn is_dead_letter_topic(args: &KafkaArgs, topic: &str) -> bool {
+    let topics = args.topics();
+    topic.starts_with(topics.prefix())
+        && topic.ends_with(contracts::topics::DLT_SUFFIX)
+        && topic.len() > topics.prefix().len() + contracts::topics::DLT_SUFFIX.len()
+}
+
+/// [`list`]'s dead letters (at most `max`) as summaries, each with how often the ledger
+/// says it was replayed (blocking).
+pub fn summaries(
+    args: &KafkaArgs,
+    topic: Option<&str>,
+    max: usize,
+) -> anyhow::Result<Vec<Summary>> {
+    let letters = list(args, topic, max)?;
     let replays = replays_by_position(args)?;
     Ok(letters
         .iter()

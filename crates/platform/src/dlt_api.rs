@@ -22,10 +22,53 @@ use crate::metrics::Metrics;
 /// Default cap on `openorder-replay-count`.
 pub const DEFAULT_MAX_REPLAYS: u32 = 3;
 
+/// Most dead letters one list answers (`?limit=`, default [`DEFAULT_LIMIT`]).
+pub const MAX_LIMIT: usize = 1_000;
+pub const DEFAULT_LIMIT: usize = 100;
+/// Most scans of dead-letter topics at once; one more is `503 /problems/busy`.
+pub const MAX_SCANS: usize = 2;
+
 #[derive(Clone)]
 pub struct DltState {
     pub kafka: KafkaArgs,
     pub metrics: Metrics,
+    scans: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl DltState {
+    pub fn new(kafka: KafkaArgs, metrics: Metrics) -> Self {
+        Self {
+            kafka,
+            metrics,
+            scans: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_SCANS)),
+        }
+    }
+
+    /// A scan slot, or `503 /problems/busy` when [`MAX_SCANS`] are running.
+    fn scan(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> {
+        self.scans.clone().try_acquire_owned().map_err(|_| {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "Busy",
+                format!("{MAX_SCANS} dead-letter scans are already running; try again shortly"),
+            )
+        })
+    }
+}
+
+/// `topic` must be a dead-letter topic of this deployment: this API reads nothing else.
+fn dead_letter_topic(state: &DltState, topic: &str, field: &str) -> Result<(), Problem> {
+    if dlt::is_dead_letter_topic(&state.kafka, topic) {
+        return Ok(());
+    }
+    Err(Problem::invalid_fields(vec![FieldError::new(
+        field,
+        format!(
+            "must be a dead-letter topic of this deployment (`{}<topic>.DLT`), got {topic:?}",
+            state.kafka.topics().prefix()
+        ),
+    )]))
 }
 
 /// The routes above, served by inventory-service's admin port (any service could).
@@ -52,11 +95,32 @@ pub async fn list(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<Summary>>, Problem> {
     let topic = query.get("topic").cloned();
-    let summaries =
-        tokio::task::spawn_blocking(move || dlt::summaries(&state.kafka, topic.as_deref()))
-            .await
-            .map_err(|e| Problem::internal(e.into()))?
-            .map_err(broker_problem)?;
+    if let Some(topic) = &topic {
+        dead_letter_topic(&state, topic, "topic")?;
+    }
+    let limit = match query.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-parameter",
+                    "Invalid parameter",
+                    format!("limit must be 1 to {MAX_LIMIT}, got {raw:?}"),
+                )
+            })?,
+    };
+    let permit = state.scan()?;
+    let summaries = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        dlt::summaries(&state.kafka, topic.as_deref(), limit)
+    })
+    .await
+    .map_err(|e| Problem::internal(e.into()))?
+    .map_err(broker_problem)?;
     Ok(Json(summaries))
 }
 
@@ -64,20 +128,25 @@ pub async fn show(
     State(state): State<DltState>,
     Path((topic, partition, offset)): Path<(String, i32, i64)>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let letters = {
+    if !dlt::is_dead_letter_topic(&state.kafka, &topic) {
+        return Err(Problem::not_found(format!(
+            "{topic} is not a dead-letter topic"
+        )));
+    }
+    let permit = state.scan()?;
+    let letter = {
         let topic = topic.clone();
-        tokio::task::spawn_blocking(move || dlt::read_all(&state.kafka, &topic))
-            .await
-            .map_err(|e| Problem::internal(e.into()))?
-            .map_err(broker_problem)?
-    };
-    letters
-        .iter()
-        .find(|d| d.partition == partition && d.offset == offset)
-        .map(|d| Json(d.detail()))
-        .ok_or_else(|| {
-            Problem::not_found(format!("no dead letter at {topic}/{partition}/{offset}"))
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            dlt::read_one(&state.kafka, &topic, partition, offset)
         })
+        .await
+        .map_err(|e| Problem::internal(e.into()))?
+        .map_err(broker_problem)?
+    };
+    letter.map(|d| Json(d.detail())).ok_or_else(|| {
+        Problem::not_found(format!("no dead letter at {topic}/{partition}/{offset}"))
+    })
 }
 
 #[derive(Deserialize)]
@@ -101,12 +170,7 @@ pub async fn replay(
     State(state): State<DltState>,
     ApiJson(body): ApiJson<ReplayBody>,
 ) -> Result<Json<Vec<ReplayResult>>, Problem> {
-    if !body.topic.ends_with(contracts::topics::DLT_SUFFIX) {
-        return Err(Problem::invalid_fields(vec![FieldError::new(
-            "/topic",
-            "must be a dead-letter topic (ending in .DLT)",
-        )]));
-    }
+    dead_letter_topic(&state, &body.topic, "/topic")?;
     let selection = match (body.partition, body.offset, body.order_id, body.all) {
         (Some(partition), Some(offset), None, false) => Selection::Position { partition, offset },
         (None, None, Some(id), false) => Selection::OrderId(id),
@@ -126,6 +190,7 @@ pub async fn replay(
         max_replays: body.max_replays.unwrap_or(DEFAULT_MAX_REPLAYS),
         by: body.by.unwrap_or_else(|| "admin-api".into()),
     };
+    let _permit = state.scan()?;
     let results = dlt::replay(&state.kafka, &request).await.map_err(|err| {
         if err.to_string().starts_with("no dead letter at") {
             Problem::not_found(err.to_string())
