@@ -69,10 +69,11 @@ impl Contact {
     }
 
     /// A contact whose present fields are valid, or each bad field (`email`, `webhookUrl`)
-    /// with what is wrong with it.
+    /// with what is wrong with it. A webhook must point where `destinations` allow.
     pub fn checked(
         email: Option<&str>,
         webhook_url: Option<&str>,
+        destinations: &crate::destinations::Destinations,
     ) -> Result<Self, Vec<(&'static str, String)>> {
         use crate::values::{EmailAddress, WebhookUrl};
         let mut errors = Vec::new();
@@ -83,11 +84,16 @@ impl Contact {
                 None
             }
         });
-        let webhook_url = webhook_url.and_then(|u| match WebhookUrl::parse(u) {
-            Ok(u) => Some(u.as_str().to_string()),
-            Err(m) => {
-                errors.push(("webhookUrl", m));
-                None
+        let webhook_url = webhook_url.and_then(|u| {
+            match WebhookUrl::parse(u).and_then(|u| {
+                let host = u.url().host().expect("a webhook URL names a host");
+                destinations.check_host(&host).map(|()| u)
+            }) {
+                Ok(u) => Some(u.as_str().to_string()),
+                Err(m) => {
+                    errors.push(("webhookUrl", m));
+                    None
+                }
             }
         });
         if errors.is_empty() {

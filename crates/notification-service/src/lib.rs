@@ -113,6 +113,7 @@ pub async fn run(
         webhook: channels::webhook::WebhookChannel::from_args(&config.notify.webhook)?,
     });
 
+    let webhooks = config.notify.webhook.destinations.destinations();
     let topics = config.kafka.topics();
     // The pattern subscription only sees topics that exist: the known ones (and their
     // dead-letter topics) are created here rather than waited for.
@@ -135,7 +136,7 @@ pub async fn run(
         .spawn_consumer(
             "notification-events",
             GROUP,
-            consumer(&topics, notifier),
+            consumer(&topics, notifier, &webhooks),
             GATHER,
             &shutdown,
         )
@@ -149,7 +150,10 @@ pub async fn run(
         metrics: runtime.metrics.clone(),
     };
     runtime.spawn_worker(|stop| dispatcher.run(stop));
-    let api = routes::router(runtime.db.clone());
+    let api = routes::router(routes::AppState {
+        db: runtime.db.clone(),
+        webhooks: webhooks.clone(),
+    });
     runtime
         .serve(listener, api, &config.http, &config.stop, shutdown)
         .await
@@ -165,7 +169,11 @@ pub const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 /// so a newer producer's event type is read as `order.updated`). One member per instance
 /// keeps the group simple for every broker; the topics have no order among each other
 /// anyway (see [`notices`] for how an inventory event that overtakes its order is handled).
-pub fn consumer(topics: &Topics, notifier: notices::Notifier) -> Router {
+pub fn consumer(
+    topics: &Topics,
+    notifier: notices::Notifier,
+    webhooks: &contracts::destinations::Destinations,
+) -> Router {
     let inventory = on_inventory_event::OnInventoryEvent {
         notifier: notifier.clone(),
         topics: topics.clone(),
@@ -173,11 +181,13 @@ pub fn consumer(topics: &Topics, notifier: notices::Notifier) -> Router {
     Router::new(Service::Notification, topics)
         .on::<OrderCreated, _>(on_order_created::OnOrderCreated {
             notifier: notifier.clone(),
+            webhooks: webhooks.clone(),
         })
         .on_dead_letters::<OrderCreated, _>(
             on_order_created_dead_letter::OnOrderCreatedDeadLetter {
                 notifier,
                 inventory_group: topics.group(INVENTORY_GROUP),
+                webhooks: webhooks.clone(),
             },
         )
         .on::<InventoryReserved, _>(inventory.clone())

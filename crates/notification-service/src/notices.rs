@@ -401,6 +401,7 @@ mod tests {
         let webhook = crate::delivery::channels::webhook::WebhookArgs {
             webhook_secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
             webhook_timeout_ms: 1_000,
+            destinations: Default::default(),
         };
         let channels = Channels {
             log: LogChannel,

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use contracts::destinations::Destinations;
 use contracts::{Contact, OrderCreated};
 use platform::consumer::HandleError;
 use platform::db::Tx;
@@ -15,14 +16,24 @@ use crate::store::OrderContact;
 
 pub struct OnOrderCreated {
     pub notifier: Notifier,
+    /// Where a contact's webhook may point.
+    pub webhooks: Destinations,
 }
 
 /// The order's contact, checked as order-service checks it.
-pub fn checked_contact(order: &OrderCreated) -> Result<Contact, HandleError> {
+pub fn checked_contact(
+    order: &OrderCreated,
+    webhooks: &Destinations,
+) -> Result<Contact, HandleError> {
     let Some(contact) = &order.contact else {
         return Ok(Contact::default());
     };
-    Contact::checked(contact.email.as_deref(), contact.webhook_url.as_deref()).map_err(|bad| {
+    Contact::checked(
+        contact.email.as_deref(),
+        contact.webhook_url.as_deref(),
+        webhooks,
+    )
+    .map_err(|bad| {
         HandleError::permanent(
             "openorder.InvalidContact",
             bad.iter()
@@ -44,7 +55,7 @@ impl On<OrderCreated> for OnOrderCreated {
         for Delivered { event: order, .. } in events {
             let seen = OrderContact {
                 user_id: order.user_id,
-                contact: checked_contact(order)?,
+                contact: checked_contact(order, &self.webhooks)?,
             };
             orders.insert(order.order_id, seen);
         }

@@ -15,6 +15,8 @@ pub struct OnOrderCreatedDeadLetter {
     pub notifier: Notifier,
     /// The inventory consumer group's full name (behind the prefix).
     pub inventory_group: String,
+    /// Where a contact's webhook may point.
+    pub webhooks: contracts::destinations::Destinations,
 }
 
 impl On<DeadLetter<OrderCreated>> for OnOrderCreatedDeadLetter {
@@ -37,7 +39,7 @@ impl On<DeadLetter<OrderCreated>> for OnOrderCreatedDeadLetter {
             };
             // The dead letter carries the order itself: record it, in case order.created
             // was never seen here (the failure notice then goes out at once).
-            let contact = checked_contact(order).unwrap_or_default();
+            let contact = checked_contact(order, &self.webhooks).unwrap_or_default();
             self.notifier
                 .order_seen(tx, order.order_id, order.user_id, contact)
                 .await?;

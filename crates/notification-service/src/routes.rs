@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use contracts::destinations::Destinations;
 use contracts::values::UserId;
 use contracts::Contact;
 use platform::db::Database;
@@ -17,14 +18,28 @@ use serde::Deserialize;
 
 use crate::store::{self, Notification, UserContact};
 
-pub fn router(db: Database) -> Router {
+/// What the handlers need.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Database,
+    /// Where a registered webhook may point.
+    pub webhooks: Destinations,
+}
+
+impl axum::extract::FromRef<AppState> for Database {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/notifications", get(list))
         .route(
             "/api/users/{user_id}/contact",
             get(get_contact).put(put_contact),
         )
-        .with_state(db)
+        .with_state(state)
 }
 
 #[tracing::instrument(skip_all)]
@@ -76,18 +91,23 @@ async fn get_contact(
 
 #[tracing::instrument(skip_all, fields(user = %raw))]
 async fn put_contact(
-    State(db): State<Database>,
+    State(state): State<AppState>,
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<ContactBody>,
 ) -> Result<Json<UserContact>, Problem> {
+    let db = state.db;
     let user_id = user_id(&raw)?;
-    let contact =
-        Contact::checked(body.email.as_deref(), body.webhook_url.as_deref()).map_err(|bad| {
-            Problem::invalid_fields(
-                bad.into_iter()
-                    .map(|(field, m)| FieldError::new(format!("/{field}"), m))
-                    .collect(),
-            )
-        })?;
+    let contact = Contact::checked(
+        body.email.as_deref(),
+        body.webhook_url.as_deref(),
+        &state.webhooks,
+    )
+    .map_err(|bad| {
+        Problem::invalid_fields(
+            bad.into_iter()
+                .map(|(field, m)| FieldError::new(format!("/{field}"), m))
+                .collect(),
+        )
+    })?;
     Ok(Json(store::put_user_contact(&db, user_id, &contact).await?))
 }

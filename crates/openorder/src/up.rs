@@ -326,6 +326,8 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             database: database("order.db"),
             http: args.http.clone(),
             stop: args.stop.clone(),
+            // One setting for both services that check webhooks: notification-service's.
+            webhooks: args.notify.webhook.destinations.clone(),
         },
         order_listener,
         shutdown.clone(),

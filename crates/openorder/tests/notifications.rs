@@ -644,3 +644,59 @@ async fn a_receiver_that_never_answers_does_not_hold_up_other_deliveries() {
     stack.stop().await;
     assert!(stopping.elapsed() < Duration::from_secs(30));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_pointing_inside_is_refused_when_registered_and_when_an_order_carries_it() {
+    // The stack opens loopback (its receivers' network) and nothing else.
+    let stack = stack(BrokerKind::Tansu, DbKind::Sqlite, notify(None, 3))
+        .await
+        .unwrap();
+    let http = &stack.http;
+    let url = format!("{}/api/users/78/contact", stack.notification_url);
+    for inside in [
+        "http://10.0.0.1/hook",
+        "http://167772161/hook",
+        "http://0xa.1/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:10.0.0.1]/hook",
+        "http://[fd00:ec2::254]/hook",
+        "http://100.64.0.1/hook",
+        "http://0.0.0.0/hook",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://192.168.1.1/hook",
+    ] {
+        let refused = http
+            .put(&url)
+            .json(&json!({"webhookUrl": inside}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 422, "{inside}");
+        let problem: Value = refused.json().await.unwrap();
+        assert_eq!(
+            problem_fields(&problem),
+            ["/webhookUrl"],
+            "{inside}: {problem}"
+        );
+        let order = http
+            .post(format!("{}/api/orders", stack.order_url))
+            .json(
+                &json!({"userId": 78, "items": [{"sku": "ABC-001", "qty": 1}],
+                          "contact": {"webhookUrl": inside}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(order.status(), 422, "order with {inside}");
+    }
+    // Nothing was stored for the user; the opened loopback network is accepted.
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 404);
+    let opened = http
+        .put(&url)
+        .json(&json!({"webhookUrl": "http://127.0.0.1:9/hook"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200);
+    stack.stop().await;
+}

@@ -3,6 +3,7 @@
 //! never goes backwards.
 
 use chrono::{DateTime, Utc};
+use contracts::destinations::Destinations;
 use contracts::values::{Quantity, Sku, UserId, MAX_ITEMS};
 use contracts::{Contact, LineItem, OrderCancelled, OrderCreated};
 use platform::http::FieldError;
@@ -80,8 +81,18 @@ pub fn cancelled(order_id: i64, user_id: i64) -> OrderCancelled {
 }
 
 /// Checks a contact's e-mail address and webhook URL, naming bad fields under `pointer`.
-fn parse_contact(body: ContactBody, pointer: &str, errors: &mut Vec<FieldError>) -> Contact {
-    Contact::checked(body.email.as_deref(), body.webhook_url.as_deref()).unwrap_or_else(|bad| {
+fn parse_contact(
+    body: ContactBody,
+    pointer: &str,
+    destinations: &Destinations,
+    errors: &mut Vec<FieldError>,
+) -> Contact {
+    Contact::checked(
+        body.email.as_deref(),
+        body.webhook_url.as_deref(),
+        destinations,
+    )
+    .unwrap_or_else(|bad| {
         errors.extend(
             bad.into_iter()
                 .map(|(field, m)| FieldError::new(format!("{pointer}/{field}"), m)),
@@ -93,7 +104,19 @@ fn parse_contact(body: ContactBody, pointer: &str, errors: &mut Vec<FieldError>)
 impl TryFrom<CreateOrderBody> for OrderRequest {
     type Error = Vec<FieldError>;
 
+    /// [`OrderRequest::parse`] with webhooks to public addresses only.
     fn try_from(body: CreateOrderBody) -> Result<Self, Self::Error> {
+        Self::parse(body, &Destinations::public_only())
+    }
+}
+
+impl OrderRequest {
+    /// The request, or every bad field; a contact's webhook must point where
+    /// `destinations` allow.
+    pub fn parse(
+        body: CreateOrderBody,
+        destinations: &Destinations,
+    ) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let user_id =
             UserId::parse(body.user_id).map_err(|e| errors.push(FieldError::new("/userId", e)));
@@ -131,7 +154,7 @@ impl TryFrom<CreateOrderBody> for OrderRequest {
         }
         let contact = body
             .contact
-            .map(|c| parse_contact(c, "/contact", &mut errors))
+            .map(|c| parse_contact(c, "/contact", destinations, &mut errors))
             .filter(|c| !c.is_empty());
         match user_id {
             Ok(user_id) if errors.is_empty() => Ok(Self {

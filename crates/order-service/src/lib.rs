@@ -51,6 +51,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub stop: platform::shutdown::StopArgs,
+
+    #[command(flatten)]
+    pub webhooks: platform::config::WebhookDestinationArgs,
 }
 
 /// Runs order-service until `shutdown`.
@@ -104,6 +107,7 @@ pub async fn run(
             runtime.metrics.clone(),
         ),
         topics,
+        webhooks: config.webhooks.destinations(),
     });
     runtime
         .serve(listener, api, &config.http, &config.stop, shutdown)

@@ -27,6 +27,8 @@ pub struct AppState {
     pub db: Database,
     pub topics: Topics,
     pub intake: Intake,
+    /// Where an order's contact webhook may point.
+    pub webhooks: contracts::destinations::Destinations,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -84,7 +86,7 @@ async fn create(
     ApiJson(body): ApiJson<CreateOrderBody>,
 ) -> Result<Response, Problem> {
     let key = idempotency_key(&headers)?;
-    let request = OrderRequest::try_from(body).map_err(Problem::invalid_fields)?;
+    let request = OrderRequest::parse(body, &state.webhooks).map_err(Problem::invalid_fields)?;
     let user_id = request.user_id.get();
     let created = match state.intake.create(request, key).await {
         Ok(created) => created,

@@ -51,6 +51,7 @@ async fn a_dead_letter_without_a_key_fails_the_order_named_in_its_value() {
     let topics = contracts::Topics::default();
     let app = platform::http::app(router(AppState {
         db: db.clone(),
+        webhooks: contracts::destinations::Destinations::public_only(),
         topics: topics.clone(),
         intake: Intake::start(
             db.clone(),

@@ -30,6 +30,7 @@ async fn spawn_app_with_queue(queue: usize) -> TestApp {
         .expect("SQLite opens");
     let router = platform::http::app(router(AppState {
         db: db.clone(),
+        webhooks: contracts::destinations::Destinations::public_only(),
         topics: contracts::Topics::default(),
         intake: Intake::start(
             db.clone(),

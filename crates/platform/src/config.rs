@@ -179,6 +179,23 @@ impl Default for HttpArgs {
     }
 }
 
+/// Where customers' webhooks may point (order-service checks a contact when an order
+/// carries one, notification-service when a contact is set and again when it sends).
+#[derive(Args, Clone, Debug, Default)]
+pub struct WebhookDestinationArgs {
+    /// Networks webhooks may reach although they are not public (CIDR, comma-separated),
+    /// e.g. `127.0.0.0/8` for a receiver on this host or `10.1.0.0/16` for internal ones.
+    /// Empty (the default): public addresses only.
+    #[arg(long, env = "OPENORDER_WEBHOOK_ALLOW_NETWORKS", value_delimiter = ',', value_parser = contracts::destinations::Network::parse)]
+    pub webhook_allow_networks: Vec<contracts::destinations::Network>,
+}
+
+impl WebhookDestinationArgs {
+    pub fn destinations(&self) -> contracts::destinations::Destinations {
+        contracts::destinations::Destinations::allowing(self.webhook_allow_networks.clone())
+    }
+}
+
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),

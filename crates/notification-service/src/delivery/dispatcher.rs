@@ -354,6 +354,12 @@ mod tests {
         let webhook = crate::delivery::channels::webhook::WebhookArgs {
             webhook_secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
             webhook_timeout_ms: 2_000,
+            destinations: platform::config::WebhookDestinationArgs {
+                webhook_allow_networks: vec![contracts::destinations::Network::parse(
+                    "127.0.0.0/8",
+                )
+                .unwrap()],
+            },
         };
         let channels = Arc::new(Channels {
             log: crate::delivery::channels::log::LogChannel,
@@ -432,6 +438,21 @@ mod tests {
         assert_eq!(hits.load(Ordering::SeqCst), 3);
         // Delivered: nothing is sent again, however late.
         assert_eq!(d.round_at(t1 + 3_600_000).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_webhook_to_an_inside_address_stored_earlier_is_failed_when_sent_without_a_request() {
+        let d = dispatcher_with_one_delivery("http://10.255.255.1/hook", args()).await;
+        let t0 = Utc::now().timestamp_millis() + 1_000;
+        assert_eq!(d.round_at(t0).await.unwrap(), 1);
+        assert_eq!(webhook_delivery(&d).await, (FAILED.into(), 1));
+        let error: String =
+            sqlx::query("SELECT last_error FROM deliveries WHERE channel = 'webhook'")
+                .fetch_one(&d.db.pool)
+                .await
+                .unwrap()
+                .get(0);
+        assert!(error.contains("10.255.255.1 is private"), "{error}");
     }
 
     #[tokio::test]

@@ -332,12 +332,28 @@ impl Stack {
         let (order_listener, order_url) = listener();
         let (inventory_listener, inventory_url) = listener();
         let (notification_listener, notification_url) = listener();
+        // The tests' webhook receivers listen on loopback: opened for both services.
+        let loopback = platform::config::WebhookDestinationArgs {
+            webhook_allow_networks: vec![
+                contracts::destinations::Network::parse("127.0.0.0/8").unwrap()
+            ],
+        };
         let order = order_service::Config {
             kafka: kafka.clone(),
             database: order_db,
             http: Default::default(),
             stop: Default::default(),
+            webhooks: loopback.clone(),
         };
+        let mut notify = options.notify.clone();
+        if notify
+            .webhook
+            .destinations
+            .webhook_allow_networks
+            .is_empty()
+        {
+            notify.webhook.destinations = loopback;
+        }
         let inventory = inventory_service::Config {
             kafka: kafka.clone(),
             database: inventory_db,
@@ -352,7 +368,7 @@ impl Stack {
             database: notification_db,
             http: Default::default(),
             stop: Default::default(),
-            notify: options.notify.clone(),
+            notify,
         };
         let (s1, s2, s3) = (shutdown.clone(), shutdown.clone(), shutdown.clone());
         let services = run_services(vec![

@@ -18,6 +18,7 @@ use std::time::Duration;
 use anyhow::Context;
 use base64::Engine;
 use clap::Args;
+use contracts::destinations::Destinations;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -32,11 +33,74 @@ pub struct WebhookArgs {
     /// Give up on one webhook request after this long (it is then retried).
     #[arg(long, env = "OPENORDER_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
     pub webhook_timeout_ms: u64,
+
+    #[command(flatten)]
+    pub destinations: platform::config::WebhookDestinationArgs,
 }
 
 pub struct WebhookChannel {
     client: reqwest::Client,
     key: Vec<u8>,
+    destinations: Destinations,
+}
+
+/// Resolves a webhook's host name and keeps only the addresses webhooks may reach; the
+/// client connects to those alone, so a name cannot be checked as public and then
+/// resolve to an inside address when connected (DNS rebinding).
+struct CheckedResolver {
+    destinations: Destinations,
+    lookup: Lookup,
+}
+
+/// A name's addresses (the system's resolver; a fake one in tests).
+type Lookup = std::sync::Arc<
+    dyn Fn(
+            String,
+        )
+            -> futures_util::future::BoxFuture<'static, std::io::Result<Vec<std::net::SocketAddr>>>
+        + Send
+        + Sync,
+>;
+
+fn system_lookup() -> Lookup {
+    std::sync::Arc::new(|host: String| {
+        Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), 0)).await?.collect()) })
+    })
+}
+
+impl CheckedResolver {
+    /// The addresses of `host` that webhooks may reach, or why there are none.
+    async fn checked(&self, host: String) -> Result<Vec<std::net::SocketAddr>, String> {
+        let found = (self.lookup)(host.clone())
+            .await
+            .map_err(|e| format!("webhook host {host}: {e}"))?;
+        let (allowed, refused): (Vec<_>, Vec<_>) = found
+            .into_iter()
+            .partition(|a| self.destinations.check_ip(a.ip()).is_ok());
+        if allowed.is_empty() {
+            let why = refused
+                .first()
+                .and_then(|a| self.destinations.check_ip(a.ip()).err())
+                .unwrap_or_else(|| "it resolves to no address".into());
+            return Err(format!("webhook host {host}: {why}"));
+        }
+        Ok(allowed)
+    }
+}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let this = CheckedResolver {
+            destinations: self.destinations.clone(),
+            lookup: self.lookup.clone(),
+        };
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let allowed = this.checked(host).await?;
+            let addrs: reqwest::dns::Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
 }
 
 /// The signing key a secret stands for.
@@ -70,9 +134,15 @@ impl WebhookChannel {
         if key.len() < 16 {
             anyhow::bail!("the webhook secret is too short: use at least 16 bytes (e.g. `openssl rand -base64 32` after whsec_)");
         }
+        let destinations = args.destinations.destinations();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(args.webhook_timeout_ms))
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(std::sync::Arc::new(CheckedResolver {
+                destinations: destinations.clone(),
+                lookup: system_lookup(),
+            }))
             .user_agent(concat!(
                 "openorder-notification/",
                 env!("CARGO_PKG_VERSION")
@@ -80,7 +150,11 @@ impl WebhookChannel {
             .build()
             .context("Failed to build the webhook HTTP client")?;
         tracing::info!("webhook channel on");
-        Ok(Some(Self { client, key }))
+        Ok(Some(Self {
+            client,
+            key,
+            destinations,
+        }))
     }
 }
 
@@ -91,6 +165,15 @@ impl Channel for WebhookChannel {
 
     fn send<'a>(&'a self, m: &'a Outgoing) -> SendFuture<'a> {
         Box::pin(async move {
+            // Checked again here: the contact may have been stored before a rule changed.
+            // (A name is checked as it resolves, by `CheckedResolver`.)
+            let url = url::Url::parse(&m.recipient)
+                .map_err(|e| SendError::Permanent(format!("not a URL: {e}")))?;
+            if let Some(host) = url.host() {
+                self.destinations
+                    .check_host(&host)
+                    .map_err(|why| SendError::Permanent(format!("webhook refused: {why}")))?;
+            }
             let timestamp = chrono::Utc::now().timestamp();
             let body = m.payload.as_bytes().to_vec();
             let signature = signature(&self.key, &m.idempotency_key, timestamp, &body);
@@ -105,21 +188,15 @@ impl Channel for WebhookChannel {
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| SendError::Transient(format!("POST {}: {e}", m.recipient)))?;
+                .map_err(|e| SendError::Transient(sanitized(&e)))?;
             let status = answer.status();
             if status.is_success() {
                 return Ok(());
             }
-            let detail: String = answer
-                .text()
-                .await
-                .unwrap_or_default()
-                .chars()
-                .take(200)
-                .collect();
-            let error = format!("POST {}: HTTP {status} {detail}", m.recipient)
-                .trim_end()
-                .to_string();
+            // The receiver's reply is not read, stored or shown: its status says enough,
+            // and its text could be anything (another host's page, reached by a mistake).
+            drop(answer);
+            let error = format!("the receiver answered HTTP {status}");
             if status.is_server_error() || matches!(status.as_u16(), 408 | 425 | 429) {
                 Err(SendError::Transient(error))
             } else {
@@ -129,9 +206,81 @@ impl Channel for WebhookChannel {
     }
 }
 
+/// What a failed request is stored as: its kind, without the URL (it is the recipient,
+/// stored beside) or the text of whatever answered.
+fn sanitized(err: &reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "could not connect"
+    } else if err.is_request() {
+        "request failed"
+    } else {
+        "failed"
+    };
+    // The resolver's refusal is ours to show: it names no reply.
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if text.starts_with("webhook host ") {
+            return format!("{kind}: {text}");
+        }
+        source = inner.source();
+    }
+    kind.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A resolver that answers `addr` for every name.
+    fn answering(addr: &str, destinations: Destinations) -> CheckedResolver {
+        let addr: std::net::SocketAddr = format!("{addr}:0").parse().unwrap();
+        CheckedResolver {
+            destinations,
+            lookup: std::sync::Arc::new(move |_| Box::pin(async move { Ok(vec![addr]) })),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_public_looking_name_that_resolves_inside_is_refused_when_sent() {
+        for inside in [
+            "10.0.0.7",
+            "127.0.0.1",
+            "169.254.169.254",
+            "[::1]",
+            "[::ffff:192.168.0.1]",
+        ] {
+            let resolver = answering(inside, Destinations::public_only());
+            let refused = resolver
+                .checked("hooks.example.com".into())
+                .await
+                .unwrap_err();
+            assert!(
+                refused.contains("must point at a public address"),
+                "{inside}: {refused}"
+            );
+        }
+        let public = answering("93.184.215.14", Destinations::public_only());
+        assert_eq!(
+            public
+                .checked("hooks.example.com".into())
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        // An opened network passes.
+        let opened =
+            Destinations::allowing(vec![
+                contracts::destinations::Network::parse("10.0.0.0/8").unwrap()
+            ]);
+        assert!(answering("10.0.0.7", opened)
+            .checked("hooks.internal.example".into())
+            .await
+            .is_ok());
+    }
 
     /// The example of the Standard Webhooks specification's reference libraries.
     #[test]
