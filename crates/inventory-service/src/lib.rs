@@ -110,6 +110,12 @@ pub async fn run(
             &shutdown,
         )
         .await?;
+    let retention = &runtime.retention;
+    let rules = vec![
+        platform::retention::Prune::processed_events(retention),
+        platform::retention::Prune::dead_lettered(retention),
+    ];
+    runtime.spawn_pruner(rules);
     let api = routes::router(routes::AppState {
         db: runtime.db.clone(),
         faults,

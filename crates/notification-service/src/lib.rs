@@ -150,6 +150,7 @@ pub async fn run(
         metrics: runtime.metrics.clone(),
     };
     runtime.spawn_worker(|stop| dispatcher.run(stop));
+    runtime.spawn_pruner(store::pruned(&runtime.retention));
     let api = routes::router(routes::AppState {
         db: runtime.db.clone(),
         webhooks: webhooks.clone(),

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use anyhow::Context;
 use chrono::Utc;
 use platform::db::{placeholders, value_rows, Backend, Database, Schema, Tx};
+use platform::retention::{Prune, RetentionArgs, Walk};
 
 use crate::delivery::channels::Outgoing;
 use serde::Serialize;
@@ -75,6 +76,30 @@ pub const SCHEMA: Schema = Schema(&[
     "CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at)",
     "CREATE INDEX deliveries_by_notification ON deliveries (notification_id)",
 ]);
+
+/// What this service prunes ([`platform::retention`]): dead-letter marks, notifications with
+/// their deliveries, and the order contacts they were routed by, each past its window.
+pub fn pruned(retention: &RetentionArgs) -> Vec<Prune> {
+    vec![
+        Prune::dead_lettered(retention),
+        Prune {
+            table: "notifications",
+            key: "id",
+            time: "created_at",
+            walk: Walk::IntKey,
+            keep: retention.retain_notifications,
+            children: &[("deliveries", "notification_id")],
+        },
+        Prune {
+            table: "order_contacts",
+            key: "order_id",
+            time: "updated_at",
+            walk: Walk::IntKey,
+            keep: retention.retain_notifications,
+            children: &[],
+        },
+    ]
+}
 
 /// A notification waits for `order.created` (to know whom to tell) …
 pub const AWAITING_CONTACT: &str = "AWAITING_CONTACT";

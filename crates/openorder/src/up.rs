@@ -58,6 +58,9 @@ pub struct UpArgs {
     #[command(flatten)]
     pub stop: platform::shutdown::StopArgs,
 
+    #[command(flatten)]
+    pub retention: platform::retention::RetentionArgs,
+
     /// notification-service's channels (e-mail, webhook), templates and retries.
     #[command(flatten)]
     pub notify: notification_service::NotifyArgs,
@@ -315,6 +318,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         .collect();
     platform::kafka::ensure_topics(&kafka, &all_topics, &shutdown).await?;
     let database = |name: &str| DatabaseArgs {
+        retention: args.retention.clone(),
         database_url: sqlite_url(&data_dir, name),
         database_max_connections: 8,
     };

@@ -560,6 +560,8 @@ async fn killed_mid_send_and_restarted_the_service_sends_the_same_webhook_again_
         ("OPENORDER_NOTIFY_LEASE_MS", "1500"),
         ("OPENORDER_NOTIFY_BACKOFF_MS", "100"),
         ("OPENORDER_WEBHOOK_TIMEOUT_MS", "60000"),
+        // The receiver is on loopback, which webhooks may not reach by default.
+        ("OPENORDER_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8"),
     ];
     let mut up = UpProcess::start_with_env(&data, &ports, &env).await;
     let http = reqwest::Client::new();

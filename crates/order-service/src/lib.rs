@@ -27,6 +27,7 @@ use std::time::Duration;
 use clap::Args;
 use contracts::{InventoryRejected, InventoryReleased, InventoryReserved, OrderCreated, Service};
 use platform::config::{DatabaseArgs, HttpArgs, KafkaArgs};
+use platform::retention::{Prune, Walk};
 use platform::router::Router;
 use platform::service::Runtime;
 use platform::CancellationToken;
@@ -98,6 +99,20 @@ pub async fn run(
             &shutdown,
         )
         .await?;
+    let retention = &runtime.retention;
+    let rules = vec![
+        Prune::processed_events(retention),
+        Prune::dead_lettered(retention),
+        Prune {
+            table: "idempotency_keys",
+            key: "key",
+            time: "created_at",
+            walk: Walk::Time,
+            keep: retention.retain_idempotency_keys,
+            children: &[],
+        },
+    ];
+    runtime.spawn_pruner(rules);
     let api = routes::router(routes::AppState {
         db: runtime.db.clone(),
         intake: intake::Intake::start(

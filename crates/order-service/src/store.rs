@@ -40,6 +40,8 @@ pub const SCHEMA: Schema = Schema(&[
     platform::dedupe::TABLE,
     platform::outbox::TABLE,
     platform::dedupe::DEAD_LETTERED_TABLE,
+    // For pruning keys by age (platform::retention).
+    "CREATE INDEX IF NOT EXISTS idempotency_keys_by_time ON idempotency_keys (created_at)",
 ]);
 
 /// An order as the API shows it.

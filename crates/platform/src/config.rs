@@ -147,6 +147,9 @@ pub struct DatabaseArgs {
     /// Largest number of pooled connections.
     #[arg(long, env = "OPENORDER_DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
     pub database_max_connections: u32,
+
+    #[command(flatten)]
+    pub retention: crate::retention::RetentionArgs,
 }
 
 /// How a service's HTTP API takes load.

@@ -14,6 +14,7 @@
 //!   [`dlt_api`]: that over HTTP, `/admin/dlt`.
 //! - [`dedupe`]: processed event ids, marked in the same transaction as the effect.
 //! - [`outbox`]: the transactional outbox and its relay to Kafka.
+//! - [`retention`]: pruning what is kept only for deduplication or history.
 //! - [`db`]: one pool type for SQLite and PostgreSQL, one schema list rendered for both;
 //!   transactions wake the relay on commit. [`wal_writes`]: SQLite's WAL writes gathered.
 //! - [`kafka`]: client configuration, topic creation (what the topic map gives a service).
@@ -41,6 +42,7 @@ pub mod lanes;
 pub mod metrics;
 pub mod outbox;
 pub mod record;
+pub mod retention;
 pub mod router;
 pub mod service;
 pub mod shutdown;

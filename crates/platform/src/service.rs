@@ -47,6 +47,8 @@ pub struct Runtime {
     pub stalls: crate::stalls::Stalls,
     /// The event types the consumers route, checked against the topic map at `serve`.
     routed: Vec<String>,
+    /// How long what is pruned is kept.
+    pub retention: crate::retention::RetentionArgs,
 }
 
 impl Runtime {
@@ -95,6 +97,7 @@ impl Runtime {
             kafka_consumers: Vec::new(),
             stalls: Default::default(),
             routed: Vec::new(),
+            retention: database.retention.clone(),
         })
     }
 
@@ -161,6 +164,15 @@ impl Runtime {
         };
         self.consumers.spawn(consumer_loop.run(shutdown.clone()));
         Ok(())
+    }
+
+    /// Prunes `rules` in the background ([`crate::retention`]), every `--prune-every`.
+    pub fn spawn_pruner(&mut self, rules: Vec<crate::retention::Prune>) {
+        let (db, metrics) = (self.db.clone(), self.metrics.clone());
+        let every = self.retention.prune_every;
+        self.spawn_worker(move |stop| {
+            crate::retention::prune_until(db, rules, every, metrics, stop)
+        });
     }
 
     /// Starts a background task of the service (e.g. a dispatcher). It is given a token

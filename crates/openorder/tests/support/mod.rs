@@ -321,6 +321,7 @@ impl Stack {
             kafka.partition_assignment = platform::config::PartitionAssignment::All;
         }
         let database = |url: String| DatabaseArgs {
+            retention: Default::default(),
             database_url: url,
             database_max_connections: 8,
         };
