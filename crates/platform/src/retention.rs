@@ -172,7 +172,11 @@ impl Prune {
             if let Some(after) = &after {
                 query = after.bind(query);
             }
-            let rows = query.fetch_all(&db.pool).await?;
+            // Read and deleted in one transaction on the writer's connection: a read
+            // connection of its own would hold a page cache (megabytes on SQLite) for a
+            // query a minute.
+            let mut tx = db.begin().await?;
+            let rows = query.fetch_all(&mut *tx).await?;
             let mut old = Vec::new();
             let mut last = None;
             for row in &rows {
@@ -190,8 +194,9 @@ impl Prune {
                 }
             }
             if !old.is_empty() {
-                deleted += self.delete(db, &old).await?;
+                deleted += self.delete(&mut tx, &old).await?;
             }
+            tx.commit().await?;
             // A time-ordered walk: a batch with nothing old means nothing older follows.
             if rows.len() < BATCH || old.is_empty() {
                 break;
@@ -201,25 +206,22 @@ impl Prune {
         Ok(deleted)
     }
 
-    async fn delete(&self, db: &Database, keys: &[Key]) -> Result<u64, sqlx::Error> {
+    async fn delete(&self, tx: &mut crate::db::Tx, keys: &[Key]) -> Result<u64, sqlx::Error> {
         let list = crate::db::placeholders(1, keys.len());
-        let mut tx = db.begin().await?;
         for (child, column) in self.children {
             let sql = format!("DELETE FROM {child} WHERE {column} IN ({list})");
             let mut query = sqlx::query(&sql);
             for k in keys {
                 query = k.bind(query);
             }
-            query.execute(&mut *tx).await?;
+            query.execute(&mut **tx).await?;
         }
         let sql = format!("DELETE FROM {} WHERE {} IN ({list})", self.table, self.key);
         let mut query = sqlx::query(&sql);
         for k in keys {
             query = k.bind(query);
         }
-        let done = query.execute(&mut *tx).await?.rows_affected();
-        tx.commit().await?;
-        Ok(done)
+        Ok(query.execute(&mut **tx).await?.rows_affected())
     }
 }
 
