@@ -240,31 +240,35 @@ fn terminate(pid: u32) {
 
 /// Waits until every URL answers 200 (each service serves), polling; false if `shutdown`
 /// came first (a service failed to start, or a signal).
-async fn all_answer(urls: &[String], shutdown: &CancellationToken) -> bool {
-    let Ok(http) = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(1))
-        .no_proxy()
-        .build()
-    else {
-        return false;
-    };
-    for url in urls {
-        loop {
-            let answered = http
-                .get(url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if answered {
-                break;
-            }
+async fn all_answer(addresses: &[SocketAddr], shutdown: &CancellationToken) -> bool {
+    for address in addresses {
+        while !answers_live(*address).await {
             tokio::select! {
                 _ = shutdown.cancelled() => return false,
-                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
         }
     }
     true
+}
+
+/// Does `GET /health/live` on `address` answer 200 within a second? A plain request on a
+/// socket: an HTTP client (its TLS set-up) would cost `up` megabytes for a start-up check.
+async fn answers_live(address: SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        stream
+            .write_all(b"GET /health/live HTTP/1.1\r\nHost: up\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        Ok::<_, std::io::Error>(head.starts_with(b"HTTP/1.1 200"))
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), ask).await,
+        Ok(Ok(true))
+    )
 }
 
 fn sqlite_url(data_dir: &Path, name: &str) -> String {
@@ -308,15 +312,6 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             Some(broker)
         }
     };
-    // Every service's topics at once, before the services race to create the ones they
-    // share (each create of an existing topic is an error line in the broker's log).
-    let all_topics: Vec<String> = contracts::Service::ALL
-        .iter()
-        .flat_map(|service| kafka.topics().of_service(*service))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    platform::kafka::ensure_topics(&kafka, &all_topics, &shutdown).await?;
     let database = |name: &str| DatabaseArgs {
         retention: args.retention.clone(),
         database_url: sqlite_url(&data_dir, name),
@@ -382,9 +377,9 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         n = args.notification_port,
     );
     // Printed once every service answers on its port: then "up" is true.
-    let live: Vec<String> = [args.order_port, args.inventory_port, args.notification_port]
+    let live: Vec<SocketAddr> = [args.order_port, args.inventory_port, args.notification_port]
         .iter()
-        .map(|port| format!("http://{}/health/live", at(*port)))
+        .map(|port| at(*port))
         .collect();
     let announcer = {
         let shutdown = shutdown.clone();

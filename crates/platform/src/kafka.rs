@@ -107,15 +107,15 @@ pub fn consumer(
 /// Creates the topics that are missing (never relying on broker auto-creation).
 /// Waits, retrying, while the broker is unreachable, until `shutdown`.
 /// The topics of `wanted` the broker's metadata does not list (all of them when the
-/// metadata cannot be read: then the create tells why). Read on a blocking thread, for 5 s
-/// at most.
-async fn missing_topics(args: &KafkaArgs, wanted: &[String]) -> Vec<String> {
-    let config = base(args, "openorder-admin");
+/// metadata cannot be read: then the create tells why). Read with `admin`'s own client
+/// (another client would cost its threads and buffers) on a blocking thread, for 5 s at most.
+async fn missing_topics(
+    admin: std::sync::Arc<AdminClient<DefaultClientContext>>,
+    wanted: &[String],
+) -> Vec<String> {
     let all = wanted.to_vec();
     let read = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
-        use rdkafka::consumer::{BaseConsumer, Consumer};
-        let client: BaseConsumer = config.create()?;
-        let metadata = client.fetch_metadata(None, Duration::from_secs(5))?;
+        let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(5))?;
         let known: std::collections::HashSet<&str> =
             metadata.topics().iter().map(|t| t.name()).collect();
         Ok(all
@@ -134,12 +134,17 @@ pub async fn ensure_topics(
     topics: &[String],
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = base(args, "openorder-admin")
-        .create()
-        .context("Failed to create the Kafka admin client")?;
+    let admin: std::sync::Arc<AdminClient<DefaultClientContext>> = std::sync::Arc::new(
+        base(args, "openorder-admin")
+            .create()
+            .context("Failed to create the Kafka admin client")?,
+    );
     // Only what is missing is asked for: a create of an existing topic is an error line in
-    // the broker's log (Tansu logs one per topic), though an expected one.
-    let missing = missing_topics(args, topics).await;
+    // the broker's log (Tansu logs one per topic), though an expected one. Services in one
+    // process (`up`) take turns, so the second finds what the first created.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let missing = missing_topics(admin.clone(), topics).await;
     if missing.is_empty() {
         return Ok(());
     }

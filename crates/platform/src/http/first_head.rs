@@ -32,16 +32,23 @@ pub enum FirstHead {
 
 /// Reads `stream` until its first head is complete (or too large, or `timeout` passed).
 pub async fn screen(stream: &mut TcpStream, timeout: Duration) -> FirstHead {
-    let mut head = Vec::with_capacity(4096);
+    // Read straight into `head` (no buffer of its own in the future: it would stay in
+    // every connection's task for the connection's life).
+    let mut head = Vec::with_capacity(2048);
     let read = tokio::time::timeout(timeout, async {
-        let mut chunk = [0u8; 8192];
+        let mut searched: usize = 0;
         loop {
-            if head.windows(4).any(|w| w == b"\r\n\r\n") || head.len() >= MAX_HEAD {
+            let from = searched.saturating_sub(3);
+            if head[from..].windows(4).any(|w| w == b"\r\n\r\n") || head.len() >= MAX_HEAD {
                 return true;
             }
-            match stream.read(&mut chunk).await {
+            searched = head.len();
+            if head.capacity() - head.len() < 1024 {
+                head.reserve(head.len().min(MAX_HEAD));
+            }
+            match stream.read_buf(&mut head).await {
                 Ok(0) | Err(_) => return !head.is_empty(),
-                Ok(n) => head.extend_from_slice(&chunk[..n]),
+                Ok(_) => {}
             }
         }
     })

@@ -50,7 +50,9 @@ pub async fn serve(
         let head_timeout = Duration::from_millis(http.header_read_timeout_ms);
         tokio::spawn(async move {
             let mut stream = stream;
-            let head = match super::first_head::screen(&mut stream, head_timeout).await {
+            // Boxed: its state is dropped once screened, not kept in the connection's task.
+            let screened = Box::pin(super::first_head::screen(&mut stream, head_timeout)).await;
+            let head = match screened {
                 super::first_head::FirstHead::Serve(head) => head,
                 _ => return,
             };
