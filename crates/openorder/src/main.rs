@@ -200,6 +200,72 @@ mod tests {
         }
     }
 
+    /// The systemd units in `deploy/systemd/`.
+    const UNITS: [(&str, &str); 4] = [
+        (
+            "openorder.service",
+            include_str!("../../../deploy/systemd/openorder.service"),
+        ),
+        (
+            "openorder-order.service",
+            include_str!("../../../deploy/systemd/openorder-order.service"),
+        ),
+        (
+            "openorder-inventory.service",
+            include_str!("../../../deploy/systemd/openorder-inventory.service"),
+        ),
+        (
+            "openorder-notification.service",
+            include_str!("../../../deploy/systemd/openorder-notification.service"),
+        ),
+    ];
+
+    #[test]
+    fn every_setting_in_the_systemd_units_is_one_the_services_read_and_stops_fit_the_bound() {
+        let known = known_env_vars();
+        for (unit, text) in UNITS {
+            let named: Vec<&str> = text
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("OPENORDER_"))
+                .collect();
+            assert!(!named.is_empty(), "{unit} sets no variable");
+            for name in named {
+                assert!(
+                    known.iter().any(|k| k == name),
+                    "{unit} names {name}, which nothing reads"
+                );
+            }
+            let setting = |key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .unwrap_or_else(|| panic!("{unit} has no {key}"))
+                    .trim()
+                    .to_string()
+            };
+            let stop = platform::shutdown::parse_duration(&setting("TimeoutStopSec=")).unwrap();
+            let bound = setting("Environment=OPENORDER_SHUTDOWN_TIMEOUT=");
+            let bound = platform::shutdown::parse_duration(&bound).unwrap();
+            assert!(
+                stop > bound,
+                "{unit}: systemd must wait longer ({stop:?}) than the stop may take ({bound:?})"
+            );
+            assert_eq!(
+                setting("KillMode="),
+                "mixed",
+                "{unit}: only the main process is signalled first"
+            );
+            // The command the unit runs exists.
+            let command = setting("ExecStart=/usr/local/bin/openorder ");
+            let sub = command.split_whitespace().next().unwrap();
+            assert!(
+                Cli::command()
+                    .get_subcommands()
+                    .any(|c| c.get_name() == sub),
+                "{unit} runs `openorder {sub}`, which is no command"
+            );
+        }
+    }
+
     #[test]
     fn every_variable_the_readme_documents_is_one_the_services_read() {
         let readme = include_str!("../../../README.md");
