@@ -14,8 +14,7 @@ use axum::http::StatusCode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::middleware::{MAX_HEADERS, MAX_URI_BYTES};
-use super::problem::Problem;
+use super::middleware::{headers_too_large, uri_too_long, HYPER_MAX_HEADERS, MAX_URI_BYTES};
 
 /// Most of a head read here; a head not complete by then is refused.
 const MAX_HEAD: usize = 80 * 1024;
@@ -63,23 +62,15 @@ pub async fn screen(stream: &mut TcpStream, timeout: Duration) -> FirstHead {
     let line_end = find(&head, b"\r\n").unwrap_or(head.len());
     let target = line_end.saturating_sub("GET  HTTP/1.1".len());
     let problem = if target > MAX_URI_BYTES {
-        Some(Problem::new(
-            StatusCode::URI_TOO_LONG,
-            "uri-too-long",
-            "Request target too long",
-            format!("the path and query must be at most {MAX_URI_BYTES} bytes, got about {target}"),
-        ))
+        Some(uri_too_long(target))
     } else {
         let end = find(&head, b"\r\n\r\n");
         let lines = end.map(|end| head[..end].split(|b| *b == b'\n').count() - 1);
         match (end, lines) {
-            (Some(_), Some(n)) if n <= 4 * MAX_HEADERS.max(256) => None,
-            _ => Some(Problem::new(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "headers-too-large",
-                "Request headers too large",
-                format!("at most {MAX_HEADERS} headers are served, and a head of at most {MAX_HEAD} bytes"),
-            )),
+            (Some(_), Some(n)) if n <= HYPER_MAX_HEADERS => None,
+            _ => Some(headers_too_large(format!(
+                "this head was past what is read of one ({MAX_HEAD} bytes, {HYPER_MAX_HEADERS} headers)"
+            ))),
         }
     };
     match problem {

@@ -19,6 +19,32 @@ use crate::metrics::Metrics;
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// Most request headers served; more are `431 /problems/headers-too-large`.
 pub const MAX_HEADERS: usize = 100;
+/// Most headers hyper itself takes (past it, its own answer is a bare `431`): room above
+/// [`MAX_HEADERS`], so that the router and [`super::first_head`] answer with a problem.
+pub const HYPER_MAX_HEADERS: usize = 1024;
+
+/// `414 /problems/uri-too-long`; `target`: about how long the request's was.
+pub(super) fn uri_too_long(target: usize) -> Problem {
+    Problem::new(
+        StatusCode::URI_TOO_LONG,
+        "uri-too-long",
+        "Request target too long",
+        format!("the path and query must be at most {MAX_URI_BYTES} bytes, got about {target}"),
+    )
+}
+
+/// `431 /problems/headers-too-large`, saying what was too much.
+pub(super) fn headers_too_large(what: String) -> Problem {
+    Problem::new(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "headers-too-large",
+        "Request headers too large",
+        format!(
+            "at most {MAX_HEADERS} headers of {MAX_HEADER_BYTES} bytes together are served; {what}"
+        ),
+    )
+}
+
 /// Largest total of a request's header names and values; more is `431` too.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
@@ -47,13 +73,7 @@ async fn edge(request: Request, next: axum::middleware::Next) -> Response {
         .path_and_query()
         .map_or(0, |p| p.as_str().len());
     if target > MAX_URI_BYTES {
-        return Problem::new(
-            StatusCode::URI_TOO_LONG,
-            "uri-too-long",
-            "Request target too long",
-            format!("the path and query must be at most {MAX_URI_BYTES} bytes, got {target}"),
-        )
-        .into_response();
+        return uri_too_long(target).into_response();
     }
     let headers = request.headers();
     let header_bytes: usize = headers
@@ -61,16 +81,8 @@ async fn edge(request: Request, next: axum::middleware::Next) -> Response {
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
-        return Problem::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers-too-large",
-            "Request headers too large",
-            format!(
-                "at most {MAX_HEADERS} headers of {MAX_HEADER_BYTES} bytes together, got {} of {header_bytes}",
-                headers.len()
-            ),
-        )
-        .into_response();
+        let got = format!("got {} of {header_bytes}", headers.len());
+        return headers_too_large(got).into_response();
     }
     let method = request.method().clone();
     let response = next.run(request).await;

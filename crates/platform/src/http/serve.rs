@@ -24,9 +24,7 @@ pub async fn serve(
     connection_builder
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_millis(http.header_read_timeout_ms))
-        // Room above the limits `app` answers with a problem (hyper's own answer to a
-        // head past these is a bare status).
-        .max_headers(4 * super::middleware::MAX_HEADERS.max(256));
+        .max_headers(super::middleware::HYPER_MAX_HEADERS);
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let stream = tokio::select! {
