@@ -49,17 +49,23 @@ async fn database() -> Database {
     db
 }
 
-#[tokio::test]
-async fn a_batch_reserves_in_order_until_stock_runs_out_and_a_copy_within_it_counts_once() {
-    let db = database().await;
-    let handler = inventory_service::consumer(
+/// inventory-service's consumer, as the loop calls it, with fault injection off.
+fn consumer_without_faults() -> platform::router::Router<inventory_service::stock_locks::StockLocks>
+{
+    inventory_service::consumer(
         &Topics::default(),
         Backend::Sqlite,
         Faults::new(FaultConfig {
             fail_sku: String::new(),
             flaky_sku: String::new(),
         }),
-    );
+    )
+}
+
+#[tokio::test]
+async fn a_batch_reserves_in_order_until_stock_runs_out_and_a_copy_within_it_counts_once() {
+    let db = database().await;
+    let handler = consumer_without_faults();
     let copied = Uuid::new_v4();
     let batch = [
         order_created(Uuid::new_v4(), 1, "A", 2),
@@ -143,14 +149,7 @@ async fn a_batch_reserves_in_order_until_stock_runs_out_and_a_copy_within_it_cou
 async fn a_newer_producers_order_with_fields_this_build_does_not_know_is_decided_not_dead_lettered()
 {
     let db = database().await;
-    let handler = inventory_service::consumer(
-        &Topics::default(),
-        Backend::Sqlite,
-        Faults::new(FaultConfig {
-            fail_sku: String::new(),
-            flaky_sku: String::new(),
-        }),
-    );
+    let handler = consumer_without_faults();
     let mut record = order_created(Uuid::new_v4(), 9, "A", 1);
     let mut value: serde_json::Value =
         serde_json::from_slice(record.payload.as_deref().unwrap()).unwrap();
