@@ -47,6 +47,7 @@ pub struct WebhookChannel {
 /// Resolves a webhook's host name and keeps only the addresses webhooks may reach; the
 /// client connects to those alone, so a name cannot be checked as public and then
 /// resolve to an inside address when connected (DNS rebinding).
+#[derive(Clone)]
 struct CheckedResolver {
     destinations: Destinations,
     lookup: Lookup,
@@ -90,10 +91,7 @@ impl CheckedResolver {
 
 impl reqwest::dns::Resolve for CheckedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let this = CheckedResolver {
-            destinations: self.destinations.clone(),
-            lookup: self.lookup.clone(),
-        };
+        let this = self.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
             let allowed = this.checked(host).await?;
