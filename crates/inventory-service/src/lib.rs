@@ -116,7 +116,7 @@ pub async fn run(
         platform::retention::Prune::dead_lettered(retention),
     ];
     runtime.spawn_pruner(rules);
-    let api = routes::router(routes::AppState {
+    let api = routes::routes(routes::AppState {
         db: runtime.db.clone(),
         faults,
         dlt: platform::dlt_api::DltState::new(config.kafka.clone(), runtime.metrics.clone()),

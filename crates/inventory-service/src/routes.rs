@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use contracts::values::Sku;
+use platform::auth::Routes;
 use platform::db::Database;
 use platform::http::{ApiJson, FieldError, Problem};
 use serde::Deserialize;
@@ -29,14 +30,19 @@ impl axum::extract::FromRef<AppState> for Database {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+/// Stock levels are the customers' to read; setting them, faults and dead letters are the operators'.
+pub fn routes(state: AppState) -> Routes {
     let dead_letters = platform::dlt_api::router(state.dlt.clone());
-    Router::new()
+    let customers = Router::new()
         .route("/api/inventory", get(list))
-        .route("/api/inventory/{sku}", get(show).put(set))
+        .route("/api/inventory/{sku}", get(show))
+        .with_state(state.clone());
+    let operators = Router::new()
+        .route("/api/inventory/{sku}", axum::routing::put(set))
         .route("/admin/faults", get(get_faults).put(set_faults))
         .with_state(state)
-        .merge(dead_letters)
+        .merge(dead_letters);
+    Routes::default().customers(customers).operators(operators)
 }
 
 async fn get_faults(State(state): State<AppState>) -> Json<FaultConfig> {

@@ -151,7 +151,7 @@ pub async fn run(
     };
     runtime.spawn_worker(|stop| dispatcher.run(stop));
     runtime.spawn_pruner(store::pruned(&runtime.retention));
-    let api = routes::router(routes::AppState {
+    let api = routes::routes(routes::AppState {
         db: runtime.db.clone(),
         webhooks: webhooks.clone(),
     });

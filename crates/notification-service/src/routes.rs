@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use contracts::destinations::Destinations;
 use contracts::values::UserId;
 use contracts::Contact;
+use platform::auth::{Caller, Routes};
 use platform::db::Database;
 use platform::http::{ApiJson, FieldError, Problem};
 use serde::Deserialize;
@@ -32,19 +33,22 @@ impl axum::extract::FromRef<AppState> for Database {
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Every route is the customers' (a customer reads only their own notifications and contact).
+pub fn routes(state: AppState) -> Routes {
+    let customers = Router::new()
         .route("/api/notifications", get(list))
         .route(
             "/api/users/{user_id}/contact",
             get(get_contact).put(put_contact),
         )
-        .with_state(state)
+        .with_state(state);
+    Routes::default().customers(customers)
 }
 
 #[tracing::instrument(skip_all)]
 async fn list(
     State(db): State<Database>,
+    caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<Notification>>, Problem> {
     let order_id = match query.get("orderId") {
@@ -56,7 +60,9 @@ async fn list(
             )
         })?),
     };
-    Ok(Json(store::list(&db, order_id, 100).await?))
+    Ok(Json(
+        store::list(&db, order_id, caller.only_user(), 100).await?,
+    ))
 }
 
 /// `PUT /api/users/{userId}/contact` body. Unknown fields are refused (422).
@@ -80,9 +86,11 @@ fn user_id(raw: &str) -> Result<i64, Problem> {
 #[tracing::instrument(skip_all, fields(user = %raw))]
 async fn get_contact(
     State(db): State<Database>,
+    caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Json<UserContact>, Problem> {
     let user_id = user_id(&raw)?;
+    caller.may_act_for(user_id)?;
     store::user_contact(&db.pool, user_id)
         .await?
         .map(Json)
@@ -92,11 +100,13 @@ async fn get_contact(
 #[tracing::instrument(skip_all, fields(user = %raw))]
 async fn put_contact(
     State(state): State<AppState>,
+    caller: Caller,
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<ContactBody>,
 ) -> Result<Json<UserContact>, Problem> {
     let db = state.db;
     let user_id = user_id(&raw)?;
+    caller.may_act_for(user_id)?;
     let contact = Contact::checked(
         body.email.as_deref(),
         body.webhook_url.as_deref(),

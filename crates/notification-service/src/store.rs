@@ -75,6 +75,8 @@ pub const SCHEMA: Schema = Schema(&[
     )",
     "CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at)",
     "CREATE INDEX deliveries_by_notification ON deliveries (notification_id)",
+    // A customer's notifications are found through who placed each order.
+    "CREATE INDEX order_contacts_by_user ON order_contacts (user_id, order_id)",
 ]);
 
 /// What this service prunes ([`platform::retention`]): dead-letter marks, notifications with
@@ -482,18 +484,36 @@ pub struct DeliveryView {
 /// Notifications of one order (oldest first), or the latest `limit` of all orders (newest
 /// first), each with its deliveries: one query (the notifications, joined with their
 /// deliveries; a notification without any yet comes as one row of NULLs).
+/// Notifications of one order (oldest first) or the latest (newest first), up to `limit`;
+/// with `user`, only of orders that user placed (as `order.created` said).
 pub async fn list(
     db: &Database,
     order_id: Option<i64>,
+    user: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Notification>, sqlx::Error> {
+    let mut filters = Vec::new();
+    if order_id.is_some() {
+        filters.push(format!("order_id = ${}", filters.len() + 1));
+    }
+    if user.is_some() {
+        filters.push(format!(
+            "order_id IN (SELECT order_id FROM order_contacts WHERE user_id = ${})",
+            filters.len() + 1
+        ));
+    }
+    let filter = match filters.is_empty() {
+        true => String::new(),
+        false => format!("WHERE {}", filters.join(" AND ")),
+    };
+    let limit_at = filters.len() + 1;
     let (selected, order) = match order_id {
         Some(_) => (
-            "SELECT * FROM notifications WHERE order_id = $1 ORDER BY id LIMIT $2",
+            format!("SELECT * FROM notifications {filter} ORDER BY id LIMIT ${limit_at}"),
             "n.id",
         ),
         None => (
-            "SELECT * FROM notifications ORDER BY id DESC LIMIT $1",
+            format!("SELECT * FROM notifications {filter} ORDER BY id DESC LIMIT ${limit_at}"),
             "n.id DESC",
         ),
     };
@@ -505,10 +525,11 @@ pub async fn list(
          FROM ({selected}) n LEFT JOIN deliveries d ON d.notification_id = n.id
          ORDER BY {order}, d.id"
     );
-    let query = match order_id {
-        Some(order_id) => sqlx::query(&sql).bind(order_id).bind(limit),
-        None => sqlx::query(&sql).bind(limit),
-    };
+    let mut query = sqlx::query(&sql);
+    for value in [order_id, user].into_iter().flatten() {
+        query = query.bind(value);
+    }
+    let query = query.bind(limit);
     let rows = query.fetch_all(&db.pool).await?;
     let mut notifications: Vec<Notification> = Vec::new();
     for row in &rows {

@@ -12,6 +12,7 @@ mod chaos;
 mod dlt;
 mod slice;
 mod status;
+mod token;
 mod up;
 
 #[derive(Parser, Debug)]
@@ -43,12 +44,14 @@ enum Command {
     Chaos(chaos::ChaosArgs),
     /// End-to-end throughput, latency and memory beside the broker's and HTTP's limits.
     Bench(bench::BenchArgs),
+    /// Make operator tokens and the hash entries services accept them by.
+    Token(token::TokenArgs),
 }
 
 #[derive(Args, Debug)]
 struct OrderServiceArgs {
     /// HTTP address to listen on.
-    #[arg(long, env = "OPENORDER_LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(long, env = "OPENORDER_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     #[command(flatten)]
     config: order_service::Config,
@@ -57,7 +60,7 @@ struct OrderServiceArgs {
 #[derive(Args, Debug)]
 struct InventoryServiceArgs {
     /// HTTP address to listen on.
-    #[arg(long, env = "OPENORDER_LISTEN", default_value = "0.0.0.0:8082")]
+    #[arg(long, env = "OPENORDER_LISTEN", default_value = "127.0.0.1:8082")]
     listen: SocketAddr,
     #[command(flatten)]
     config: inventory_service::Config,
@@ -66,7 +69,7 @@ struct InventoryServiceArgs {
 #[derive(Args, Debug)]
 struct NotificationServiceArgs {
     /// HTTP address to listen on.
-    #[arg(long, env = "OPENORDER_LISTEN", default_value = "0.0.0.0:8083")]
+    #[arg(long, env = "OPENORDER_LISTEN", default_value = "127.0.0.1:8083")]
     listen: SocketAddr,
     #[command(flatten)]
     config: notification_service::Config,
@@ -153,6 +156,7 @@ async fn command(command: Command, shutdown: platform::CancellationToken) -> any
         Command::Status(args) => status::run(args).await,
         Command::Chaos(args) => chaos::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Token(args) => token::run(args),
         Command::NotificationService(args) => {
             let listener = bind(args.listen, "notification-service").await?;
             notification_service::run(args.config, listener, shutdown).await

@@ -30,6 +30,8 @@ pub struct StatusArgs {
     /// JSON instead of tables.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    token: crate::token::ClientToken,
 }
 
 async fn fetch(http: &reqwest::Client, base: &str) -> anyhow::Result<ServiceStatus> {
@@ -48,9 +50,10 @@ async fn fetch(http: &reqwest::Client, base: &str) -> anyhow::Result<ServiceStat
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(15))
-        .build()?;
+    let http = args
+        .token
+        .client(std::time::Duration::from_secs(15))
+        .await?;
     let mut statuses = Vec::new();
     let mut failed = 0;
     let services = [

@@ -312,6 +312,13 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             Some(broker)
         }
     };
+    // Operators present the token `up` keeps in its data directory (besides any configured).
+    let token_path = data_dir.join(crate::token::UP_TOKEN_FILE);
+    let token = crate::token::up_token(&data_dir).await?;
+    let mut http = args.http.clone();
+    http.auth
+        .operator_token_hashes
+        .push(platform::auth::operators::Entry::for_token("up", &token));
     let database = |name: &str| DatabaseArgs {
         retention: args.retention.clone(),
         database_url: sqlite_url(&data_dir, name),
@@ -323,7 +330,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         order_service::Config {
             kafka: kafka.clone(),
             database: database("order.db"),
-            http: args.http.clone(),
+            http: http.clone(),
             stop: args.stop.clone(),
             // One setting for both services that check webhooks: notification-service's.
             webhooks: args.notify.webhook.destinations.clone(),
@@ -335,7 +342,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         inventory_service::Config {
             kafka: kafka.clone(),
             database: database("inventory.db"),
-            http: args.http.clone(),
+            http: http.clone(),
             stop: args.stop.clone(),
             seed_file: None,
             fail_sku: args.fail_sku.clone(),
@@ -348,7 +355,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         notification_service::Config {
             kafka: kafka.clone(),
             database: database("notification.db"),
-            http: args.http.clone(),
+            http: http.clone(),
             stop: args.stop.clone(),
             notify: args.notify.clone(),
         },
@@ -366,12 +373,15 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
          {broker_line}\n  \
          order-service           http://{host}:{o}\n  \
          inventory-service       http://{host}:{i}\n  \
-         notification-service    http://{host}:{n}\n\
+         notification-service    http://{host}:{n}\n  \
+         operator token          {token} (stock, faults, dead letters, status)\n\
          Try:\n  \
          curl -i -X POST http://{host}:{o}/api/orders -H 'Content-Type: application/json' \
-         -d '{{\"userId\":42,\"items\":[{{\"sku\":\"ABC-001\",\"qty\":2}}]}}'\n\
+         -d '{{\"userId\":42,\"items\":[{{\"sku\":\"ABC-001\",\"qty\":2}}]}}'\n  \
+         curl -H \"Authorization: Bearer $(cat {token})\" http://{host}:{i}/admin/status\n\
          Ctrl-C stops everything.",
         data = data_dir.display(),
+        token = token_path.display(),
         o = args.order_port,
         i = args.inventory_port,
         n = args.notification_port,

@@ -113,7 +113,7 @@ pub async fn run(
         },
     ];
     runtime.spawn_pruner(rules);
-    let api = routes::router(routes::AppState {
+    let api = routes::routes(routes::AppState {
         db: runtime.db.clone(),
         intake: intake::Intake::start(
             runtime.db.clone(),

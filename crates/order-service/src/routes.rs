@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use contracts::Topics;
+use platform::auth::{Caller, Routes};
 use platform::db::Database;
 use platform::http::{ApiJson, FieldError, Problem};
 use serde::Serialize;
@@ -31,12 +32,14 @@ pub struct AppState {
     pub webhooks: contracts::destinations::Destinations,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Every route is the customers' (a customer sees and cancels only their own orders).
+pub fn routes(state: AppState) -> Routes {
+    let customers = Router::new()
         .route("/api/orders", get(list).post(create))
         .route("/api/orders/{id}", get(show))
         .route("/api/orders/{id}/cancel", axum::routing::post(cancel))
-        .with_state(state)
+        .with_state(state);
+    Routes::default().customers(customers)
 }
 
 #[derive(Serialize)]
@@ -82,12 +85,14 @@ fn busy() -> Response {
 #[tracing::instrument(skip_all)]
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateOrderBody>,
 ) -> Result<Response, Problem> {
     let key = idempotency_key(&headers)?;
     let request = OrderRequest::parse(body, &state.webhooks).map_err(Problem::invalid_fields)?;
     let user_id = request.user_id.get();
+    caller.may_act_for(user_id)?;
     let created = match state.intake.create(request, key).await {
         Ok(created) => created,
         Err(IntakeError::Busy) => return Ok(busy()),
@@ -131,12 +136,14 @@ async fn create(
 #[tracing::instrument(skip_all, fields(order = %id))]
 async fn show(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<OrderView>, Problem> {
     let not_found = || Problem::not_found(format!("no order with id {id}"));
     let order_id: i64 = id.parse().ok().filter(|n| *n > 0).ok_or_else(not_found)?;
     store::get_order(&state.db, order_id)
         .await?
+        .filter(|order| caller.may_see(order.user_id))
         .map(Json)
         .ok_or_else(not_found)
 }
@@ -146,11 +153,13 @@ async fn show(
 #[tracing::instrument(skip_all, fields(order = %id))]
 async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<OrderView>, Problem> {
     let not_found = || Problem::not_found(format!("no order with id {id}"));
     let order_id: i64 = id.parse().ok().filter(|n| *n > 0).ok_or_else(not_found)?;
-    match store::cancel_order(&state.db, &state.topics, order_id).await? {
+    let owner = caller.only_user();
+    match store::cancel_order(&state.db, &state.topics, order_id, owner).await? {
         CancelOutcome::Cancelled(order) => {
             tracing::info!(order_id, "order cancelled");
             Ok(Json(order))
@@ -206,11 +215,14 @@ fn int_param(
 }
 
 #[tracing::instrument(skip_all)]
+/// `?userId=` is required, except from a customer, whose own it is.
 async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Page>, Problem> {
-    let user_id = int_param(&query, "userId", None, 1..=i64::MAX)?;
+    let user_id = int_param(&query, "userId", caller.only_user(), 1..=i64::MAX)?;
+    caller.may_act_for(user_id)?;
     let page = int_param(&query, "page", Some(0), 0..=1_000_000)?;
     let size = int_param(&query, "size", Some(DEFAULT_PAGE_SIZE), 1..=MAX_PAGE_SIZE)?;
     let (orders, has_more) = store::list_orders(&state.db, user_id, page, size).await?;

@@ -407,30 +407,44 @@ pub enum CancelOutcome {
 
 /// Cancels an order if its status allows, with its `order.cancelled` event, in one transaction.
 /// The conditional update comes first, so SQLite takes its write lock at the start.
+/// Cancels `order_id`; when `owner` is given, only if it is that user's order (another's
+/// is [`CancelOutcome::NotFound`]).
 pub async fn cancel_order(
     db: &Database,
     topics: &Topics,
     order_id: i64,
+    owner: Option<i64>,
 ) -> Result<CancelOutcome, sqlx::Error> {
     let sources = status_list(&OrderStatus::sources_of(OrderStatus::Cancelled));
+    let owned = if owner.is_some() {
+        " AND user_id = $4"
+    } else {
+        ""
+    };
     let mut tx = db.begin().await?;
-    let updated = sqlx::query(&format!(
-        "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status IN ({sources}) RETURNING user_id"
-    ))
-    .bind(OrderStatus::Cancelled.as_str())
-    .bind(platform::now_text())
-    .bind(order_id)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let sql = format!(
+        "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status IN ({sources}){owned} RETURNING user_id"
+    );
+    let mut update = sqlx::query(&sql)
+        .bind(OrderStatus::Cancelled.as_str())
+        .bind(platform::now_text())
+        .bind(order_id);
+    if let Some(owner) = owner {
+        update = update.bind(owner);
+    }
+    let updated = update.fetch_optional(&mut *tx).await?;
     let Some(row) = updated else {
         tx.rollback().await?;
-        return Ok(match get_order(db, order_id).await? {
-            None => CancelOutcome::NotFound,
-            Some(order) if order.status == OrderStatus::Cancelled => {
-                CancelOutcome::AlreadyCancelled(order)
-            }
-            Some(order) => CancelOutcome::NotCancellable(order.status),
-        });
+        let order = get_order(db, order_id).await?;
+        return Ok(
+            match order.filter(|o| owner.is_none_or(|u| u == o.user_id)) {
+                None => CancelOutcome::NotFound,
+                Some(order) if order.status == OrderStatus::Cancelled => {
+                    CancelOutcome::AlreadyCancelled(order)
+                }
+                Some(order) => CancelOutcome::NotCancellable(order.status),
+            },
+        );
     };
     let event = crate::domain::cancelled(order_id, row.try_get("user_id")?);
     platform::outbox::enqueue(&mut tx, &topics.order_cancelled(), &event).await?;

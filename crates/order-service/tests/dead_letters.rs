@@ -6,7 +6,8 @@ use axum::body::Body;
 use axum::http::{header, Request};
 use order_service::intake::Intake;
 use order_service::on_order_created_dead_letter::OnOrderCreatedDeadLetter;
-use order_service::routes::{router, AppState};
+use order_service::routes::{routes, AppState};
+use platform::auth::Auth;
 use platform::consumer::{Handler, Record};
 use platform::db::Database;
 use serde_json::Value;
@@ -49,7 +50,7 @@ async fn a_dead_letter_without_a_key_fails_the_order_named_in_its_value() {
         .await
         .unwrap();
     let topics = contracts::Topics::default();
-    let app = platform::http::app(router(AppState {
+    let app = platform::http::app(Auth::unconfigured().apply(routes(AppState {
         db: db.clone(),
         webhooks: contracts::destinations::Destinations::public_only(),
         topics: topics.clone(),
@@ -59,7 +60,7 @@ async fn a_dead_letter_without_a_key_fails_the_order_named_in_its_value() {
             order_service::intake::QUEUE,
             Default::default(),
         ),
-    }));
+    })));
     let post = || {
         Request::post("/api/orders")
             .header(header::CONTENT_TYPE, "application/json")

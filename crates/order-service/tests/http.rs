@@ -5,7 +5,8 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use order_service::intake::Intake;
-use order_service::routes::{router, AppState};
+use order_service::routes::{routes, AppState};
+use platform::auth::Auth;
 use platform::db::Database;
 use serde_json::Value;
 use sqlx::Row;
@@ -28,7 +29,7 @@ async fn spawn_app_with_queue(queue: usize) -> TestApp {
     let db = Database::connect(&url, 4, &order_service::store::SCHEMA)
         .await
         .expect("SQLite opens");
-    let router = platform::http::app(router(AppState {
+    let router = platform::http::app(Auth::unconfigured().apply(routes(AppState {
         db: db.clone(),
         webhooks: contracts::destinations::Destinations::public_only(),
         topics: contracts::Topics::default(),
@@ -38,7 +39,7 @@ async fn spawn_app_with_queue(queue: usize) -> TestApp {
             queue,
             Default::default(),
         ),
-    }));
+    })));
     TestApp { db, router }
 }
 

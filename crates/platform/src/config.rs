@@ -170,6 +170,9 @@ pub struct HttpArgs {
     /// access, and a preflight `OPTIONS` is answered `405`.
     #[arg(long, env = "OPENORDER_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
+
+    #[command(flatten)]
+    pub auth: crate::auth::AuthArgs,
 }
 
 impl Default for HttpArgs {
@@ -178,6 +181,7 @@ impl Default for HttpArgs {
             max_in_flight_requests: MAX_IN_FLIGHT,
             header_read_timeout_ms: HEADER_READ_TIMEOUT_MS,
             cors_allowed_origins: Vec::new(),
+            auth: Default::default(),
         }
     }
 }

@@ -19,6 +19,7 @@
 //!   transactions wake the relay on commit. [`wal_writes`]: SQLite's WAL writes gathered.
 //! - [`kafka`]: client configuration, topic creation (what the topic map gives a service).
 //! - [`http`]: problem details, the JSON body extractor, health, middleware, serving.
+//! - [`auth`]: who may call what: operator tokens, customers' JWTs, the access rule of each route.
 //! - [`service`]: the start-up and ordered shutdown every service shares.
 //! - [`config`]: the flags (and environment variables) every service takes.
 //! - [`status`]: consumer lag and outbox backlog (`GET /admin/status`); [`metrics`]:
@@ -26,6 +27,7 @@
 //! - [`shutdown`]: signals to a cancellation token, and the stop's time bound.
 //! - [`fd_limit`]: the open-files limit raised to what the system allows, at start.
 
+pub mod auth;
 pub mod backoff;
 pub mod config;
 pub mod consumer;

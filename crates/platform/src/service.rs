@@ -200,7 +200,7 @@ impl Runtime {
     pub async fn serve(
         mut self,
         listener: TcpListener,
-        api: axum::Router,
+        api: crate::auth::Routes,
         http: &crate::config::HttpArgs,
         stop: &StopArgs,
         shutdown: CancellationToken,
@@ -215,6 +215,7 @@ impl Runtime {
             );
         }
         let address = listener.local_addr()?;
+        let auth = crate::auth::Auth::start(&http.auth, self.name, address, &shutdown).await?;
         tracing::info!(service = self.name, %address, "listening");
         let metrics = self.metrics.clone();
         let (name, db, watched) = (self.name, self.db.clone(), self.watched.clone());
@@ -227,17 +228,20 @@ impl Runtime {
                 .map(axum::Json)
                 .map_err(crate::http::Problem::internal)
         };
+        let api = auth.apply(
+            api.operators(axum::Router::new().route("/admin/status", axum::routing::get(status))),
+        );
         let api = crate::http::limited(api, http.max_in_flight_requests, metrics.clone());
+        let scrape = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || async move {
+                gauges.0.export(&gauges.1, &metrics);
+                metrics.render()
+            }),
+        );
         let router = api
             .merge(health_router(self.health()))
-            .route(
-                "/metrics",
-                axum::routing::get(move || async move {
-                    gauges.0.export(&gauges.1, &metrics);
-                    metrics.render()
-                }),
-            )
-            .route("/admin/status", axum::routing::get(status));
+            .merge(auth.for_metrics(scrape));
         let router = crate::http::timed(router, self.metrics.clone());
         let budget = stop.services_budget();
         let served = crate::http::serve(listener, router, http, shutdown.clone(), budget / 2).await;

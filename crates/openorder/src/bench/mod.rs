@@ -90,6 +90,8 @@ pub struct BenchArgs {
 struct System {
     order_url: String,
     inventory_url: String,
+    /// The operator token `up` made (None: the services run without operator tokens).
+    operator_token: Option<String>,
     kafka: platform::config::KafkaArgs,
     processes: Vec<(String, u32)>,
     up: Option<tokio::process::Child>,
@@ -138,6 +140,7 @@ async fn start_system(
             Ok(System {
                 order_url,
                 inventory_url,
+                operator_token: None,
                 kafka: platform::config::KafkaArgs::with_defaults(
                     &cluster.bootstrap,
                     &cluster.prefix,
@@ -223,9 +226,19 @@ async fn start_up(
     for c in procstat::children(pid) {
         processes.push(("openorder-broker (child of up)".to_string(), c));
     }
+    let token_file = data.join(crate::token::UP_TOKEN_FILE);
+    let token = tokio::fs::read_to_string(&token_file)
+        .await
+        .with_context(|| {
+            format!(
+                "`openorder up` left no operator token in {}",
+                token_file.display()
+            )
+        })?;
     Ok(Some(System {
         order_url,
         inventory_url,
+        operator_token: Some(token.trim().to_string()),
         kafka: platform::config::KafkaArgs::with_defaults(&format!("127.0.0.1:{broker}"), ""),
         processes,
         up: Some(child),
@@ -266,10 +279,13 @@ fn machine() -> String {
     format!("{cpus} cores, {model}")
 }
 
-async fn stock(http: &reqwest::Client, inventory_url: &str) -> anyhow::Result<()> {
+async fn stock(http: &reqwest::Client, system: &System) -> anyhow::Result<()> {
     for sku in SKUS {
-        let r = http
-            .put(format!("{inventory_url}/api/inventory/{sku}"))
+        let mut put = http.put(format!("{}/api/inventory/{sku}", system.inventory_url));
+        if let Some(token) = &system.operator_token {
+            put = put.bearer_auth(token);
+        }
+        let r = put
             .json(&serde_json::json!({"available": 1_000_000_000}))
             .send()
             .await?;
@@ -326,7 +342,7 @@ async fn measure(
     system: &System,
     http: &reqwest::Client,
 ) -> anyhow::Result<Report> {
-    stock(http, &system.inventory_url).await?;
+    stock(http, system).await?;
     let stop = tokio_util::sync::CancellationToken::new();
     let decisions = driver::observe(&system.kafka, args.hops, stop.clone())?;
     // Warm-up: connections, consumer fetch sessions, database caches.
