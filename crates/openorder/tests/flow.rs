@@ -633,20 +633,53 @@ async fn restarting_up_keeps_orders_stock_notifications_and_broker_data() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // A fault switched off through the API stays off after the restart.
-    let switched = http
-        .put(format!("{}/admin/faults", up.inventory_url))
-        .json(&serde_json::json!({"failSku": ""}))
+    // Operator routes need the token `up` made in its data directory (readable by its
+    // owner only); a fault switched off with it stays off after the restart.
+    let token_file = data_dir.join("operator-token");
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "the token file is private: {mode:o}");
+    let switch_off = || {
+        http.put(format!("{}/admin/faults", up.inventory_url))
+            .json(&serde_json::json!({"failSku": ""}))
+    };
+    let refused = switch_off().send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    let refused = switch_off()
+        .bearer_auth("oo_not-the-token")
         .send()
         .await
         .unwrap();
+    assert_eq!(refused.status(), 401);
+    let switched = switch_off().bearer_auth(&token).send().await.unwrap();
     assert_eq!(switched.status(), 200);
     up.stop();
 
     let up = UpProcess::start(&data_dir, &ports).await;
     let order = get_json(format!("{}/api/orders/{id}", up.order_url)).await;
     assert_eq!(order["status"], "CONFIRMED", "{order}");
-    let faults = get_json(format!("{}/admin/faults", up.inventory_url)).await;
+    assert_eq!(
+        std::fs::read_to_string(&token_file).unwrap().trim(),
+        token,
+        "the token is kept across restarts"
+    );
+    let faults = http
+        .get(format!("{}/admin/faults", up.inventory_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
     assert_eq!(
         faults,
         serde_json::json!({"failSku": "", "flakySku": "FLAKY"})

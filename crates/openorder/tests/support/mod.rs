@@ -11,6 +11,7 @@
 
 #![allow(dead_code)]
 
+pub mod issuer;
 pub mod receivers;
 
 use std::path::PathBuf;
@@ -230,6 +231,8 @@ pub struct StackOptions {
     pub retry_attempts: u32,
     pub retry_backoff_ms: u64,
     pub notify: notification_service::NotifyArgs,
+    /// Every service's authentication (none by default: the services listen on loopback).
+    pub auth: platform::auth::AuthArgs,
 }
 
 impl Default for StackOptions {
@@ -238,6 +241,7 @@ impl Default for StackOptions {
             retry_attempts: 3,
             retry_backoff_ms: 100,
             notify: notification_service::NotifyArgs::defaults(),
+            auth: Default::default(),
         }
     }
 }
@@ -339,10 +343,14 @@ impl Stack {
                 contracts::destinations::Network::parse("127.0.0.0/8").unwrap()
             ],
         };
+        let http = platform::config::HttpArgs {
+            auth: options.auth.clone(),
+            ..Default::default()
+        };
         let order = order_service::Config {
             kafka: kafka.clone(),
             database: order_db,
-            http: Default::default(),
+            http: http.clone(),
             stop: Default::default(),
             webhooks: loopback.clone(),
         };
@@ -358,7 +366,7 @@ impl Stack {
         let inventory = inventory_service::Config {
             kafka: kafka.clone(),
             database: inventory_db,
-            http: Default::default(),
+            http: http.clone(),
             stop: Default::default(),
             seed_file: None,
             fail_sku: "FAIL".into(),
@@ -367,7 +375,7 @@ impl Stack {
         let notification = notification_service::Config {
             kafka: kafka.clone(),
             database: notification_db,
-            http: Default::default(),
+            http: http.clone(),
             stop: Default::default(),
             notify,
         };

@@ -415,3 +415,77 @@ async fn admitted(caller: Caller, mut request: Request, next: Next) -> Response 
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn start(args: &AuthArgs, address: &str) -> anyhow::Result<Auth> {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let auth = Auth::start(args, "order-service", address.parse().unwrap(), &stop).await;
+        stop.cancel();
+        auth
+    }
+
+    #[tokio::test]
+    async fn a_service_beyond_loopback_without_authentication_refuses_to_start_unless_told() {
+        let none = AuthArgs::default();
+        for loopback in ["127.0.0.1:8080", "[::1]:8080"] {
+            assert!(start(&none, loopback).await.is_ok(), "{loopback}");
+        }
+        let err = start(&none, "0.0.0.0:8080").await.err().expect("refused");
+        let text = format!("{err:#}");
+        assert!(text.contains("beyond loopback"), "{text}");
+        assert!(
+            text.contains("operator routes") && text.contains("customer routes"),
+            "{text}"
+        );
+        assert!(text.contains("--insecure-no-auth"), "{text}");
+
+        let operators_only = AuthArgs {
+            operator_token_hashes: vec![Entry::for_token("ops", &operators::new_token())],
+            ..Default::default()
+        };
+        let err = start(&operators_only, "10.1.2.3:8080")
+            .await
+            .err()
+            .expect("refused");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("customer routes") && !text.contains("operator routes"),
+            "{text}"
+        );
+
+        let told = AuthArgs {
+            insecure_no_auth: true,
+            ..Default::default()
+        };
+        assert!(start(&told, "0.0.0.0:8080").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_missing_operator_token_file_stops_the_start_with_its_path() {
+        let args = AuthArgs {
+            operator_tokens_file: Some("/nonexistent/operators".into()),
+            ..Default::default()
+        };
+        let err = start(&args, "127.0.0.1:8080").await.err().expect("refused");
+        assert!(
+            format!("{err:#}").contains("/nonexistent/operators"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn a_customer_may_act_only_for_themself_and_others_for_anyone() {
+        assert!(Caller::Customer(7).may_act_for(7).is_ok());
+        let refused = Caller::Customer(7).may_act_for(8).unwrap_err();
+        assert_eq!(
+            (refused.status, refused.type_.as_str()),
+            (403, "/problems/forbidden")
+        );
+        assert!(Caller::Operator("ops".into()).may_act_for(8).is_ok());
+        assert!(Caller::Anyone.may_act_for(8).is_ok());
+        assert!(Caller::Customer(7).may_see(7) && !Caller::Customer(7).may_see(8));
+    }
+}
