@@ -20,10 +20,13 @@ enum Key {
     Rs(RsaKeyPair),
 }
 
+/// The issuer's keys by key id.
+type Keys = Arc<Mutex<Vec<(String, Arc<Key>)>>>;
+
 pub struct Issuer {
     /// The issuer URL (its `iss`), also where discovery is served.
     pub url: String,
-    keys: Arc<Mutex<Vec<(String, Arc<Key>)>>>,
+    keys: Keys,
     published: Arc<Mutex<Vec<Value>>>,
 }
 
