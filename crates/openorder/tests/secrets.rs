@@ -1,14 +1,15 @@
 //! No secret is printed by `--help`: database URLs with passwords, Kafka options (which
-//! carry SASL passwords), SMTP passwords and webhook secrets set in the environment stay
+//! carry SASL passwords), SMTP passwords, webhook secrets and operator tokens set in the environment stay
 //! out of every command's help.
 
 use std::process::Command;
 
-const PLANTED: [(&str, &str); 5] = [
+const PLANTED: [(&str, &str); 6] = [
     ("OPENORDER_DATABASE_URL", "postgres://app:S3CRET-DB@db/x"),
     ("OPENORDER_KAFKA_OPTION", "sasl.password=S3CRET-SASL"),
     ("OPENORDER_SMTP_PASSWORD", "S3CRET-SMTP"),
     ("OPENORDER_WEBHOOK_SECRET", "S3CRET-HOOK"),
+    ("OPENORDER_OPERATOR_TOKEN", "S3CRET-OPERATOR"),
     (
         "OPENORDER_CHAOS_POSTGRES_URL",
         "postgres://ops:S3CRET-CHAOS@db/y",
@@ -24,6 +25,8 @@ fn no_command_prints_a_secret_from_the_environment_in_its_help() {
         vec!["inventory-service", "--help"],
         vec!["notification-service", "--help"],
         vec!["dlt", "--help"],
+        vec!["status", "--help"],
+        vec!["token", "new", "--help"],
         vec!["bench", "--help"],
         vec!["chaos", "--help"],
     ] {
