@@ -87,15 +87,16 @@ fn main() -> anyhow::Result<()> {
         .on_thread_start(slice::shorten_this_threads_slice)
         .build()
         .context("Failed to start the Tokio runtime")?;
-    let result = runtime.block_on(run());
+    // Parsed before the runtime starts: flags that name secret files read them here.
+    let cli = Cli::parse();
+    let result = runtime.block_on(run(cli));
     // A blocking call abandoned at its stop deadline (a commit to a broker that is gone)
     // must not hold the exit: the runtime waits for it a moment only.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     result
 }
 
-async fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn run(cli: Cli) -> anyhow::Result<()> {
     platform::telemetry::init();
     if let Err(err) = platform::fd_limit::raise() {
         tracing::warn!(%err, "could not raise the limit on open files; it stays as it was");

@@ -16,7 +16,7 @@ use contracts::headers;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::config::KafkaArgs;
@@ -163,13 +163,11 @@ pub struct Summary {
 }
 
 fn reader(args: &KafkaArgs) -> anyhow::Result<BaseConsumer> {
-    let mut config = ClientConfig::new();
+    let mut config = crate::kafka::base(args, "openorder-dlt-reader")?;
     config
-        .set("bootstrap.servers", args.bootstrap())
         .set("group.id", "openorder-dlt-reader")
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("log_level", "3");
+        .set("enable.partition.eof", "true");
     for (k, v) in &args.kafka_options {
         config.set(k, v);
     }

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::error::KafkaError;
@@ -17,14 +16,19 @@ use crate::config::KafkaArgs;
 /// How the producers map keys to partitions: Java's (see [`producer`]).
 pub const PARTITIONER: &str = "murmur2_random";
 
-fn base(args: &KafkaArgs, client_id: &str) -> ClientConfig {
+/// What every client shares: brokers, name, and how it reaches them (TLS, SASL).
+pub fn base(args: &KafkaArgs, client_id: &str) -> anyhow::Result<ClientConfig> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", args.bootstrap())
         .set("client.id", client_id)
         // Only log through the error callback; librdkafka's own stderr lines are noise here.
         .set("log_level", "3");
-    config
+    let security = args.security.settings().map_err(|e| anyhow::anyhow!(e))?;
+    for (key, value) in security {
+        config.set(key, value);
+    }
+    Ok(config)
 }
 
 fn apply_overrides(config: &mut ClientConfig, args: &KafkaArgs) {
@@ -58,7 +62,7 @@ pub fn max_message_bytes(args: &KafkaArgs) -> usize {
 /// a key goes to a random partition), so a record keyed by an order id lands on the
 /// partition a Spring or Kafka Streams producer would choose for the same key.
 pub fn producer(args: &KafkaArgs, client_id: &str) -> anyhow::Result<FutureProducer> {
-    let mut config = base(args, client_id);
+    let mut config = base(args, client_id)?;
     config
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -81,7 +85,7 @@ pub fn consumer(
     group_id: &str,
     client_id: &str,
 ) -> anyhow::Result<StreamConsumer> {
-    let mut config = base(args, client_id);
+    let mut config = base(args, client_id)?;
     config
         .set("group.id", group_id)
         .set("enable.auto.commit", "true")
@@ -110,7 +114,7 @@ pub fn consumer(
 /// metadata cannot be read: then the create tells why). Read with `admin`'s own client
 /// (another client would cost its threads and buffers) on a blocking thread, for 5 s at most.
 async fn missing_topics(
-    admin: std::sync::Arc<AdminClient<DefaultClientContext>>,
+    admin: std::sync::Arc<AdminClient<StartContext>>,
     wanted: &[String],
 ) -> Vec<String> {
     let all = wanted.to_vec();
@@ -134,17 +138,29 @@ pub async fn ensure_topics(
     topics: &[String],
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let admin: std::sync::Arc<AdminClient<DefaultClientContext>> = std::sync::Arc::new(
-        base(args, "openorder-admin")
-            .create()
+    let admin: std::sync::Arc<AdminClient<StartContext>> = std::sync::Arc::new(
+        base(args, "openorder-admin")?
+            .create_with_context(StartContext::default())
             .context("Failed to create the Kafka admin client")?,
     );
+    let refused = |admin: &AdminClient<StartContext>| {
+        admin.inner().context().refusal().map(|reason| {
+            anyhow::anyhow!(
+                "the Kafka brokers at {} refused this client: {reason} (check --kafka-security-protocol, \
+                 the SASL username and password, and --kafka-ssl-ca-file)",
+                args.bootstrap()
+            )
+        })
+    };
     // Only what is missing is asked for: a create of an existing topic is an error line in
     // the broker's log (Tansu logs one per topic), though an expected one. Services in one
     // process (`up`) take turns, so the second finds what the first created.
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = ONE_AT_A_TIME.lock().await;
     let missing = missing_topics(admin.clone(), topics).await;
+    if let Some(refused) = refused(&admin) {
+        return Err(refused);
+    }
     if missing.is_empty() {
         return Ok(());
     }
@@ -184,6 +200,9 @@ pub async fn ensure_topics(
                 }
             }
             Err(err) => {
+                if let Some(refused) = refused(&admin) {
+                    return Err(refused);
+                }
                 tracing::warn!(error = %err, "broker not reachable yet, retrying topic creation")
             }
         }
@@ -191,6 +210,40 @@ pub async fn ensure_topics(
             _ = shutdown.cancelled() => anyhow::bail!("shut down before the topics could be created"),
             _ = tokio::time::sleep(backoff.delay(tries)) => {}
         }
+    }
+}
+
+/// The admin client's context at start-up: remembers an error that retrying will not cure
+/// (credentials refused, a TLS handshake that failed), which librdkafka reports only here
+/// while it keeps reconnecting.
+#[derive(Default)]
+pub struct StartContext {
+    refusal: std::sync::Mutex<Option<String>>,
+}
+
+impl StartContext {
+    fn refusal(&self) -> Option<String> {
+        self.refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl rdkafka::ClientContext for StartContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let code = error.rdkafka_error_code();
+        if matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::Authentication
+                    | RDKafkaErrorCode::SaslAuthenticationFailed
+                    | RDKafkaErrorCode::SSL
+            )
+        ) {
+            *self.refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
+        }
+        tracing::debug!(error = %error, reason, "Kafka client error");
     }
 }
 
@@ -287,4 +340,68 @@ pub fn assign_all(consumer: &StreamConsumer, topics: &[String]) -> anyhow::Resul
     consumer
         .assign(&tpl)
         .map_err(|e| anyhow::anyhow!("Failed to assign {topics:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{KafkaSecurityArgs, SaslMechanism, Secret, SecurityProtocol};
+
+    #[test]
+    fn sasl_ssl_settings_make_a_client_this_build_of_librdkafka_accepts() {
+        let mut args = KafkaArgs::with_defaults("127.0.0.1:1", "");
+        args.security = KafkaSecurityArgs {
+            kafka_security_protocol: SecurityProtocol::SaslSsl,
+            kafka_sasl_mechanism: Some(SaslMechanism::ScramSha512),
+            kafka_sasl_username: Some("openorder".into()),
+            kafka_sasl_password: Some(Secret::new("S3CRET")),
+            ..Default::default()
+        };
+        let producer = producer(&args, "test").expect("OpenSSL and SCRAM are built in");
+        drop(producer);
+        let settings = args.security.settings().unwrap();
+        assert!(settings.contains(&("ssl.endpoint.identification.algorithm", "https".into())));
+        assert!(settings.contains(&("sasl.mechanisms", "SCRAM-SHA-512".into())));
+        assert!(
+            !format!("{args:?}").contains("S3CRET"),
+            "Debug shows no password"
+        );
+    }
+
+    #[test]
+    fn incomplete_security_settings_say_what_is_missing() {
+        let sasl = |mechanism, user: Option<&str>, password: Option<&str>| KafkaSecurityArgs {
+            kafka_security_protocol: SecurityProtocol::SaslSsl,
+            kafka_sasl_mechanism: mechanism,
+            kafka_sasl_username: user.map(String::from),
+            kafka_sasl_password: password.map(Secret::new),
+            ..Default::default()
+        };
+        let err = sasl(None, Some("u"), Some("p")).settings().unwrap_err();
+        assert!(err.contains("--kafka-sasl-mechanism"), "{err}");
+        let err = sasl(Some(SaslMechanism::Plain), None, Some("p"))
+            .settings()
+            .unwrap_err();
+        assert!(err.contains("--kafka-sasl-username"), "{err}");
+        let err = sasl(Some(SaslMechanism::Plain), Some("u"), None)
+            .settings()
+            .unwrap_err();
+        assert!(err.contains("password"), "{err}");
+        let stray = KafkaSecurityArgs {
+            kafka_sasl_username: Some("u".into()),
+            ..Default::default()
+        };
+        assert!(stray
+            .settings()
+            .unwrap_err()
+            .contains("SASL settings are given"));
+        let stray = KafkaSecurityArgs {
+            kafka_ssl_ca_file: Some("/ca.pem".into()),
+            ..Default::default()
+        };
+        assert!(stray
+            .settings()
+            .unwrap_err()
+            .contains("TLS files are given"));
+    }
 }

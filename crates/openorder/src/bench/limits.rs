@@ -65,8 +65,7 @@ pub async fn broker(
         tokio::task::spawn_blocking(move || -> anyhow::Result<f64> {
             let mut args = kafka.clone();
             args.partition_assignment = platform::config::PartitionAssignment::All;
-            let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", args.bootstrap())
+            let consumer: BaseConsumer = platform::kafka::base(&args, "bench-raw")?
                 .set(
                     "group.id",
                     format!("bench-raw-{}", uuid::Uuid::new_v4().simple()),
