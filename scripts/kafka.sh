@@ -6,6 +6,11 @@
 #   scripts/kafka.sh stop     # stops it; its data stays, and `start` resumes with it
 #   scripts/kafka.sh reset    # stops it and deletes its data
 #
+# Besides PLAINTEXT on KAFKA_PORT it listens with SASL_SSL (SCRAM-SHA-512, user `openorder`,
+# password `openorder-scram-secret`) on KAFKA_PORT+2 and with SSL requiring a client
+# certificate (mTLS) on KAFKA_PORT+3, with certificates from scripts/tls.sh in
+# $KAFKA_RUN_DIR/tls (its ca.pem is the CA clients must trust).
+#
 # Environment: KAFKA_VERSION (4.1.1), KAFKA_PORT (29092), KAFKA_CONTROLLER_PORT (KAFKA_PORT+1),
 # KAFKA_RUN_DIR (/tmp/openorder-kafka-$KAFKA_PORT), KAFKA_NODE_ID (1).
 set -euo pipefail
@@ -15,6 +20,9 @@ KAFKA_PORT="${KAFKA_PORT:-29092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
 KAFKA_RUN_DIR="${KAFKA_RUN_DIR:-/tmp/openorder-kafka-$KAFKA_PORT}"
 KAFKA_NODE_ID="${KAFKA_NODE_ID:-1}"
+KAFKA_SASL_SSL_PORT=$((KAFKA_PORT + 2))
+KAFKA_MTLS_PORT=$((KAFKA_PORT + 3))
+TLS="$KAFKA_RUN_DIR/tls"
 CACHE="${OPENORDER_CACHE:-$HOME/.cache/openorder}"
 LIB="$CACHE/kafka-$KAFKA_VERSION/lib"
 
@@ -52,16 +60,31 @@ start() {
     echo "kafka.sh: already running on 127.0.0.1:$KAFKA_PORT" >&2
     return
   fi
+  # A run directory from before the secured listeners is made again.
+  if ! grep -q SASL_SSL "$KAFKA_RUN_DIR/server.properties" 2>/dev/null; then
+    rm -f "$KAFKA_RUN_DIR/data/meta.properties"
+  fi
   if [ ! -f "$KAFKA_RUN_DIR/data/meta.properties" ]; then
     rm -rf "$KAFKA_RUN_DIR"
     mkdir -p "$KAFKA_RUN_DIR/data"
+    "$(dirname "$0")/tls.sh" "$TLS"
     cat > "$KAFKA_RUN_DIR/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=$KAFKA_NODE_ID
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT,SSL://127.0.0.1:$KAFKA_MTLS_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT,SSL://127.0.0.1:$KAFKA_MTLS_PORT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$TLS/server.p12
+ssl.keystore.password=openorder
+ssl.key.password=openorder
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS/ca.pem
+listener.name.ssl.ssl.client.auth=required
 controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
 log.dirs=$KAFKA_RUN_DIR/data
 num.partitions=3
@@ -78,6 +101,7 @@ PROPS
     local cluster_id
     cluster_id="$(java -cp "$LIB/*" kafka.tools.StorageTool random-uuid 2>/dev/null)"
     java -cp "$LIB/*" kafka.tools.StorageTool format --standalone -t "$cluster_id" \
+      --add-scram 'SCRAM-SHA-512=[name=openorder,password=openorder-scram-secret]' \
       -c "$KAFKA_RUN_DIR/server.properties" >"$KAFKA_RUN_DIR/format.log" 2>&1
   fi
   nohup java -Xms256m -Xmx512m -XX:+UseSerialGC -cp "$LIB/*" kafka.Kafka "$KAFKA_RUN_DIR/server.properties" \

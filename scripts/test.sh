@@ -33,6 +33,10 @@ wait "$postgres_job"
 
 export OPENORDER_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 export OPENORDER_TEST_POSTGRES_URL="postgres://openorder:openorder@127.0.0.1:$PG_PORT/postgres"
+# Kafka's secured listeners and their certificates (see scripts/kafka.sh).
+export OPENORDER_TEST_KAFKA_SASL_SSL_BOOTSTRAP="127.0.0.1:$((KAFKA_PORT + 2))"
+export OPENORDER_TEST_KAFKA_MTLS_BOOTSTRAP="127.0.0.1:$((KAFKA_PORT + 3))"
+export OPENORDER_TEST_KAFKA_TLS_DIR="${KAFKA_RUN_DIR:-/tmp/openorder-kafka-$KAFKA_PORT}/tls"
 log="$(mktemp)"
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 # One closing line for the whole workspace (cargo prints one per test binary).

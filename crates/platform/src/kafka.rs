@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::{BaseProducer, FutureProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
 
@@ -109,17 +110,21 @@ pub fn consumer(
 }
 
 /// Creates the topics that are missing (never relying on broker auto-creation).
-/// Waits, retrying, while the broker is unreachable, until `shutdown`.
+/// Waits, retrying, while the broker is unreachable, until `shutdown`; fails at once when
+/// the broker refuses the client (credentials, TLS).
 /// The topics of `wanted` the broker's metadata does not list (all of them when the
-/// metadata cannot be read: then the create tells why). Read with `admin`'s own client
-/// (another client would cost its threads and buffers) on a blocking thread, for 5 s at most.
+/// metadata cannot be read: then the create tells why), read by `probe` on a blocking
+/// thread for 5 s at most. The probe then serves its events, so that its context sees
+/// whether the broker refused it.
 async fn missing_topics(
-    admin: std::sync::Arc<AdminClient<StartContext>>,
+    probe: std::sync::Arc<BaseProducer<StartContext>>,
     wanted: &[String],
 ) -> Vec<String> {
     let all = wanted.to_vec();
     let read = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
-        let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(5))?;
+        let metadata = probe.client().fetch_metadata(None, Duration::from_secs(5));
+        probe.poll(Duration::ZERO);
+        let metadata = metadata?;
         let known: std::collections::HashSet<&str> =
             metadata.topics().iter().map(|t| t.name()).collect();
         Ok(all
@@ -138,13 +143,17 @@ pub async fn ensure_topics(
     topics: &[String],
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let admin: std::sync::Arc<AdminClient<StartContext>> = std::sync::Arc::new(
-        base(args, "openorder-admin")?
+    let admin: AdminClient<DefaultClientContext> = base(args, "openorder-admin")?
+        .create()
+        .context("Failed to create the Kafka admin client")?;
+    // A client of its own, for start-up only: the admin client's events are not served.
+    let probe: std::sync::Arc<BaseProducer<StartContext>> = std::sync::Arc::new(
+        base(args, "openorder-start")?
             .create_with_context(StartContext::default())
-            .context("Failed to create the Kafka admin client")?,
+            .context("Failed to create the Kafka client")?,
     );
-    let refused = |admin: &AdminClient<StartContext>| {
-        admin.inner().context().refusal().map(|reason| {
+    let refused = |probe: &BaseProducer<StartContext>| {
+        probe.context().refusal().map(|reason| {
             anyhow::anyhow!(
                 "the Kafka brokers at {} refused this client: {reason} (check --kafka-security-protocol, \
                  the SASL username and password, and --kafka-ssl-ca-file)",
@@ -157,8 +166,8 @@ pub async fn ensure_topics(
     // process (`up`) take turns, so the second finds what the first created.
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = ONE_AT_A_TIME.lock().await;
-    let missing = missing_topics(admin.clone(), topics).await;
-    if let Some(refused) = refused(&admin) {
+    let missing = missing_topics(probe.clone(), topics).await;
+    if let Some(refused) = refused(&probe) {
         return Err(refused);
     }
     if missing.is_empty() {
@@ -200,7 +209,8 @@ pub async fn ensure_topics(
                 }
             }
             Err(err) => {
-                if let Some(refused) = refused(&admin) {
+                let _ = missing_topics(probe.clone(), &[]).await;
+                if let Some(refused) = refused(&probe) {
                     return Err(refused);
                 }
                 tracing::warn!(error = %err, "broker not reachable yet, retrying topic creation")
@@ -213,13 +223,21 @@ pub async fn ensure_topics(
     }
 }
 
-/// The admin client's context at start-up: remembers an error that retrying will not cure
-/// (credentials refused, a TLS handshake that failed), which librdkafka reports only here
-/// while it keeps reconnecting.
+/// The admin client's context at start-up: remembers a failure that retrying will not cure
+/// (credentials refused, a TLS handshake that failed). librdkafka reports it only in its
+/// log while it keeps reconnecting; the log callback runs on librdkafka's own threads.
 #[derive(Default)]
 pub struct StartContext {
     refusal: std::sync::Mutex<Option<String>>,
 }
+
+/// What librdkafka's log says when a broker refuses the client.
+const REFUSALS: &[&str] = &[
+    "SASL authentication error",
+    "Authentication failed",
+    "SSL handshake failed",
+    "certificate verify failed",
+];
 
 impl StartContext {
     fn refusal(&self) -> Option<String> {
@@ -230,20 +248,20 @@ impl StartContext {
     }
 }
 
+/// The probe sends nothing; a producer because its events can be served by hand.
+impl rdkafka::producer::ProducerContext for StartContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
+}
+
 impl rdkafka::ClientContext for StartContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        let code = error.rdkafka_error_code();
-        if matches!(
-            code,
-            Some(
-                RDKafkaErrorCode::Authentication
-                    | RDKafkaErrorCode::SaslAuthenticationFailed
-                    | RDKafkaErrorCode::SSL
-            )
-        ) {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        if REFUSALS.iter().any(|r| message.contains(r)) {
+            // "sasl_ssl://host:port/bootstrap: SASL authentication error: …": the reason.
+            let reason = message.split_once(": ").map_or(message, |(_, r)| r);
             *self.refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
         }
-        tracing::debug!(error = %error, reason, "Kafka client error");
+        tracing::debug!(?level, fac, message, "librdkafka");
     }
 }
 

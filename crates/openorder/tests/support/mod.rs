@@ -43,7 +43,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn external(var: &str) -> Option<String> {
+pub fn external(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(value) if !value.is_empty() => Some(value),
         _ if std::env::var("OPENORDER_TEST_SKIP_EXTERNAL").as_deref() == Ok("1") => None,
@@ -52,7 +52,7 @@ fn external(var: &str) -> Option<String> {
 }
 
 /// Log lines go through the test harness's capture, so passing tests stay quiet.
-fn init_tracing() {
+pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rdkafka=off,librdkafka=off"));
     let _ = tracing_subscriber::fmt()
@@ -233,6 +233,8 @@ pub struct StackOptions {
     pub notify: notification_service::NotifyArgs,
     /// Every service's authentication (none by default: the services listen on loopback).
     pub auth: platform::auth::AuthArgs,
+    /// Reach the broker at this address with these settings (TLS, SASL) instead.
+    pub kafka_security: Option<(String, platform::config::KafkaSecurityArgs)>,
 }
 
 impl Default for StackOptions {
@@ -242,6 +244,7 @@ impl Default for StackOptions {
             retry_backoff_ms: 100,
             notify: notification_service::NotifyArgs::defaults(),
             auth: Default::default(),
+            kafka_security: None,
         }
     }
 }
@@ -320,6 +323,10 @@ impl Stack {
         kafka.retry_attempts = options.retry_attempts;
         kafka.retry_backoff_ms = options.retry_backoff_ms;
         kafka.retry_backoff_multiplier = 2.0;
+        if let Some((bootstrap, security)) = &options.kafka_security {
+            kafka.bootstrap_servers = Some(bootstrap.clone());
+            kafka.security = security.clone();
+        }
         // As `openorder up` does with the embedded broker.
         if let BrokerKind::Tansu = kind {
             kafka.partition_assignment = platform::config::PartitionAssignment::All;
