@@ -8,6 +8,9 @@
 #
 # fsync is off: this server is for tests, where speed matters and a power cut does not.
 #
+# TLS is on, with certificates from scripts/tls.sh in $PG_RUN_DIR/tls (clients verify with its
+# ca.pem). The role openorder_tls (password openorder) may connect over TLS only.
+#
 # Environment: PG_PORT (25432), PG_RUN_DIR (/tmp/openorder-postgres-$PG_PORT).
 set -euo pipefail
 
@@ -46,12 +49,25 @@ start() {
     if [ "$(id -u)" = 0 ]; then chown postgres: "$PG_RUN_DIR"; fi
     as_postgres "$bin/initdb" -D "$PG_RUN_DIR/data" -U postgres --auth=trust -E UTF8 >"$PG_RUN_DIR/initdb.log" 2>&1
   fi
+  local tls="$PG_RUN_DIR/tls"
+  if [ ! -f "$tls/.complete" ]; then
+    "$(dirname "$0")/tls.sh" "$tls"
+    if [ "$(id -u)" = 0 ]; then chown -R postgres: "$tls"; fi
+  fi
+  local hba="$PG_RUN_DIR/data/pg_hba.conf"
+  if ! as_postgres grep -q openorder_tls "$hba"; then
+    as_postgres sh -c "{ printf '%s\n' 'hostssl all openorder_tls 127.0.0.1/32 scram-sha-256' 'host all openorder_tls 127.0.0.1/32 reject'; cat '$hba'; } > '$hba.new' && mv '$hba.new' '$hba'"
+  fi
   as_postgres "$bin/pg_ctl" -D "$PG_RUN_DIR/data" -l "$PG_RUN_DIR/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_RUN_DIR -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_RUN_DIR -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c ssl=on -c ssl_cert_file=$tls/server.pem -c ssl_key_file=$tls/server.key" start >/dev/null
   as_postgres "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -q -tA -c \
     "SELECT 1 FROM pg_roles WHERE rolname = 'openorder'" | grep -q 1 ||
     as_postgres "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -q -c \
       "CREATE ROLE openorder LOGIN SUPERUSER PASSWORD 'openorder'" >/dev/null
+  as_postgres "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -q -tA -c \
+    "SELECT 1 FROM pg_roles WHERE rolname = 'openorder_tls'" | grep -q 1 ||
+    as_postgres "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -q -c \
+      "CREATE ROLE openorder_tls LOGIN SUPERUSER PASSWORD 'openorder'" >/dev/null
   echo "postgres.sh: PostgreSQL ready on 127.0.0.1:$PG_PORT" >&2
 }
 

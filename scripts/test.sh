@@ -33,6 +33,10 @@ wait "$postgres_job"
 
 export OPENORDER_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 export OPENORDER_TEST_POSTGRES_URL="postgres://openorder:openorder@127.0.0.1:$PG_PORT/postgres"
+# PostgreSQL over TLS only, verified (see scripts/postgres.sh).
+pg_tls="${PG_RUN_DIR:-/tmp/openorder-postgres-$PG_PORT}/tls"
+export OPENORDER_TEST_POSTGRES_TLS_URL="postgres://openorder_tls:openorder@127.0.0.1:$PG_PORT/postgres?sslmode=verify-full&sslrootcert=$pg_tls/ca.pem"
+export OPENORDER_TEST_POSTGRES_TLS_DIR="$pg_tls"
 # Kafka's secured listeners and their certificates (see scripts/kafka.sh).
 export OPENORDER_TEST_KAFKA_SASL_SSL_BOOTSTRAP="127.0.0.1:$((KAFKA_PORT + 2))"
 export OPENORDER_TEST_KAFKA_MTLS_BOOTSTRAP="127.0.0.1:$((KAFKA_PORT + 3))"

@@ -90,6 +90,8 @@ pub enum BrokerKind {
 pub enum DbKind {
     Sqlite,
     Postgres,
+    /// PostgreSQL reached over TLS only, the server's certificate verified (`verify-full`).
+    PostgresTls,
 }
 
 /// A running broker for one test.
@@ -200,15 +202,22 @@ impl Drop for TestBroker {
 async fn database_url(kind: DbKind, dir: &std::path::Path, service: &str) -> Option<String> {
     match kind {
         DbKind::Sqlite => Some(format!("sqlite://{}/{service}.db", dir.display())),
-        DbKind::Postgres => {
-            let admin_url = external("OPENORDER_TEST_POSTGRES_URL")?;
+        DbKind::Postgres | DbKind::PostgresTls => {
+            let admin_url = match kind {
+                DbKind::PostgresTls => external("OPENORDER_TEST_POSTGRES_TLS_URL")?,
+                _ => external("OPENORDER_TEST_POSTGRES_URL")?,
+            };
+            let (admin_url, query) = match admin_url.split_once('?') {
+                Some((url, query)) => (url.to_string(), format!("?{query}")),
+                None => (admin_url, String::new()),
+            };
             let name = format!(
                 "t_{}_{}",
                 service.replace('-', "_"),
                 uuid::Uuid::new_v4().simple()
             );
             sqlx::any::install_default_drivers();
-            let pool = sqlx::AnyPool::connect(&admin_url)
+            let pool = sqlx::AnyPool::connect(&format!("{admin_url}{query}"))
                 .await
                 .expect("PostgreSQL reachable");
             sqlx::query(&format!("CREATE DATABASE {name}"))
@@ -220,7 +229,7 @@ async fn database_url(kind: DbKind, dir: &std::path::Path, service: &str) -> Opt
                 .rsplit_once('/')
                 .map(|(b, _)| b)
                 .unwrap_or(&admin_url);
-            Some(format!("{base}/{name}"))
+            Some(format!("{base}/{name}{query}"))
         }
     }
 }
