@@ -55,3 +55,133 @@ fn no_command_prints_a_secret_from_the_environment_in_its_help() {
         }
     }
 }
+
+/// A service run with secrets in its database URL, Kafka options and SASL password (on
+/// Apache Kafka and PostgreSQL, most verbose logging): none of them reaches its log, its
+/// status, its metrics or a problem body, nor the error it stops with when the database
+/// cannot be reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_logs_status_metrics_or_problems_of_a_running_service() {
+    let (Some(kafka), Some(pg)) = (
+        external("OPENORDER_TEST_KAFKA_BOOTSTRAP"),
+        external("OPENORDER_TEST_POSTGRES_URL"),
+    ) else {
+        return;
+    };
+    // The test server trusts loopback, so the planted password is accepted as any would be.
+    let host = pg.rsplit_once('@').unwrap().1.rsplit_once('/').unwrap().0;
+    let token = platform::auth::operators::new_token();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let prefix = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let entry = platform::auth::operators::Entry::for_token("ops", &token).line();
+    let env = [
+        (
+            "OPENORDER_DATABASE_URL",
+            format!("postgres://openorder:S3CRET-DB@{host}/postgres"),
+        ),
+        ("OPENORDER_BOOTSTRAP_SERVERS", kafka.clone()),
+        ("OPENORDER_TOPIC_PREFIX", prefix),
+        (
+            "OPENORDER_KAFKA_OPTION",
+            "client.rack=S3CRET-RACK-is-not-secret,sasl.password=S3CRET-SASL".into(),
+        ),
+        ("OPENORDER_OPERATOR_TOKEN_HASHES", entry),
+        ("OPENORDER_LISTEN", format!("127.0.0.1:{port}")),
+        ("RUST_LOG", "debug".into()),
+    ];
+    let log = std::env::temp_dir().join(format!("secrets-{}.log", uuid::Uuid::new_v4()));
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_openorder"))
+        .arg("order-service")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !http
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "order-service did not start: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let mut answers = String::new();
+    let order = serde_json::json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}]});
+    for request in [
+        http.post(format!("{base}/api/orders")).json(&order),
+        http.post(format!("{base}/api/orders")).body("{not json"),
+        http.get(format!("{base}/api/orders/999999")),
+        http.get(format!("{base}/admin/status")).bearer_auth(&token),
+        http.get(format!("{base}/admin/status"))
+            .bearer_auth("S3CRET-WRONG-TOKEN"),
+        http.get(format!("{base}/metrics")),
+    ] {
+        let response = request.send().await.unwrap();
+        answers.push_str(&response.text().await.unwrap());
+    }
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    // And a start that fails on the database.
+    let failed = Command::new(env!("CARGO_BIN_EXE_openorder"))
+        .arg("order-service")
+        .env(
+            "OPENORDER_DATABASE_URL",
+            "postgres://openorder:S3CRET-DB@127.0.0.1:1/x",
+        )
+        .env("OPENORDER_BOOTSTRAP_SERVERS", &kafka)
+        .env("OPENORDER_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let failed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&failed.stdout),
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    assert!(
+        failed.contains("openorder:***@127.0.0.1:1"),
+        "the error names the database: {failed}"
+    );
+
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("order accepted"),
+        "the log is the service's: {logged}"
+    );
+    for (what, text) in [
+        ("log", &logged),
+        ("answers", &answers),
+        ("failed start", &failed),
+    ] {
+        for secret in [
+            "S3CRET-DB",
+            "S3CRET-SASL",
+            "S3CRET-WRONG-TOKEN",
+            token.as_str(),
+        ] {
+            assert!(!text.contains(secret), "the {what} show {secret}");
+        }
+    }
+    let _ = std::fs::remove_file(log);
+}
+
+fn external(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ if std::env::var("OPENORDER_TEST_SKIP_EXTERNAL").as_deref() == Ok("1") => None,
+        _ => panic!("{var} is not set: run the tests with scripts/test.sh"),
+    }
+}

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-/// Broker connection, topics and retry policy: the same for every service.
-#[derive(Args, Clone, Debug)]
+/// Broker connection, topics and retry policy: the same for every service. (`Debug` shows
+/// no value of a `--kafka-option` whose key names a password, secret or key.)
+#[derive(Args, Clone)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers (host:port, comma-separated) [default: 127.0.0.1:9092;
     /// `openorder up` starts its embedded broker when none are given].
@@ -275,6 +276,28 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+impl std::fmt::Debug for KafkaArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let options: Vec<(&str, &str)> = self
+            .kafka_options
+            .iter()
+            .map(|(key, value)| {
+                let secret = ["password", "secret", "key", "token"]
+                    .iter()
+                    .any(|word| key.to_ascii_lowercase().contains(word));
+                (key.as_str(), if secret { "***" } else { value.as_str() })
+            })
+            .collect();
+        f.debug_struct("KafkaArgs")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("partition_assignment", &self.partition_assignment)
+            .field("kafka_options", &options)
+            .field("security", &self.security)
+            .finish_non_exhaustive()
+    }
+}
+
 impl KafkaArgs {
     /// The defaults (as the flags give them, environment included) for one broker and prefix:
     /// for tools that talk to a deployment without taking every flag themselves.
@@ -331,8 +354,8 @@ pub struct RetryPolicy {
     pub backoff: crate::backoff::Backoff,
 }
 
-/// Where a service keeps its data.
-#[derive(Args, Clone, Debug)]
+/// Where a service keeps its data. (`Debug` shows the URL without its password.)
+#[derive(Args, Clone)]
 pub struct DatabaseArgs {
     /// Database URL: `sqlite://path/to/file.db` or `postgres://user:pass@host/db`.
     #[arg(long, env = "OPENORDER_DATABASE_URL", hide_env_values = true)]
@@ -344,6 +367,16 @@ pub struct DatabaseArgs {
 
     #[command(flatten)]
     pub retention: crate::retention::RetentionArgs,
+}
+
+impl std::fmt::Debug for DatabaseArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseArgs")
+            .field("database_url", &crate::db::redact(&self.database_url))
+            .field("database_max_connections", &self.database_max_connections)
+            .field("retention", &self.retention)
+            .finish()
+    }
 }
 
 /// How a service's HTTP API takes load.

@@ -340,8 +340,23 @@ fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
     Ok(url)
 }
 
-/// A URL with its password replaced, for log lines and errors.
+/// A URL with its password replaced (in the user info and in a `password=` parameter),
+/// for log lines and errors.
 pub fn redact(url: &str) -> String {
+    let url = match url.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", query.join("&"))
+        }
+        None => url.to_string(),
+    };
+    let url = url.as_str();
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &url[scheme + 3..at];
@@ -385,6 +400,10 @@ mod tests {
             "postgres://app:***@127.0.0.1/db"
         );
         assert_eq!(redact("sqlite://data/order.db"), "sqlite://data/order.db");
+        assert_eq!(
+            redact("postgres://db/x?sslmode=require&password=s3cret"),
+            "postgres://db/x?sslmode=require&password=***"
+        );
     }
 
     #[tokio::test]
