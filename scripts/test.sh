@@ -2,7 +2,8 @@
 # The test command. On a machine with nothing but Rust, Java and Maven it:
 #   1. fetches Apache Kafka from Maven Central (cached in ~/.cache/openorder) and starts it (KRaft, loopback);
 #   2. installs PostgreSQL from Debian's packages if missing and starts a private server (loopback);
-#   3. installs aiosmtpd from PyPI into a cached virtualenv (the SMTP server notification tests send to);
+#   3. installs aiosmtpd from PyPI into a cached virtualenv (the SMTP server notification tests send to),
+#      and the AsyncAPI CLI from npm (cached), which validates docs/api/asyncapi.json;
 #   4. builds and runs every test of the workspace against the embedded Tansu broker, Apache Kafka,
 #      SQLite and PostgreSQL; then stops what it started.
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p order-service`).
@@ -25,11 +26,16 @@ scripts/kafka.sh start &
 kafka_job=$!
 scripts/postgres.sh start &
 postgres_job=$!
+scripts/asyncapi.sh setup &
+asyncapi_job=$!
 OPENORDER_TEST_SMTP_PYTHON="$(scripts/smtp.sh setup)"
 export OPENORDER_TEST_SMTP_PYTHON
 cargo build --workspace --all-targets --locked
 wait "$kafka_job"
 wait "$postgres_job"
+wait "$asyncapi_job"
+# The committed AsyncAPI document is valid (a test keeps it equal to the generated one).
+scripts/asyncapi.sh validate
 
 export OPENORDER_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 export OPENORDER_TEST_POSTGRES_URL="postgres://openorder:openorder@127.0.0.1:$PG_PORT/postgres"

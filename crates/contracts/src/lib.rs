@@ -10,10 +10,12 @@
 //!   who writes and who reads each topic (the diagram's arrows as data).
 //! - [`headers`]: header names on every event and on dead letters (Spring Kafka's names).
 //! - [`events`]: the event payloads, camelCase JSON, each with `eventId`, `orderId` and a timestamp.
+//! - [`asyncapi`]: the AsyncAPI 3.0 document of the topics, generated from the above.
 //! - [`destinations`]: where a webhook may point (public addresses, and networks opened).
 //! - [`values`]: SKU, quantity, user id, e-mail address and webhook URL with the contract's
 //!   rules, parsed at every edge.
 
+pub mod asyncapi;
 pub mod destinations;
 pub mod events;
 pub mod headers;

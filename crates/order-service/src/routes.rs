@@ -32,14 +32,25 @@ pub struct AppState {
     pub webhooks: contracts::destinations::Destinations,
 }
 
-/// Every route is the customers' (a customer sees and cancels only their own orders).
+/// The order API is the customers' (each sees and cancels only their own orders); the
+/// AsyncAPI document is public.
 pub fn routes(state: AppState) -> Routes {
     let customers = Router::new()
         .route("/api/orders", get(list).post(create))
         .route("/api/orders/{id}", get(show))
         .route("/api/orders/{id}/cancel", axum::routing::post(cancel))
         .with_state(state);
-    Routes::default().customers(customers)
+    let contracts = Router::new().route("/asyncapi.json", get(asyncapi));
+    Routes::default().public(contracts).customers(customers)
+}
+
+/// `GET /asyncapi.json`: the AsyncAPI document of every topic (also `docs/api/asyncapi.json`).
+async fn asyncapi() -> Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let body = DOCUMENT.get_or_init(|| {
+        serde_json::to_string_pretty(&contracts::asyncapi::document()).expect("JSON") + "\n"
+    });
+    ([(header::CONTENT_TYPE, "application/json")], body.as_str()).into_response()
 }
 
 #[derive(Serialize)]

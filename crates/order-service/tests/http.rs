@@ -482,3 +482,14 @@ async fn a_wrong_method_a_bad_path_segment_and_oversized_heads_are_problems() {
     assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     assert_problem(&headers, &problem, 431);
 }
+
+#[tokio::test]
+async fn the_asyncapi_document_is_served_as_committed_to_anyone() {
+    let app = spawn_app().await;
+    let (status, served) = app.get("/asyncapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let committed: Value =
+        serde_json::from_str(include_str!("../../../docs/api/asyncapi.json")).unwrap();
+    assert_eq!(served, committed);
+    assert_eq!(served["asyncapi"], "3.0.0");
+}

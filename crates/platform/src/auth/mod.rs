@@ -78,11 +78,25 @@ pub struct AuthArgs {
 /// each part behind its rule, and adds `/admin/status` to the operators' part).
 #[derive(Default)]
 pub struct Routes {
+    public: Option<Router>,
     customers: Option<Router>,
     operators: Option<Router>,
 }
 
+fn merged(routes: Option<Router>, router: Router) -> Option<Router> {
+    Some(match routes {
+        Some(routes) => routes.merge(router),
+        None => router,
+    })
+}
+
 impl Routes {
+    /// Adds routes open to anyone (published contracts, documentation).
+    pub fn public(mut self, router: Router) -> Self {
+        self.public = merged(self.public.take(), router);
+        self
+    }
+
     /// Adds customers' routes (operators may call them too).
     pub fn customers(mut self, router: Router) -> Self {
         self.customers = Some(match self.customers.take() {
@@ -230,8 +244,10 @@ impl Auth {
     pub fn apply(&self, routes: Routes) -> Router {
         let customers = routes.customers.map(|r| self.for_customers(r));
         let operators = routes.operators.map(|r| self.for_operators(r));
-        customers
+        routes
+            .public
             .into_iter()
+            .chain(customers)
             .chain(operators)
             .fold(Router::new(), Router::merge)
     }
