@@ -29,7 +29,7 @@ pub trait Event: Serialize + DeserializeOwned {
 }
 
 /// One line of an order: a stock-keeping unit and a quantity.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LineItem {
     pub sku: String,
@@ -149,7 +149,7 @@ impl RejectionReason {
 }
 
 /// One item that could not be reserved: how much was asked and how much there was.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Shortage {
     pub sku: String,

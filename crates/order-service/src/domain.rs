@@ -11,11 +11,15 @@ use serde::{Deserialize, Serialize};
 
 /// `POST /api/orders` body as it arrives. Unknown fields are refused (422), so a typo
 /// in a field name is reported instead of silently ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateOrderBody {
+    /// Who orders (a positive integer); with customer authentication, the token's user.
+    #[schema(minimum = 1, example = 42)]
     pub user_id: i64,
+    /// 1 to 100 lines; lines of one SKU are merged.
     #[serde(deserialize_with = "platform::http::objects")]
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<ItemBody>,
     /// Optional: where to tell the customer about this order (else the user's defaults).
     #[serde(default, deserialize_with = "platform::http::optional_object")]
@@ -23,7 +27,7 @@ pub struct CreateOrderBody {
 }
 
 /// `contact` in an order request or in `PUT /api/users/{userId}/contact`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContactBody {
     #[serde(default)]
@@ -32,10 +36,13 @@ pub struct ContactBody {
     pub webhook_url: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemBody {
+    /// 1 to 64 characters: letters, digits, `-`, `_`, `.`.
+    #[schema(example = "ABC-001")]
     pub sku: String,
+    #[schema(minimum = 1, maximum = 10000, example = 2)]
     pub qty: i64,
 }
 
@@ -168,7 +175,7 @@ impl OrderRequest {
 }
 
 /// Where an order is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     Pending,

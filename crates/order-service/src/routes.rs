@@ -40,11 +40,33 @@ pub fn routes(state: AppState) -> Routes {
         .route("/api/orders/{id}", get(show))
         .route("/api/orders/{id}/cancel", axum::routing::post(cancel))
         .with_state(state);
-    let contracts = Router::new().route("/asyncapi.json", get(asyncapi));
+    let contracts = Router::new()
+        .route("/asyncapi.json", get(asyncapi))
+        .merge(platform::http::openapi::routes(&openapi()));
     Routes::default().public(contracts).customers(customers)
 }
 
-/// `GET /asyncapi.json`: the AsyncAPI document of every topic (also `docs/api/asyncapi.json`).
+/// order-service's OpenAPI document (`/openapi.json`, `docs/api/order-service.openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    platform::http::openapi::document(Api::openapi())
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "OpenOrder order-service",
+        description = "Accepts orders (202, then PENDING until inventory decides: CONFIRMED, REJECTED or FAILED), shows them and cancels them. Every error is an RFC 9457 problem (application/problem+json)."
+    ),
+    paths(create, show, cancel, list, asyncapi),
+    tags((name = "orders", description = "A customer's orders: with customer authentication, only the caller's own."),
+         (name = "contracts", description = "Published contracts, open to anyone."))
+)]
+struct Api;
+
+/// The AsyncAPI 3.0 document of every topic (also `docs/api/asyncapi.json`).
+#[utoipa::path(get, path = "/asyncapi.json", tag = "contracts", security(()),
+    responses((status = 200, description = "AsyncAPI 3.0", body = serde_json::Value)))]
 async fn asyncapi() -> Response {
     static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let body = DOCUMENT.get_or_init(|| {
@@ -53,7 +75,7 @@ async fn asyncapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body.as_str()).into_response()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Accepted {
     order_id: i64,
@@ -90,9 +112,27 @@ fn busy() -> Response {
     .retry_in_a_second()
 }
 
-/// `POST /api/orders`: 202 with the new order's id. With an `Idempotency-Key` header, a
-/// repeat of the same request answers the same (marked `Idempotent-Replayed: true`), and
-/// the same key with a different request is a 422.
+/// Place an order.
+///
+/// 202 with the new order's id; it is PENDING until inventory decides. With an
+/// `Idempotency-Key` header, a repeat of the same request within 24 h answers the same
+/// (marked `Idempotent-Replayed: true`), and the same key with a different request is a 422.
+#[utoipa::path(post, path = "/api/orders", tag = "orders",
+    security((), ("customerJwt" = []), ("operatorToken" = [])),
+    request_body = CreateOrderBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters")),
+    responses(
+        (status = 202, description = "Accepted, PENDING", body = Accepted,
+            headers(("Location" = String, description = "/api/orders/{orderId}"),
+                    ("Idempotent-Replayed" = String, description = "`true` on a replay"))),
+        (status = 400, description = "Not one JSON object (`malformed-json`), or a bad `Idempotency-Key` (`invalid-parameter`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`userId` is not the token's user", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`invalid-fields`, each named by a JSON pointer), or an `Idempotency-Key` used for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded or the database is away; nothing was written, retry (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn create(
     State(state): State<AppState>,
@@ -144,6 +184,15 @@ async fn create(
     Ok(response)
 }
 
+/// One order.
+#[utoipa::path(get, path = "/api/orders/{id}", tag = "orders",
+    security((), ("customerJwt" = []), ("operatorToken" = [])),
+    params(("id" = i64, Path, description = "The order id")),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (or another customer's)", body = Problem, content_type = "application/problem+json"),
+    ))]
 #[tracing::instrument(skip_all, fields(order = %id))]
 async fn show(
     State(state): State<AppState>,
@@ -159,8 +208,20 @@ async fn show(
         .ok_or_else(not_found)
 }
 
-/// `POST /api/orders/{id}/cancel`: 200 with the order (CANCELLED), also when it already was;
-/// 409 for an order that is REJECTED or FAILED; 404 for an unknown order.
+/// Cancel an order.
+///
+/// 200 with the order (CANCELLED), also when it already was; its reserved stock is given
+/// back (`releasedAt` once it was).
+#[utoipa::path(post, path = "/api/orders/{id}/cancel", tag = "orders",
+    security((), ("customerJwt" = []), ("operatorToken" = [])),
+    params(("id" = i64, Path, description = "The order id")),
+    responses(
+        (status = 200, description = "CANCELLED", body = OrderView),
+        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (or another customer's)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "REJECTED or FAILED orders cannot be cancelled (`order-not-cancellable`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is away; nothing was written", body = Problem, content_type = "application/problem+json"),
+    ))]
 #[tracing::instrument(skip_all, fields(order = %id))]
 async fn cancel(
     State(state): State<AppState>,
@@ -189,7 +250,7 @@ async fn cancel(
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Page {
     orders: Vec<OrderView>,
@@ -226,7 +287,22 @@ fn int_param(
 }
 
 #[tracing::instrument(skip_all)]
-/// `?userId=` is required, except from a customer, whose own it is.
+/// A user's orders, newest first.
+///
+/// `userId` is required, except from a customer, whose own it is.
+#[utoipa::path(get, path = "/api/orders", tag = "orders",
+    security((), ("customerJwt" = []), ("operatorToken" = [])),
+    params(
+        ("userId" = Option<i64>, Query, description = "Whose orders (a customer's own by default)"),
+        ("page" = Option<i64>, Query, description = "From 0 (default 0)"),
+        ("size" = Option<i64>, Query, description = "1 to 100 (default 20)"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = Page),
+        (status = 400, description = "A parameter is not an integer in range (`invalid-parameter`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`userId` is not the token's user", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,

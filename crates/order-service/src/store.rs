@@ -45,7 +45,7 @@ pub const SCHEMA: Schema = Schema(&[
 ]);
 
 /// An order as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView {
     pub order_id: i64,

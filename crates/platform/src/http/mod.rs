@@ -4,6 +4,7 @@
 //! - [`health`]: the health endpoints.
 //! - [`middleware`]: the 404 problem and body limit, the limit on requests in flight,
 //!   request timing for `/metrics`.
+//! - [`openapi`]: the service's OpenAPI document at `/openapi.json`, and `/docs` to read it.
 //! - [`serve`]: serving with graceful shutdown and a header read timeout;
 //!   [`first_head`]: a connection's first head screened for what hyper would refuse bare.
 
@@ -11,6 +12,7 @@ pub mod first_head;
 pub mod health;
 pub mod json;
 pub mod middleware;
+pub mod openapi;
 pub mod problem;
 pub mod serve;
 

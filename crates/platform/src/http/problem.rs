@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Serialize;
 
 /// One invalid field: a JSON pointer into the request (or a query parameter name) and why.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -22,10 +22,17 @@ impl FieldError {
     }
 }
 
-/// An RFC 9457 problem details body, served as `application/problem+json`.
-#[derive(Clone, Debug, Serialize)]
+/// An RFC 9457 problem details body, served as `application/problem+json`. `type` names
+/// the problem, stable for machines to match on: `/problems/` and one of `invalid-fields`,
+/// `invalid-parameter`, `malformed-json`, `unreadable-body`, `unsupported-media-type`,
+/// `body-too-large`, `headers-too-large`, `uri-too-long`, `method-not-allowed`,
+/// `request-timeout`, `not-found`, `unauthorized`, `forbidden`, `overloaded`, `busy`,
+/// `unavailable`, `broker-unavailable`, `internal`, or an operation's own
+/// (`idempotency-key-reused`, `order-not-cancellable`).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
+    #[schema(example = "/problems/invalid-fields")]
     pub type_: String,
     pub title: String,
     pub status: u16,
