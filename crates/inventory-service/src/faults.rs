@@ -15,7 +15,9 @@ use contracts::OrderCreated;
 use platform::consumer::HandleError;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The fault switches: orders with an item of `failSku` fail every attempt, of `flakySku`
+/// their first attempt only (empty: off).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultConfig {
     pub fail_sku: String,
@@ -23,7 +25,7 @@ pub struct FaultConfig {
 }
 
 /// A `PUT /admin/faults` body: the switches to change; an absent field stays as it is.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultChange {
     pub fail_sku: Option<String>,

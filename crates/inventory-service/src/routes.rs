@@ -42,13 +42,51 @@ pub fn routes(state: AppState) -> Routes {
         .route("/admin/faults", get(get_faults).put(set_faults))
         .with_state(state)
         .merge(dead_letters);
-    Routes::default().customers(customers).operators(operators)
+    let docs = platform::http::openapi::routes(&openapi());
+    Routes::default()
+        .public(docs)
+        .customers(customers)
+        .operators(operators)
 }
 
+/// inventory-service's OpenAPI document (`/openapi.json`, `docs/api/inventory-service.openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    let mut api = Api::openapi();
+    api.merge(platform::dlt_api::Api::openapi());
+    platform::http::openapi::document(api)
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "OpenOrder inventory-service",
+        description = "Stock levels (read by anyone the customer rule admits, set by operators), fault injection and the dead-letter API. Every error is an RFC 9457 problem (application/problem+json)."
+    ),
+    paths(list, show, set, get_faults, set_faults),
+    tags((name = "stock", description = "Available and reserved units per SKU."),
+         (name = "faults", description = "For operators: switch the FAIL and FLAKY SKUs."))
+)]
+struct Api;
+
+/// The fault switches.
+#[utoipa::path(get, path = "/admin/faults", tag = "faults", security(("operatorToken" = [])),
+    responses((status = 200, description = "The switches", body = FaultConfig), (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),))]
 async fn get_faults(State(state): State<AppState>) -> Json<FaultConfig> {
     Json(state.faults.get())
 }
 
+/// Change fault switches (an absent field stays; empty turns it off). Kept across restarts.
+#[utoipa::path(put, path = "/admin/faults", tag = "faults", security(("operatorToken" = [])),
+    request_body = FaultChange,
+    responses(
+        (status = 200, description = "The switches now", body = FaultConfig),
+        (status = 400, description = "Not one JSON object", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No switch named, or not a SKU", body = Problem, content_type = "application/problem+json"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn set_faults(
     State(state): State<AppState>,
@@ -79,6 +117,10 @@ async fn set_faults(
     Ok(Json(config))
 }
 
+/// Every SKU's stock.
+#[utoipa::path(get, path = "/api/inventory", tag = "stock",
+    security((), ("customerJwt" = []), ("operatorToken" = [])),
+    responses((status = 200, description = "All stock items", body = Vec<StockItem>), (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),))]
 #[tracing::instrument(skip_all)]
 async fn list(State(db): State<Database>) -> Result<Json<Vec<StockItem>>, Problem> {
     Ok(Json(store::list_stock(&db).await?))
@@ -88,6 +130,16 @@ fn parse_sku(sku: &str) -> Result<Sku, Problem> {
     Sku::parse(sku).map_err(|e| Problem::bad_parameter("sku", e))
 }
 
+/// One SKU's stock.
+#[utoipa::path(get, path = "/api/inventory/{sku}", tag = "stock",
+    security((), ("customerJwt" = []), ("operatorToken" = [])),
+    params(("sku" = String, Path)),
+    responses(
+        (status = 200, description = "The stock item", body = StockItem),
+        (status = 400, description = "Not a SKU (`invalid-parameter`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such SKU", body = Problem, content_type = "application/problem+json"),
+    ))]
 #[tracing::instrument(skip_all, fields(sku = %sku))]
 async fn show(
     State(db): State<Database>,
@@ -100,12 +152,26 @@ async fn show(
         .ok_or_else(|| Problem::not_found(format!("no stock item with SKU {sku}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetStock {
+    #[schema(minimum = 0, maximum = 1000000000)]
     available: i64,
 }
 
+/// Set a SKU's available units (creating it).
+#[utoipa::path(put, path = "/api/inventory/{sku}", tag = "stock",
+    security(("operatorToken" = [])),
+    params(("sku" = String, Path)),
+    request_body = SetStock,
+    responses(
+        (status = 200, description = "The stock item now", body = StockItem),
+        (status = 400, description = "Not a SKU, or not one JSON object", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`available` out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is away; nothing was written", body = Problem, content_type = "application/problem+json"),
+    ))]
 #[tracing::instrument(skip_all, fields(sku = %sku))]
 async fn set(
     State(db): State<Database>,

@@ -83,7 +83,7 @@ pub async fn set_fault_switches(
 }
 
 /// One SKU's stock as the API shows it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockItem {
     pub sku: String,

@@ -42,9 +42,37 @@ pub fn routes(state: AppState) -> Routes {
             get(get_contact).put(put_contact),
         )
         .with_state(state);
-    Routes::default().customers(customers)
+    let docs = platform::http::openapi::routes(&openapi());
+    Routes::default().public(docs).customers(customers)
 }
 
+/// notification-service's OpenAPI document (`/openapi.json`, `docs/api/notification-service.openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    platform::http::openapi::document(Api::openapi())
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "OpenOrder notification-service",
+        description = "The notifications of each order with each channel's delivery, and where users are reached by default. Every error is an RFC 9457 problem (application/problem+json)."
+    ),
+    paths(list, get_contact, put_contact),
+    tags((name = "notifications", description = "With customer authentication, only the caller's own."))
+)]
+struct Api;
+
+/// An order's notifications, oldest first, or the latest 100, newest first; each with its
+/// channels' deliveries (status, attempts, last error).
+#[utoipa::path(get, path = "/api/notifications", tag = "notifications",
+    security((), ("customerJwt" = []), ("operatorToken" = [])),
+    params(("orderId" = Option<i64>, Query, description = "One order's; default: the latest (a customer's own)")),
+    responses(
+        (status = 200, description = "Notifications", body = Vec<Notification>),
+        (status = 400, description = "`orderId` is not a positive integer", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn list(
     State(db): State<Database>,
@@ -66,7 +94,7 @@ async fn list(
 }
 
 /// `PUT /api/users/{userId}/contact` body. Unknown fields are refused (422).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ContactBody {
     #[serde(default)]
@@ -83,6 +111,17 @@ fn user_id(raw: &str) -> Result<i64, Problem> {
         .map_err(|m| Problem::bad_parameter("userId", m))
 }
 
+/// Where a user is reached by default.
+#[utoipa::path(get, path = "/api/users/{userId}/contact", tag = "notifications",
+    security((), ("customerJwt" = []), ("operatorToken" = [])),
+    params(("userId" = i64, Path)),
+    responses(
+        (status = 200, description = "The contact", body = UserContact),
+        (status = 400, description = "`userId` is not a positive integer", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another user's", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "None registered", body = Problem, content_type = "application/problem+json"),
+    ))]
 #[tracing::instrument(skip_all, fields(user = %raw))]
 async fn get_contact(
     State(db): State<Database>,
@@ -97,6 +136,20 @@ async fn get_contact(
         .ok_or_else(|| Problem::not_found(format!("user {user_id} has registered no contact")))
 }
 
+/// Register (replace) where a user is reached: e-mail and webhook, both optional. An
+/// order's own contact wins, field by field. A webhook must point at a public address.
+#[utoipa::path(put, path = "/api/users/{userId}/contact", tag = "notifications",
+    security((), ("customerJwt" = []), ("operatorToken" = [])),
+    params(("userId" = i64, Path)),
+    request_body = ContactBody,
+    responses(
+        (status = 200, description = "The contact now", body = UserContact),
+        (status = 400, description = "`userId` is not a positive integer, or not one JSON object", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another user's", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not an e-mail address, or a webhook URL that is not https/http to a public address", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is away; nothing was written", body = Problem, content_type = "application/problem+json"),
+    ))]
 #[tracing::instrument(skip_all, fields(user = %raw))]
 async fn put_contact(
     State(state): State<AppState>,

@@ -409,7 +409,7 @@ pub async fn user_contact(
 }
 
 /// A user's registered defaults, as `GET/PUT /api/users/{userId}/contact` show them.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserContact {
     pub user_id: i64,
@@ -448,7 +448,7 @@ pub async fn put_user_contact(
 }
 
 /// A notification as the API shows it, with each channel's delivery.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
     pub id: i64,
@@ -465,7 +465,7 @@ pub struct Notification {
 }
 
 /// One channel's delivery as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryView {
     pub channel: String,

@@ -135,7 +135,7 @@ impl Record {
 }
 
 /// What `dlt list` shows of one dead letter.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub topic: String,
@@ -344,7 +344,7 @@ pub struct ReplayRequest {
 }
 
 /// What happened to one selected dead letter.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplayResult {
     pub position: String,

@@ -71,6 +71,11 @@ fn dead_letter_topic(state: &DltState, topic: &str, field: &str) -> Result<(), P
     )]))
 }
 
+/// The documentation of the routes above, for the document of the service that serves them.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, show, replay), tags((name = "dead letters", description = "For operators: the dead-letter topics, read and replayed (as `openorder dlt` does).")))]
+pub struct Api;
+
 /// The routes above, served by inventory-service's admin port (any service could).
 pub fn router(state: DltState) -> Router {
     Router::new()
@@ -90,6 +95,21 @@ fn broker_problem(err: anyhow::Error) -> Problem {
     )
 }
 
+/// Dead letters, oldest first: error, attempts, origin, replays.
+#[utoipa::path(get, path = "/admin/dlt", tag = "dead letters",
+    security(("operatorToken" = [])),
+    params(
+        ("topic" = Option<String>, Query, description = "One dead-letter topic (`<prefix><topic>.DLT`); default: all of them"),
+        ("limit" = Option<usize>, Query, description = "1 to 1000 (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "Summaries", body = Vec<Summary>),
+        (status = 400, description = "`limit` out of range (`invalid-parameter`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`topic` is not a dead-letter topic of this deployment", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The broker did not answer, or too many scans at once; retry", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list(
     State(state): State<DltState>,
     Query(query): Query<HashMap<String, String>>,
@@ -124,6 +144,20 @@ pub async fn list(
     Ok(Json(summaries))
 }
 
+/// One dead letter with its headers and value.
+#[utoipa::path(get, path = "/admin/dlt/{topic}/{partition}/{offset}", tag = "dead letters",
+    security(("operatorToken" = [])),
+    params(
+        ("topic" = String, Path, description = "A dead-letter topic"),
+        ("partition" = i32, Path), ("offset" = i64, Path),
+    ),
+    responses(
+        (status = 200, description = "The dead letter", body = serde_json::Value),
+        (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No dead letter there (or not a dead-letter topic)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The broker did not answer; retry", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn show(
     State(state): State<DltState>,
     Path((topic, partition, offset)): Path<(String, i32, i64)>,
@@ -149,7 +183,9 @@ pub async fn show(
     })
 }
 
-#[derive(Deserialize)]
+/// Which dead letters to send back to their topic: exactly one of `partition` and
+/// `offset`, `orderId`, or `all: true`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReplayBody {
     topic: String,
@@ -162,12 +198,28 @@ pub struct ReplayBody {
     dry_run: bool,
     #[serde(default)]
     force: bool,
+    /// Refuse a dead letter replayed this many times already (default 3) unless `force`.
     max_replays: Option<u32>,
+    /// Who replays, for the ledger (default: the operator's token name).
     by: Option<String>,
 }
 
+/// Replay dead letters (or preview with `dryRun`).
+#[utoipa::path(post, path = "/admin/dlt/replay", tag = "dead letters",
+    security(("operatorToken" = [])),
+    request_body = ReplayBody,
+    responses(
+        (status = 200, description = "What happened to each selected dead letter", body = Vec<ReplayResult>),
+        (status = 400, description = "Not one JSON object", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No dead letter at that position", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a dead-letter topic, or not exactly one selection", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The broker did not answer; retry", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn replay(
     State(state): State<DltState>,
+    caller: crate::auth::Caller,
     ApiJson(body): ApiJson<ReplayBody>,
 ) -> Result<Json<Vec<ReplayResult>>, Problem> {
     dead_letter_topic(&state, &body.topic, "/topic")?;
@@ -188,7 +240,10 @@ pub async fn replay(
         dry_run: body.dry_run,
         force: body.force,
         max_replays: body.max_replays.unwrap_or(DEFAULT_MAX_REPLAYS),
-        by: body.by.unwrap_or_else(|| "admin-api".into()),
+        by: body.by.unwrap_or_else(|| match caller {
+            crate::auth::Caller::Operator(name) => name,
+            _ => "admin-api".into(),
+        }),
     };
     let _permit = state.scan()?;
     let results = dlt::replay(&state.kafka, &request).await.map_err(|err| {
