@@ -3,7 +3,8 @@
 #   1. fetches Apache Kafka from Maven Central (cached in ~/.cache/openorder) and starts it (KRaft, loopback);
 #   2. installs PostgreSQL from Debian's packages if missing and starts a private server (loopback);
 #   3. installs aiosmtpd from PyPI into a cached virtualenv (the SMTP server notification tests send to),
-#      and the AsyncAPI CLI from npm (cached), which validates docs/api/asyncapi.json;
+#      the AsyncAPI CLI from npm (cached), which validates docs/api/asyncapi.json, and Schemathesis
+#      from PyPI (cached), which fuzzes each service's API from its OpenAPI document;
 #   4. builds and runs every test of the workspace against the embedded Tansu broker, Apache Kafka,
 #      SQLite and PostgreSQL; then stops what it started.
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p order-service`).
@@ -30,6 +31,8 @@ scripts/asyncapi.sh setup &
 asyncapi_job=$!
 OPENORDER_TEST_SMTP_PYTHON="$(scripts/smtp.sh setup)"
 export OPENORDER_TEST_SMTP_PYTHON
+OPENORDER_TEST_SCHEMATHESIS="$(scripts/schemathesis.sh setup)"
+export OPENORDER_TEST_SCHEMATHESIS
 cargo build --workspace --all-targets --locked
 wait "$kafka_job"
 wait "$postgres_job"

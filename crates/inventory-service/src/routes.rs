@@ -83,6 +83,8 @@ async fn get_faults(State(state): State<AppState>) -> Json<FaultConfig> {
     responses(
         (status = 200, description = "The switches now", body = FaultConfig),
         (status = 400, description = "Not one JSON object", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No switch named, or not a SKU", body = Problem, content_type = "application/problem+json"),
@@ -133,7 +135,7 @@ fn parse_sku(sku: &str) -> Result<Sku, Problem> {
 /// One SKU's stock.
 #[utoipa::path(get, path = "/api/inventory/{sku}", tag = "stock",
     security((), ("customerJwt" = []), ("operatorToken" = [])),
-    params(("sku" = String, Path)),
+    params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses(
         (status = 200, description = "The stock item", body = StockItem),
         (status = 400, description = "Not a SKU (`invalid-parameter`)", body = Problem, content_type = "application/problem+json"),
@@ -162,11 +164,13 @@ struct SetStock {
 /// Set a SKU's available units (creating it).
 #[utoipa::path(put, path = "/api/inventory/{sku}", tag = "stock",
     security(("operatorToken" = [])),
-    params(("sku" = String, Path)),
+    params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$")),
     request_body = SetStock,
     responses(
         (status = 200, description = "The stock item now", body = StockItem),
         (status = 400, description = "Not a SKU, or not one JSON object", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`available` out of range", body = Problem, content_type = "application/problem+json"),

@@ -67,7 +67,7 @@ struct Api;
 /// channels' deliveries (status, attempts, last error).
 #[utoipa::path(get, path = "/api/notifications", tag = "notifications",
     security((), ("customerJwt" = []), ("operatorToken" = [])),
-    params(("orderId" = Option<i64>, Query, description = "One order's; default: the latest (a customer's own)")),
+    params(("orderId" = Option<i64>, Query, description = "One order's; default: the latest (a customer's own)", minimum = 1)),
     responses(
         (status = 200, description = "Notifications", body = Vec<Notification>),
         (status = 400, description = "`orderId` is not a positive integer", body = Problem, content_type = "application/problem+json"),
@@ -97,9 +97,13 @@ async fn list(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ContactBody {
+    /// An e-mail address, up to 254 characters.
     #[serde(default)]
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
+    /// An `https://` (or `http://`) URL of a public address.
     #[serde(default)]
+    #[schema(format = "iri", pattern = "^https?://")]
     webhook_url: Option<String>,
 }
 
@@ -114,7 +118,7 @@ fn user_id(raw: &str) -> Result<i64, Problem> {
 /// Where a user is reached by default.
 #[utoipa::path(get, path = "/api/users/{userId}/contact", tag = "notifications",
     security((), ("customerJwt" = []), ("operatorToken" = [])),
-    params(("userId" = i64, Path)),
+    params(("userId" = i64, Path, minimum = 1)),
     responses(
         (status = 200, description = "The contact", body = UserContact),
         (status = 400, description = "`userId` is not a positive integer", body = Problem, content_type = "application/problem+json"),
@@ -140,11 +144,13 @@ async fn get_contact(
 /// order's own contact wins, field by field. A webhook must point at a public address.
 #[utoipa::path(put, path = "/api/users/{userId}/contact", tag = "notifications",
     security((), ("customerJwt" = []), ("operatorToken" = [])),
-    params(("userId" = i64, Path)),
+    params(("userId" = i64, Path, minimum = 1)),
     request_body = ContactBody,
     responses(
         (status = 200, description = "The contact now", body = UserContact),
         (status = 400, description = "`userId` is not a positive integer, or not one JSON object", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Another user's", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not an e-mail address, or a webhook URL that is not https/http to a public address", body = Problem, content_type = "application/problem+json"),

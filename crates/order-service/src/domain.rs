@@ -30,9 +30,13 @@ pub struct CreateOrderBody {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContactBody {
+    /// An e-mail address, up to 254 characters.
     #[serde(default)]
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
+    /// An `https://` (or `http://`) URL of a public address.
     #[serde(default)]
+    #[schema(format = "iri", pattern = "^https?://")]
     pub webhook_url: Option<String>,
 }
 
@@ -40,7 +44,7 @@ pub struct ContactBody {
 #[serde(deny_unknown_fields)]
 pub struct ItemBody {
     /// 1 to 64 characters: letters, digits, `-`, `_`, `.`.
-    #[schema(example = "ABC-001")]
+    #[schema(example = "ABC-001", pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub sku: String,
     #[schema(minimum = 1, maximum = 10000, example = 2)]
     pub qty: i64,

@@ -120,7 +120,7 @@ fn busy() -> Response {
 #[utoipa::path(post, path = "/api/orders", tag = "orders",
     security((), ("customerJwt" = []), ("operatorToken" = [])),
     request_body = CreateOrderBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$")),
     responses(
         (status = 202, description = "Accepted, PENDING", body = Accepted,
             headers(("Location" = String, description = "/api/orders/{orderId}"),
@@ -187,7 +187,7 @@ async fn create(
 /// One order.
 #[utoipa::path(get, path = "/api/orders/{id}", tag = "orders",
     security((), ("customerJwt" = []), ("operatorToken" = [])),
-    params(("id" = i64, Path, description = "The order id")),
+    params(("id" = i64, Path, description = "The order id", minimum = 1)),
     responses(
         (status = 200, description = "The order", body = OrderView),
         (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
@@ -214,7 +214,7 @@ async fn show(
 /// back (`releasedAt` once it was).
 #[utoipa::path(post, path = "/api/orders/{id}/cancel", tag = "orders",
     security((), ("customerJwt" = []), ("operatorToken" = [])),
-    params(("id" = i64, Path, description = "The order id")),
+    params(("id" = i64, Path, description = "The order id", minimum = 1)),
     responses(
         (status = 200, description = "CANCELLED", body = OrderView),
         (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
@@ -293,9 +293,9 @@ fn int_param(
 #[utoipa::path(get, path = "/api/orders", tag = "orders",
     security((), ("customerJwt" = []), ("operatorToken" = [])),
     params(
-        ("userId" = Option<i64>, Query, description = "Whose orders (a customer's own by default)"),
-        ("page" = Option<i64>, Query, description = "From 0 (default 0)"),
-        ("size" = Option<i64>, Query, description = "1 to 100 (default 20)"),
+        ("userId" = i64, Query, description = "Whose orders; a customer may leave it out (their own)", minimum = 1),
+        ("page" = Option<i64>, Query, description = "From 0 (default 0)", minimum = 0, maximum = 1000000),
+        ("size" = Option<i64>, Query, description = "1 to 100 (default 20)", minimum = 1, maximum = 100),
     ),
     responses(
         (status = 200, description = "One page", body = Page),

@@ -99,8 +99,8 @@ fn broker_problem(err: anyhow::Error) -> Problem {
 #[utoipa::path(get, path = "/admin/dlt", tag = "dead letters",
     security(("operatorToken" = [])),
     params(
-        ("topic" = Option<String>, Query, description = "One dead-letter topic (`<prefix><topic>.DLT`); default: all of them"),
-        ("limit" = Option<usize>, Query, description = "1 to 1000 (default 100)"),
+        ("topic" = Option<String>, Query, description = "One dead-letter topic (`<prefix><topic>.DLT`); default: all of them", pattern = "[.]DLT$"),
+        ("limit" = Option<usize>, Query, description = "1 to 1000 (default 100)", minimum = 1, maximum = 1000),
     ),
     responses(
         (status = 200, description = "Summaries", body = Vec<Summary>),
@@ -149,10 +149,11 @@ pub async fn list(
     security(("operatorToken" = [])),
     params(
         ("topic" = String, Path, description = "A dead-letter topic"),
-        ("partition" = i32, Path), ("offset" = i64, Path),
+        ("partition" = i32, Path, minimum = 0), ("offset" = i64, Path, minimum = 0),
     ),
     responses(
         (status = 200, description = "The dead letter", body = serde_json::Value),
+        (status = 400, description = "`partition` or `offset` is not an integer in range", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No dead letter there (or not a dead-letter topic)", body = Problem, content_type = "application/problem+json"),
@@ -188,6 +189,7 @@ pub async fn show(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReplayBody {
+    #[schema(pattern = "[.]DLT$")]
     topic: String,
     partition: Option<i32>,
     offset: Option<i64>,
@@ -211,6 +213,8 @@ pub struct ReplayBody {
     responses(
         (status = 200, description = "What happened to each selected dead letter", body = Vec<ReplayResult>),
         (status = 400, description = "Not one JSON object", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No dead letter at that position", body = Problem, content_type = "application/problem+json"),
