@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command. On a machine with nothing but Rust, Java and Maven it:
 #   1. fetches Apache Kafka from Maven Central (cached in ~/.cache/openorder) and starts it (KRaft, loopback);
-#   2. installs PostgreSQL from Debian's packages if missing and starts a private server (loopback);
+#   2. installs PostgreSQL (and Chromium, for pages) from Debian's packages if missing and starts
+#      a private PostgreSQL server (loopback);
 #   3. installs aiosmtpd from PyPI into a cached virtualenv (the SMTP server notification tests send to),
 #      the AsyncAPI CLI from npm (cached), which validates docs/api/asyncapi.json, and Schemathesis
 #      from PyPI (cached), which fuzzes each service's API from its OpenAPI document;
@@ -36,6 +37,9 @@ export OPENORDER_TEST_SCHEMATHESIS
 cargo build --workspace --all-targets --locked
 wait "$kafka_job"
 wait "$postgres_job"
+# After postgres.sh: both may use apt-get, which takes one at a time.
+OPENORDER_TEST_CHROMIUM="$(scripts/chromium.sh setup)"
+export OPENORDER_TEST_CHROMIUM
 wait "$asyncapi_job"
 # The committed AsyncAPI document is valid (a test keeps it equal to the generated one).
 scripts/asyncapi.sh validate

@@ -115,3 +115,75 @@ async fn each_service_serves_its_document_and_a_page_to_read_it() {
     }
     stack.stop().await;
 }
+
+/// Chromium (headless) with nothing of its own going out: no background networking,
+/// component updates, sync or first-run work; the page it loads is on loopback.
+fn dump_dom(browser: &str, url: &str) -> String {
+    let profile = support::temp_dir("chromium");
+    let output = std::process::Command::new("timeout")
+        .arg("60")
+        .arg(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-default-apps",
+            "--no-first-run",
+            "--virtual-time-budget=10000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .expect("chromium runs");
+    assert!(
+        output.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docs_page_shows_every_operation_in_a_real_browser() {
+    let Some(browser) = support::external("OPENORDER_TEST_CHROMIUM") else {
+        return;
+    };
+    let Some(stack) =
+        Stack::spawn(BrokerKind::Tansu, DbKind::Sqlite, StackOptions::default()).await
+    else {
+        return;
+    };
+    let doc: Value = stack
+        .get_json(format!("{}/openapi.json", stack.order_url))
+        .await;
+    let operations: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
+    let url = format!("{}/docs", stack.order_url);
+    let dom = tokio::task::spawn_blocking(move || dump_dom(&browser, &url))
+        .await
+        .unwrap();
+    assert_eq!(
+        dom.matches("<details class=\"op\"").count(),
+        operations,
+        "{dom}"
+    );
+    for shown in [
+        "OpenOrder order-service",
+        "/api/orders/{id}/cancel",
+        "Cancel an order.",
+        "customerJwt",
+        "application/problem+json",
+    ] {
+        assert!(dom.contains(shown), "the page shows {shown}: {dom}");
+    }
+    assert!(dom.contains("<p id=\"error\"></p>"), "no error shown: {dom}");
+    stack.stop().await;
+}
