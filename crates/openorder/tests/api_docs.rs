@@ -184,6 +184,9 @@ async fn the_docs_page_shows_every_operation_in_a_real_browser() {
     ] {
         assert!(dom.contains(shown), "the page shows {shown}: {dom}");
     }
-    assert!(dom.contains("<p id=\"error\"></p>"), "no error shown: {dom}");
+    assert!(
+        dom.contains("<p id=\"error\"></p>"),
+        "no error shown: {dom}"
+    );
     stack.stop().await;
 }
