@@ -14,14 +14,14 @@ fn committed_path() -> std::path::PathBuf {
 fn the_committed_asyncapi_document_is_the_generated_one() {
     let generated = serde_json::to_string_pretty(&document()).unwrap() + "\n";
     let path = committed_path();
-    if std::env::var("OPENORDER_WRITE_API_DOCS").as_deref() == Ok("1") {
+    if std::env::var("OPENORDER_TEST_WRITE_API_DOCS").as_deref() == Ok("1") {
         std::fs::write(&path, &generated).unwrap();
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
         "docs/api/asyncapi.json differs from the generated document: review the change and run \
-         `OPENORDER_WRITE_API_DOCS=1 cargo test -p contracts --test asyncapi` to write it"
+         `OPENORDER_TEST_WRITE_API_DOCS=1 cargo test -p contracts --test asyncapi` to write it"
     );
 }
 

@@ -29,14 +29,14 @@ fn the_committed_openapi_documents_are_the_generated_ones() {
     for (service, document) in documents() {
         let generated = platform::http::openapi::to_json(&document);
         let path = committed_path(service);
-        if std::env::var("OPENORDER_WRITE_API_DOCS").as_deref() == Ok("1") {
+        if std::env::var("OPENORDER_TEST_WRITE_API_DOCS").as_deref() == Ok("1") {
             std::fs::write(&path, &generated).unwrap();
         }
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             committed == generated,
             "docs/api/{service}.openapi.json differs from the generated document: review the \
-             change and run `OPENORDER_WRITE_API_DOCS=1 cargo test -p openorder --test api_docs` to write it"
+             change and run `OPENORDER_TEST_WRITE_API_DOCS=1 cargo test -p openorder --test api_docs` to write it"
         );
     }
 }
