@@ -75,6 +75,19 @@ struct NotificationServiceArgs {
     config: notification_service::Config,
 }
 
+impl Command {
+    /// How traces name this process (unless `OTEL_SERVICE_NAME` does).
+    fn service_name(&self) -> &'static str {
+        match self {
+            Command::Up(_) => "openorder",
+            Command::OrderService(_) => "order-service",
+            Command::InventoryService(_) => "inventory-service",
+            Command::NotificationService(_) => "notification-service",
+            _ => "openorder-cli",
+        }
+    }
+}
+
 async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address)
         .await
@@ -90,6 +103,8 @@ fn main() -> anyhow::Result<()> {
     // Parsed before the runtime starts: flags that name secret files read them here.
     let cli = Cli::parse();
     let result = runtime.block_on(run(cli));
+    // The spans still queued go to the collector, for a second at most.
+    platform::telemetry::flush(std::time::Duration::from_secs(1));
     // A blocking call abandoned at its stop deadline (a commit to a broker that is gone)
     // must not hold the exit: the runtime waits for it a moment only.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
@@ -97,7 +112,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    platform::telemetry::init();
+    platform::telemetry::init(cli.command.service_name());
     if let Err(err) = platform::fd_limit::raise() {
         tracing::warn!(%err, "could not raise the limit on open files; it stays as it was");
     }

@@ -58,6 +58,8 @@ pub struct Intake {
 struct Job {
     request: OrderRequest,
     idempotency_key: Option<String>,
+    /// The request's trace context: its `order.created` continues the request's trace.
+    trace: Vec<(String, String)>,
     reply: oneshot::Sender<Result<Created, sqlx::Error>>,
 }
 
@@ -93,6 +95,7 @@ impl Intake {
         let job = Job {
             request,
             idempotency_key,
+            trace: platform::telemetry::current_context_headers(),
             reply,
         };
         self.jobs.try_send(job).map_err(|err| match err {
@@ -161,6 +164,7 @@ impl Writer {
             .map(|job| NewOrder {
                 request: &job.request,
                 idempotency_key: job.idempotency_key.as_deref(),
+                trace: &job.trace,
             })
             .collect();
         let mut tx = self.db.begin().await?;

@@ -98,6 +98,8 @@ fn fingerprint(request: &OrderRequest) -> String {
 pub struct NewOrder<'a> {
     pub request: &'a OrderRequest,
     pub idempotency_key: Option<&'a str>,
+    /// The trace context of the request that placed it ([`platform::telemetry`]).
+    pub trace: &'a [(String, String)],
 }
 
 /// Inserts each order as PENDING with its items and its `order.created` event in `tx`
@@ -142,7 +144,11 @@ pub async fn create_orders_in(
                 .await?;
         }
         let event = request.created(order_id, now);
-        events.push(Outgoing::new(&topics.order_created(), &event));
+        events.push(Outgoing::traced(
+            &topics.order_created(),
+            &event,
+            order.trace.to_vec(),
+        ));
         results.push(Created::New(order_id));
     }
     for chunk in platform::db::statement_chunks(&items, 4) {

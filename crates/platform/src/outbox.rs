@@ -41,13 +41,23 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
+    /// The row of `event`, with the trace context of the current span (the request or
+    /// record it comes from) among its headers when traces are on: the relay sends it as
+    /// the record's `traceparent`/`tracestate`, so the trace survives the outbox.
     pub fn new<E: Event>(topic: &str, event: &E) -> Self {
-        let headers: HashMap<&str, String> = HashMap::from([
-            (headers::EVENT_ID, event.event_id().to_string()),
-            (headers::EVENT_TYPE, E::TYPE.to_string()),
-            (headers::EVENT_VERSION, E::VERSION.to_string()),
-            (headers::CONTENT_TYPE, headers::JSON.to_string()),
+        Self::traced(topic, event, crate::telemetry::current_context_headers())
+    }
+
+    /// The row of `event` with the trace context `trace` (headers, as
+    /// [`crate::telemetry::current_context_headers`] gives them) instead of the current span's.
+    pub fn traced<E: Event>(topic: &str, event: &E, trace: Vec<(String, String)>) -> Self {
+        let mut headers: HashMap<String, String> = HashMap::from([
+            (headers::EVENT_ID.to_string(), event.event_id().to_string()),
+            (headers::EVENT_TYPE.to_string(), E::TYPE.to_string()),
+            (headers::EVENT_VERSION.to_string(), E::VERSION.to_string()),
+            (headers::CONTENT_TYPE.to_string(), headers::JSON.to_string()),
         ]);
+        headers.extend(trace);
         Self {
             topic: topic.to_string(),
             key: event.order_id().to_string(),

@@ -18,6 +18,8 @@ use contracts::topics::DLT_SUFFIX;
 use contracts::{Event, Service, Topics};
 use futures_util::future::BoxFuture;
 
+use tracing::Instrument;
+
 use crate::db::Tx;
 use crate::failure::HandleError;
 use crate::record::Record;
@@ -304,6 +306,71 @@ impl<B: BeforeBatch> Router<B> {
     }
 }
 
+/// With traces on, the CONSUMER span of a run of records of one topic: `process <topic>`
+/// (semantic conventions 1.37: `messaging.system`, `messaging.destination.name`, and for one
+/// record its partition, offset, key and event id). One record's span is the child of the
+/// context the record carries; a run of several is linked to each record's context (the
+/// conventions' rule for batches). Events written while it runs carry its context.
+fn process_span(run: &[Item<'_>]) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if !crate::telemetry::traces_enabled() {
+        return tracing::Span::none();
+    }
+    let Some(first) = run.first() else {
+        return tracing::Span::none();
+    };
+    let record = first.record;
+    let span = tracing::info_span!(
+        "messaging.process",
+        otel.name = format!("process {}", record.topic),
+        otel.kind = "consumer",
+        messaging.system = "kafka",
+        messaging.operation.type = "process",
+        messaging.destination.name = %record.topic,
+        messaging.batch.message_count = run.len(),
+        messaging.destination.partition.id = tracing::field::Empty,
+        messaging.kafka.offset = tracing::field::Empty,
+        messaging.kafka.message.key = tracing::field::Empty,
+        messaging.message.id = tracing::field::Empty,
+    );
+    let context_of = |record: &Record| {
+        crate::telemetry::context_from(
+            record
+                .headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str(), std::str::from_utf8(v.as_deref()?).ok()?))),
+        )
+    };
+    if run.len() == 1 {
+        span.record(
+            "messaging.destination.partition.id",
+            record.partition.to_string(),
+        );
+        span.record("messaging.kafka.offset", record.offset);
+        if let Some(key) = record
+            .key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+        {
+            span.record("messaging.kafka.message.key", key);
+        }
+        if let Some(id) = record.header(contracts::headers::EVENT_ID) {
+            span.record("messaging.message.id", id);
+        }
+        let _ = span.set_parent(context_of(record));
+    } else {
+        use opentelemetry::trace::TraceContextExt;
+        for item in run {
+            let cx = context_of(item.record);
+            let linked = cx.span().span_context().clone();
+            if linked.is_valid() {
+                span.add_link(linked);
+            }
+        }
+    }
+    span
+}
+
 impl<B: BeforeBatch> Handler for Router<B> {
     async fn apply(&self, tx: &mut Tx, batch: &[Record], attempt: u32) -> Result<(), HandleError> {
         let mut items = Vec::with_capacity(batch.len());
@@ -328,7 +395,8 @@ impl<B: BeforeBatch> Handler for Router<B> {
                 Some(route) => route,
                 None => &self.others.as_ref().expect("routed to others").route,
             };
-            route.apply.apply(tx, run, attempt).await?;
+            let span = process_span(&run);
+            route.apply.apply(tx, run, attempt).instrument(span).await?;
         }
         Ok(())
     }

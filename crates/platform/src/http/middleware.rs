@@ -250,3 +250,51 @@ async fn time_request(
     );
     response
 }
+
+/// With traces on ([`crate::telemetry`]), every request to one of `router`'s routes is a
+/// SERVER span named `<method> <route>` (semantic conventions 1.37: `http.request.method`,
+/// `http.route`, `url.path`, `http.response.status_code`, `error.type` on a 5xx), the child
+/// of the caller's `traceparent` when it sent one, else a new trace.
+pub fn traced(router: Router) -> Router {
+    router.route_layer(axum::middleware::from_fn(trace_request))
+}
+
+async fn trace_request(request: Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if !crate::telemetry::traces_enabled() {
+        return next.run(request).await;
+    }
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_default();
+    let span = tracing::info_span!(
+        "http.server",
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %route,
+        url.path = request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let headers = request.headers();
+    let parent = crate::telemetry::context_from(
+        headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+    );
+    let _ = span.set_parent(parent);
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("error.type", status.as_str());
+        span.record("otel.status_code", "ERROR");
+    }
+    response
+}
