@@ -123,10 +123,11 @@ async fn a_record_of_a_megabyte_is_dead_lettered_without_blocking_anything_on_ap
 }
 
 async fn a_record_being_retried_holds_back_only_its_own_key(kind: BrokerKind) {
-    // Three tries, 2 s then 4 s apart: the failing order is retried for about 6 s.
+    // Three tries, 3 s then 6 s apart: the failing order is retried for about 9 s, longer
+    // than the checks below take on a loaded machine.
     let options = StackOptions {
         retry_attempts: 3,
-        retry_backoff_ms: 2_000,
+        retry_backoff_ms: 3_000,
         ..StackOptions::default()
     };
     let Some(stack) = Stack::spawn(kind, DbKind::Sqlite, options).await else {
