@@ -89,7 +89,9 @@ async fn one_order_is_one_trace_from_the_request_through_every_hop() {
     let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let wanted = [
         "POST /api/orders",
+        "send order.created",
         "process order.created",
+        "send inventory.reserved",
         "process inventory.reserved",
     ];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -141,6 +143,9 @@ async fn one_order_is_one_trace_from_the_request_through_every_hop() {
         attribute(server, "http.response.status_code").as_deref(),
         Some("202")
     );
+    let sent = by_name("send order.created")[0];
+    assert_eq!(sent.kind, 4, "PRODUCER");
+    assert!(attribute(sent, "messaging.message.id").is_some_and(|id| !id.is_empty()));
     let created = by_name("process order.created");
     assert!(!created.is_empty());
     for span in &created {
@@ -154,7 +159,10 @@ async fn one_order_is_one_trace_from_the_request_through_every_hop() {
     }
     // Each processing span hangs under a span of the hop before: the chain is unbroken.
     let ids: std::collections::HashSet<String> = spans.iter().map(|s| hex(&s.span_id)).collect();
-    for span in spans.iter().filter(|s| s.name.starts_with("process ")) {
+    for span in spans
+        .iter()
+        .filter(|s| s.name.starts_with("process ") || s.name.starts_with("send "))
+    {
         assert!(
             ids.contains(&hex(&span.parent_span_id)),
             "{} has its parent in the trace",

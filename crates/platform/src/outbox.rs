@@ -344,6 +344,10 @@ impl Relay {
             .collect::<anyhow::Result<_>>()
             .context("Failed to decode an outbox row")?;
 
+        let spans: Vec<tracing::Span> = rows
+            .iter()
+            .map(|row| send_span(&row.topic, &row.key, &row.headers))
+            .collect();
         // Enqueue the whole batch before awaiting any of it, so librdkafka batches them;
         // the idempotent producer keeps per-partition order across its retries.
         let deliveries: Vec<_> = rows
@@ -369,7 +373,7 @@ impl Relay {
         let mut published = Vec::with_capacity(rows.len());
         let mut first_error = None;
         let mut acknowledged_through = None;
-        for (row, delivery) in rows.iter().zip(deliveries) {
+        for ((row, delivery), span) in rows.iter().zip(deliveries).zip(spans) {
             let result = match delivery {
                 Ok(future) => match future.await {
                     Ok(Ok(_)) => Ok(()),
@@ -378,6 +382,12 @@ impl Relay {
                 },
                 Err(err) => Err(err),
             };
+            if result.is_err() {
+                span.record("error.type", "publish_failed");
+                span.record("otel.status_code", "ERROR");
+            }
+            // The span ends with the broker's acknowledgement (or the failure).
+            drop(span);
             match result {
                 Ok(()) => {
                     if first_error.is_none() {
@@ -439,4 +449,32 @@ impl Relay {
         let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
         tracing::info!("outbox relay stopped");
     }
+}
+
+/// With traces on, the PRODUCER span of one outbox row's record: `send <topic>`, the child
+/// of the context the row was written in (semantic conventions 1.37: `messaging.system`,
+/// `messaging.destination.name`, `messaging.kafka.message.key`, `messaging.message.id`),
+/// from the relay's produce to the broker's acknowledgement. The record itself carries the
+/// writing context, as stored.
+fn send_span(topic: &str, key: &str, headers: &HashMap<String, String>) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if !crate::telemetry::traces_enabled() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "messaging.send",
+        otel.name = format!("send {topic}"),
+        otel.kind = "producer",
+        messaging.system = "kafka",
+        messaging.operation.type = "send",
+        messaging.destination.name = %topic,
+        messaging.kafka.message.key = %key,
+        messaging.message.id = headers.get(headers::EVENT_ID).map(String::as_str).unwrap_or(""),
+        error.type = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let parent =
+        crate::telemetry::context_from(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let _ = span.set_parent(parent);
+    span
 }
