@@ -27,8 +27,10 @@ impl On<OrderCancelled> for OnOrderCancelled {
         events: &[Delivered<'_, OrderCancelled>],
         _attempt: u32,
     ) -> Result<(), HandleError> {
-        for Delivered { event, .. } in events {
-            self.release(tx, event).await?;
+        for Delivered { event, span, .. } in events {
+            // Its log lines and `inventory.released` belong to this record's span.
+            use tracing::Instrument;
+            self.release(tx, event).instrument(span.clone()).await?;
         }
         Ok(())
     }

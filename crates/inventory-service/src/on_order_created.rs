@@ -60,22 +60,22 @@ impl On<OrderCreated> for OnOrderCreated {
         events: &[Delivered<'_, OrderCreated>],
         attempt: u32,
     ) -> Result<(), HandleError> {
-        let mut orders = Vec::with_capacity(events.len());
         for Delivered { event: order, .. } in events {
             validate(order).map_err(|e| HandleError::permanent("openorder.InvalidOrder", e))?;
             self.faults.check(order, attempt)?;
-            orders.push(order);
         }
+        let orders = events.iter().collect();
         let orders =
-            platform::dedupe::keep_unprocessed(tx, orders, |o| o.event_id.to_string()).await?;
+            platform::dedupe::keep_unprocessed(tx, orders, |d| d.event.event_id.to_string())
+                .await?;
         if orders.is_empty() {
             return Ok(());
         }
-        let order_ids: Vec<i64> = orders.iter().map(|o| o.order_id).collect();
+        let order_ids: Vec<i64> = orders.iter().map(|d| d.event.order_id).collect();
         let mut decided = store::decided_among(tx, &order_ids).await?;
         let skus: BTreeSet<&str> = orders
             .iter()
-            .flat_map(|o| o.items.iter().map(|i| i.sku.as_str()))
+            .flat_map(|d| d.event.items.iter().map(|i| i.sku.as_str()))
             .collect();
         let skus: Vec<&str> = skus.into_iter().collect();
         let mut available = store::available_of(tx, self.backend, &skus).await?;
@@ -83,7 +83,10 @@ impl On<OrderCreated> for OnOrderCreated {
         let mut reservations = Vec::new();
         let mut decisions = Vec::with_capacity(orders.len());
         let mut events = Vec::with_capacity(orders.len());
-        for order in &orders {
+        for delivered in &orders {
+            let order = &delivered.event;
+            // The decision's log lines and event belong to this record's span.
+            let _in_its_span = delivered.span.enter();
             if !decided.insert(order.order_id) {
                 tracing::info!(
                     order_id = order.order_id,

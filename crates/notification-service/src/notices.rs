@@ -41,6 +41,9 @@ pub struct Notice {
     pub fields: Value,
     /// The event as it arrived, passed on to webhooks.
     pub event: Value,
+    /// The trace context of the record's processing (W3C headers as a JSON object, empty
+    /// when traces are off): the webhook request continues it.
+    pub trace: String,
 }
 
 /// The shared parts of the handlers that record notices.
@@ -147,6 +150,7 @@ impl Notifier {
                     event_type: &notice.event_type,
                     kind: notice.kind,
                     context,
+                    trace: &notice.trace,
                 };
                 (new, plan.as_ref().map(Plan::routed))
             })
@@ -450,6 +454,7 @@ mod tests {
             kind: "order.updated",
             fields: json!({}),
             event: json!({}),
+            trace: String::new(),
         };
         let logged = |n: &Notifier| {
             n.metrics.get(

@@ -61,19 +61,26 @@ impl<E: Tells + Send + Sync + 'static> On<E> for OnInventoryEvent {
     ) -> Result<(), HandleError> {
         let notices: Vec<Notice> = events
             .iter()
-            .map(|Delivered { record, event }| {
-                let (event_id, order_id, kind, fields) = event.tells();
-                Notice {
-                    event_id,
-                    order_id,
-                    event_type: self.topics.unprefixed(&record.topic).to_string(),
-                    kind,
-                    fields,
-                    // Webhooks get the event as it travelled, fields this build does
-                    // not know included: the value itself, not this build's reading.
-                    event: record.json::<Value>().unwrap_or(Value::Null),
-                }
-            })
+            .map(
+                |Delivered {
+                     record,
+                     event,
+                     span,
+                 }| {
+                    let (event_id, order_id, kind, fields) = event.tells();
+                    Notice {
+                        event_id,
+                        order_id,
+                        event_type: self.topics.unprefixed(&record.topic).to_string(),
+                        kind,
+                        fields,
+                        // Webhooks get the event as it travelled, fields this build does
+                        // not know included: the value itself, not this build's reading.
+                        event: record.json::<Value>().unwrap_or(Value::Null),
+                        trace: platform::telemetry::trace_text(span),
+                    }
+                },
+            )
             .collect();
         self.notifier.record_all(tx, &notices).await
     }

@@ -26,7 +26,12 @@ impl On<DeadLetter<OrderCreated>> for OnOrderCreatedDeadLetter {
         letters: &[Delivered<'_, DeadLetter<OrderCreated>>],
         _attempt: u32,
     ) -> Result<(), HandleError> {
-        for Delivered { record, event } in letters {
+        for Delivered {
+            record,
+            event,
+            span,
+        } in letters
+        {
             if !record.dead_lettered_by(&self.inventory_group) {
                 continue;
             }
@@ -50,6 +55,7 @@ impl On<DeadLetter<OrderCreated>> for OnOrderCreatedDeadLetter {
                 kind: "order.failed",
                 fields: json!({ "items": order.items, "error": record.dead_letter_error() }),
                 event: serde_json::to_value(order).expect("an event serializes"),
+                trace: platform::telemetry::trace_text(span),
             };
             self.notifier.record(tx, &notice).await?;
         }

@@ -77,6 +77,8 @@ pub const SCHEMA: Schema = Schema(&[
     "CREATE INDEX deliveries_by_notification ON deliveries (notification_id)",
     // A customer's notifications are found through who placed each order.
     "CREATE INDEX order_contacts_by_user ON order_contacts (user_id, order_id)",
+    // The trace context of the record a notification comes from (webhooks continue it).
+    "ALTER TABLE notifications ADD COLUMN trace TEXT NOT NULL DEFAULT ''",
 ]);
 
 /// What this service prunes ([`platform::retention`]): dead-letter marks, notifications with
@@ -121,6 +123,8 @@ pub struct NewNotification<'a> {
     pub kind: &'a str,
     /// JSON: what the templates will be given once the user is known.
     pub context: &'a str,
+    /// The trace context the webhook request continues ([`platform::telemetry::trace_text`]).
+    pub trace: &'a str,
 }
 
 /// Records each notification unless one exists for its event, in one statement: the ids
@@ -138,11 +142,11 @@ pub async fn insert_notifications(
         .collect();
     let now = platform::now_text();
     let mut ids = HashMap::with_capacity(unique.len());
-    for chunk in platform::db::statement_chunks(&unique, 12) {
+    for chunk in platform::db::statement_chunks(&unique, 13) {
         let sql = format!(
-            "INSERT INTO notifications (event_id, order_id, event_type, kind, channel, status, message, subject, html, payload, context, created_at)
+            "INSERT INTO notifications (event_id, order_id, event_type, kind, channel, status, message, subject, html, payload, context, trace, created_at)
              VALUES {} ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id",
-            value_rows(chunk.len(), 12)
+            value_rows(chunk.len(), 13)
         );
         let mut query = sqlx::query(&sql);
         for (n, routed) in chunk {
@@ -162,6 +166,7 @@ pub async fn insert_notifications(
                 .bind(routed.as_ref().map_or("", |r| r.rendered.html.as_str()))
                 .bind(routed.as_ref().map_or("", |r| r.payload))
                 .bind(n.context)
+                .bind(n.trace)
                 .bind(&now);
         }
         for row in query.fetch_all(&mut **tx).await? {
@@ -624,7 +629,7 @@ pub async fn claim_due(
         .join(", ");
     let sql = format!(
         "SELECT d.id, d.order_id, d.channel, d.recipient, d.idempotency_key, d.attempts,
-                    n.event_id, n.kind, n.subject, n.message, n.html, n.payload, n.created_at
+                    n.event_id, n.kind, n.subject, n.message, n.html, n.payload, n.trace, n.created_at
              FROM deliveries d JOIN notifications n ON n.id = d.notification_id
              WHERE d.id IN ({placeholders}) ORDER BY d.id"
     );
@@ -650,6 +655,7 @@ pub async fn claim_due(
                     text: row.try_get("message")?,
                     html: row.try_get("html")?,
                     payload: row.try_get("payload")?,
+                    trace: row.try_get("trace")?,
                     created_at: chrono::DateTime::parse_from_rfc3339(&created_at)
                         .with_context(|| format!("notification time {created_at:?}"))?
                         .with_timezone(&Utc),

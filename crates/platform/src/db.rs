@@ -24,12 +24,20 @@ pub struct Tx {
     inner: sqlx::Transaction<'static, Any>,
     relay: Waker,
     wake: Vec<Arc<Notify>>,
+    /// With traces on, the transaction's span, from its begin to its end.
+    span: tracing::Span,
 }
 
 impl Tx {
     /// Commits, then wakes whoever [`Tx::wake_on_commit`] named.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.inner.commit().await?;
+        use tracing::Instrument;
+        let span = self.span.clone();
+        let committed = self.inner.commit().instrument(span.clone()).await;
+        if let Err(err) = &committed {
+            span.record("error.type", error_type(err));
+        }
+        committed?;
         for notify in &self.wake {
             notify.notify_one();
         }
@@ -50,7 +58,42 @@ impl Tx {
     }
 
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.span.record("db.response.status_code", "ROLLBACK");
         self.inner.rollback().await
+    }
+}
+
+/// With traces on, the CLIENT span of one transaction, child of the current span
+/// (semantic conventions 1.37: `db.system.name`, `db.operation.name`; ended at commit,
+/// rollback or drop). Statements inside are not spans of their own: the transaction is
+/// the unit the services write in.
+fn transaction_span(backend: Backend) -> tracing::Span {
+    if !crate::telemetry::traces_enabled() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        "db.transaction",
+        otel.name = "TRANSACTION",
+        otel.kind = "client",
+        db.system.name = match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+        },
+        db.operation.name = "TRANSACTION",
+        db.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    )
+}
+
+/// `error.type` of a database error: its SQLSTATE code when it has one, else its kind.
+fn error_type(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Database(db) => db
+            .code()
+            .map_or_else(|| "database".into(), |c| c.into_owned()),
+        sqlx::Error::PoolTimedOut => "pool_timed_out".into(),
+        sqlx::Error::Io(_) => "io".into(),
+        _ => "other".into(),
     }
 }
 
@@ -231,10 +274,13 @@ impl Database {
     /// of waits of a few hundred microseconds. Reads outside a transaction do not wait
     /// (WAL lets them run beside the writer).
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        use tracing::Instrument;
+        let span = transaction_span(self.backend);
         Ok(Tx {
-            inner: self.writer.begin().await?,
+            inner: self.writer.begin().instrument(span.clone()).await?,
             relay: self.relay.clone(),
             wake: Vec::new(),
+            span,
         })
     }
 

@@ -73,6 +73,13 @@ impl Metrics {
         *map.entry((name.to_string(), labels)).or_default() += n;
     }
 
+    /// Sets the counter `name{labels}` to `value` (a count kept elsewhere, copied in as
+    /// `/metrics` is rendered).
+    pub fn set_counter(&self, name: &str, labels: &[(&str, &str)], value: u64) {
+        let labels = labels_text(labels);
+        lock(&self.counters).insert((name.to_string(), labels), value);
+    }
+
     /// Sets the gauge `name{labels}` to `value`.
     pub fn gauge(&self, name: &str, labels: &[(&str, &str)], value: i64) {
         let labels = labels_text(labels);

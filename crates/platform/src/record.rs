@@ -58,6 +58,15 @@ impl Record {
             .and_then(|v| std::str::from_utf8(v).ok())
     }
 
+    /// The W3C trace context the record carries (`traceparent`, `tracestate`), if any.
+    pub fn trace_context(&self) -> opentelemetry::Context {
+        crate::telemetry::context_from(
+            self.headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str(), std::str::from_utf8(v.as_deref()?).ok()?))),
+        )
+    }
+
     /// The key as text (bytes that are not UTF-8 replaced).
     pub fn key_text(&self) -> Option<String> {
         self.key

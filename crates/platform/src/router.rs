@@ -43,6 +43,12 @@ pub trait Handler: Send + Sync + 'static {
 pub struct Delivered<'a, E> {
     pub record: &'a Record,
     pub event: E,
+    /// With traces on, the span of this record's processing: the run's `process` span for
+    /// a record applied alone, a span of its own inside it in a batch. A handler enters it
+    /// while it writes what the record causes, so that the outbox rows (which take the
+    /// current span's context, [`crate::outbox::Outgoing::new`]) and log lines of each
+    /// record of a batch hang under that record, not under the batch.
+    pub span: tracing::Span,
 }
 
 /// The handler of one event type `E`.
@@ -90,6 +96,8 @@ struct Item<'a> {
     record: &'a Record,
     route: usize,
     event: Box<dyn Any + Send + Sync>,
+    /// The record's span (see [`Delivered::span`]), set when its run is applied.
+    span: tracing::Span,
 }
 
 impl Decoded<'_> {
@@ -131,6 +139,7 @@ impl<E: Send + Sync + 'static, H: On<E>> Apply for Typed<E, H> {
                         .event
                         .downcast::<E>()
                         .expect("decoded by this route's decoder"),
+                    span: item.span,
                 })
                 .collect();
             self.0.apply(tx, &events, attempt).await
@@ -156,6 +165,9 @@ struct Others {
 pub struct Router<B = ()> {
     service: Service,
     topics: Topics,
+    /// The consumer group this router runs in (prefixed), for the spans; set by
+    /// [`crate::service::Runtime::spawn_consumer`].
+    pub(crate) group: String,
     routes: Vec<Route>,
     by_topic: HashMap<String, usize>,
     others: Option<Others>,
@@ -182,6 +194,7 @@ impl Router<()> {
         Self {
             service,
             topics: topics.clone(),
+            group: String::new(),
             routes: Vec::new(),
             by_topic: HashMap::new(),
             others: None,
@@ -255,6 +268,7 @@ impl<B: BeforeBatch> Router<B> {
         Router {
             service: self.service,
             topics: self.topics,
+            group: self.group,
             routes: self.routes,
             by_topic: self.by_topic,
             others: self.others,
@@ -307,11 +321,14 @@ impl<B: BeforeBatch> Router<B> {
 }
 
 /// With traces on, the CONSUMER span of a run of records of one topic: `process <topic>`
-/// (semantic conventions 1.37: `messaging.system`, `messaging.destination.name`, and for one
-/// record its partition, offset, key and event id). One record's span is the child of the
-/// context the record carries; a run of several is linked to each record's context (the
-/// conventions' rule for batches). Events written while it runs carry its context.
-fn process_span(run: &[Item<'_>]) -> tracing::Span {
+/// (semantic conventions 1.37: `messaging.system`, `messaging.operation.type`,
+/// `messaging.destination.name`, `messaging.consumer.group.name`, and for one record its
+/// partition, offset, key and event id). A record applied alone: its span is the run's,
+/// the child of the context the record carries. A run of several: the run's span is linked
+/// to each record's context, and each record gets a `process <topic>` span of its own
+/// inside it, linked to its context (the conventions' rule for batches). Events written
+/// for a record carry its span's context ([`Delivered::trace`]).
+fn process_span(run: &mut [Item<'_>], group: &str) -> tracing::Span {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     if !crate::telemetry::traces_enabled() {
         return tracing::Span::none();
@@ -319,29 +336,38 @@ fn process_span(run: &[Item<'_>]) -> tracing::Span {
     let Some(first) = run.first() else {
         return tracing::Span::none();
     };
-    let record = first.record;
-    let span = tracing::info_span!(
-        "messaging.process",
-        otel.name = format!("process {}", record.topic),
-        otel.kind = "consumer",
-        messaging.system = "kafka",
-        messaging.operation.type = "process",
-        messaging.destination.name = %record.topic,
-        messaging.batch.message_count = run.len(),
-        messaging.destination.partition.id = tracing::field::Empty,
-        messaging.kafka.offset = tracing::field::Empty,
-        messaging.kafka.message.key = tracing::field::Empty,
-        messaging.message.id = tracing::field::Empty,
-    );
-    let context_of = |record: &Record| {
-        crate::telemetry::context_from(
-            record
-                .headers
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str(), std::str::from_utf8(v.as_deref()?).ok()?))),
-        )
+    let topic = first.record.topic.clone();
+    let span = |parent: Option<&tracing::Span>, count: usize| match parent {
+        None => tracing::info_span!(
+            "messaging.process",
+            otel.name = format!("process {topic}"),
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.operation.type = "process",
+            messaging.destination.name = %topic,
+            messaging.consumer.group.name = group,
+            messaging.batch.message_count = count,
+            messaging.destination.partition.id = tracing::field::Empty,
+            messaging.kafka.offset = tracing::field::Empty,
+            messaging.kafka.message.key = tracing::field::Empty,
+            messaging.message.id = tracing::field::Empty,
+        ),
+        Some(parent) => tracing::info_span!(
+            parent: parent,
+            "messaging.process",
+            otel.name = format!("process {topic}"),
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.operation.type = "process",
+            messaging.destination.name = %topic,
+            messaging.consumer.group.name = group,
+            messaging.destination.partition.id = tracing::field::Empty,
+            messaging.kafka.offset = tracing::field::Empty,
+            messaging.kafka.message.key = tracing::field::Empty,
+            messaging.message.id = tracing::field::Empty,
+        ),
     };
-    if run.len() == 1 {
+    let describe = |span: &tracing::Span, record: &Record| {
         span.record(
             "messaging.destination.partition.id",
             record.partition.to_string(),
@@ -357,18 +383,26 @@ fn process_span(run: &[Item<'_>]) -> tracing::Span {
         if let Some(id) = record.header(contracts::headers::EVENT_ID) {
             span.record("messaging.message.id", id);
         }
-        let _ = span.set_parent(context_of(record));
-    } else {
-        use opentelemetry::trace::TraceContextExt;
-        for item in run {
-            let cx = context_of(item.record);
-            let linked = cx.span().span_context().clone();
-            if linked.is_valid() {
-                span.add_link(linked);
-            }
-        }
+    };
+    let run_span = span(None, run.len());
+    if let [only] = run {
+        describe(&run_span, only.record);
+        let _ = run_span.set_parent(only.record.trace_context());
+        only.span = run_span.clone();
+        return run_span;
     }
-    span
+    use opentelemetry::trace::TraceContextExt;
+    for item in run.iter_mut() {
+        let linked = item.record.trace_context().span().span_context().clone();
+        let own = span(Some(&run_span), 1);
+        describe(&own, item.record);
+        if linked.is_valid() {
+            run_span.add_link(linked.clone());
+            own.add_link(linked);
+        }
+        item.span = own;
+    }
+    run_span
 }
 
 impl<B: BeforeBatch> Handler for Router<B> {
@@ -380,6 +414,7 @@ impl<B: BeforeBatch> Handler for Router<B> {
                 record,
                 route,
                 event: (found.decode)(record)?,
+                span: tracing::Span::none(),
             });
         }
         let decoded = Decoded { items };
@@ -395,7 +430,7 @@ impl<B: BeforeBatch> Handler for Router<B> {
                 Some(route) => route,
                 None => &self.others.as_ref().expect("routed to others").route,
             };
-            let span = process_span(&run);
+            let span = process_span(&mut run, &self.group);
             route.apply.apply(tx, run, attempt).instrument(span).await?;
         }
         Ok(())

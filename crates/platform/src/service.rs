@@ -124,8 +124,9 @@ impl Runtime {
             .extend(router.event_types().iter().map(|t| t.to_string()));
         let pattern = self.kafka.partition_assignment == PartitionAssignment::Group;
         let topics = router.subscription(pattern);
-        let handler = router;
         let group_id = self.kafka.topics().group(group);
+        let mut handler = router;
+        handler.group = group_id.clone();
         let consumer = crate::kafka::consumer(&self.kafka, &group_id, consumer_name)?;
         let consumer = std::sync::Arc::new(consumer);
         match self.kafka.partition_assignment {
@@ -236,6 +237,7 @@ impl Runtime {
             "/metrics",
             axum::routing::get(move || async move {
                 gauges.0.export(&gauges.1, &metrics);
+                crate::telemetry::export_counts(&metrics);
                 metrics.render()
             }),
         );

@@ -386,6 +386,7 @@ mod tests {
             kind: "order.confirmed",
             fields: serde_json::json!({ "items": [] }),
             event: serde_json::json!({}),
+            trace: String::new(),
         };
         notifier.record(&mut tx, &notice).await.unwrap();
         tx.commit().await.unwrap();

@@ -33,6 +33,8 @@ pub struct Outgoing {
     pub html: String,
     /// The webhook body (JSON), rendered when the notification was recorded.
     pub payload: String,
+    /// The trace context the notification was recorded in (JSON, or empty).
+    pub trace: String,
     /// When the notification was recorded (the e-mail's Date).
     pub created_at: chrono::DateTime<chrono::Utc>,
 }

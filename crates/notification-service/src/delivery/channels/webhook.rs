@@ -10,6 +10,9 @@
 //!   the shared secret (`whsec_` + base64 as the spec writes secrets, or any other string,
 //!   used as its UTF-8 bytes).
 //!
+//! With traces on, the request carries `traceparent`: its span continues the trace of the
+//! event the notification is about.
+//!
 //! A 2xx answer is success; 408, 425, 429, 5xx and network errors are retried; any other
 //! answer is a permanent refusal.
 
@@ -21,6 +24,7 @@ use clap::Args;
 use contracts::destinations::Destinations;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tracing::Instrument;
 
 use super::{Channel, Outgoing, SendError, SendFuture};
 
@@ -175,22 +179,33 @@ impl Channel for WebhookChannel {
             let timestamp = chrono::Utc::now().timestamp();
             let body = m.payload.as_bytes().to_vec();
             let signature = signature(&self.key, &m.idempotency_key, timestamp, &body);
-            let answer = self
+            let span = client_span(&url, &m.trace);
+            let mut request = self
                 .client
                 .post(&m.recipient)
                 .header("content-type", "application/json")
                 .header("webhook-id", &m.idempotency_key)
                 .header("webhook-timestamp", timestamp.to_string())
                 .header("webhook-signature", signature)
-                .header("idempotency-key", &m.idempotency_key)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| SendError::Transient(sanitized(&e)))?;
+                .header("idempotency-key", &m.idempotency_key);
+            for (name, value) in platform::telemetry::context_headers_of(&span) {
+                request = request.header(name, value);
+            }
+            let answer = request.body(body).send().instrument(span.clone()).await;
+            let answer = match answer {
+                Ok(answer) => answer,
+                Err(e) => {
+                    let error = sanitized(&e);
+                    span.record("error.type", error.as_str());
+                    return Err(SendError::Transient(error));
+                }
+            };
             let status = answer.status();
+            span.record("http.response.status_code", status.as_u16());
             if status.is_success() {
                 return Ok(());
             }
+            span.record("error.type", status.as_str());
             // The receiver's reply is not read, stored or shown: its status says enough,
             // and its text could be anything (another host's page, reached by a mistake).
             drop(answer);
@@ -202,6 +217,30 @@ impl Channel for WebhookChannel {
             }
         })
     }
+}
+
+/// With traces on, the CLIENT span of a webhook request (semantic conventions 1.37:
+/// `POST`, `http.request.method`, `server.address`, `server.port`, `url.scheme`,
+/// `http.response.status_code`, `error.type`; not the full URL, whose path and query may
+/// carry a receiver's secret): the child of the context the notification was recorded in,
+/// and sent to the receiver as `traceparent`.
+fn client_span(url: &url::Url, trace: &str) -> tracing::Span {
+    if !platform::telemetry::traces_enabled() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "http.client",
+        otel.name = "POST",
+        otel.kind = "client",
+        http.request.method = "POST",
+        server.address = url.host_str().unwrap_or(""),
+        server.port = url.port_or_known_default().unwrap_or(0),
+        url.scheme = url.scheme(),
+        http.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    );
+    platform::telemetry::set_parent_from_text(&span, trace);
+    span
 }
 
 /// What a failed request is stored as: its kind, without the URL (it is the recipient,
