@@ -22,6 +22,16 @@ mod up;
     about = "Event-driven order processing on Kafka"
 )]
 struct Cli {
+    /// How log lines are written: `text` for a person, `json` for a log collector (one
+    /// object per line, with the `trace_id` and `span_id` of the span it was written in).
+    #[arg(
+        long,
+        global = true,
+        env = "OPENORDER_LOG_FORMAT",
+        value_enum,
+        default_value_t = platform::telemetry::LogFormat::Text
+    )]
+    log_format: platform::telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -112,7 +122,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    platform::telemetry::init(cli.command.service_name());
+    platform::telemetry::init(cli.command.service_name(), cli.log_format);
     if let Err(err) = platform::fd_limit::raise() {
         tracing::warn!(%err, "could not raise the limit on open files; it stays as it was");
     }

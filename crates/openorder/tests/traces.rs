@@ -1,26 +1,50 @@
-//! One order is one trace: `openorder up` exporting to a fake OTLP collector on loopback
-//! (OTLP/HTTP protobuf, decoded here as a collector decodes it). The POST continues the
-//! caller's `traceparent`; `order.created` carries the request's context through the
-//! outbox; inventory-service's processing of it, the `inventory.reserved` it writes, and
-//! order-service's and notification-service's processing of that are all in the same trace,
-//! each the child of the one before.
+//! One order is one trace, checked against a fake OTLP collector on loopback (OTLP/HTTP
+//! protobuf, decoded here as a collector decodes it). The POST continues the caller's
+//! `traceparent`; `order.created` carries the request's context through the outbox;
+//! inventory-service's processing of it, the `inventory.reserved` it writes, order-service's
+//! and notification-service's processing of that, and the webhook request are all in the
+//! same trace, each the child of the one before: with `openorder up` on the embedded broker
+//! (a process of its own) and with the services on Apache Kafka and PostgreSQL (in this
+//! process, whose telemetry is set up once for all such tests, [`in_process`]). A batch is
+//! one span linked to each record, with a span per record inside it; a replay links back;
+//! JSON log lines carry the ids of their span.
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
-use support::{UpPorts, UpProcess};
+use serde_json::json;
+use support::receivers::{Behaviour, WebhookReceiver};
+use support::{BrokerKind, DbKind, Stack, StackOptions, UpPorts, UpProcess};
 
 /// Every span the collector received.
 #[derive(Clone, Default)]
 struct Collector(Arc<Mutex<Vec<Span>>>);
 
 impl Collector {
-    async fn start(&self) -> String {
+    /// Starts the collector on a thread and runtime of its own (it outlives any one
+    /// test's runtime); returns its base URL.
+    fn start(&self) -> String {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let this = self.clone();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    tx.send(this.serve().await).unwrap();
+                    std::future::pending::<()>().await
+                })
+        });
+        rx.recv().unwrap()
+    }
+
+    async fn serve(&self) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let spans = self.0.clone();
@@ -47,6 +71,144 @@ impl Collector {
     fn spans(&self) -> Vec<Span> {
         self.0.lock().unwrap().clone()
     }
+
+    /// The spans of trace `trace_id` once `complete` holds for them (at most 60 s).
+    async fn wait_trace(&self, trace_id: &str, complete: impl Fn(&[Span]) -> bool) -> Vec<Span> {
+        self.wait(|s| hex(&s.trace_id) == trace_id, complete).await
+    }
+
+    /// The spans `keep` selects once `complete` holds for them (at most 60 s).
+    async fn wait(
+        &self,
+        keep: impl Fn(&Span) -> bool,
+        complete: impl Fn(&[Span]) -> bool,
+    ) -> Vec<Span> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let spans: Vec<Span> = self.spans().into_iter().filter(|s| keep(s)).collect();
+            if complete(&spans) {
+                return spans;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the spans are incomplete: {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn named<'a>(spans: &'a [Span], name: &str) -> Vec<&'a Span> {
+    spans.iter().filter(|s| s.name == name).collect()
+}
+
+/// A trace id of the test's own (32 hex digits).
+fn new_trace_id() -> String {
+    format!("{:032x}", rand::random::<u128>() | 1)
+}
+
+/// The spans of one order's trace: from its POST to both consumers of `inventory.reserved`.
+fn has_every_hop(spans: &[Span]) -> bool {
+    let wanted = [
+        "POST /api/orders",
+        "send order.created",
+        "process order.created",
+        "send inventory.reserved",
+    ];
+    wanted.iter().all(|w| spans.iter().any(|s| s.name == *w))
+        && named(spans, "process inventory.reserved").len() >= 2
+}
+
+/// Each span of the chain hangs under a span of the hop before, the first under the
+/// caller's: the chain is unbroken.
+fn assert_one_chain(spans: &[Span], caller_span: &str) {
+    if std::env::var_os("OPENORDER_TEST_SHOW_TRACE").is_some() {
+        for s in spans {
+            eprintln!(
+                "{} {} <- {} {:?}",
+                hex(&s.span_id),
+                s.name,
+                hex(&s.parent_span_id),
+                s.kind
+            );
+        }
+    }
+    let server = named(spans, "POST /api/orders")[0];
+    assert_eq!(
+        hex(&server.parent_span_id),
+        caller_span,
+        "the caller's span is the parent"
+    );
+    assert_eq!(
+        attribute(server, "http.route").as_deref(),
+        Some("/api/orders")
+    );
+    assert_eq!(
+        attribute(server, "http.request.method").as_deref(),
+        Some("POST")
+    );
+    assert_eq!(
+        attribute(server, "http.response.status_code").as_deref(),
+        Some("202")
+    );
+    let sent = named(spans, "send order.created")[0];
+    assert_eq!(sent.kind, 4, "PRODUCER");
+    assert!(attribute(sent, "messaging.message.id").is_some_and(|id| !id.is_empty()));
+    for span in spans.iter().filter(|s| s.name.starts_with("process ")) {
+        assert_eq!(span.kind, 5, "CONSUMER");
+        assert_eq!(
+            attribute(span, "messaging.system").as_deref(),
+            Some("kafka")
+        );
+        let topic = span.name.trim_start_matches("process ");
+        assert!(attribute(span, "messaging.destination.name")
+            .unwrap()
+            .ends_with(topic));
+        assert!(
+            attribute(span, "messaging.consumer.group.name").is_some_and(|g| !g.is_empty()),
+            "{} names its consumer group",
+            span.name
+        );
+        for key in [
+            "messaging.destination.partition.id",
+            "messaging.kafka.offset",
+            "messaging.kafka.message.key",
+            "messaging.message.id",
+        ] {
+            assert!(attribute(span, key).is_some(), "{} has {key}", span.name);
+        }
+    }
+    let groups: std::collections::HashSet<String> = named(spans, "process inventory.reserved")
+        .iter()
+        .filter_map(|s| attribute(s, "messaging.consumer.group.name"))
+        .collect();
+    assert_eq!(groups.len(), 2, "two groups process inventory.reserved");
+    let ids: std::collections::HashSet<String> = spans.iter().map(|s| hex(&s.span_id)).collect();
+    for span in spans
+        .iter()
+        .filter(|s| s.name.starts_with("process ") || s.name.starts_with("send "))
+    {
+        assert!(
+            ids.contains(&hex(&span.parent_span_id)),
+            "{} has its parent in the trace",
+            span.name
+        );
+    }
+}
+
+/// The services' transactions are spans of the trace, naming their database.
+fn assert_transactions_on(spans: &[Span], system: &str) {
+    let transactions = named(spans, "TRANSACTION");
+    assert!(!transactions.is_empty(), "transaction spans in the trace");
+    for t in transactions {
+        assert_eq!(t.kind, 3, "CLIENT");
+        assert_eq!(attribute(t, "db.system.name").as_deref(), Some(system));
+    }
 }
 
 fn attribute(span: &Span, key: &str) -> Option<String> {
@@ -61,9 +223,10 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_order_is_one_trace_from_the_request_through_every_hop() {
+async fn one_order_is_one_trace_from_the_request_through_every_hop_to_the_webhook() {
     let collector = Collector::default();
-    let endpoint = collector.start().await;
+    let endpoint = collector.start();
+    let hook = WebhookReceiver::start(Behaviour::FailFirst(0)).await;
     let data = support::temp_dir("traces");
     let ports = UpPorts::free();
     let up = UpProcess::start_with_env(
@@ -73,100 +236,356 @@ async fn one_order_is_one_trace_from_the_request_through_every_hop() {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
             ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+            (
+                "OPENORDER_WEBHOOK_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+            ("OPENORDER_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8"),
         ],
     )
     .await;
-    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let trace_id = new_trace_id();
     let http = reqwest::Client::new();
     let response = http
         .post(format!("{}/api/orders", up.order_url))
         .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
-        .json(&serde_json::json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}]}))
+        .json(
+            &json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}],
+                      "contact": {"webhookUrl": hook.url}}),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
-    let wanted = [
-        "POST /api/orders",
-        "send order.created",
-        "process order.created",
-        "send inventory.reserved",
-        "process inventory.reserved",
-    ];
+    let spans = collector
+        .wait_trace(&trace_id, |spans| {
+            has_every_hop(spans) && !named(spans, "POST").is_empty()
+        })
+        .await;
+    assert_one_chain(&spans, "00f067aa0ba902b7");
+    assert_transactions_on(&spans, "sqlite");
+
+    // The webhook request continues the trace: its traceparent is the client span's.
+    let client = named(&spans, "POST")[0];
+    assert_eq!(client.kind, 3, "CLIENT");
+    assert_eq!(
+        attribute(client, "http.response.status_code").as_deref(),
+        Some("204")
+    );
+    assert_eq!(
+        attribute(client, "server.address").as_deref(),
+        Some("127.0.0.1")
+    );
+    let received = hook.wait_requests(1).await;
+    assert_eq!(
+        received[0].header("traceparent"),
+        format!("00-{trace_id}-{}-01", hex(&client.span_id)),
+        "the receiver can continue the trace"
+    );
+
+    // What reached the collector is counted.
+    let metrics = http
+        .get(format!("{}/metrics", up.order_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let exported: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("openorder_trace_spans_exported_total "))
+        .expect("exported spans are counted")
+        .parse()
+        .unwrap();
+    assert!(exported > 0, "{metrics}");
+    assert!(
+        metrics.contains("openorder_trace_spans_dropped_total 0"),
+        "{metrics}"
+    );
+    up.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_lines_carry_the_trace_and_span_ids_of_their_span_without_a_collector() {
+    let data = support::temp_dir("json-logs");
+    let ports = UpPorts::free();
+    let up = UpProcess::start_with_env(&data, &ports, &[("OPENORDER_LOG_FORMAT", "json")]).await;
+    let trace_id = new_trace_id();
+    let http = reqwest::Client::new();
+    let response = http
+        .post(format!("{}/api/orders", up.order_url))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({"userId": 7, "items": [{"sku": "ABC-001", "qty": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let log = data.with_extension("log");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let spans = loop {
-        let spans: Vec<Span> = collector
-            .spans()
-            .into_iter()
-            .filter(|s| hex(&s.trace_id) == trace_id)
+    let lines = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect();
-        let processed_by_two = spans
+        let reserved = lines
             .iter()
-            .filter(|s| s.name == "process inventory.reserved")
-            .count()
-            >= 2;
-        if wanted.iter().all(|w| spans.iter().any(|s| s.name == *w)) && processed_by_two {
-            break spans;
+            .any(|l| l["message"] == "order reserved" && l["trace_id"] == trace_id.as_str());
+        if reserved {
+            break lines;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the trace is incomplete: {:?}",
-            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            "no `order reserved` line in trace {trace_id}:\n{text}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     up.stop();
-    if std::env::var_os("OPENORDER_TEST_SHOW_TRACE").is_some() {
-        for s in &spans {
-            eprintln!(
-                "{} {} <- {} {:?}",
-                hex(&s.span_id),
-                s.name,
-                hex(&s.parent_span_id),
-                s.kind
-            );
-        }
-    }
-    let by_name = |name: &str| spans.iter().filter(|s| s.name == name).collect::<Vec<_>>();
-    let server = by_name("POST /api/orders")[0];
-    assert_eq!(
-        hex(&server.parent_span_id),
-        "00f067aa0ba902b7",
-        "the caller's span is the parent"
-    );
-    assert_eq!(
-        attribute(server, "http.route").as_deref(),
-        Some("/api/orders")
-    );
-    assert_eq!(
-        attribute(server, "http.response.status_code").as_deref(),
-        Some("202")
-    );
-    let sent = by_name("send order.created")[0];
-    assert_eq!(sent.kind, 4, "PRODUCER");
-    assert!(attribute(sent, "messaging.message.id").is_some_and(|id| !id.is_empty()));
-    let created = by_name("process order.created");
-    assert!(!created.is_empty());
-    for span in &created {
-        assert_eq!(
-            attribute(span, "messaging.system").as_deref(),
-            Some("kafka")
-        );
-        assert!(attribute(span, "messaging.destination.name")
-            .unwrap()
-            .ends_with("order.created"));
-    }
-    // Each processing span hangs under a span of the hop before: the chain is unbroken.
-    let ids: std::collections::HashSet<String> = spans.iter().map(|s| hex(&s.span_id)).collect();
-    for span in spans
+    let ours: Vec<&serde_json::Value> = lines
         .iter()
-        .filter(|s| s.name.starts_with("process ") || s.name.starts_with("send "))
-    {
-        assert!(
-            ids.contains(&hex(&span.parent_span_id)),
-            "{} has its parent in the trace",
-            span.name
+        .filter(|l| l["trace_id"] == trace_id.as_str())
+        .collect();
+    for line in &ours {
+        for key in ["timestamp", "level", "target", "message", "spans"] {
+            assert!(!line[key].is_null(), "{key} in {line}");
+        }
+        let span_id = line["span_id"].as_str().unwrap();
+        assert_eq!(span_id.len(), 16, "{line}");
+        assert_ne!(
+            span_id, "00f067aa0ba902b7",
+            "the line's own span, not the caller's"
         );
     }
+    let reserved = ours
+        .iter()
+        .find(|l| l["message"] == "order reserved")
+        .unwrap();
+    assert_eq!(reserved["level"], "INFO");
+    assert!(reserved["fields"]["order_id"].is_i64(), "{reserved}");
+    // Lines outside any span are JSON too, without ids.
+    assert!(lines
+        .iter()
+        .any(|l| l["trace_id"].is_null() && l["message"].as_str().is_some()));
+}
+
+/// The collector the in-process services of this binary export to: telemetry is set up
+/// once per process, so every test here that runs a [`Stack`] shares it (each looks only
+/// at its own traces).
+fn in_process() -> &'static Collector {
+    static COLLECTOR: OnceLock<Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(|| {
+        let collector = Collector::default();
+        let endpoint = collector.start();
+        std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
+        std::env::set_var("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
+        std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", "200");
+        platform::telemetry::init("openorder-tests", platform::telemetry::LogFormat::Text);
+        assert!(platform::telemetry::traces_enabled());
+        collector
+    })
+}
+
+async fn kafka_stack() -> Option<Stack> {
+    in_process();
+    Stack::spawn(BrokerKind::Kafka, DbKind::Postgres, StackOptions::default()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_order_is_one_trace_on_apache_kafka_with_postgresql_too() {
+    let collector = in_process();
+    let Some(stack) = kafka_stack().await else {
+        return;
+    };
+    let trace_id = new_trace_id();
+    let response = stack
+        .http
+        .post(format!("{}/api/orders", stack.order_url))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let spans = collector.wait_trace(&trace_id, has_every_hop).await;
+    assert_one_chain(&spans, "00f067aa0ba902b7");
+    assert_transactions_on(&spans, "postgresql");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_one_span_linked_to_each_record_with_a_span_per_record_inside_it() {
+    let collector = in_process();
+    let Some(stack) = kafka_stack().await else {
+        return;
+    };
+    let topic = stack.topics().order_created();
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &stack.broker.bootstrap)
+        .set("linger.ms", "300")
+        .create()
+        .unwrap();
+    // Records sent together are fetched together, and so applied as one batch; tried a
+    // few times, in case the consumer fetched the first of them alone.
+    for _round in 0..5 {
+        let traces: Vec<String> = (0..5).map(|_| new_trace_id()).collect();
+        let base = 800_000_000 + rand::random_range(0..99_999_999i64);
+        let sends = traces.iter().enumerate().map(|(i, trace_id)| {
+            let order_id = base + i as i64;
+            let value = serde_json::to_vec(&contracts::OrderCreated {
+                event_id: contracts::new_event_id(),
+                order_id,
+                user_id: 5,
+                items: vec![contracts::LineItem {
+                    sku: "ABC-001".into(),
+                    qty: 1,
+                }],
+                created_at: chrono::Utc::now(),
+                contact: None,
+            })
+            .unwrap();
+            let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+            let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+                key: "traceparent",
+                value: Some(traceparent.as_bytes()),
+            });
+            let key = order_id.to_string();
+            let producer = producer.clone();
+            let topic = topic.clone();
+            async move {
+                producer
+                    .send(
+                        rdkafka::producer::FutureRecord::to(&topic)
+                            .key(&key)
+                            .payload(&value)
+                            .headers(headers),
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    .expect("record produced");
+            }
+        });
+        futures_util::future::join_all(sends).await;
+        let linked_to =
+            |span: &Span| -> Vec<String> { span.links.iter().map(|l| hex(&l.trace_id)).collect() };
+        let ours = |span: &Span| linked_to(span).iter().any(|t| traces.contains(t));
+        // Each record's processing: a batch span of its own, or a record span in one.
+        let spans = collector
+            .wait(
+                |s| s.name == format!("process {topic}") && ours(s),
+                |spans| {
+                    traces.iter().all(|t| {
+                        spans
+                            .iter()
+                            .any(|s| s.links.len() == 1 && &hex(&s.links[0].trace_id) == t)
+                    })
+                },
+            )
+            .await;
+        let Some(batch) = spans.iter().find(|s| s.links.len() >= 2) else {
+            continue;
+        };
+        let count: usize = attribute(batch, "messaging.batch.message_count")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(count, batch.links.len(), "a link per record");
+        assert!(
+            !traces.contains(&hex(&batch.trace_id)),
+            "the batch's trace is its own, not one of its records'"
+        );
+        let inside: Vec<&Span> = spans
+            .iter()
+            .filter(|s| s.parent_span_id == batch.span_id)
+            .collect();
+        assert_eq!(inside.len(), count, "a span per record inside the batch's");
+        for span in inside {
+            assert_eq!(span.links.len(), 1, "linked to its own record's context");
+            assert!(batch
+                .links
+                .iter()
+                .any(|l| l.trace_id == span.links[0].trace_id));
+            assert!(attribute(span, "messaging.kafka.offset").is_some());
+            assert!(attribute(span, "messaging.message.id").is_some());
+        }
+        // What a record of the batch caused hangs under that record's span.
+        let record_spans: std::collections::HashSet<Vec<u8>> = spans
+            .iter()
+            .filter(|s| s.parent_span_id == batch.span_id)
+            .map(|s| s.span_id.clone())
+            .collect();
+        let sent = collector
+            .wait(
+                |s| s.trace_id == batch.trace_id && s.name.starts_with("send inventory."),
+                |sent| sent.len() >= count,
+            )
+            .await;
+        let reserved_parent: std::collections::HashSet<Vec<u8>> =
+            sent.iter().map(|s| s.parent_span_id.clone()).collect();
+        assert_eq!(
+            reserved_parent, record_spans,
+            "each decision's event is sent under its own record's span"
+        );
+        stack.stop().await;
+        return;
+    }
+    panic!("five rounds of records sent together were never applied as one batch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_dead_letter_starts_a_span_linked_to_the_trace_of_the_record_that_failed() {
+    let collector = in_process();
+    let Some(stack) = kafka_stack().await else {
+        return;
+    };
+    let trace_id = new_trace_id();
+    let response = stack
+        .http
+        .post(format!("{}/api/orders", stack.order_url))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({"userId": 3, "items": [{"sku": "FAIL", "qty": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id: i64 = response.json::<serde_json::Value>().await.unwrap()["orderId"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(stack.settled_order(id).await["status"], "FAILED");
+    // The dead letter keeps the traceparent of the record that failed.
+    let topics = stack.topics();
+    let letter = stack
+        .wait_record(&topics.order_created_dlt(), &id.to_string())
+        .await;
+    assert!(letter
+        .header_text("traceparent")
+        .is_some_and(|t| t.contains(&trace_id)));
+    let replayed = stack
+        .http
+        .post(format!("{}/admin/dlt/replay", stack.inventory_url))
+        .json(&json!({"topic": topics.order_created_dlt(), "orderId": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 200, "{:?}", replayed.text().await);
+    let created = topics.order_created();
+    let replay_name = format!("send {created}");
+    let spans = collector
+        .wait(
+            |s| s.links.iter().any(|l| hex(&l.trace_id) == trace_id) && s.name == replay_name,
+            |spans| !spans.is_empty(),
+        )
+        .await;
+    let replay = &spans[0];
+    assert_ne!(hex(&replay.trace_id), trace_id, "a trace of its own");
+    assert!(attribute(replay, "openorder.replay.of").is_some());
+    // The replayed record is processed as the replay's child.
+    collector
+        .wait(
+            |s| s.parent_span_id == replay.span_id && s.name == format!("process {created}"),
+            |spans| !spans.is_empty(),
+        )
+        .await;
+    stack.stop().await;
 }

@@ -60,6 +60,8 @@ struct Job {
     idempotency_key: Option<String>,
     /// The request's trace context: its `order.created` continues the request's trace.
     trace: Vec<(String, String)>,
+    /// The request's span: the transaction that writes the order is a span inside it.
+    span: tracing::Span,
     reply: oneshot::Sender<Result<Created, sqlx::Error>>,
 }
 
@@ -96,6 +98,7 @@ impl Intake {
             request,
             idempotency_key,
             trace: platform::telemetry::current_context_headers(),
+            span: tracing::Span::current(),
             reply,
         };
         self.jobs.try_send(job).map_err(|err| match err {
@@ -168,6 +171,10 @@ impl Writer {
             })
             .collect();
         let mut tx = self.db.begin().await?;
+        if let Some(first) = batch.first() {
+            // One transaction for the batch: inside the first request's span.
+            tx.trace_in(&first.span);
+        }
         let results = store::create_orders_in(&mut tx, &self.topics, &orders).await?;
         tx.commit().await?;
         Ok(results)

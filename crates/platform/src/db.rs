@@ -24,8 +24,10 @@ pub struct Tx {
     inner: sqlx::Transaction<'static, Any>,
     relay: Waker,
     wake: Vec<Arc<Notify>>,
-    /// With traces on, the transaction's span, from its begin to its end.
+    /// With traces on, the transaction's span, from its begin (inside a span) or from
+    /// [`Tx::trace_in`] to its end.
     span: tracing::Span,
+    backend: Backend,
 }
 
 impl Tx {
@@ -42,6 +44,15 @@ impl Tx {
             notify.notify_one();
         }
         Ok(())
+    }
+
+    /// Makes this transaction's span (if it has none yet) a child of `parent`, from now to
+    /// its end: for a transaction begun before the span of the work it does (a consumer's
+    /// batch, an intake batch of requests) was made.
+    pub fn trace_in(&mut self, parent: &tracing::Span) {
+        if self.span.is_none() && !parent.is_none() {
+            self.span = transaction_span(self.backend, Some(parent));
+        }
     }
 
     /// After a successful commit, wake `notify` (once, however often this is called).
@@ -63,15 +74,20 @@ impl Tx {
     }
 }
 
-/// With traces on, the CLIENT span of one transaction, child of the current span
-/// (semantic conventions 1.37: `db.system.name`, `db.operation.name`; ended at commit,
-/// rollback or drop). Statements inside are not spans of their own: the transaction is
-/// the unit the services write in.
-fn transaction_span(backend: Backend) -> tracing::Span {
+/// With traces on, the CLIENT span of one transaction, child of `parent` (semantic
+/// conventions 1.37: `db.system.name`, `db.operation.name`; ended at commit, rollback or
+/// drop). Statements inside are not spans of their own: the transaction is the unit the
+/// services write in. Without a parent, none: a transaction outside any span (a consumer
+/// batch's, until [`Tx::trace_in`]) would be a trace of its own, of no use.
+fn transaction_span(backend: Backend, parent: Option<&tracing::Span>) -> tracing::Span {
+    let Some(parent) = parent.filter(|p| !p.is_none()) else {
+        return tracing::Span::none();
+    };
     if !crate::telemetry::traces_enabled() {
         return tracing::Span::none();
     }
     tracing::info_span!(
+        parent: parent,
         "db.transaction",
         otel.name = "TRANSACTION",
         otel.kind = "client",
@@ -275,12 +291,13 @@ impl Database {
     /// (WAL lets them run beside the writer).
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         use tracing::Instrument;
-        let span = transaction_span(self.backend);
+        let span = transaction_span(self.backend, Some(&tracing::Span::current()));
         Ok(Tx {
             inner: self.writer.begin().instrument(span.clone()).await?,
             relay: self.relay.clone(),
             wake: Vec::new(),
             span,
+            backend: self.backend,
         })
     }
 

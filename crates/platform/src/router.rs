@@ -431,6 +431,7 @@ impl<B: BeforeBatch> Handler for Router<B> {
                 None => &self.others.as_ref().expect("routed to others").route,
             };
             let span = process_span(&mut run, &self.group);
+            tx.trace_in(&span);
             route.apply.apply(tx, run, attempt).instrument(span).await?;
         }
         Ok(())

@@ -1,8 +1,11 @@
 //! Logging and traces.
 //!
-//! Logs: human-readable lines on stderr, filtered by `RUST_LOG` (default: `info` for
-//! OpenOrder, `warn` for everything else, librdkafka's own log off: it repeats every
-//! connection refusal; our loops report what matters once), in colour only at a terminal.
+//! Logs: lines on stderr, filtered by `RUST_LOG` (default: `info` for OpenOrder, `warn`
+//! for everything else, librdkafka's own log off: it repeats every connection refusal; our
+//! loops report what matters once): for a person, in colour only at a terminal, or with
+//! `--log-format json` one JSON object per line carrying the `trace_id` and `span_id` of
+//! the span it was written in ([`json_lines`]; trace context is then kept even without a
+//! collector, so that lines of one order can be found across the services).
 //!
 //! Traces (OpenTelemetry, off unless configured): with `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) set, spans go to that OTLP collector over
@@ -18,16 +21,39 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use opentelemetry::trace::TracerProvider as _;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
+mod export;
+mod json_lines;
+
+pub use export::export_counts;
+
 static ENABLED: AtomicBool = AtomicBool::new(false);
+static EXPORTING: AtomicBool = AtomicBool::new(false);
 static PROVIDER: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLock::new();
 
-/// Are traces exported? (When not, nothing pays for spans it would not send.)
+/// How log lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Lines for a person (colour only at a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, with `trace_id` and `span_id` inside a span
+    /// ([`json_lines`]).
+    Json,
+}
+
+/// Is trace context kept and passed on (in records and requests)? With OTLP configured,
+/// or with JSON logs (whose lines carry the ids). When not, nothing pays for spans.
 pub fn traces_enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
+}
+
+/// Are spans sent to a collector?
+fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
 }
 
 fn otlp_configured() -> bool {
@@ -42,17 +68,28 @@ fn otlp_configured() -> bool {
 
 /// Installs the global subscriber once; later calls (tests, `up`) are no-ops. `service`
 /// names the process in traces unless `OTEL_SERVICE_NAME` does.
-pub fn init(service: &str) {
+pub fn init(service: &str, format: LogFormat) {
+    use tracing_subscriber::Layer;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(
             "warn,rdkafka=off,librdkafka=off,openorder=info,platform=info,order_service=info,inventory_service=info,notification_service=info",
         )
     });
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_ansi(colour())
-        .with_writer(std::io::stderr);
-    let traces = otlp_configured()
-        .then(|| tracer(service))
+    let lines = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(colour())
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .event_format(json_lines::JsonLines)
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed(),
+    };
+    let export = otlp_configured();
+    let traces = (export || format == LogFormat::Json)
+        .then(|| tracer(service, export))
         .and_then(|t| match t {
             Ok(tracer) => Some(tracer),
             Err(err) => {
@@ -60,7 +97,6 @@ pub fn init(service: &str) {
                 None
             }
         });
-    use tracing_subscriber::Layer;
     let otel = traces.map(|tracer| {
         // OpenOrder's own spans (the filter above is for log lines): the request, record
         // and send spans, and the handlers' spans inside them.
@@ -75,151 +111,47 @@ pub fn init(service: &str) {
             .with_filter(ours)
     });
     let installed = tracing_subscriber::registry()
-        .with(fmt.with_filter(filter))
+        .with(lines)
         .with(otel)
         .try_init();
     if installed.is_ok() && PROVIDER.get().is_some() {
         ENABLED.store(true, Ordering::Relaxed);
+        EXPORTING.store(export, Ordering::Relaxed);
     }
 }
 
-fn tracer(service: &str) -> anyhow::Result<opentelemetry_sdk::trace::Tracer> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .build()?;
+/// The tracer: spans batched to the OTLP exporter when `export`, else kept only for their
+/// ids (JSON logs).
+fn tracer(service: &str, export: bool) -> anyhow::Result<opentelemetry_sdk::trace::Tracer> {
     let mut resource = opentelemetry_sdk::Resource::builder();
     if std::env::var("OTEL_SERVICE_NAME").is_err() {
         resource = resource.with_service_name(service.to_string());
     }
-    let queue = std::env::var("OTEL_BSP_MAX_QUEUE_SIZE")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(2_048);
-    let exporter = Counted {
-        inner: exporter,
-        waiting: WAITING.clone(),
-    };
-    let batch = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter).build();
-    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-        .with_span_processor(Admitted {
+    let mut provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_resource(resource.build());
+    if export {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()?;
+        let queue = std::env::var("OTEL_BSP_MAX_QUEUE_SIZE")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(2_048);
+        let exporter = export::Counted { inner: exporter };
+        let batch = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter).build();
+        provider = provider.with_span_processor(export::Admitted {
             inner: batch,
             queue,
-        })
-        .with_resource(resource.build())
-        .build();
+        });
+    }
+    let provider = provider.build();
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
     let tracer = provider.tracer("openorder");
     let _ = PROVIDER.set(provider);
     Ok(tracer)
-}
-
-/// Spans ended and not yet through the exporter (queued or being sent).
-static WAITING: std::sync::LazyLock<std::sync::Arc<std::sync::atomic::AtomicUsize>> =
-    std::sync::LazyLock::new(Default::default);
-/// Spans dropped because [`WAITING`] was at the queue's size; spans exported.
-static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-static EXPORTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// The batch processor, behind a count of the spans it holds: a span that would find its
-/// queue full is dropped here and counted (the SDK drops it silently), so `/metrics` can
-/// say how many a slow or absent collector cost.
-#[derive(Debug)]
-struct Admitted {
-    inner: opentelemetry_sdk::trace::BatchSpanProcessor,
-    queue: usize,
-}
-
-impl opentelemetry_sdk::trace::SpanProcessor for Admitted {
-    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
-        self.inner.on_start(span, cx);
-    }
-
-    fn on_end(&self, span: opentelemetry_sdk::trace::SpanData) {
-        if WAITING.fetch_add(1, Ordering::Relaxed) >= self.queue {
-            WAITING.fetch_sub(1, Ordering::Relaxed);
-            DROPPED.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        self.inner.on_end(span);
-    }
-
-    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn shutdown_with_timeout(
-        &self,
-        timeout: std::time::Duration,
-    ) -> opentelemetry_sdk::error::OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
-        self.inner.set_resource(resource);
-    }
-}
-
-/// The OTLP exporter, counting the spans it has taken off [`WAITING`].
-#[derive(Debug)]
-struct Counted<E> {
-    inner: E,
-    waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanExporter
-    for Counted<E>
-{
-    async fn export(
-        &self,
-        batch: Vec<opentelemetry_sdk::trace::SpanData>,
-    ) -> opentelemetry_sdk::error::OTelSdkResult {
-        let n = batch.len();
-        let result = self.inner.export(batch).await;
-        self.waiting.fetch_sub(n, Ordering::Relaxed);
-        if result.is_ok() {
-            EXPORTED.fetch_add(n as u64, Ordering::Relaxed);
-        } else {
-            DROPPED.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        result
-    }
-
-    fn shutdown_with_timeout(
-        &mut self,
-        timeout: std::time::Duration,
-    ) -> opentelemetry_sdk::error::OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn force_flush(&mut self) -> opentelemetry_sdk::error::OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
-        self.inner.set_resource(resource);
-    }
-}
-
-/// With traces exported, the exporter's counts into `metrics`:
-/// `openorder_trace_spans_exported_total` and `openorder_trace_spans_dropped_total` (queue
-/// full, or the collector refused or did not answer).
-pub fn export_counts(metrics: &crate::metrics::Metrics) {
-    if PROVIDER.get().is_none() {
-        return;
-    }
-    metrics.set_counter(
-        "openorder_trace_spans_exported_total",
-        &[],
-        EXPORTED.load(Ordering::Relaxed),
-    );
-    metrics.set_counter(
-        "openorder_trace_spans_dropped_total",
-        &[],
-        DROPPED.load(Ordering::Relaxed),
-    );
 }
 
 /// Sends the spans still queued, for at most `bound` (at exit; blocking: call it off the
