@@ -435,8 +435,7 @@ async fn publish(
     count: u32,
 ) -> anyhow::Result<()> {
     let count = count.to_string();
-    let span = replay_span(letter, target);
-    let trace = crate::telemetry::context_headers_of(&span);
+    let trace = replay_context(letter);
     let mut hs = OwnedHeaders::new();
     for (k, v) in &letter.headers {
         if k.starts_with("kafka_dlt-") || k == headers::ATTEMPTS || k == headers::REPLAY_COUNT {
@@ -469,45 +468,33 @@ async fn publish(
     if let Some(value) = &letter.payload {
         record = record.payload(value);
     }
-    use tracing::Instrument;
     producer
         .send(record, Duration::from_secs(10))
-        .instrument(span.clone())
         .await
         .map_err(|(e, _)| {
-            span.record("error.type", "replay_failed");
             anyhow::anyhow!("Failed to republish {} to {target}: {e}", letter.position())
         })?;
     Ok(())
 }
 
-/// With traces on, the PRODUCER span of a replay: `send <topic>`, a child of the current
-/// span (the operator's request or command), linked to the dead letter's original context
-/// (it keeps the `traceparent` of the record that failed). The replayed record carries
-/// this span's context, so what it causes is a trace of its own that links back.
-fn replay_span(letter: &Record, target: &str) -> tracing::Span {
+/// With traces on, links the current span (the operator's request) to the dead letter's
+/// original context (it keeps the `traceparent` of the record that failed) and gives that
+/// span's context for the replayed record: what the replay causes continues the
+/// operator's trace, which links back to the failure. Empty without a current span (the
+/// record then keeps its original context).
+fn replay_context(letter: &Record) -> Vec<(String, String)> {
     use opentelemetry::trace::TraceContextExt;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
-    if !crate::telemetry::traces_enabled() {
-        return tracing::Span::none();
+    let current = tracing::Span::current();
+    let trace = crate::telemetry::context_headers_of(&current);
+    if trace.is_empty() {
+        return trace;
     }
-    let span = tracing::info_span!(
-        "messaging.send",
-        otel.name = format!("send {target}"),
-        otel.kind = "producer",
-        messaging.system = "kafka",
-        messaging.operation.type = "send",
-        messaging.destination.name = %target,
-        messaging.kafka.message.key = letter.order_id().map(|id| id.to_string()).unwrap_or_default(),
-        messaging.message.id = letter.header(headers::EVENT_ID).unwrap_or(""),
-        openorder.replay.of = %letter.position(),
-        error.type = tracing::field::Empty,
-    );
     let linked = letter.trace_context().span().span_context().clone();
     if linked.is_valid() {
-        span.add_link(linked);
+        current.add_link(linked);
     }
-    span
+    trace
 }
 
 async fn record(
