@@ -23,7 +23,8 @@
 //! - [`service`]: the start-up and ordered shutdown every service shares.
 //! - [`config`]: the flags (and environment variables) every service takes.
 //! - [`status`]: consumer lag and outbox backlog (`GET /admin/status`); [`metrics`]:
-//!   counters served as Prometheus text; [`telemetry`]: logging.
+//!   counters served as Prometheus text; [`telemetry`]: logs (text or JSON) and OpenTelemetry
+//!   traces (OTLP export, the trace context of requests, records and rows).
 //! - [`shutdown`]: signals to a cancellation token, and the stop's time bound.
 //! - [`fd_limit`]: the open-files limit raised to what the system allows, at start.
 
