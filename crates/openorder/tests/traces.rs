@@ -396,6 +396,10 @@ fn in_process() -> &'static Collector {
         std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
         std::env::set_var("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
         std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", "200");
+        // The services' lines go to stderr, past the harness's capture: warnings only.
+        if std::env::var_os("RUST_LOG").is_none() {
+            std::env::set_var("RUST_LOG", "warn,rdkafka=off,librdkafka=off");
+        }
         platform::telemetry::init("openorder-tests", platform::telemetry::LogFormat::Text);
         assert!(platform::telemetry::traces_enabled());
         collector
