@@ -325,7 +325,19 @@ async fn one_order_is_one_trace_from_the_request_through_every_hop_to_the_webhoo
 async fn json_log_lines_carry_the_trace_and_span_ids_of_their_span_without_a_collector() {
     let data = support::temp_dir("json-logs");
     let ports = UpPorts::free();
-    let up = UpProcess::start_with_env(&data, &ports, &[("OPENORDER_LOG_FORMAT", "json")]).await;
+    // RUST_LOG named here: this process's own (see [`in_process`]) would pass down.
+    let up = UpProcess::start_with_env(
+        &data,
+        &ports,
+        &[
+            ("OPENORDER_LOG_FORMAT", "json"),
+            (
+                "RUST_LOG",
+                "warn,openorder=info,platform=info,inventory_service=info",
+            ),
+        ],
+    )
+    .await;
     let trace_id = new_trace_id();
     let http = reqwest::Client::new();
     let response = http
