@@ -85,3 +85,67 @@ fn every_reference_in_the_document_resolves() {
         assert!(doc.pointer(pointer).is_some(), "{target} does not resolve");
     }
 }
+
+/// The schema the document gives for the messages of the channel at `address`: the
+/// message's payload `$ref`, resolved against the whole document (so the references inside
+/// it resolve too).
+fn payload_schema_of(doc: &Value, address: &str) -> Value {
+    let (_, channel) = doc["channels"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, c)| c["address"] == address)
+        .unwrap_or_else(|| panic!("no channel at {address}"));
+    let message_ref = channel["messages"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()["$ref"]
+        .as_str()
+        .unwrap();
+    let message = message_ref.trim_start_matches("#/components/messages/");
+    let payload_ref = doc["components"]["messages"][message]["payload"]["$ref"].clone();
+    assert!(
+        payload_ref.is_string(),
+        "{message}'s payload is a reference"
+    );
+    let mut schema = doc.clone();
+    schema["$ref"] = payload_ref;
+    schema
+}
+
+#[test]
+fn every_golden_event_validates_against_the_schema_its_channel_gives() {
+    let doc = document();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        // `order.created.with-contact.json` is an `order.created`.
+        let event_type = MAP
+            .iter()
+            .map(|t| t.topic)
+            .filter(|t| name.starts_with(&format!("{t}.")))
+            .max_by_key(|t| t.len())
+            .unwrap_or_else(|| panic!("{name} names no topic of the map"));
+        let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let schema = payload_schema_of(&doc, event_type);
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&event)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{name}: {errors:?}");
+        // And the schema is not one that takes anything: a required field taken away fails.
+        let mut broken = event.clone();
+        broken.as_object_mut().unwrap().remove("orderId");
+        assert!(
+            !validator.is_valid(&broken),
+            "{name} without orderId is refused"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 6, "golden files checked: {checked}");
+}
