@@ -9,7 +9,8 @@
 //!
 //! Traces (OpenTelemetry, off unless configured): with `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) set, spans go to that OTLP collector over
-//! HTTP/protobuf, configured by the standard variables (`OTEL_SERVICE_NAME`,
+//! HTTP/protobuf (another `OTEL_EXPORTER_OTLP_PROTOCOL` is refused, traces then off, with a
+//! line saying so), configured by the standard variables (`OTEL_SERVICE_NAME`,
 //! `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_BSP_*`). The SDK's batch
 //! processor exports from a thread of its own and keeps at most `OTEL_BSP_MAX_QUEUE_SIZE`
 //! (2,048) spans waiting: a collector that is down or slow never holds up a service; spans
@@ -130,6 +131,15 @@ fn tracer(service: &str, export: bool) -> anyhow::Result<opentelemetry_sdk::trac
     let mut provider =
         opentelemetry_sdk::trace::SdkTracerProvider::builder().with_resource(resource.build());
     if export {
+        let protocol = ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|p| !p.is_empty()));
+        if let Some(protocol) = protocol.filter(|p| p != "http/protobuf") {
+            anyhow::bail!(
+                "OTEL_EXPORTER_OTLP_PROTOCOL={protocol} is not supported: OpenOrder exports \
+                 http/protobuf (a collector's port 4318)"
+            );
+        }
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .build()?;
