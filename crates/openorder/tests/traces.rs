@@ -21,9 +21,13 @@ use serde_json::json;
 use support::receivers::{Behaviour, WebhookReceiver};
 use support::{BrokerKind, DbKind, Stack, StackOptions, UpPorts, UpProcess};
 
-/// Every span the collector received.
+/// Every span the collector received, and the `service.name` of each one's resource (by
+/// span id).
 #[derive(Clone, Default)]
-struct Collector(Arc<Mutex<Vec<Span>>>);
+struct Collector(
+    Arc<Mutex<Vec<Span>>>,
+    Arc<Mutex<std::collections::HashMap<Vec<u8>, String>>>,
+);
 
 impl Collector {
     /// Starts the collector on a thread and runtime of its own (it outlives any one
@@ -48,15 +52,31 @@ impl Collector {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let spans = self.0.clone();
+        let services = self.1.clone();
         let app = axum::Router::new().route(
             "/v1/traces",
             axum::routing::post(move |body: axum::body::Bytes| {
                 let spans = spans.clone();
+                let services = services.clone();
                 async move {
                     let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
                     let mut all = spans.lock().unwrap();
+                    let mut of = services.lock().unwrap();
                     for resource in request.resource_spans {
+                        let service = resource
+                            .resource
+                            .iter()
+                            .flat_map(|r| &r.attributes)
+                            .find(|a| a.key == "service.name")
+                            .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+                                opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s) => Some(s.clone()),
+                                _ => None,
+                            })
+                            .unwrap_or_default();
                         for scope in resource.scope_spans {
+                            for span in &scope.spans {
+                                of.insert(span.span_id.clone(), service.clone());
+                            }
                             all.extend(scope.spans);
                         }
                     }
@@ -70,6 +90,16 @@ impl Collector {
 
     fn spans(&self) -> Vec<Span> {
         self.0.lock().unwrap().clone()
+    }
+
+    /// The `service.name` `span` was reported under.
+    fn service_of(&self, span: &Span) -> String {
+        self.1
+            .lock()
+            .unwrap()
+            .get(&span.span_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The spans of trace `trace_id` once `complete` holds for them (at most 60 s).
@@ -279,6 +309,41 @@ async fn one_order_is_one_trace_from_the_request_through_every_hop_to_the_webhoo
         .await;
     assert_one_chain(&spans, "00f067aa0ba902b7");
     assert_transactions_on(&spans, "sqlite");
+
+    // Under `up` the three services share a process, yet each is a service of its own.
+    let services_of = |name: &str| -> std::collections::BTreeSet<String> {
+        named(&spans, name)
+            .iter()
+            .map(|s| collector.service_of(s))
+            .collect()
+    };
+    let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+    assert_eq!(services_of("POST /api/orders"), set(&["order-service"]));
+    assert_eq!(services_of("send order.created"), set(&["order-service"]));
+    assert_eq!(
+        services_of("process order.created"),
+        set(&["inventory-service", "notification-service"])
+    );
+    assert_eq!(
+        services_of("send inventory.reserved"),
+        set(&["inventory-service"])
+    );
+    assert_eq!(
+        services_of("process inventory.reserved"),
+        set(&["order-service", "notification-service"])
+    );
+    assert_eq!(services_of("POST"), set(&["notification-service"]));
+    // A span that names no service is its parent's: each transaction is its service's.
+    let mut of_services = std::collections::BTreeSet::new();
+    for t in named(&spans, "TRANSACTION") {
+        let parent = spans
+            .iter()
+            .find(|s| s.span_id == t.parent_span_id)
+            .unwrap();
+        assert_eq!(collector.service_of(t), collector.service_of(parent));
+        of_services.insert(collector.service_of(t));
+    }
+    assert!(of_services.contains("order-service") && of_services.contains("inventory-service"));
 
     // The webhook request continues the trace: its traceparent is the client span's.
     let client = named(&spans, "POST")[0];

@@ -126,6 +126,8 @@ pub enum RelayOutcome {
 
 /// Publishes outbox rows to Kafka.
 pub struct Relay {
+    /// The service whose outbox this is (for the spans).
+    pub service: &'static str,
     pub db: Database,
     pub producer: FutureProducer,
     pub waker: Waker,
@@ -209,6 +211,7 @@ async fn delete_published(conn: &mut AnyConnection, ids: &[i64]) -> anyhow::Resu
 
 impl Relay {
     pub fn new(
+        service: &'static str,
         db: Database,
         producer: FutureProducer,
         waker: Waker,
@@ -216,6 +219,7 @@ impl Relay {
         poll_interval: Duration,
     ) -> Self {
         Self {
+            service,
             db,
             producer,
             waker,
@@ -346,7 +350,7 @@ impl Relay {
 
         let spans: Vec<tracing::Span> = rows
             .iter()
-            .map(|row| send_span(&row.topic, &row.key, &row.headers))
+            .map(|row| send_span(self.service, &row.topic, &row.key, &row.headers))
             .collect();
         // Enqueue the whole batch before awaiting any of it, so librdkafka batches them;
         // the idempotent producer keeps per-partition order across its retries.
@@ -456,7 +460,12 @@ impl Relay {
 /// `messaging.destination.name`, `messaging.kafka.message.key`, `messaging.message.id`),
 /// from the relay's produce to the broker's acknowledgement. The record itself carries the
 /// writing context, as stored.
-fn send_span(topic: &str, key: &str, headers: &HashMap<String, String>) -> tracing::Span {
+fn send_span(
+    service: &str,
+    topic: &str,
+    key: &str,
+    headers: &HashMap<String, String>,
+) -> tracing::Span {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     if !crate::telemetry::traces_enabled() {
         return tracing::Span::none();
@@ -465,6 +474,7 @@ fn send_span(topic: &str, key: &str, headers: &HashMap<String, String>) -> traci
         "messaging.send",
         otel.name = format!("send {topic}"),
         otel.kind = "producer",
+        openorder.service = service,
         messaging.system = "kafka",
         messaging.operation.type = "send",
         messaging.destination.name = %topic,

@@ -328,7 +328,7 @@ impl<B: BeforeBatch> Router<B> {
 /// to each record's context, and each record gets a `process <topic>` span of its own
 /// inside it, linked to its context (the conventions' rule for batches). Events written
 /// for a record carry its span's context ([`Delivered::trace`]).
-fn process_span(run: &mut [Item<'_>], group: &str) -> tracing::Span {
+fn process_span(run: &mut [Item<'_>], service: &str, group: &str) -> tracing::Span {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     if !crate::telemetry::traces_enabled() {
         return tracing::Span::none();
@@ -342,6 +342,7 @@ fn process_span(run: &mut [Item<'_>], group: &str) -> tracing::Span {
             "messaging.process",
             otel.name = format!("process {topic}"),
             otel.kind = "consumer",
+            openorder.service = service,
             messaging.system = "kafka",
             messaging.operation.type = "process",
             messaging.destination.name = %topic,
@@ -430,7 +431,7 @@ impl<B: BeforeBatch> Handler for Router<B> {
                 Some(route) => route,
                 None => &self.others.as_ref().expect("routed to others").route,
             };
-            let span = process_span(&mut run, &self.group);
+            let span = process_span(&mut run, self.service.name(), &self.group);
             tx.trace_in(&span);
             route.apply.apply(tx, run, attempt).instrument(span).await?;
         }

@@ -74,6 +74,7 @@ impl Runtime {
         let waker = db.relay_waker();
         let relay_stop = CancellationToken::new();
         let relay = Relay::new(
+            name,
             db.clone(),
             producer.clone(),
             waker.clone(),
@@ -244,7 +245,8 @@ impl Runtime {
         let router = api
             .merge(health_router(self.health()))
             .merge(auth.for_metrics(scrape));
-        let router = crate::http::traced(crate::http::timed(router, self.metrics.clone()));
+        let router =
+            crate::http::traced(crate::http::timed(router, self.metrics.clone()), self.name);
         let budget = stop.services_budget();
         let served = crate::http::serve(listener, router, http, shutdown.clone(), budget / 2).await;
         let deadline = tokio::time::Instant::now() + budget / 2;

@@ -255,11 +255,17 @@ async fn time_request(
 /// SERVER span named `<method> <route>` (semantic conventions 1.37: `http.request.method`,
 /// `http.route`, `url.path`, `http.response.status_code`, `error.type` on a 5xx), the child
 /// of the caller's `traceparent` when it sent one, else a new trace.
-pub fn traced(router: Router) -> Router {
-    router.route_layer(axum::middleware::from_fn(trace_request))
+pub fn traced(router: Router, service: &'static str) -> Router {
+    router.route_layer(axum::middleware::from_fn(move |request, next| {
+        trace_request(service, request, next)
+    }))
 }
 
-async fn trace_request(request: Request, next: axum::middleware::Next) -> Response {
+async fn trace_request(
+    service: &'static str,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
     use tracing::Instrument;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     if !crate::telemetry::traces_enabled() {
@@ -275,6 +281,7 @@ async fn trace_request(request: Request, next: axum::middleware::Next) -> Respon
         "http.server",
         otel.name = format!("{method} {route}"),
         otel.kind = "server",
+        openorder.service = service,
         http.request.method = %method,
         http.route = %route,
         url.path = request.uri().path(),

@@ -4,7 +4,9 @@
 //! processor sits behind [`Admitted`], which counts the spans it holds (ended, not yet
 //! through the exporter, [`Counted`]) and drops, counted, a span that would overflow it.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// Spans ended and not yet through the exporter (queued or being sent).
 static WAITING: AtomicUsize = AtomicUsize::new(0);
@@ -12,42 +14,125 @@ static WAITING: AtomicUsize = AtomicUsize::new(0);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 static EXPORTED: AtomicU64 = AtomicU64::new(0);
 
-/// The batch processor, behind a count of the spans it holds: a span that would find its
-/// queue full is dropped here and counted (the SDK drops it silently), so `/metrics` can
-/// say how many a slow or absent collector cost.
+/// The batch processors (one per service when several services share the process, as
+/// under `up`), behind a count of the spans they hold: a span that would find the queue
+/// full is dropped here and counted (the SDK drops it silently), so `/metrics` can say how
+/// many a slow or absent collector cost.
+///
+/// Which service a span belongs to: its own [`super::SERVICE`] attribute (the spans that
+/// begin a service's work: HTTP server, `process`, `send`, the webhook's request), else its
+/// parent's in this process; spans of neither go to the first processor (the process's own
+/// name). Each processor's exporter reports its service as `service.name`.
 #[derive(Debug)]
 pub(super) struct Admitted {
-    pub(super) inner: opentelemetry_sdk::trace::BatchSpanProcessor,
+    /// `(service, processor)`; the first is the process's own.
+    pub(super) by_service: Vec<(String, opentelemetry_sdk::trace::BatchSpanProcessor)>,
     pub(super) queue: usize,
+    /// The service index of each span started and not yet ended (when there are several).
+    pub(super) of_span: Mutex<HashMap<opentelemetry::trace::SpanId, usize>>,
+}
+
+impl Admitted {
+    fn service_of(
+        &self,
+        span: &opentelemetry_sdk::trace::Span,
+        cx: &opentelemetry::Context,
+    ) -> usize {
+        use opentelemetry::trace::TraceContextExt;
+        let parent = cx.span().span_context().clone();
+        if parent.is_valid() && !parent.is_remote() {
+            if let Some(&i) = lock(&self.of_span).get(&parent.span_id()) {
+                return i;
+            }
+        }
+        span.exported_data()
+            .and_then(|data| {
+                let named = data
+                    .attributes
+                    .iter()
+                    .find(|kv| kv.key.as_str() == super::SERVICE)?
+                    .value
+                    .as_str()
+                    .into_owned();
+                self.by_service.iter().position(|(s, _)| *s == named)
+            })
+            .unwrap_or(0)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl opentelemetry_sdk::trace::SpanProcessor for Admitted {
     fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
-        self.inner.on_start(span, cx);
+        use opentelemetry::trace::Span as _;
+        let i = if self.by_service.len() > 1 {
+            let i = self.service_of(span, cx);
+            lock(&self.of_span).insert(span.span_context().span_id(), i);
+            i
+        } else {
+            0
+        };
+        self.by_service[i].1.on_start(span, cx);
     }
 
     fn on_end(&self, span: opentelemetry_sdk::trace::SpanData) {
+        let i = if self.by_service.len() > 1 {
+            lock(&self.of_span)
+                .remove(&span.span_context.span_id())
+                .unwrap_or(0)
+        } else {
+            0
+        };
         if WAITING.fetch_add(1, Ordering::Relaxed) >= self.queue {
             WAITING.fetch_sub(1, Ordering::Relaxed);
             DROPPED.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        self.inner.on_end(span);
+        self.by_service[i].1.on_end(span);
     }
 
     fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
-        self.inner.force_flush()
+        for (_, p) in &self.by_service {
+            p.force_flush()?;
+        }
+        Ok(())
     }
 
     fn shutdown_with_timeout(
         &self,
         timeout: std::time::Duration,
     ) -> opentelemetry_sdk::error::OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
+        // Each is given the whole bound: they flush in parallel threads of their own.
+        let mut result = Ok(());
+        for (_, p) in &self.by_service {
+            if let Err(err) = p.shutdown_with_timeout(timeout) {
+                result = Err(err);
+            }
+        }
+        result
     }
 
     fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
-        self.inner.set_resource(resource);
+        let first = self.by_service.first().map(|(s, _)| s.clone());
+        for (service, p) in &mut self.by_service {
+            if Some(&*service) == first.as_ref() {
+                p.set_resource(resource);
+                continue;
+            }
+            let own = opentelemetry_sdk::Resource::builder_empty()
+                .with_attributes(
+                    resource
+                        .iter()
+                        .map(|(k, v)| opentelemetry::KeyValue::new(k.clone(), v.clone())),
+                )
+                .with_service_name(service.clone())
+                .build();
+            p.set_resource(&own);
+        }
     }
 }
 

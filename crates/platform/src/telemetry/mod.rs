@@ -31,6 +31,10 @@ mod json_lines;
 
 pub use export::export_counts;
 
+/// The span attribute that names the service whose work a span begins (`order-service`,
+/// …): under `up` it picks the service a span and its children are reported as.
+pub const SERVICE: &str = "openorder.service";
+
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static EXPORTING: AtomicBool = AtomicBool::new(false);
 static PROVIDER: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLock::new();
@@ -124,35 +128,51 @@ pub fn init(service: &str, format: LogFormat) {
 /// The tracer: spans batched to the OTLP exporter when `export`, else kept only for their
 /// ids (JSON logs).
 fn tracer(service: &str, export: bool) -> anyhow::Result<opentelemetry_sdk::trace::Tracer> {
+    let named = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|n| !n.is_empty());
     let mut resource = opentelemetry_sdk::Resource::builder();
-    if std::env::var("OTEL_SERVICE_NAME").is_err() {
+    if !named {
         resource = resource.with_service_name(service.to_string());
     }
     let mut provider =
         opentelemetry_sdk::trace::SdkTracerProvider::builder().with_resource(resource.build());
     if export {
-        let protocol = ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]
-            .iter()
-            .find_map(|v| std::env::var(v).ok().filter(|p| !p.is_empty()));
+        let protocol = [
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|p| !p.is_empty()));
         if let Some(protocol) = protocol.filter(|p| p != "http/protobuf") {
             anyhow::bail!(
                 "OTEL_EXPORTER_OTLP_PROTOCOL={protocol} is not supported: OpenOrder exports \
                  http/protobuf (a collector's port 4318)"
             );
         }
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .build()?;
         let queue = std::env::var("OTEL_BSP_MAX_QUEUE_SIZE")
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
             .filter(|&n| n > 0)
             .unwrap_or(2_048);
-        let exporter = export::Counted { inner: exporter };
-        let batch = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter).build();
+        // `up` runs the three services in one process: each gets an exporter of its own,
+        // so that each is a service of its own in the traces (unless OTEL_SERVICE_NAME
+        // names them all).
+        let mut services = vec![service.to_string()];
+        if service == "openorder" && !named {
+            services.extend(contracts::Service::ALL.iter().map(|s| s.name().to_string()));
+        }
+        let mut by_service = Vec::new();
+        for name in services {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .build()?;
+            let exporter = export::Counted { inner: exporter };
+            let batch = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter).build();
+            by_service.push((name, batch));
+        }
         provider = provider.with_span_processor(export::Admitted {
-            inner: batch,
+            by_service,
             queue,
+            of_span: Default::default(),
         });
     }
     let provider = provider.build();

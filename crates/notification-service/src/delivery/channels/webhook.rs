@@ -232,6 +232,7 @@ fn client_span(url: &url::Url, trace: &str) -> tracing::Span {
         "http.client",
         otel.name = "POST",
         otel.kind = "client",
+        openorder.service = "notification-service",
         http.request.method = "POST",
         server.address = url.host_str().unwrap_or(""),
         server.port = url.port_or_known_default().unwrap_or(0),
