@@ -659,6 +659,14 @@ async fn a_replayed_dead_letter_starts_a_span_linked_to_the_trace_of_the_record_
         .as_i64()
         .unwrap();
     assert_eq!(stack.settled_order(id).await["status"], "FAILED");
+    // Each failed try is a process span that says why.
+    collector
+        .wait_trace(&trace_id, |spans| {
+            named(spans, "process order.created").iter().any(|s| {
+                attribute(s, "error.type").as_deref() == Some("openorder.SimulatedFailure")
+            })
+        })
+        .await;
     // The dead letter keeps the traceparent of the record that failed.
     let topics = stack.topics();
     let letter = stack

@@ -348,6 +348,8 @@ fn process_span(run: &mut [Item<'_>], service: &str, group: &str) -> tracing::Sp
             messaging.destination.name = %topic,
             messaging.consumer.group.name = group,
             messaging.batch.message_count = count,
+            error.type = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
             messaging.destination.partition.id = tracing::field::Empty,
             messaging.kafka.offset = tracing::field::Empty,
             messaging.kafka.message.key = tracing::field::Empty,
@@ -433,7 +435,16 @@ impl<B: BeforeBatch> Handler for Router<B> {
             };
             let span = process_span(&mut run, self.service.name(), &self.group);
             tx.trace_in(&span);
-            route.apply.apply(tx, run, attempt).instrument(span).await?;
+            let applied = route
+                .apply
+                .apply(tx, run, attempt)
+                .instrument(span.clone())
+                .await;
+            if let Err(err) = &applied {
+                span.record("error.type", err.class);
+                span.record("otel.status_code", "ERROR");
+            }
+            applied?;
         }
         Ok(())
     }
