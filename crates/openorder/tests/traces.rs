@@ -571,21 +571,31 @@ async fn a_batch_is_one_span_linked_to_each_record_with_a_span_per_record_inside
         futures_util::future::join_all(sends).await;
         let linked_to =
             |span: &Span| -> Vec<String> { span.links.iter().map(|l| hex(&l.trace_id)).collect() };
-        let ours = |span: &Span| linked_to(span).iter().any(|t| traces.contains(t));
-        // Each record's processing: a batch span of its own, or a record span in one.
+        let ours = |span: &Span| {
+            traces.contains(&hex(&span.trace_id))
+                || linked_to(span).iter().any(|t| traces.contains(t))
+        };
+        // Each record's processing: a span in its own trace (applied alone), or a record
+        // span linked to it inside a batch's.
         let spans = collector
             .wait(
                 |s| s.name == format!("process {topic}") && ours(s),
                 |spans| {
                     traces.iter().all(|t| {
-                        spans
-                            .iter()
-                            .any(|s| s.links.len() == 1 && &hex(&s.links[0].trace_id) == t)
+                        spans.iter().any(|s| {
+                            &hex(&s.trace_id) == t
+                                || (s.links.len() == 1 && &hex(&s.links[0].trace_id) == t)
+                        })
                     })
                 },
             )
             .await;
-        let Some(batch) = spans.iter().find(|s| s.links.len() >= 2) else {
+        // inventory-service's batch (notification-service reads order.created too).
+        let Some(batch) = spans.iter().find(|s| {
+            s.links.len() >= 2
+                && attribute(s, "messaging.consumer.group.name")
+                    .is_some_and(|g| g.ends_with("inventory-service"))
+        }) else {
             continue;
         };
         let count: usize = attribute(batch, "messaging.batch.message_count")
