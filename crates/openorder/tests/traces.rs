@@ -157,6 +157,25 @@ fn new_trace_id() -> String {
     format!("{:032x}", rand::random::<u128>() | 1)
 }
 
+/// POSTs `order` to the order-service at `base`, with a `traceparent` in trace
+/// `trace_id` (the caller's span 00f067aa0ba902b7); the order must be accepted.
+async fn post_traced(
+    http: &reqwest::Client,
+    base: &str,
+    trace_id: &str,
+    order: serde_json::Value,
+) -> reqwest::Response {
+    let response = http
+        .post(format!("{base}/api/orders"))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&order)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    response
+}
+
 /// The spans of one order's trace: from its POST to both consumers of `inventory.reserved`.
 fn has_every_hop(spans: &[Span]) -> bool {
     let wanted = [
@@ -291,17 +310,14 @@ async fn one_order_is_one_trace_from_the_request_through_every_hop_to_the_webhoo
     .await;
     let trace_id = new_trace_id();
     let http = reqwest::Client::new();
-    let response = http
-        .post(format!("{}/api/orders", up.order_url))
-        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
-        .json(
-            &json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}],
+    post_traced(
+        &http,
+        &up.order_url,
+        &trace_id,
+        json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}],
                       "contact": {"webhookUrl": hook.url}}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    )
+    .await;
     let spans = collector
         .wait_trace(&trace_id, |spans| {
             has_every_hop(spans) && !named(spans, "POST").is_empty()
@@ -364,25 +380,11 @@ async fn one_order_is_one_trace_from_the_request_through_every_hop_to_the_webhoo
     );
 
     // What reached the collector is counted.
-    let metrics = http
-        .get(format!("{}/metrics", up.order_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let exported: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("openorder_trace_spans_exported_total "))
-        .expect("exported spans are counted")
-        .parse()
-        .unwrap();
-    assert!(exported > 0, "{metrics}");
-    assert!(
-        metrics.contains("openorder_trace_spans_dropped_total 0"),
-        "{metrics}"
-    );
+    let counted = |series| support::metric(&http, &up.order_url, series);
+    let exported = counted("openorder_trace_spans_exported_total").await;
+    assert!(exported.is_some_and(|n| n > 0), "{exported:?}");
+    let dropped = counted("openorder_trace_spans_dropped_total").await;
+    assert_eq!(dropped, Some(0));
     up.stop();
 }
 
@@ -405,14 +407,13 @@ async fn json_log_lines_carry_the_trace_and_span_ids_of_their_span_without_a_col
     .await;
     let trace_id = new_trace_id();
     let http = reqwest::Client::new();
-    let response = http
-        .post(format!("{}/api/orders", up.order_url))
-        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
-        .json(&json!({"userId": 7, "items": [{"sku": "ABC-001", "qty": 1}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    post_traced(
+        &http,
+        &up.order_url,
+        &trace_id,
+        json!({"userId": 7, "items": [{"sku": "ABC-001", "qty": 1}]}),
+    )
+    .await;
     let log = data.with_extension("log");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let lines = loop {
@@ -495,15 +496,13 @@ async fn one_order_is_one_trace_on_apache_kafka_with_postgresql_too() {
         return;
     };
     let trace_id = new_trace_id();
-    let response = stack
-        .http
-        .post(format!("{}/api/orders", stack.order_url))
-        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
-        .json(&json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    post_traced(
+        &stack.http,
+        &stack.order_url,
+        &trace_id,
+        json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}]}),
+    )
+    .await;
     let spans = collector.wait_trace(&trace_id, has_every_hop).await;
     assert_one_chain(&spans, "00f067aa0ba902b7");
     assert_transactions_on(&spans, "postgresql");
@@ -656,15 +655,13 @@ async fn a_replayed_dead_letter_starts_a_span_linked_to_the_trace_of_the_record_
         return;
     };
     let trace_id = new_trace_id();
-    let response = stack
-        .http
-        .post(format!("{}/api/orders", stack.order_url))
-        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
-        .json(&json!({"userId": 3, "items": [{"sku": "FAIL", "qty": 1}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    let response = post_traced(
+        &stack.http,
+        &stack.order_url,
+        &trace_id,
+        json!({"userId": 3, "items": [{"sku": "FAIL", "qty": 1}]}),
+    )
+    .await;
     let id: i64 = response.json::<serde_json::Value>().await.unwrap()["orderId"]
         .as_i64()
         .unwrap();

@@ -58,9 +58,8 @@ pub struct Intake {
 struct Job {
     request: OrderRequest,
     idempotency_key: Option<String>,
-    /// The request's trace context: its `order.created` continues the request's trace.
-    trace: Vec<(String, String)>,
-    /// The request's span: the transaction that writes the order is a span inside it.
+    /// The request's span: its `order.created` continues the request's trace, and the
+    /// transaction that writes the order is a span inside it.
     span: tracing::Span,
     reply: oneshot::Sender<Result<Created, sqlx::Error>>,
 }
@@ -97,7 +96,6 @@ impl Intake {
         let job = Job {
             request,
             idempotency_key,
-            trace: platform::telemetry::current_context_headers(),
             span: tracing::Span::current(),
             reply,
         };
@@ -162,12 +160,17 @@ impl Writer {
     }
 
     async fn insert_together(&self, batch: &[Job]) -> Result<Vec<Created>, sqlx::Error> {
+        let traces: Vec<_> = batch
+            .iter()
+            .map(|job| platform::telemetry::context_headers_of(&job.span))
+            .collect();
         let orders: Vec<NewOrder> = batch
             .iter()
-            .map(|job| NewOrder {
+            .zip(&traces)
+            .map(|(job, trace)| NewOrder {
                 request: &job.request,
                 idempotency_key: job.idempotency_key.as_deref(),
-                trace: &job.trace,
+                trace,
             })
             .collect();
         let mut tx = self.db.begin().await?;

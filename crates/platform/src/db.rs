@@ -50,7 +50,7 @@ impl Tx {
     /// its end: for a transaction begun before the span of the work it does (a consumer's
     /// batch, an intake batch of requests) was made.
     pub fn trace_in(&mut self, parent: &tracing::Span) {
-        if self.span.is_none() && !parent.is_none() {
+        if self.span.is_none() {
             self.span = transaction_span(self.backend, Some(parent));
         }
     }

@@ -327,7 +327,7 @@ impl<B: BeforeBatch> Router<B> {
 /// the child of the context the record carries. A run of several: the run's span is linked
 /// to each record's context, and each record gets a `process <topic>` span of its own
 /// inside it, linked to its context (the conventions' rule for batches). Events written
-/// for a record carry its span's context ([`Delivered::trace`]).
+/// for a record carry its span's context ([`Delivered::span`]).
 fn process_span(run: &mut [Item<'_>], service: &str, group: &str) -> tracing::Span {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     if !crate::telemetry::traces_enabled() {
@@ -337,8 +337,11 @@ fn process_span(run: &mut [Item<'_>], service: &str, group: &str) -> tracing::Sp
         return tracing::Span::none();
     };
     let topic = first.record.topic.clone();
-    let span = |parent: Option<&tracing::Span>, count: usize| match parent {
-        None => tracing::info_span!(
+    // The run's span (its parent the current span, as a span made here without one would
+    // have) names the service and counts the run; a record's span inside it does neither.
+    let span = |parent: Option<tracing::Id>, service: Option<&str>, count: Option<usize>| {
+        tracing::info_span!(
+            parent: parent,
             "messaging.process",
             otel.name = format!("process {topic}"),
             otel.kind = "consumer",
@@ -354,21 +357,7 @@ fn process_span(run: &mut [Item<'_>], service: &str, group: &str) -> tracing::Sp
             messaging.kafka.offset = tracing::field::Empty,
             messaging.kafka.message.key = tracing::field::Empty,
             messaging.message.id = tracing::field::Empty,
-        ),
-        Some(parent) => tracing::info_span!(
-            parent: parent,
-            "messaging.process",
-            otel.name = format!("process {topic}"),
-            otel.kind = "consumer",
-            messaging.system = "kafka",
-            messaging.operation.type = "process",
-            messaging.destination.name = %topic,
-            messaging.consumer.group.name = group,
-            messaging.destination.partition.id = tracing::field::Empty,
-            messaging.kafka.offset = tracing::field::Empty,
-            messaging.kafka.message.key = tracing::field::Empty,
-            messaging.message.id = tracing::field::Empty,
-        ),
+        )
     };
     let describe = |span: &tracing::Span, record: &Record| {
         span.record(
@@ -387,7 +376,11 @@ fn process_span(run: &mut [Item<'_>], service: &str, group: &str) -> tracing::Sp
             span.record("messaging.message.id", id);
         }
     };
-    let run_span = span(None, run.len());
+    let run_span = span(
+        tracing::Span::current().id(),
+        Some(service),
+        Some(run.len()),
+    );
     if let [only] = run {
         describe(&run_span, only.record);
         let _ = run_span.set_parent(only.record.trace_context());
@@ -397,7 +390,7 @@ fn process_span(run: &mut [Item<'_>], service: &str, group: &str) -> tracing::Sp
     use opentelemetry::trace::TraceContextExt;
     for item in run.iter_mut() {
         let linked = item.record.trace_context().span().span_context().clone();
-        let own = span(Some(&run_span), 1);
+        let own = span(run_span.id(), None, None);
         describe(&own, item.record);
         if linked.is_valid() {
             run_span.add_link(linked.clone());

@@ -61,6 +61,22 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// The value of one series on the `GET /metrics` of the service at `base_url` (none when
+/// the series is absent).
+pub async fn metric(http: &reqwest::Client, base_url: &str, series: &str) -> Option<u64> {
+    let text = http
+        .get(format!("{base_url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.trim().parse().unwrap())
+}
+
 /// Waits until `base`'s `/health/ready` answers 200, for at most 60 s.
 pub async fn wait_ready(http: &reqwest::Client, base: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -620,18 +636,7 @@ impl Stack {
 
     /// The value of one series on a service's `GET /metrics` (0 when absent).
     pub async fn metric(&self, base_url: &str, series: &str) -> u64 {
-        let text = self
-            .http
-            .get(format!("{base_url}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-            .map_or(0, |value| value.trim().parse().unwrap())
+        metric(&self.http, base_url, series).await.unwrap_or(0)
     }
 
     /// Waits until `topic` holds a record whose key is `key`; returns its headers and value.
