@@ -389,6 +389,72 @@ async fn one_order_is_one_trace_from_the_request_through_every_hop_to_the_webhoo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_the_caller_left_out_makes_no_span_and_reaches_the_webhook_still_left_out() {
+    let collector = Collector::default();
+    let endpoint = collector.start();
+    let hook = WebhookReceiver::start(Behaviour::FailFirst(0)).await;
+    let data = support::temp_dir("traces-left-out");
+    let ports = UpPorts::free();
+    let up = UpProcess::start_with_env(
+        &data,
+        &ports,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+            (
+                "OPENORDER_WEBHOOK_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+            ("OPENORDER_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let order = json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}],
+                       "contact": {"webhookUrl": hook.url}});
+    // The caller's sampler left this trace out (flags 00).
+    let left_out = new_trace_id();
+    let response = http
+        .post(format!("{}/api/orders", up.order_url))
+        .header("traceparent", format!("00-{left_out}-00f067aa0ba902b7-00"))
+        .json(&order)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let received = hook.wait_requests(1).await;
+    let traceparent = received[0].header("traceparent");
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{traceparent}");
+    assert_eq!(
+        (parts[0], parts[1], parts[3]),
+        ("00", left_out.as_str(), "00"),
+        "the webhook request continues the trace, still left out: {traceparent}"
+    );
+
+    // A sampled order after it: once its spans are in, any of the first would be too.
+    let sampled = new_trace_id();
+    post_traced(&http, &up.order_url, &sampled, order).await;
+    hook.wait_requests(2).await;
+    collector
+        .wait_trace(&sampled, |spans| {
+            has_every_hop(spans) && !named(spans, "POST").is_empty()
+        })
+        .await;
+    let recorded: Vec<String> = collector
+        .spans()
+        .iter()
+        .filter(|s| hex(&s.trace_id) == left_out)
+        .map(|s| s.name.clone())
+        .collect();
+    assert!(
+        recorded.is_empty(),
+        "spans of a trace left out: {recorded:?}"
+    );
+    up.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_log_lines_carry_the_trace_and_span_ids_of_their_span_without_a_collector() {
     let data = support::temp_dir("json-logs");
     let ports = UpPorts::free();

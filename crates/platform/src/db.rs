@@ -78,12 +78,13 @@ impl Tx {
 /// conventions 1.37: `db.system.name`, `db.operation.name`; ended at commit, rollback or
 /// drop). Statements inside are not spans of their own: the transaction is the unit the
 /// services write in. Without a parent, none: a transaction outside any span (a consumer
-/// batch's, until [`Tx::trace_in`]) would be a trace of its own, of no use.
+/// batch's, until [`Tx::trace_in`]) would be a trace of its own, of no use; nor under a
+/// trace the sampler left out ([`crate::telemetry::left_out`]).
 fn transaction_span(backend: Backend, parent: Option<&tracing::Span>) -> tracing::Span {
     let Some(parent) = parent.filter(|p| !p.is_none()) else {
         return tracing::Span::none();
     };
-    if !crate::telemetry::traces_enabled() {
+    if !crate::telemetry::traces_enabled() || crate::telemetry::span_left_out(parent) {
         return tracing::Span::none();
     }
     tracing::info_span!(

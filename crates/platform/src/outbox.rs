@@ -470,6 +470,13 @@ fn send_span(
     if !crate::telemetry::traces_enabled() {
         return tracing::Span::none();
     }
+    let parent =
+        crate::telemetry::context_from(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if crate::telemetry::left_out(&parent) {
+        // The record carries the stored context as it is; a span here would be recorded
+        // by no one.
+        return tracing::Span::none();
+    }
     let span = tracing::info_span!(
         "messaging.send",
         otel.name = format!("send {topic}"),
@@ -483,8 +490,6 @@ fn send_span(
         error.type = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
-    let parent =
-        crate::telemetry::context_from(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let _ = span.set_parent(parent);
     span
 }

@@ -327,7 +327,8 @@ impl<B: BeforeBatch> Router<B> {
 /// the child of the context the record carries. A run of several: the run's span is linked
 /// to each record's context, and each record gets a `process <topic>` span of its own
 /// inside it, linked to its context (the conventions' rule for batches). Events written
-/// for a record carry its span's context ([`Delivered::span`]).
+/// for a record carry its span's context ([`Delivered::span`]). Under a trace the sampler
+/// left out, bare spans or none ([`crate::telemetry::left_out`]).
 fn process_span(run: &mut [Item<'_>], service: &str, group: &str) -> tracing::Span {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     if !crate::telemetry::traces_enabled() {
@@ -376,15 +377,34 @@ fn process_span(run: &mut [Item<'_>], service: &str, group: &str) -> tracing::Sp
             span.record("messaging.message.id", id);
         }
     };
+    if let [only] = run {
+        let cx = only.record.trace_context();
+        if crate::telemetry::left_out(&cx) {
+            // Recorded by no one: a bare span, there only to carry the record's context
+            // on to what it causes.
+            let bare =
+                tracing::info_span!(parent: tracing::Span::current().id(), "messaging.process");
+            let _ = bare.set_parent(cx);
+            only.span = bare.clone();
+            return bare;
+        }
+        let run_span = span(tracing::Span::current().id(), Some(service), Some(1));
+        describe(&run_span, only.record);
+        let _ = run_span.set_parent(cx);
+        only.span = run_span.clone();
+        return run_span;
+    }
     let run_span = span(
         tracing::Span::current().id(),
         Some(service),
         Some(run.len()),
     );
-    if let [only] = run {
-        describe(&run_span, only.record);
-        let _ = run_span.set_parent(only.record.trace_context());
-        only.span = run_span.clone();
+    if crate::telemetry::span_left_out(&run_span) {
+        // The batch's trace was left out by the sampler: so are its records' spans, and
+        // what they cause continues the batch's (unsampled) context.
+        for item in run.iter_mut() {
+            item.span = run_span.clone();
+        }
         return run_span;
     }
     use opentelemetry::trace::TraceContextExt;

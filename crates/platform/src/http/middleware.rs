@@ -271,6 +271,19 @@ async fn trace_request(
     if !crate::telemetry::traces_enabled() {
         return next.run(request).await;
     }
+    let parent = crate::telemetry::context_from(
+        request
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+    );
+    if crate::telemetry::left_out(&parent) {
+        // The caller's trace was left out by the sampler: a bare span, recorded by no
+        // one, carries its context on to what the request causes.
+        let bare = tracing::info_span!("http.server");
+        let _ = bare.set_parent(parent);
+        return next.run(request).instrument(bare).await;
+    }
     let method = request.method().as_str().to_owned();
     let route = request
         .extensions()
@@ -288,12 +301,6 @@ async fn trace_request(
         http.response.status_code = tracing::field::Empty,
         error.type = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
-    );
-    let headers = request.headers();
-    let parent = crate::telemetry::context_from(
-        headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
     );
     let _ = span.set_parent(parent);
     let response = next.run(request).instrument(span.clone()).await;

@@ -33,19 +33,23 @@ pub(super) struct Admitted {
 }
 
 impl Admitted {
-    fn service_of(
-        &self,
-        span: &opentelemetry_sdk::trace::Span,
-        cx: &opentelemetry::Context,
-    ) -> usize {
-        use opentelemetry::trace::TraceContextExt;
+    /// The service index of a span starting under `cx`, remembered until it ends: its
+    /// parent's in this process, else the one its attribute names.
+    fn start(&self, span: &opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) -> usize {
+        use opentelemetry::trace::{Span as _, TraceContextExt};
+        let id = span.span_context().span_id();
         let parent = cx.span().span_context().clone();
         if parent.is_valid() && !parent.is_remote() {
-            if let Some(&i) = lock(&self.of_span).get(&parent.span_id()) {
+            let mut of_span = lock(&self.of_span);
+            if let Some(&i) = of_span.get(&parent.span_id()) {
+                of_span.insert(id, i);
                 return i;
             }
         }
-        span.exported_data()
+        // A span that begins a service's work (its parent remote, or none): rarer, and
+        // its attributes are read only by copying them out.
+        let i = span
+            .exported_data()
             .and_then(|data| {
                 let named = data
                     .attributes
@@ -56,7 +60,9 @@ impl Admitted {
                     .into_owned();
                 self.by_service.iter().position(|(s, _)| *s == named)
             })
-            .unwrap_or(0)
+            .unwrap_or(0);
+        lock(&self.of_span).insert(id, i);
+        i
     }
 }
 
@@ -68,11 +74,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl opentelemetry_sdk::trace::SpanProcessor for Admitted {
     fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
-        use opentelemetry::trace::Span as _;
         let i = if self.by_service.len() > 1 {
-            let i = self.service_of(span, cx);
-            lock(&self.of_span).insert(span.span_context().span_id(), i);
-            i
+            self.start(span, cx)
         } else {
             0
         };

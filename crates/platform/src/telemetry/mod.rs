@@ -56,6 +56,28 @@ pub fn traces_enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
+/// Does the sampler follow a parent's decision (the default, `parentbased_*`)? Then a
+/// child of a context the sampler left out is recorded by no one ([`left_out`]).
+static FOLLOWS_PARENT: AtomicBool = AtomicBool::new(true);
+
+/// Is `cx` a trace the sampler left out (a valid context whose "sampled" flag is off, with
+/// a sampler that follows the parent's decision)? Spans under it would be recorded by no
+/// one, so the busy paths make none, or where its context must travel on (into a record,
+/// an outbox row, a request) a bare one, without attributes: the context still passes on,
+/// flag and all, so that the next service leaves the trace out too.
+pub fn left_out(cx: &opentelemetry::Context) -> bool {
+    use opentelemetry::trace::TraceContextExt;
+    let span = cx.span();
+    let context = span.span_context();
+    FOLLOWS_PARENT.load(Ordering::Relaxed) && context.is_valid() && !context.is_sampled()
+}
+
+/// [`left_out`] for the context of `span` (false for a disabled span: there is none).
+pub fn span_left_out(span: &tracing::Span) -> bool {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    traces_enabled() && !span.is_disabled() && left_out(&span.context())
+}
+
 /// Are spans sent to a collector?
 fn exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
@@ -111,7 +133,13 @@ pub fn init(service: &str, format: LogFormat) {
             .with_target("order_service", tracing::Level::INFO)
             .with_target("inventory_service", tracing::Level::INFO)
             .with_target("notification_service", tracing::Level::INFO);
+        // Without the layer's extras on every span (the source location, the thread, busy
+        // and idle time): none is a semantic convention the spans are read by, and each
+        // is paid for in every span made and exported.
         tracing_opentelemetry::layer()
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
             .with_tracer(tracer)
             .with_filter(ours)
     });
@@ -120,6 +148,10 @@ pub fn init(service: &str, format: LogFormat) {
         .with(otel)
         .try_init();
     if installed.is_ok() && PROVIDER.get().is_some() {
+        // The SDK's samplers that decide alone, whatever the parent says.
+        let sampler = std::env::var("OTEL_TRACES_SAMPLER").unwrap_or_default();
+        let alone = matches!(sampler.trim(), "always_on" | "traceidratio");
+        FOLLOWS_PARENT.store(!alone, Ordering::Relaxed);
         ENABLED.store(true, Ordering::Relaxed);
         EXPORTING.store(export, Ordering::Relaxed);
     }
@@ -242,14 +274,16 @@ pub fn trace_text(span: &tracing::Span) -> String {
     serde_json::to_string(&map).expect("a string map serializes")
 }
 
-/// Makes `span` the child of the context stored by [`trace_text`] (left as it is for
-/// empty or unreadable text).
-pub fn set_parent_from_text(span: &tracing::Span, text: &str) {
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
+/// The trace context stored by [`trace_text`] (none for empty or unreadable text).
+pub fn context_from_text(text: &str) -> opentelemetry::Context {
     let Ok(map) = serde_json::from_str::<std::collections::BTreeMap<String, String>>(text) else {
-        return;
+        return opentelemetry::Context::new();
     };
-    let _ = span.set_parent(context_from(
-        map.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    ));
+    context_from(map.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// Makes `span` the child of `parent` (a context from a record, a request or a row).
+pub fn set_parent(span: &tracing::Span, parent: opentelemetry::Context) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let _ = span.set_parent(parent);
 }

@@ -228,6 +228,13 @@ fn client_span(url: &url::Url, trace: &str) -> tracing::Span {
     if !platform::telemetry::traces_enabled() {
         return tracing::Span::none();
     }
+    let parent = platform::telemetry::context_from_text(trace);
+    if platform::telemetry::left_out(&parent) {
+        // Recorded by no one: a bare span, to send the context on.
+        let bare = tracing::info_span!("http.client");
+        platform::telemetry::set_parent(&bare, parent);
+        return bare;
+    }
     let span = tracing::info_span!(
         "http.client",
         otel.name = "POST",
@@ -240,7 +247,7 @@ fn client_span(url: &url::Url, trace: &str) -> tracing::Span {
         http.response.status_code = tracing::field::Empty,
         error.type = tracing::field::Empty,
     );
-    platform::telemetry::set_parent_from_text(&span, trace);
+    platform::telemetry::set_parent(&span, parent);
     span
 }
 
