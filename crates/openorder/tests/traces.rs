@@ -389,7 +389,7 @@ async fn one_order_is_one_trace_from_the_request_through_every_hop_to_the_webhoo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trace_the_caller_left_out_makes_no_span_and_reaches_the_webhook_still_left_out() {
+async fn traces_the_sampler_leaves_out_make_no_span_and_reach_the_webhook_still_left_out() {
     let collector = Collector::default();
     let endpoint = collector.start();
     let hook = WebhookReceiver::start(Behaviour::FailFirst(0)).await;
@@ -401,6 +401,8 @@ async fn a_trace_the_caller_left_out_makes_no_span_and_reaches_the_webhook_still
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
             ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+            // New traces are left out; a caller's decision is followed.
+            ("OTEL_TRACES_SAMPLER", "parentbased_always_off"),
             (
                 "OPENORDER_WEBHOOK_SECRET",
                 "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
@@ -412,45 +414,58 @@ async fn a_trace_the_caller_left_out_makes_no_span_and_reaches_the_webhook_still
     let http = reqwest::Client::new();
     let order = json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}],
                        "contact": {"webhookUrl": hook.url}});
-    // The caller's sampler left this trace out (flags 00).
-    let left_out = new_trace_id();
-    let response = http
-        .post(format!("{}/api/orders", up.order_url))
-        .header("traceparent", format!("00-{left_out}-00f067aa0ba902b7-00"))
-        .json(&order)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let received = hook.wait_requests(1).await;
-    let traceparent = received[0].header("traceparent");
-    let parts: Vec<&str> = traceparent.split('-').collect();
-    assert_eq!(parts.len(), 4, "{traceparent}");
+    // One order without a traceparent (a new trace, left out here), then, once it is
+    // through (so that each record is applied alone, not in a batch of its own trace), one
+    // whose caller left its trace out (flags 00).
+    let caller_left_out = new_trace_id();
+    let mut received = Vec::new();
+    for traceparent in [
+        None,
+        Some(format!("00-{caller_left_out}-00f067aa0ba902b7-00")),
+    ] {
+        let mut request = http.post(format!("{}/api/orders", up.order_url));
+        if let Some(traceparent) = traceparent {
+            request = request.header("traceparent", traceparent);
+        }
+        let response = request.json(&order).send().await.unwrap();
+        assert_eq!(response.status(), 202);
+        received = hook.wait_requests(received.len() + 1).await;
+    }
+    let mut traces = Vec::new();
+    for request in &received {
+        let traceparent = request.header("traceparent");
+        let parts: Vec<&str> = traceparent.split('-').collect();
+        assert_eq!(parts.len(), 4, "{traceparent}");
+        assert_eq!(
+            (parts[0], parts[2].len(), parts[3]),
+            ("00", 16, "00"),
+            "the webhook request continues a trace, still left out: {traceparent}"
+        );
+        traces.push(parts[1].to_string());
+    }
     assert_eq!(
-        (parts[0], parts[1], parts[3]),
-        ("00", left_out.as_str(), "00"),
-        "the webhook request continues the trace, still left out: {traceparent}"
+        traces[1], caller_left_out,
+        "the caller's trace id travels on"
     );
+    assert_ne!(traces[0], caller_left_out);
 
-    // A sampled order after it: once its spans are in, any of the first would be too.
+    // An order its caller sampled is traced all the same; once its spans are in, any of
+    // the two before it would be too.
     let sampled = new_trace_id();
     post_traced(&http, &up.order_url, &sampled, order).await;
-    hook.wait_requests(2).await;
+    hook.wait_requests(3).await;
     collector
         .wait_trace(&sampled, |spans| {
             has_every_hop(spans) && !named(spans, "POST").is_empty()
         })
         .await;
-    let recorded: Vec<String> = collector
+    let others: Vec<String> = collector
         .spans()
         .iter()
-        .filter(|s| hex(&s.trace_id) == left_out)
-        .map(|s| s.name.clone())
+        .filter(|s| hex(&s.trace_id) != sampled)
+        .map(|s| format!("{} in {}", s.name, hex(&s.trace_id)))
         .collect();
-    assert!(
-        recorded.is_empty(),
-        "spans of a trace left out: {recorded:?}"
-    );
+    assert!(others.is_empty(), "spans of traces left out: {others:?}");
     up.stop();
 }
 

@@ -470,8 +470,9 @@ fn send_span(
     if !crate::telemetry::traces_enabled() {
         return tracing::Span::none();
     }
-    let parent =
-        crate::telemetry::context_from(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let parent = crate::telemetry::parent_or_root(crate::telemetry::context_from(
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ));
     if crate::telemetry::left_out(&parent) {
         // The record carries the stored context as it is; a span here would be recorded
         // by no one.

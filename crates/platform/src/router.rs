@@ -378,7 +378,7 @@ fn process_span(run: &mut [Item<'_>], service: &str, group: &str) -> tracing::Sp
         }
     };
     if let [only] = run {
-        let cx = only.record.trace_context();
+        let cx = crate::telemetry::parent_or_root(only.record.trace_context());
         if crate::telemetry::left_out(&cx) {
             // Recorded by no one: a bare span, there only to carry the record's context
             // on to what it causes.
@@ -394,19 +394,23 @@ fn process_span(run: &mut [Item<'_>], service: &str, group: &str) -> tracing::Sp
         only.span = run_span.clone();
         return run_span;
     }
+    // A batch begins a trace of its own (linked to its records').
+    let root = crate::telemetry::parent_or_root(opentelemetry::Context::new());
+    if crate::telemetry::left_out(&root) {
+        // Left out by the sampler: no span per record either; what the records cause
+        // continues the batch's context, left out too.
+        let bare = tracing::info_span!(parent: tracing::Span::current().id(), "messaging.process");
+        let _ = bare.set_parent(root);
+        for item in run.iter_mut() {
+            item.span = bare.clone();
+        }
+        return bare;
+    }
     let run_span = span(
         tracing::Span::current().id(),
         Some(service),
         Some(run.len()),
     );
-    if crate::telemetry::span_left_out(&run_span) {
-        // The batch's trace was left out by the sampler: so are its records' spans, and
-        // what they cause continues the batch's (unsampled) context.
-        for item in run.iter_mut() {
-            item.span = run_span.clone();
-        }
-        return run_span;
-    }
     use opentelemetry::trace::TraceContextExt;
     for item in run.iter_mut() {
         let linked = item.record.trace_context().span().span_context().clone();

@@ -271,15 +271,15 @@ async fn trace_request(
     if !crate::telemetry::traces_enabled() {
         return next.run(request).await;
     }
-    let parent = crate::telemetry::context_from(
+    let parent = crate::telemetry::parent_or_root(crate::telemetry::context_from(
         request
             .headers()
             .iter()
             .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
-    );
+    ));
     if crate::telemetry::left_out(&parent) {
-        // The caller's trace was left out by the sampler: a bare span, recorded by no
-        // one, carries its context on to what the request causes.
+        // The trace is left out by the sampler (the caller's, or this new one): a bare
+        // span, recorded by no one, carries its context on to what the request causes.
         let bare = tracing::info_span!("http.server");
         let _ = bare.set_parent(parent);
         return next.run(request).instrument(bare).await;

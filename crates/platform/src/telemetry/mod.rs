@@ -18,7 +18,7 @@
 //! `/metrics`, beside `openorder_trace_spans_exported_total`). W3C trace context (`traceparent`, `tracestate`) is what travels
 //! in HTTP requests and in records.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -70,6 +70,57 @@ pub fn left_out(cx: &opentelemetry::Context) -> bool {
     let span = cx.span();
     let context = span.span_context();
     FOLLOWS_PARENT.load(Ordering::Relaxed) && context.is_valid() && !context.is_sampled()
+}
+
+/// The share of new traces recorded (`OTEL_TRACES_SAMPLER_ARG` of a `parentbased_*`
+/// sampler), as `f64` bits; decided here, before any span is made ([`parent_or_root`]).
+static ROOT_RATIO: AtomicU64 = AtomicU64::new(0x3FF0_0000_0000_0000); // 1.0
+
+/// The sampler's decision for a trace that begins here, taken before any span is made, so
+/// that a trace left out costs only its ids: `parent` when it is a trace context; else,
+/// for a new trace the sampler records, an empty context (the span made under it begins
+/// the trace), or a new context already left out ([`left_out`]), whose ids travel on.
+pub fn parent_or_root(parent: opentelemetry::Context) -> opentelemetry::Context {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    if parent.span().span_context().is_valid() || !FOLLOWS_PARENT.load(Ordering::Relaxed) {
+        return parent;
+    }
+    let ratio = f64::from_bits(ROOT_RATIO.load(Ordering::Relaxed));
+    if ratio >= 1.0 || rand::random::<f64>() < ratio {
+        return parent;
+    }
+    let context = SpanContext::new(
+        TraceId::from(rand::random::<u128>().max(1)),
+        SpanId::from(rand::random::<u64>().max(1)),
+        TraceFlags::default(),
+        true,
+        TraceState::default(),
+    );
+    opentelemetry::Context::new().with_remote_span_context(context)
+}
+
+/// How the SDK's sampler is configured (`OTEL_TRACES_SAMPLER[_ARG]`): for the samplers
+/// that follow a parent's decision (`parentbased_*`, the default), the share of new traces
+/// to record, which [`parent_or_root`] applies; the SDK is then given
+/// `ParentBased(AlwaysOn)`, to follow it. `None` for the samplers that decide alone, left
+/// to the SDK.
+fn root_ratio() -> Option<f64> {
+    let sampler = std::env::var("OTEL_TRACES_SAMPLER").unwrap_or_default();
+    let arg = || {
+        std::env::var("OTEL_TRACES_SAMPLER_ARG")
+            .ok()
+            .and_then(|a| a.trim().parse::<f64>().ok())
+            .filter(|r| (0.0..=1.0).contains(r))
+            .unwrap_or(1.0)
+    };
+    match sampler.trim() {
+        "always_on" | "always_off" | "traceidratio" => None,
+        "parentbased_always_off" => Some(0.0),
+        "parentbased_traceidratio" => Some(arg()),
+        _ => Some(1.0),
+    }
 }
 
 /// [`left_out`] for the context of `span` (false for a disabled span: there is none).
@@ -148,10 +199,6 @@ pub fn init(service: &str, format: LogFormat) {
         .with(otel)
         .try_init();
     if installed.is_ok() && PROVIDER.get().is_some() {
-        // The SDK's samplers that decide alone, whatever the parent says.
-        let sampler = std::env::var("OTEL_TRACES_SAMPLER").unwrap_or_default();
-        let alone = matches!(sampler.trim(), "always_on" | "traceidratio");
-        FOLLOWS_PARENT.store(!alone, Ordering::Relaxed);
         ENABLED.store(true, Ordering::Relaxed);
         EXPORTING.store(export, Ordering::Relaxed);
     }
@@ -167,6 +214,15 @@ fn tracer(service: &str, export: bool) -> anyhow::Result<opentelemetry_sdk::trac
     }
     let mut provider =
         opentelemetry_sdk::trace::SdkTracerProvider::builder().with_resource(resource.build());
+    match root_ratio() {
+        Some(ratio) => {
+            ROOT_RATIO.store(ratio.to_bits(), Ordering::Relaxed);
+            provider = provider.with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(
+                Box::new(opentelemetry_sdk::trace::Sampler::AlwaysOn),
+            ));
+        }
+        None => FOLLOWS_PARENT.store(false, Ordering::Relaxed),
+    }
     if export {
         let protocol = [
             "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",

@@ -228,7 +228,7 @@ fn client_span(url: &url::Url, trace: &str) -> tracing::Span {
     if !platform::telemetry::traces_enabled() {
         return tracing::Span::none();
     }
-    let parent = platform::telemetry::context_from_text(trace);
+    let parent = platform::telemetry::parent_or_root(platform::telemetry::context_from_text(trace));
     if platform::telemetry::left_out(&parent) {
         // Recorded by no one: a bare span, to send the context on.
         let bare = tracing::info_span!("http.client");
