@@ -5,6 +5,11 @@
 //! (`platform::wal_writes`).
 //!
 //! Its data lives in `<data-dir>/broker.db`. It stops on SIGINT/SIGTERM (Tansu handles both).
+//!
+//! Retention: every `--maintain-every`, records older than their topic's `retention.ms`
+//! (default `--retention`, 7 days) or beyond its `retention.bytes` are deleted, the low
+//! watermarks moved and the freed pages given back to the file system (the vendored
+//! storage's `policy_delete`; vendor/README.md).
 
 use tokio::time::Instant;
 
@@ -43,6 +48,41 @@ struct Args {
     /// Address clients are told to connect to (default: the listen address).
     #[arg(long, env = "OPENORDER_BROKER_ADVERTISED")]
     advertised: Option<String>,
+
+    /// How long records are kept in a topic that sets no `retention.ms` (`7d`, `36h`,
+    /// `90s`); a topic's own `retention.ms` (and `retention.bytes`) wins.
+    #[arg(long, env = "OPENORDER_BROKER_RETENTION", default_value = "7d", value_parser = parse_age)]
+    retention: std::time::Duration,
+
+    /// How often retention runs: records past it are deleted (at most 50,000 a partition
+    /// each time), low watermarks moved and the freed space given back.
+    #[arg(long, env = "OPENORDER_BROKER_MAINTAIN_EVERY", default_value = "10s", value_parser = parse_age)]
+    maintain_every: std::time::Duration,
+}
+
+/// `90s`, `5m`, `36h`, `7d`, `250ms`.
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{text}` needs a unit: ms, s, m, h or d"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number followed by a unit"))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n * 1_000,
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        "d" => n * 86_400_000,
+        _ => {
+            return Err(format!(
+                "`{unit}` in `{text}` is not a unit: ms, s, m, h or d"
+            ))
+        }
+    };
+    Ok(std::time::Duration::from_millis(ms))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,7 +111,12 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| args.listen.clone());
     let listener = Url::parse(&format!("tcp://{}", args.listen)).context("invalid --listen")?;
     let advertised = Url::parse(&format!("tcp://{advertised}")).context("invalid --advertised")?;
-    let storage = Url::parse("sqlite://broker.db").expect("a literal URL");
+    let storage = Url::parse(&format!(
+        "sqlite://broker.db?maintenance_interval={}ms&retention_ms={}",
+        args.maintain_every.as_millis().max(1),
+        args.retention.as_millis()
+    ))
+    .expect("a URL made of a literal and numbers");
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -26,6 +26,16 @@ pub struct KafkaArgs {
     #[arg(long, env = "OPENORDER_TOPIC_REPLICATION_FACTOR", default_value_t = 1)]
     pub topic_replication_factor: i32,
 
+    /// `retention.ms` of each event topic the service creates (`7d`, `36h`, `90s`; the
+    /// broker deletes older records). Keep `--retain-dedupe` above it.
+    #[arg(long, env = "OPENORDER_TOPIC_RETENTION", default_value = "7d", value_parser = crate::retention::parse_age)]
+    pub topic_retention: Duration,
+
+    /// `retention.ms` of each dead-letter topic the service creates: longer than the
+    /// events', to leave time to mend and replay. Keep `--retain-dedupe` at or above it.
+    #[arg(long, env = "OPENORDER_DEAD_LETTER_RETENTION", default_value = "14d", value_parser = crate::retention::parse_age)]
+    pub dead_letter_retention: Duration,
+
     /// Consumer group session timeout (ms). 6 s suits the embedded broker's slow first join.
     #[arg(
         long,

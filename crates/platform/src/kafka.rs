@@ -173,14 +173,28 @@ pub async fn ensure_topics(
     if missing.is_empty() {
         return Ok(());
     }
-    let new_topics: Vec<NewTopic> = missing
+    let retention: Vec<String> = missing
         .iter()
         .map(|t| {
+            let kept = if t.ends_with(contracts::topics::DLT_SUFFIX) {
+                args.dead_letter_retention
+            } else {
+                args.topic_retention
+            };
+            kept.as_millis().to_string()
+        })
+        .collect();
+    let new_topics: Vec<NewTopic> = missing
+        .iter()
+        .zip(&retention)
+        .map(|(t, retention_ms)| {
             NewTopic::new(
                 t,
                 args.topic_partitions,
                 TopicReplication::Fixed(args.topic_replication_factor),
             )
+            .set("cleanup.policy", "delete")
+            .set("retention.ms", retention_ms)
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));

@@ -6,10 +6,10 @@
 //! - **Processed event ids and dead-letter marks** (`--retain-dedupe`, default 14 days):
 //!   a mark only has to outlive every copy of its event that can still arrive. Copies come
 //!   from the broker (redelivery after a crash or rebalance: at most the topic's retention,
-//!   7 days by default on Kafka) and from replays of dead letters (a replay carries the
-//!   original event id with a higher `openorder-replay-count`, and dead-letter topics are
-//!   kept as long as their topic). A window of twice the broker's retention covers both;
-//!   set it above your topics' `retention.ms`. Past it, a very late copy would be applied
+//!   `--topic-retention`, 7 days) and from replays of dead letters (a replay carries the
+//!   original event id with a higher `openorder-replay-count`; dead-letter topics are kept
+//!   `--dead-letter-retention`, 14 days). A window as long as the longest of them covers
+//!   both; keep it at or above your topics' `retention.ms`. Past it, a very late copy would be applied
 //!   again, and every effect still guards itself (an order is decided once, a status only
 //!   moves forward, a notification is recorded once per event while it is kept).
 //! - **Idempotency keys** (`--retain-idempotency-keys`, default 24 hours, as payment APIs

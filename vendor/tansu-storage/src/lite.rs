@@ -223,6 +223,11 @@ pub(crate) struct Delegate {
     lake: Option<House>,
 
     vacuum_into: Option<String>,
+
+    /// Retention (OpenOrder): `retention.ms` of a topic that sets none, and the most
+    /// records deleted from a partition in one pass.
+    retention_ms: i64,
+    retention_batch: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -1197,32 +1202,121 @@ impl Delegate {
         Ok(())
     }
 
+    /// Retention (OpenOrder): deletes, partition by partition, the oldest records of every
+    /// topic whose `cleanup.policy` includes `delete` (a topic that sets none does, as on
+    /// Kafka) that are older than its `retention.ms` (default: the broker's; `-1` keeps them)
+    /// or beyond its newest `retention.bytes` (when set), at most `retention_batch` records
+    /// of a partition per pass, each partition in a transaction of its own, and moves the
+    /// partition's low watermark to its oldest record kept.
     #[instrument(skip(self, now), ret)]
     async fn policy_delete(&self, now: SystemTime) -> Result<u64> {
         let start = SystemTime::now();
 
         let now = to_timestamp(&now)?;
-        let retention_ms = u64::try_from(Duration::from_hours(7 * 24).as_millis())?;
 
         let pc = self.connection().await?;
-        let tx = pc.transaction().await?;
 
-        let deleted = pc
-            .execute(
-                "lite/policy_delete.sql",
-                (self.cluster.as_str(), now, retention_ms),
+        let mut partitions = Vec::new();
+        {
+            let mut rows = pc
+                .query("lite/retention_partitions.sql", [self.cluster.as_str()])
+                .await?;
+            while let Some(row) = rows.next().await? {
+                partitions.push((
+                    row.get::<i64>(0)?,
+                    row.get::<Option<String>>(1)?,
+                    row.get::<Option<String>>(2)?,
+                    row.get::<Option<String>>(3)?,
+                ));
+            }
+        }
+
+        let setting = |value: &Option<String>| -> Option<i64> {
+            value.as_deref().and_then(|v| v.trim().parse::<i64>().ok())
+        };
+
+        let mut deleted = 0;
+        for (topition, policy, retention_ms, retention_bytes) in partitions {
+            if policy.as_deref().is_some_and(|p| !p.contains("delete")) {
+                continue;
+            }
+
+            let mut upto: Option<i64> = None;
+
+            let retention_ms = setting(&retention_ms).unwrap_or(self.retention_ms);
+            if retention_ms >= 0 {
+                let mut rows = pc
+                    .query(
+                        "lite/retention_expired.sql",
+                        (topition, now - retention_ms, self.retention_batch),
+                    )
+                    .await?;
+                if let Some(row) = rows.next().await? {
+                    let first_kept = row.get::<Option<i64>>(0)?;
+                    let last = row.get::<Option<i64>>(1)?;
+                    upto = match (first_kept, last) {
+                        (Some(first_kept), _) => Some(first_kept - 1),
+                        (None, last) => last,
+                    };
+                }
+            }
+
+            if let Some(bytes) = setting(&retention_bytes).filter(|b| *b >= 0) {
+                let mut rows = pc
+                    .query("lite/retention_over_bytes.sql", (topition, bytes))
+                    .await?;
+                if let Some(row) = rows.next().await?
+                    && let Some(over) = row.get::<Option<i64>>(0)?
+                {
+                    // Within this pass's batch, as the time rule is.
+                    let mut head = pc
+                        .query(
+                            "lite/retention_expired.sql",
+                            (topition, i64::MIN, self.retention_batch),
+                        )
+                        .await?;
+                    let batch_end = match head.next().await? {
+                        Some(row) => row.get::<Option<i64>>(1)?,
+                        None => None,
+                    };
+                    let over = batch_end.map_or(over, |end| over.min(end));
+                    upto = Some(upto.map_or(over, |upto| upto.max(over)));
+                }
+            }
+
+            let Some(upto) = upto else {
+                continue;
+            };
+
+            let tx = pc.transaction().await?;
+            let n = pc
+                .execute("lite/retention_delete.sql", (topition, upto))
+                .await? as u64;
+            if n > 0 {
+                _ = pc
+                    .execute("lite/retention_low_watermark.sql", [topition])
+                    .await?;
+            }
+            pc.commit(tx).await?;
+            deleted += n;
+        }
+
+        Ok(deleted).inspect(|_| {
+            DELEGATE_REQUEST_DURATION.record(
+                elapsed_millis(start),
+                &[KeyValue::new("operation", "policy_delete")],
             )
-            .await? as u64;
+        })
+    }
 
-        pc.commit(tx)
-            .await
-            .and(Ok(deleted))
-            .inspect(|_| {
-                DELEGATE_REQUEST_DURATION.record(
-                    elapsed_millis(start),
-                    &[KeyValue::new("operation", "policy_delete")],
-                )
-            })
+    /// Gives the pages retention freed back to the file system, at most 4,096 a pass
+    /// (OpenOrder; the database is made with `auto_vacuum = incremental`; one made before
+    /// that keeps its free pages for reuse).
+    async fn incremental_vacuum(&self) -> Result<()> {
+        let pc = self.connection().await?;
+        let mut rows = pc.query("lite/incremental_vacuum.sql", ()).await?;
+        while rows.next().await?.is_some() {}
+        Ok(())
     }
 }
 
@@ -1970,8 +2064,10 @@ impl Storage for Engine {
     async fn maintain(&self, now: SystemTime) -> Result<()> {
         let start = SystemTime::now();
         self.inner.maintain(now).await.inspect(|_| {
-            // Retention and compaction may have removed records.
+            // Retention and compaction may have removed records and moved low
+            // watermarks.
             self.tail.lock().expect("never poisoned").forget_all();
+            self.watermarks.lock().expect("never poisoned").forget_all();
             ENGINE_REQUEST_DURATION.record(
                 elapsed_millis(start),
                 &[KeyValue::new("operation", "maintain")],
@@ -2101,10 +2197,28 @@ impl Builder<String, i32, Url, Url> {
             }
         });
 
+        let setting = |name: &str, default: i64| -> Result<i64> {
+            match self.storage.query_pairs().find(|(k, _)| k == name) {
+                Some((_, v)) => v.parse::<i64>().map_err(|_| {
+                    Error::Message(format!("{name}={v} in the storage URL is not a whole number"))
+                }),
+                None => Ok(default),
+            }
+        };
+        let retention_ms = setting("retention_ms", 7 * 24 * 3_600_000)?;
+        let retention_batch = setting("retention_batch", 50_000)?.max(1);
+
         let wal = wal_sync::WalSync::start(&path)?;
         let db = libsql::Builder::new_local(path).build().await?;
 
         let connection = db.connect()?;
+
+        // Before the first table (a database made earlier keeps the mode it was made with):
+        // pages freed by retention can be given back (`incremental_vacuum`).
+        _ = connection
+            .execute("PRAGMA auto_vacuum = INCREMENTAL", ())
+            .await
+            .inspect_err(|err| error!(?err));
 
         for (name, ddl) in DDL.iter() {
             _ = connection
@@ -2131,6 +2245,8 @@ impl Builder<String, i32, Url, Url> {
                 schemas: self.schemas,
                 lake: self.lake,
                 vacuum_into,
+                retention_ms,
+                retention_batch,
             };
 
             server.spawn(async move {
@@ -4444,6 +4560,9 @@ impl Storage for Delegate {
 
         let deleted = self.policy_delete(now).await?;
         debug!(deleted);
+        if deleted > 0 {
+            self.incremental_vacuum().await?;
+        }
 
         let compacted = self.policy_compact().await?;
         debug!(compacted);

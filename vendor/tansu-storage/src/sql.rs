@@ -142,6 +142,30 @@ pub(crate) static SQL: LazyLock<Cache> = LazyLock::new(|| {
             include_sql!("lite/policy_delete.sql"),
         ),
         ("lite/vacuum_into.sql", include_sql!("lite/vacuum_into.sql")),
+        (
+            "lite/retention_partitions.sql",
+            include_sql!("lite/retention_partitions.sql"),
+        ),
+        (
+            "lite/retention_expired.sql",
+            include_sql!("lite/retention_expired.sql"),
+        ),
+        (
+            "lite/retention_over_bytes.sql",
+            include_sql!("lite/retention_over_bytes.sql"),
+        ),
+        (
+            "lite/retention_delete.sql",
+            include_sql!("lite/retention_delete.sql"),
+        ),
+        (
+            "lite/retention_low_watermark.sql",
+            include_sql!("lite/retention_low_watermark.sql"),
+        ),
+        (
+            "lite/incremental_vacuum.sql",
+            include_sql!("lite/incremental_vacuum.sql"),
+        ),
         ("policy_compact.sql", include_sql!("sql/policy_compact.sql")),
         ("policy_delete.sql", include_sql!("sql/policy_delete.sql")),
         ("ping.sql", "select 1 + 1".to_string()),

@@ -127,16 +127,19 @@ impl TestBroker {
                 child: None,
                 data_dir: None,
             }),
-            BrokerKind::Tansu => {
-                let dir = temp_dir("tansu");
-                let address = format!("127.0.0.1:{}", free_port());
-                let child = spawn_tansu(&dir, &address).await;
-                Some(Self {
-                    bootstrap: address,
-                    child: Some(child),
-                    data_dir: Some(dir),
-                })
-            }
+            BrokerKind::Tansu => Some(Self::start_tansu_with_env(&[]).await),
+        }
+    }
+
+    /// The embedded broker, with these environment variables set (its flags' twins).
+    pub async fn start_tansu_with_env(env: &[(&str, &str)]) -> Self {
+        let dir = temp_dir("tansu");
+        let address = format!("127.0.0.1:{}", free_port());
+        let child = spawn_tansu(&dir, &address, env).await;
+        Self {
+            bootstrap: address,
+            child: Some(child),
+            data_dir: Some(dir),
         }
     }
 
@@ -166,7 +169,7 @@ impl TestBroker {
             .data_dir
             .clone()
             .expect("only the embedded broker restarts");
-        self.child = Some(spawn_tansu(&dir, &self.bootstrap).await);
+        self.child = Some(spawn_tansu(&dir, &self.bootstrap, &[]).await);
     }
 }
 
@@ -183,13 +186,14 @@ pub fn broker_exe() -> PathBuf {
     exe
 }
 
-async fn spawn_tansu(dir: &std::path::Path, address: &str) -> Child {
+async fn spawn_tansu(dir: &std::path::Path, address: &str, env: &[(&str, &str)]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("broker.log"))
         .unwrap();
     let child = Command::new(broker_exe())
+        .envs(env.iter().copied())
         .arg("--data-dir")
         .arg(dir)
         .arg("--listen")

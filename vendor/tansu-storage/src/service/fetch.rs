@@ -191,6 +191,24 @@ impl FetchService {
             offset_stage.high_watermark()
         };
 
+        // OpenOrder patch (change 13): an offset that retention deleted is out of range, as
+        // on Kafka, so that the client resets to the oldest record kept (its
+        // `auto.offset.reset`) instead of waiting for records that will never come.
+        if offset < offset_stage.log_start() {
+            return Ok(PartitionData::default()
+                .partition_index(partition_index)
+                .error_code(ErrorCode::OffsetOutOfRange.into())
+                .high_watermark(offset_stage.high_watermark())
+                .last_stable_offset(Some(offset_stage.last_stable()))
+                .log_start_offset(Some(offset_stage.log_start()))
+                .diverging_epoch(None)
+                .current_leader(None)
+                .snapshot_id(None)
+                .aborted_transactions(Some([].into()))
+                .preferred_read_replica(Some(-1))
+                .records(None));
+        }
+
         while offset < end {
             if *max_bytes == 0 {
                 break;
