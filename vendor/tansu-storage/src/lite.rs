@@ -1245,41 +1245,41 @@ impl Delegate {
 
             let retention_ms = setting(&retention_ms).unwrap_or(self.retention_ms);
             if retention_ms >= 0 {
-                let mut rows = pc
-                    .query(
-                        "lite/retention_expired.sql",
-                        (topition, now - retention_ms, self.retention_batch),
-                    )
-                    .await?;
-                if let Some(row) = rows.next().await? {
-                    let first_kept = row.get::<Option<i64>>(0)?;
-                    let last = row.get::<Option<i64>>(1)?;
-                    upto = match (first_kept, last) {
-                        (Some(first_kept), _) => Some(first_kept - 1),
-                        (None, last) => last,
-                    };
-                }
+                let first_young = {
+                    let mut rows = pc
+                        .query(
+                            "lite/retention_first_young.sql",
+                            (topition, now - retention_ms, self.retention_batch),
+                        )
+                        .await?;
+                    match rows.next().await? {
+                        Some(row) => Some(row.get::<i64>(0)?),
+                        None => None,
+                    }
+                };
+                upto = match first_young {
+                    Some(first_young) => Some(first_young - 1),
+                    // The whole batch is old (or the partition is empty).
+                    None => self.retention_batch_end(&pc, topition).await?,
+                };
             }
 
             if let Some(bytes) = setting(&retention_bytes).filter(|b| *b >= 0) {
-                let mut rows = pc
-                    .query("lite/retention_over_bytes.sql", (topition, bytes))
-                    .await?;
-                if let Some(row) = rows.next().await?
-                    && let Some(over) = row.get::<Option<i64>>(0)?
-                {
-                    // Within this pass's batch, as the time rule is.
-                    let mut head = pc
-                        .query(
-                            "lite/retention_expired.sql",
-                            (topition, i64::MIN, self.retention_batch),
-                        )
+                let over = {
+                    let mut rows = pc
+                        .query("lite/retention_over_bytes.sql", (topition, bytes))
                         .await?;
-                    let batch_end = match head.next().await? {
-                        Some(row) => row.get::<Option<i64>>(1)?,
+                    match rows.next().await? {
+                        Some(row) => row.get::<Option<i64>>(0)?,
                         None => None,
+                    }
+                };
+                if let Some(over) = over {
+                    // Within this pass's batch, as the time rule is.
+                    let over = match self.retention_batch_end(&pc, topition).await? {
+                        Some(end) => over.min(end),
+                        None => over,
                     };
-                    let over = batch_end.map_or(over, |end| over.min(end));
                     upto = Some(upto.map_or(over, |upto| upto.max(over)));
                 }
             }
@@ -1307,6 +1307,20 @@ impl Delegate {
                 &[KeyValue::new("operation", "policy_delete")],
             )
         })
+    }
+
+    /// The newest record one retention pass may delete from `topition` (none when empty).
+    async fn retention_batch_end(&self, pc: &PoolConnection, topition: i64) -> Result<Option<i64>> {
+        let mut rows = pc
+            .query(
+                "lite/retention_batch_end.sql",
+                (topition, self.retention_batch),
+            )
+            .await?;
+        match rows.next().await? {
+            Some(row) => Ok(row.get::<Option<i64>>(0)?),
+            None => Ok(None),
+        }
     }
 
     /// Gives the pages retention freed back to the file system, at most 4,096 a pass

@@ -147,8 +147,12 @@ pub(crate) static SQL: LazyLock<Cache> = LazyLock::new(|| {
             include_sql!("lite/retention_partitions.sql"),
         ),
         (
-            "lite/retention_expired.sql",
-            include_sql!("lite/retention_expired.sql"),
+            "lite/retention_first_young.sql",
+            include_sql!("lite/retention_first_young.sql"),
+        ),
+        (
+            "lite/retention_batch_end.sql",
+            include_sql!("lite/retention_batch_end.sql"),
         ),
         (
             "lite/retention_over_bytes.sql",
