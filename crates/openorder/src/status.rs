@@ -87,8 +87,8 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         }
         println!();
         println!(
-            "{:<22} {:<34} {:<30} {:>4} {:>10} {:>10} {:>8}",
-            "SERVICE", "GROUP", "TOPIC", "PART", "COMMITTED", "END", "LAG"
+            "{:<22} {:<34} {:<30} {:>4} {:>10} {:>10} {:>10} {:>10} {:>8}",
+            "SERVICE", "GROUP", "TOPIC", "PART", "START", "KEPT", "COMMITTED", "END", "LAG"
         );
         for s in &statuses {
             for c in &s.consumers {
@@ -97,11 +97,13 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
                 }
                 for p in &c.partitions {
                     println!(
-                        "{:<22} {:<34} {:<30} {:>4} {:>10} {:>10} {:>8}",
+                        "{:<22} {:<34} {:<30} {:>4} {:>10} {:>10} {:>10} {:>10} {:>8}",
                         s.service,
                         c.group,
                         p.topic,
                         p.partition,
+                        p.start,
+                        (p.end - p.start).max(0),
                         p.committed
                             .map(|c| c.to_string())
                             .unwrap_or_else(|| "-".into()),

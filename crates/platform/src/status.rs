@@ -1,5 +1,6 @@
 //! What a service is behind on: consumer lag per assigned partition (committed offset vs.
-//! the partition's end) and the outbox backlog (rows not yet published, oldest age).
+//! the partition's end; with its start, so what the broker keeps shows too) and the outbox
+//! backlog (rows not yet published, oldest age).
 //! Served as `GET /admin/status` by every service and gathered by `openorder status`.
 //!
 //! Lag is per member: each instance reports the partitions assigned to it. The embedded
@@ -23,6 +24,10 @@ pub struct PartitionLag {
     pub partition: i32,
     /// Next offset the group will read (None: nothing committed yet).
     pub committed: Option<i64>,
+    /// The partition's start (low watermark): the oldest offset the broker still keeps
+    /// (retention moves it).
+    #[serde(default)]
+    pub start: i64,
     /// The partition's end (high watermark).
     pub end: i64,
     pub lag: i64,
@@ -82,6 +87,7 @@ fn lag_of(consumer: &StreamConsumer) -> anyhow::Result<Vec<PartitionLag>> {
             topic: element.topic().to_string(),
             partition: element.partition(),
             committed,
+            start: low,
             end: high,
             lag: (high - committed.unwrap_or(low)).max(0),
         });
