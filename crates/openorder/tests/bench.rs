@@ -1,6 +1,7 @@
 //! A short smoke run of `openorder bench` on the embedded defaults: the report is
-//! well-formed and every accepted order completed. It asserts no speed: the machines are
-//! shared and noisy, and speed lives in BENCHMARKS.md.
+//! well-formed and every accepted order completed; and a minute of `--soak` with retention
+//! windows of seconds, in which the services prune and the broker's log lets records go. It
+//! asserts no speed: the machines are shared and noisy, and speed lives in BENCHMARKS.md.
 
 use std::process::Command;
 
@@ -65,4 +66,73 @@ fn a_short_bench_run_writes_a_well_formed_report_and_loses_no_order() {
             && chart.contains("polyline")
             && chart.trim_end().ends_with("</svg>")
     );
+}
+
+#[test]
+fn a_minute_of_soak_with_windows_of_seconds_prunes_the_databases_and_the_broker_log() {
+    let out = std::env::temp_dir().join(format!(
+        "openorder-soak-test-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let output = Command::new(env!("CARGO_BIN_EXE_openorder"))
+        .args([
+            "bench",
+            "--soak",
+            "--rate",
+            "100",
+            "--duration",
+            "60",
+            "--sample-every",
+            "10",
+            "--soak-window",
+            "10s",
+            "--raw-records",
+            "500",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("openorder bench --soak runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let soak = &report["soak"];
+    let samples = soak["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 6, "{soak}");
+    for sample in samples {
+        assert_eq!(sample["lost"], 0, "{sample}");
+        assert!(sample["dataBytes"].as_u64().unwrap() > 0, "{sample}");
+        let files = sample["files"].as_array().unwrap();
+        assert!(
+            files
+                .iter()
+                .any(|f| f[0].as_str().unwrap().ends_with("broker.db")),
+            "{files:?}"
+        );
+        assert!(sample["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["rssMib"].as_f64().unwrap() > 1.0));
+    }
+    // The services pruned rows, and the broker let records go: its low watermarks moved.
+    assert!(soak["rowsPruned"].as_u64().unwrap() > 0, "{soak}");
+    let moved = soak["watermarks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w[0].as_str().unwrap().ends_with("order.created") && w[2].as_i64().unwrap() > 0)
+        .count();
+    assert!(
+        moved > 0,
+        "no partition of order.created lost a record: {soak}"
+    );
+    let chart = std::fs::read_to_string(out.join("soak.svg")).unwrap();
+    assert!(chart.starts_with("<svg") && chart.contains("polyline"));
 }

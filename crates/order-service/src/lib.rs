@@ -100,7 +100,7 @@ pub async fn run(
         )
         .await?;
     let retention = &runtime.retention;
-    let rules = vec![
+    let mut rules = vec![
         Prune::processed_events(retention),
         Prune::dead_lettered(retention),
         Prune {
@@ -112,6 +112,16 @@ pub async fn run(
             children: &[],
         },
     ];
+    if let Some(keep) = retention.retain_orders {
+        rules.push(Prune {
+            table: "orders",
+            key: "id",
+            time: "created_at",
+            walk: Walk::IntKey,
+            keep,
+            children: &[("order_items", "order_id")],
+        });
+    }
     runtime.spawn_pruner(rules);
     let api = routes::routes(routes::AppState {
         db: runtime.db.clone(),

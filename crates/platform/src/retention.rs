@@ -17,7 +17,10 @@
 //! - **Notifications, their deliveries and the order contacts they were routed by**
 //!   (`--retain-notifications`, default 30 days).
 //!
-//! Orders and stock are the business record and are never pruned here.
+//! - **Orders** (`--retain-orders`): kept for ever unless set; then with their items, by the
+//!   time they were placed.
+//!
+//! Stock is the business record and is never pruned here.
 //!
 //! Each rule walks its table in an order that follows time (a time-ordered key: UUIDv7
 //! event ids, autoincremented ids; or an indexed time column) and stops at the first batch
@@ -45,6 +48,11 @@ pub struct RetentionArgs {
     /// Notifications and their deliveries are kept this long.
     #[arg(long, env = "OPENORDER_RETAIN_NOTIFICATIONS", default_value = "30d", value_parser = parse_age)]
     pub retain_notifications: Duration,
+    /// Orders (with their items) are kept this long after they were placed; by default for
+    /// ever: they are the business record. Set it well above the longest an order can stay
+    /// pending.
+    #[arg(long, env = "OPENORDER_RETAIN_ORDERS", value_parser = parse_age)]
+    pub retain_orders: Option<Duration>,
     /// How often pruning runs.
     #[arg(long, env = "OPENORDER_PRUNE_EVERY", default_value = "1m", value_parser = parse_age)]
     pub prune_every: Duration,
@@ -56,6 +64,7 @@ impl Default for RetentionArgs {
             retain_dedupe: Duration::from_secs(14 * 86_400),
             retain_idempotency_keys: Duration::from_secs(86_400),
             retain_notifications: Duration::from_secs(30 * 86_400),
+            retain_orders: None,
             prune_every: Duration::from_secs(60),
         }
     }

@@ -6,12 +6,14 @@
 //! drives it open loop over HTTP ([`driver`]), observes each order's decision on the result
 //! topics, samples the processes' memory and CPU ([`procstat`]), then measures the broker's
 //! raw rate and the HTTP ceiling ([`limits`]), and writes `report.json` and `chart.svg`
-//! ([`report`]) and a summary table.
+//! ([`report`]) and a summary table. With `--soak`, one long run with every retention
+//! window shortened, sampled each `--sample-every` ([`soak`]): memory, disk, throughput.
 
 pub mod driver;
 pub mod limits;
 pub mod procstat;
 pub mod report;
+pub mod soak;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -81,6 +83,21 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0.0)]
     fail_every: f64,
 
+    /// A soak instead: `--rate` for `--duration` seconds with every retention window
+    /// (topics, dead letters, the embedded broker, dedupe marks, idempotency keys,
+    /// notifications, orders) set to `--soak-window`, sampled every `--sample-every`
+    /// seconds: RSS and CPU of every process, each data file's size, throughput, latency.
+    #[arg(long)]
+    soak: bool,
+
+    /// Every retention window of a soak (`3m`, `90s`).
+    #[arg(long, default_value = "3m", value_parser = platform::retention::parse_age)]
+    soak_window: Duration,
+
+    /// Seconds between a soak's samples.
+    #[arg(long, default_value_t = 60.0)]
+    sample_every: f64,
+
     /// Where report.json and chart.svg go.
     #[arg(long, default_value = "bench-report")]
     out: PathBuf,
@@ -90,6 +107,9 @@ pub struct BenchArgs {
 struct System {
     order_url: String,
     inventory_url: String,
+    notification_url: String,
+    /// The embedded system's data directory (None: the services' data is in PostgreSQL).
+    data_dir: Option<PathBuf>,
     /// The operator token `up` made (None: the services run without operator tokens).
     operator_token: Option<String>,
     kafka: platform::config::KafkaArgs,
@@ -103,10 +123,15 @@ async fn start_system(
     dir: &std::path::Path,
     http: &reqwest::Client,
 ) -> anyhow::Result<System> {
+    let env = if args.soak {
+        soak::environment(args.soak_window)
+    } else {
+        Vec::new()
+    };
     match args.broker {
         BrokerChoice::Embedded => {
             for attempt in 1.. {
-                if let Some(system) = start_up(dir, http, attempt).await? {
+                if let Some(system) = start_up(dir, http, attempt, &env).await? {
                     return Ok(system);
                 }
             }
@@ -128,18 +153,21 @@ async fn start_system(
                 database_start: None,
             };
             let mut cluster = Cluster::new(backend, dir, 1).await?;
+            cluster.env = env;
             let order_url = cluster
                 .start_service("order-service", "order-service")
                 .await?;
             let inventory_url = cluster
                 .start_service("inventory-service", "inventory-service")
                 .await?;
-            cluster
+            let notification_url = cluster
                 .start_service("notification-service", "notification-service")
                 .await?;
             Ok(System {
                 order_url,
                 inventory_url,
+                notification_url,
+                data_dir: None,
                 operator_token: None,
                 kafka: platform::config::KafkaArgs::with_defaults(
                     &cluster.bootstrap,
@@ -165,6 +193,7 @@ async fn start_up(
     dir: &std::path::Path,
     http: &reqwest::Client,
     attempt: u32,
+    env: &[(String, String)],
 ) -> anyhow::Result<Option<System>> {
     let (broker, order, inventory, notification) =
         (free_port()?, free_port()?, free_port()?, free_port()?);
@@ -183,6 +212,7 @@ async fn start_up(
         .args(["--notification-port", &notification.to_string()])
         .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
         .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -238,6 +268,8 @@ async fn start_up(
     Ok(Some(System {
         order_url,
         inventory_url,
+        notification_url,
+        data_dir: Some(data),
         operator_token: Some(token.trim().to_string()),
         kafka: platform::config::KafkaArgs::with_defaults(&format!("127.0.0.1:{broker}"), ""),
         processes,
@@ -262,6 +294,9 @@ pub struct Report {
     pub completed_vs_broker: f64,
     /// accepted orders/s of the main run ÷ the no-op HTTP ceiling.
     pub accepted_vs_http: f64,
+    /// The soak's samples (`--soak`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soak: Option<soak::Soak>,
 }
 
 fn machine() -> String {
@@ -330,6 +365,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
         std::fs::write(args.out.join("chart.svg"), report::chart(main, &title))?;
     }
+    if let Some(soaked) = &report.soak {
+        let title = format!(
+            "openorder bench --soak, {}: {:.0} orders/s, retention windows {} s",
+            report.backend, args.rate, soaked.window_seconds
+        );
+        std::fs::write(args.out.join("soak.svg"), soak::chart(soaked, &title))?;
+        println!(
+            "soak: rows pruned {}, bytes on disk per order retained {}",
+            soaked.rows_pruned,
+            soaked
+                .bytes_per_order_retained
+                .map_or_else(|| "-".into(), |b| format!("{b:.0}"))
+        );
+        for (topic, partition, low, high) in &soaked.watermarks {
+            println!("soak: {topic}[{partition}] low {low} high {high}");
+        }
+    }
     print_summary(&report);
     println!("bench: report in {}", args.out.display());
     // The system's databases, up to a gigabyte after a minute at 5,000/s.
@@ -352,7 +404,33 @@ async fn measure(
     let span = procstat::Span::start(&system.processes);
     let mut runs = Vec::new();
     let mut sustained_rate = None;
-    if args.saturate {
+    let mut soaked = None;
+    if args.soak {
+        let service_urls = [
+            system.order_url.clone(),
+            system.inventory_url.clone(),
+            system.notification_url.clone(),
+        ];
+        let target = soak::Target {
+            http,
+            order_url: &system.order_url,
+            service_urls: &service_urls,
+            kafka: &system.kafka,
+            processes: &system.processes,
+            data_dir: system.data_dir.as_deref(),
+        };
+        soaked = Some(
+            soak::run(
+                &target,
+                &decisions,
+                args.rate,
+                Duration::from_secs_f64(args.duration),
+                Duration::from_secs_f64(args.sample_every.max(1.0)),
+                args.soak_window,
+            )
+            .await?,
+        );
+    } else if args.saturate {
         let mut rate = 250.0_f64;
         while rate <= args.max_rate {
             let count = (rate * args.step_seconds) as usize;
@@ -426,16 +504,19 @@ async fn measure(
         .iter()
         .filter(|r| r.lost == 0 && r.errors == 0)
         .max_by(|a, b| a.completed_per_second.total_cmp(&b.completed_per_second))
-        .or(runs.last())
-        .context("no run")?;
+        .or(runs.last());
+    let (completed, accepted) = best.map_or((0.0, 0.0), |b| {
+        (b.completed_per_second, b.accepted_per_second)
+    });
     Ok(Report {
         backend: match args.broker {
             BrokerChoice::Embedded => "embedded (openorder up: Tansu + SQLite)".into(),
             BrokerChoice::External => "Kafka + PostgreSQL (three service processes)".into(),
         },
         machine: machine(),
-        completed_vs_broker: best.completed_per_second / broker_limit.orders_per_second,
-        accepted_vs_http: best.accepted_per_second / http_limit.requests_per_second,
+        completed_vs_broker: completed / broker_limit.orders_per_second,
+        accepted_vs_http: accepted / http_limit.requests_per_second,
+        soak: soaked,
         runs,
         sustained_rate,
         processes,

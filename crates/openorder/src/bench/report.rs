@@ -188,16 +188,53 @@ pub fn summarize(rate: f64, samples: &[Sample], decisions: &Decisions) -> RunRes
 
 /// Throughput (top) and latency percentiles (bottom) per second, as SVG.
 pub fn chart(run: &RunResult, title: &str) -> String {
-    let (w, h, pad) = (900.0, 560.0, 60.0);
-    let panel = (h - 3.0 * pad) / 2.0;
-    let n = run.series.len().max(2) as f64;
+    let series = |f: fn(&Point) -> f64| run.series.iter().map(f).collect::<Vec<f64>>();
+    panels(
+        title,
+        &[
+            (
+                "orders per second (by second of the run)",
+                vec![
+                    ("sent/s", "#1f77b4", series(|p| p.sent as f64)),
+                    ("completed/s", "#2ca02c", series(|p| p.completed as f64)),
+                ],
+            ),
+            (
+                "latency, ms (from scheduled send)",
+                vec![
+                    ("POST p99", "#ff7f0e", series(|p| p.post_p99_ms)),
+                    ("end-to-end p50", "#9467bd", series(|p| p.e2e_p50_ms)),
+                    ("end-to-end p99", "#d62728", series(|p| p.e2e_p99_ms)),
+                ],
+            ),
+        ],
+    )
+}
+
+/// A line of a chart: its name, colour and values (one per step of the x axis).
+pub type Line<'a> = (&'a str, &'a str, Vec<f64>);
+
+/// An SVG chart of panels stacked one above the other, each its label and lines, on one
+/// x axis; each panel scaled from 0 to its largest value.
+pub fn panels(title: &str, panels: &[(&str, Vec<Line<'_>>)]) -> String {
+    let count = panels.len().max(1) as f64;
+    let (w, pad) = (900.0, 60.0);
+    let panel = 220.0;
+    let h = pad + count * (panel + pad);
+    let n = panels
+        .iter()
+        .flat_map(|(_, lines)| lines.iter().map(|(_, _, v)| v.len()))
+        .max()
+        .unwrap_or(0)
+        .max(2) as f64;
     let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / (n - 1.0);
     let mut svg = String::new();
     let _ = writeln!(
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/><text x="{pad}" y="24" font-size="15">{title}</text>"#
     );
-    let mut plot = |top: f64, label: &str, lines: &[(&str, &str, Vec<f64>)]| {
+    for (index, (label, lines)) in panels.iter().enumerate() {
+        let top = pad + index as f64 * (panel + pad);
         let max = lines
             .iter()
             .flat_map(|(_, _, v)| v.iter().copied())
@@ -221,29 +258,11 @@ pub fn chart(run: &RunResult, title: &str) -> String {
                 svg,
                 r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/><text x="{}" y="{}" fill="{color}">{name}</text>"#,
                 points.join(" "),
-                w - pad - 150.0,
+                w - pad - 220.0,
                 top + 16.0 + 14.0 * k as f64
             );
         }
-    };
-    let series = |f: fn(&Point) -> f64| run.series.iter().map(f).collect::<Vec<f64>>();
-    plot(
-        pad,
-        "orders per second (by second of the run)",
-        &[
-            ("sent/s", "#1f77b4", series(|p| p.sent as f64)),
-            ("completed/s", "#2ca02c", series(|p| p.completed as f64)),
-        ],
-    );
-    plot(
-        2.0 * pad + panel,
-        "latency, ms (from scheduled send)",
-        &[
-            ("POST p99", "#ff7f0e", series(|p| p.post_p99_ms)),
-            ("end-to-end p50", "#9467bd", series(|p| p.e2e_p50_ms)),
-            ("end-to-end p99", "#d62728", series(|p| p.e2e_p99_ms)),
-        ],
-    );
+    }
     svg.push_str("</svg>\n");
     svg
 }

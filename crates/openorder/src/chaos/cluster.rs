@@ -93,6 +93,8 @@ pub struct Cluster {
     broker: Option<Child>,
     services: BTreeMap<String, ServiceProcess>,
     http: reqwest::Client,
+    /// Environment variables every service process gets (e.g. a soak's retention windows).
+    pub env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -121,6 +123,7 @@ impl Cluster {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()?,
+            env: Vec::new(),
         };
         if matches!(cluster.backend, Backend::Embedded) {
             cluster.start_broker().await?;
@@ -305,6 +308,7 @@ impl Cluster {
         let child = Command::new(&self.exe)
             .args(&process.args)
             .env("RUST_LOG", "warn,openorder=info,platform=info,order_service=info,inventory_service=info,notification_service=info,rdkafka=warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
