@@ -54,9 +54,10 @@ struct Args {
     #[arg(long, env = "OPENORDER_BROKER_RETENTION", default_value = "7d", value_parser = parse_age)]
     retention: std::time::Duration,
 
-    /// How often retention runs: records past it are deleted (at most 50,000 a partition
-    /// each time), low watermarks moved and the freed space given back.
-    #[arg(long, env = "OPENORDER_BROKER_MAINTAIN_EVERY", default_value = "10s", value_parser = parse_age)]
+    /// How often retention runs: records past it are deleted (at most 10,000 a partition
+    /// each time), low watermarks moved and the freed space given back. Often, so that
+    /// each pass is short: produces wait while it runs.
+    #[arg(long, env = "OPENORDER_BROKER_MAINTAIN_EVERY", default_value = "2s", value_parser = parse_age)]
     maintain_every: std::time::Duration,
 }
 

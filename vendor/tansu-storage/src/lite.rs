@@ -1323,7 +1323,7 @@ impl Delegate {
         }
     }
 
-    /// Gives the pages retention freed back to the file system, at most 4,096 a pass
+    /// Gives the pages retention freed back to the file system, at most 1,024 a pass
     /// (OpenOrder; the database is made with `auto_vacuum = incremental`; one made before
     /// that keeps its free pages for reuse).
     async fn incremental_vacuum(&self) -> Result<()> {
@@ -2220,7 +2220,7 @@ impl Builder<String, i32, Url, Url> {
             }
         };
         let retention_ms = setting("retention_ms", 7 * 24 * 3_600_000)?;
-        let retention_batch = setting("retention_batch", 50_000)?.max(1);
+        let retention_batch = setting("retention_batch", 10_000)?.max(1);
 
         let wal = wal_sync::WalSync::start(&path)?;
         let db = libsql::Builder::new_local(path).build().await?;

@@ -1,2 +1,2 @@
--- Gives up to 4,096 free pages back to the file system (OpenOrder: after retention).
-PRAGMA incremental_vacuum(4096);
+-- Gives up to 1,024 free pages back to the file system (OpenOrder: after retention).
+PRAGMA incremental_vacuum(1024);
