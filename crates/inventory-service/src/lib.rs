@@ -111,10 +111,29 @@ pub async fn run(
         )
         .await?;
     let retention = &runtime.retention;
-    let rules = vec![
+    let mut rules = vec![
         platform::retention::Prune::processed_events(retention),
         platform::retention::Prune::dead_lettered(retention),
     ];
+    // With orders kept for a time (`--retain-orders`), what inventory keeps of each order
+    // (its reservation, decision and release) goes with them, by the same age.
+    if let Some(keep) = retention.retain_orders {
+        use platform::retention::{Prune, Walk};
+        for (table, time) in [
+            ("reservations", "created_at"),
+            ("decisions", "decided_at"),
+            ("releases", "released_at"),
+        ] {
+            rules.push(Prune {
+                table,
+                key: "order_id",
+                time,
+                walk: Walk::IntKey,
+                keep,
+                children: &[],
+            });
+        }
+    }
     runtime.spawn_pruner(rules);
     let api = routes::routes(routes::AppState {
         db: runtime.db.clone(),

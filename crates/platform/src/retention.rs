@@ -18,7 +18,9 @@
 //!   (`--retain-notifications`, default 30 days).
 //!
 //! - **Orders** (`--retain-orders`): kept for ever unless set; then with their items, by the
-//!   time they were placed.
+//!   time they were placed, and inventory-service's reservations, decisions and releases of
+//!   orders by the same age. Keep it above `--retain-dedupe`: an order's decision must
+//!   outlive every copy of its `order.created` that can still arrive.
 //!
 //! Stock is the business record and is never pruned here.
 //!

@@ -264,6 +264,8 @@ pub struct StackOptions {
     pub auth: platform::auth::AuthArgs,
     /// Reach the broker at this address with these settings (TLS, SASL) instead.
     pub kafka_security: Option<(String, platform::config::KafkaSecurityArgs)>,
+    /// What every service prunes, and how often.
+    pub retention: platform::retention::RetentionArgs,
 }
 
 impl Default for StackOptions {
@@ -274,6 +276,7 @@ impl Default for StackOptions {
             notify: notification_service::NotifyArgs::defaults(),
             auth: Default::default(),
             kafka_security: None,
+            retention: Default::default(),
         }
     }
 }
@@ -361,7 +364,7 @@ impl Stack {
             kafka.partition_assignment = platform::config::PartitionAssignment::All;
         }
         let database = |url: String| DatabaseArgs {
-            retention: Default::default(),
+            retention: options.retention.clone(),
             database_url: url,
             database_max_connections: 8,
         };

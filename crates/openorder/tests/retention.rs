@@ -1,0 +1,143 @@
+//! Retention with windows of seconds, on SQLite and on PostgreSQL: inside its window an
+//! event redelivered is still applied once and an Idempotency-Key replay still replays;
+//! past it the rows are pruned (and counted), so a key used again makes a new order, as
+//! documented, and the order's notifications are gone.
+
+mod support;
+
+use std::time::Duration;
+
+use platform::retention::RetentionArgs;
+use serde_json::{json, Value};
+use support::{BrokerKind, DbKind, Stack, StackOptions};
+
+async fn post_with_key(stack: &Stack, key: &str, sku: &str) -> (u16, i64) {
+    let response = stack
+        .http
+        .post(format!("{}/api/orders", stack.order_url))
+        .header("Idempotency-Key", key)
+        .json(&json!({"userId": 42, "items": [{"sku": sku, "qty": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (status, body["orderId"].as_i64().unwrap_or(-1))
+}
+
+/// Waits (at most 60 s) until `service`'s consumers have read everything.
+async fn caught_up(stack: &Stack, service: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status: Value = stack.get_json(format!("{service}/admin/status")).await;
+        let behind: i64 = status["consumers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["partitions"].as_array().unwrap().iter())
+            .map(|p| p["lag"].as_i64().unwrap())
+            .sum();
+        if behind == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {behind} behind: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (at most 60 s) until `service` has pruned rows of `table`.
+async fn pruned(stack: &Stack, service: &str, table: &str) {
+    let series = format!("openorder_rows_pruned_total{{table=\"{table}\"}}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while stack.metric(service, &series).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{service} pruned no {table} in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn retention_keeps_what_its_window_holds_and_prunes_the_rest(db: DbKind) {
+    // Dedupe marks long enough for the copy below to arrive inside their window.
+    let options = StackOptions {
+        retention: RetentionArgs {
+            retain_dedupe: Duration::from_secs(10),
+            retain_idempotency_keys: Duration::from_secs(3),
+            retain_notifications: Duration::from_secs(3),
+            prune_every: Duration::from_millis(500),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let Some(stack) = Stack::spawn(BrokerKind::Tansu, db, options).await else {
+        return;
+    };
+    stack.set_stock("RET-1", 100).await;
+
+    // Inside the window: the key replays.
+    let (status, id) = post_with_key(&stack, "retention-key", "RET-1").await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        post_with_key(&stack, "retention-key", "RET-1").await.1,
+        id,
+        "a replay inside the window gives the same order"
+    );
+    assert_eq!(stack.settled_order(id).await["status"], "CONFIRMED");
+    stack.wait_notifications(id).await;
+
+    // Inside the window: the order's event, delivered again, is applied once.
+    let topic = stack.topics().order_created();
+    let record = stack
+        .records_with_key(&topic, &id.to_string(), Duration::from_secs(20), 1)
+        .await
+        .remove(0);
+    let headers: Vec<(String, String)> = record
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+        .collect();
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    stack
+        .produce_raw(&topic, &id.to_string(), &record.payload, &headers)
+        .await;
+    caught_up(&stack, &stack.inventory_url).await;
+    assert_eq!(stack.stock("RET-1").await["available"], 99, "applied once");
+
+    // Past the window: pruned, and counted.
+    pruned(&stack, &stack.inventory_url, "processed_events").await;
+    pruned(&stack, &stack.order_url, "idempotency_keys").await;
+    pruned(&stack, &stack.notification_url, "notifications").await;
+    let (status, again) = post_with_key(&stack, "retention-key", "RET-1").await;
+    assert_eq!(status, 202);
+    assert_ne!(
+        again, id,
+        "a key used again after its window makes a new order"
+    );
+    assert!(
+        stack.notifications(id).await.is_empty(),
+        "the old order's notifications are pruned"
+    );
+    assert_eq!(
+        stack.order(id).await["status"],
+        "CONFIRMED",
+        "orders are kept"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_retention_keeps_what_its_window_holds_and_prunes_the_rest() {
+    retention_keeps_what_its_window_holds_and_prunes_the_rest(DbKind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_retention_keeps_what_its_window_holds_and_prunes_the_rest() {
+    retention_keeps_what_its_window_holds_and_prunes_the_rest(DbKind::Postgres).await;
+}
