@@ -17,7 +17,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use support::TestBroker;
 use tokio_util::sync::CancellationToken;
 
-/// Made by a service (`ensure_topics`, `--topic-retention 3s`).
+/// Made by a service (`ensure_topics`, `--topic-retention 6s`).
 const TIMED: &str = "retention-timed";
 /// `retention.ms=-1`, `retention.bytes` 100 KB.
 const SIZED: &str = "retention-sized";
@@ -126,7 +126,7 @@ async fn the_embedded_broker_deletes_what_retention_lets_go_moves_the_low_waterm
 
     let mut args = platform::config::KafkaArgs::with_defaults(&bootstrap, "");
     args.topic_partitions = 1;
-    args.topic_retention = Duration::from_secs(3);
+    args.topic_retention = Duration::from_secs(6);
     platform::kafka::ensure_topics(&args, &[TIMED.to_string()], &CancellationToken::new())
         .await
         .unwrap();
@@ -157,12 +157,13 @@ async fn the_embedded_broker_deletes_what_retention_lets_go_moves_the_low_waterm
     assert_eq!(high, 500);
     assert!(low <= 403, "kept about 100 KB: from {low} of {high}");
 
-    // Three windows of 3 s: each fills the timed topic with 3,000 records of 1 KiB, then
-    // waits for retention to take them (a record sent after the wait is kept).
+    // Three windows of 6 s: each fills the timed topic with 3,000 records of 1 KiB, then
+    // waits for retention to take them (a record sent after the wait is kept, for the 6 s
+    // the checks below have before it goes too).
     let mut sizes = Vec::new();
     for window in 0..3 {
         fill(&producer, TIMED, 3_000, &format!("window{window}")).await;
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        tokio::time::sleep(Duration::from_secs(7)).await;
         fill(&producer, TIMED, 1, &format!("kept{window}")).await;
         let first_kept = 3_001 * (window + 1) - 1;
         let (low, high) = wait_low(&bootstrap, TIMED, first_kept).await;
@@ -173,10 +174,12 @@ async fn the_embedded_broker_deletes_what_retention_lets_go_moves_the_low_waterm
         assert!(value.starts_with(&format!("kept{window}:")), "{value:.20}");
         sizes.push(disk_bytes(&broker));
     }
-    // 9 MB went through the timed topic; the file holds about one window of it.
+    // 9 MB went through the timed topic; the files hold about one window of it (and the
+    // write-ahead log, whose size depends on when it was last checkpointed): kept, the
+    // three windows would make them three times the first.
     eprintln!("the broker's files after each window: {sizes:?} bytes");
     assert!(
-        sizes[2] <= sizes[0] + sizes[0] / 4,
+        sizes[2] < 2 * sizes[0],
         "the broker's files grew across windows: {sizes:?} bytes"
     );
 
