@@ -209,6 +209,17 @@ mod tests {
         }
         let mut out = Vec::new();
         walk(&Cli::command(), &mut out);
+        // And those of `openorder-broker` (a package of its own, which `up` starts), from
+        // its flags' definitions.
+        let broker = include_str!("../../openorder-broker/src/main.rs");
+        for (_, rest) in broker
+            .match_indices("env = \"")
+            .map(|(i, _)| broker.split_at(i + 7))
+        {
+            if let Some((name, _)) = rest.split_once('"') {
+                out.push(name.to_string());
+            }
+        }
         out
     }
 
