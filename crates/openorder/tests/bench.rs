@@ -5,37 +5,37 @@
 
 use std::process::Command;
 
-#[test]
-fn a_short_bench_run_writes_a_well_formed_report_and_loses_no_order() {
+/// Runs `openorder bench` with `args` (and 500 raw records for the broker's limit), which
+/// must succeed; gives its output directory, its standard output and its report.
+fn bench(args: &[&str]) -> (std::path::PathBuf, String, serde_json::Value) {
     let out = std::env::temp_dir().join(format!(
         "openorder-bench-test-{}",
         uuid::Uuid::new_v4().simple()
     ));
     let output = Command::new(env!("CARGO_BIN_EXE_openorder"))
-        .args([
-            "bench",
-            "--rate",
-            "50",
-            "--duration",
-            "2",
-            "--raw-records",
-            "500",
-        ])
+        .arg("bench")
+        .args(args)
+        .args(["--raw-records", "500"])
         .arg("--out")
         .arg(&out)
         .env("RUST_BACKTRACE", "0")
         .output()
         .expect("openorder bench runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("broker-limited"), "{stdout}");
-
-    let report: serde_json::Value =
+    let report =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    (out, stdout, report)
+}
+
+#[test]
+fn a_short_bench_run_writes_a_well_formed_report_and_loses_no_order() {
+    let (out, stdout, report) = bench(&["--rate", "50", "--duration", "2"]);
+    assert!(stdout.contains("broker-limited"), "{stdout}");
     let run = &report["runs"][0];
     assert_eq!(run["sent"], 100);
     assert_eq!(run["errors"], 0);
@@ -70,38 +70,17 @@ fn a_short_bench_run_writes_a_well_formed_report_and_loses_no_order() {
 
 #[test]
 fn a_minute_of_soak_with_windows_of_seconds_prunes_the_databases_and_the_broker_log() {
-    let out = std::env::temp_dir().join(format!(
-        "openorder-soak-test-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let output = Command::new(env!("CARGO_BIN_EXE_openorder"))
-        .args([
-            "bench",
-            "--soak",
-            "--rate",
-            "100",
-            "--duration",
-            "60",
-            "--sample-every",
-            "10",
-            "--soak-window",
-            "10s",
-            "--raw-records",
-            "500",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("openorder bench --soak runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let (out, _, report) = bench(&[
+        "--soak",
+        "--rate",
+        "100",
+        "--duration",
+        "60",
+        "--sample-every",
+        "10",
+        "--soak-window",
+        "10s",
+    ]);
     let soak = &report["soak"];
     let samples = soak["samples"].as_array().unwrap();
     assert_eq!(samples.len(), 6, "{soak}");

@@ -452,22 +452,8 @@ async fn an_event_delivered_twice_or_before_its_order_sends_one_message_per_chan
     let reserved = stack
         .wait_record(&topics.inventory_reserved(), &id.to_string())
         .await;
-    let headers: Vec<(String, String)> = reserved
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
-        .collect();
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     stack
-        .produce_raw(
-            &topics.inventory_reserved(),
-            &id.to_string(),
-            &reserved.payload,
-            &headers,
-        )
+        .produce_again(&topics.inventory_reserved(), &id.to_string(), &reserved)
         .await;
     let mut marker: Value = serde_json::from_slice(&reserved.payload).unwrap();
     marker["eventId"] = json!(uuid::Uuid::new_v4());

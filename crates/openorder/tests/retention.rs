@@ -91,22 +91,8 @@ async fn retention_keeps_what_its_window_holds_and_prunes_the_rest(db: DbKind) {
 
     // Inside the window: the order's event, delivered again, is applied once.
     let topic = stack.topics().order_created();
-    let record = stack
-        .records_with_key(&topic, &id.to_string(), Duration::from_secs(20), 1)
-        .await
-        .remove(0);
-    let headers: Vec<(String, String)> = record
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
-        .collect();
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    stack
-        .produce_raw(&topic, &id.to_string(), &record.payload, &headers)
-        .await;
+    let record = stack.wait_record(&topic, &id.to_string()).await;
+    stack.produce_again(&topic, &id.to_string(), &record).await;
     caught_up(&stack, &stack.inventory_url).await;
     assert_eq!(stack.stock("RET-1").await["available"], 99, "applied once");
 

@@ -382,9 +382,7 @@ fn process_span(run: &mut [Item<'_>], service: &str, group: &str) -> tracing::Sp
         if crate::telemetry::left_out(&cx) {
             // Recorded by no one: a bare span, there only to carry the record's context
             // on to what it causes.
-            let bare =
-                tracing::info_span!(parent: tracing::Span::current().id(), "messaging.process");
-            let _ = bare.set_parent(cx);
+            let bare = crate::telemetry::left_out_span(cx);
             only.span = bare.clone();
             return bare;
         }
@@ -399,8 +397,7 @@ fn process_span(run: &mut [Item<'_>], service: &str, group: &str) -> tracing::Sp
     if crate::telemetry::left_out(&root) {
         // Left out by the sampler: no span per record either; what the records cause
         // continues the batch's context, left out too.
-        let bare = tracing::info_span!(parent: tracing::Span::current().id(), "messaging.process");
-        let _ = bare.set_parent(root);
+        let bare = crate::telemetry::left_out_span(root);
         for item in run.iter_mut() {
             item.span = bare.clone();
         }

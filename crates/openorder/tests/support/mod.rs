@@ -587,6 +587,22 @@ impl Stack {
             .await;
     }
 
+    /// Produces `record` (as read back) again to `topic` under `key`, headers and all: a
+    /// redelivery or a duplicate publish.
+    pub async fn produce_again(&self, topic: &str, key: &str, record: &DltRecord) {
+        let headers: Vec<(String, String)> = record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.produce_raw(topic, key, &record.payload, &headers)
+            .await;
+    }
+
     /// Produces one record, with or without a key, with extra producer settings (e.g. a
     /// larger `message.max.bytes`, as a Java client configured for large records has).
     pub async fn produce_with(

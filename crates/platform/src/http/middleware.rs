@@ -280,8 +280,7 @@ async fn trace_request(
     if crate::telemetry::left_out(&parent) {
         // The trace is left out by the sampler (the caller's, or this new one): a bare
         // span, recorded by no one, carries its context on to what the request causes.
-        let bare = tracing::info_span!("http.server");
-        let _ = bare.set_parent(parent);
+        let bare = crate::telemetry::left_out_span(parent);
         return next.run(request).instrument(bare).await;
     }
     let method = request.method().as_str().to_owned();

@@ -125,6 +125,15 @@ fn root_ratio() -> Option<f64> {
     }
 }
 
+/// A span under `parent`, a trace [`left_out`]: recorded by no one and without attributes,
+/// there only to carry that context on to what the work inside it causes (its records,
+/// rows and requests).
+pub fn left_out_span(parent: opentelemetry::Context) -> tracing::Span {
+    let span = tracing::info_span!("openorder.left_out");
+    set_parent(&span, parent);
+    span
+}
+
 /// [`left_out`] for the context of `span` (false for a disabled span: there is none).
 pub fn span_left_out(span: &tracing::Span) -> bool {
     use tracing_opentelemetry::OpenTelemetrySpanExt;

@@ -231,9 +231,7 @@ fn client_span(url: &url::Url, trace: &str) -> tracing::Span {
     let parent = platform::telemetry::parent_or_root(platform::telemetry::context_from_text(trace));
     if platform::telemetry::left_out(&parent) {
         // Recorded by no one: a bare span, to send the context on.
-        let bare = tracing::info_span!("http.client");
-        platform::telemetry::set_parent(&bare, parent);
-        return bare;
+        return platform::telemetry::left_out_span(parent);
     }
     let span = tracing::info_span!(
         "http.client",
