@@ -219,7 +219,7 @@ impl Drop for TestBroker {
 }
 
 /// A database URL for `service` of one test.
-async fn database_url(kind: DbKind, dir: &std::path::Path, service: &str) -> Option<String> {
+pub async fn database_url(kind: DbKind, dir: &std::path::Path, service: &str) -> Option<String> {
     match kind {
         DbKind::Sqlite => Some(format!("sqlite://{}/{service}.db", dir.display())),
         DbKind::Postgres | DbKind::PostgresTls => {
@@ -266,6 +266,9 @@ pub struct StackOptions {
     pub kafka_security: Option<(String, platform::config::KafkaSecurityArgs)>,
     /// What every service prunes, and how often.
     pub retention: platform::retention::RetentionArgs,
+    /// The databases of order-, inventory- and notification-service, as made elsewhere
+    /// (instead of fresh ones of the stack's kind).
+    pub databases: Option<[String; 3]>,
 }
 
 impl Default for StackOptions {
@@ -277,6 +280,7 @@ impl Default for StackOptions {
             auth: Default::default(),
             kafka_security: None,
             retention: Default::default(),
+            databases: None,
         }
     }
 }
@@ -368,9 +372,17 @@ impl Stack {
             database_url: url,
             database_max_connections: 8,
         };
-        let order_db = database(database_url(db, &dir, "order").await?);
-        let inventory_db = database(database_url(db, &dir, "inventory").await?);
-        let notification_db = database(database_url(db, &dir, "notification").await?);
+        let [order_url, inventory_url, notification_url] = match options.databases.clone() {
+            Some(urls) => urls,
+            None => [
+                database_url(db, &dir, "order").await?,
+                database_url(db, &dir, "inventory").await?,
+                database_url(db, &dir, "notification").await?,
+            ],
+        };
+        let order_db = database(order_url);
+        let inventory_db = database(inventory_url);
+        let notification_db = database(notification_url);
 
         let shutdown = CancellationToken::new();
         let (order_listener, order_url) = listener();
