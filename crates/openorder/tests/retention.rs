@@ -127,3 +127,77 @@ async fn on_sqlite_retention_keeps_what_its_window_holds_and_prunes_the_rest() {
 async fn on_postgresql_retention_keeps_what_its_window_holds_and_prunes_the_rest() {
     retention_keeps_what_its_window_holds_and_prunes_the_rest(DbKind::Postgres).await;
 }
+
+/// The configuration `topic` has on the broker, entry by entry.
+async fn topic_config(stack: &Stack, topic: &str) -> std::collections::BTreeMap<String, String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        platform::kafka::base(&stack.kafka, "retention-test")
+            .unwrap()
+            .create()
+            .unwrap();
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
+        .await
+        .unwrap();
+    let resource = results
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap_or_else(|err| panic!("describing {topic}: {err:?}"));
+    resource
+        .entries
+        .into_iter()
+        .filter_map(|e| Some((e.name, e.value?)))
+        .collect()
+}
+
+async fn the_topics_the_services_create_carry_their_retention_and_segment_roll(broker: BrokerKind) {
+    let Some(stack) = Stack::spawn(broker, DbKind::Sqlite, StackOptions::default()).await else {
+        return;
+    };
+    let topics = stack.topics();
+    for (name, kept) in [
+        (
+            contracts::topics::ORDER_CREATED,
+            Duration::from_secs(7 * 86_400),
+        ),
+        (
+            contracts::topics::ORDER_CREATED_DLT,
+            Duration::from_secs(14 * 86_400),
+        ),
+    ] {
+        let topic = topics.name(name);
+        let config = topic_config(&stack, &topic).await;
+        let entry = |key: &str| config.get(key).map(String::as_str);
+        assert_eq!(
+            entry("cleanup.policy"),
+            Some("delete"),
+            "{topic}: {config:?}"
+        );
+        assert_eq!(
+            entry("retention.ms"),
+            Some(kept.as_millis().to_string().as_str()),
+            "{topic}: {config:?}"
+        );
+        // A quarter of the retention: a record outlives its window by at most that.
+        assert_eq!(
+            entry("segment.ms"),
+            Some((kept / 4).as_millis().to_string().as_str()),
+            "{topic}: {config:?}"
+        );
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_topics_the_services_create_on_the_embedded_broker_carry_their_retention_and_segment_roll(
+) {
+    the_topics_the_services_create_carry_their_retention_and_segment_roll(BrokerKind::Tansu).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_topics_the_services_create_on_kafka_carry_their_retention_and_segment_roll() {
+    the_topics_the_services_create_carry_their_retention_and_segment_roll(BrokerKind::Kafka).await;
+}

@@ -173,7 +173,7 @@ pub async fn ensure_topics(
     if missing.is_empty() {
         return Ok(());
     }
-    let retention: Vec<String> = missing
+    let retention: Vec<(String, String)> = missing
         .iter()
         .map(|t| {
             let kept = if t.ends_with(contracts::topics::DLT_SUFFIX) {
@@ -181,13 +181,16 @@ pub async fn ensure_topics(
             } else {
                 args.topic_retention
             };
-            kept.as_millis().to_string()
+            (
+                kept.as_millis().to_string(),
+                segment_roll(kept).as_millis().to_string(),
+            )
         })
         .collect();
     let new_topics: Vec<NewTopic> = missing
         .iter()
         .zip(&retention)
-        .map(|(t, retention_ms)| {
+        .map(|(t, (retention_ms, segment_ms))| {
             NewTopic::new(
                 t,
                 args.topic_partitions,
@@ -195,6 +198,7 @@ pub async fn ensure_topics(
             )
             .set("cleanup.policy", "delete")
             .set("retention.ms", retention_ms)
+            .set("segment.ms", segment_ms)
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
@@ -235,6 +239,16 @@ pub async fn ensure_topics(
             _ = tokio::time::sleep(backoff.delay(tries)) => {}
         }
     }
+}
+
+/// `segment.ms` of a topic kept `retention`: a quarter of it (at least a minute, or all of
+/// it when shorter). Kafka deletes whole segments once their newest record is older than
+/// `retention.ms`, and rolls a segment only at `segment.ms` (7 days by default) or
+/// `segment.bytes`; so a record stays at most 1¼ × `retention.ms` instead of up to twice
+/// that (or, for windows shorter than the default roll, for a week). The embedded broker
+/// deletes record by record and ignores it.
+pub fn segment_roll(retention: Duration) -> Duration {
+    (retention / 4).max(retention.min(Duration::from_secs(60)))
 }
 
 /// The admin client's context at start-up: remembers a failure that retrying will not cure
@@ -378,6 +392,24 @@ pub fn assign_all(consumer: &StreamConsumer, topics: &[String]) -> anyhow::Resul
 mod tests {
     use super::*;
     use crate::config::{KafkaSecurityArgs, SaslMechanism, Secret, SecurityProtocol};
+
+    #[test]
+    fn a_segment_rolls_at_a_quarter_of_the_retention_and_never_under_a_minute_unless_kept_less() {
+        let days = |n: u64| Duration::from_secs(n * 86_400);
+        assert_eq!(segment_roll(days(7)), Duration::from_secs(151_200));
+        assert_eq!(
+            segment_roll(Duration::from_secs(180)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            segment_roll(Duration::from_secs(400)),
+            Duration::from_secs(100)
+        );
+        assert_eq!(
+            segment_roll(Duration::from_secs(10)),
+            Duration::from_secs(10)
+        );
+    }
 
     #[test]
     fn sasl_ssl_settings_make_a_client_this_build_of_librdkafka_accepts() {

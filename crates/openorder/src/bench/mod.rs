@@ -418,6 +418,15 @@ async fn measure(
             kafka: &system.kafka,
             processes: &system.processes,
             data_dir: system.data_dir.as_deref(),
+            databases: match (&system.cluster, &args.postgres_url) {
+                (Some(cluster), Some(url)) => Some((
+                    url.as_str(),
+                    ["order-service", "inventory-service", "notification-service"]
+                        .map(|s| cluster.database_name(s))
+                        .to_vec(),
+                )),
+                _ => None,
+            },
         };
         soaked = Some(
             soak::run(

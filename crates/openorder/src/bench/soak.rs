@@ -1,14 +1,16 @@
 //! `openorder bench --soak`: a long, bounded run at one rate with every retention window
 //! shortened (topics, dead letters, the embedded broker's log, dedupe marks, idempotency
 //! keys, notifications, orders; the services prune every sixth of it, at most every 10 s;
-//! the broker runs retention at its default interval), sampled every `--sample-every`: the resident memory and CPU
-//! of each process, the size of each file of the data directory, throughput and latency.
+//! the broker runs retention at its default interval), sampled every `--sample-every`: the
+//! resident memory and CPU of each process, the size of each file of the data directory (or,
+//! on PostgreSQL, of each service's database), throughput and latency.
 //! Once the first window has passed, memory and disk should stay flat; the report shows
 //! whether they do, and what retention removed (rows pruned, the topics' low watermarks).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 
@@ -41,6 +43,8 @@ pub struct Sample {
     /// Seconds since the soak began, at the sample's end.
     pub at_seconds: f64,
     pub offered_rate: f64,
+    /// Orders decided within the sample.
+    pub completed: usize,
     pub completed_per_second: f64,
     pub errors: usize,
     pub lost: usize,
@@ -51,6 +55,9 @@ pub struct Sample {
     pub processes: Vec<ProcessSample>,
     /// Each file of the data directory (path inside it) and its size.
     pub files: Vec<(String, u64)>,
+    /// Each service's PostgreSQL database and its size (`pg_database_size`).
+    pub databases: Vec<(String, u64)>,
+    /// The files and databases together.
     pub data_bytes: u64,
 }
 
@@ -72,8 +79,8 @@ pub struct Soak {
     pub rows_pruned: u64,
     /// Every partition of the event topics: `(topic, partition, low, high)` at the end.
     pub watermarks: Vec<(String, i32, i64, i64)>,
-    /// Orders completed over the soak ÷ bytes of the data directory at its end: what one
-    /// order retained costs on disk, counting the window's orders only.
+    /// Bytes of the data directory (or databases) at the soak's end ÷ the orders completed
+    /// in its last window: what one order retained costs on disk.
     pub bytes_per_order_retained: Option<f64>,
 }
 
@@ -85,6 +92,9 @@ pub struct Target<'a> {
     pub kafka: &'a platform::config::KafkaArgs,
     pub processes: &'a [(String, u32)],
     pub data_dir: Option<&'a Path>,
+    /// PostgreSQL (a URL with the right to read `pg_database_size`) and the services'
+    /// databases on it.
+    pub databases: Option<(&'a str, Vec<String>)>,
 }
 
 /// Runs `rate` orders/s for `duration`, sampling every `every`.
@@ -105,7 +115,10 @@ pub async fn run(
         "{:>7} {:>11} {:>6} {:>9} {:>9} {:>9} {:>10}  RSS MiB",
         "AT s", "COMPLETED/s", "LOST", "POST p99", "E2E p50", "E2E p99", "DATA MiB"
     );
-    let mut completed_in_window = Vec::new();
+    let sizes = match &target.databases {
+        Some((url, names)) => Some(DatabaseSizes::connect(url, names.clone()).await?),
+        None => None,
+    };
     for _ in 0..steps {
         let cpu = procstat::Span::start(target.processes);
         let count = (rate * every.as_secs_f64()) as usize;
@@ -123,11 +136,15 @@ pub async fn run(
             })
             .collect();
         let files = target.data_dir.map(files_of).unwrap_or_default();
-        let data_bytes = files.iter().map(|(_, n)| n).sum();
-        completed_in_window.push((began.elapsed(), run.completed));
+        let databases = match &sizes {
+            Some(sizes) => sizes.now().await?,
+            None => Vec::new(),
+        };
+        let data_bytes = files.iter().chain(&databases).map(|(_, n)| n).sum();
         let sample = Sample {
             at_seconds: began.elapsed().as_secs_f64(),
             offered_rate: rate,
+            completed: run.completed,
             completed_per_second: run.completed_per_second,
             errors: run.errors,
             lost: run.lost,
@@ -136,6 +153,7 @@ pub async fn run(
             end_to_end_p99_ms: run.end_to_end.p99_ms,
             processes,
             files,
+            databases,
             data_bytes,
         };
         println!(
@@ -156,17 +174,20 @@ pub async fn run(
         );
         samples.push(sample);
     }
+    if let Some(sizes) = sizes {
+        sizes.pool.close().await;
+    }
     let mut rows_pruned = 0;
     for url in target.service_urls {
         rows_pruned += pruned(target.http, url).await.unwrap_or(0);
     }
     let watermarks = watermarks(target.kafka).await.unwrap_or_default();
     // The orders of the last window are what the data directory holds.
-    let end = began.elapsed();
-    let retained: usize = completed_in_window
+    let end = began.elapsed().as_secs_f64();
+    let retained: usize = samples
         .iter()
-        .filter(|(at, _)| end.saturating_sub(*at) < window)
-        .map(|(_, n)| n)
+        .filter(|s| end - s.at_seconds < window.as_secs_f64())
+        .map(|s| s.completed)
         .sum();
     let bytes_per_order_retained = samples
         .last()
@@ -179,6 +200,38 @@ pub async fn run(
         watermarks,
         bytes_per_order_retained,
     })
+}
+
+/// The sizes of the services' PostgreSQL databases, read through one connection.
+struct DatabaseSizes {
+    pool: sqlx::AnyPool,
+    names: Vec<String>,
+}
+
+impl DatabaseSizes {
+    async fn connect(url: &str, names: Vec<String>) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::pool::PoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .context("Failed to connect to PostgreSQL for the databases' sizes")?;
+        Ok(Self { pool, names })
+    }
+
+    async fn now(&self) -> anyhow::Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for name in &self.names {
+            let (bytes,): (i64,) = sqlx::query_as("SELECT pg_database_size($1)")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await
+                .with_context(|| format!("Failed to read the size of database {name}"))?;
+            out.push((name.clone(), bytes as u64));
+        }
+        Ok(out)
+    }
 }
 
 /// Every file under `dir` (recursively) with its size, by path inside `dir`.
@@ -285,9 +338,9 @@ pub fn chart(soak: &Soak, title: &str) -> String {
         &[
             ("resident memory, MiB (by sample)", rss),
             (
-                "data directory, MiB",
+                "data on disk, MiB",
                 vec![(
-                    "all files",
+                    "data directory or databases",
                     "#d62728",
                     of(|s| s.data_bytes as f64 / 1_048_576.0),
                 )],

@@ -227,16 +227,21 @@ impl Cluster {
         }
     }
 
+    /// The PostgreSQL database of `service`'s instances (on an external backend).
+    pub fn database_name(&self, service: &str) -> String {
+        format!(
+            "{}_{}",
+            self.prefix.trim_end_matches('.'),
+            service.replace('-', "_")
+        )
+    }
+
     /// A database URL for one service instance's store (shared by instances of one service).
     async fn database_url(&self, service: &str) -> anyhow::Result<String> {
         match &self.backend {
             Backend::Embedded => Ok(format!("sqlite://{}/{service}.db", self.dir.display())),
             Backend::External { postgres_url, .. } => {
-                let name = format!(
-                    "{}_{}",
-                    self.prefix.trim_end_matches('.'),
-                    service.replace('-', "_")
-                );
+                let name = self.database_name(service);
                 sqlx::any::install_default_drivers();
                 let pool = sqlx::AnyPool::connect(postgres_url)
                     .await
