@@ -56,6 +56,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Make operator tokens and the hash entries services accept them by.
     Token(token::TokenArgs),
+    /// Run the console alone (browser UI on 8081) against any Kafka-API cluster and the services.
+    Console(console::ConsoleArgs),
 }
 
 #[derive(Args, Debug)]
@@ -183,6 +185,12 @@ async fn command(command: Command, shutdown: platform::CancellationToken) -> any
         Command::Chaos(args) => chaos::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Token(args) => token::run(args),
+        Command::Console(args) => {
+            let listener = bind(args.listen, "the console").await?;
+            let console = console::Console::new(&args, None).await?;
+            println!("OpenOrder console on http://{}", args.listen);
+            console::serve(console, listener, shutdown).await
+        }
         Command::NotificationService(args) => {
             let listener = bind(args.listen, "notification-service").await?;
             notification_service::run(args.config, listener, shutdown).await

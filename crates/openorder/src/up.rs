@@ -41,6 +41,10 @@ pub struct UpArgs {
     #[arg(long, env = "OPENORDER_NOTIFICATION_PORT", default_value_t = 8083)]
     pub notification_port: u16,
 
+    /// Port of the console (the browser UI; 0 leaves it off).
+    #[arg(long, env = "OPENORDER_CONSOLE_PORT", default_value_t = 8081)]
+    pub console_port: u16,
+
     /// Orders with an item of this SKU fail every attempt, for fault injection (empty disables).
     #[arg(long, env = "OPENORDER_FAIL_SKU", default_value = "FAIL")]
     pub fail_sku: String,
@@ -290,6 +294,10 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let inventory_listener = crate::bind(at(args.inventory_port), "inventory-service").await?;
     let notification_listener =
         crate::bind(at(args.notification_port), "notification-service").await?;
+    let console_listener = match args.console_port {
+        0 => None,
+        port => Some(crate::bind(at(port), "the console").await?),
+    };
 
     // When the stop began, for the broker's share of the shutdown bound.
     let stop_began = {
@@ -363,7 +371,36 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         shutdown.clone(),
     ));
 
+    // The console reaches the services where they listen (on loopback when they listen on
+    // every address), and asks for the operator tokens they take.
+    let reach = if args.host.is_unspecified() {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        args.host
+    };
+    if let Some(listener) = console_listener {
+        let url = |port: u16| format!("http://{}", SocketAddr::new(reach, port));
+        let console_args = console::ConsoleArgs {
+            listen: at(args.console_port),
+            order_url: url(args.order_port),
+            inventory_url: url(args.inventory_port),
+            notification_url: url(args.notification_port),
+            operator_tokens_file: http.auth.operator_tokens_file.clone(),
+            operator_token_hashes: http.auth.operator_token_hashes.clone(),
+            kafka: kafka.clone(),
+        };
+        let console =
+            console::Console::new(&console_args, Some(token_path.display().to_string())).await?;
+        services.spawn(console::serve(console, listener, shutdown.clone()));
+    }
+
     let host = args.host;
+    let console_line = match args.console_port {
+        0 => String::new(),
+        port => format!(
+            "console                 http://{host}:{port} (sign in with the operator token)\n  "
+        ),
+    };
     let broker_line = match &broker {
         Some(_) => format!("embedded Tansu broker   {}", kafka.bootstrap()),
         None => format!("external Kafka          {}", kafka.bootstrap()),
@@ -374,7 +411,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
          order-service           http://{host}:{o}\n  \
          inventory-service       http://{host}:{i}\n  \
          notification-service    http://{host}:{n}\n  \
-         operator token          {token} (stock, faults, dead letters, status)\n\
+         {console_line}operator token          {token} (stock, faults, dead letters, status)\n\
          Try:\n  \
          curl -i -X POST http://{host}:{o}/api/orders -H 'Content-Type: application/json' \
          -d '{{\"userId\":42,\"items\":[{{\"sku\":\"ABC-001\",\"qty\":2}}]}}'\n  \

@@ -241,6 +241,49 @@ pub async fn ensure_topics(
     }
 }
 
+/// The partition a Java client puts `key` on among `partitions`: Kafka's murmur2
+/// (`Utils.murmur2`, seed 0x9747b28c) made positive, modulo the count. The services'
+/// producers partition this way ([`PARTITIONER`]), so the console finds an order's records
+/// on one partition of each topic; tests/partitioning.rs checks both against values computed
+/// with kafka-clients.
+pub fn partition_of(key: &[u8], partitions: i32) -> i32 {
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let mut h: u32 = 0x9747_b28c ^ key.len() as u32;
+    let chunks = key.chunks_exact(4);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        let mut k = u32::from_le_bytes(chunk.try_into().unwrap());
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    match tail.len() {
+        3 => {
+            h ^= (tail[2] as u32) << 16;
+            h ^= (tail[1] as u32) << 8;
+            h ^= tail[0] as u32;
+            h = h.wrapping_mul(M);
+        }
+        2 => {
+            h ^= (tail[1] as u32) << 8;
+            h ^= tail[0] as u32;
+            h = h.wrapping_mul(M);
+        }
+        1 => {
+            h ^= tail[0] as u32;
+            h = h.wrapping_mul(M);
+        }
+        _ => {}
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    ((h & 0x7fff_ffff) % partitions as u32) as i32
+}
+
 /// `segment.ms` of a topic kept `retention`: a quarter of it (at least a minute, or all of
 /// it when shorter). Kafka deletes whole segments once their newest record is older than
 /// `retention.ms`, and rolls a segment only at `segment.ms` (7 days by default) or

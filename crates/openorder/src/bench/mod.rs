@@ -210,6 +210,7 @@ async fn start_up(
         .args(["--order-port", &order.to_string()])
         .args(["--inventory-port", &inventory.to_string()])
         .args(["--notification-port", &notification.to_string()])
+        .args(["--console-port", "0"])
         .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
         .env("RUST_LOG", "warn")
         .envs(env.iter().map(|(k, v)| (k, v)))

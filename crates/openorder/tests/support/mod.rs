@@ -13,6 +13,7 @@
 
 pub mod issuer;
 pub mod receivers;
+pub mod webdriver;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -772,6 +773,7 @@ pub struct UpProcess {
     pub order_url: String,
     pub inventory_url: String,
     pub notification_url: String,
+    pub console_url: String,
 }
 
 pub struct UpPorts {
@@ -779,6 +781,7 @@ pub struct UpPorts {
     pub order: u16,
     pub inventory: u16,
     pub notification: u16,
+    pub console: u16,
 }
 
 impl UpPorts {
@@ -788,6 +791,7 @@ impl UpPorts {
             order: free_port(),
             inventory: free_port(),
             notification: free_port(),
+            console: free_port(),
         }
     }
 }
@@ -820,6 +824,7 @@ impl UpProcess {
             .args(["--order-port", &ports.order.to_string()])
             .args(["--inventory-port", &ports.inventory.to_string()])
             .args(["--notification-port", &ports.notification.to_string()])
+            .args(["--console-port", &ports.console.to_string()])
             .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -832,6 +837,7 @@ impl UpProcess {
             order_url: format!("http://127.0.0.1:{}", ports.order),
             inventory_url: format!("http://127.0.0.1:{}", ports.inventory),
             notification_url: format!("http://127.0.0.1:{}", ports.notification),
+            console_url: format!("http://127.0.0.1:{}", ports.console),
         };
         let http = reqwest::Client::new();
         for base in [&up.order_url, &up.inventory_url, &up.notification_url] {
@@ -906,44 +912,7 @@ impl Drop for UpProcess {
     }
 }
 
-/// The partition a Java client puts `key` on among `partitions`: Kafka's murmur2
-/// (`Utils.murmur2`, seed 0x9747b28c) made positive, modulo the count. The services'
-/// producers partition this way (`partitioner=murmur2_random`); tests/partitioning.rs
-/// checks both against values computed with kafka-clients.
+/// The partition a Java client puts `key` on among `partitions` ([`platform::kafka::partition_of`]).
 pub fn java_partition(key: &[u8], partitions: i32) -> i32 {
-    const M: u32 = 0x5bd1_e995;
-    const R: u32 = 24;
-    let mut h: u32 = 0x9747_b28c ^ key.len() as u32;
-    let chunks = key.chunks_exact(4);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        let mut k = u32::from_le_bytes(chunk.try_into().unwrap());
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    match tail.len() {
-        3 => {
-            h ^= (tail[2] as u32) << 16;
-            h ^= (tail[1] as u32) << 8;
-            h ^= tail[0] as u32;
-            h = h.wrapping_mul(M);
-        }
-        2 => {
-            h ^= (tail[1] as u32) << 8;
-            h ^= tail[0] as u32;
-            h = h.wrapping_mul(M);
-        }
-        1 => {
-            h ^= tail[0] as u32;
-            h = h.wrapping_mul(M);
-        }
-        _ => {}
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    ((h & 0x7fff_ffff) % partitions as u32) as i32
+    platform::kafka::partition_of(key, partitions)
 }

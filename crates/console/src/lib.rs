@@ -1,0 +1,251 @@
+//! The console: OpenOrder seen and worked from a browser (port 8081). It knows the system's
+//! topics, events and services, so besides browsing topics it follows an order through every
+//! topic and service, lists dead letters with their reasons and replays them, and shows the
+//! whole flow live.
+//!
+//! - reads topics straight from the brokers, read-only ([`records`]);
+//! - acts only through the services' own APIs, as the signed-in operator ([`services`],
+//!   [`session`]), so every check of theirs applies and dead letters are replayed by the
+//!   code `openorder dlt` runs;
+//! - renders every page on the server ([`pages`], escaped by `maud`), with a little script
+//!   for what updates live ([`live`]: server-sent events), and answers the same data as JSON
+//!   under `/api` ([`api`]).
+//!
+//! `openorder up` serves it; `openorder console` runs it alone against any Kafka-API cluster.
+
+pub mod api;
+pub mod live;
+pub mod pages;
+pub mod records;
+pub mod services;
+pub mod session;
+pub mod timeline;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use clap::Args;
+use platform::auth::operators::{Entry, Operators};
+use platform::config::KafkaArgs;
+use platform::http::Problem;
+use tokio_util::sync::CancellationToken;
+
+/// `openorder console`'s flags.
+#[derive(Args, Clone, Debug)]
+pub struct ConsoleArgs {
+    /// Address the console listens on.
+    #[arg(
+        long,
+        env = "OPENORDER_CONSOLE_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub listen: SocketAddr,
+    /// order-service's base URL.
+    #[arg(
+        long,
+        env = "OPENORDER_ORDER_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub order_url: String,
+    /// inventory-service's base URL.
+    #[arg(
+        long,
+        env = "OPENORDER_INVENTORY_URL",
+        default_value = "http://127.0.0.1:8082"
+    )]
+    pub inventory_url: String,
+    /// notification-service's base URL.
+    #[arg(
+        long,
+        env = "OPENORDER_NOTIFICATION_URL",
+        default_value = "http://127.0.0.1:8083"
+    )]
+    pub notification_url: String,
+    /// File of operator token hashes (as the services take it): every page then needs an
+    /// operator to sign in with one of its tokens.
+    #[arg(long, env = "OPENORDER_OPERATOR_TOKENS_FILE")]
+    pub operator_tokens_file: Option<PathBuf>,
+    /// Operator token hash, `<name>=sha256:<hex>`, repeatable (environment: comma-separated).
+    #[arg(long = "operator-token-hash", env = "OPENORDER_OPERATOR_TOKEN_HASHES", value_delimiter = ',', value_parser = Entry::parse)]
+    pub operator_token_hashes: Vec<Entry>,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}
+
+/// What every handler shares.
+pub struct Console {
+    pub readers: records::Readers,
+    pub services: services::Services,
+    pub sessions: session::Sessions,
+    pub operators: Operators,
+    pub live: live::Live,
+    /// Where `openorder up` keeps the operator token, to say so on the sign-in page.
+    pub token_hint: Option<String>,
+}
+
+pub type Shared = Arc<Console>;
+
+impl Console {
+    pub async fn new(args: &ConsoleArgs, token_hint: Option<String>) -> anyhow::Result<Shared> {
+        let operators = Operators::load(
+            args.operator_token_hashes.clone(),
+            args.operator_tokens_file.clone(),
+        )
+        .await?;
+        Ok(Arc::new(Self {
+            readers: records::Readers::new(args.kafka.clone()),
+            services: services::Services::new(
+                &args.order_url,
+                &args.inventory_url,
+                &args.notification_url,
+            )?,
+            sessions: session::Sessions::default(),
+            operators,
+            live: live::Live::default(),
+            token_hint,
+        }))
+    }
+
+    /// The deployment's topic prefix.
+    pub fn prefix(&self) -> &str {
+        self.readers.kafka().topic_prefix.as_str()
+    }
+
+    /// Whether an operator must sign in.
+    pub fn needs_sign_in(&self) -> bool {
+        !self.operators.is_unconfigured()
+    }
+}
+
+/// Runs a blocking read (librdkafka) off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| anyhow::anyhow!("a read stopped: {e}"))?
+}
+
+/// Every route of the console.
+pub fn router(console: Shared) -> Router {
+    Router::new()
+        .route("/", get(pages::overview::page))
+        .route("/live", get(live::stream))
+        .route("/topics", get(pages::topics::list))
+        .route("/topics/{topic}", get(pages::topics::browse))
+        .route("/topics/{topic}/tail", get(live::tail))
+        .route("/orders", get(pages::orders::find))
+        .route("/orders/{id}", get(pages::orders::timeline))
+        .route("/dead-letters", get(pages::dead_letters::list))
+        .route("/dead-letters/replay", post(pages::dead_letters::replay))
+        .route("/dead-letters/faults", post(pages::dead_letters::faults))
+        .route("/stock", get(pages::stock::list).post(pages::stock::set))
+        .route("/try", get(pages::try_it::form).post(pages::try_it::place))
+        .route(
+            "/sign-in",
+            get(pages::sign_in::form).post(pages::sign_in::submit),
+        )
+        .route("/sign-out", post(pages::sign_in::sign_out))
+        .route("/console.css", get(pages::assets::css))
+        .route("/console.js", get(pages::assets::js))
+        .route("/health/ready", get(|| async { "ready" }))
+        .nest("/api", api::router())
+        .layer(axum::middleware::from_fn_with_state(
+            console.clone(),
+            with_session,
+        ))
+        .with_state(console)
+}
+
+/// Paths open without signing in.
+fn open_path(path: &str) -> bool {
+    matches!(
+        path,
+        "/sign-in" | "/console.css" | "/console.js" | "/health/ready"
+    )
+}
+
+/// Finds or opens the request's session, asks for a signed-in one where the console needs
+/// it, refuses a POST from another site, and keeps a new session's cookie.
+async fn with_session(State(console): State<Shared>, mut request: Request, next: Next) -> Response {
+    let found = console.sessions.of(request.headers());
+    let fresh = found.is_none();
+    let session = found.unwrap_or_else(|| console.sessions.open());
+    let path = request.uri().path().to_string();
+    if request.method() == Method::POST && !session::same_origin(request.headers()) {
+        return Problem::new(
+            StatusCode::FORBIDDEN,
+            "cross-site-request",
+            "Cross-site request",
+            "the console takes POSTs from its own pages only",
+        )
+        .into_response();
+    }
+    let mut response = if console.needs_sign_in() && session.operator.is_none() && !open_path(&path)
+    {
+        if path.starts_with("/api/") || request.method() != Method::GET {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "sign-in-required",
+                "Sign in required",
+                "sign in at /sign-in with an operator token first",
+            )
+            .into_response()
+        } else {
+            let target = request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "/".into());
+            Redirect::to(&format!("/sign-in?next={}", pages::encode(&target))).into_response()
+        }
+    } else {
+        request.extensions_mut().insert(session.clone());
+        next.run(request).await
+    };
+    if fresh && !response.headers().contains_key(header::SET_COOKIE) {
+        if let Ok(value) = HeaderValue::from_str(&session::set_cookie(&session)) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+/// Serves the console on `listener` until `shutdown`.
+pub async fn serve(
+    console: Shared,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    console.operators.spawn_reload(shutdown.clone());
+    platform::http::serve::serve(
+        listener,
+        router(console),
+        &platform::config::HttpArgs::default(),
+        shutdown,
+        std::time::Duration::from_secs(2),
+    )
+    .await
+}

@@ -1,0 +1,290 @@
+//! What updates without a reload, as server-sent events:
+//! - `/live`: the overview's figures every 2 s (services' health, outbox backlog and age,
+//!   consumer lag, records and events/s per topic, dead letters kept). Work is shared: a
+//!   snapshot younger than a second and a half is sent again rather than read again, and
+//!   nothing is read while nobody watches.
+//! - `/topics/{topic}/tail`: the records a topic receives, as they come; at most
+//!   [`TAIL_MAX`] a half-second (past that it says how many it skipped), so a browser tailing
+//!   a busy topic costs the broker a bounded read.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
+use futures_util::stream::{self, Stream};
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::records::{Browse, Filter, From, RecordView};
+use crate::session::Session;
+use crate::Shared;
+
+/// The overview's figures at one moment.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub at_ms: i64,
+    pub services: Vec<ServiceFigures>,
+    pub topics: Vec<TopicFigures>,
+    /// Records kept in the dead-letter topics.
+    pub dead_letters: i64,
+    /// Why the topics could not be read, if they could not.
+    pub broker_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceFigures {
+    pub name: String,
+    pub url: String,
+    pub ready: bool,
+    pub outbox_pending: Option<i64>,
+    pub outbox_oldest_age_ms: Option<i64>,
+    /// Consumer group → lag summed over its partitions.
+    pub lag: Vec<(String, i64)>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicFigures {
+    pub name: String,
+    pub partitions: usize,
+    pub records: i64,
+    /// Records written per second since the previous snapshot.
+    pub per_second: Option<f64>,
+    /// Groups reading the topic (as the services report them) and their lag on it.
+    pub groups: Vec<(String, i64)>,
+}
+
+/// A snapshot, when it was read, and each topic's end then (to count rates from).
+type Taken = (Instant, Arc<Snapshot>, HashMap<String, i64>);
+
+/// The latest snapshot.
+#[derive(Default)]
+pub struct Live {
+    latest: Mutex<Option<Taken>>,
+}
+
+/// Snapshots this fresh are shared rather than read again.
+const FRESH: Duration = Duration::from_millis(1500);
+const EVERY: Duration = Duration::from_secs(2);
+
+impl Live {
+    /// A snapshot at most [`FRESH`] old (read now when the last one is older).
+    pub async fn snapshot(&self, console: &Shared, token: Option<&str>) -> Arc<Snapshot> {
+        let mut latest = self.latest.lock().await;
+        if let Some((at, snapshot, _)) = latest.as_ref() {
+            if at.elapsed() < FRESH {
+                return snapshot.clone();
+            }
+        }
+        let previous = latest.take();
+        let (snapshot, ends) = read(console, token, previous.as_ref()).await;
+        let snapshot = Arc::new(snapshot);
+        *latest = Some((Instant::now(), snapshot.clone(), ends));
+        snapshot
+    }
+}
+
+async fn read(
+    console: &Shared,
+    token: Option<&str>,
+    previous: Option<&Taken>,
+) -> (Snapshot, HashMap<String, i64>) {
+    let mut snapshot = Snapshot {
+        at_ms: chrono::Utc::now().timestamp_millis(),
+        ..Default::default()
+    };
+    let services = &console.services;
+    let mut group_lag: HashMap<(String, String), i64> = HashMap::new();
+    for (name, url) in services.all() {
+        let (ready, status) = tokio::join!(services.ready(url), services.status(url, token));
+        let mut lag: Vec<(String, i64)> = Vec::new();
+        if let Some(s) = &status {
+            for c in &s.consumers {
+                let total: i64 = c.partitions.iter().map(|p| p.lag.max(0)).sum();
+                lag.push((c.group.clone(), total));
+                for p in &c.partitions {
+                    *group_lag
+                        .entry((p.topic.clone(), c.group.clone()))
+                        .or_default() += p.lag.max(0);
+                }
+            }
+        }
+        snapshot.services.push(ServiceFigures {
+            name: name.to_string(),
+            url: url.to_string(),
+            ready,
+            outbox_pending: status.as_ref().map(|s| s.outbox.pending),
+            outbox_oldest_age_ms: status.as_ref().and_then(|s| s.outbox.oldest_age_ms),
+            lag,
+        });
+    }
+    let console2 = console.clone();
+    let mut ends = HashMap::new();
+    match crate::blocking(move || console2.readers.topics()).await {
+        Ok(topics) => {
+            let elapsed = previous.map(|(at, _, _)| at.elapsed().as_secs_f64());
+            for t in topics {
+                let end: i64 = t.partitions.iter().map(|p| p.high).sum();
+                let per_second = match (previous.and_then(|(_, _, e)| e.get(&t.name)), elapsed) {
+                    (Some(before), Some(secs)) if secs > 0.0 => {
+                        Some(((end - before).max(0) as f64) / secs)
+                    }
+                    _ => None,
+                };
+                ends.insert(t.name.clone(), end);
+                if t.name.ends_with(contracts::topics::DLT_SUFFIX) {
+                    snapshot.dead_letters += t.records;
+                }
+                let mut groups: Vec<(String, i64)> = group_lag
+                    .iter()
+                    .filter(|((topic, _), _)| *topic == t.name)
+                    .map(|((_, g), lag)| (g.clone(), *lag))
+                    .collect();
+                groups.sort();
+                snapshot.topics.push(TopicFigures {
+                    partitions: t.partitions.len(),
+                    records: t.records,
+                    name: t.name,
+                    per_second,
+                    groups,
+                });
+            }
+        }
+        Err(err) => snapshot.broker_error = Some(format!("{err:#}")),
+    }
+    (snapshot, ends)
+}
+
+/// `GET /live`: the overview's figures, every 2 s.
+pub async fn stream(
+    State(console): State<Shared>,
+    Extension(session): Extension<Session>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let token = session.token().map(str::to_string);
+    let events = stream::unfold(true, move |first| {
+        let (console, token) = (console.clone(), token.clone());
+        async move {
+            if !first {
+                tokio::time::sleep(EVERY).await;
+            }
+            let snapshot = console.live.snapshot(&console, token.as_deref()).await;
+            let event = Event::default()
+                .event("overview")
+                .json_data(&*snapshot)
+                .unwrap_or_else(|_| Event::default().comment("unserializable"));
+            Some((Ok(event), false))
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// Most records `/topics/{topic}/tail` sends a half-second.
+pub const TAIL_MAX: usize = 50;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TailBatch {
+    records: Vec<RecordView>,
+    /// Records that arrived but were not sent (past [`TAIL_MAX`]).
+    skipped: i64,
+}
+
+/// `GET /topics/{topic}/tail`: new records of `topic` as they arrive.
+pub async fn tail(
+    State(console): State<Shared>,
+    Path(topic): Path<String>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let state: Option<HashMap<i32, i64>> = None;
+    let events = stream::unfold(state, move |ends| {
+        let (console, topic) = (console.clone(), topic.clone());
+        async move {
+            let first = ends.is_none();
+            if !first {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let read = {
+                let console = console.clone();
+                let topic = topic.clone();
+                let ends = ends.clone();
+                crate::blocking(move || tail_once(&console, &topic, ends)).await
+            };
+            match read {
+                Ok((batch, new_ends)) => {
+                    let event = if first || (batch.records.is_empty() && batch.skipped == 0) {
+                        Event::default().comment("waiting")
+                    } else {
+                        Event::default()
+                            .event("records")
+                            .json_data(&batch)
+                            .unwrap_or_else(|_| Event::default().comment("unserializable"))
+                    };
+                    Some((Ok(event), Some(new_ends)))
+                }
+                Err(err) => Some((
+                    Ok(Event::default().event("failure").data(format!("{err:#}"))),
+                    ends,
+                )),
+            }
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// What arrived on `topic` since `ends` (None: nothing yet, only the ends now).
+fn tail_once(
+    console: &Shared,
+    topic: &str,
+    ends: Option<HashMap<i32, i64>>,
+) -> anyhow::Result<(TailBatch, HashMap<i32, i64>)> {
+    let info = console
+        .readers
+        .topic(topic)?
+        .ok_or_else(|| anyhow::anyhow!("no topic {topic}"))?;
+    let now: HashMap<i32, i64> = info
+        .partitions
+        .iter()
+        .map(|p| (p.partition, p.high))
+        .collect();
+    let Some(ends) = ends else {
+        return Ok((
+            TailBatch {
+                records: Vec::new(),
+                skipped: 0,
+            },
+            now,
+        ));
+    };
+    let mut records = Vec::new();
+    let mut skipped = 0;
+    for p in &info.partitions {
+        let before = ends.get(&p.partition).copied().unwrap_or(p.high);
+        let arrived = (p.high - before).max(0);
+        if arrived == 0 {
+            continue;
+        }
+        let room = TAIL_MAX.saturating_sub(records.len()) as i64;
+        let take = arrived.min(room);
+        skipped += arrived - take;
+        if take == 0 {
+            continue;
+        }
+        let page = console.readers.browse(
+            topic,
+            &Browse {
+                partition: Some(p.partition),
+                from: From::Offset(p.high - take),
+                limit: take as usize,
+                filter: Filter::default(),
+            },
+        )?;
+        records.extend(page.records);
+    }
+    records.sort_by_key(|r| (r.timestamp_ms, r.partition, r.offset));
+    Ok((TailBatch { records, skipped }, now))
+}

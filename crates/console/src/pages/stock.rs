@@ -1,0 +1,102 @@
+//! `/stock`: every SKU with available and reserved; set a SKU's stock (inventory-service's
+//! `PUT /api/inventory/{sku}`, as the signed-in operator).
+
+use axum::extract::{Form, State};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use maud::{html, Markup};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::session::Session;
+use crate::Shared;
+
+pub async fn list(
+    State(console): State<Shared>,
+    Extension(session): Extension<Session>,
+) -> Response {
+    render(&console, &session, None).await
+}
+
+async fn render(console: &Shared, session: &Session, outcome: Option<Markup>) -> Response {
+    let reply = console
+        .services
+        .get(
+            &console.services.inventory,
+            "/api/inventory",
+            session.token(),
+        )
+        .await;
+    let body = html! {
+        @if let Some(o) = outcome { (o) }
+        form.setstock method="post" action="/stock" {
+            (super::csrf(session))
+            label { "SKU " input type="text" name="sku" required maxlength="64"; }
+            label { " available " input type="number" name="available" min="0" required; }
+            " " button type="submit" { "Set stock" }
+        }
+        @match &reply {
+            Ok(r) if r.ok() => {
+                @let items = r.body.as_array().cloned().unwrap_or_default();
+                table.stock {
+                    thead { tr { th { "SKU" } th.num { "available" } th.num { "reserved" } th { "updated" } } }
+                    tbody { @for i in &items { tr data-sku=(field(i, "sku")) {
+                        td { (field(i, "sku")) } td.num { (field(i, "available")) } td.num { (field(i, "reserved")) } td { (field(i, "updatedAt")) }
+                    } } }
+                }
+            },
+            Ok(r) => (super::notice("error", &format!("inventory-service: {}", r.why()))),
+            Err(err) => (super::notice("error", &format!("{err:#}"))),
+        }
+    };
+    super::page("Stock", "/stock", session, body).into_response()
+}
+
+fn field(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SetForm {
+    csrf: String,
+    sku: String,
+    available: String,
+}
+
+pub async fn set(
+    State(console): State<Shared>,
+    Extension(session): Extension<Session>,
+    Form(form): Form<SetForm>,
+) -> Response {
+    if !super::csrf_ok(&session, &form.csrf) {
+        return super::csrf_refused();
+    }
+    let sku = form.sku.trim();
+    let outcome = match form.available.trim().parse::<i64>() {
+        Err(_) => super::notice("error", "Available must be a whole number."),
+        Ok(available) => {
+            let path = format!("/api/inventory/{}", super::encode(sku));
+            match console
+                .services
+                .call(
+                    Method::PUT,
+                    &console.services.inventory,
+                    &path,
+                    Some(&json!({"available": available})),
+                    session.token(),
+                )
+                .await
+            {
+                Ok(r) if r.ok() => super::notice("ok", &format!("{sku}: {available} available.")),
+                Ok(r) => super::notice("error", &format!("inventory-service: {}", r.why())),
+                Err(err) => super::notice("error", &format!("{err:#}")),
+            }
+        }
+    };
+    render(&console, &session, Some(outcome)).await
+}

@@ -1,0 +1,131 @@
+//! `/try`: place an order from the browser (items, user, optional contact and
+//! Idempotency-Key), as the README's curl examples do, then open its timeline.
+
+use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
+use maud::{html, Markup};
+use serde_json::{json, Value};
+
+use crate::session::Session;
+use crate::Shared;
+
+pub async fn form(Extension(session): Extension<Session>) -> Markup {
+    render(&session, None)
+}
+
+fn render(session: &Session, problem: Option<&str>) -> Markup {
+    let body = html! {
+        @if let Some(p) = problem { (super::notice("error", p)) }
+        form #try method="post" action="/try" {
+            (super::csrf(session))
+            label { "user id " input type="number" name="userId" value="42" min="1" required; }
+            fieldset {
+                legend { "items (SKU and quantity; empty rows are left out)" }
+                @for (i, (sku, qty)) in [("ABC-001", "2"), ("", ""), ("", "")].iter().enumerate() {
+                    div.item {
+                        input type="text" name="sku" value=(sku) placeholder="SKU" aria-label=(format!("SKU {}", i + 1));
+                        input type="number" name="qty" value=(qty) min="1" placeholder="qty" aria-label=(format!("quantity {}", i + 1));
+                    }
+                }
+            }
+            label { "e-mail (optional) " input type="email" name="email"; }
+            label { "webhook URL (optional) " input type="url" name="webhookUrl"; }
+            label { "Idempotency-Key (optional) " input type="text" name="idempotencyKey" maxlength="255"; }
+            button type="submit" { "Place order" }
+        }
+        p.small { "Try SKU FAIL (fails every attempt, so it is dead-lettered) or FLAKY (fails once, then succeeds)." }
+    };
+    super::page("Try it", "/try", session, body)
+}
+
+pub async fn place(
+    State(console): State<Shared>,
+    Extension(session): Extension<Session>,
+    body: axum::body::Bytes,
+) -> Response {
+    let pairs = super::dead_letters::form_pairs(&body);
+    let one = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    if !super::csrf_ok(&session, &one("csrf").unwrap_or_default()) {
+        return super::csrf_refused();
+    }
+    let skus: Vec<&String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "sku")
+        .map(|(_, v)| v)
+        .collect();
+    let qtys: Vec<&String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "qty")
+        .map(|(_, v)| v)
+        .collect();
+    let mut items = Vec::new();
+    for (sku, qty) in skus.iter().zip(&qtys) {
+        let sku = sku.trim();
+        if sku.is_empty() {
+            continue;
+        }
+        let Ok(qty) = qty.trim().parse::<i64>() else {
+            return render(
+                &session,
+                Some(&format!("The quantity of {sku} must be a whole number.")),
+            )
+            .into_response();
+        };
+        items.push(json!({"sku": sku, "qty": qty}));
+    }
+    let Some(user) = one("userId").and_then(|u| u.parse::<i64>().ok()) else {
+        return render(&session, Some("The user id must be a whole number.")).into_response();
+    };
+    let mut order = json!({"userId": user, "items": items});
+    let mut contact = serde_json::Map::new();
+    if let Some(e) = one("email") {
+        contact.insert("email".into(), Value::String(e));
+    }
+    if let Some(w) = one("webhookUrl") {
+        contact.insert("webhookUrl".into(), Value::String(w));
+    }
+    if !contact.is_empty() {
+        order["contact"] = Value::Object(contact);
+    }
+    // The order is the customer's: placed without the operator's token, as a shop would.
+    let key = one("idempotencyKey");
+    if key
+        .as_deref()
+        .is_some_and(|k| HeaderValue::from_str(k).is_err())
+    {
+        return render(&session, Some("The Idempotency-Key must be visible ASCII."))
+            .into_response();
+    }
+    let reply = match console.services.place_order(&order, key.as_deref()).await {
+        Ok(reply) => reply,
+        Err(err) => return render(&session, Some(&format!("{err:#}"))).into_response(),
+    };
+    match reply.body.get("orderId").and_then(Value::as_i64) {
+        Some(id) if reply.ok() => Redirect::to(&format!("/orders/{id}")).into_response(),
+        _ => {
+            let mut why = reply.why();
+            if let Some(errors) = reply.body.get("errors").and_then(Value::as_array) {
+                for e in errors {
+                    why.push_str(&format!(
+                        "; {} {}",
+                        e.get("field").and_then(Value::as_str).unwrap_or_default(),
+                        e.get("message").and_then(Value::as_str).unwrap_or_default()
+                    ));
+                }
+            }
+            render(
+                &session,
+                Some(&format!("order-service refused the order: {why}")),
+            )
+            .into_response()
+        }
+    }
+}

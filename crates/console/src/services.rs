@@ -1,0 +1,146 @@
+//! The three services as the console reaches them: over their HTTP APIs, with the signed-in
+//! operator's token, so every action goes through the service's own checks (authentication,
+//! validation, the same dead-letter code as `openorder dlt`). Answers are read tolerantly,
+//! as JSON values.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+
+/// Where the services are.
+#[derive(Clone, Debug)]
+pub struct Services {
+    pub order: String,
+    pub inventory: String,
+    pub notification: String,
+    http: reqwest::Client,
+}
+
+/// A service's answer: its status and body (a problem's `title`/`detail` on failure).
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// What went wrong, in one line, from a problem body or the status.
+    pub fn why(&self) -> String {
+        let text = |k: &str| self.body.get(k).and_then(Value::as_str).map(str::to_string);
+        match (text("title"), text("detail")) {
+            (Some(t), Some(d)) => format!("{t}: {d}"),
+            (Some(t), None) => t,
+            (None, Some(d)) => d,
+            (None, None) => format!("HTTP {}", self.status),
+        }
+    }
+}
+
+/// Most bytes of a service's answer the console reads.
+const MAX_REPLY: usize = 4 * 1024 * 1024;
+
+impl Services {
+    pub fn new(order: &str, inventory: &str, notification: &str) -> anyhow::Result<Self> {
+        let trim = |u: &str| u.trim_end_matches('/').to_string();
+        Ok(Self {
+            order: trim(order),
+            inventory: trim(inventory),
+            notification: trim(notification),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .connect_timeout(Duration::from_secs(3))
+                .build()?,
+        })
+    }
+
+    /// Each service's name and base URL.
+    pub fn all(&self) -> [(&'static str, &str); 3] {
+        [
+            ("order-service", &self.order),
+            ("inventory-service", &self.inventory),
+            ("notification-service", &self.notification),
+        ]
+    }
+
+    /// `method` `base``path` with `body` as JSON, as the operator holding `token`.
+    pub async fn call(
+        &self,
+        method: Method,
+        base: &str,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> anyhow::Result<Reply> {
+        let url = format!("{base}{path}");
+        let mut request = self.http.request(method, &url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{url} unreachable: {e}"))?;
+        let status = response.status().as_u16();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| anyhow::anyhow!("{url}: {e}"))?
+        {
+            anyhow::ensure!(
+                bytes.len() + chunk.len() <= MAX_REPLY,
+                "{url} answered more than {MAX_REPLY} bytes"
+            );
+            bytes.extend_from_slice(&chunk);
+        }
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok(Reply { status, body })
+    }
+
+    /// `POST /api/orders` with `order`, as a customer would (no operator token), with an
+    /// `Idempotency-Key` when given.
+    pub async fn place_order(&self, order: &Value, key: Option<&str>) -> anyhow::Result<Reply> {
+        let url = format!("{}/api/orders", self.order);
+        let mut request = self.http.post(&url).json(order);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{url} unreachable: {e}"))?;
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        Ok(Reply { status, body })
+    }
+
+    pub async fn get(&self, base: &str, path: &str, token: Option<&str>) -> anyhow::Result<Reply> {
+        self.call(Method::GET, base, path, None, token).await
+    }
+
+    /// Whether the service at `base` says it is ready.
+    pub async fn ready(&self, base: &str) -> bool {
+        matches!(self.get(base, "/health/ready", None).await, Ok(r) if r.ok())
+    }
+
+    /// `GET /admin/status` of the service at `base` (None when it cannot be had).
+    pub async fn status(
+        &self,
+        base: &str,
+        token: Option<&str>,
+    ) -> Option<platform::status::ServiceStatus> {
+        let reply = self.get(base, "/admin/status", token).await.ok()?;
+        if !reply.ok() {
+            return None;
+        }
+        serde_json::from_value(reply.body).ok()
+    }
+}

@@ -1,0 +1,401 @@
+//! The console through its router, on both brokers: its JSON endpoints and pages on a real
+//! stack (topics, a page of records filtered by key, an order's timeline, dead letters
+//! decoded and replayed from the page, the overview), escaping of untrusted record values,
+//! CSRF and cross-site refusals, and sign-in when operators are configured.
+
+mod support;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use serde_json::Value;
+use support::{BrokerKind, DbKind, Stack, StackOptions};
+use tower::ServiceExt;
+
+/// A browser of the console's router: keeps its session cookie.
+struct Browser {
+    router: axum::Router,
+    cookie: Option<String>,
+}
+
+struct Answer {
+    status: StatusCode,
+    location: Option<String>,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// The CSRF token of the page's forms.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .unwrap_or_else(|| panic!("a form with a CSRF field: {}", self.body));
+        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').unwrap()].to_string()
+    }
+}
+
+impl Browser {
+    async fn new(stack: &Stack, hashes: Vec<platform::auth::operators::Entry>) -> Self {
+        let args = console::ConsoleArgs {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            order_url: stack.order_url.clone(),
+            inventory_url: stack.inventory_url.clone(),
+            notification_url: stack.notification_url.clone(),
+            operator_tokens_file: None,
+            operator_token_hashes: hashes,
+            kafka: stack.kafka.clone(),
+        };
+        let console = console::Console::new(&args, None).await.unwrap();
+        Self {
+            router: console::router(console),
+            cookie: None,
+        }
+    }
+
+    async fn send(&mut self, request: Request<Body>) -> Answer {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        if let Some(c) = response.headers().get(header::SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            self.cookie = Some(c.split(';').next().unwrap().to_string());
+        }
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
+            .await
+            .unwrap();
+        Answer {
+            status,
+            location,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        let mut request = Request::get(path);
+        if let Some(c) = &self.cookie {
+            request = request.header(header::COOKIE, c);
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> Answer {
+        let body: String = form
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    console::pages::encode(k),
+                    console::pages::encode(v)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut request = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::HOST, "console.test");
+        if let Some(c) = &self.cookie {
+            request = request.header(header::COOKIE, c);
+        }
+        if let Some(o) = origin {
+            request = request.header(header::ORIGIN, o);
+        }
+        self.send(request.body(Body::from(body)).unwrap()).await
+    }
+
+    /// GETs `path` until `done` holds of its JSON (at most 60 s).
+    async fn wait_json(&mut self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer = self.get(path).await;
+            assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.body);
+            let v = answer.json();
+            if done(&v) {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path} never became what was waited for: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+fn titles(timeline: &Value) -> Vec<String> {
+    timeline["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["title"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn the_console_shows_the_flow_and_acts_on_dead_letters(broker: BrokerKind) {
+    let Some(stack) = Stack::spawn(broker, DbKind::Sqlite, StackOptions::default()).await else {
+        return;
+    };
+    let topics = stack.topics();
+    let created = topics.order_created();
+    let dlt = topics.order_created_dlt();
+    let mut browser = Browser::new(&stack, Vec::new()).await;
+    stack.set_stock("FAIL", 10).await;
+
+    // An order that goes through: its record, by key, and its timeline.
+    let id = stack.post_order(42, &[("ABC-001", 1)]).await;
+    assert_eq!(stack.settled_order(id).await["status"], "CONFIRMED");
+    stack.wait_notifications(id).await;
+    let listed = browser.get("/api/topics").await.json();
+    let topic = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == created)
+        .unwrap_or_else(|| panic!("{created} in {listed}"));
+    assert!(topic["records"].as_i64().unwrap() >= 1, "{topic}");
+    let page = browser
+        .get(&format!("/api/topics/{created}/records?key={id}"))
+        .await
+        .json();
+    let records = page["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{page}");
+    assert_eq!(records[0]["key"], id.to_string());
+    assert_eq!(records[0]["eventType"], contracts::topics::ORDER_CREATED);
+    assert_eq!(records[0]["value"]["kind"], "json");
+    let timeline = browser
+        .wait_json(&format!("/api/orders/{id}/timeline"), |t| {
+            t["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["kind"] == "notification")
+        })
+        .await;
+    assert_eq!(timeline["order"]["status"], "CONFIRMED");
+    let names = titles(&timeline);
+    let at = |s: &str| {
+        names
+            .iter()
+            .position(|t| t.contains(s))
+            .unwrap_or_else(|| panic!("{s} in {names:?}"))
+    };
+    assert!(at("order.created") < at("inventory.reserved"), "{names:?}");
+    let reserved = &timeline["entries"][at("inventory.reserved")];
+    assert_eq!(reserved["status"], "CONFIRMED");
+    assert_eq!(
+        reserved["record"]["topic"],
+        topics.name(contracts::topics::INVENTORY_RESERVED)
+    );
+    let html = browser.get(&format!("/orders/{id}")).await;
+    assert_eq!(html.status, StatusCode::OK);
+    assert!(
+        html.body.contains("stock reserved (inventory.reserved)"),
+        "{}",
+        html.body
+    );
+
+    // An untrusted value shows as text.
+    stack
+        .produce_raw(&created, "evil", b"<script>alert(1)</script>", &[])
+        .await;
+    let html = browser.get(&format!("/topics/{created}?key=evil")).await;
+    assert_eq!(html.status, StatusCode::OK);
+    assert!(
+        html.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{}",
+        html.body
+    );
+    assert!(!html.body.contains("<script>alert(1)"), "{}", html.body);
+
+    // An order with FAIL is dead-lettered; the page lists it with its headers decoded.
+    let failing = stack.post_order(42, &[("FAIL", 1)]).await;
+    let letters = browser
+        .wait_json(&format!("/api/topics/{dlt}/records?key={failing}"), |p| {
+            !p["records"].as_array().unwrap().is_empty()
+        })
+        .await;
+    let letter = &letters["records"][0];
+    let header = |name: &str| {
+        letter["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {letter}"))["value"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    header(contracts::headers::DLT_ORIGINAL_OFFSET)
+        .parse::<i64>()
+        .expect("the original offset as a number");
+    let page = browser.get("/dead-letters").await;
+    assert!(
+        page.body.contains(&format!("href=\"/orders/{failing}\"")),
+        "{}",
+        page.body
+    );
+
+    // A POST without the form's token, or from another site, is refused.
+    let csrf = page.csrf();
+    let position = format!(
+        "{}:{}:{}",
+        letter["topic"].as_str().unwrap(),
+        letter["partition"],
+        letter["offset"]
+    );
+    let refused = browser
+        .post(
+            "/dead-letters/replay",
+            &[("csrf", "wrong"), ("pick", &position), ("mode", "replay")],
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let refused = browser
+        .post(
+            "/dead-letters/replay",
+            &[("csrf", &csrf), ("pick", &position), ("mode", "replay")],
+            Some("http://evil.example"),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+
+    // Fault off, a dry run changes nothing, a replay confirms the order.
+    let off = browser
+        .post(
+            "/dead-letters/faults",
+            &[("csrf", &csrf), ("set", "off")],
+            Some("http://console.test"),
+        )
+        .await;
+    assert!(off.body.contains("Faults set"), "{}", off.body);
+    let dry = browser
+        .post(
+            "/dead-letters/replay",
+            &[
+                ("csrf", &csrf),
+                ("which", "picked"),
+                ("pick", &position),
+                ("mode", "dry-run"),
+            ],
+            None,
+        )
+        .await;
+    assert!(dry.body.contains("would-replay"), "{}", dry.body);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stack.order(failing).await["status"], "FAILED");
+    let done = browser
+        .post(
+            "/dead-letters/replay",
+            &[
+                ("csrf", &csrf),
+                ("which", "picked"),
+                ("pick", &position),
+                ("mode", "replay"),
+            ],
+            None,
+        )
+        .await;
+    assert!(done.body.contains(">replayed<"), "{}", done.body);
+    let timeline = browser
+        .wait_json(&format!("/api/orders/{failing}/timeline"), |t| {
+            t["order"]["status"] == "CONFIRMED"
+                && titles(t).iter().any(|n| n.contains("inventory.reserved"))
+        })
+        .await;
+    let names = titles(&timeline);
+    assert!(
+        names.iter().any(|n| n.starts_with("dead-lettered by")),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n.contains("replay #1")), "{names:?}");
+
+    // The overview sees every service ready and the topic's records.
+    let overview = browser.get("/api/overview").await.json();
+    assert!(
+        overview["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["ready"] == true),
+        "{overview}"
+    );
+    assert!(overview["deadLetters"].as_i64().unwrap() >= 1, "{overview}");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_on_the_embedded_broker_shows_the_flow_and_acts_on_dead_letters() {
+    the_console_shows_the_flow_and_acts_on_dead_letters(BrokerKind::Tansu).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_on_kafka_shows_the_flow_and_acts_on_dead_letters() {
+    the_console_shows_the_flow_and_acts_on_dead_letters(BrokerKind::Kafka).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_given_operator_tokens_lets_in_only_an_operator_who_signs_in() {
+    let Some(stack) =
+        Stack::spawn(BrokerKind::Tansu, DbKind::Sqlite, StackOptions::default()).await
+    else {
+        return;
+    };
+    let token = platform::auth::operators::new_token();
+    let entry = platform::auth::operators::Entry::for_token("alice", &token);
+    let mut browser = Browser::new(&stack, vec![entry]).await;
+    let page = browser.get("/topics").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location.as_deref(), Some("/sign-in?next=%2Ftopics"));
+    assert_eq!(
+        browser.get("/api/overview").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let form = browser.get("/sign-in?next=%2Ftopics").await;
+    assert_eq!(form.status, StatusCode::OK);
+    let csrf = form.csrf();
+    let wrong = browser
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", &csrf),
+                ("token", "oo_not-a-token"),
+                ("next", "/topics"),
+            ],
+            None,
+        )
+        .await;
+    assert!(
+        wrong.body.contains("not an operator token"),
+        "{}",
+        wrong.body
+    );
+    let signed = browser
+        .post(
+            "/sign-in",
+            &[("csrf", &csrf), ("token", &token), ("next", "/topics")],
+            None,
+        )
+        .await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    assert_eq!(signed.location.as_deref(), Some("/topics"));
+    let page = browser.get("/topics").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("signed in as <b>alice</b>"),
+        "{}",
+        page.body
+    );
+    assert_eq!(browser.get("/api/overview").await.status, StatusCode::OK);
+    stack.stop().await;
+}
