@@ -101,8 +101,13 @@ async fn read(
     };
     let services = &console.services;
     let mut group_lag: HashMap<(String, String), i64> = HashMap::new();
-    for (name, url) in services.all() {
+    // The three services are asked side by side (each status takes a broker round trip).
+    let asked = futures_util::future::join_all(services.all().map(|(name, url)| async move {
         let (ready, status) = tokio::join!(services.ready(url), services.status(url, token));
+        (name, url, ready, status)
+    }))
+    .await;
+    for (name, url, ready, status) in asked {
         let mut lag: Vec<(String, i64)> = Vec::new();
         if let Some(s) = &status {
             for c in &s.consumers {

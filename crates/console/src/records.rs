@@ -72,7 +72,10 @@ impl Readers {
             .set("group.id", "openorder-console")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
-            // A page of records, not a stream: small fetches.
+            // A page of records, not a stream: small fetches, and no fetch left waiting on
+            // the broker for new records (a broker that answers a connection's requests in
+            // turn would hold the next watermark or offset lookup behind it).
+            .set("fetch.wait.max.ms", "10")
             .set("fetch.max.bytes", "8388608")
             .set("max.partition.fetch.bytes", "1048576");
         for (k, v) in &self.kafka.kafka_options {
@@ -410,6 +413,19 @@ fn read_ranges(
     want: usize,
     keep: &dyn Fn(&Record) -> bool,
 ) -> anyhow::Result<(Vec<Record>, u64, bool)> {
+    let read = read_assigned(consumer, topic, ranges, want, keep);
+    // Fetching stops until the next read.
+    let _ = consumer.unassign();
+    read
+}
+
+fn read_assigned(
+    consumer: &BaseConsumer,
+    topic: &str,
+    ranges: &[(i32, i64, i64)],
+    want: usize,
+    keep: &dyn Fn(&Record) -> bool,
+) -> anyhow::Result<(Vec<Record>, u64, bool)> {
     let mut tpl = TopicPartitionList::new();
     let mut open: HashMap<i32, (i64, i64)> = HashMap::new();
     for &(partition, from, until) in ranges {
@@ -569,7 +585,11 @@ fn by_key(
         };
         let n = info.partitions.len() as i32;
         let partition = platform::kafka::partition_of(key.as_bytes(), n);
-        let Some(p) = info.partitions.iter().find(|p| p.partition == partition) else {
+        let Some(p) = info
+            .partitions
+            .iter()
+            .find(|p| p.partition == partition && p.high > p.low)
+        else {
             continue;
         };
         // A broker that cannot look offsets up by time is read from its oldest record.

@@ -209,12 +209,24 @@ pub fn read_at_most(args: &KafkaArgs, topic: &str, max: usize) -> anyhow::Result
     if meta.error().is_some() || meta.partitions().is_empty() {
         return Ok(Vec::new());
     }
+    // Each partition is read up to its end now (an empty one not at all): a broker that
+    // does not signal the end of a partition is not waited on.
     let mut tpl = TopicPartitionList::new();
+    let mut ends: HashMap<i32, i64> = HashMap::new();
     for p in meta.partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+            .with_context(|| format!("Failed to read the watermarks of {topic}"))?;
+        if high > low {
+            tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))?;
+            ends.insert(p.id(), high);
+        }
+    }
+    if ends.is_empty() {
+        return Ok(Vec::new());
     }
     consumer.assign(&tpl)?;
-    let mut open: HashSet<i32> = meta.partitions().iter().map(|p| p.id()).collect();
+    let mut open: HashSet<i32> = ends.keys().copied().collect();
     let mut out = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut idle_since = std::time::Instant::now();
@@ -222,6 +234,12 @@ pub fn read_at_most(args: &KafkaArgs, topic: &str, max: usize) -> anyhow::Result
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 idle_since = std::time::Instant::now();
+                if ends
+                    .get(&m.partition())
+                    .is_some_and(|end| m.offset() + 1 >= *end)
+                {
+                    open.remove(&m.partition());
+                }
                 out.push(Record::from_message(&m));
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {

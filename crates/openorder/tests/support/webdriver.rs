@@ -142,28 +142,37 @@ impl Browser {
             .to_string()
     }
 
+    /// The first element `css` selects now, if there is one.
+    async fn find_now(&self, css: &str) -> Result<String, Value> {
+        let url = format!("{}/session/{}/element", self.base, self.session);
+        let answer: Value = self
+            .http
+            .post(&url)
+            .json(&json!({"using": "css selector", "value": css}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match answer["value"][ELEMENT].as_str() {
+            Some(id) => Ok(id.to_string()),
+            None => Err(answer["value"].clone()),
+        }
+    }
+
     /// The first element `css` selects, waiting for it up to 30 s.
     pub async fn find(&self, css: &str) -> String {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let url = format!("{}/session/{}/element", self.base, self.session);
-            let answer: Value = self
-                .http
-                .post(&url)
-                .json(&json!({"using": "css selector", "value": css}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if let Some(id) = answer["value"][ELEMENT].as_str() {
-                return id.to_string();
-            }
+            let why = match self.find_now(css).await {
+                Ok(id) => return id,
+                Err(why) => why,
+            };
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "no element {css} in 30 s ({}): {}",
-                answer["value"],
+                why["message"],
                 self.source().await
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -206,18 +215,27 @@ impl Browser {
             .to_string()
     }
 
-    /// Waits (up to 60 s) until the text of `css` satisfies `done`, reloading the page
-    /// between looks when `reload`; returns it.
+    /// Waits (up to 60 s) until there is an element `css` whose text satisfies `done`,
+    /// reloading the page between looks when `reload`; returns the text.
     pub async fn wait_text(&self, css: &str, reload: bool, done: impl Fn(&str) -> bool) -> String {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let text = self.text(css).await;
-            if done(&text) {
-                return text;
+            let mut text = String::new();
+            if let Ok(id) = self.find_now(css).await {
+                text = self
+                    .call(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+                    .await
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if done(&text) {
+                    return text;
+                }
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "{css} never became what was waited for: {text}"
+                "{css} never became what was waited for: {text:?} in {}",
+                self.source().await
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
             if reload {
