@@ -406,6 +406,15 @@ fn cut(mut text: String) -> String {
 
 /// Reads each `(partition, from, until)` of `topic` forward, keeping what `keep` keeps,
 /// until each partition reaches `until`, `want` records are kept, or [`READ_FOR`] passes.
+/// Stops a reader's fetching when a read ends, however it ends.
+struct Unassign<'a>(&'a BaseConsumer);
+
+impl Drop for Unassign<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unassign();
+    }
+}
+
 fn read_ranges(
     consumer: &BaseConsumer,
     topic: &str,
@@ -413,19 +422,7 @@ fn read_ranges(
     want: usize,
     keep: &dyn Fn(&Record) -> bool,
 ) -> anyhow::Result<(Vec<Record>, u64, bool)> {
-    let read = read_assigned(consumer, topic, ranges, want, keep);
-    // Fetching stops until the next read.
-    let _ = consumer.unassign();
-    read
-}
-
-fn read_assigned(
-    consumer: &BaseConsumer,
-    topic: &str,
-    ranges: &[(i32, i64, i64)],
-    want: usize,
-    keep: &dyn Fn(&Record) -> bool,
-) -> anyhow::Result<(Vec<Record>, u64, bool)> {
+    let _unassign = Unassign(consumer);
     let mut tpl = TopicPartitionList::new();
     let mut open: HashMap<i32, (i64, i64)> = HashMap::new();
     for &(partition, from, until) in ranges {

@@ -14,13 +14,7 @@ use serde_json::{json, Value};
 use crate::session::Session;
 use crate::Shared;
 
-fn text(v: &Value, k: &str) -> String {
-    match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    }
-}
+use super::field as text;
 
 fn age(ms: Option<i64>) -> String {
     let Some(ms) = ms else { return "-".into() };

@@ -105,6 +105,15 @@ pub fn facts(rows: &[(&str, String)]) -> Markup {
     }
 }
 
+/// A field of a service's JSON answer as text (empty when missing or null).
+pub fn field(v: &serde_json::Value, key: &str) -> String {
+    match v.get(key) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
 /// Checks the form's CSRF field against the session's.
 pub fn csrf_ok(session: &Session, field: &str) -> bool {
     crate::session::same_secret(&session.csrf, field)

@@ -7,7 +7,9 @@ use axum::Extension;
 use maud::{html, Markup};
 use reqwest::Method;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
+
+use super::field;
 
 use crate::session::Session;
 use crate::Shared;
@@ -51,14 +53,6 @@ async fn render(console: &Shared, session: &Session, outcome: Option<Markup>) ->
         }
     };
     super::page("Stock", "/stock", session, body).into_response()
-}
-
-fn field(v: &Value, k: &str) -> String {
-    match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    }
 }
 
 #[derive(Deserialize)]
