@@ -88,6 +88,8 @@ pub struct Console {
     pub live: live::Live,
     /// Where `openorder up` keeps the operator token, to say so on the sign-in page.
     pub token_hint: Option<String>,
+    /// Cancelled when the console stops: its event streams end then.
+    pub stopping: CancellationToken,
 }
 
 pub type Shared = Arc<Console>;
@@ -110,6 +112,7 @@ impl Console {
             operators,
             live: live::Live::default(),
             token_hint,
+            stopping: CancellationToken::new(),
         }))
     }
 
@@ -240,6 +243,12 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     console.operators.spawn_reload(shutdown.clone());
+    let stopping = console.stopping.clone();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        signal.cancelled().await;
+        stopping.cancel();
+    });
     platform::http::serve::serve(
         listener,
         router(console),

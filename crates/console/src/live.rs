@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Extension;
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, Stream, StreamExt};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
@@ -172,6 +172,7 @@ pub async fn stream(
     Extension(session): Extension<Session>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let token = session.token().map(str::to_string);
+    let stopping = console.stopping.clone().cancelled_owned();
     let events = stream::unfold(true, move |first| {
         let (console, token) = (console.clone(), token.clone());
         async move {
@@ -185,7 +186,8 @@ pub async fn stream(
                 .unwrap_or_else(|_| Event::default().comment("unserializable"));
             Some((Ok(event), false))
         }
-    });
+    })
+    .take_until(stopping);
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
@@ -206,6 +208,7 @@ pub async fn tail(
     Path(topic): Path<String>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let state: Option<HashMap<i32, i64>> = None;
+    let stopping = console.stopping.clone().cancelled_owned();
     let events = stream::unfold(state, move |ends| {
         let (console, topic) = (console.clone(), topic.clone());
         async move {
@@ -237,7 +240,8 @@ pub async fn tail(
                 )),
             }
         }
-    });
+    })
+    .take_until(stopping);
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 

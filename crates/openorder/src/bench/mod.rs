@@ -9,6 +9,7 @@
 //! ([`report`]) and a summary table. With `--soak`, one long run with every retention
 //! window shortened, sampled each `--sample-every` ([`soak`]): memory, disk, throughput.
 
+pub mod console;
 pub mod driver;
 pub mod limits;
 pub mod procstat;
@@ -98,6 +99,16 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 60.0)]
     sample_every: f64,
 
+    /// Tail `order.created` in the console through the run, as a browser does (embedded
+    /// only: the console runs in `up`); a run with it beside one without shows its cost.
+    #[arg(long)]
+    tail: bool,
+
+    /// Instead of a run: fill a topic with this many records and time the console's pages
+    /// of 100 on it (embedded only).
+    #[arg(long, default_value_t = 0)]
+    console_records: usize,
+
     /// Where report.json and chart.svg go.
     #[arg(long, default_value = "bench-report")]
     out: PathBuf,
@@ -112,6 +123,8 @@ struct System {
     data_dir: Option<PathBuf>,
     /// The operator token `up` made (None: the services run without operator tokens).
     operator_token: Option<String>,
+    /// The console `up` serves, when the run needs one.
+    console_url: Option<String>,
     kafka: platform::config::KafkaArgs,
     processes: Vec<(String, u32)>,
     up: Option<tokio::process::Child>,
@@ -130,8 +143,9 @@ async fn start_system(
     };
     match args.broker {
         BrokerChoice::Embedded => {
+            let console = args.tail || args.console_records > 0;
             for attempt in 1.. {
-                if let Some(system) = start_up(dir, http, attempt, &env).await? {
+                if let Some(system) = start_up(dir, http, attempt, &env, console).await? {
                     return Ok(system);
                 }
             }
@@ -169,6 +183,7 @@ async fn start_system(
                 notification_url,
                 data_dir: None,
                 operator_token: None,
+                console_url: None,
                 kafka: platform::config::KafkaArgs::with_defaults(
                     &cluster.bootstrap,
                     &cluster.prefix,
@@ -194,9 +209,11 @@ async fn start_up(
     http: &reqwest::Client,
     attempt: u32,
     env: &[(String, String)],
+    console: bool,
 ) -> anyhow::Result<Option<System>> {
     let (broker, order, inventory, notification) =
         (free_port()?, free_port()?, free_port()?, free_port()?);
+    let console_port = if console { free_port()? } else { 0 };
     let data = dir.join("data");
     let _ = std::fs::remove_dir_all(&data);
     let log_path = dir.join("up.log");
@@ -210,7 +227,7 @@ async fn start_up(
         .args(["--order-port", &order.to_string()])
         .args(["--inventory-port", &inventory.to_string()])
         .args(["--notification-port", &notification.to_string()])
-        .args(["--console-port", "0"])
+        .args(["--console-port", &console_port.to_string()])
         .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
         .env("RUST_LOG", "warn")
         .envs(env.iter().map(|(k, v)| (k, v)))
@@ -272,6 +289,7 @@ async fn start_up(
         notification_url,
         data_dir: Some(data),
         operator_token: Some(token.trim().to_string()),
+        console_url: console.then(|| format!("http://127.0.0.1:{console_port}")),
         kafka: platform::config::KafkaArgs::with_defaults(&format!("127.0.0.1:{broker}"), ""),
         processes,
         up: Some(child),
@@ -298,6 +316,12 @@ pub struct Report {
     /// The soak's samples (`--soak`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub soak: Option<soak::Soak>,
+    /// What the console's tail received (`--tail`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tailed: Option<console::Tailed>,
+    /// The console's pages timed (`--console-records`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console_pages: Option<Vec<console::PageTiming>>,
 }
 
 fn machine() -> String {
@@ -406,7 +430,19 @@ async fn measure(
     let mut runs = Vec::new();
     let mut sustained_rate = None;
     let mut soaked = None;
-    if args.soak {
+    let mut console_pages = None;
+    let mut tailed = None;
+    let signed_in = match (&system.console_url, &system.operator_token) {
+        (Some(url), Some(token)) => Some((url.clone(), console::sign_in(url, token).await?)),
+        _ => None,
+    };
+    if args.console_records > 0 {
+        let (url, cookie) = signed_in
+            .clone()
+            .context("--console-records needs the embedded broker")?;
+        console_pages =
+            Some(console::pages(http, &system.kafka, &url, &cookie, args.console_records).await?);
+    } else if args.soak {
         let service_urls = [
             system.order_url.clone(),
             system.inventory_url.clone(),
@@ -486,7 +522,29 @@ async fn measure(
                 Duration::from_secs_f64(args.duration),
             ))
         });
+        let tail_stop = tokio_util::sync::CancellationToken::new();
+        let tailing = match (&signed_in, args.tail) {
+            (Some((url, cookie)), true) => Some(tokio::spawn(console::tail(
+                url.clone(),
+                cookie.clone(),
+                system.kafka.topics().order_created(),
+                tail_stop.clone(),
+            ))),
+            (None, true) => anyhow::bail!("--tail needs the embedded broker"),
+            _ => None,
+        };
         let samples = driver::open_loop(http, &system.order_url, args.rate, count).await?;
+        if let Some(tailing) = tailing {
+            // The last records of the run reach the tail within a half-second or so.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            tail_stop.cancel();
+            let got = tailing.await??;
+            println!(
+                "bench: the console's tail received {} records in {} events ({} skipped past its cap)",
+                got.records, got.events, got.skipped
+            );
+            tailed = Some(got);
+        }
         if let Some(failing) = failing {
             let posted = failing.await.unwrap_or(0);
             println!("bench: {posted} orders with the FAIL SKU posted during the run");
@@ -527,6 +585,8 @@ async fn measure(
         completed_vs_broker: completed / broker_limit.orders_per_second,
         accepted_vs_http: accepted / http_limit.requests_per_second,
         soak: soaked,
+        tailed,
+        console_pages,
         runs,
         sustained_rate,
         processes,

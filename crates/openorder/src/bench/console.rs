@@ -1,0 +1,254 @@
+//! What the console costs the system, and how fast it pages:
+//! - `--tail`: a browser's live tail of `order.created` (the console's `/topics/…/tail`
+//!   server-sent events, read as a browser would) through the whole run, so a run with it
+//!   beside one without shows what tailing costs the flow;
+//! - `--console-records N`: a topic filled with N records, then the console's pages of 100
+//!   timed on it: the newest, from an offset in the middle, from a time in the middle, and
+//!   the newest of one key (a filtered read, which scans up to 20,000 records a partition).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rdkafka::producer::FutureRecord;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+/// Signs in to the console at `base` with the operator `token`; the session's cookie.
+pub async fn sign_in(base: &str, token: &str) -> anyhow::Result<String> {
+    // The answer to signing in is a redirect that carries the cookie: not followed.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(15))
+        .build()?;
+    let page = http.get(format!("{base}/sign-in")).send().await?;
+    let cookie = page
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .context("the console gave no session cookie")?
+        .to_string();
+    let body = page.text().await?;
+    let marker = "name=\"csrf\" value=\"";
+    let at = body
+        .find(marker)
+        .context("no CSRF field on the sign-in page")?
+        + marker.len();
+    let csrf = &body[at..at + body[at..].find('"').context("a CSRF value")?];
+    let signed = http
+        .post(format!("{base}/sign-in"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .form(&[("csrf", csrf), ("token", token), ("next", "/")])
+        .send()
+        .await?;
+    anyhow::ensure!(
+        signed.status() == reqwest::StatusCode::SEE_OTHER,
+        "signing in to the console answered {}",
+        signed.status()
+    );
+    signed
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
+        .context("no session cookie after signing in")
+}
+
+/// What a tail received.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tailed {
+    pub events: u64,
+    pub records: u64,
+    /// Records the console counted but did not send (past its per-tick cap).
+    pub skipped: u64,
+}
+
+/// Reads `topic`'s live tail until `stop`, as a browser would.
+pub async fn tail(
+    base: String,
+    cookie: String,
+    topic: String,
+    stop: CancellationToken,
+) -> anyhow::Result<Tailed> {
+    // No overall timeout: the stream runs as long as the run.
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build()?;
+    let mut response = http
+        .get(format!("{base}/topics/{topic}/tail"))
+        .header(reqwest::header::COOKIE, cookie)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "tail answered {}",
+        response.status()
+    );
+    let mut tailed = Tailed::default();
+    let mut pending = String::new();
+    loop {
+        let chunk = tokio::select! {
+            () = stop.cancelled() => break,
+            chunk = response.chunk() => chunk?,
+        };
+        let Some(chunk) = chunk else { break };
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = pending.find("\n\n") {
+            let event: String = pending.drain(..end + 2).collect();
+            if !event.contains("event: records") {
+                continue;
+            }
+            let data: String = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+                .collect();
+            let batch: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
+            tailed.events += 1;
+            tailed.records += batch["records"].as_array().map_or(0, Vec::len) as u64;
+            tailed.skipped += batch["skipped"].as_u64().unwrap_or(0);
+        }
+    }
+    Ok(tailed)
+}
+
+/// One kind of page, timed.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageTiming {
+    pub page: String,
+    pub records_shown: usize,
+    /// Each try, in milliseconds.
+    pub ms: Vec<f64>,
+}
+
+/// Fills a topic with `records` records and times the console's pages on it.
+pub async fn pages(
+    http: &reqwest::Client,
+    kafka: &platform::config::KafkaArgs,
+    base: &str,
+    cookie: &str,
+    records: usize,
+) -> anyhow::Result<Vec<PageTiming>> {
+    let topic = kafka.topics().group(&format!(
+        "bench.console.{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
+    platform::kafka::ensure_topics(kafka, std::slice::from_ref(&topic), &Default::default())
+        .await?;
+    let producer = platform::kafka::producer(kafka, "bench-console")?;
+    let started = Instant::now();
+    let mut deliveries = Vec::with_capacity(records.min(100_000));
+    let mut middle_time = None;
+    for i in 0..records {
+        let key = (i % 10_000).to_string();
+        let value = format!(
+            r#"{{"eventId":"bench-{i}","orderId":{},"userId":42,"items":[{{"sku":"BENCH-0","qty":1}}],"createdAt":"2026-12-02T00:00:00Z"}}"#,
+            i % 10_000
+        );
+        if i == records / 2 {
+            middle_time = Some(chrono::Utc::now().timestamp_millis());
+        }
+        loop {
+            match producer.send_result(FutureRecord::to(&topic).key(&key).payload(&value)) {
+                Ok(d) => {
+                    deliveries.push(d);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+        if deliveries.len() >= 100_000 {
+            for d in deliveries.drain(..) {
+                d.await?
+                    .map_err(|(e, _)| anyhow::anyhow!("produce failed: {e}"))?;
+            }
+        }
+    }
+    for d in deliveries {
+        d.await?
+            .map_err(|(e, _)| anyhow::anyhow!("produce failed: {e}"))?;
+    }
+    println!(
+        "bench: {records} records in {topic} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let per_partition = records as i64 / kafka.topic_partitions.max(1) as i64;
+    let asks = [
+        ("newest 100".to_string(), "limit=100".to_string()),
+        (
+            "100 from the middle of partition 0".to_string(),
+            format!("partition=0&offset={}&limit=100", per_partition / 2),
+        ),
+        (
+            "100 from the middle time".to_string(),
+            format!("time={}&limit=100", middle_time.unwrap_or(0)),
+        ),
+        (
+            "newest 100 of key 4242 (filtered)".to_string(),
+            "key=4242&limit=100".to_string(),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (page, query) in asks {
+        let mut ms = Vec::new();
+        let mut shown = 0;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let answer: serde_json::Value = http
+                .get(format!("{base}/api/topics/{topic}/records?{query}"))
+                .header(reqwest::header::COOKIE, cookie)
+                .send()
+                .await?
+                .json()
+                .await?;
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            shown = answer["records"].as_array().map_or(0, Vec::len);
+        }
+        println!(
+            "bench: console page {page:<40} {shown:>4} records, {} ms",
+            ms.iter()
+                .map(|m| format!("{m:.0}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        );
+        out.push(PageTiming {
+            page,
+            records_shown: shown,
+            ms,
+        });
+    }
+    // The HTML page of the newest 100, as a browser opens it.
+    let mut ms = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let page = http
+            .get(format!("{base}/topics/{topic}?limit=100"))
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await?
+            .text()
+            .await?;
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(
+            page.contains("100 record(s) shown"),
+            "the page shows 100 records"
+        );
+    }
+    println!(
+        "bench: console page {:<40} {:>4} records, {} ms",
+        "HTML page of the newest 100",
+        100,
+        ms.iter()
+            .map(|m| format!("{m:.0}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    );
+    out.push(PageTiming {
+        page: "HTML page of the newest 100".into(),
+        records_shown: 100,
+        ms,
+    });
+    Ok(out)
+}
