@@ -76,8 +76,11 @@ impl Readers {
             // the broker for new records (a broker that answers a connection's requests in
             // turn would hold the next watermark or offset lookup behind it).
             .set("fetch.wait.max.ms", "10")
-            .set("fetch.max.bytes", "8388608")
-            .set("max.partition.fetch.bytes", "1048576");
+            // A page is 100 records or so: a broker asked for a megabyte a partition reads
+            // (and the embedded one materialises) thousands. A record larger than this still
+            // comes whole (brokers return at least one batch).
+            .set("fetch.max.bytes", "1048576")
+            .set("max.partition.fetch.bytes", "65536");
         for (k, v) in &self.kafka.kafka_options {
             config.set(k, v);
         }
