@@ -167,21 +167,20 @@ pub fn router(console: Shared) -> Router {
         .with_state(console)
 }
 
-/// Paths open without signing in.
-fn open_path(path: &str) -> bool {
-    matches!(
-        path,
-        "/sign-in" | "/console.css" | "/console.js" | "/health/ready"
-    )
-}
-
 /// Finds or opens the request's session, asks for a signed-in one where the console needs
 /// it, refuses a POST from another site, and keeps a new session's cookie.
 async fn with_session(State(console): State<Shared>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    if matches!(
+        path.as_str(),
+        "/console.css" | "/console.js" | "/health/ready"
+    ) {
+        // No session for what needs none (a health probe would open one each time).
+        return next.run(request).await;
+    }
     let found = console.sessions.of(request.headers());
     let fresh = found.is_none();
     let session = found.unwrap_or_else(|| console.sessions.open());
-    let path = request.uri().path().to_string();
     if request.method() == Method::POST && !session::same_origin(request.headers()) {
         return Problem::new(
             StatusCode::FORBIDDEN,
@@ -191,28 +190,28 @@ async fn with_session(State(console): State<Shared>, mut request: Request, next:
         )
         .into_response();
     }
-    let mut response = if console.needs_sign_in() && session.operator.is_none() && !open_path(&path)
-    {
-        if path.starts_with("/api/") || request.method() != Method::GET {
-            Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "sign-in-required",
-                "Sign in required",
-                "sign in at /sign-in with an operator token first",
-            )
-            .into_response()
+    let mut response =
+        if console.needs_sign_in() && session.operator.is_none() && path != "/sign-in" {
+            if path.starts_with("/api/") || request.method() != Method::GET {
+                Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "sign-in-required",
+                    "Sign in required",
+                    "sign in at /sign-in with an operator token first",
+                )
+                .into_response()
+            } else {
+                let target = request
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_else(|| "/".into());
+                Redirect::to(&format!("/sign-in?next={}", pages::encode(&target))).into_response()
+            }
         } else {
-            let target = request
-                .uri()
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| "/".into());
-            Redirect::to(&format!("/sign-in?next={}", pages::encode(&target))).into_response()
-        }
-    } else {
-        request.extensions_mut().insert(session.clone());
-        next.run(request).await
-    };
+            request.extensions_mut().insert(session.clone());
+            next.run(request).await
+        };
     if fresh && !response.headers().contains_key(header::SET_COOKIE) {
         if let Ok(value) = HeaderValue::from_str(&session::set_cookie(&session)) {
             response.headers_mut().append(header::SET_COOKIE, value);

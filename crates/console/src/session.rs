@@ -8,7 +8,8 @@
 //! `--operator-token-hash`; `openorder up` gives it its own), every page but the sign-in
 //! page needs a signed-in session; without any, it is open, as the services are.
 //!
-//! Sessions live 12 hours and at most [`MAX_SESSIONS`] are kept (the oldest go first).
+//! Sessions live 12 hours and at most [`MAX_SESSIONS`] are kept (past that, the oldest one
+//! not signed in goes first).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -76,7 +77,13 @@ impl Sessions {
         };
         let mut all = self.by_id.lock().expect("never poisoned");
         if all.len() >= MAX_SESSIONS {
-            if let Some(oldest) = all.values().min_by_key(|s| s.created).map(|s| s.id.clone()) {
+            // The oldest session nobody signed in to goes first, so that clients that never
+            // keep a cookie cannot push an operator out.
+            let oldest = all
+                .values()
+                .min_by_key(|s| (s.operator.is_some(), s.created))
+                .map(|s| s.id.clone());
+            if let Some(oldest) = oldest {
                 all.remove(&oldest);
             }
         }
@@ -190,6 +197,18 @@ mod tests {
             .of(&headers(&[("cookie", &format!("{COOKIE}={}", s.id))]))
             .is_none());
         assert_eq!(signed.token(), Some("tok"));
+    }
+
+    #[test]
+    fn clients_that_keep_no_cookie_cannot_push_a_signed_in_operator_out() {
+        let sessions = Sessions::default();
+        let signed = sessions.sign_in(None, "ops".into(), "tok".into());
+        for _ in 0..MAX_SESSIONS + 10 {
+            sessions.open();
+        }
+        let cookie = headers(&[("cookie", &format!("{COOKIE}={}", signed.id))]);
+        assert!(sessions.of(&cookie).is_some());
+        assert_eq!(sessions.by_id.lock().unwrap().len(), MAX_SESSIONS);
     }
 
     #[test]

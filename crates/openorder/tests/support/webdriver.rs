@@ -268,8 +268,21 @@ impl Browser {
     }
 }
 
+/// A test that failed drops its browser without [`Browser::quit`]: the session is ended
+/// here (a plain blocking HTTP request), or Chromium would outlive its killed driver.
 impl Drop for Browser {
     fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let address = self.base.trim_start_matches("http://").to_string();
+        if let Ok(mut stream) = std::net::TcpStream::connect(&address) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                stream,
+                "DELETE /session/{} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            let _ = stream.read(&mut [0u8; 512]);
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
