@@ -70,13 +70,9 @@ async fn records(
     };
     let c = console.clone();
     let t = topic.clone();
-    let found = crate::blocking(move || match c.readers.topic(&t)? {
-        Some(_) => Ok(Some(c.readers.browse(&t, &query)?)),
-        None => Ok(None),
-    })
-    .await;
+    let found = crate::blocking(move || c.readers.browse(&t, &query)).await;
     match found {
-        Ok(Some(page)) => Json(page).into_response(),
+        Ok(Some((_, page))) => Json(page).into_response(),
         Ok(None) => Problem::not_found(format!("no topic {topic:?}")).into_response(),
         Err(err) => broker_problem(err),
     }

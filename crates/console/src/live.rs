@@ -19,7 +19,7 @@ use futures_util::stream::{self, Stream, StreamExt};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use crate::records::{Browse, Filter, From, RecordView};
+use crate::records::RecordView;
 use crate::session::Session;
 use crate::Shared;
 
@@ -269,31 +269,18 @@ fn tail_once(
             now,
         ));
     };
-    let mut records = Vec::new();
-    let mut skipped = 0;
+    let mut ranges = Vec::new();
+    let (mut room, mut skipped) = (TAIL_MAX as i64, 0);
     for p in &info.partitions {
         let before = ends.get(&p.partition).copied().unwrap_or(p.high);
         let arrived = (p.high - before).max(0);
-        if arrived == 0 {
-            continue;
-        }
-        let room = TAIL_MAX.saturating_sub(records.len()) as i64;
         let take = arrived.min(room);
         skipped += arrived - take;
-        if take == 0 {
-            continue;
+        room -= take;
+        if take > 0 {
+            ranges.push((p.partition, p.high - take, p.high));
         }
-        let page = console.readers.browse(
-            topic,
-            &Browse {
-                partition: Some(p.partition),
-                from: From::Offset(p.high - take),
-                limit: take as usize,
-                filter: Filter::default(),
-            },
-        )?;
-        records.extend(page.records);
     }
-    records.sort_by_key(|r| (r.timestamp_ms, r.partition, r.offset));
+    let records = console.readers.ranges(topic, &ranges)?;
     Ok((TailBatch { records, skipped }, now))
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use contracts::headers;
 use platform::config::KafkaArgs;
+use platform::dead_letter::be_int;
 use platform::record::Record;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -111,17 +112,42 @@ impl Readers {
         result
     }
 
-    /// A page of `topic` as `query` asks.
-    pub fn browse(&self, topic: &str, query: &Browse) -> anyhow::Result<Page> {
+    /// `topic` and a page of it as `query` asks (None: no such topic).
+    pub fn browse(&self, topic: &str, query: &Browse) -> anyhow::Result<Option<(TopicInfo, Page)>> {
         let consumer = self.take()?;
-        let result = browse(&consumer, topic, query);
+        let result = topic_of(&consumer, topic).and_then(|info| match info {
+            Some(info) => {
+                let page = browse(&consumer, &info, query)?;
+                Ok(Some((info, page)))
+            }
+            None => Ok(None),
+        });
         self.give_back(consumer);
         result
     }
 
+    /// Every record of `topic` in each `(partition, from, until)`, oldest first.
+    pub fn ranges(
+        &self,
+        topic: &str,
+        ranges: &[(i32, i64, i64)],
+    ) -> anyhow::Result<Vec<RecordView>> {
+        let consumer = self.take()?;
+        let result = read_ranges(&consumer, topic, ranges, usize::MAX, &|_| true);
+        self.give_back(consumer);
+        let mut records = result?.0;
+        records.sort_by_key(|r| (r.timestamp, r.partition, r.offset));
+        Ok(records.iter().map(RecordView::of).collect())
+    }
+
     /// Every record keyed `key` in each of `topics`, read from `since` (milliseconds since
     /// the epoch) on the partition the key maps to, oldest first.
-    pub fn by_key(&self, topics: &[String], key: &str, since: Option<i64>) -> anyhow::Result<Page> {
+    pub fn by_key(
+        &self,
+        topics: &[TopicInfo],
+        key: &str,
+        since: Option<i64>,
+    ) -> anyhow::Result<Page> {
         let consumer = self.take()?;
         let result = by_key(&consumer, topics, key, since);
         self.give_back(consumer);
@@ -300,13 +326,6 @@ pub enum Value {
     Hex(String),
 }
 
-/// Headers whose value is a big-endian integer (as Spring writes them).
-const BINARY_INTS: [&str; 3] = [
-    headers::DLT_ORIGINAL_PARTITION,
-    headers::DLT_ORIGINAL_OFFSET,
-    headers::DLT_ORIGINAL_TIMESTAMP,
-];
-
 impl RecordView {
     pub fn of(r: &Record) -> Self {
         let headers = r
@@ -314,7 +333,10 @@ impl RecordView {
             .iter()
             .map(|(name, v)| {
                 let bytes = v.as_deref().unwrap_or_default();
-                let value = match (BINARY_INTS.contains(&name.as_str()), be_int(bytes)) {
+                let value = match (
+                    platform::dlt::BINARY_INT_HEADERS.contains(&name.as_str()),
+                    be_int(bytes),
+                ) {
                     (true, Some(n)) => n.to_string(),
                     _ => text_or_hex(bytes),
                 };
@@ -344,14 +366,6 @@ impl RecordView {
             Value::Json(text) => serde_json::from_str(text).ok(),
             _ => None,
         }
-    }
-}
-
-fn be_int(bytes: &[u8]) -> Option<i64> {
-    match bytes.len() {
-        4 => Some(i32::from_be_bytes(bytes.try_into().ok()?) as i64),
-        8 => Some(i64::from_be_bytes(bytes.try_into().ok()?)),
-        _ => None,
     }
 }
 
@@ -480,14 +494,8 @@ fn read_ranges(
     Ok((kept, scanned, cut_short))
 }
 
-fn browse(consumer: &BaseConsumer, topic: &str, query: &Browse) -> anyhow::Result<Page> {
-    let Some(info) = topic_of(consumer, topic)? else {
-        return Ok(Page {
-            records: Vec::new(),
-            scanned: 0,
-            cut_short: false,
-        });
-    };
+fn browse(consumer: &BaseConsumer, info: &TopicInfo, query: &Browse) -> anyhow::Result<Page> {
+    let topic = info.name.as_str();
     let limit = query.limit.clamp(1, MAX_PAGE);
     let parts: Vec<&PartitionInfo> = info
         .partitions
@@ -574,15 +582,13 @@ fn offsets_for_time(
 
 fn by_key(
     consumer: &BaseConsumer,
-    topics: &[String],
+    topics: &[TopicInfo],
     key: &str,
     since: Option<i64>,
 ) -> anyhow::Result<Page> {
     let (mut records, mut scanned, mut cut_short) = (Vec::new(), 0, false);
-    for topic in topics {
-        let Some(info) = topic_of(consumer, topic)? else {
-            continue;
-        };
+    for info in topics {
+        let topic = info.name.as_str();
         let n = info.partitions.len() as i32;
         let partition = platform::kafka::partition_of(key.as_bytes(), n);
         let Some(p) = info

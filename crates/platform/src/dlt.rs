@@ -23,6 +23,14 @@ use crate::config::KafkaArgs;
 use crate::dead_letter::be_int;
 use crate::record::Record;
 
+/// The dead-letter headers whose value is a big-endian integer (as Spring writes them):
+/// shown as numbers.
+pub const BINARY_INT_HEADERS: [&str; 3] = [
+    headers::DLT_ORIGINAL_PARTITION,
+    headers::DLT_ORIGINAL_OFFSET,
+    headers::DLT_ORIGINAL_TIMESTAMP,
+];
+
 /// Ledger topic of replays (behind the prefix).
 pub const LEDGER: &str = "openorder.dlt-replays";
 
@@ -109,13 +117,8 @@ impl Record {
             .headers
             .iter()
             .map(|(k, v)| {
-                let binary = [
-                    headers::DLT_ORIGINAL_PARTITION,
-                    headers::DLT_ORIGINAL_OFFSET,
-                    headers::DLT_ORIGINAL_TIMESTAMP,
-                ];
                 let v = v.as_deref().unwrap_or_default();
-                let value = match (binary.contains(&k.as_str()), be_int(v)) {
+                let value = match (BINARY_INT_HEADERS.contains(&k.as_str()), be_int(v)) {
                     (true, Some(n)) => serde_json::json!(n),
                     _ => serde_json::json!(String::from_utf8_lossy(v)),
                 };

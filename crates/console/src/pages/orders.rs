@@ -149,7 +149,7 @@ pub async fn gather(console: &Shared, token: Option<&str>, order_id: i64) -> Tim
         .map(|ms| ms - 60_000);
     let c = console.clone();
     let records = crate::blocking(move || {
-        let topics: Vec<String> = c.readers.topics()?.into_iter().map(|t| t.name).collect();
+        let topics = c.readers.topics()?;
         c.readers.by_key(&topics, &order_id.to_string(), since)
     })
     .await

@@ -119,22 +119,14 @@ pub async fn browse(
         }
     };
     let (c, t) = (console.clone(), topic.clone());
-    let found = crate::blocking(move || {
-        let info = c.readers.topic(&t)?;
-        let page = match &info {
-            Some(_) => Some(c.readers.browse(&t, &query)?),
-            None => None,
-        };
-        Ok((info, page))
-    })
-    .await;
+    let found = crate::blocking(move || c.readers.browse(&t, &query)).await;
     let body = match found {
         Err(err) => super::notice("error", &format!("The broker could not be read: {err:#}")),
-        Ok((None, _)) => super::notice("error", &format!("There is no topic {topic:?}.")),
-        Ok((Some(info), page)) => html! {
+        Ok(None) => super::notice("error", &format!("There is no topic {topic:?}.")),
+        Ok(Some((info, page))) => html! {
             p { (info.partitions.len()) " partition(s), " (info.records) " record(s) kept: " (watermarks(&info)) }
             (form(&topic, &q))
-            @if let Some(page) = page { (records(&page)) }
+            (records(&page))
             section #tail data-topic=(topic) hidden {
                 h2 { "Live tail" }
                 p.small #tail-status { "waiting for records…" }
