@@ -111,6 +111,14 @@ fn main() -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| args.listen.clone());
     let listener = Url::parse(&format!("tcp://{}", args.listen)).context("invalid --listen")?;
+    // Tansu binds its listener in a task of its own and panics there if it cannot, leaving
+    // the process up (or exiting 0): find out here, with a reason.
+    std::net::TcpListener::bind(&args.listen).with_context(|| {
+        format!(
+            "cannot listen on {} (is another broker running there?)",
+            args.listen
+        )
+    })?;
     let advertised = Url::parse(&format!("tcp://{advertised}")).context("invalid --advertised")?;
     let storage = Url::parse(&format!(
         "sqlite://broker.db?maintenance_interval={}ms&retention_ms={}",
@@ -143,12 +151,49 @@ fn main() -> anyhow::Result<()> {
             .build()
             .await
             .map_err(|e| anyhow::anyhow!("Failed to build the broker: {e:?}"))?;
+        // Tansu stops on SIGINT/SIGTERM; it stopping without one is a failure (a task of
+        // its died): exit non-zero so that `openorder up` starts it again.
+        let asked = asked_to_stop();
         broker
             .main(Instant::now())
             .await
             .map_err(|e| anyhow::anyhow!("broker stopped with an error: {e:?}"))?;
+        // The flag's task hears the same signal Tansu did: give it a moment.
+        for _ in 0..40 {
+            if asked.load(std::sync::atomic::Ordering::Acquire) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        anyhow::ensure!(
+            asked.load(std::sync::atomic::Ordering::Acquire),
+            "the broker stopped without being asked to (a panic above says why)"
+        );
         Ok(())
     })
+}
+
+/// A flag raised by the first SIGINT or SIGTERM (beside Tansu's own handling of them).
+fn asked_to_stop() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = asked.clone();
+    tokio::spawn(async move {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            // Without handlers the flag cannot be raised: count every stop as asked for.
+            flag.store(true, std::sync::atomic::Ordering::Release);
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        flag.store(true, std::sync::atomic::Ordering::Release);
+    });
+    asked
 }
 
 /// Holds `broker.lock` in the data directory for as long as the returned file lives,

@@ -76,6 +76,8 @@ struct EmbeddedBroker {
     exe: PathBuf,
     data_dir: PathBuf,
     address: SocketAddr,
+    /// Where the running broker's lines begin in `broker.log`.
+    log_from: u64,
 }
 
 /// Restarts of a broker that keeps dying before `up` gives up (each after a longer wait:
@@ -92,17 +94,21 @@ impl EmbeddedBroker {
             "the embedded broker binary {} is missing: build the whole workspace (`cargo build --release`)",
             broker_exe.display()
         );
+        let log_from = log_length(data_dir);
         let child = Self::spawn(&broker_exe, data_dir, address).await?;
         Ok(Self {
             child,
             exe: broker_exe,
             data_dir: data_dir.to_path_buf(),
             address,
+            log_from,
         })
     }
 
     async fn spawn(exe: &Path, data_dir: &Path, address: SocketAddr) -> anyhow::Result<Child> {
         let log_path = data_dir.join("broker.log");
+        // What this start writes to the log begins here: its reason, should it fail.
+        let log_start = log_length(data_dir);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -131,8 +137,8 @@ impl EmbeddedBroker {
             // Up to 30 s for a previous broker on this data directory to stop, then start-up.
             ready = platform::kafka::wait_until_ready(&bootstrap, Duration::from_secs(60)) => ready?,
             status = child.wait() => anyhow::bail!(
-                "the embedded broker exited at start ({}); see {}",
-                status?, log_path.display()
+                "the embedded broker exited at start ({}): {} (see {})",
+                status?, broker_said(&log_path, log_start), log_path.display()
             ),
         }
         Ok(child)
@@ -159,12 +165,13 @@ impl EmbeddedBroker {
                 status = self.child.wait() => status,
             };
             let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+            let reason = broker_said(&self.data_dir.join("broker.log"), self.log_from);
             if running_since.elapsed() >= BROKER_STABLE {
                 restarts = 0;
             }
             if restarts >= BROKER_RESTARTS {
                 let err = anyhow::anyhow!(
-                    "the embedded broker exited ({status}) {} times in a row; giving up (see {})",
+                    "the embedded broker exited ({status}) {} times in a row: {reason}; giving up (see {})",
                     restarts + 1,
                     self.data_dir.join("broker.log").display()
                 );
@@ -177,13 +184,14 @@ impl EmbeddedBroker {
             .delay(restarts + 1);
             restarts += 1;
             tracing::error!(
-                %status, restart = restarts, of = BROKER_RESTARTS, wait_ms = wait.as_millis() as u64,
+                %status, %reason, restart = restarts, of = BROKER_RESTARTS, wait_ms = wait.as_millis() as u64,
                 "the embedded broker exited; starting it again"
             );
             tokio::select! {
                 _ = shutdown.cancelled() => return (self, Ok(())),
                 _ = tokio::time::sleep(wait) => {}
             }
+            self.log_from = log_length(&self.data_dir);
             let started = tokio::select! {
                 _ = shutdown.cancelled() => return (self, Ok(())),
                 started = Self::spawn(&self.exe, &self.data_dir, self.address) => started,
@@ -217,6 +225,49 @@ impl EmbeddedBroker {
             tracing::warn!("the embedded broker did not stop in time; killing it");
             let _ = self.child.kill().await;
         }
+    }
+}
+
+/// The length of `broker.log` in `data_dir` (0 if there is none yet).
+fn log_length(data_dir: &Path) -> u64 {
+    std::fs::metadata(data_dir.join("broker.log")).map_or(0, |m| m.len())
+}
+
+/// The broker's own words on why it stopped: the last error or panic lines it wrote to
+/// `log` after byte `from` (at most 2 lines of 300 characters; the log is read from its
+/// last 16 KiB only).
+fn broker_said(log: &Path, from: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(log) else {
+        return "no broker log".into();
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let start = from.max(len.saturating_sub(16 * 1024));
+    let mut tail = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut tail).is_err() {
+        return "the broker log could not be read".into();
+    }
+    let text = String::from_utf8_lossy(&tail);
+    let strip = |line: &str| -> String {
+        // No terminal colours (the log is a file, but be safe) and a bounded length.
+        let plain: String = line.chars().filter(|c| !c.is_control()).collect();
+        plain.chars().take(300).collect()
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let telling: Vec<String> = lines
+        .iter()
+        .filter(|l| l.contains("Error") || l.contains("ERROR") || l.contains("panicked"))
+        .map(|l| strip(l))
+        .collect();
+    let chosen = if telling.is_empty() {
+        lines.iter().rev().take(2).rev().map(|l| strip(l)).collect()
+    } else {
+        telling[telling.len().saturating_sub(2)..].to_vec()
+    };
+    if chosen.is_empty() {
+        "the broker wrote nothing".into()
+    } else {
+        chosen.join(" | ")
     }
 }
 

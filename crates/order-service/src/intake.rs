@@ -5,7 +5,10 @@
 //! transaction holding its order committed, so a 202 still means the order is durable.
 //!
 //! If a batch's transaction fails, its orders are inserted again one transaction each, so
-//! one order's trouble is answered to that order alone.
+//! one order's trouble is answered to that order alone; unless the failure was the
+//! database's ([`platform::storage::StorageFault`]: full, read-only, away), which every
+//! order of the batch would meet again: then each is answered that error at once (a 503
+//! naming it). An order is answered 202 only once the commit holding it succeeded.
 //!
 //! The queue is bounded ([`QUEUE`]): when it is full, a request is refused at once
 //! ([`IntakeError::Busy`], a 503 with `Retry-After`) instead of waiting. Past the rate the
@@ -20,6 +23,7 @@ use std::sync::Arc;
 use contracts::Topics;
 use platform::db::{Backend, Database};
 use platform::metrics::Metrics;
+use platform::storage::StorageFault;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::domain::OrderRequest;
@@ -39,8 +43,24 @@ pub enum IntakeError {
     /// The queue is full: nothing was written; the client should retry shortly.
     #[error("too many orders are waiting to be written")]
     Busy,
+    /// The database could not keep the order (full, read-only, away, busy): nothing was
+    /// written; answered 503 naming the fault.
+    #[error("the database could not keep the order: {}", .0.slug())]
+    Storage(StorageFault),
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for IntakeError {
+    fn from(err: sqlx::Error) -> Self {
+        match StorageFault::of(&err) {
+            Some(fault) => {
+                platform::storage::log_request_fault(fault, &err);
+                Self::Storage(fault)
+            }
+            None => Self::Database(err),
+        }
+    }
 }
 
 /// Writers on PostgreSQL, where transactions of several connections run side by side.
@@ -61,7 +81,7 @@ struct Job {
     /// The request's span: its `order.created` continues the request's trace, and the
     /// transaction that writes the order is a span inside it.
     span: tracing::Span,
-    reply: oneshot::Sender<Result<Created, sqlx::Error>>,
+    reply: oneshot::Sender<Result<Created, IntakeError>>,
 }
 
 impl Intake {
@@ -107,7 +127,7 @@ impl Intake {
             }
             mpsc::error::TrySendError::Closed(_) => sqlx::Error::PoolClosed.into(),
         })?;
-        Ok(answer.await.map_err(|_| sqlx::Error::PoolClosed)??)
+        answer.await.map_err(|_| sqlx::Error::PoolClosed)?
     }
 }
 
@@ -147,14 +167,23 @@ impl Writer {
                     }
                     return;
                 }
-                Err(err) => tracing::debug!(
-                    orders = batch.len(), error = %err,
-                    "order batch rolled back; inserting its orders one at a time"
-                ),
+                Err(err) => {
+                    if let Some(fault) = StorageFault::of(&err) {
+                        platform::storage::log_request_fault(fault, &err);
+                        for job in batch {
+                            let _ = job.reply.send(Err(IntakeError::Storage(fault)));
+                        }
+                        return;
+                    }
+                    tracing::debug!(
+                        orders = batch.len(), error = %err,
+                        "order batch rolled back; inserting its orders one at a time"
+                    );
+                }
             }
         }
         for job in batch {
-            let result = self.insert_alone(&job).await;
+            let result = self.insert_alone(&job).await.map_err(IntakeError::from);
             let _ = job.reply.send(result);
         }
     }
@@ -178,7 +207,9 @@ impl Writer {
             // One transaction for the batch: inside the first request's span.
             tx.trace_in(&first.span);
         }
-        let results = store::create_orders_in(&mut tx, &self.topics, &orders).await?;
+        let results = store::create_orders_in(&mut tx, &self.topics, &orders).await;
+        // A statement the database refused (its commit was never reached) counts too.
+        let results = self.db.observe(results)?;
         tx.commit().await?;
         Ok(results)
     }

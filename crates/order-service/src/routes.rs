@@ -147,6 +147,7 @@ async fn create(
     let created = match state.intake.create(request, key).await {
         Ok(created) => created,
         Err(IntakeError::Busy) => return Ok(busy()),
+        Err(IntakeError::Storage(fault)) => return Err(Problem::storage(fault)),
         Err(IntakeError::Database(err)) => return Err(err.into()),
     };
     let (order_id, replayed) = match created {

@@ -12,6 +12,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 use tokio::sync::Notify;
 
 use crate::outbox::Waker;
+use crate::storage::StorageHealth;
 
 /// A database transaction. Use it as a connection (`&mut *tx`) and end it with
 /// [`Tx::commit`]; dropped, it rolls back. On SQLite it holds the database's one writer
@@ -28,6 +29,8 @@ pub struct Tx {
     /// [`Tx::trace_in`] to its end.
     span: tracing::Span,
     backend: Backend,
+    /// Told whether the commit succeeded ([`crate::storage`]).
+    storage: StorageHealth,
 }
 
 impl Tx {
@@ -36,8 +39,12 @@ impl Tx {
         use tracing::Instrument;
         let span = self.span.clone();
         let committed = self.inner.commit().instrument(span.clone()).await;
-        if let Err(err) = &committed {
-            span.record("error.type", error_type(err));
+        match &committed {
+            Ok(()) => self.storage.committed(),
+            Err(err) => {
+                span.record("error.type", error_type(err));
+                self.storage.failed(err);
+            }
         }
         committed?;
         for notify in &self.wake {
@@ -173,6 +180,8 @@ pub struct Database {
     writer: AnyPool,
     /// Woken by commits that wrote to the outbox ([`Tx::wake_relay_on_commit`]).
     relay: Waker,
+    /// Whether commits succeed ([`crate::storage`]).
+    storage: StorageHealth,
 }
 
 impl Database {
@@ -219,6 +228,7 @@ impl Database {
                     backend,
                     writer: connect(writer).await?,
                     relay: Waker::default(),
+                    storage: StorageHealth::new(redact(&url)),
                 }
             }
             Backend::Postgres => {
@@ -228,6 +238,7 @@ impl Database {
                     pool,
                     backend,
                     relay: Waker::default(),
+                    storage: StorageHealth::new(redact(&url)),
                 }
             }
         };
@@ -293,13 +304,54 @@ impl Database {
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         use tracing::Instrument;
         let span = transaction_span(self.backend, Some(&tracing::Span::current()));
+        let inner = match self.writer.begin().instrument(span.clone()).await {
+            Ok(inner) => inner,
+            Err(err) => {
+                self.storage.failed(&err);
+                return Err(err);
+            }
+        };
         Ok(Tx {
-            inner: self.writer.begin().instrument(span.clone()).await?,
+            inner,
             relay: self.relay.clone(),
             wake: Vec::new(),
             span,
             backend: self.backend,
+            storage: self.storage.clone(),
         })
+    }
+
+    /// Whether this database's commits succeed ([`crate::storage`]).
+    pub fn storage(&self) -> &StorageHealth {
+        &self.storage
+    }
+
+    /// Notes `result`'s error, if it is a storage fault, in this database's
+    /// [`StorageHealth`] (for errors met by statements inside a transaction, which never
+    /// reached its commit), and passes it on.
+    pub fn observe<T>(&self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+        if let Err(err) = &result {
+            self.storage.failed(err);
+        }
+        result
+    }
+
+    /// Can this database commit? A write that changes nothing (`applied_at` of the newest
+    /// migration set to itself), committed through the writer: it needs the same space,
+    /// permissions and connection as any other commit, so it fails while they do. Used by
+    /// `/health/ready` while commits are failing, so that readiness returns without
+    /// waiting for traffic to try.
+    pub async fn probe_commit(&self) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let written = sqlx::query(
+            "UPDATE schema_migrations SET applied_at = applied_at \
+             WHERE version = (SELECT MAX(version) FROM schema_migrations)",
+        )
+        .execute(&mut *tx)
+        .await;
+        let written = self.observe(written);
+        written?;
+        tx.commit().await
     }
 
     /// What wakes this database's outbox relay (commits that enqueued events do).
@@ -433,24 +485,11 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Is this error one that a retry may cure (connection lost, database busy, pool exhausted)?
+/// Is this error one that a retry may cure once its cause is gone (connection lost,
+/// database busy, pool exhausted, disk full, database read-only)? See
+/// [`crate::storage::StorageFault`].
 pub fn is_transient(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            // SQLite: 5 BUSY, 6 LOCKED (and extended codes); PostgreSQL: serialization
-            // failure, deadlock, and the connection/admin-shutdown classes 08 and 57.
-            matches!(code.as_ref(), "5" | "6" | "517" | "262" | "40001" | "40P01")
-                || code.starts_with("08")
-                || code.starts_with("57")
-        }
-        _ => false,
-    }
+    crate::storage::StorageFault::of(err).is_some()
 }
 
 #[cfg(test)]
@@ -500,6 +539,129 @@ mod tests {
         db.pool.close().await;
         let err = Database::connect(&url, 1, &V1).await.unwrap_err();
         assert!(err.to_string().contains("newer than this build"), "{err}");
+    }
+
+    /// A file system of `size` (a tmpfs, mounted with `mount(8)`: the tests run as root in
+    /// CI), unmounted on drop.
+    struct SmallDisk(std::path::PathBuf);
+
+    impl SmallDisk {
+        fn mount(size: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("oo-disk-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let status = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(&dir)
+                .status()
+                .expect("mount(8) runs");
+            assert!(
+                status.success(),
+                "mounting a {size} tmpfs at {} failed (the storage-fault tests need root)",
+                dir.display()
+            );
+            Self(dir)
+        }
+
+        /// Fills the file system but for about `free` bytes, with a file
+        /// [`SmallDisk::free`] removes: written until the disk refuses, then cut by `free`.
+        fn fill_leaving(&self, free: u64) {
+            use std::io::Write;
+            let mut filler = std::fs::File::create(self.0.join("filler")).unwrap();
+            let chunk = vec![0u8; 64 * 1024];
+            let mut written = 0u64;
+            while let Ok(n) = filler.write(&chunk) {
+                if n == 0 {
+                    break;
+                }
+                written += n as u64;
+            }
+            filler.set_len(written.saturating_sub(free)).unwrap();
+        }
+
+        fn free(&self) {
+            std::fs::remove_file(self.0.join("filler")).unwrap();
+        }
+    }
+
+    impl Drop for SmallDisk {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_commit_the_full_disk_refused_leaves_no_transaction_open_and_commits_resume_once_space_returns(
+    ) {
+        let disk = SmallDisk::mount("8m");
+        let url = format!("sqlite://{}/full.db", disk.0.display());
+        const SCHEMA: Schema = Schema(&["CREATE TABLE IF NOT EXISTS t (id {id}, v BLOB NOT NULL)"]);
+        let db = Database::connect(&url, 2, &SCHEMA).await.unwrap();
+        let insert = |len: usize| {
+            let db = &db;
+            async move {
+                let mut tx = db.begin().await?;
+                let id = sqlx::query("INSERT INTO t (v) VALUES ($1) RETURNING id")
+                    .bind(vec![7u8; len])
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get::<i64, _>(0)?;
+                tx.commit().await.map(|()| id)
+            }
+        };
+        let first = insert(10).await.unwrap();
+        disk.fill_leaving(64 * 1024);
+        // Each of these needs more than the space left: its commit (or a statement, had the
+        // pages spilled) fails with SQLITE_FULL, and SQLite rolls the transaction back.
+        let mut refused = 0;
+        for _ in 0..5 {
+            match insert(512 * 1024).await {
+                Ok(id) => panic!("order {id} was committed on a full disk"),
+                Err(err) => {
+                    assert_eq!(
+                        crate::storage::StorageFault::of(&err),
+                        Some(crate::storage::StorageFault::Full),
+                        "{err}"
+                    );
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!(refused, 5);
+        let failing = db.storage().failing().expect("the database is failing");
+        assert_eq!(failing.fault, crate::storage::StorageFault::Full);
+        disk.free();
+        // Space is back: the next commit commits, without a restart, and is seen by
+        // another connection (not left inside a transaction that never ends).
+        let next = insert(10).await.expect("commits again once space returns");
+        assert!(db.storage().failing().is_none(), "the episode ended");
+        assert!(next > first, "ids keep growing: {next} after {first}");
+        let mut other = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        let ids: Vec<i64> = sqlx::query("SELECT id FROM t ORDER BY id")
+            .fetch_all(&mut other)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0).unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [first, next],
+            "exactly the committed rows, nothing else"
+        );
+        // And a writer outside this process can take the database: nothing holds it.
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+        db.pool.close().await;
+        db.writer.close().await;
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - [`dedupe`]: processed event ids, marked in the same transaction as the effect.
 //! - [`outbox`]: the transactional outbox and its relay to Kafka.
 //! - [`retention`]: pruning what is kept only for deduplication or history.
+//! - [`storage`]: what a database that cannot write means: its fault, its 503, its episode.
 //! - [`db`]: one pool type for SQLite and PostgreSQL, one schema list rendered for both;
 //!   transactions wake the relay on commit. [`wal_writes`]: SQLite's WAL writes gathered.
 //! - [`kafka`]: client configuration, topic creation (what the topic map gives a service).
@@ -51,6 +52,7 @@ pub mod service;
 pub mod shutdown;
 pub mod stalls;
 pub mod status;
+pub mod storage;
 pub mod telemetry;
 pub mod wal_writes;
 

@@ -223,7 +223,11 @@ impl Runtime {
         let (name, db, watched) = (self.name, self.db.clone(), self.watched.clone());
         let stalls = self.stalls.clone();
         let consumer_names: Vec<&'static str> = watched.iter().map(|w| w.name).collect();
-        let gauges = (self.stalls.clone(), consumer_names);
+        let gauges = (
+            self.stalls.clone(),
+            consumer_names,
+            self.db.storage().clone(),
+        );
         let status = move || async move {
             crate::status::snapshot(name, &db, &watched, &stalls)
                 .await
@@ -238,6 +242,7 @@ impl Runtime {
             "/metrics",
             axum::routing::get(move || async move {
                 gauges.0.export(&gauges.1, &metrics);
+                gauges.2.export(&metrics);
                 crate::telemetry::export_counts(&metrics);
                 metrics.render()
             }),

@@ -378,6 +378,11 @@ impl PoolConnection {
     async fn transaction(&self) -> Result<Transaction> {
         let start = SystemTime::now();
 
+        // OpenOrder patch: a transaction SQLite still holds open (a `COMMIT` that failed
+        // without SQLite rolling back, a rollback that failed) is ended first: beginning
+        // inside it would fail every request from now on, even once its cause is gone.
+        self.end_stray_transaction().await;
+
         self.connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .await
@@ -388,6 +393,19 @@ impl PoolConnection {
                 SQL_ERROR.add(1, &self.attributes_for_error(None, err)[..]);
             })
             .map_err(Into::into)
+    }
+
+    /// OpenOrder patch: rolls back a transaction SQLite holds open that nobody here is
+    /// inside of (`sqlite3_get_autocommit` says one is open between requests).
+    async fn end_stray_transaction(&self) {
+        if self.connection.is_autocommit() {
+            return;
+        }
+        self.reset_statements();
+        match self.connection.execute("ROLLBACK", ()).await {
+            Ok(_) => warn!("rolled back a transaction left open by an earlier failure"),
+            Err(err) => error!(?err, "could not roll back a transaction left open"),
+        }
     }
 
     #[instrument(skip_all)]
@@ -572,8 +590,10 @@ impl managed::Manager for ConnectionManager {
         obj: &mut Self::Type,
         _metrics: &managed::Metrics,
     ) -> managed::RecycleResult<Self::Error> {
-        // OpenOrder patch: no statement of an earlier user keeps a read open.
+        // OpenOrder patch: no statement of an earlier user keeps a read open, and no
+        // transaction an earlier failure left open goes to the next user.
         obj.reset_statements();
+        obj.end_stray_transaction().await;
         Ok(())
     }
 }

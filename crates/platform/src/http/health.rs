@@ -20,7 +20,7 @@ pub struct Health {
 }
 
 /// `GET /health/live` (the process answers) and `GET /health/ready` (database and broker
-/// answer: 200, else 503). `checks.consumers` in the latter lists the keys the
+/// answer, and the database commits: 200, else 503). `checks.consumers` in the latter lists the keys the
 /// consumers wait on ([`crate::stalls`]); its status is `STALLED` when one waited too long.
 pub fn health_router(health: Health) -> Router {
     Router::new()
@@ -33,8 +33,11 @@ pub fn health_router(health: Health) -> Router {
 }
 
 async fn ready(State(health): State<Health>) -> Response {
-    let db = health.db.ping().await;
-    let broker = crate::kafka::ping(&health.producer).await;
+    // Side by side: each is bounded (2 s), and the probe answers within the larger.
+    let (db, broker) = tokio::join!(
+        database_ready(&health.db),
+        crate::kafka::ping(&health.producer)
+    );
     let status = |r: &anyhow::Result<()>| match r {
         Ok(()) => serde_json::json!({"status": "UP"}),
         Err(e) => serde_json::json!({"status": "DOWN", "error": format!("{e:#}")}),
@@ -54,4 +57,29 @@ async fn ready(State(health): State<Health>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(body)).into_response()
+}
+
+/// Longest a readiness check waits for the database.
+const DATABASE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The database answers (`SELECT 1`) and, while its commits are failing
+/// ([`crate::storage`]), commits again (a probe write: readiness comes back as soon as the
+/// cause is gone, without waiting for traffic). Bounded by [`DATABASE_CHECK`].
+async fn database_ready(db: &Database) -> anyhow::Result<()> {
+    let check = async {
+        if db.storage().failing().is_some() {
+            if let Err(err) = db.probe_commit().await {
+                let failing = db.storage().failing();
+                let (fault, for_) = failing
+                    .map(|f| (f.fault.slug(), f.for_.as_secs()))
+                    .unwrap_or(("storage-unavailable", 0));
+                anyhow::bail!("cannot commit ({fault}, for {for_} s): {err}");
+            }
+            return Ok(());
+        }
+        db.ping().await
+    };
+    tokio::time::timeout(DATABASE_CHECK, check)
+        .await
+        .unwrap_or_else(|_| anyhow::bail!("no answer within {} s", DATABASE_CHECK.as_secs()))
 }

@@ -6,6 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+use crate::storage::StorageFault;
+
 /// One invalid field: a JSON pointer into the request (or a query parameter name) and why.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
@@ -27,7 +29,8 @@ impl FieldError {
 /// `invalid-parameter`, `malformed-json`, `unreadable-body`, `unsupported-media-type`,
 /// `body-too-large`, `headers-too-large`, `uri-too-long`, `method-not-allowed`,
 /// `request-timeout`, `not-found`, `unauthorized`, `forbidden`, `overloaded`, `busy`,
-/// `unavailable`, `broker-unavailable`, `internal`, or an operation's own
+/// `unavailable`, `broker-unavailable`, `storage-full`, `storage-read-only`,
+/// `storage-unavailable`, `storage-busy`, `internal`, or an operation's own
 /// (`idempotency-key-reused`, `order-not-cancellable`).
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -39,6 +42,10 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Seconds for the `Retry-After` header of the answer, if it should have one (not part
+    /// of the body).
+    #[serde(skip)]
+    pub retry_after: Option<u32>,
 }
 
 impl Problem {
@@ -50,17 +57,34 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
+            retry_after: None,
         }
     }
 
     /// The problem as a response telling the client to try again in a second
     /// (`Retry-After: 1`): for refusals under load, where nothing was done.
     pub fn retry_in_a_second(self) -> Response {
-        let mut response = self.into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        response
+        self.retry_after(1).into_response()
+    }
+
+    /// The answer will carry `Retry-After: <seconds>`.
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// 503 for a database that could not do what the request asked (full, read-only,
+    /// away, busy: [`StorageFault`]), with `Retry-After`. Nothing of the request was kept
+    /// (a commit lost with its connection is the one case that may have been: the detail
+    /// says to retry with the same `Idempotency-Key`).
+    pub fn storage(fault: StorageFault) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            fault.slug(),
+            fault.title(),
+            fault.detail(),
+        )
+        .retry_after(fault.retry_after())
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
@@ -101,22 +125,19 @@ impl Problem {
         .with_errors(vec![FieldError::new(name, message)])
     }
 
-    /// 503 (database or broker away) or 500, logged here once with its cause chain;
-    /// the body never leaks internals.
+    /// 503 for a storage fault ([`Problem::storage`]; logged at most once a minute per
+    /// fault, [`crate::storage::log_request_fault`]) or 500, logged here with its cause
+    /// chain; the body never leaks internals.
     pub fn internal(err: anyhow::Error) -> Self {
-        let unavailable = err
+        let fault = err
             .chain()
             .filter_map(|e| e.downcast_ref::<sqlx::Error>())
-            .any(crate::db::is_transient);
-        tracing::error!(error = format!("{err:#}"), "request failed");
-        if unavailable {
-            Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "Service unavailable",
-                "the database is not reachable; nothing was written, retry later",
-            )
+            .find_map(StorageFault::of);
+        if let Some(fault) = fault {
+            crate::storage::log_request_fault(fault, &format_args!("{err:#}"));
+            Self::storage(fault)
         } else {
+            tracing::error!(error = format!("{err:#}"), "request failed");
             Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -142,11 +163,17 @@ impl From<sqlx::Error> for Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = self.retry_after;
         let mut response = (status, Json(self)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }

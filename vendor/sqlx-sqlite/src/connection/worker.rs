@@ -48,6 +48,10 @@ pub(crate) struct WorkerSharedState {
     /// A transaction was dropped while the connection was locked out: roll it back before
     /// the next command.
     rollback_pending: AtomicBool,
+    /// SQLite ended a transaction the driver still counted as open (see
+    /// [`WorkerSharedState::reconcile_depth`]): a `COMMIT` of it must fail, not succeed
+    /// with nothing to commit. Cleared when the next transaction begins.
+    aborted: AtomicBool,
     pub(crate) conn: Mutex<ConnectionState>,
 }
 
@@ -61,19 +65,67 @@ impl WorkerSharedState {
     }
 
     /// Ends the innermost transaction with `sql(depth)`, if one is open.
-    fn end_transaction(
-        &self,
-        conn: &mut ConnectionState,
-        sql: fn(usize) -> Cow<'static, str>,
-    ) -> Result<(), Error> {
+    ///
+    /// If the statement fails, SQLite may have rolled the whole transaction back itself
+    /// (`SQLITE_FULL`, `SQLITE_IOERR`, `SQLITE_NOMEM`, `SQLITE_BUSY` on `COMMIT`, …): the
+    /// count of open transactions then follows SQLite's own state
+    /// ([`Self::reconcile_depth`]), so that no later `BEGIN` becomes a `SAVEPOINT` inside
+    /// a transaction that no longer exists (or never commits). A `COMMIT` of a transaction
+    /// SQLite already rolled back is an error, never a success.
+    fn end_transaction(&self, conn: &mut ConnectionState, end: End) -> Result<(), Error> {
+        let committing = matches!(end, End::Commit);
+        let sql = match end {
+            End::Commit => commit_ansi_transaction_sql,
+            End::Rollback => rollback_ansi_transaction_sql,
+        };
         let depth = self.transaction_depth.load(Ordering::Acquire);
         if depth == 0 {
+            if committing && self.aborted.load(Ordering::Acquire) {
+                return Err(rolled_back());
+            }
             return Ok(());
         }
-        conn.handle.exec(sql(depth)).map(|_| {
-            self.transaction_depth.fetch_sub(1, Ordering::Release);
-        })
+        if committing && !conn.handle.in_transaction() {
+            self.reconcile_depth(conn);
+            return Err(rolled_back());
+        }
+        match conn.handle.exec(sql(depth)) {
+            Ok(()) => {
+                self.transaction_depth.fetch_sub(1, Ordering::Release);
+                Ok(())
+            }
+            Err(err) => {
+                self.reconcile_depth(conn);
+                Err(err)
+            }
+        }
     }
+
+    /// Makes the count of open transactions agree with SQLite: none when SQLite is in
+    /// autocommit mode (it ended the transaction itself). `sqlite3_get_autocommit` is the
+    /// authority; the count only chooses between `BEGIN` and `SAVEPOINT`.
+    fn reconcile_depth(&self, conn: &mut ConnectionState) {
+        if !conn.handle.in_transaction() && self.transaction_depth.swap(0, Ordering::AcqRel) > 0 {
+            self.aborted.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// How [`WorkerSharedState::end_transaction`] ends a transaction.
+#[derive(Clone, Copy)]
+enum End {
+    Commit,
+    Rollback,
+}
+
+/// The error of a statement or `COMMIT` inside a transaction SQLite has already rolled
+/// back. A protocol error, like the driver's other "the transaction is gone" errors:
+/// callers treat it as transient (the transaction may be tried again).
+fn rolled_back() -> Error {
+    Error::Protocol(
+        "SQLite rolled the transaction back after an earlier error; nothing of it was committed"
+            .into(),
+    )
 }
 
 impl ConnectionWorker {
@@ -84,6 +136,7 @@ impl ConnectionWorker {
                 transaction_depth: AtomicUsize::new(0),
                 cached_statements_size: AtomicUsize::new(0),
                 rollback_pending: AtomicBool::new(false),
+                aborted: AtomicBool::new(false),
                 // Fair, as upstream: a `lock_handle` waiter is served in turn.
                 conn: Mutex::new(conn, true),
             }),
@@ -101,7 +154,7 @@ impl ConnectionWorker {
         };
         if self.shared.rollback_pending.swap(false, Ordering::AcqRel) {
             self.shared
-                .end_transaction(&mut conn, rollback_ansi_transaction_sql)?;
+                .end_transaction(&mut conn, End::Rollback)?;
         }
         let result = command(&mut conn, &self.shared);
         update_cached_statements_size(&conn, &self.shared.cached_statements_size);
@@ -132,7 +185,13 @@ impl ConnectionWorker {
         limit: Option<usize>,
     ) -> Result<Results, Error> {
         let (tx, rx) = flume::unbounded();
-        self.run(|conn, _| {
+        self.run(|conn, shared| {
+            if shared.get_transaction_depth() > 0 && !conn.handle.in_transaction() {
+                // SQLite rolled this transaction back after an earlier error: run nothing
+                // (it would run outside any transaction and commit alone).
+                tx.send(Err(rolled_back())).ok();
+                return;
+            }
             let iter = match execute::iter(conn, query, args, persistent) {
                 Ok(iter) => iter,
                 Err(e) => {
@@ -165,6 +224,18 @@ impl ConnectionWorker {
         statement: Option<Cow<'static, str>>,
     ) -> Result<(), Error> {
         self.run(|conn, shared| {
+            // A transaction SQLite ended by itself (see `end_transaction`) is not open.
+            shared.reconcile_depth(conn);
+            if shared.transaction_depth.load(Ordering::Acquire) == 0 {
+                shared.aborted.store(false, Ordering::Release);
+            }
+            if shared.transaction_depth.load(Ordering::Acquire) == 0 && conn.handle.in_transaction()
+            {
+                // SQLite holds a transaction nobody here began (a failed `ROLLBACK`, a
+                // `BEGIN` run as a plain statement): end it rather than nest inside it, or
+                // nothing begun from now on would ever commit.
+                conn.handle.exec("ROLLBACK")?;
+            }
             let depth = shared.transaction_depth.load(Ordering::Acquire);
             let statement = match statement {
                 // custom `BEGIN` statements are not allowed if we're already in a
@@ -187,18 +258,18 @@ impl ConnectionWorker {
         sqlx_core::rt::spawn_blocking(move || {
             let mut conn = futures_executor::block_on(shared.conn.lock());
             if shared.rollback_pending.swap(false, Ordering::AcqRel) {
-                shared.end_transaction(&mut conn, rollback_ansi_transaction_sql)?;
+                shared.end_transaction(&mut conn, End::Rollback)?;
                 return Err(Error::Protocol(
                     "the transaction was rolled back before it could commit".into(),
                 ));
             }
-            shared.end_transaction(&mut conn, commit_ansi_transaction_sql)
+            shared.end_transaction(&mut conn, End::Commit)
         })
         .await
     }
 
     pub(crate) async fn rollback(&mut self) -> Result<(), Error> {
-        self.run(|conn, shared| shared.end_transaction(conn, rollback_ansi_transaction_sql))
+        self.run(|conn, shared| shared.end_transaction(conn, End::Rollback))
             .await?
     }
 
@@ -207,7 +278,7 @@ impl ConnectionWorker {
         match self.shared.conn.try_lock() {
             Some(mut conn) => self
                 .shared
-                .end_transaction(&mut conn, rollback_ansi_transaction_sql),
+                .end_transaction(&mut conn, End::Rollback),
             None => {
                 self.shared.rollback_pending.store(true, Ordering::Release);
                 Ok(())
