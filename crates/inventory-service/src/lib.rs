@@ -74,14 +74,19 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let topics = config.kafka.topics();
-    let mut runtime = Runtime::start(
+    let Some(mut runtime) = Runtime::start(
         Service::Inventory,
         &config.kafka,
         &config.database,
         &store::SCHEMA,
+        &listener,
+        &config.http,
         &shutdown,
     )
-    .await?;
+    .await?
+    else {
+        return Ok(()); // stopped while it waited for its database or brokers
+    };
     let seed = match &config.seed_file {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("Failed to read seed file {}", path.display()))?,

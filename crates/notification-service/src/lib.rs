@@ -117,14 +117,19 @@ pub async fn run(
     let topics = config.kafka.topics();
     // The pattern subscription only sees topics that exist: the known ones (and their
     // dead-letter topics) are created here rather than waited for.
-    let mut runtime = Runtime::start(
+    let Some(mut runtime) = Runtime::start(
         Service::Notification,
         &config.kafka,
         &config.database,
         &store::SCHEMA,
+        &listener,
+        &config.http,
         &shutdown,
     )
-    .await?;
+    .await?
+    else {
+        return Ok(()); // stopped while it waited for its database or brokers
+    };
     let wake = Arc::new(Notify::new());
     let notifier = notices::Notifier {
         templates,

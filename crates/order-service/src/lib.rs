@@ -64,14 +64,19 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let topics = config.kafka.topics();
-    let mut runtime = Runtime::start(
+    let Some(mut runtime) = Runtime::start(
         Service::Order,
         &config.kafka,
         &config.database,
         &store::SCHEMA,
+        &listener,
+        &config.http,
         &shutdown,
     )
-    .await?;
+    .await?
+    else {
+        return Ok(()); // stopped while it waited for its database or brokers
+    };
     let outcomes = Router::new(Service::Order, &topics)
         .on::<InventoryReserved, _>(on_inventory_reserved::OnInventoryReserved)
         .on::<InventoryRejected, _>(on_inventory_rejected::OnInventoryRejected)

@@ -246,6 +246,39 @@ impl Database {
         Ok(db)
     }
 
+    /// Fails on a URL that no connection could use (unsupported scheme, malformed), before
+    /// anything is contacted.
+    pub fn check_url(url: &str) -> anyhow::Result<()> {
+        if url.starts_with("sqlite:") {
+            prepare_sqlite_url(url)?;
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            sqlx::postgres::PgConnectOptions::from_str(url)
+                .with_context(|| format!("Invalid PostgreSQL URL {}", redact(url)))?;
+        } else {
+            anyhow::bail!(
+                "unsupported database URL {:?}: expected sqlite://… or postgres://…",
+                redact(url)
+            );
+        }
+        Ok(())
+    }
+
+    /// Does the database at `url` take a connection (within 3 s)? For start-up, which
+    /// waits for a database that is away ([`crate::starting`]). A SQLite file is local:
+    /// always yes here ([`Database::connect`] reports what is wrong with it).
+    pub async fn reachable(url: &str) -> anyhow::Result<()> {
+        if url.starts_with("sqlite:") {
+            return Ok(());
+        }
+        sqlx::any::install_default_drivers();
+        let connect = <AnyConnection as sqlx::Connection>::connect(url);
+        let connection = tokio::time::timeout(std::time::Duration::from_secs(3), connect)
+            .await
+            .map_err(|_| anyhow::anyhow!("no answer within 3 s"))??;
+        let _ = sqlx::Connection::close(connection).await;
+        Ok(())
+    }
+
     /// Applies the migrations this database has not seen yet, in one transaction (on
     /// PostgreSQL under an advisory lock, so instances starting together take turns).
     async fn apply(&self, schema: &Schema) -> anyhow::Result<()> {

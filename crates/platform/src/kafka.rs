@@ -138,6 +138,53 @@ async fn missing_topics(
     }
 }
 
+/// A client that asks whether the brokers answer, for start-up
+/// ([`crate::starting::Starting::until`] with [`BrokerProbe::answers`]).
+pub struct BrokerProbe {
+    probe: std::sync::Arc<BaseProducer<StartContext>>,
+    bootstrap: String,
+}
+
+impl BrokerProbe {
+    pub fn new(args: &KafkaArgs) -> anyhow::Result<Self> {
+        let probe = base(args, "openorder-start")?
+            .create_with_context(StartContext::default())
+            .context("Failed to create the Kafka client")?;
+        Ok(Self {
+            probe: std::sync::Arc::new(probe),
+            bootstrap: args.bootstrap().to_string(),
+        })
+    }
+
+    /// Ok once a Metadata request is answered (within 2 s), or once a broker refused this
+    /// client (credentials, TLS: not something waiting cures; topic creation reports it).
+    /// The error says why not, in librdkafka's words (e.g. "Connection refused").
+    pub async fn answers(&self) -> anyhow::Result<()> {
+        let probe = self.probe.clone();
+        let asked = tokio::task::spawn_blocking(move || {
+            let answer = probe.client().fetch_metadata(None, Duration::from_secs(2));
+            probe.poll(Duration::ZERO);
+            answer.map(|_| ())
+        })
+        .await
+        .context("the broker probe panicked")?;
+        if asked.is_ok() || self.probe.context().refusal().is_some() {
+            return Ok(());
+        }
+        let heard = self.probe.context().last_said();
+        match (asked, heard) {
+            (Err(err), Some(heard)) => Err(anyhow::anyhow!("{err} ({heard})")),
+            (Err(err), None) => Err(anyhow::anyhow!("{err}")),
+            (Ok(()), _) => Ok(()),
+        }
+    }
+
+    /// The bootstrap servers asked.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+}
+
 pub async fn ensure_topics(
     args: &KafkaArgs,
     topics: &[String],
@@ -300,6 +347,8 @@ pub fn segment_roll(retention: Duration) -> Duration {
 #[derive(Default)]
 pub struct StartContext {
     refusal: std::sync::Mutex<Option<String>>,
+    /// librdkafka's last warning or error line (why a broker does not answer).
+    last: std::sync::Mutex<Option<String>>,
 }
 
 /// What librdkafka's log says when a broker refuses the client.
@@ -311,6 +360,10 @@ const REFUSALS: &[&str] = &[
 ];
 
 impl StartContext {
+    fn last_said(&self) -> Option<String> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     fn refusal(&self) -> Option<String> {
         self.refusal
             .lock()
@@ -331,6 +384,11 @@ impl rdkafka::ClientContext for StartContext {
             // "sasl_ssl://host:port/bootstrap: SASL authentication error: …": the reason.
             let reason = message.split_once(": ").map_or(message, |(_, r)| r);
             *self.refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
+        }
+        if (level as i32) <= rdkafka::config::RDKafkaLogLevel::Warning as i32 {
+            // "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused …"
+            let said: String = message.chars().take(300).collect();
+            *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(said);
         }
         tracing::debug!(?level, fac, message, "librdkafka");
     }

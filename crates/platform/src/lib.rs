@@ -21,7 +21,8 @@
 //! - [`kafka`]: client configuration, topic creation (what the topic map gives a service).
 //! - [`http`]: problem details, the JSON body extractor, health, middleware, serving.
 //! - [`auth`]: who may call what: operator tokens, customers' JWTs, the access rule of each route.
-//! - [`service`]: the start-up and ordered shutdown every service shares.
+//! - [`service`]: the start-up and ordered shutdown every service shares; [`starting`]:
+//!   the port answering, and each dependency awaited, while a service starts.
 //! - [`config`]: the flags (and environment variables) every service takes.
 //! - [`status`]: consumer lag and outbox backlog (`GET /admin/status`); [`metrics`]:
 //!   counters served as Prometheus text; [`telemetry`]: logs (text or JSON) and OpenTelemetry
@@ -51,6 +52,7 @@ pub mod router;
 pub mod service;
 pub mod shutdown;
 pub mod stalls;
+pub mod starting;
 pub mod status;
 pub mod storage;
 pub mod telemetry;

@@ -1,7 +1,10 @@
 //! The start-up and shutdown sequence every service shares, so a service's `run` reads as
 //! "my schema, my topics, my consumers, my routes".
 //!
-//! Start: connect the database (applying the schema), create the producer, create missing
+//! Start: check the static configuration (authentication for the address bound, the
+//! database URL) before contacting anything, then, while the port answers that the
+//! service is starting ([`crate::starting`]): wait for the database and connect it
+//! (applying the schema), create the producer, wait for the brokers, create missing
 //! topics, start the outbox relay. Stop (on the token): HTTP stops accepting and finishes
 //! in-flight requests, consumers finish the record in hand and commit, workers (such as
 //! notification-service's dispatcher) finish what they hold, and only then does the relay
@@ -49,28 +52,75 @@ pub struct Runtime {
     routed: Vec<String>,
     /// How long what is pruned is kept.
     pub retention: crate::retention::RetentionArgs,
+    /// Who may call what, settled before anything was contacted.
+    auth: Option<crate::auth::Auth>,
 }
 
 impl Runtime {
     /// Connects `service`'s database (applying `schema`), creates the topics the topic
-    /// map gives it ([`contracts::topics::topics_of`]) and starts its outbox relay.
+    /// map gives it ([`contracts::topics::topics_of`]) and starts its outbox relay, while
+    /// `listener` answers that the service is starting ([`crate::starting`]). `None` when
+    /// `shutdown` came first (not an error: the service was stopped while it waited).
+    /// Static configuration errors (an address beyond loopback without authentication, a
+    /// malformed database URL) fail at once, before anything is contacted.
     pub async fn start(
         service: contracts::Service,
         kafka: &KafkaArgs,
         database: &DatabaseArgs,
         schema: &Schema,
+        listener: &TcpListener,
+        http: &crate::config::HttpArgs,
         shutdown: &CancellationToken,
-    ) -> anyhow::Result<Self> {
+    ) -> anyhow::Result<Option<Self>> {
+        let name = service.name();
+        let address = listener.local_addr()?;
+        let auth = crate::auth::Auth::start(&http.auth, name, address, shutdown).await?;
+        Database::check_url(&database.database_url)?;
+        let starting = crate::starting::Starting::open(name, listener)?;
+        let started =
+            Self::start_behind(&starting, service, kafka, database, schema, auth, shutdown).await;
+        starting.close().await;
+        started
+    }
+
+    async fn start_behind(
+        starting: &crate::starting::Starting,
+        service: contracts::Service,
+        kafka: &KafkaArgs,
+        database: &DatabaseArgs,
+        schema: &Schema,
+        auth: crate::auth::Auth,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Option<Self>> {
         let name = service.name();
         let topics = kafka.topics().of_service(service);
-        let db = Database::connect(
-            &database.database_url,
-            database.database_max_connections,
-            schema,
-        )
-        .await?;
+        let url = &database.database_url;
+        let what = format!("the database {}", crate::db::redact(url));
+        if starting
+            .until(&what, shutdown, || Database::reachable(url))
+            .await
+            .is_none()
+        {
+            return Ok(None);
+        }
+        starting.waiting_for(format!("connecting {what} and applying its schema"));
+        let db = Database::connect(url, database.database_max_connections, schema).await?;
         let producer = crate::kafka::producer(kafka, name)?;
-        crate::kafka::ensure_topics(kafka, &topics, shutdown).await?;
+        let probe = crate::kafka::BrokerProbe::new(kafka)?;
+        let what = format!("the Kafka brokers at {}", probe.bootstrap());
+        if starting
+            .until(&what, shutdown, || probe.answers())
+            .await
+            .is_none()
+        {
+            return Ok(None);
+        }
+        drop(probe);
+        starting.waiting_for("creating the topics");
+        match crate::kafka::ensure_topics(kafka, &topics, shutdown).await {
+            Err(_) if shutdown.is_cancelled() => return Ok(None),
+            created => created?,
+        }
         let waker = db.relay_waker();
         let relay_stop = CancellationToken::new();
         let relay = Relay::new(
@@ -82,7 +132,7 @@ impl Runtime {
             std::time::Duration::from_millis(500),
         );
         let relay = tokio::spawn(relay.run(relay_stop.clone()));
-        Ok(Self {
+        Ok(Some(Self {
             service,
             name,
             db,
@@ -99,7 +149,8 @@ impl Runtime {
             stalls: Default::default(),
             routed: Vec::new(),
             retention: database.retention.clone(),
-        })
+            auth: Some(auth),
+        }))
     }
 
     /// Starts a consumer of `group` (prefixed) on the topics `router` routes, which must
@@ -217,7 +268,8 @@ impl Runtime {
             );
         }
         let address = listener.local_addr()?;
-        let auth = crate::auth::Auth::start(&http.auth, self.name, address, &shutdown).await?;
+        // Set by `start`, taken once: `serve` consumes the runtime.
+        let auth = self.auth.take().expect("serve runs once");
         tracing::info!(service = self.name, %address, "listening");
         let metrics = self.metrics.clone();
         let (name, db, watched) = (self.name, self.db.clone(), self.watched.clone());

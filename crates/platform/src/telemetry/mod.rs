@@ -168,12 +168,10 @@ pub fn init(service: &str, format: LogFormat) {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(colour())
             .with_writer(std::io::stderr)
-            .with_filter(filter)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .event_format(json_lines::JsonLines)
             .with_writer(std::io::stderr)
-            .with_filter(filter)
             .boxed(),
     };
     let export = otlp_configured();
@@ -205,7 +203,12 @@ pub fn init(service: &str, format: LogFormat) {
             .with_tracer(tracer)
             .with_filter(ours)
     });
+    // The filter is global, not the log lines' own (`with_filter`): a per-layer filter
+    // keeps what it decided for a callsite that was asked about but never emitted
+    // (`tracing::enabled!`, which sqlx asks before each statement) and then dropped the
+    // next event on that thread; a service's first warning after a query went missing.
     let installed = tracing_subscriber::registry()
+        .with(filter)
         .with(lines)
         .with(otel)
         .try_init();
