@@ -8,7 +8,9 @@
 //! URL standard accepts — `2130706433`, `0x7f.1` and `127.1` are all 127.0.0.1 once parsed —
 //! or a name known to be internal) and again on every address a name resolves to when the
 //! webhook is sent, connecting only to addresses that passed (see notification-service's
-//! webhook channel).
+//! webhook channel). An IPv6 address that carries an IPv4 one (mapped, compatible, NAT64,
+//! 6to4, Teredo) is checked as the IPv4 address it carries: `2002:7f00:1::` reaches
+//! 127.0.0.1 through any 6to4 relay as surely as `::ffff:127.0.0.1` does.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -64,7 +66,9 @@ impl std::fmt::Display for Network {
 }
 
 /// An IPv4 address carried in IPv6 (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`, NAT64
-/// `64:ff9b::a.b.c.d`) as the IPv4 address it is.
+/// `64:ff9b::a.b.c.d`, 6to4 `2002:aabb:ccdd::/48`) as the IPv4 address it is. (Teredo
+/// carries two, and local-use NAT64 one where its operator chose: [`not_public`] checks
+/// those.)
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => {
@@ -77,12 +81,20 @@ fn canonical(ip: IpAddr) -> IpAddr {
             {
                 // IPv4-compatible (`::a.b.c.d`, not `::` or `::1`) or NAT64.
                 IpAddr::V4(embedded)
+            } else if s[0] == 0x2002 {
+                // 6to4 (RFC 3056): the IPv4 address in bits 16..48.
+                IpAddr::V4(ipv4_of(s[1], s[2]))
             } else {
                 ip
             }
         }
         v4 => v4,
     }
+}
+
+/// The IPv4 address whose high and low 16 bits are `high` and `low`.
+fn ipv4_of(high: u16, low: u16) -> Ipv4Addr {
+    Ipv4Addr::from((u32::from(high) << 16) | u32::from(low))
 }
 
 /// Why `ip` is not a public unicast address, if it is not.
@@ -124,6 +136,19 @@ pub fn not_public(ip: IpAddr) -> Option<&'static str> {
                 Some("documentation (2001:db8::/32)")
             } else if s[0] == 0x0100 && s[1..4] == [0, 0, 0] {
                 Some("discard-only (100::/64)")
+            } else if s[..3] == [0x64, 0xff9b, 1] {
+                // RFC 8215: NAT64 inside one network, to IPv4 addresses of its choosing.
+                Some("local-use NAT64 (64:ff9b:1::/48)")
+            } else if s[0] == 0x2001 && s[1] == 0 {
+                // Teredo (RFC 4380): the server's IPv4 address in bits 32..64, the client's
+                // in the last 32, inverted. Either inside would carry the request there.
+                let server = ipv4_of(s[2], s[3]);
+                let client = ipv4_of(!s[6], !s[7]);
+                if not_public(server.into()).is_some() || not_public(client.into()).is_some() {
+                    Some("Teredo (2001::/32) through or to an address that is not public")
+                } else {
+                    None
+                }
             } else {
                 None
             }
@@ -221,6 +246,20 @@ mod tests {
             "http://[::ffff:127.0.0.1]/",
             "http://[::ffff:7f00:1]/",
             "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[64:ff9b::7f00:1]/",
+            // 6to4: 127.0.0.1, 10.0.0.1, 169.254.169.254, 192.168.1.1.
+            "http://[2002:7f00:1::]/",
+            "http://[2002:7f00:0001::1]/",
+            "http://[2002:a00:1::]/",
+            "http://[2002:a9fe:a9fe::]/",
+            "http://[2002:c0a8:101:1::1]/",
+            // Local-use NAT64 (RFC 8215), whatever it carries.
+            "http://[64:ff9b:1::808:808]/",
+            "http://[64:ff9b:1:7f00:1::]/",
+            // Teredo: to client 127.0.0.1 (inverted, 80ff:fffe) through server 8.8.8.8;
+            // to client 8.8.8.8 (f7f7:f7f7) through server 10.0.0.1.
+            "http://[2001:0:808:808::80ff:fffe]/",
+            "http://[2001:0000:0a00:0001:0:0:f7f7:f7f7]/",
             "http://10.1.2.3/",
             "http://172.20.0.1/",
             "http://192.168.1.1/",
@@ -241,6 +280,11 @@ mod tests {
             "https://hooks.example.com/x",
             "http://93.184.215.14/",
             "http://[2606:4700::1111]/",
+            // The public IPv4 address 8.8.8.8 carried by 6to4, NAT64 and Teredo (both ends).
+            "http://[2002:0808:0808::]/",
+            "http://[2002:808:808:1::1]/",
+            "http://[64:ff9b::808:808]/",
+            "http://[2001:0:808:808::f7f7:f7f7]/",
         ] {
             assert!(host_of(url).is_ok(), "{url}: {:?}", host_of(url));
         }

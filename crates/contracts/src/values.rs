@@ -144,7 +144,7 @@ fn host_name(s: &str) -> Result<(), String> {
 }
 
 /// Where webhook notifications are POSTed: an absolute `http` or `https` URL with a host,
-/// without credentials or fragment, at most 2,048 characters.
+/// not on port 0, without credentials or fragment, at most 2,048 characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookUrl(url::Url);
 
@@ -165,6 +165,10 @@ impl WebhookUrl {
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(format!("must name a host, got {s:?}"));
+        }
+        // Port 0 is no port a receiver listens on: every attempt would fail to connect.
+        if url.port() == Some(0) {
+            return Err(format!("must name a port from 1 to 65535, got 0: {s:?}"));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err("must not carry credentials; webhooks are signed instead".into());
@@ -268,5 +272,15 @@ mod tests {
             assert!(WebhookUrl::parse(bad).is_err(), "{bad:?} was accepted");
         }
         assert!(WebhookUrl::parse(&format!("https://e.com/{}", "a".repeat(2048))).is_err());
+    }
+
+    #[test]
+    fn a_webhook_url_on_port_0_is_refused() {
+        for bad in ["http://hooks.example.com:0/x", "https://93.184.215.14:00/"] {
+            let refused = WebhookUrl::parse(bad).unwrap_err();
+            assert!(refused.contains("port from 1 to 65535"), "{bad}: {refused}");
+        }
+        assert!(WebhookUrl::parse("http://hooks.example.com:1/x").is_ok());
+        assert!(WebhookUrl::parse("https://hooks.example.com:65535/x").is_ok());
     }
 }

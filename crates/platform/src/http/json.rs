@@ -21,6 +21,24 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// its body would otherwise hold one of the requests in flight for ever.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `413 /problems/body-too-large`: past [`MAX_BODY_BYTES`] as read, or as `declared` by
+/// the request's `Content-Length` before any of it was read
+/// ([`super::middleware::misframed`]).
+pub(super) fn body_too_large(declared: Option<u64>) -> Problem {
+    let detail = match declared {
+        None => format!("the body must be at most {MAX_BODY_BYTES} bytes"),
+        Some(declared) => format!(
+            "the body must be at most {MAX_BODY_BYTES} bytes; Content-Length declares {declared}"
+        ),
+    };
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        "Request body too large",
+        detail,
+    )
+}
+
 /// A JSON body extractor whose every rejection is a [`Problem`]: 415 wrong content type,
 /// 413 too large, 400 malformed JSON, 422 a field of the wrong type (named by its path).
 pub struct ApiJson<T>(pub T);
@@ -59,12 +77,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             })?
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    Problem::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body-too-large",
-                        "Request body too large",
-                        format!("the body must be at most {MAX_BODY_BYTES} bytes"),
-                    )
+                    body_too_large(None)
                 } else {
                     Problem::new(
                         StatusCode::BAD_REQUEST,

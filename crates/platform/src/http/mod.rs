@@ -5,7 +5,8 @@
 //! - [`middleware`]: the 404 problem and body limit, the limit on requests in flight,
 //!   request timing for `/metrics`.
 //! - [`openapi`]: the service's OpenAPI document at `/openapi.json`, and `/docs` to read it.
-//! - [`serve`]: serving with graceful shutdown and a header read timeout;
+//! - [`serve`]: serving with graceful shutdown and a header read timeout, every request's
+//!   framing checked (`Host`, `Content-Length`: [`middleware::framing`]);
 //!   [`first_head`]: a connection's first head screened for what hyper would refuse bare.
 
 pub mod first_head;

@@ -10,7 +10,10 @@ use super::middleware::app;
 
 /// Serves `router` (through [`app`]) on `listener` over HTTP/1.1 until `shutdown`; requests
 /// in flight then get up to 10 s. Each connection must send a request's head within
-/// `header_read_timeout_ms` of opening or of its last response.
+/// `header_read_timeout_ms` of opening or of its last response. Every request's head must
+/// frame it as RFC 9112 asks (a `Host`, one `Content-Length` within the body limit:
+/// [`super::middleware::framing`]); a connection's first head is screened before hyper reads
+/// it ([`super::first_head`]).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -18,7 +21,10 @@ pub async fn serve(
     shutdown: CancellationToken,
     drain: Duration,
 ) -> anyhow::Result<()> {
-    let router = super::middleware::cors(app(router), &http.cors_allowed_origins)?;
+    // Framing inside CORS: a browser's request refused for its framing still gets its CORS
+    // headers, so the page sees the problem rather than a network error.
+    let router = app(router).layer(axum::middleware::from_fn(super::middleware::framing));
+    let router = super::middleware::cors(router, &http.cors_allowed_origins)?;
     let service = hyper_util::service::TowerToHyperService::new(router);
     let mut connection_builder = hyper::server::conn::http1::Builder::new();
     connection_builder

@@ -14,7 +14,9 @@
 //! event the notification is about.
 //!
 //! A 2xx answer is success; 408, 425, 429, 5xx and network errors are retried; any other
-//! answer is a permanent refusal.
+//! answer is a permanent refusal. So is a destination webhooks may not reach: an address
+//! refused when the contact was set, or a name that resolves, when sent, only to such
+//! addresses ([`CheckedResolver`]): it fails at once, as no retry would change it.
 
 use std::time::Duration;
 
@@ -73,21 +75,45 @@ fn system_lookup() -> Lookup {
     })
 }
 
+/// Why a webhook's host name gave no address to connect to: the resolver's error, found
+/// again among a failed request's causes ([`unreachable`]).
+#[derive(Debug)]
+enum Unreachable {
+    /// The name did not resolve, or to no address: perhaps only for now (retried).
+    Lookup(String),
+    /// Every address the name resolves to is one webhooks may not reach: refused for good.
+    Refused(String),
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Lookup(why) | Self::Refused(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for Unreachable {}
+
 impl CheckedResolver {
     /// The addresses of `host` that webhooks may reach, or why there are none.
-    async fn checked(&self, host: String) -> Result<Vec<std::net::SocketAddr>, String> {
+    async fn checked(&self, host: String) -> Result<Vec<std::net::SocketAddr>, Unreachable> {
         let found = (self.lookup)(host.clone())
             .await
-            .map_err(|e| format!("webhook host {host}: {e}"))?;
+            .map_err(|e| Unreachable::Lookup(format!("webhook host {host}: {e}")))?;
         let (allowed, refused): (Vec<_>, Vec<_>) = found
             .into_iter()
             .partition(|a| self.destinations.check_ip(a.ip()).is_ok());
         if allowed.is_empty() {
             let why = refused
                 .first()
-                .and_then(|a| self.destinations.check_ip(a.ip()).err())
-                .unwrap_or_else(|| "it resolves to no address".into());
-            return Err(format!("webhook host {host}: {why}"));
+                .and_then(|a| self.destinations.check_ip(a.ip()).err());
+            return Err(match why {
+                Some(why) => Unreachable::Refused(format!("webhook host {host}: {why}")),
+                None => {
+                    Unreachable::Lookup(format!("webhook host {host}: it resolves to no address"))
+                }
+            });
         }
         Ok(allowed)
     }
@@ -129,6 +155,12 @@ pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
 impl WebhookChannel {
     /// The channel, or `None` when no secret is configured.
     pub fn from_args(args: &WebhookArgs) -> anyhow::Result<Option<Self>> {
+        Self::resolving_with(args, system_lookup())
+    }
+
+    /// The channel, its names resolved by `lookup` (the system's resolver; a fake one in
+    /// tests).
+    fn resolving_with(args: &WebhookArgs, lookup: Lookup) -> anyhow::Result<Option<Self>> {
         let Some(secret) = &args.webhook_secret else {
             return Ok(None);
         };
@@ -143,7 +175,7 @@ impl WebhookChannel {
             .no_proxy()
             .dns_resolver(std::sync::Arc::new(CheckedResolver {
                 destinations: destinations.clone(),
-                lookup: system_lookup(),
+                lookup,
             }))
             .user_agent(concat!(
                 "openorder-notification/",
@@ -176,6 +208,11 @@ impl Channel for WebhookChannel {
                     .check_host(&host)
                     .map_err(|why| SendError::Permanent(format!("webhook refused: {why}")))?;
             }
+            if url.port() == Some(0) {
+                return Err(SendError::Permanent(
+                    "webhook refused: port 0 is no port a receiver listens on".into(),
+                ));
+            }
             let timestamp = chrono::Utc::now().timestamp();
             let body = m.payload.as_bytes().to_vec();
             let signature = signature(&self.key, &m.idempotency_key, timestamp, &body);
@@ -195,6 +232,15 @@ impl Channel for WebhookChannel {
             let answer = match answer {
                 Ok(answer) => answer,
                 Err(e) => {
+                    // The name resolved only to addresses webhooks may not reach: as
+                    // refused as an inside address in the URL itself (above), and no
+                    // retry changes it.
+                    if let Some(Unreachable::Refused(why)) = unreachable(&e) {
+                        span.record("error.type", "destination not allowed");
+                        return Err(SendError::Permanent(format!(
+                            "webhook refused, the destination address is not allowed: {why}"
+                        )));
+                    }
                     let error = sanitized(&e);
                     span.record("error.type", error.as_str());
                     return Err(SendError::Transient(error));
@@ -261,16 +307,23 @@ fn sanitized(err: &reqwest::Error) -> String {
     } else {
         "failed"
     };
-    // The resolver's refusal is ours to show: it names no reply.
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
+    // The resolver's own error is ours to show: it names no reply.
+    match unreachable(err) {
+        Some(why) => format!("{kind}: {why}"),
+        None => kind.to_string(),
+    }
+}
+
+/// The resolver's error among `err`'s causes, if that is why the request failed.
+fn unreachable(err: &reqwest::Error) -> Option<&Unreachable> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
     while let Some(inner) = source {
-        let text = inner.to_string();
-        if text.starts_with("webhook host ") {
-            return format!("{kind}: {text}");
+        if let Some(found) = inner.downcast_ref::<Unreachable>() {
+            return Some(found);
         }
         source = inner.source();
     }
-    kind.to_string()
+    None
 }
 
 #[cfg(test)]
@@ -301,8 +354,8 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(
-                refused.contains("must point at a public address"),
-                "{inside}: {refused}"
+                matches!(&refused, Unreachable::Refused(why) if why.contains("must point at a public address")),
+                "{inside}: {refused:?}"
             );
         }
         let public = answering("93.184.215.14", Destinations::public_only());
@@ -323,6 +376,84 @@ mod tests {
             .checked("hooks.internal.example".into())
             .await
             .is_ok());
+    }
+
+    /// The webhook channel, its names resolved by `resolver`'s lookup.
+    fn channel(resolver: CheckedResolver) -> WebhookChannel {
+        let args = WebhookArgs {
+            webhook_secret: Some("a-secret-of-at-least-16-bytes".into()),
+            webhook_timeout_ms: 5_000,
+            destinations: Default::default(),
+        };
+        WebhookChannel::resolving_with(&args, resolver.lookup)
+            .unwrap()
+            .expect("a secret is set")
+    }
+
+    fn to(recipient: &str) -> Outgoing {
+        Outgoing {
+            delivery_id: 1,
+            order_id: 1,
+            channel: "webhook".into(),
+            recipient: recipient.into(),
+            idempotency_key: "delivery-1".into(),
+            kind: "RESERVED".into(),
+            subject: String::new(),
+            text: String::new(),
+            html: String::new(),
+            payload: "{}".into(),
+            trace: String::new(),
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_that_resolves_only_inside_fails_at_once_as_refused_not_as_could_not_connect() {
+        for inside in ["127.0.0.1", "10.0.0.7", "[::1]", "[2002:7f00:1::]"] {
+            let webhooks = channel(answering(inside, Destinations::public_only()));
+            let sent = webhooks.send(&to("http://hooks.example.com/x")).await;
+            match sent {
+                Err(SendError::Permanent(why)) => assert!(
+                    why.contains("the destination address is not allowed")
+                        && why.contains("must point at a public address"),
+                    "{inside}: {why}"
+                ),
+                other => panic!("{inside}: {other:?}, not a permanent refusal"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_url_on_port_0_is_refused_when_sent_not_retried() {
+        let webhooks = channel(answering("93.184.215.14", Destinations::public_only()));
+        for url in ["http://hooks.example.com:0/x", "http://93.184.215.14:0/x"] {
+            let sent = webhooks.send(&to(url)).await;
+            assert!(
+                matches!(&sent, Err(SendError::Permanent(why)) if why.contains("port 0")),
+                "{url}: {sent:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_is_retried() {
+        let lookup: Lookup = std::sync::Arc::new(|_| {
+            Box::pin(async {
+                Err::<Vec<std::net::SocketAddr>, _>(std::io::Error::other("no such host"))
+            })
+        });
+        let webhooks = channel(CheckedResolver {
+            destinations: Destinations::public_only(),
+            lookup,
+        });
+        let sent = webhooks.send(&to("http://hooks.example.com/x")).await;
+        match sent {
+            Err(SendError::Transient(why)) => assert!(
+                why.contains("webhook host hooks.example.com: no such host"),
+                "{why}"
+            ),
+            other => panic!("{other:?}, not a transient failure"),
+        }
     }
 
     /// The example of the Standard Webhooks specification's reference libraries.
