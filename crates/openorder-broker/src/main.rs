@@ -95,7 +95,11 @@ fn main() -> anyhow::Result<()> {
         )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (its file on a full disk) is lost, not
+        // reported with `eprintln!`, which panics when it cannot write either.
+        .log_internal_errors(false)
         .init();
+    exit_on_panic();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("Failed to create {}", args.data_dir.display()))?;
     // Tansu resolves `sqlite://relative.db` against the working directory (an absolute
@@ -171,6 +175,19 @@ fn main() -> anyhow::Result<()> {
         );
         Ok(())
     })
+}
+
+/// A panic anywhere ends the process with status 70 (after the usual message): a task of
+/// the broker that panicked is gone for good (its listener, its group coordinator, its
+/// storage loop), and a broker that stays up without it answers nothing, or errors, for
+/// ever. Exiting lets `openorder up` (or any supervisor) start it again; SQLite recovers
+/// its committed data.
+fn exit_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::exit(70);
+    }));
 }
 
 /// A flag raised by the first SIGINT or SIGTERM (beside Tansu's own handling of them).

@@ -323,20 +323,21 @@ impl From<UpdateError<GroupDetail>> for ServiceError {
 
 impl From<ServiceError> for Error {
     fn from(value: ServiceError) -> Self {
-        if let ServiceError::Storage(error) = value {
-            error
-        } else {
-            unreachable!()
+        // OpenOrder patch: an error of either kind converts (0.6.0 panicked on the other,
+        // and a storage error while a group was updated, a full disk, took the broker down).
+        match value {
+            ServiceError::Storage(error) => error,
+            ServiceError::UpdateGroupDetail(error) => Error::Message(format!("{error:?}")),
         }
     }
 }
 
 impl From<ServiceError> for UpdateError<GroupDetail> {
     fn from(value: ServiceError) -> Self {
-        if let ServiceError::UpdateGroupDetail(error) = value {
-            error
-        } else {
-            unreachable!()
+        // OpenOrder patch: as above.
+        match value {
+            ServiceError::UpdateGroupDetail(error) => error,
+            ServiceError::Storage(error) => UpdateError::Error(error),
         }
     }
 }

@@ -144,6 +144,17 @@ impl TestBroker {
         }
     }
 
+    /// The embedded broker on `address` (e.g. one a service was told to wait for).
+    pub async fn start_tansu_at(address: &str) -> Self {
+        let dir = temp_dir("tansu");
+        let child = spawn_tansu(&dir, address, &[]).await;
+        Self {
+            bootstrap: address.to_string(),
+            child: Some(child),
+            data_dir: Some(dir),
+        }
+    }
+
     /// Kills the embedded broker (SIGKILL: the harshest way for a broker to go away).
     pub fn kill(&mut self) {
         let child = self

@@ -165,13 +165,17 @@ pub fn init(service: &str, format: LogFormat) {
         )
     });
     let lines = match format {
+        // A line that cannot be written (stderr to a file on a full disk) is lost, not
+        // reported with `eprintln!`, which panics when it cannot write either.
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(colour())
             .with_writer(std::io::stderr)
+            .log_internal_errors(false)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .event_format(json_lines::JsonLines)
             .with_writer(std::io::stderr)
+            .log_internal_errors(false)
             .boxed(),
     };
     let export = otlp_configured();

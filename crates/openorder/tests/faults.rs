@@ -1,0 +1,377 @@
+//! The faults real machines have, beyond crashes: a disk that fills up under the services'
+//! databases and the embedded broker while orders arrive, and a database or broker that is
+//! away when a service starts. What must hold: a 202 only for an order that was committed,
+//! no order id answered twice, everything accepted decided once space returns (without a
+//! restart); a starting service answers at once, says what it waits for, and stops at once.
+
+mod support;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{free_port, temp_dir, UpPorts, UpProcess};
+
+/// A small file system (tmpfs; the tests run as root, as CI does), unmounted on drop.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(size: &str) -> Self {
+        let dir = temp_dir("small-disk");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("mount(8) runs");
+        assert!(
+            status.success(),
+            "mounting a {size} tmpfs at {} failed: the storage-fault tests need root",
+            dir.display()
+        );
+        Self(dir)
+    }
+
+    /// Fills the disk: a file written until the disk refuses.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(self.0.join("filler")).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while let Ok(n) = filler.write(&chunk) {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.0.join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+async fn post(http: &reqwest::Client, base: &str) -> (u16, Value) {
+    let response = http
+        .post(format!("{base}/api/orders"))
+        .json(&serde_json::json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// Waits until order `id` exists and has left PENDING (at most `bound`).
+async fn decided(http: &reqwest::Client, base: &str, id: i64, bound: Duration) -> String {
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        let response = http
+            .get(format!("{base}/api/orders/{id}"))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() && body["status"] != "PENDING" {
+            return body["status"].as_str().unwrap_or_default().to_string();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "order {id} answered 202 is {status} {body} after {bound:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_answered_202_while_the_disk_was_full_all_exist_and_are_decided_once_space_returns_without_a_restart(
+) {
+    let disk = SmallDisk::mount("96m");
+    let data = disk.0.join("data");
+    let up = UpProcess::start(&data, &UpPorts::free()).await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let base = up.order_url.clone();
+    let mut accepted = Vec::new();
+    for _ in 0..20 {
+        let (status, body) = post(&http, &base).await;
+        assert_eq!(status, 202, "{body}");
+        accepted.push(body["orderId"].as_i64().unwrap());
+    }
+
+    disk.fill();
+    // Four clients post for five seconds against the full disk.
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (http, base) = (http.clone(), base.clone());
+        clients.spawn(async move {
+            let mut answers = Vec::new();
+            let until = tokio::time::Instant::now() + Duration::from_secs(5);
+            while tokio::time::Instant::now() < until {
+                answers.push(post(&http, &base).await);
+            }
+            answers
+        });
+    }
+    let mut refused = 0;
+    while let Some(answers) = clients.join_next().await {
+        for (status, body) in answers.unwrap() {
+            match status {
+                202 => accepted.push(body["orderId"].as_i64().unwrap()),
+                503 => {
+                    refused += 1;
+                    let kind = body["type"].as_str().unwrap_or_default();
+                    assert!(
+                        kind.starts_with("/problems/storage-") || kind == "/problems/busy",
+                        "a refusal names the storage fault: {body}"
+                    );
+                }
+                other => panic!("answered {other} on a full disk: {body}"),
+            }
+        }
+    }
+    assert!(refused > 0, "a full disk refused nothing");
+    let ids: HashSet<i64> = accepted.iter().copied().collect();
+    assert_eq!(ids.len(), accepted.len(), "an order id was answered twice");
+
+    // The failed commits are counted (a full disk lets some commits through: SQLite
+    // rewrites its WAL from the start after a checkpoint without growing it).
+    let failed = support::metric(
+        &http,
+        &base,
+        "openorder_storage_commit_failures_total{fault=\"full\"}",
+    )
+    .await
+    .unwrap_or(0);
+    assert!(failed > 0, "no failed commit counted on /metrics");
+
+    disk.free();
+    // Space is back: the same processes take orders again and decide every one accepted.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let next = loop {
+        let (status, body) = post(&http, &base).await;
+        if status == 202 {
+            break body["orderId"].as_i64().unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still refused 60 s after space returned: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(!ids.contains(&next), "order id {next} was answered before");
+    accepted.push(next);
+    for id in &accepted {
+        let status = decided(&http, &base, *id, Duration::from_secs(90)).await;
+        assert_eq!(status, "CONFIRMED", "order {id}");
+    }
+    support::wait_ready(&http, &base).await;
+    up.stop();
+}
+
+/// One service alone, its output in `log`.
+fn standalone(service: &str, listen: &str, bootstrap: &str, database: &str, log: &Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_openorder"))
+        .arg(service)
+        .args(["--listen", listen])
+        .args(["--bootstrap-servers", bootstrap])
+        .args(["--database-url", database])
+        .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
+        .env_remove("OPENORDER_DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// What a starting service must do while `waits_for` is away: live at once, ready 503
+/// naming it, a log line saying so within 5 s.
+async fn answers_while_waiting(base: &str, log: &Path, waits_for: &str) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let live = loop {
+        if let Ok(r) = http.get(format!("{base}/health/live")).send().await {
+            break r.status().as_u16();
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "no answer");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(live, 200);
+    let ready = http
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+    let body: Value = ready.json().await.unwrap();
+    let waiting = body["checks"]["startup"]["waiting"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(waiting.contains(waits_for), "{body}");
+    let order = http
+        .post(format!("{base}/api/orders"))
+        .json(&serde_json::json!({"userId": 1, "items": [{"sku": "ABC-001", "qty": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(order.status().as_u16(), 503);
+    assert!(order.headers().contains_key("retry-after"));
+    let deadline = started + Duration::from_secs(5);
+    loop {
+        let said = std::fs::read_to_string(log).unwrap_or_default();
+        if said.contains(&format!("waiting for {waits_for}")) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no log line about {waits_for} within 5 s:\n{said}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// SIGTERM: exit 0 within a second.
+fn stops_at_once(child: &mut Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("still running 5 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?} to stop",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_whose_broker_is_away_at_start_answers_at_once_says_why_and_is_ready_once_it_appears(
+) {
+    let dir = temp_dir("broker-away");
+    let broker = format!("127.0.0.1:{}", free_port());
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log = dir.join("order-service.log");
+    let database = format!("sqlite://{}/order.db", dir.display());
+    let mut service = standalone(
+        "order-service",
+        &format!("127.0.0.1:{port}"),
+        &broker,
+        &database,
+        &log,
+    );
+    answers_while_waiting(&base, &log, "the Kafka brokers").await;
+    // The broker appears: the service becomes ready by itself.
+    let mut broker = support::TestBroker::start_tansu_at(&broker).await;
+    support::wait_ready(&reqwest::Client::new(), &base).await;
+    stops_at_once_or_in_its_bound(&mut service);
+    broker.kill();
+}
+
+/// A service that started stops within its shutdown bound (it has work to finish); exit 0.
+fn stops_at_once_or_in_its_bound(child: &mut Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_whose_broker_is_away_at_start_stops_at_once_on_sigterm() {
+    let dir = temp_dir("broker-away-stop");
+    let port = free_port();
+    let log = dir.join("order-service.log");
+    let mut service = standalone(
+        "order-service",
+        &format!("127.0.0.1:{port}"),
+        &format!("127.0.0.1:{}", free_port()),
+        &format!("sqlite://{}/order.db", dir.display()),
+        &log,
+    );
+    answers_while_waiting(
+        &format!("http://127.0.0.1:{port}"),
+        &log,
+        "the Kafka brokers",
+    )
+    .await;
+    stops_at_once(&mut service);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_whose_postgres_is_away_at_start_answers_at_once_says_why_and_stops_at_once() {
+    let dir = temp_dir("postgres-away");
+    let port = free_port();
+    let log = dir.join("inventory-service.log");
+    let mut service = standalone(
+        "inventory-service",
+        &format!("127.0.0.1:{port}"),
+        &format!("127.0.0.1:{}", free_port()),
+        &format!(
+            "postgres://openorder:openorder@127.0.0.1:{}/postgres",
+            free_port()
+        ),
+        &log,
+    );
+    answers_while_waiting(&format!("http://127.0.0.1:{port}"), &log, "the database").await;
+    stops_at_once(&mut service);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_bound_beyond_loopback_without_authentication_is_refused_before_anything_is_contacted(
+) {
+    let dir = temp_dir("open-bind");
+    let log = dir.join("order-service.log");
+    let mut service = standalone(
+        "order-service",
+        &format!("0.0.0.0:{}", free_port()),
+        // Neither of these answers: the refusal must not wait for them.
+        &format!("127.0.0.1:{}", free_port()),
+        &format!(
+            "postgres://openorder:openorder@127.0.0.1:{}/postgres",
+            free_port()
+        ),
+        &log,
+    );
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = service.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still running: it waited for a dependency before refusing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success());
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("beyond loopback"), "{said}");
+}
