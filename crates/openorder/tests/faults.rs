@@ -178,8 +178,26 @@ async fn orders_answered_202_while_the_disk_was_full_all_exist_and_are_decided_o
     up.stop();
 }
 
+/// A process killed when the test ends, passed or failed.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// One service alone, its output in `log`.
-fn standalone(service: &str, listen: &str, bootstrap: &str, database: &str, log: &Path) -> Child {
+fn standalone(
+    service: &str,
+    listen: &str,
+    bootstrap: &str,
+    database: &str,
+    log: &Path,
+) -> KillOnDrop {
     let log = std::fs::File::create(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_openorder"))
         .arg(service)
@@ -193,6 +211,7 @@ fn standalone(service: &str, listen: &str, bootstrap: &str, database: &str, log:
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
+        .map(KillOnDrop)
         .unwrap()
 }
 
@@ -212,17 +231,29 @@ async fn answers_while_waiting(base: &str, log: &Path, waits_for: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(live, 200);
-    let ready = http
-        .get(format!("{base}/health/ready"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status().as_u16(), 503);
-    let body: Value = ready.json().await.unwrap();
-    let waiting = body["checks"]["startup"]["waiting"]
-        .as_str()
-        .unwrap_or_default();
-    assert!(waiting.contains(waits_for), "{body}");
+    // Ready is 503 throughout; it names what start-up waits for once it got that far
+    // (connecting a SQLite file comes first, and is quick).
+    loop {
+        let ready = http
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status().as_u16(), 503);
+        let body: Value = ready.json().await.unwrap();
+        let waiting = body["checks"]["startup"]["waiting"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if waiting.contains(waits_for) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "not waiting for {waits_for} after 5 s: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let order = http
         .post(format!("{base}/api/orders"))
         .json(&serde_json::json!({"userId": 1, "items": [{"sku": "ABC-001", "qty": 1}]}))
@@ -290,7 +321,7 @@ async fn a_service_whose_broker_is_away_at_start_answers_at_once_says_why_and_is
     // The broker appears: the service becomes ready by itself.
     let mut broker = support::TestBroker::start_tansu_at(&broker).await;
     support::wait_ready(&reqwest::Client::new(), &base).await;
-    stops_at_once_or_in_its_bound(&mut service);
+    stops_at_once_or_in_its_bound(&mut service.0);
     broker.kill();
 }
 
@@ -322,7 +353,7 @@ async fn a_service_whose_broker_is_away_at_start_stops_at_once_on_sigterm() {
         "the Kafka brokers",
     )
     .await;
-    stops_at_once(&mut service);
+    stops_at_once(&mut service.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,7 +372,7 @@ async fn a_service_whose_postgres_is_away_at_start_answers_at_once_says_why_and_
         &log,
     );
     answers_while_waiting(&format!("http://127.0.0.1:{port}"), &log, "the database").await;
-    stops_at_once(&mut service);
+    stops_at_once(&mut service.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,7 +393,7 @@ async fn a_service_bound_beyond_loopback_without_authentication_is_refused_befor
     );
     let started = std::time::Instant::now();
     let status = loop {
-        if let Some(status) = service.try_wait().unwrap() {
+        if let Some(status) = service.0.try_wait().unwrap() {
             break status;
         }
         assert!(

@@ -134,8 +134,11 @@ async fn no_secret_reaches_the_logs_status_metrics_or_problems_of_a_running_serv
     }
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
-    // And a start that fails on the database.
-    let failed = Command::new(env!("CARGO_BIN_EXE_openorder"))
+    // And a start that waits for a database that is away: it says so, naming the database
+    // without its password, until it is stopped.
+    let waiting_log = std::env::temp_dir().join(format!("secrets-{}.log", uuid::Uuid::new_v4()));
+    let waiting_out = std::fs::File::create(&waiting_log).unwrap();
+    let mut waiting = Command::new(env!("CARGO_BIN_EXE_openorder"))
         .arg("order-service")
         .env(
             "OPENORDER_DATABASE_URL",
@@ -143,17 +146,23 @@ async fn no_secret_reaches_the_logs_status_metrics_or_problems_of_a_running_serv
         )
         .env("OPENORDER_BOOTSTRAP_SERVERS", &kafka)
         .env("OPENORDER_LISTEN", "127.0.0.1:0")
-        .output()
+        .stdout(waiting_out.try_clone().unwrap())
+        .stderr(waiting_out)
+        .spawn()
         .unwrap();
-    assert!(!failed.status.success());
-    let failed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&failed.stdout),
-        String::from_utf8_lossy(&failed.stderr)
-    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let failed = loop {
+        let said = std::fs::read_to_string(&waiting_log).unwrap_or_default();
+        if said.contains("waiting for the database") || std::time::Instant::now() > deadline {
+            break said;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let _ = Command::new("kill").arg(waiting.id().to_string()).status();
+    let _ = waiting.wait();
     assert!(
         failed.contains("openorder:***@127.0.0.1:1"),
-        "the error names the database: {failed}"
+        "the wait names the database: {failed}"
     );
 
     let logged = std::fs::read_to_string(&log).unwrap();

@@ -10,7 +10,9 @@
 //! consumer (label `consumer`): `openorder_consumer_batches_total`,
 //! `openorder_consumer_batch_records_total` (their quotient is the mean batch size) and
 //! `openorder_consumer_batches_rolled_back_total`. Gauges, set as `/metrics` is rendered:
-//! `openorder_consumer_keys_waiting` and `openorder_consumer_keys_stalled` ([`crate::stalls`]).
+//! `openorder_consumer_keys_waiting` and `openorder_consumer_keys_stalled` ([`crate::stalls`]);
+//! from [`crate::storage`]: `openorder_storage_commit_failures_total` (label `fault`) and
+//! `openorder_storage_failing`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -29,8 +29,9 @@ impl FieldError {
 /// `invalid-parameter`, `malformed-json`, `unreadable-body`, `unsupported-media-type`,
 /// `body-too-large`, `headers-too-large`, `uri-too-long`, `method-not-allowed`,
 /// `request-timeout`, `not-found`, `unauthorized`, `forbidden`, `overloaded`, `busy`,
-/// `unavailable`, `broker-unavailable`, `storage-full`, `storage-read-only`,
-/// `storage-unavailable`, `storage-busy`, `internal`, or an operation's own
+/// `broker-unavailable`, `storage-full`, `storage-read-only`,
+/// `storage-unavailable`, `storage-busy`, `starting`, `missing-host`, `invalid-host`,
+/// `invalid-content-length`, `malformed-head`, `internal`, or an operation's own
 /// (`idempotency-key-reused`, `order-not-cancellable`).
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
