@@ -155,15 +155,94 @@ fn otlp_configured() -> bool {
         && std::env::var("OTEL_TRACES_EXPORTER").as_deref() != Ok("none")
 }
 
+/// The log lines' filter when `RUST_LOG` sets none.
+const DEFAULT_LOG: &str = "warn,rdkafka=off,librdkafka=off,openorder=info,platform=info,order_service=info,inventory_service=info,notification_service=info";
+
+/// The log lines when traces are on: they write only the events `logged` allows (the
+/// global filter lets through the spans and events traces want too). A check in
+/// `on_event`, not a per-layer filter (see [`init`]).
+struct Lines<L> {
+    inner: L,
+    logged: tracing_subscriber::filter::Targets,
+}
+
+impl<S, L> tracing_subscriber::Layer<S> for Lines<L>
+where
+    S: tracing::Subscriber,
+    L: tracing_subscriber::Layer<S>,
+{
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.inner.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.inner.on_layer(subscriber);
+    }
+
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.inner.on_new_span(attrs, id, ctx);
+    }
+
+    fn on_record(
+        &self,
+        span: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.inner.on_record(span, values, ctx);
+    }
+
+    fn on_follows_from(
+        &self,
+        span: &tracing::span::Id,
+        follows: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.inner.on_follows_from(span, follows, ctx);
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let meta = event.metadata();
+        if self.logged.would_enable(meta.target(), meta.level()) {
+            self.inner.on_event(event, ctx);
+        }
+    }
+
+    fn on_enter(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.inner.on_enter(id, ctx);
+    }
+
+    fn on_exit(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.inner.on_exit(id, ctx);
+    }
+
+    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.inner.on_close(id, ctx);
+    }
+
+    fn on_id_change(
+        &self,
+        old: &tracing::span::Id,
+        new: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.inner.on_id_change(old, new, ctx);
+    }
+}
+
 /// Installs the global subscriber once; later calls (tests, `up`) are no-ops. `service`
 /// names the process in traces unless `OTEL_SERVICE_NAME` does.
 pub fn init(service: &str, format: LogFormat) {
     use tracing_subscriber::Layer;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(
-            "warn,rdkafka=off,librdkafka=off,openorder=info,platform=info,order_service=info,inventory_service=info,notification_service=info",
-        )
-    });
+    let spec = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_LOG.to_string());
     let lines = match format {
         // A line that cannot be written (stderr to a file on a full disk) is lost, not
         // reported with `eprintln!`, which panics when it cannot write either.
@@ -188,15 +267,44 @@ pub fn init(service: &str, format: LogFormat) {
                 None
             }
         });
+    // OpenOrder's own spans (RUST_LOG is for log lines): the request, record and send
+    // spans, and the handlers' spans inside them.
+    let ours = tracing_subscriber::filter::Targets::new()
+        .with_target("platform", tracing::Level::INFO)
+        .with_target("openorder", tracing::Level::INFO)
+        .with_target("order_service", tracing::Level::INFO)
+        .with_target("inventory_service", tracing::Level::INFO)
+        .with_target("notification_service", tracing::Level::INFO);
+    // The filters are not the log lines' own (`with_filter`): a per-layer filter kept
+    // what it decided for a callsite that was asked about but never emitted
+    // (`tracing::enabled!`, which sqlx asks before each statement) and then dropped the
+    // next event on that thread: a service's first warning after a query went missing.
+    // Without traces, RUST_LOG filters globally. With traces, the global filter lets
+    // through what either wants, and the lines keep to RUST_LOG by a check of their own
+    // ([`Lines`]; its directives read as targets and levels).
+    let (global, lines): (Box<dyn Layer<_> + Send + Sync>, _) = if traces.is_none() {
+        (EnvFilter::new(&spec).boxed(), lines)
+    } else {
+        let logged: tracing_subscriber::filter::Targets = spec.parse().unwrap_or_else(|_| {
+            DEFAULT_LOG
+                .parse()
+                .expect("the default log filter is a valid list of targets")
+        });
+        let (either, traced) = (logged.clone(), ours.clone());
+        let global = tracing_subscriber::filter::filter_fn(move |meta| {
+            either.would_enable(meta.target(), meta.level())
+                || traced.would_enable(meta.target(), meta.level())
+        });
+        (
+            global.boxed(),
+            Lines {
+                inner: lines,
+                logged,
+            }
+            .boxed(),
+        )
+    };
     let otel = traces.map(|tracer| {
-        // OpenOrder's own spans (the filter above is for log lines): the request, record
-        // and send spans, and the handlers' spans inside them.
-        let ours = tracing_subscriber::filter::Targets::new()
-            .with_target("platform", tracing::Level::INFO)
-            .with_target("openorder", tracing::Level::INFO)
-            .with_target("order_service", tracing::Level::INFO)
-            .with_target("inventory_service", tracing::Level::INFO)
-            .with_target("notification_service", tracing::Level::INFO);
         // Without the layer's extras on every span (the source location, the thread, busy
         // and idle time): none is a semantic convention the spans are read by, and each
         // is paid for in every span made and exported.
@@ -207,12 +315,8 @@ pub fn init(service: &str, format: LogFormat) {
             .with_tracer(tracer)
             .with_filter(ours)
     });
-    // The filter is global, not the log lines' own (`with_filter`): a per-layer filter
-    // keeps what it decided for a callsite that was asked about but never emitted
-    // (`tracing::enabled!`, which sqlx asks before each statement) and then dropped the
-    // next event on that thread; a service's first warning after a query went missing.
     let installed = tracing_subscriber::registry()
-        .with(filter)
+        .with(global)
         .with(lines)
         .with(otel)
         .try_init();
