@@ -86,6 +86,8 @@ pub struct Console {
     pub sessions: session::Sessions,
     pub operators: Operators,
     pub live: live::Live,
+    /// The live tails open, one reader per topic ([`live::Tails`]).
+    pub tails: live::Tails,
     /// Where `openorder up` keeps the operator token, to say so on the sign-in page.
     pub token_hint: Option<String>,
     /// Cancelled when the console stops: its event streams end then.
@@ -111,6 +113,7 @@ impl Console {
             sessions: session::Sessions::default(),
             operators,
             live: live::Live::default(),
+            tails: live::Tails::default(),
             token_hint,
             stopping: CancellationToken::new(),
         }))

@@ -46,17 +46,30 @@ pub struct TopicInfo {
     pub records: i64,
 }
 
-/// Readers kept between requests (a new one connects and fetches metadata first).
+/// Readers kept between requests (a new one connects and fetches metadata first), at
+/// most [`MAX_READERS`] at once: each is a librdkafka client with threads of its own, and
+/// a crowd of viewers must not make hundreds of them (a request waits for a free reader,
+/// at most [`READER_WAIT`]).
 pub struct Readers {
     kafka: KafkaArgs,
     idle: Mutex<Vec<BaseConsumer>>,
+    /// Readers in existence (idle or in use).
+    made: Mutex<usize>,
+    freed: std::sync::Condvar,
 }
+
+/// Most Kafka readers the console keeps or uses at once.
+pub const MAX_READERS: usize = 8;
+/// Longest a read waits for a free reader.
+const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Readers {
     pub fn new(kafka: KafkaArgs) -> Self {
         Self {
             kafka,
             idle: Mutex::new(Vec::new()),
+            made: Mutex::new(0),
+            freed: std::sync::Condvar::new(),
         }
     }
 
@@ -65,9 +78,37 @@ impl Readers {
     }
 
     fn take(&self) -> anyhow::Result<BaseConsumer> {
-        if let Some(c) = self.idle.lock().expect("never poisoned").pop() {
-            return Ok(c);
+        let deadline = std::time::Instant::now() + READER_WAIT;
+        let mut made = self.made.lock().expect("never poisoned");
+        loop {
+            if let Some(c) = self.idle.lock().expect("never poisoned").pop() {
+                return Ok(c);
+            }
+            if *made < MAX_READERS {
+                *made += 1;
+                break;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            anyhow::ensure!(
+                !left.is_zero(),
+                "the console is busy: {MAX_READERS} reads of the brokers are running; retry shortly"
+            );
+            made = self
+                .freed
+                .wait_timeout(made, left)
+                .expect("never poisoned")
+                .0;
         }
+        drop(made);
+        let created = self.create();
+        if created.is_err() {
+            *self.made.lock().expect("never poisoned") -= 1;
+            self.freed.notify_one();
+        }
+        created
+    }
+
+    fn create(&self) -> anyhow::Result<BaseConsumer> {
         let mut config = platform::kafka::base(&self.kafka, "openorder-console")?;
         config
             .set("group.id", "openorder-console")
@@ -90,10 +131,17 @@ impl Readers {
 
     fn give_back(&self, consumer: BaseConsumer) {
         let _ = consumer.unassign();
+        let mut made = self.made.lock().expect("never poisoned");
         let mut idle = self.idle.lock().expect("never poisoned");
         if idle.len() < 4 {
             idle.push(consumer);
+        } else {
+            *made -= 1;
+            drop(idle);
+            drop(made);
+            drop(consumer);
         }
+        self.freed.notify_one();
     }
 
     /// Every topic of this deployment (behind its prefix; none of the broker's own), by name.

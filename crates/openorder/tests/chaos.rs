@@ -48,8 +48,10 @@ fn a_short_chaos_run_on_the_embedded_defaults_loses_and_duplicates_nothing() {
         "broker-restart",
         "--scenario",
         "one-sku-contention",
+        "--scenario",
+        "disk-full",
     ]);
-    assert!(report.contains("5 passed"), "{report}");
+    assert!(report.contains("6 passed"), "{report}");
 }
 
 /// A private Apache Kafka and PostgreSQL (own ports and data), so stopping them does not

@@ -406,3 +406,118 @@ async fn a_service_bound_beyond_loopback_without_authentication_is_refused_befor
     let said = std::fs::read_to_string(&log).unwrap();
     assert!(said.contains("beyond loopback"), "{said}");
 }
+
+/// Runs `sql` as PostgreSQL's administrator (the test server's URL).
+async fn as_admin(sql: &str) {
+    let url = support::external("OPENORDER_TEST_POSTGRES_URL").expect("PostgreSQL is configured");
+    sqlx::any::install_default_drivers();
+    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(sql).execute(&mut admin).await.unwrap();
+    let _ = sqlx::Connection::close(admin).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_answered_202_while_postgres_connections_were_killed_mid_commit_and_the_database_was_read_only_all_exist_and_are_decided(
+) {
+    let dir = temp_dir("postgres-faults");
+    let mut databases = Vec::new();
+    for service in ["order-service", "inventory-service", "notification-service"] {
+        match support::database_url(support::DbKind::Postgres, &dir, service).await {
+            Some(url) => databases.push(url),
+            None => return eprintln!("skipped: no PostgreSQL"),
+        }
+    }
+    let order_db = databases[0]
+        .rsplit_once('/')
+        .map(|(_, name)| name.split('?').next().unwrap_or(name).to_string())
+        .unwrap();
+    let options = support::StackOptions {
+        databases: Some([
+            databases[0].clone(),
+            databases[1].clone(),
+            databases[2].clone(),
+        ]),
+        ..Default::default()
+    };
+    let Some(stack) =
+        support::Stack::spawn(support::BrokerKind::Tansu, support::DbKind::Postgres, options).await
+    else {
+        return eprintln!("skipped: no PostgreSQL");
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let base = stack.order_url.clone();
+    stack.set_stock("ABC-001", 1_000_000).await;
+
+    // Four clients post for six seconds while order-service's database is made to fail.
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (http, base) = (http.clone(), base.clone());
+        clients.spawn(async move {
+            let mut answers = Vec::new();
+            let until = tokio::time::Instant::now() + Duration::from_secs(6);
+            while tokio::time::Instant::now() < until {
+                answers.push(post(&http, &base).await);
+            }
+            answers
+        });
+    }
+    let kill = format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = '{order_db}' AND pid <> pg_backend_pid()"
+    );
+    // Connections killed, mid-commit or not, every 300 ms for two seconds…
+    for _ in 0..7 {
+        as_admin(&kill).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // …then the database read-only (new sessions; the old ones are killed) for two seconds.
+    as_admin(&format!(
+        "ALTER DATABASE {order_db} SET default_transaction_read_only = on"
+    ))
+    .await;
+    as_admin(&kill).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    as_admin(&format!(
+        "ALTER DATABASE {order_db} RESET default_transaction_read_only"
+    ))
+    .await;
+    as_admin(&kill).await;
+
+    let mut accepted = Vec::new();
+    let mut refused = HashSet::new();
+    while let Some(answers) = clients.join_next().await {
+        for (status, body) in answers.unwrap() {
+            match status {
+                202 => accepted.push(body["orderId"].as_i64().unwrap()),
+                503 => {
+                    let kind = body["type"].as_str().unwrap_or_default().to_string();
+                    assert!(
+                        kind.starts_with("/problems/storage-") || kind == "/problems/busy",
+                        "a refusal names the storage fault: {body}"
+                    );
+                    refused.insert(kind);
+                }
+                other => panic!("answered {other}: {body}"),
+            }
+        }
+    }
+    assert!(
+        refused.contains("/problems/storage-read-only"),
+        "the read-only database was not reported as such: {refused:?}"
+    );
+    let ids: HashSet<i64> = accepted.iter().copied().collect();
+    assert_eq!(ids.len(), accepted.len(), "an order id was answered twice");
+    assert!(!accepted.is_empty());
+    for id in &accepted {
+        let status = decided(&http, &base, *id, Duration::from_secs(90)).await;
+        assert_eq!(status, "CONFIRMED", "order {id}");
+    }
+    let (status, body) = post(&http, &base).await;
+    assert_eq!(status, 202, "{body}");
+    stack.stop().await;
+}

@@ -423,6 +423,49 @@ pub async fn ping(producer: &FutureProducer) -> anyhow::Result<()> {
     .context("metadata task panicked")?
 }
 
+/// How often [`watch_brokers`] looks.
+const WATCH_EVERY: Duration = Duration::from_secs(3);
+
+/// Logs when the brokers stop answering and when they answer again, once each (a stalled
+/// or unreachable broker is otherwise silent: fetches just wait, records wait in the
+/// outbox). Looks every [`WATCH_EVERY`] with a Metadata request on `producer`'s
+/// connections ([`ping`]), until `stop`.
+pub async fn watch_brokers(
+    service: &'static str,
+    producer: FutureProducer,
+    bootstrap: String,
+    stop: CancellationToken,
+) {
+    let mut silent_since: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(WATCH_EVERY) => {}
+        }
+        let answered = tokio::select! {
+            _ = stop.cancelled() => return,
+            answered = ping(&producer) => answered,
+        };
+        match (answered, silent_since) {
+            (Err(err), None) => {
+                tracing::warn!(
+                    service, %bootstrap, error = %format!("{err:#}"),
+                    "the Kafka brokers do not answer: events wait in the outbox, consumers wait for records"
+                );
+                silent_since = Some(tokio::time::Instant::now());
+            }
+            (Ok(()), Some(since)) => {
+                tracing::info!(
+                    service, %bootstrap, after_s = since.elapsed().as_secs(),
+                    "the Kafka brokers answer again"
+                );
+                silent_since = None;
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Waits until the broker at `bootstrap` answers Metadata, or `timeout` passes.
 pub async fn wait_until_ready(bootstrap: &str, timeout: Duration) -> anyhow::Result<()> {
     let producer: FutureProducer = ClientConfig::new()

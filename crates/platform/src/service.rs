@@ -132,7 +132,7 @@ impl Runtime {
             std::time::Duration::from_millis(500),
         );
         let relay = tokio::spawn(relay.run(relay_stop.clone()));
-        Ok(Some(Self {
+        let mut runtime = Self {
             service,
             name,
             db,
@@ -150,7 +150,12 @@ impl Runtime {
             routed: Vec::new(),
             retention: database.retention.clone(),
             auth: Some(auth),
-        }))
+        };
+        let (watched, bootstrap) = (runtime.producer.clone(), kafka.bootstrap().to_string());
+        runtime.spawn_worker(move |stop| {
+            crate::kafka::watch_brokers(name, watched, bootstrap, stop)
+        });
+        Ok(Some(runtime))
     }
 
     /// Starts a consumer of `group` (prefixed) on the topics `router` routes, which must

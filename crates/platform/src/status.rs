@@ -43,12 +43,15 @@ pub struct ConsumerStatus {
     pub error: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxStatus {
     pub pending: i64,
     pub oldest_created_at: Option<String>,
     pub oldest_age_ms: Option<i64>,
+    /// Why the backlog could not be read (within [`BOUND`]), if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
@@ -71,14 +74,22 @@ pub struct Watched {
     pub consumer: Weak<StreamConsumer>,
 }
 
-fn lag_of(consumer: &StreamConsumer) -> anyhow::Result<Vec<PartitionLag>> {
-    let timeout = Duration::from_secs(5);
+/// Longest `GET /admin/status` takes: what was not read by then is reported as not
+/// answered (a stalled broker must not hold the answer).
+pub const BOUND: Duration = Duration::from_secs(2);
+
+fn lag_of(consumer: &StreamConsumer, deadline: std::time::Instant) -> anyhow::Result<Vec<PartitionLag>> {
+    let left = || {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        anyhow::ensure!(!left.is_zero(), "no answer from the brokers within {} s", BOUND.as_secs());
+        Ok(left)
+    };
     let assignment = consumer.assignment()?;
-    let committed = consumer.committed_offsets(assignment, timeout)?;
+    let committed = consumer.committed_offsets(assignment, left()?)?;
     let mut out = Vec::new();
     for element in committed.elements() {
         let (low, high) =
-            consumer.fetch_watermarks(element.topic(), element.partition(), timeout)?;
+            consumer.fetch_watermarks(element.topic(), element.partition(), left()?)?;
         let committed = match element.offset() {
             Offset::Offset(n) => Some(n),
             _ => None,
@@ -110,30 +121,52 @@ pub async fn outbox(db: &Database) -> Result<OutboxStatus, sqlx::Error> {
         pending: row.try_get("n")?,
         oldest_created_at: oldest,
         oldest_age_ms: age,
+        error: None,
     })
 }
 
-/// The status of one service: its outbox and each watched consumer.
+/// The status of one service: its outbox and each watched consumer, read side by side and
+/// answered within [`BOUND`]: a part not read by then says so in its `error`.
 pub async fn snapshot(
     service: &str,
     db: &Database,
     watched: &[Watched],
     stalls: &crate::stalls::Stalls,
 ) -> anyhow::Result<ServiceStatus> {
-    let outbox = outbox(db).await?;
-    let mut consumers = Vec::new();
-    for w in watched {
-        let Some(consumer) = w.consumer.upgrade() else {
-            continue;
-        };
-        let lag = tokio::task::spawn_blocking(move || lag_of(&consumer)).await?;
-        consumers.push(ConsumerStatus {
-            name: w.name.to_string(),
-            group: w.group.clone(),
-            error: lag.as_ref().err().map(|e| format!("{e:#}")),
-            partitions: lag.unwrap_or_default(),
-        });
-    }
+    let deadline = std::time::Instant::now() + BOUND;
+    let late = || format!("no answer within {} s", BOUND.as_secs());
+    let outbox = async {
+        match tokio::time::timeout(BOUND, outbox(db)).await {
+            Ok(Ok(outbox)) => outbox,
+            Ok(Err(err)) => OutboxStatus {
+                error: Some(format!("{err:#}")),
+                ..Default::default()
+            },
+            Err(_) => OutboxStatus {
+                error: Some(format!("the database gave {}", late())),
+                ..Default::default()
+            },
+        }
+    };
+    let consumers = futures_util::future::join_all(watched.iter().filter_map(|w| {
+        let consumer = w.consumer.upgrade()?;
+        Some(async move {
+            let read = tokio::task::spawn_blocking(move || lag_of(&consumer, deadline));
+            // The blocking read ends by the deadline too; the margin covers its hand-over.
+            let lag = match tokio::time::timeout(BOUND + Duration::from_millis(200), read).await {
+                Ok(Ok(lag)) => lag,
+                Ok(Err(panicked)) => Err(anyhow::anyhow!("the lag read failed: {panicked}")),
+                Err(_) => Err(anyhow::anyhow!("the brokers gave {}", late())),
+            };
+            ConsumerStatus {
+                name: w.name.to_string(),
+                group: w.group.clone(),
+                error: lag.as_ref().err().map(|e| format!("{e:#}")),
+                partitions: lag.unwrap_or_default(),
+            }
+        })
+    }));
+    let (outbox, consumers) = tokio::join!(outbox, consumers);
     Ok(ServiceStatus {
         service: service.to_string(),
         outbox,

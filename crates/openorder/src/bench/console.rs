@@ -4,7 +4,10 @@
 //!   beside one without shows what tailing costs the flow;
 //! - `--console-records N`: a topic filled with N records, then the console's pages of 100
 //!   timed on it: the newest, from an offset in the middle, from a time in the middle, and
-//!   the newest of one key (a filtered read, which scans up to 20,000 records a partition).
+//!   the newest of one key (a filtered read, which scans up to 20,000 records a partition);
+//! - `--console-tails N`: N live tails at once, each its own session: how many the console
+//!   admits (it bounds them) and what they cost `up` in memory and threads, and whether
+//!   that comes back once they close.
 
 use std::time::{Duration, Instant};
 
@@ -111,6 +114,90 @@ pub async fn tail(
         }
     }
     Ok(tailed)
+}
+
+/// Many live tails at once, and what they cost.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TailsLoad {
+    pub asked: usize,
+    pub admitted: usize,
+    pub refused: usize,
+    /// `up`'s resident memory before, with the tails open, and 15 s after they closed.
+    pub rss_kib: [u64; 3],
+    /// `up`'s threads at the same moments.
+    pub threads: [u64; 3],
+}
+
+/// Threads of process `pid` (from /proc).
+fn threads(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Opens `n` live tails of `topic` on the console at `base`, each from a session of its
+/// own, keeps them 20 s, closes them, and reads `up_pid`'s memory and threads around that.
+pub async fn tails_load(
+    base: &str,
+    token: &str,
+    topic: &str,
+    n: usize,
+    up_pid: u32,
+) -> anyhow::Result<TailsLoad> {
+    let mut load = TailsLoad {
+        asked: n,
+        ..Default::default()
+    };
+    let sample = |i: usize, load: &mut TailsLoad| {
+        load.rss_kib[i] = super::procstat::rss_kib(up_pid).unwrap_or(0);
+        load.threads[i] = threads(up_pid);
+    };
+    sample(0, &mut load);
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build()?;
+    let stop = CancellationToken::new();
+    let mut open = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let cookie = sign_in(base, token).await?;
+        let response = http
+            .get(format!("{base}/topics/{topic}/tail"))
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            load.refused += 1;
+            continue;
+        }
+        load.admitted += 1;
+        let stop = stop.clone();
+        open.spawn(async move {
+            let mut response = response;
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    chunk = response.chunk() => match chunk {
+                        Ok(Some(_)) => {}
+                        _ => break,
+                    },
+                }
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    sample(1, &mut load);
+    stop.cancel();
+    while open.join_next().await.is_some() {}
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    sample(2, &mut load);
+    Ok(load)
 }
 
 /// One kind of page, timed.

@@ -109,6 +109,13 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     console_records: usize,
 
+    /// Instead of a run: open this many live tails of `order.created` through the console
+    /// (each its own session, as that many browsers) while orders flow at 100/s for 20 s,
+    /// then close them; prints `up`'s memory and threads before, with them open and after,
+    /// and how many the console admitted (embedded only).
+    #[arg(long, default_value_t = 0)]
+    console_tails: usize,
+
     /// Where report.json and chart.svg go.
     #[arg(long, default_value = "bench-report")]
     out: PathBuf,
@@ -143,7 +150,7 @@ async fn start_system(
     };
     match args.broker {
         BrokerChoice::Embedded => {
-            let console = args.tail || args.console_records > 0;
+            let console = args.tail || args.console_records > 0 || args.console_tails > 0;
             for attempt in 1.. {
                 if let Some(system) = start_up(dir, http, attempt, &env, console).await? {
                     return Ok(system);
@@ -322,6 +329,9 @@ pub struct Report {
     /// The console's pages timed (`--console-records`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub console_pages: Option<Vec<console::PageTiming>>,
+    /// Many live tails at once (`--console-tails`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console_tails: Option<console::TailsLoad>,
 }
 
 fn machine() -> String {
@@ -432,11 +442,35 @@ async fn measure(
     let mut soaked = None;
     let mut console_pages = None;
     let mut tailed = None;
+    let mut console_tails = None;
     let signed_in = match (&system.console_url, &system.operator_token) {
         (Some(url), Some(token)) => Some((url.clone(), console::sign_in(url, token).await?)),
         _ => None,
     };
-    if args.console_records > 0 {
+    if args.console_tails > 0 {
+        let (url, token) = match (&system.console_url, &system.operator_token) {
+            (Some(url), Some(token)) => (url.clone(), token.clone()),
+            _ => anyhow::bail!("--console-tails needs the embedded broker"),
+        };
+        let up = system
+            .processes
+            .first()
+            .map(|(_, pid)| *pid)
+            .context("up's process")?;
+        let topic = system.kafka.topics().name(contracts::topics::ORDER_CREATED);
+        let flow = driver::open_loop(http, &system.order_url, 100.0, 2000);
+        let tails = console::tails_load(&url, &token, &topic, args.console_tails, up);
+        let (flow, tails) = tokio::join!(flow, tails);
+        flow?;
+        let tails = tails?;
+        println!(
+            "bench: {} live tails asked, {} admitted, {} refused; up RSS {} → {} → {} KiB, threads {} → {} → {} (before, open, 15 s after closing)",
+            tails.asked, tails.admitted, tails.refused,
+            tails.rss_kib[0], tails.rss_kib[1], tails.rss_kib[2],
+            tails.threads[0], tails.threads[1], tails.threads[2]
+        );
+        console_tails = Some(tails);
+    } else if args.console_records > 0 {
         let (url, cookie) = signed_in
             .clone()
             .context("--console-records needs the embedded broker")?;
@@ -587,6 +621,7 @@ async fn measure(
         soak: soaked,
         tailed,
         console_pages,
+        console_tails,
         runs,
         sustained_rate,
         processes,

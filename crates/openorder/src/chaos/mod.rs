@@ -6,10 +6,12 @@
 //! Zero is the only passing number; the exit status says whether every row passed.
 //!
 //! Layout: [`cluster`] (processes, broker, databases), [`load`] (the clients),
-//! [`check`] (quiescence and invariants).
+//! [`check`] (quiescence and invariants), [`disk`] (the file system the disk-full
+//! scenario fills).
 
 pub mod check;
 pub mod cluster;
+pub mod disk;
 pub mod load;
 
 use std::collections::BTreeMap;
@@ -38,6 +40,10 @@ pub enum Scenario {
     TwoInventoryInstances,
     /// Many concurrent orders for one SKU: exactly its stock is CONFIRMED.
     OneSkuContention,
+    /// The disk under the embedded broker and every service's database fills up mid-load
+    /// and is freed: refused orders are retried, every accepted one is decided, without a
+    /// restart (embedded only; needs root to mount a small file system).
+    DiskFull,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -135,6 +141,9 @@ fn all_for(backend: &Backend) -> Vec<Scenario> {
         Scenario::DatabaseRestart,
         Scenario::OneSkuContention,
     ];
+    if matches!(backend, Backend::Embedded) {
+        all.push(Scenario::DiskFull);
+    }
     if matches!(backend, Backend::External { .. }) {
         all.insert(5, Scenario::TwoInventoryInstances);
     }
@@ -290,6 +299,21 @@ async fn run_scenario(
     args: &ChaosArgs,
     dir: &std::path::Path,
 ) -> anyhow::Result<Row> {
+    // Declared before the cluster, so that it is unmounted after the cluster stopped.
+    let disk = match (scenario, backend) {
+        (Scenario::DiskFull, Backend::Embedded) => match disk::SmallDisk::mount(dir, "256m") {
+            Ok(disk) => Some(disk),
+            Err(err) => return Ok(skipped(scenario, backend, &format!("{err:#}"))),
+        },
+        (Scenario::DiskFull, Backend::External { .. }) => {
+            return Ok(skipped(
+                scenario,
+                backend,
+                "the harness fills only the disk of its own work directory: embedded only",
+            ))
+        }
+        _ => None,
+    };
     let mut cluster = Cluster::new(backend.clone(), dir, args.topic_replication_factor).await?;
     match scenario {
         Scenario::BrokerRestart if !cluster.can_restart_broker() => {
@@ -413,6 +437,14 @@ async fn run_scenario(
                 faults += 1;
                 tokio::time::sleep(fault).await;
                 cluster.start_database().await?;
+            }
+            Scenario::DiskFull => {
+                // Set only for this scenario, above.
+                let disk = disk.as_ref().expect("mounted for disk-full");
+                disk.fill()?;
+                faults += 1;
+                tokio::time::sleep(fault).await;
+                disk.free()?;
             }
             Scenario::OneSkuContention => {}
         }
