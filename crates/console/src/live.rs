@@ -371,23 +371,31 @@ pub async fn tail(
     let first = Event::default().comment("waiting");
     // The slot and the reader live as long as the stream: dropped with it, they give the
     // place back and (for the last viewer) stop the topic's reader.
-    let events = stream::once(async move { Ok(first) }).chain(stream::unfold(
-        (received, slot, reader),
-        |(mut received, slot, reader)| async move {
-            let event = match received.recv().await {
-                Ok(message) => match &*message {
-                    TailMessage::Records(json) => Event::default().event("records").data(json.as_str()),
-                    TailMessage::Failure(error) => Event::default().event("failure").data(error.as_str()),
-                },
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => Event::default()
-                    .event("records")
-                    .data(format!("{{\"records\":[],\"skipped\":{}}}", missed * TAIL_MAX as u64)),
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            };
-            Some((Ok(event), (received, slot, reader)))
-        },
-    ))
-    .take_until(stopping);
+    let events = stream::once(async move { Ok(first) })
+        .chain(stream::unfold(
+            (received, slot, reader),
+            |(mut received, slot, reader)| async move {
+                let event = match received.recv().await {
+                    Ok(message) => match &*message {
+                        TailMessage::Records(json) => {
+                            Event::default().event("records").data(json.as_str())
+                        }
+                        TailMessage::Failure(error) => {
+                            Event::default().event("failure").data(error.as_str())
+                        }
+                    },
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        Event::default().event("records").data(format!(
+                            "{{\"records\":[],\"skipped\":{}}}",
+                            missed * TAIL_MAX as u64
+                        ))
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                };
+                Some((Ok(event), (received, slot, reader)))
+            },
+        ))
+        .take_until(stopping);
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 

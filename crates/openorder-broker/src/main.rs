@@ -177,7 +177,8 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// A panic anywhere ends the process with status 70 (after the usual message): a task of
+/// A panic anywhere but in a storage request ends the process with status 70 (after the
+/// usual message): a task of
 /// the broker that panicked is gone for good (its listener, its group coordinator, its
 /// storage loop), and a broker that stays up without it answers nothing, or errors, for
 /// ever. Exiting lets `openorder up` (or any supervisor) start it again; SQLite recovers
@@ -186,7 +187,11 @@ fn exit_on_panic() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         report(info);
-        std::process::exit(70);
+        // A storage request's panic is caught, logged and answered by the storage loop,
+        // which goes on serving (vendor/README.md, change 7).
+        if !tansu_storage::panic_is_caught() {
+            std::process::exit(70);
+        }
     }));
 }
 

@@ -441,8 +441,12 @@ async fn orders_answered_202_while_postgres_connections_were_killed_mid_commit_a
         ]),
         ..Default::default()
     };
-    let Some(stack) =
-        support::Stack::spawn(support::BrokerKind::Tansu, support::DbKind::Postgres, options).await
+    let Some(stack) = support::Stack::spawn(
+        support::BrokerKind::Tansu,
+        support::DbKind::Postgres,
+        options,
+    )
+    .await
     else {
         return eprintln!("skipped: no PostgreSQL");
     };

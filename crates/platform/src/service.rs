@@ -152,9 +152,8 @@ impl Runtime {
             auth: Some(auth),
         };
         let (watched, bootstrap) = (runtime.producer.clone(), kafka.bootstrap().to_string());
-        runtime.spawn_worker(move |stop| {
-            crate::kafka::watch_brokers(name, watched, bootstrap, stop)
-        });
+        runtime
+            .spawn_worker(move |stop| crate::kafka::watch_brokers(name, watched, bootstrap, stop));
         Ok(Some(runtime))
     }
 

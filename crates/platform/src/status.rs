@@ -78,10 +78,17 @@ pub struct Watched {
 /// answered (a stalled broker must not hold the answer).
 pub const BOUND: Duration = Duration::from_secs(2);
 
-fn lag_of(consumer: &StreamConsumer, deadline: std::time::Instant) -> anyhow::Result<Vec<PartitionLag>> {
+fn lag_of(
+    consumer: &StreamConsumer,
+    deadline: std::time::Instant,
+) -> anyhow::Result<Vec<PartitionLag>> {
     let left = || {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        anyhow::ensure!(!left.is_zero(), "no answer from the brokers within {} s", BOUND.as_secs());
+        anyhow::ensure!(
+            !left.is_zero(),
+            "no answer from the brokers within {} s",
+            BOUND.as_secs()
+        );
         Ok(left)
     };
     let assignment = consumer.assignment()?;

@@ -190,6 +190,7 @@ mod proxy;
 mod service;
 
 pub use service::{
+    panic_is_caught,
     AlterUserScramCredentialsService, ChannelRequestLayer, ChannelRequestService,
     ConsumerGroupDescribeService, CreateAclsService, CreateTopicsService, DeleteGroupsService,
     DeleteRecordsService, DeleteTopicsService, DescribeAclsService, DescribeClusterService,

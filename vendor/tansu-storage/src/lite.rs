@@ -562,7 +562,10 @@ impl PoolConnection {
 
             Ok(row).inspect(|row| debug!(?row))
         } else {
-            panic!("more or less than one row");
+            // OpenOrder patch: an error, not a panic (a statement inside a transaction that
+            // SQLite rolled back after a full disk returns no row).
+            error!(sql, "expected one row, found none");
+            Err(libsql::Error::QueryReturnedNoRows)
         }
     }
 }
@@ -629,12 +632,32 @@ impl Delegate {
             .await?;
 
         if let Some(row) = rows.next().await.inspect_err(|err| error!(?err))? {
-            let current_epoch = row
+            let mut current_epoch = row
                 .get::<i32>(0)
                 .inspect_err(|err| error!(self.cluster, deflated.producer_id, ?err))?
                 as i16;
+            drop(rows);
 
-            let row = connection
+            // OpenOrder patch: an idempotent producer that raised its epoch itself (KIP-360:
+            // librdkafka does after a produce whose outcome it could not know, e.g. one the
+            // storage failed on a full disk) starts its sequences again at 0, as Kafka
+            // accepts. 0.6.0 knew no such epoch and failed the producer's every produce.
+            if deflated.producer_epoch > current_epoch
+                && deflated.base_sequence == 0
+                && !deflated.is_transactional()
+            {
+                _ = connection
+                    .execute(
+                        "producer_epoch_insert_at.sql",
+                        (deflated.producer_id, deflated.producer_epoch as i32),
+                    )
+                    .await
+                    .inspect_err(|err| error!(?err))?;
+                debug!(deflated.producer_id, from = current_epoch, to = deflated.producer_epoch);
+                current_epoch = deflated.producer_epoch;
+            }
+
+            let row = match connection
                 .query_one(
                     "producer_select_for_update.sql",
                     (
@@ -646,15 +669,34 @@ impl Delegate {
                     ),
                 )
                 .await
-                .inspect_err(|err| {
+            {
+                Ok(row) => row,
+                // OpenOrder patch: no sequence for this producer's epoch (an epoch bump
+                // whose commit failed on a full disk, after its answer went out): ask the
+                // producer to start again (librdkafka gets a new epoch) instead of
+                // failing every produce of it for good.
+                Err(libsql::Error::QueryReturnedNoRows) => {
+                    warn!(
+                        self.cluster,
+                        ?topition,
+                        deflated.producer_id,
+                        deflated.producer_epoch,
+                        current_epoch,
+                        "no sequence kept for this producer epoch: UNKNOWN_PRODUCER_ID"
+                    );
+                    return Err(Error::Api(ErrorCode::UnknownProducerId));
+                }
+                Err(err) => {
                     error!(
                         self.cluster,
                         ?topition,
                         deflated.producer_id,
                         deflated.producer_epoch,
                         ?err
-                    )
-                })?;
+                    );
+                    return Err(err.into());
+                }
+            };
 
             let sequence = row.get::<i32>(0).inspect_err(|err| error!(?err))?;
 

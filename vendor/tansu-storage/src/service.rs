@@ -1246,7 +1246,7 @@ where
                     // that request's alone. A failed or panicking request drops its answer
                     // channel (its caller sees an error) and a caller that went away loses
                     // its answer; the loop goes on serving everyone else.
-                    match AssertUnwindSafe(self.inner.serve(ctx.clone(), request))
+                    match AssertUnwindSafe(Caught(Box::pin(self.inner.serve(ctx.clone(), request))))
                         .catch_unwind()
                         .await
                     {
@@ -1274,6 +1274,36 @@ where
         }
 
         Ok(())
+    }
+}
+
+std::thread_local! {
+    /// OpenOrder patch: set while this thread polls a storage request, whose panic the
+    /// storage loop catches ([`panic_is_caught`]).
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// OpenOrder patch: is a panic on this thread one the storage loop catches (a storage
+/// request's)? A process that ends itself on a panic (the `openorder-broker` binary) leaves
+/// these to the loop, which logs them and answers the request with an error.
+pub fn panic_is_caught() -> bool {
+    CATCHING.with(std::cell::Cell::get)
+}
+
+/// A storage request, polled with [`CATCHING`] set.
+struct Caught<F>(std::pin::Pin<Box<F>>);
+
+impl<F: Future> Future for Caught<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let was = CATCHING.with(|c| c.replace(true));
+        let polled = self.0.as_mut().poll(cx);
+        CATCHING.with(|c| c.set(was));
+        polled
     }
 }
 

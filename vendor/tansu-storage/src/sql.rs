@@ -194,6 +194,10 @@ pub(crate) static SQL: LazyLock<Cache> = LazyLock::new(|| {
             include_sql!("sql/producer_epoch_insert.sql"),
         ),
         (
+            "producer_epoch_insert_at.sql",
+            include_sql!("sql/producer_epoch_insert_at.sql"),
+        ),
+        (
             "producer_insert.sql",
             include_sql!("sql/producer_insert.sql"),
         ),

@@ -55,8 +55,21 @@ impl SmallDisk {
 }
 
 impl Drop for SmallDisk {
-    /// Unmounts lazily (processes that had files open there are gone by then).
+    /// Keeps the logs (copied to `<dir>-logs`), then unmounts lazily (processes that had
+    /// files open there are gone by then).
     fn drop(&mut self) {
+        let kept = self.dir.with_file_name(format!(
+            "{}-logs",
+            self.dir.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        if std::fs::create_dir_all(&kept).is_ok() {
+            for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "log") {
+                    let _ = std::fs::copy(&path, kept.join(entry.file_name()));
+                }
+            }
+        }
         let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
 }
