@@ -79,6 +79,8 @@ pub const SCHEMA: Schema = Schema(&[
     "CREATE INDEX order_contacts_by_user ON order_contacts (user_id, order_id)",
     // The trace context of the record a notification comes from (webhooks continue it).
     "ALTER TABLE notifications ADD COLUMN trace TEXT NOT NULL DEFAULT ''",
+    // What was dead-lettered under each event id (platform::dedupe).
+    platform::dedupe::DEAD_LETTERED_BODY_HASH_COLUMN,
 ]);
 
 /// What this service prunes ([`platform::retention`]): dead-letter marks, notifications with
