@@ -27,17 +27,30 @@ impl On<OrderCancelled> for OnOrderCancelled {
         events: &[Delivered<'_, OrderCancelled>],
         _attempt: u32,
     ) -> Result<(), HandleError> {
-        for Delivered { event, span, .. } in events {
+        for Delivered {
+            record,
+            event,
+            span,
+        } in events
+        {
             // Its log lines and `inventory.released` belong to this record's span.
             use tracing::Instrument;
-            self.release(tx, event).instrument(span.clone()).await?;
+            let mark = platform::dedupe::Mark::of(event.event_id.to_string(), record);
+            self.release(tx, event, &mark)
+                .instrument(span.clone())
+                .await?;
         }
         Ok(())
     }
 }
 
 impl OnOrderCancelled {
-    async fn release(&self, tx: &mut Tx, cancel: &OrderCancelled) -> Result<(), HandleError> {
+    async fn release(
+        &self,
+        tx: &mut Tx,
+        cancel: &OrderCancelled,
+        mark: &platform::dedupe::Mark,
+    ) -> Result<(), HandleError> {
         if cancel.order_id <= 0 {
             return Err(HandleError::permanent(
                 "openorder.InvalidCancellation",
@@ -45,7 +58,7 @@ impl OnOrderCancelled {
             ));
         }
         let order_id = cancel.order_id;
-        if !platform::dedupe::mark_processed(tx, &cancel.event_id.to_string()).await? {
+        if !platform::dedupe::mark_processed(tx, mark).await? {
             return Ok(());
         }
         if store::released(tx, order_id).await? {

@@ -3,7 +3,9 @@
 //! `inventory.rejected`).
 //!
 //! Errors: a record that does not decode or breaks the contract (no items, bad SKU or
-//! quantity) is permanent and goes to the DLT at once; an item whose SKU is the configured
+//! quantity; keyed by something else than its orderId, see [`platform::router`]; an event
+//! id applied before with a different body, see [`platform::dedupe`]) is permanent and goes
+//! to the DLT at once; an item whose SKU is the configured
 //! fail SKU (`FAIL`) fails transiently every time, so it is retried and then dead-lettered,
 //! as in the seed, and the flaky SKU (`FLAKY`) fails only its first attempt (see
 //! [`crate::faults`]); a database that is away is waited for.
@@ -65,9 +67,10 @@ impl On<OrderCreated> for OnOrderCreated {
             self.faults.check(order, attempt)?;
         }
         let orders = events.iter().collect();
-        let orders =
-            platform::dedupe::keep_unprocessed(tx, orders, |d| d.event.event_id.to_string())
-                .await?;
+        let orders = platform::dedupe::keep_unprocessed(tx, orders, |d| {
+            platform::dedupe::Mark::of(d.event.event_id.to_string(), d.record)
+        })
+        .await?;
         if orders.is_empty() {
             return Ok(());
         }

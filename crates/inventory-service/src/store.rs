@@ -39,6 +39,9 @@ pub const SCHEMA: Schema = Schema(&[
     platform::outbox::TABLE,
     platform::dedupe::DEAD_LETTERED_TABLE,
     FAULT_SWITCHES_TABLE,
+    // What was applied under each event id, and dead-lettered under it (platform::dedupe).
+    platform::dedupe::BODY_HASH_COLUMN,
+    platform::dedupe::DEAD_LETTERED_BODY_HASH_COLUMN,
 ]);
 
 /// Fault switches set with `PUT /admin/faults` (name `fail` or `flaky`): they outlive a

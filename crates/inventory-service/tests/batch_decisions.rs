@@ -66,11 +66,11 @@ fn consumer_without_faults() -> platform::router::Router<inventory_service::stoc
 async fn a_batch_reserves_in_order_until_stock_runs_out_and_a_copy_within_it_counts_once() {
     let db = database().await;
     let handler = consumer_without_faults();
-    let copied = Uuid::new_v4();
+    let copied = order_created(Uuid::new_v4(), 2, "A", 2);
     let batch = [
         order_created(Uuid::new_v4(), 1, "A", 2),
-        order_created(copied, 2, "A", 2),
-        order_created(copied, 2, "A", 2), // the same event again: applied once
+        copied.clone(),
+        copied.clone(), // the same record again: applied once
         order_created(Uuid::new_v4(), 3, "A", 2), // 1 left: rejected
         order_created(Uuid::new_v4(), 4, "A", 1), // fits in what is left
         order_created(Uuid::new_v4(), 5, "B", 1),
@@ -172,4 +172,131 @@ async fn a_newer_producers_order_with_fields_this_build_does_not_know_is_decided
         .get("headers");
     let headers: serde_json::Value = serde_json::from_str(&headers).unwrap();
     assert_eq!(headers[headers::EVENT_VERSION], "1");
+}
+
+/// Applies `records` as one batch in a transaction of its own: committed when the handler
+/// took them, rolled back (as the consumer loop does) when it refused them.
+async fn apply(db: &Database, records: &[Record]) -> Result<(), platform::consumer::HandleError> {
+    let handler = consumer_without_faults();
+    let mut tx = db.begin().await.unwrap();
+    match handler.apply(&mut tx, records, 1).await {
+        Ok(()) => {
+            tx.commit().await.unwrap();
+            Ok(())
+        }
+        Err(err) => {
+            tx.rollback().await.unwrap();
+            Err(err)
+        }
+    }
+}
+
+async fn decisions(db: &Database) -> i64 {
+    sqlx::query("SELECT COUNT(*) AS n FROM decisions")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+        .get("n")
+}
+
+#[tokio::test]
+async fn an_event_id_applied_before_with_another_body_is_refused_as_reused_and_the_same_body_again_is_a_duplicate(
+) {
+    let db = database().await;
+    let event_id = Uuid::new_v4();
+    let first = order_created(event_id, 1, "A", 2);
+    apply(&db, std::slice::from_ref(&first)).await.unwrap();
+    // A redelivery: the same bytes under the same id. Nothing again, and no error.
+    apply(&db, std::slice::from_ref(&first)).await.unwrap();
+    let a = store::get_stock(&db, "A").await.unwrap().unwrap();
+    assert_eq!((a.available, a.reserved), (3, 2));
+
+    // Another body under the id (other items): refused for good, naming the id.
+    let reused = order_created(event_id, 1, "A", 3);
+    let err = apply(&db, &[reused.clone()]).await.unwrap_err();
+    assert_eq!(err.kind, platform::consumer::FailureKind::Permanent);
+    assert_eq!(err.class, "openorder.EventIdReused");
+    assert!(
+        err.message.contains(&format!(
+            "event id {event_id} was applied before with a different body"
+        )),
+        "{}",
+        err.message
+    );
+    // In a batch it fails the batch (whose records the loop then applies one by one).
+    let fresh = order_created(Uuid::new_v4(), 2, "B", 1);
+    let err = apply(&db, &[fresh.clone(), reused]).await.unwrap_err();
+    assert_eq!(err.class, "openorder.EventIdReused");
+    // Within one batch too: the same id twice with different bodies.
+    let twin = order_created(fresh_id(&fresh), 2, "B", 2);
+    let err = apply(&db, &[fresh.clone(), twin]).await.unwrap_err();
+    assert_eq!(err.class, "openorder.EventIdReused");
+
+    let a = store::get_stock(&db, "A").await.unwrap().unwrap();
+    assert_eq!((a.available, a.reserved), (3, 2), "nothing more reserved");
+    let b = store::get_stock(&db, "B").await.unwrap().unwrap();
+    assert_eq!(
+        (b.available, b.reserved),
+        (1, 0),
+        "the refused batches left nothing"
+    );
+    assert_eq!(decisions(&db).await, 1);
+}
+
+/// The event id a record of [`order_created`] carries.
+fn fresh_id(record: &Record) -> Uuid {
+    let event: OrderCreated = serde_json::from_slice(record.payload.as_deref().unwrap()).unwrap();
+    event.event_id
+}
+
+#[tokio::test]
+async fn an_event_id_marked_before_fingerprints_were_kept_counts_as_a_duplicate() {
+    let db = database().await;
+    let event_id = Uuid::new_v4();
+    // A mark from a build that kept no fingerprint: body_hash NULL.
+    sqlx::query("INSERT INTO processed_events (event_id, processed_at) VALUES ($1, $2)")
+        .bind(event_id.to_string())
+        .bind(platform::now_text())
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    apply(&db, &[order_created(event_id, 1, "A", 2)])
+        .await
+        .unwrap();
+    let a = store::get_stock(&db, "A").await.unwrap().unwrap();
+    assert_eq!(
+        (a.available, a.reserved),
+        (5, 0),
+        "a duplicate: nothing applied"
+    );
+    assert_eq!(decisions(&db).await, 0);
+}
+
+#[tokio::test]
+async fn a_record_keyed_by_another_order_or_by_nothing_is_refused_as_a_key_mismatch_naming_both() {
+    let db = database().await;
+    let mut other_key = order_created(Uuid::new_v4(), 1, "A", 2);
+    other_key.key = Some(b"2".to_vec());
+    let err = apply(&db, &[other_key]).await.unwrap_err();
+    assert_eq!(err.kind, platform::consumer::FailureKind::Permanent);
+    assert_eq!(err.class, "openorder.KeyMismatch");
+    assert!(
+        err.message.contains("\"2\"") && err.message.contains("orderId 1"),
+        "{}",
+        err.message
+    );
+    let mut keyless = order_created(Uuid::new_v4(), 1, "A", 2);
+    keyless.key = None;
+    let err = apply(&db, &[keyless]).await.unwrap_err();
+    assert_eq!(err.class, "openorder.KeyMismatch");
+    assert!(err.message.contains("no key"), "{}", err.message);
+
+    let a = store::get_stock(&db, "A").await.unwrap().unwrap();
+    assert_eq!((a.available, a.reserved), (5, 0), "neither was applied");
+    assert_eq!(decisions(&db).await, 0);
+    // Keyed right, the same order is decided.
+    apply(&db, &[order_created(Uuid::new_v4(), 1, "A", 2)])
+        .await
+        .unwrap();
+    assert_eq!(decisions(&db).await, 1);
 }

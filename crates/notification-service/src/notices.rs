@@ -390,7 +390,7 @@ struct WebhookData<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::{DELIVERED, PENDING};
     use platform::db::Database;
@@ -398,7 +398,7 @@ mod tests {
 
     /// A notifier on a fresh SQLite database, with the log and webhook channels; nothing
     /// dispatches.
-    async fn notifier() -> (Notifier, Database) {
+    pub(crate) async fn notifier() -> (Notifier, Database) {
         let dir = std::env::temp_dir().join(format!("oo-notices-{}", Uuid::new_v4()));
         let url = format!("sqlite://{}/n.db", dir.display());
         let db = Database::connect(&url, 2, &store::SCHEMA).await.unwrap();

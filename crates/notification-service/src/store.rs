@@ -79,6 +79,8 @@ pub const SCHEMA: Schema = Schema(&[
     "CREATE INDEX order_contacts_by_user ON order_contacts (user_id, order_id)",
     // The trace context of the record a notification comes from (webhooks continue it).
     "ALTER TABLE notifications ADD COLUMN trace TEXT NOT NULL DEFAULT ''",
+    // What was dead-lettered under each event id (platform::dedupe).
+    platform::dedupe::DEAD_LETTERED_BODY_HASH_COLUMN,
 ]);
 
 /// What this service prunes ([`platform::retention`]): dead-letter marks, notifications with
@@ -314,6 +316,44 @@ pub async fn awaiting_of(tx: &mut Tx, order_ids: &[i64]) -> Result<Vec<Awaiting>
     }
     waiting.sort_by_key(|w| w.id);
     Ok(waiting)
+}
+
+/// The template kinds of the notifications that tell an order's decision.
+pub const DECIDED_KINDS: [&str; 3] = ["order.confirmed", "order.rejected", "order.cancelled"];
+
+/// The events of those notifications, for notifications recorded before kinds were kept
+/// (`kind` empty).
+const DECIDED_EVENT_TYPES: [&str; 3] = [
+    contracts::topics::INVENTORY_RESERVED,
+    contracts::topics::INVENTORY_REJECTED,
+    contracts::topics::INVENTORY_RELEASED,
+];
+
+/// Which of `order_ids` have a notification of their decision (confirmed, rejected or
+/// cancelled) already; one statement per [`platform::db::statement_chunks`] piece.
+pub async fn decided_among(tx: &mut Tx, order_ids: &[i64]) -> Result<HashSet<i64>, sqlx::Error> {
+    let mut decided = HashSet::new();
+    for chunk in platform::db::statement_chunks(order_ids, 1) {
+        let sql = format!(
+            "SELECT DISTINCT order_id FROM notifications
+             WHERE order_id IN ({})
+               AND (kind IN ($1, $2, $3) OR (kind = '' AND event_type IN ($4, $5, $6)))",
+            placeholders(7, chunk.len())
+        );
+        let mut query = sqlx::query_scalar(&sql);
+        for kind in DECIDED_KINDS {
+            query = query.bind(kind);
+        }
+        for event_type in DECIDED_EVENT_TYPES {
+            query = query.bind(event_type);
+        }
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        let ids: Vec<i64> = query.fetch_all(&mut **tx).await?;
+        decided.extend(ids);
+    }
+    Ok(decided)
 }
 
 /// One channel's delivery of a notification, to be queued.

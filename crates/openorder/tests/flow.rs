@@ -413,18 +413,23 @@ async fn a_poison_record_in_a_batch_fails_alone_and_the_rest_is_applied_once(sta
     let key = synthetic_order_id().to_string();
     let sku = unique_sku("BATCH");
     stack.set_stock(&sku, 100).await;
-    let orders: Vec<i64> = (0..10).map(|_| synthetic_order_id()).collect();
-    let mut payloads: Vec<Vec<u8>> = orders
+    // Ten orders, each keyed by its own id (as the contract says), all on the partition of
+    // the poison record's key.
+    let orders: Vec<i64> = (0..10).map(|_| stack.order_id_beside(&key)).collect();
+    let mut records: Vec<(String, Vec<u8>)> = orders
         .iter()
-        .map(|&id| order_created_json(id, uuid::Uuid::new_v4(), &sku, 1))
+        .map(|&id| {
+            let value = order_created_json(id, uuid::Uuid::new_v4(), &sku, 1);
+            (id.to_string(), value)
+        })
         .collect();
-    payloads.insert(5, b"{poison".to_vec());
+    records.insert(5, (key.clone(), b"{poison".to_vec()));
     let rolled_back =
         "openorder_consumer_batches_rolled_back_total{consumer=\"inventory-order-events\"}";
     let before = stack.metric(&stack.inventory_url, rolled_back).await;
 
     stack
-        .produce_raw_together(&topics.order_created(), &key, &payloads)
+        .produce_raw_together(&topics.order_created(), stack.partition_of(&key), &records)
         .await;
 
     for &id in &orders {
@@ -472,24 +477,29 @@ async fn a_record_delivered_twice_reserves_once_and_notifies_once(stack: &Stack)
     let record = order_created_json(order_id, event_id, &sku, 2);
     let key = order_id.to_string();
     stack
-        .produce_raw(&topics.order_created(), &key, &record, &[])
+        .produce_keyed(&topics.order_created(), &key, &record, &[])
         .await;
     stack
-        .produce_raw(&topics.order_created(), &key, &record, &[])
+        .produce_keyed(&topics.order_created(), &key, &record, &[])
         .await;
     // The same order again under a new event id (a republished copy): still one decision.
     let copy = order_created_json(order_id, uuid::Uuid::new_v4(), &sku, 2);
     stack
-        .produce_raw(&topics.order_created(), &key, &copy, &[])
+        .produce_keyed(&topics.order_created(), &key, &copy, &[])
         .await;
-    // A sentinel on the same partition (same key), for a different order: once it is
-    // processed, everything before it on the partition was too.
-    let sentinel_id = synthetic_order_id();
+    // A sentinel on the same partition, for a different order (keyed by its own id): once
+    // it is processed, everything before it on the partition was too.
+    let sentinel_id = stack.order_id_beside(&key);
     let sentinel_sku = unique_sku("SENTINEL");
     stack.set_stock(&sentinel_sku, 1).await;
     let sentinel = order_created_json(sentinel_id, uuid::Uuid::new_v4(), &sentinel_sku, 1);
     stack
-        .produce_raw(&topics.order_created(), &key, &sentinel, &[])
+        .produce_keyed(
+            &topics.order_created(),
+            &sentinel_id.to_string(),
+            &sentinel,
+            &[],
+        )
         .await;
     stack.wait_notifications(sentinel_id).await;
     stack.wait_notifications(order_id).await;

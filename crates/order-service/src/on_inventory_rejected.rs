@@ -18,15 +18,15 @@ impl On<InventoryRejected> for OnInventoryRejected {
         events: &[Delivered<'_, InventoryRejected>],
         _attempt: u32,
     ) -> Result<(), HandleError> {
-        for Delivered { event, .. } in events {
+        for Delivered { record, event, .. } in events {
             let rejected = Outcome {
                 status: OrderStatus::Rejected,
                 reason: Some(event.reason.as_str().to_string()),
                 shortages: Some(event.shortages.clone()),
                 error: None,
             };
-            let id = event.event_id.to_string();
-            outcome::apply_once(tx, &id, event.order_id, &rejected).await?;
+            let mark = platform::dedupe::Mark::of(event.event_id.to_string(), record);
+            outcome::apply_once(tx, &mark, event.order_id, &rejected).await?;
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ impl On<InventoryReserved> for OnInventoryReserved {
         _attempt: u32,
     ) -> Result<(), HandleError> {
         let fresh = platform::dedupe::keep_unprocessed(tx, events.iter().collect(), |d| {
-            d.event.event_id.to_string()
+            platform::dedupe::Mark::of(d.event.event_id.to_string(), d.record)
         })
         .await?;
         let confirmed: Vec<i64> = fresh.iter().map(|d| d.event.order_id).collect();

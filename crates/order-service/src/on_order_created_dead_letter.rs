@@ -40,12 +40,16 @@ impl On<DeadLetter<OrderCreated>> for OnOrderCreatedDeadLetter {
                 ..Outcome::status(OrderStatus::Failed)
             };
             // A dead letter is identified by its own position: the same original event
-            // may be dead-lettered again after a replay, and that is a new fact.
-            let dedupe_id = format!(
-                "dlt:{}:{}:{}",
-                record.topic, record.partition, record.offset
-            );
-            outcome::apply_once(tx, &dedupe_id, order_id, &failed).await?;
+            // may be dead-lettered again after a replay, and that is a new fact. (A
+            // position holds one record for good: no body to compare.)
+            let mark = platform::dedupe::Mark {
+                id: format!(
+                    "dlt:{}:{}:{}",
+                    record.topic, record.partition, record.offset
+                ),
+                hash: None,
+            };
+            outcome::apply_once(tx, &mark, order_id, &failed).await?;
         }
         Ok(())
     }

@@ -7,14 +7,15 @@ use platform::db::Tx;
 use crate::domain::OrderStatus;
 use crate::store::{self, Outcome};
 
-/// Moves `order_id` to `outcome` unless the event `dedupe_id` was applied before.
+/// Moves `order_id` to `outcome` unless the event `mark` was applied before (with another
+/// body: [`platform::dedupe::EVENT_ID_REUSED`]).
 pub async fn apply_once(
     tx: &mut Tx,
-    dedupe_id: &str,
+    mark: &platform::dedupe::Mark,
     order_id: i64,
     outcome: &Outcome,
 ) -> Result<(), HandleError> {
-    if !platform::dedupe::mark_processed(tx, dedupe_id).await? {
+    if !platform::dedupe::mark_processed(tx, mark).await? {
         return Ok(());
     }
     let now = store::apply_outcome(tx, order_id, outcome).await?;

@@ -42,6 +42,9 @@ pub const SCHEMA: Schema = Schema(&[
     platform::dedupe::DEAD_LETTERED_TABLE,
     // For pruning keys by age (platform::retention).
     "CREATE INDEX IF NOT EXISTS idempotency_keys_by_time ON idempotency_keys (created_at)",
+    // What was applied under each event id, and dead-lettered under it (platform::dedupe).
+    platform::dedupe::BODY_HASH_COLUMN,
+    platform::dedupe::DEAD_LETTERED_BODY_HASH_COLUMN,
 ]);
 
 /// An order as the API shows it.

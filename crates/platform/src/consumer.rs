@@ -24,8 +24,9 @@
 //! as stalled once it waited too long.
 //!
 //! A failing copy of an event that was already dead-lettered (same `event-id`, same replay
-//! count: the outbox published it twice) is skipped, so a record that always fails lands in
-//! the DLT once, not once per copy.
+//! count, same value: the outbox published it twice) is skipped, so a record that always
+//! fails lands in the DLT once, not once per copy. Another value under that id is not a
+//! copy: it is dead-lettered too.
 //!
 //! A poison record therefore never blocks anything but its own key, and that for no longer
 //! than the retries; no record is skipped without either its effect or its dead
@@ -60,6 +61,15 @@ enum Outcome {
     DeadLettered,
     /// Shutdown came first: leave the offset where it is.
     Interrupted,
+}
+
+/// What makes a failing record a copy of one dead-lettered before: the same event id,
+/// replay count and value (another value under the same id is another record, and is
+/// dead-lettered in its own right).
+struct DeadLetterCopy {
+    event_id: String,
+    replay_count: u32,
+    body_hash: String,
 }
 
 /// One consumer group member running one handler.
@@ -320,8 +330,9 @@ impl<H: Handler> Shared<H> {
 
     async fn note_dead_letter(&self, record: &Record) {
         if let Some(id) = record.header(headers::EVENT_ID) {
+            let (replay, hash) = (record.replay_count(), record.body_hash());
             if let Err(err) =
-                crate::dedupe::mark_dead_lettered(&self.config.db, id, record.replay_count()).await
+                crate::dedupe::mark_dead_lettered(&self.config.db, id, replay, &hash).await
             {
                 tracing::warn!(consumer = self.config.name, error = %err, "could not note the dead letter");
             }
@@ -355,9 +366,11 @@ impl<H: Handler> Shared<H> {
         shutdown: &CancellationToken,
     ) -> Outcome {
         let c = &self.config;
-        let copy = record
-            .header(headers::EVENT_ID)
-            .map(|id| (id.to_string(), record.replay_count()));
+        let copy = record.header(headers::EVENT_ID).map(|id| DeadLetterCopy {
+            event_id: id.to_string(),
+            replay_count: record.replay_count(),
+            body_hash: record.body_hash(),
+        });
         let mut attempt = 1;
         let mut failed = failed;
         loop {
@@ -404,11 +417,17 @@ impl<H: Handler> Shared<H> {
         }
     }
 
-    async fn already_dead_lettered(&self, copy: Option<&(String, u32)>) -> bool {
-        let Some((id, replay)) = copy else {
+    async fn already_dead_lettered(&self, copy: Option<&DeadLetterCopy>) -> bool {
+        let Some(DeadLetterCopy {
+            event_id: id,
+            replay_count,
+            body_hash,
+        }) = copy
+        else {
             return false;
         };
-        match crate::dedupe::was_dead_lettered(&self.config.db, id, *replay).await {
+        match crate::dedupe::was_dead_lettered(&self.config.db, id, *replay_count, body_hash).await
+        {
             Ok(true) => {
                 tracing::info!(consumer = self.config.name, event_id = %id, "copy of a dead-lettered event skipped");
                 true

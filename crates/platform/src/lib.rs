@@ -1,7 +1,8 @@
 //! What every OpenOrder service shares, so that each service holds only its own domain.
 //!
 //! Layout, in the order a record travels:
-//! - [`record`]: a Kafka record as the code sees it (headers, order id, JSON value).
+//! - [`record`]: a Kafka record as the code sees it (headers, order id, JSON value, the
+//!   fingerprint of its value), and the contract's key rule (keyed by its event's `orderId`).
 //! - [`router`]: the [`router::Handler`] the consumer loop calls, and the [`router::Router`]
 //!   every service builds: event type → decoder and handler, each record decoded once.
 //! - [`consumer`]: the at-least-once consumer loop: batches, retry, dead-letter, commit after effect.
@@ -12,7 +13,8 @@
 //! - [`dead_letter`]: writing a dead letter (Spring's headers, the original partition, a value too large left out).
 //! - [`dlt`]: reading, listing and replaying dead letters (CLI and admin API share it);
 //!   [`dlt_api`]: that over HTTP, `/admin/dlt`.
-//! - [`dedupe`]: processed event ids, marked in the same transaction as the effect.
+//! - [`dedupe`]: processed event ids, marked in the same transaction as the effect, with the
+//!   fingerprint of what was applied (an id seen again with another body is refused).
 //! - [`outbox`]: the transactional outbox and its relay to Kafka.
 //! - [`retention`]: pruning what is kept only for deduplication or history.
 //! - [`storage`]: what a database that cannot write means: its fault, its 503, its episode.

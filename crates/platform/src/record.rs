@@ -79,6 +79,18 @@ impl Record {
         order_id_of(self.key.as_deref(), self.payload.as_deref())
     }
 
+    /// The fingerprint of the value ([`crate::dedupe::body_hash`]): what tells a
+    /// redelivery of an event from another event under the same id.
+    pub fn body_hash(&self) -> String {
+        crate::dedupe::body_hash(self.payload.as_deref())
+    }
+
+    /// Checks that the key is `order_id`, the `orderId` of the event this record carries,
+    /// as decimal text ([`key_names_order`]).
+    pub fn check_key(&self, order_id: i64) -> Result<(), HandleError> {
+        key_names_order(self.key.as_deref(), order_id)
+    }
+
     /// `openorder-replay-count`: how often the record was replayed from a dead-letter
     /// topic (0 for a record never replayed).
     pub fn replay_count(&self) -> u32 {
@@ -123,4 +135,85 @@ pub fn order_id_of(key: Option<&[u8]>, value: Option<&[u8]>) -> Option<i64> {
             .ok()
             .map(|v| v.order_id)
     })
+}
+
+/// The class of the permanent failure of a record whose key is not its event's `orderId`.
+pub const KEY_MISMATCH: &str = "openorder.KeyMismatch";
+
+/// The contract's rule for keys: an event's record is keyed by its `orderId` as decimal
+/// text (`7`, not `07`, ` 7` or a binary long), which is what puts all of an order's events
+/// on one partition, in order, and what the dead-letter tools find an order by. A record
+/// keyed otherwise, or without a key, breaks it: a permanent failure ([`KEY_MISMATCH`])
+/// naming both.
+pub fn key_names_order(key: Option<&[u8]>, order_id: i64) -> Result<(), HandleError> {
+    let expected = order_id.to_string();
+    match key {
+        Some(key) if key == expected.as_bytes() => Ok(()),
+        Some(key) => Err(HandleError::permanent(
+            KEY_MISMATCH,
+            format!(
+                "the record's key {:?} is not its orderId {order_id}: an event is keyed by its orderId as decimal text",
+                String::from_utf8_lossy(key)
+            ),
+        )),
+        None => Err(HandleError::permanent(
+            KEY_MISMATCH,
+            format!(
+                "the record has no key, and its orderId is {order_id}: an event is keyed by its orderId as decimal text"
+            ),
+        )),
+    }
+}
+
+/// The `orderId` of a JSON value, when it has one (for events of a type this build reads
+/// only as [`contracts::AnyEvent`]-like readings, whose type says nothing of it).
+pub fn value_order_id(value: &[u8]) -> Option<i64> {
+    order_id_of(None, Some(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_that_is_the_order_id_as_decimal_text_is_accepted() {
+        assert!(key_names_order(Some(&b"7"[..]), 7).is_ok());
+        assert!(key_names_order(Some(&b"900000123"[..]), 900_000_123).is_ok());
+    }
+
+    #[test]
+    fn a_key_naming_another_order_or_none_is_a_permanent_key_mismatch_naming_both() {
+        let other = key_names_order(Some(&b"8"[..]), 7).unwrap_err();
+        assert_eq!(other.kind, crate::failure::FailureKind::Permanent);
+        assert_eq!(other.class, "openorder.KeyMismatch");
+        assert!(
+            other.message.contains("key \"8\"") && other.message.contains("orderId 7"),
+            "{}",
+            other.message
+        );
+        // The same number in another spelling lands on another partition: refused too.
+        for spelling in [
+            &b"07"[..],
+            &b" 7"[..],
+            &b"+7"[..],
+            &b"7 "[..],
+            &b"\x00\x00\x00\x00\x00\x00\x00\x07"[..],
+        ] {
+            let err = key_names_order(Some(spelling), 7).unwrap_err();
+            assert_eq!(err.class, KEY_MISMATCH, "{spelling:?}");
+        }
+        let none = key_names_order(None, 7).unwrap_err();
+        assert_eq!(none.class, KEY_MISMATCH);
+        assert!(none.message.contains("no key") && none.message.contains("orderId is 7"));
+    }
+
+    #[test]
+    fn the_order_id_of_a_value_is_read_whatever_else_it_holds() {
+        assert_eq!(
+            value_order_id(br#"{"eventId":"e","orderId":12,"status":"AUDITED"}"#),
+            Some(12)
+        );
+        assert_eq!(value_order_id(br#"{"eventId":"e"}"#), None);
+        assert_eq!(value_order_id(b"not json"), None);
+    }
 }

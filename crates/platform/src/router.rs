@@ -6,8 +6,10 @@
 //! retried on its own is a batch of one). The router decodes each record **once**, into
 //! the event its topic carries, runs the optional [`BeforeBatch`] hook on the whole decoded
 //! batch, then hands each run of consecutive records of one type to that type's handler,
-//! which applies them together (set-based statements). A record that does not decode
-//! fails the batch as a permanent error, so the loop dead-letters it alone.
+//! which applies them together (set-based statements). A record that does not decode, or
+//! whose key is not its event's `orderId` (the contract's key rule, checked here as it is
+//! decoded, for events; not for dead letters), fails the batch as a permanent error, so the
+//! loop dead-letters it alone.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -66,6 +68,7 @@ pub trait On<E>: Send + Sync + 'static {
 /// A dead letter of an event of type `E`: the record itself (with its `kafka_dlt-*`
 /// headers, see [`crate::dlt`]) and the original event, when its value decodes as one.
 /// A dead letter never fails to decode: what could not be read is often why it is one.
+/// Nor is its key held to the key rule: a record keyed wrongly is one of the reasons.
 pub struct DeadLetter<E> {
     pub original: Option<E>,
 }
@@ -174,10 +177,32 @@ pub struct Router<B = ()> {
     before: B,
 }
 
-fn decode_json<E: serde::de::DeserializeOwned + Send + Sync + 'static>(
+/// Decodes an event of a known type, and holds its record to the contract's key rule:
+/// keyed by the event's `orderId` ([`crate::record::key_names_order`]). Every event a
+/// service consumes passes here once, so a record breaking the rule is refused (and
+/// dead-lettered, [`crate::record::KEY_MISMATCH`]) before any handler applies it.
+fn decode_event<E: Event + Send + Sync + 'static>(
     record: &Record,
 ) -> Result<Box<dyn Any + Send + Sync>, HandleError> {
-    Ok(Box::new(record.json::<E>()?))
+    let event = record.json::<E>()?;
+    record.check_key(event.order_id())?;
+    Ok(Box::new(event))
+}
+
+/// [`decode_event`] for an event type this build does not know ([`Router::on_others_of`]):
+/// the key rule is checked against the value's `orderId`, when it has one.
+fn decode_other<E: serde::de::DeserializeOwned + Send + Sync + 'static>(
+    record: &Record,
+) -> Result<Box<dyn Any + Send + Sync>, HandleError> {
+    let event = record.json::<E>()?;
+    if let Some(order_id) = record
+        .payload
+        .as_deref()
+        .and_then(crate::record::value_order_id)
+    {
+        record.check_key(order_id)?;
+    }
+    Ok(Box::new(event))
 }
 
 fn decode_dead_letter<E: serde::de::DeserializeOwned + Send + Sync + 'static>(
@@ -226,7 +251,7 @@ impl<B: BeforeBatch> Router<B> {
         H: On<E>,
     {
         let apply = Box::new(Typed::<E, H>(handler, PhantomData));
-        self.add(E::TYPE.to_string(), decode_json::<E>, apply)
+        self.add(E::TYPE.to_string(), decode_event::<E>, apply)
     }
 
     /// Dead letters of `E` (its topic's `.DLT`) go to `handler`.
@@ -256,7 +281,7 @@ impl<B: BeforeBatch> Router<B> {
             family,
             route: Route {
                 event_type: format!("{family}*"),
-                decode: decode_json::<E>,
+                decode: decode_other::<E>,
                 apply: Box::new(Typed::<E, H>(handler, PhantomData)),
             },
         });

@@ -662,22 +662,70 @@ impl Stack {
             .expect("record produced");
     }
 
-    /// Produces `payloads` under one key in one producer batch, so that a consumer fetches
-    /// them together.
-    pub async fn produce_raw_together(&self, topic: &str, key: &str, payloads: &[Vec<u8>]) {
+    /// Produces `records` (key, value) to one partition of `topic` in one producer batch,
+    /// so that a consumer fetches them together.
+    pub async fn produce_raw_together(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &[(String, Vec<u8>)],
+    ) {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", &self.broker.bootstrap)
             .set("linger.ms", "200")
             .create()
             .unwrap();
-        let sends = payloads.iter().map(|payload| {
+        let sends = records.iter().map(|(key, payload)| {
             producer.send(
-                FutureRecord::to(topic).key(key).payload(payload),
+                FutureRecord::to(topic)
+                    .partition(partition)
+                    .key(key)
+                    .payload(payload),
                 Duration::from_secs(10),
             )
         });
         for sent in futures_util::future::join_all(sends).await {
             sent.expect("record produced");
+        }
+    }
+
+    /// Produces one record keyed `key` on the partition the services' producers (and
+    /// Java's) put that key on ([`platform::kafka::PARTITIONER`]), so that it shares a
+    /// partition, in order, with the records of [`Stack::order_id_beside`] the key.
+    pub async fn produce_keyed(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) {
+        self.produce_with(
+            topic,
+            Some(key),
+            payload,
+            headers,
+            &[("partitioner", platform::kafka::PARTITIONER)],
+        )
+        .await;
+    }
+
+    /// The partition the services' producers put `key` on, in this stack's topics.
+    pub fn partition_of(&self, key: &str) -> i32 {
+        java_partition(key.as_bytes(), self.kafka.topic_partitions)
+    }
+
+    /// A fresh order id (900,000,000 and up, never one order-service gives) whose records
+    /// share a partition with those keyed `key`. A consumer applies a partition in order,
+    /// so a record of it produced after one keyed `key` is a sentinel: once its effect
+    /// shows, the earlier record was processed. (Each event is keyed by its own orderId,
+    /// as the contract says, so a sentinel cannot simply borrow the key.)
+    pub fn order_id_beside(&self, key: &str) -> i64 {
+        let partition = self.partition_of(key);
+        loop {
+            let id = 900_000_000 + rand::random_range(0..99_999_999i64);
+            if id.to_string() != key && self.partition_of(&id.to_string()) == partition {
+                return id;
+            }
         }
     }
 
