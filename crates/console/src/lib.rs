@@ -9,7 +9,10 @@
 //!   code `openorder dlt` runs;
 //! - renders every page on the server ([`pages`], escaped by `maud`), with a little script
 //!   for what updates live ([`live`]: server-sent events), and answers the same data as JSON
-//!   under `/api` ([`api`]).
+//!   under `/api` ([`api`]);
+//! - serves HTTP or, given a certificate, HTTPS only, and knows each request's client and
+//!   whether it came over HTTPS, directly or through a trusted proxy ([`transport`]); limits
+//!   sign-in attempts per client ([`sign_in_limit`]).
 //!
 //! `openorder up` serves it; `openorder console` runs it alone against any Kafka-API cluster.
 
@@ -19,13 +22,15 @@ pub mod pages;
 pub mod records;
 pub mod services;
 pub mod session;
+pub mod sign_in_limit;
 pub mod timeline;
+pub mod transport;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -75,6 +80,9 @@ pub struct ConsoleArgs {
     /// Operator token hash, `<name>=sha256:<hex>`, repeatable (environment: comma-separated).
     #[arg(long = "operator-token-hash", env = "OPENORDER_OPERATOR_TOKEN_HASHES", value_delimiter = ',', value_parser = Entry::parse)]
     pub operator_token_hashes: Vec<Entry>,
+    /// HTTPS, and a proxy in front.
+    #[command(flatten)]
+    pub transport: transport::TransportArgs,
     #[command(flatten)]
     pub kafka: KafkaArgs,
 }
@@ -88,8 +96,12 @@ pub struct Console {
     pub live: live::Live,
     /// The live tails open, one reader per topic ([`live::Tails`]).
     pub tails: live::Tails,
-    /// Where `openorder up` keeps the operator token, to say so on the sign-in page.
-    pub token_hint: Option<String>,
+    /// Given a certificate and key, the console serves HTTPS only, with this.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Whether a proxy's `X-Forwarded-Proto` and `X-Forwarded-For` are believed.
+    pub trust_forwarded_headers: bool,
+    /// Sign-in attempts per client.
+    pub sign_in_limit: sign_in_limit::SignInLimit,
     /// Cancelled when the console stops: its event streams end then.
     pub stopping: CancellationToken,
 }
@@ -97,7 +109,10 @@ pub struct Console {
 pub type Shared = Arc<Console>;
 
 impl Console {
-    pub async fn new(args: &ConsoleArgs, token_hint: Option<String>) -> anyhow::Result<Shared> {
+    /// The console `args` describe; refuses a TLS certificate without its key (or a key
+    /// without its certificate), and files that cannot be used.
+    pub async fn new(args: &ConsoleArgs) -> anyhow::Result<Shared> {
+        let tls = args.transport.tls()?;
         let operators = Operators::load(
             args.operator_token_hashes.clone(),
             args.operator_tokens_file.clone(),
@@ -114,7 +129,9 @@ impl Console {
             operators,
             live: live::Live::default(),
             tails: live::Tails::default(),
-            token_hint,
+            tls,
+            trust_forwarded_headers: args.transport.console_trust_forwarded_headers,
+            sign_in_limit: sign_in_limit::SignInLimit::default(),
             stopping: CancellationToken::new(),
         }))
     }
@@ -122,6 +139,15 @@ impl Console {
     /// The deployment's topic prefix.
     pub fn prefix(&self) -> &str {
         self.readers.kafka().topic_prefix.as_str()
+    }
+
+    /// `https` when the console serves TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// Whether an operator must sign in.
@@ -171,8 +197,20 @@ pub fn router(console: Shared) -> Router {
 }
 
 /// Finds or opens the request's session, asks for a signed-in one where the console needs
-/// it, refuses a POST from another site, and keeps a new session's cookie.
+/// it, refuses a POST from another site, and keeps a new session's cookie (`Secure` when
+/// the request came over HTTPS). Every request it passes on carries its [`transport::Client`].
 async fn with_session(State(console): State<Shared>, mut request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| *peer);
+    let client = transport::Client::of(
+        peer,
+        request.headers(),
+        console.tls.is_some(),
+        console.trust_forwarded_headers,
+    );
+    request.extensions_mut().insert(client);
     let path = request.uri().path().to_string();
     if matches!(
         path.as_str(),
@@ -216,7 +254,7 @@ async fn with_session(State(console): State<Shared>, mut request: Request, next:
             next.run(request).await
         };
     if fresh && !response.headers().contains_key(header::SET_COOKIE) {
-        if let Ok(value) = HeaderValue::from_str(&session::set_cookie(&session)) {
+        if let Ok(value) = HeaderValue::from_str(&session::set_cookie(&session, client.https)) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
     }
@@ -238,7 +276,8 @@ async fn with_session(State(console): State<Shared>, mut request: Request, next:
     response
 }
 
-/// Serves the console on `listener` until `shutdown`.
+/// Serves the console on `listener` until `shutdown`: over HTTPS only when it has a
+/// certificate.
 pub async fn serve(
     console: Shared,
     listener: tokio::net::TcpListener,
@@ -251,12 +290,34 @@ pub async fn serve(
         signal.cancelled().await;
         stopping.cancel();
     });
-    platform::http::serve::serve(
+    spawn_sign_in_summaries(console.clone(), shutdown.clone());
+    let tls = console.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    transport::serve_connections(
         listener,
         router(console),
-        &platform::config::HttpArgs::default(),
+        tls,
         shutdown,
         std::time::Duration::from_secs(2),
     )
     .await
+}
+
+/// Logs, every 10 s until `stop`, the sign-in refusals summed up per client
+/// ([`sign_in_limit::SignInLimit::due`]): one line per client a minute at most.
+fn spawn_sign_in_summaries(console: Shared, stop: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+            }
+            for (source, refused) in console.sign_in_limit.due(std::time::Instant::now()) {
+                tracing::warn!(
+                    client = %source,
+                    refused,
+                    "{refused} sign-in attempts refused from {source} in the last minute"
+                );
+            }
+        }
+    });
 }

@@ -1,6 +1,7 @@
 //! Who is using the console, and forms that only the console's own pages can submit.
 //!
-//! Every browser gets a session (a random id in an `HttpOnly`, `SameSite=Strict` cookie);
+//! Every browser gets a session (a random id in an `HttpOnly`, `SameSite=Strict` cookie,
+//! `Secure` too when the console is reached over HTTPS: [`crate::transport::Client`]);
 //! the session holds a CSRF token that every form carries and every POST must return, and,
 //! once signed in, the operator's name and token (in memory only, never in the cookie), which
 //! the console presents to the services for the operator's actions. When the console is
@@ -114,18 +115,31 @@ impl Sessions {
     }
 }
 
-/// The `Set-Cookie` value that keeps `session`.
-pub fn set_cookie(session: &Session) -> String {
+/// The `Set-Cookie` value that keeps `session`; `https`: the request came over HTTPS, and
+/// the browser is to send the cookie over HTTPS only (`Secure`).
+pub fn set_cookie(session: &Session, https: bool) -> String {
     format!(
-        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         session.id,
-        LIFETIME.as_secs()
+        LIFETIME.as_secs(),
+        secure(https)
     )
 }
 
-/// The `Set-Cookie` value that forgets the session.
-pub fn clear_cookie() -> String {
-    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+/// The `Set-Cookie` value that forgets the session (`Secure` as [`set_cookie`]).
+pub fn clear_cookie(https: bool) -> String {
+    format!(
+        "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        secure(https)
+    )
+}
+
+fn secure(https: bool) -> &'static str {
+    if https {
+        "; Secure"
+    } else {
+        ""
+    }
 }
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -209,6 +223,58 @@ mod tests {
         let cookie = headers(&[("cookie", &format!("{COOKIE}={}", signed.id))]);
         assert!(sessions.of(&cookie).is_some());
         assert_eq!(sessions.by_id.lock().unwrap().len(), MAX_SESSIONS);
+    }
+
+    /// The attributes of a `Set-Cookie` value, lower-cased, without the name and value.
+    fn attributes(set_cookie: &str) -> Vec<String> {
+        set_cookie
+            .split(';')
+            .skip(1)
+            .map(|a| a.trim().to_ascii_lowercase())
+            .collect()
+    }
+
+    #[test]
+    fn the_session_cookie_is_secure_over_https_and_always_http_only_and_same_site_strict() {
+        use crate::transport::Client;
+        let session = Sessions::default().open();
+        let peer = Some("10.0.0.5:41000".parse().unwrap());
+        let proxied = headers(&[("x-forwarded-proto", "https")]);
+        let cases = [
+            // (how it was reached, Secure)
+            (Client::of(peer, &HeaderMap::new(), false, false), false),
+            (Client::of(peer, &HeaderMap::new(), true, false), true),
+            (Client::of(peer, &proxied, false, false), false),
+            (Client::of(peer, &proxied, false, true), true),
+            (
+                Client::of(
+                    peer,
+                    &headers(&[("x-forwarded-proto", "http")]),
+                    false,
+                    true,
+                ),
+                false,
+            ),
+        ];
+        for (i, (client, secure)) in cases.into_iter().enumerate() {
+            for cookie in [
+                set_cookie(&session, client.https),
+                clear_cookie(client.https),
+            ] {
+                let found = attributes(&cookie);
+                assert!(found.contains(&"httponly".to_string()), "{i}: {cookie}");
+                assert!(
+                    found.contains(&"samesite=strict".to_string()),
+                    "{i}: {cookie}"
+                );
+                assert_eq!(
+                    found.contains(&"secure".to_string()),
+                    secure,
+                    "{i}: {cookie}"
+                );
+            }
+        }
+        assert!(set_cookie(&session, true).starts_with(&format!("{COOKIE}={};", session.id)));
     }
 
     #[test]

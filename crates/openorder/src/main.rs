@@ -186,9 +186,14 @@ async fn command(command: Command, shutdown: platform::CancellationToken) -> any
         Command::Bench(args) => bench::run(args).await,
         Command::Token(args) => token::run(args),
         Command::Console(args) => {
+            // Its settings first (a TLS certificate without its key is refused here).
+            let console = console::Console::new(&args).await?;
             let listener = bind(args.listen, "the console").await?;
-            let console = console::Console::new(&args, None).await?;
-            println!("OpenOrder console on http://{}", args.listen);
+            println!(
+                "OpenOrder console on {}://{}",
+                console.scheme(),
+                args.listen
+            );
             console::serve(console, listener, shutdown).await
         }
         Command::NotificationService(args) => {

@@ -45,6 +45,10 @@ pub struct UpArgs {
     #[arg(long, env = "OPENORDER_CONSOLE_PORT", default_value_t = 8081)]
     pub console_port: u16,
 
+    /// The console over HTTPS, and a proxy in front of it.
+    #[command(flatten)]
+    pub console_transport: console::transport::TransportArgs,
+
     /// Orders with an item of this SKU fail every attempt, for fault injection (empty disables).
     #[arg(long, env = "OPENORDER_FAIL_SKU", default_value = "FAIL")]
     pub fail_sku: String,
@@ -339,6 +343,15 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     })?;
     let data_dir = args.data_dir.canonicalize()?;
     let at = |port| SocketAddr::new(args.host, port);
+    // The console's TLS files are checked before anything starts (a certificate without
+    // its key is refused here, not once the broker runs).
+    let console_scheme = match args.console_port {
+        0 => "http",
+        _ => match args.console_transport.tls()? {
+            Some(_) => "https",
+            None => "http",
+        },
+    };
 
     // Bind first, so a port in use fails before anything starts.
     let order_listener = crate::bind(at(args.order_port), "order-service").await?;
@@ -438,10 +451,10 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             notification_url: url(args.notification_port),
             operator_tokens_file: http.auth.operator_tokens_file.clone(),
             operator_token_hashes: http.auth.operator_token_hashes.clone(),
+            transport: args.console_transport.clone(),
             kafka: kafka.clone(),
         };
-        let console =
-            console::Console::new(&console_args, Some(token_path.display().to_string())).await?;
+        let console = console::Console::new(&console_args).await?;
         services.spawn(console::serve(console, listener, shutdown.clone()));
     }
 
@@ -449,7 +462,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let console_line = match args.console_port {
         0 => String::new(),
         port => format!(
-            "console                 http://{host}:{port} (sign in with the operator token)\n  "
+            "console                 {console_scheme}://{host}:{port} (sign in with the operator token)\n  "
         ),
     };
     let broker_line = match &broker {

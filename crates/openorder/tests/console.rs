@@ -1,27 +1,35 @@
 //! The console through its router, on both brokers: its JSON endpoints and pages on a real
 //! stack (topics, a page of records filtered by key, an order's timeline, dead letters
 //! decoded and replayed from the page, the overview), escaping of untrusted record values,
-//! CSRF and cross-site refusals, and sign-in when operators are configured.
+//! CSRF and cross-site refusals, and sign-in when operators are configured (limited per
+//! client address).
 
 mod support;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{header, Request, StatusCode};
 use serde_json::Value;
 use support::{BrokerKind, DbKind, Stack, StackOptions};
 use tower::ServiceExt;
 
-/// A browser of the console's router: keeps its session cookie.
+/// A browser of the console's router: keeps its session cookie. With a `peer`, its
+/// requests come from that address (as the console's accept loop marks them).
 struct Browser {
     router: axum::Router,
     cookie: Option<String>,
+    peer: Option<SocketAddr>,
 }
 
 struct Answer {
     status: StatusCode,
     location: Option<String>,
+    retry_after: Option<String>,
+    content_type: Option<String>,
+    set_cookie: Option<String>,
     body: String,
 }
 
@@ -50,32 +58,45 @@ impl Browser {
             notification_url: stack.notification_url.clone(),
             operator_tokens_file: None,
             operator_token_hashes: hashes,
+            transport: Default::default(),
             kafka: stack.kafka.clone(),
         };
-        let console = console::Console::new(&args, None).await.unwrap();
+        let console = console::Console::new(&args).await.unwrap();
         Self {
             router: console::router(console),
             cookie: None,
+            peer: None,
         }
     }
 
-    async fn send(&mut self, request: Request<Body>) -> Answer {
+    async fn send(&mut self, mut request: Request<Body>) -> Answer {
+        if let Some(peer) = self.peer {
+            request.extensions_mut().insert(ConnectInfo(peer));
+        }
         let response = self.router.clone().oneshot(request).await.unwrap();
-        if let Some(c) = response.headers().get(header::SET_COOKIE) {
-            let c = c.to_str().unwrap();
+        let text = |name: header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        let set_cookie = text(header::SET_COOKIE);
+        if let Some(c) = &set_cookie {
             self.cookie = Some(c.split(';').next().unwrap().to_string());
         }
         let status = response.status();
-        let location = response
-            .headers()
-            .get(header::LOCATION)
-            .map(|v| v.to_str().unwrap().to_string());
+        let location = text(header::LOCATION);
+        let retry_after = text(header::RETRY_AFTER);
+        let content_type = text(header::CONTENT_TYPE);
         let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
             .await
             .unwrap();
         Answer {
             status,
             location,
+            retry_after,
+            content_type,
+            set_cookie,
             body: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
@@ -398,4 +419,105 @@ async fn a_console_given_operator_tokens_lets_in_only_an_operator_who_signs_in()
     );
     assert_eq!(browser.get("/api/overview").await.status, StatusCode::OK);
     stack.stop().await;
+}
+
+/// A console whose one operator is `alice` with `token`, and no stack behind it: signing in
+/// touches neither the brokers nor the services.
+async fn console_of_alice(token: &str) -> axum::Router {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        console: console::ConsoleArgs,
+    }
+    let entry = platform::auth::operators::Entry::for_token("alice", token);
+    let line = entry.line();
+    let cli = Cli::try_parse_from(["console", "--operator-token-hash", line.as_str()]).unwrap();
+    console::router(console::Console::new(&cli.console).await.unwrap())
+}
+
+/// Signs in at `browser`'s console with `token`: the form's page, then its POST.
+async fn sign_in(browser: &mut Browser, token: &str) -> Answer {
+    let form = browser.get("/sign-in?next=%2Ftopics").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let csrf = form.csrf();
+    browser
+        .post(
+            "/sign-in",
+            &[("csrf", &csrf), ("token", token), ("next", "/topics")],
+            None,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn after_ten_wrong_tokens_from_one_address_the_eleventh_sign_in_is_refused_429_and_another_address_still_signs_in(
+) {
+    let token = platform::auth::operators::new_token();
+    let router = console_of_alice(&token).await;
+    let mut guesser = Browser {
+        router: router.clone(),
+        cookie: None,
+        peer: Some("203.0.113.50:40000".parse().unwrap()),
+    };
+    for attempt in 1..=10 {
+        let wrong = sign_in(&mut guesser, "oo_not-a-token").await;
+        assert_eq!(wrong.status, StatusCode::OK, "attempt {attempt}");
+        assert!(
+            wrong.body.contains("not an operator token"),
+            "attempt {attempt}: {}",
+            wrong.body
+        );
+    }
+    let refused = sign_in(&mut guesser, "oo_not-a-token").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        refused.content_type.as_deref(),
+        Some("application/problem+json")
+    );
+    assert!(
+        refused.body.contains("too-many-sign-in-attempts"),
+        "{}",
+        refused.body
+    );
+    let retry: u64 = refused
+        .retry_after
+        .as_deref()
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Refused without the token being looked at: the right one is refused too, from there
+    // (another port of the same address is the same client).
+    guesser.peer = Some("203.0.113.50:40001".parse().unwrap());
+    let right_but_refused = sign_in(&mut guesser, &token).await;
+    assert_eq!(right_but_refused.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Another address signs in with the right token.
+    let mut operator = Browser {
+        router,
+        cookie: None,
+        peer: Some("198.51.100.20:50000".parse().unwrap()),
+    };
+    let signed = sign_in(&mut operator, &token).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    assert_eq!(signed.location.as_deref(), Some("/topics"));
+    // Over plain HTTP, with no proxy trusted: the cookie is not `Secure`.
+    let cookie = signed.set_cookie.expect("a new session's cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let page = operator.get("/sign-in").await;
+    assert!(
+        page.body.contains("signed in as <b>alice</b>"),
+        "{}",
+        page.body
+    );
 }
