@@ -525,3 +525,110 @@ async fn orders_answered_202_while_postgres_connections_were_killed_mid_commit_a
     assert_eq!(status, 202, "{body}");
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_stalls_is_logged_when_it_stops_and_when_it_answers_again_and_status_answers_meanwhile(
+) {
+    let mut broker = support::TestBroker::start_tansu_with_env(&[]).await;
+    let dir = temp_dir("broker-stall");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log = dir.join("order-service.log");
+    let mut service = standalone(
+        "order-service",
+        &format!("127.0.0.1:{port}"),
+        &broker.bootstrap,
+        &format!("sqlite://{}/order.db", dir.display()),
+        &log,
+    );
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    support::wait_ready(&http, &base).await;
+    let pid = broker.pid().expect("the embedded broker's pid").to_string();
+    let signal = |name: &str| {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), pid.clone()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("STOP");
+    let logged = |text: &str, within: Duration| {
+        let (log, text) = (log.clone(), text.to_string());
+        async move {
+            let deadline = tokio::time::Instant::now() + within;
+            loop {
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                if said.contains(&text) {
+                    return said.matches(&text).count();
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no log line '{text}' within {within:?}:\n{said}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    logged("the Kafka brokers do not answer", Duration::from_secs(15)).await;
+    // Status answers within its bound, saying what it could not read.
+    let asked = std::time::Instant::now();
+    let status = http
+        .get(format!("{base}/admin/status"))
+        .send()
+        .await
+        .unwrap();
+    let took = asked.elapsed();
+    assert_eq!(status.status().as_u16(), 200);
+    assert!(took < Duration::from_secs(4), "/admin/status took {took:?}");
+    let body: Value = status.json().await.unwrap();
+    let consumers = body["consumers"].as_array().cloned().unwrap_or_default();
+    assert!(
+        consumers.iter().any(|c| c["error"].is_string()),
+        "a consumer's lag is reported as not read: {body}"
+    );
+    signal("CONT");
+    logged("the Kafka brokers answer again", Duration::from_secs(15)).await;
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        said.matches("the Kafka brokers do not answer").count(),
+        1,
+        "the stall is logged once:\n{said}"
+    );
+    stops_at_once_or_in_its_bound(&mut service.0);
+    broker.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_its_broker_port_taken_exits_non_zero_with_the_brokers_own_reason() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut ports = UpPorts::free();
+    ports.broker = taken.local_addr().unwrap().port();
+    let data = temp_dir("port-taken");
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_openorder"))
+            .arg("up")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--broker-port", &ports.broker.to_string()])
+            .args(["--order-port", &ports.order.to_string()])
+            .args(["--inventory-port", &ports.inventory.to_string()])
+            .args(["--notification-port", &ports.notification.to_string()])
+            .args(["--console-port", &ports.console.to_string()])
+            .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
+            .output(),
+    )
+    .await
+    .expect("up gives up within a minute")
+    .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("cannot listen on") && said.contains(&ports.broker.to_string()),
+        "up says why the broker could not start: {said}"
+    );
+    drop(taken);
+}
