@@ -213,7 +213,7 @@ async fn an_event_id_applied_before_with_another_body_is_refused_as_reused_and_t
 
     // Another body under the id (other items): refused for good, naming the id.
     let reused = order_created(event_id, 1, "A", 3);
-    let err = apply(&db, &[reused.clone()]).await.unwrap_err();
+    let err = apply(&db, std::slice::from_ref(&reused)).await.unwrap_err();
     assert_eq!(err.kind, platform::consumer::FailureKind::Permanent);
     assert_eq!(err.class, "openorder.EventIdReused");
     assert!(
