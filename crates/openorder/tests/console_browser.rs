@@ -49,11 +49,9 @@ async fn an_operator_follows_an_order_replays_its_dead_letter_and_watches_the_fl
     assert!(browser.url().await.contains("/sign-in?next=%2Fstock"));
     browser.fill("input[name=token]", &token).await;
     browser.click("#sign-in button").await;
-    assert!(
-        browser.url().await.ends_with("/stock"),
-        "{}",
-        browser.url().await
-    );
+    // The click answers before the browser has followed the sign-in's redirect.
+    let url = browser.wait_url(|url| url.ends_with("/stock")).await;
+    assert!(url.ends_with("/stock"), "{url}");
 
     // Stock for FAIL, so that its order is confirmed once replayed.
     browser.fill("form.setstock input[name=sku]", "FAIL").await;
