@@ -201,10 +201,14 @@ pub struct ReplayBody {
     #[serde(default)]
     force: bool,
     /// Refuse a dead letter replayed this many times already (default 3) unless `force`.
+    #[schema(minimum = 0, maximum = 1000)]
     max_replays: Option<u32>,
     /// Who replays, for the ledger (default: the operator's token name).
     by: Option<String>,
 }
+
+/// Largest `maxReplays` a replay takes (the schema's maximum).
+const MAX_REPLAYS_LIMIT: u32 = 1000;
 
 /// Replay dead letters (or preview with `dryRun`).
 #[utoipa::path(post, path = "/admin/dlt/replay", tag = "dead letters",
@@ -227,6 +231,12 @@ pub async fn replay(
     ApiJson(body): ApiJson<ReplayBody>,
 ) -> Result<Json<Vec<ReplayResult>>, Problem> {
     dead_letter_topic(&state, &body.topic, "/topic")?;
+    if body.max_replays.is_some_and(|n| n > MAX_REPLAYS_LIMIT) {
+        return Err(Problem::invalid_fields(vec![FieldError::new(
+            "/maxReplays",
+            format!("at most {MAX_REPLAYS_LIMIT}"),
+        )]));
+    }
     let selection = match (body.partition, body.offset, body.order_id, body.all) {
         (Some(partition), Some(offset), None, false) => Selection::Position { partition, offset },
         (None, None, Some(id), false) => Selection::OrderId(id),
