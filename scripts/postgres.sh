@@ -7,6 +7,8 @@
 #   scripts/postgres.sh reset   # stops it and deletes its data
 #
 # fsync is off: this server is for tests, where speed matters and a power cut does not.
+# PG_DURABLE=1 starts it as PostgreSQL ships (fsync, synchronous_commit and full_page_writes
+# on), for benchmarks of the path people deploy; `openorder bench` prints which it ran on.
 #
 # TLS is on, with certificates from scripts/tls.sh in $PG_RUN_DIR/tls (clients verify with its
 # ca.pem). The role openorder_tls (password openorder) may connect over TLS only.
@@ -58,8 +60,10 @@ start() {
   if ! as_postgres grep -q openorder_tls "$hba"; then
     as_postgres sh -c "{ printf '%s\n' 'hostssl all openorder_tls 127.0.0.1/32 scram-sha-256' 'host all openorder_tls 127.0.0.1/32 reject'; cat '$hba'; } > '$hba.new' && mv '$hba.new' '$hba'"
   fi
+  local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  if [ "${PG_DURABLE:-0}" = 1 ]; then durability=""; fi
   as_postgres "$bin/pg_ctl" -D "$PG_RUN_DIR/data" -l "$PG_RUN_DIR/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_RUN_DIR -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c ssl=on -c ssl_cert_file=$tls/server.pem -c ssl_key_file=$tls/server.key" start >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_RUN_DIR -c max_connections=300 $durability -c ssl=on -c ssl_cert_file=$tls/server.pem -c ssl_key_file=$tls/server.key" start >/dev/null
   as_postgres "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -q -tA -c \
     "SELECT 1 FROM pg_roles WHERE rolname = 'openorder'" | grep -q 1 ||
     as_postgres "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -q -c \

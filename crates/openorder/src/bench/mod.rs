@@ -329,6 +329,11 @@ pub struct Report {
     /// The console's pages timed (`--console-records`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub console_pages: Option<Vec<console::PageTiming>>,
+    /// How durable the PostgreSQL server under test was (`fsync`, `synchronous_commit`,
+    /// `full_page_writes`), on `--broker external`: figures on a server that does not sync
+    /// its commits are not the deployed path's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<String>,
     /// Many live tails at once (`--console-tails`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub console_tails: Option<console::TailsLoad>,
@@ -436,6 +441,14 @@ async fn measure(
     let warm = driver::open_loop(http, &system.order_url, 200.0, 200).await?;
     driver::wait_decided(&warm, &decisions, Duration::from_secs(60)).await;
 
+    let postgres = match &args.postgres_url {
+        Some(url) if args.broker == BrokerChoice::External => {
+            let durability = postgres_durability(url).await;
+            println!("bench: PostgreSQL {durability}");
+            Some(durability)
+        }
+        _ => None,
+    };
     let span = procstat::Span::start(&system.processes);
     let mut runs = Vec::new();
     let mut sustained_rate = None;
@@ -622,6 +635,7 @@ async fn measure(
         tailed,
         console_pages,
         console_tails,
+        postgres,
         runs,
         sustained_rate,
         processes,
@@ -708,4 +722,33 @@ fn print_summary(r: &Report) {
         "ratios: completed ÷ broker-limited = {:.3}; accepted ÷ HTTP ceiling = {:.3}",
         r.completed_vs_broker, r.accepted_vs_http
     );
+}
+
+/// `fsync=…, synchronous_commit=…, full_page_writes=…` of the server at `url` (or why it
+/// could not be read).
+async fn postgres_durability(url: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let read = async {
+        let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await?;
+        let row = sqlx::query(
+            "SELECT current_setting('fsync') AS f, current_setting('synchronous_commit') AS s, \
+             current_setting('full_page_writes') AS p",
+        )
+        .fetch_one(&mut connection)
+        .await?;
+        use sqlx::Row;
+        let text = format!(
+            "fsync={}, synchronous_commit={}, full_page_writes={}",
+            row.try_get::<String, _>("f")?,
+            row.try_get::<String, _>("s")?,
+            row.try_get::<String, _>("p")?
+        );
+        let _ = sqlx::Connection::close(connection).await;
+        Ok::<_, sqlx::Error>(text)
+    };
+    match tokio::time::timeout(Duration::from_secs(10), read).await {
+        Ok(Ok(text)) => text,
+        Ok(Err(err)) => format!("durability unknown ({err})"),
+        Err(_) => "durability unknown (no answer within 10 s)".into(),
+    }
 }
