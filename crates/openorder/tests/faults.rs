@@ -8,7 +8,7 @@ mod support;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -190,7 +190,7 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// One service alone, its output in `log`.
+/// One service alone ([`support::standalone`]), killed when the test ends.
 fn standalone(
     service: &str,
     listen: &str,
@@ -198,21 +198,9 @@ fn standalone(
     database: &str,
     log: &Path,
 ) -> KillOnDrop {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_openorder"))
-        .arg(service)
-        .args(["--listen", listen])
-        .args(["--bootstrap-servers", bootstrap])
-        .args(["--database-url", database])
-        .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
-        .env_remove("OPENORDER_DATABASE_URL")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .map(KillOnDrop)
-        .unwrap()
+    KillOnDrop(support::standalone(
+        service, listen, bootstrap, database, log,
+    ))
 }
 
 /// What a starting service must do while `waits_for` is away: live at once, ready 503
@@ -609,17 +597,7 @@ async fn up_with_its_broker_port_taken_exits_non_zero_with_the_brokers_own_reaso
     let data = temp_dir("port-taken");
     let output = tokio::time::timeout(
         Duration::from_secs(60),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_openorder"))
-            .arg("up")
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--broker-port", &ports.broker.to_string()])
-            .args(["--order-port", &ports.order.to_string()])
-            .args(["--inventory-port", &ports.inventory.to_string()])
-            .args(["--notification-port", &ports.notification.to_string()])
-            .args(["--console-port", &ports.console.to_string()])
-            .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
-            .output(),
+        tokio::process::Command::from(support::up_command(&data, &ports)).output(),
     )
     .await
     .expect("up gives up within a minute")

@@ -187,32 +187,6 @@ impl Drop for PrivateServers {
     }
 }
 
-fn standalone(
-    service: &str,
-    listen: &str,
-    bootstrap: &str,
-    database: &str,
-    log: &PathBuf,
-) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_openorder"))
-        .arg(service)
-        .args(["--listen", listen])
-        .args(["--bootstrap-servers", bootstrap])
-        .args(["--database-url", database])
-        .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
-        .env_remove("OPENORDER_DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
 fn term_and_wait(child: &mut Child) -> (std::process::ExitStatus, Duration) {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -258,7 +232,7 @@ async fn a_service_whose_kafka_or_postgres_is_gone_stops_in_time() {
     let base = format!("http://{listen}");
 
     // Kafka goes away under a running service (its outbox then holds an event it cannot send).
-    let mut service = standalone("order-service", &listen, &bootstrap, &database, &log);
+    let mut service = support::standalone("order-service", &listen, &bootstrap, &database, &log);
     support::wait_ready(&http, &base).await;
     let ids = post_orders(&http, &base, 2).await;
     assert!(PrivateServers::run("kafka.sh", "stop"));
@@ -271,7 +245,7 @@ async fn a_service_whose_kafka_or_postgres_is_gone_stops_in_time() {
 
     // PostgreSQL goes away under a running service.
     assert!(PrivateServers::run("kafka.sh", "start"));
-    let mut service = standalone("order-service", &listen, &bootstrap, &database, &log);
+    let mut service = support::standalone("order-service", &listen, &bootstrap, &database, &log);
     support::wait_ready(&http, &base).await;
     let order = get(&http, format!("{base}/api/orders/{}", ids[0])).await;
     assert_eq!(order["orderId"], ids[0], "the orders are kept");

@@ -194,11 +194,7 @@ pub async fn ensure_topics(
         .create()
         .context("Failed to create the Kafka admin client")?;
     // A client of its own, for start-up only: the admin client's events are not served.
-    let probe: std::sync::Arc<BaseProducer<StartContext>> = std::sync::Arc::new(
-        base(args, "openorder-start")?
-            .create_with_context(StartContext::default())
-            .context("Failed to create the Kafka client")?,
-    );
+    let probe = BrokerProbe::new(args)?.probe;
     let refused = |probe: &BaseProducer<StartContext>| {
         probe.context().refusal().map(|reason| {
             anyhow::anyhow!(

@@ -855,6 +855,52 @@ impl UpPorts {
     }
 }
 
+/// `openorder up` on `data_dir` and `ports`, its embedded broker (no
+/// `OPENORDER_BOOTSTRAP_SERVERS` from the test's environment).
+pub fn up_command(data_dir: &std::path::Path, ports: &UpPorts) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_openorder"));
+    command
+        .arg("up")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--broker-port", &ports.broker.to_string()])
+        .args(["--order-port", &ports.order.to_string()])
+        .args(["--inventory-port", &ports.inventory.to_string()])
+        .args(["--notification-port", &ports.notification.to_string()])
+        .args(["--console-port", &ports.console.to_string()])
+        .env_remove("OPENORDER_BOOTSTRAP_SERVERS");
+    command
+}
+
+/// One service alone (`openorder <service>`), its output appended to `log`, with none of
+/// the test's broker, database or log settings from the environment.
+pub fn standalone(
+    service: &str,
+    listen: &str,
+    bootstrap: &str,
+    database: &str,
+    log: &std::path::Path,
+) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_openorder"))
+        .arg(service)
+        .args(["--listen", listen])
+        .args(["--bootstrap-servers", bootstrap])
+        .args(["--database-url", database])
+        .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
+        .env_remove("OPENORDER_DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
 impl UpProcess {
     pub async fn start(data_dir: &std::path::Path, ports: &UpPorts) -> Self {
         Self::start_with_env(data_dir, ports, &[]).await
@@ -872,19 +918,10 @@ impl UpProcess {
             .open(data_dir.with_extension("log"))
             .unwrap();
         use std::os::unix::process::CommandExt;
-        let child = Command::new(env!("CARGO_BIN_EXE_openorder"))
+        let child = up_command(data_dir, ports)
             // A process group of its own, led by `up`, as a terminal or a service manager
             // gives it: a test can signal the whole group.
             .process_group(0)
-            .arg("up")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--broker-port", &ports.broker.to_string()])
-            .args(["--order-port", &ports.order.to_string()])
-            .args(["--inventory-port", &ports.inventory.to_string()])
-            .args(["--notification-port", &ports.notification.to_string()])
-            .args(["--console-port", &ports.console.to_string()])
-            .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
