@@ -38,8 +38,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use clap::Args;
 use platform::auth::operators::{Entry, Operators};
-use platform::config::KafkaArgs;
 use platform::http::Problem;
+use platform::kafka::KafkaArgs;
 use tokio_util::sync::CancellationToken;
 
 /// `openorder console`'s flags.

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use contracts::headers;
-use platform::config::KafkaArgs;
-use platform::dead_letter::be_int;
+use platform::dead_letters::write::be_int;
+use platform::kafka::KafkaArgs;
 use platform::record::Record;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -382,7 +382,7 @@ impl RecordView {
             .map(|(name, v)| {
                 let bytes = v.as_deref().unwrap_or_default();
                 let value = match (
-                    platform::dlt::BINARY_INT_HEADERS.contains(&name.as_str()),
+                    platform::dead_letters::read::BINARY_INT_HEADERS.contains(&name.as_str()),
                     be_int(bytes),
                 ) {
                     (true, Some(n)) => n.to_string(),

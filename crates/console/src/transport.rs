@@ -182,7 +182,7 @@ pub async fn serve_connections(
     shutdown: CancellationToken,
     drain: Duration,
 ) -> anyhow::Result<()> {
-    let http = platform::config::HttpArgs::default();
+    let http = platform::http::HttpArgs::default();
     let head_timeout = Duration::from_millis(http.header_read_timeout_ms);
     let router = platform::http::middleware::app(router);
     let mut connection_builder = hyper::server::conn::http1::Builder::new();

@@ -12,7 +12,7 @@
 //!   (the stock given back once), after [`stock_locks`] (the lock order on PostgreSQL).
 //! - [`faults`]: fault injection (`FAIL`, `FLAKY`), switchable at run time.
 //! - [`store`]: schema, seed and queries.
-//! - [`routes`]: the HTTP API (stock, faults; the dead-letter API is [`platform::dlt_api`]).
+//! - [`routes`]: the HTTP API (stock, faults; the dead-letter API is [`platform::http::dead_letters`]).
 
 pub mod faults;
 pub mod on_order_cancelled;
@@ -29,8 +29,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use contracts::{OrderCancelled, OrderCreated, Service, Topics};
-use platform::config::{DatabaseArgs, HttpArgs, KafkaArgs};
 use platform::db::Backend;
+use platform::db::DatabaseArgs;
+use platform::http::HttpArgs;
+use platform::kafka::KafkaArgs;
 use platform::router::Router;
 use platform::service::Runtime;
 use platform::CancellationToken;
@@ -143,7 +145,10 @@ pub async fn run(
     let api = routes::routes(routes::AppState {
         db: runtime.db.clone(),
         faults,
-        dlt: platform::dlt_api::DltState::new(config.kafka.clone(), runtime.metrics.clone()),
+        dlt: platform::http::dead_letters::DltState::new(
+            config.kafka.clone(),
+            runtime.metrics.clone(),
+        ),
     });
     runtime
         .serve(listener, api, &config.http, &config.stop, shutdown)

@@ -35,7 +35,7 @@ impl On<OrderCancelled> for OnOrderCancelled {
         {
             // Its log lines and `inventory.released` belong to this record's span.
             use tracing::Instrument;
-            let mark = platform::dedupe::Mark::of(event.event_id.to_string(), record);
+            let mark = record.mark(event.event_id.to_string());
             self.release(tx, event, &mark)
                 .instrument(span.clone())
                 .await?;

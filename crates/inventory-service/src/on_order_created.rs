@@ -68,7 +68,7 @@ impl On<OrderCreated> for OnOrderCreated {
         }
         let orders = events.iter().collect();
         let orders = platform::dedupe::keep_unprocessed(tx, orders, |d| {
-            platform::dedupe::Mark::of(d.event.event_id.to_string(), d.record)
+            d.record.mark(d.event.event_id.to_string())
         })
         .await?;
         if orders.is_empty() {

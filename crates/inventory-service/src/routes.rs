@@ -1,6 +1,6 @@
 //! The inventory HTTP API: `GET /api/inventory`, `GET /api/inventory/{sku}`,
 //! `PUT /api/inventory/{sku}` with `{"available": n}`; and the admin API:
-//! `GET`/`PUT /admin/faults` (fault injection), and `/admin/dlt` ([`platform::dlt_api`]).
+//! `GET`/`PUT /admin/faults` (fault injection), and `/admin/dlt` ([`platform::http::dead_letters`]).
 
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -21,7 +21,7 @@ pub const MAX_AVAILABLE: i64 = 1_000_000_000;
 pub struct AppState {
     pub db: Database,
     pub faults: Faults,
-    pub dlt: platform::dlt_api::DltState,
+    pub dlt: platform::http::dead_letters::DltState,
 }
 
 impl axum::extract::FromRef<AppState> for Database {
@@ -32,7 +32,7 @@ impl axum::extract::FromRef<AppState> for Database {
 
 /// Stock levels are the customers' to read; setting them, faults and dead letters are the operators'.
 pub fn routes(state: AppState) -> Routes {
-    let dead_letters = platform::dlt_api::router(state.dlt.clone());
+    let dead_letters = platform::http::dead_letters::router(state.dlt.clone());
     let customers = Router::new()
         .route("/api/inventory", get(list))
         .route("/api/inventory/{sku}", get(show))
@@ -53,7 +53,7 @@ pub fn routes(state: AppState) -> Routes {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
     let mut api = Api::openapi();
-    api.merge(platform::dlt_api::Api::openapi());
+    api.merge(platform::http::dead_letters::Api::openapi());
     platform::http::openapi::document(api)
 }
 

@@ -36,7 +36,9 @@ use contracts::{
     Topics,
 };
 use delivery::{channels, dispatcher};
-use platform::config::{DatabaseArgs, HttpArgs, KafkaArgs};
+use platform::db::DatabaseArgs;
+use platform::http::HttpArgs;
+use platform::kafka::KafkaArgs;
 use platform::router::Router;
 use platform::service::Runtime;
 use platform::CancellationToken;

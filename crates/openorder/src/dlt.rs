@@ -2,8 +2,8 @@
 //! (the same operations as inventory-service's `/admin/dlt` API, from [`platform::dlt`]).
 
 use clap::{Args, Subcommand};
-use platform::config::KafkaArgs;
-use platform::dlt::{self, ReplayRequest, Selection};
+use platform::dead_letters::read::{self, ReplayRequest, Selection};
+use platform::kafka::KafkaArgs;
 
 #[derive(Args, Debug)]
 pub struct DltArgs {
@@ -92,7 +92,7 @@ pub async fn run(args: DltArgs) -> anyhow::Result<()> {
     match args.command {
         DltCommand::List { topic, json, kafka } => {
             let summaries = tokio::task::spawn_blocking(move || {
-                dlt::summaries(&kafka, topic.as_deref(), usize::MAX)
+                read::summaries(&kafka, topic.as_deref(), usize::MAX)
             })
             .await??;
             if json {
@@ -132,7 +132,7 @@ pub async fn run(args: DltArgs) -> anyhow::Result<()> {
             let (partition, offset) = parse_position(&position)?;
             let letters = {
                 let topic = topic.clone();
-                tokio::task::spawn_blocking(move || dlt::read_all(&kafka, &topic)).await??
+                tokio::task::spawn_blocking(move || read::read_all(&kafka, &topic)).await??
             };
             let letter = letters
                 .iter()
@@ -169,7 +169,7 @@ pub async fn run(args: DltArgs) -> anyhow::Result<()> {
                 max_replays,
                 by: std::env::var("USER").unwrap_or_else(|_| "cli".into()),
             };
-            let results = dlt::replay(&kafka, &request).await?;
+            let results = read::replay(&kafka, &request).await?;
             for r in &results {
                 println!(
                     "{:<16} {} → {} (order {}, replay #{})",

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use platform::config::{DatabaseArgs, HttpArgs, KafkaArgs};
+use platform::db::DatabaseArgs;
+use platform::http::HttpArgs;
+use platform::kafka::KafkaArgs;
 use platform::CancellationToken;
 use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
@@ -380,7 +382,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             kafka.bootstrap_servers = Some(address.to_string());
             // One process, one member per group: read every partition directly rather than
             // rely on the embedded broker's group coordinator (see BROKERS notes in README).
-            kafka.partition_assignment = platform::config::PartitionAssignment::All;
+            kafka.partition_assignment = platform::kafka::PartitionAssignment::All;
             Some(broker)
         }
     };

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 const TOPIC: &str = "requests-probe";
 
-async fn produce(args: &platform::config::KafkaArgs, payload: &str) {
+async fn produce(args: &platform::kafka::KafkaArgs, payload: &str) {
     send(
         &platform::kafka::producer(args, "probe-producer").unwrap(),
         payload,
@@ -43,9 +43,9 @@ async fn send(producer: &rdkafka::producer::FutureProducer, payload: &str) {
 }
 
 /// A fresh embedded broker with the probe topic (one partition), and client settings for it.
-async fn broker_with_probe_topic() -> (TestBroker, platform::config::KafkaArgs) {
+async fn broker_with_probe_topic() -> (TestBroker, platform::kafka::KafkaArgs) {
     let broker = TestBroker::start(BrokerKind::Tansu).await.unwrap();
-    let mut args = platform::config::KafkaArgs::with_defaults(&broker.bootstrap, "");
+    let mut args = platform::kafka::KafkaArgs::with_defaults(&broker.bootstrap, "");
     args.topic_partitions = 1;
     platform::kafka::ensure_topics(&args, &[TOPIC.to_string()], &CancellationToken::new())
         .await
@@ -214,7 +214,7 @@ async fn a_produce_is_acknowledged_only_once_its_records_are_on_the_disk() {
 #[tokio::test]
 async fn assigning_a_topic_created_a_moment_later_waits_for_its_partitions() {
     let broker = TestBroker::start(BrokerKind::Tansu).await.unwrap();
-    let mut args = platform::config::KafkaArgs::with_defaults(&broker.bootstrap, "");
+    let mut args = platform::kafka::KafkaArgs::with_defaults(&broker.bootstrap, "");
     args.topic_partitions = 2;
     let topic = "created-late".to_string();
     let consumer: StreamConsumer = ClientConfig::new()

@@ -124,7 +124,7 @@ async fn the_embedded_broker_deletes_what_retention_lets_go_moves_the_low_waterm
     .await;
     let bootstrap = broker.bootstrap.clone();
 
-    let mut args = platform::config::KafkaArgs::with_defaults(&bootstrap, "");
+    let mut args = platform::kafka::KafkaArgs::with_defaults(&bootstrap, "");
     args.topic_partitions = 1;
     args.topic_retention = Duration::from_secs(6);
     platform::kafka::ensure_topics(&args, &[TIMED.to_string()], &CancellationToken::new())

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use contracts::headers;
-use platform::dead_letter::be_int;
+use platform::dead_letters::write::be_int;
 use support::{BrokerKind, DbKind, Stack, StackOptions, UpPorts, UpProcess};
 
 fn unique_sku(label: &str) -> String {

@@ -9,7 +9,7 @@ mod support;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use platform::config::{KafkaSecurityArgs, SaslMechanism, Secret, SecurityProtocol};
+use platform::kafka::{KafkaSecurityArgs, SaslMechanism, Secret, SecurityProtocol};
 use support::{BrokerKind, DbKind, Stack, StackOptions};
 
 struct Secured {
@@ -80,11 +80,11 @@ async fn start_up_error(bootstrap: &str, security: KafkaSecurityArgs) -> String 
     support::init_tracing();
     let dir = support::temp_dir("refused");
     let prefix = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let mut kafka = platform::config::KafkaArgs::with_defaults(bootstrap, &prefix);
+    let mut kafka = platform::kafka::KafkaArgs::with_defaults(bootstrap, &prefix);
     kafka.security = security;
     let config = order_service::Config {
         kafka,
-        database: platform::config::DatabaseArgs {
+        database: platform::db::DatabaseArgs {
             retention: Default::default(),
             database_url: format!("sqlite://{}/order.db", dir.display()),
             database_max_connections: 2,

@@ -34,7 +34,7 @@ async fn keys_land_where_java_puts_them(kind: BrokerKind) {
         return;
     };
     let prefix = format!("p{}.", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let mut kafka = platform::config::KafkaArgs::with_defaults(&broker.bootstrap, &prefix);
+    let mut kafka = platform::kafka::KafkaArgs::with_defaults(&broker.bootstrap, &prefix);
     let producer = platform::kafka::producer(&kafka, "partitioning-test").unwrap();
     for (partitions, column) in [(3, 1), (7, 2)] {
         kafka.topic_partitions = partitions;

@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use clap::Args;
 use contracts::{InventoryRejected, InventoryReleased, InventoryReserved, OrderCreated, Service};
-use platform::config::{DatabaseArgs, HttpArgs, KafkaArgs};
+use platform::db::DatabaseArgs;
+use platform::http::HttpArgs;
+use platform::kafka::KafkaArgs;
 use platform::retention::{Prune, Walk};
 use platform::router::Router;
 use platform::service::Runtime;

@@ -25,7 +25,7 @@ impl On<InventoryRejected> for OnInventoryRejected {
                 shortages: Some(event.shortages.clone()),
                 error: None,
             };
-            let mark = platform::dedupe::Mark::of(event.event_id.to_string(), record);
+            let mark = record.mark(event.event_id.to_string());
             outcome::apply_once(tx, &mark, event.order_id, &rejected).await?;
         }
         Ok(())

@@ -18,7 +18,7 @@ impl On<InventoryReleased> for OnInventoryReleased {
         _attempt: u32,
     ) -> Result<(), HandleError> {
         let fresh = platform::dedupe::keep_unprocessed(tx, events.iter().collect(), |d| {
-            platform::dedupe::Mark::of(d.event.event_id.to_string(), d.record)
+            d.record.mark(d.event.event_id.to_string())
         })
         .await?;
         for d in fresh {

@@ -20,7 +20,7 @@ impl On<InventoryReserved> for OnInventoryReserved {
         _attempt: u32,
     ) -> Result<(), HandleError> {
         let fresh = platform::dedupe::keep_unprocessed(tx, events.iter().collect(), |d| {
-            platform::dedupe::Mark::of(d.event.event_id.to_string(), d.record)
+            d.record.mark(d.event.event_id.to_string())
         })
         .await?;
         let confirmed: Vec<i64> = fresh.iter().map(|d| d.event.order_id).collect();

@@ -1,69 +1,73 @@
-//! What every OpenOrder service shares, so that each service holds only its own domain.
+//! What every OpenOrder service shares, so that each service holds only its own domain: one
+//! name for the layer crates below, each depending only on those before it.
 //!
-//! Layout, in the order a record travels:
-//! - [`record`]: a Kafka record as the code sees it (headers, order id, JSON value, the
-//!   fingerprint of its value), and the contract's key rule (keyed by its event's `orderId`).
-//! - [`router`]: the [`router::Handler`] the consumer loop calls, and the [`router::Router`]
-//!   every service builds: event type → decoder and handler, each record decoded once.
-//! - [`consumer`]: the at-least-once consumer loop: batches, retry, dead-letter, commit after effect.
-//! - [`lanes`]: which keys wait on a failing record, and how far each partition's offset may be stored.
-//! - [`stalls`]: the keys a consumer waits on, and which of them are stalled.
-//! - [`failure`]: error classification: unavailable, transient, permanent.
-//! - [`backoff`]: the one exponential backoff every retry uses.
-//! - [`dead_letter`]: writing a dead letter (Spring's headers, the original partition, a value too large left out).
-//! - [`dlt`]: reading, listing and replaying dead letters (CLI and admin API share it);
-//!   [`dlt_api`]: that over HTTP, `/admin/dlt`.
-//! - [`dedupe`]: processed event ids, marked in the same transaction as the effect, with the
-//!   fingerprint of what was applied (an id seen again with another body is refused).
-//! - [`outbox`]: the transactional outbox and its relay to Kafka.
-//! - [`retention`]: pruning what is kept only for deduplication or history.
-//! - [`storage`]: what a database that cannot write means: its fault, its 503, its episode.
-//! - [`db`]: one pool type for SQLite and PostgreSQL, one schema list rendered for both;
-//!   transactions wake the relay on commit. [`wal_writes`]: SQLite's WAL writes gathered.
-//! - [`kafka`]: client configuration, topic creation (what the topic map gives a service).
-//! - [`http`]: problem details, the JSON body extractor, health, middleware, serving.
-//! - [`auth`]: who may call what: operator tokens, customers' JWTs, the access rule of each route.
-//! - [`service`]: the start-up and ordered shutdown every service shares; [`starting`]:
-//!   the port answering, and each dependency awaited, while a service starts.
-//! - [`config`]: the flags (and environment variables) every service takes.
-//! - [`status`]: consumer lag and outbox backlog (`GET /admin/status`); [`metrics`]:
-//!   counters served as Prometheus text; [`telemetry`]: logs (text or JSON) and OpenTelemetry
-//!   traces (OTLP export, the trace context of requests, records and rows).
-//! - [`shutdown`]: signals to a cancellation token, and the stop's time bound.
-//! - [`fd_limit`]: the open-files limit raised to what the system allows, at start.
+//! | crate | what it is for | here as |
+//! |---|---|---|
+//! | `telemetry` | logs, traces, metrics, the clock | [`telemetry`], [`metrics`], [`now_text`] |
+//! | `store` | SQLite and PostgreSQL, the outbox table, dedupe, retention, storage faults, error classes | [`db`], [`outbox`], [`dedupe`], [`retention`], [`storage`], [`failure`], [`wal_writes`] |
+//! | `kafka-clients` | client settings and flags, topics, broker readiness, backoff | [`kafka`], [`backoff`] |
+//! | `messaging` | records, router, consumer loop, lanes, stalls, dead letters, outbox relay | [`record`], [`router`], [`consumer`], [`lanes`], [`stalls`], [`dead_letters`], [`relay`] |
+//! | `web` | HTTP: flags, problems, middleware, health, OpenAPI, auth, the dead-letter API | [`http`], [`auth`] |
+//! | `runtime` | start-up, waiting for dependencies, shutdown, status | [`service`], [`starting`], [`shutdown`], [`status`], [`fd_limit`], [`config`] |
+//!
+//! A test (`layers_depend_only_on_those_below`) keeps the order.
 
-pub mod auth;
-pub mod backoff;
-pub mod config;
-pub mod consumer;
-pub mod db;
-pub mod dead_letter;
-pub mod dedupe;
-pub mod dlt;
-pub mod dlt_api;
-pub mod failure;
-pub mod fd_limit;
-pub mod http;
-pub mod kafka;
-pub mod lanes;
-pub mod metrics;
-pub mod outbox;
-pub mod record;
-pub mod retention;
-pub mod router;
-pub mod service;
-pub mod shutdown;
-pub mod stalls;
-pub mod starting;
-pub mod status;
-pub mod storage;
-pub mod telemetry;
-pub mod wal_writes;
+pub use kafka_clients as kafka;
+pub use kafka_clients::backoff;
+pub use messaging::{consumer, dead_letters, lanes, record, relay, router, stalls};
+pub use runtime::{config, fd_limit, service, shutdown, starting, status};
+pub use store::{db, dedupe, failure, outbox, retention, storage, wal_writes};
+pub use telemetry::{self, metrics, now_text};
+pub use web::{auth, http};
 
 pub use tokio_util::sync::CancellationToken;
 
-/// The current time as stored in databases and events: UTC, RFC 3339, milliseconds.
-/// One fixed width, so that text order is time order.
-pub fn now_text() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+#[cfg(test)]
+mod tests {
+    /// The layer crates, lowest first, with their manifests.
+    const LAYERS: [(&str, &str); 6] = [
+        ("telemetry", include_str!("../../telemetry/Cargo.toml")),
+        ("store", include_str!("../../store/Cargo.toml")),
+        (
+            "kafka-clients",
+            include_str!("../../kafka-clients/Cargo.toml"),
+        ),
+        ("messaging", include_str!("../../messaging/Cargo.toml")),
+        ("web", include_str!("../../web/Cargo.toml")),
+        ("runtime", include_str!("../../runtime/Cargo.toml")),
+    ];
+
+    /// The layer crates a manifest depends on (a line `<name>.workspace = true` or
+    /// `<name> = …` in any dependency table).
+    fn layers_named(manifest: &str) -> Vec<&'static str> {
+        LAYERS
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| {
+                manifest.lines().any(|line| {
+                    let line = line.trim();
+                    line.starts_with(&format!("{name}.")) || line.starts_with(&format!("{name} ="))
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn layers_depend_only_on_those_below() {
+        for (position, (name, manifest)) in LAYERS.iter().enumerate() {
+            let below: Vec<&str> = LAYERS[..position].iter().map(|(n, _)| *n).collect();
+            for dependency in layers_named(manifest) {
+                assert!(
+                    below.contains(&dependency),
+                    "{name} depends on {dependency}, which is not below it ({below:?})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_check_sees_a_layer_named_in_a_manifest() {
+        let manifest = "[dependencies]\nstore.workspace = true\nweb = { path = \"../web\" }\n";
+        assert_eq!(layers_named(manifest), ["store", "web"]);
+    }
 }

@@ -213,7 +213,7 @@ pub struct PageTiming {
 /// Fills a topic with `records` records and times the console's pages on it.
 pub async fn pages(
     http: &reqwest::Client,
-    kafka: &platform::config::KafkaArgs,
+    kafka: &platform::kafka::KafkaArgs,
     base: &str,
     cookie: &str,
     records: usize,

@@ -100,13 +100,13 @@ impl Clocks {
 /// Consumes the decision topics, and `order.created` too if `hops`, (every partition, from
 /// the beginning) until `stop`.
 pub fn observe(
-    kafka: &platform::config::KafkaArgs,
+    kafka: &platform::kafka::KafkaArgs,
     hops: bool,
     stop: CancellationToken,
 ) -> anyhow::Result<Decisions> {
     let topics = kafka.topics();
     let mut args = kafka.clone();
-    args.partition_assignment = platform::config::PartitionAssignment::All;
+    args.partition_assignment = platform::kafka::PartitionAssignment::All;
     let consumer: StreamConsumer =
         platform::kafka::consumer(&args, &topics.group("bench-observer"), "bench")?;
     let created_topic = topics.order_created();

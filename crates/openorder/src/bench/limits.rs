@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use platform::config::KafkaArgs;
+use platform::kafka::KafkaArgs;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureRecord;
 use serde::Serialize;
@@ -64,7 +64,7 @@ pub async fn broker(
         let topic = topic.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<f64> {
             let mut args = kafka.clone();
-            args.partition_assignment = platform::config::PartitionAssignment::All;
+            args.partition_assignment = platform::kafka::PartitionAssignment::All;
             let consumer: BaseConsumer = platform::kafka::base(&args, "bench-raw")?
                 .set(
                     "group.id",
@@ -131,7 +131,7 @@ pub async fn http(
     let metrics = platform::metrics::Metrics::default();
     let api = platform::http::limited(
         axum::Router::new().route("/noop", axum::routing::post(noop)),
-        platform::config::MAX_IN_FLIGHT,
+        platform::http::MAX_IN_FLIGHT,
         metrics.clone(),
     );
     let router = platform::http::timed(api, metrics);
@@ -139,7 +139,7 @@ pub async fn http(
     let server = tokio::spawn({
         let stop = stop.clone();
         async move {
-            let http = platform::config::HttpArgs::default();
+            let http = platform::http::HttpArgs::default();
             platform::http::serve(listener, router, &http, stop, Duration::from_secs(1)).await
         }
     });

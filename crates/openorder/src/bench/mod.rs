@@ -132,7 +132,7 @@ struct System {
     operator_token: Option<String>,
     /// The console `up` serves, when the run needs one.
     console_url: Option<String>,
-    kafka: platform::config::KafkaArgs,
+    kafka: platform::kafka::KafkaArgs,
     processes: Vec<(String, u32)>,
     up: Option<tokio::process::Child>,
     cluster: Option<Cluster>,
@@ -191,7 +191,7 @@ async fn start_system(
                 data_dir: None,
                 operator_token: None,
                 console_url: None,
-                kafka: platform::config::KafkaArgs::with_defaults(
+                kafka: platform::kafka::KafkaArgs::with_defaults(
                     &cluster.bootstrap,
                     &cluster.prefix,
                 ),
@@ -297,7 +297,7 @@ async fn start_up(
         data_dir: Some(data),
         operator_token: Some(token.trim().to_string()),
         console_url: console.then(|| format!("http://127.0.0.1:{console_port}")),
-        kafka: platform::config::KafkaArgs::with_defaults(&format!("127.0.0.1:{broker}"), ""),
+        kafka: platform::kafka::KafkaArgs::with_defaults(&format!("127.0.0.1:{broker}"), ""),
         processes,
         up: Some(child),
         cluster: None,

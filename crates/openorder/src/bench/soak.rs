@@ -89,7 +89,7 @@ pub struct Target<'a> {
     pub http: &'a reqwest::Client,
     pub order_url: &'a str,
     pub service_urls: &'a [String],
-    pub kafka: &'a platform::config::KafkaArgs,
+    pub kafka: &'a platform::kafka::KafkaArgs,
     pub processes: &'a [(String, u32)],
     pub data_dir: Option<&'a Path>,
     /// PostgreSQL (a URL with the right to read `pg_database_size`) and the services'
@@ -278,7 +278,7 @@ async fn pruned(http: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
 
 /// The low and high watermarks of every partition of the event topics.
 async fn watermarks(
-    kafka: &platform::config::KafkaArgs,
+    kafka: &platform::kafka::KafkaArgs,
 ) -> anyhow::Result<Vec<(String, i32, i64, i64)>> {
     use contracts::topics as t;
     let topics = t::Topics::with_prefix(kafka.topic_prefix.clone());

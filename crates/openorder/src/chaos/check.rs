@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use platform::config::KafkaArgs;
+use platform::kafka::KafkaArgs;
 use serde_json::Value;
 
 use super::load::Sent;
@@ -102,7 +102,7 @@ fn events_by_order(
     topic: &str,
 ) -> anyhow::Result<HashMap<i64, BTreeSet<String>>> {
     let mut out: HashMap<i64, BTreeSet<String>> = HashMap::new();
-    for record in platform::dlt::read_all(kafka, topic)? {
+    for record in platform::dead_letters::read::read_all(kafka, topic)? {
         let value: Value = record
             .payload
             .as_deref()
@@ -193,7 +193,7 @@ pub async fn invariants(
         let kafka = kafka.clone();
         let topics = topics.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let dead = platform::dlt::read_all(&kafka, &topics.order_created_dlt())?;
+            let dead = platform::dead_letters::read::read_all(&kafka, &topics.order_created_dlt())?;
             Ok((
                 events_by_order(&kafka, &topics.inventory_reserved())?,
                 events_by_order(&kafka, &topics.inventory_rejected())?,

@@ -456,7 +456,7 @@ async fn run_scenario(
         .map(|u| format!("unexpected answer: {u}"))
         .collect();
 
-    let kafka = platform::config::KafkaArgs::with_defaults(&cluster.bootstrap, &cluster.prefix);
+    let kafka = platform::kafka::KafkaArgs::with_defaults(&cluster.bootstrap, &cluster.prefix);
     let mut verdict = check::Verdict::default();
     match check::quiesce(
         &http,

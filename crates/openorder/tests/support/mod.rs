@@ -19,7 +19,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use platform::config::{DatabaseArgs, KafkaArgs};
+use platform::db::DatabaseArgs;
+
+use platform::kafka::KafkaArgs;
 use platform::CancellationToken;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, OwnedHeaders};
@@ -275,7 +277,7 @@ pub struct StackOptions {
     /// Every service's authentication (none by default: the services listen on loopback).
     pub auth: platform::auth::AuthArgs,
     /// Reach the broker at this address with these settings (TLS, SASL) instead.
-    pub kafka_security: Option<(String, platform::config::KafkaSecurityArgs)>,
+    pub kafka_security: Option<(String, platform::kafka::KafkaSecurityArgs)>,
     /// What every service prunes, and how often.
     pub retention: platform::retention::RetentionArgs,
     /// The databases of order-, inventory- and notification-service, as made elsewhere
@@ -377,7 +379,7 @@ impl Stack {
         }
         // As `openorder up` does with the embedded broker.
         if let BrokerKind::Tansu = kind {
-            kafka.partition_assignment = platform::config::PartitionAssignment::All;
+            kafka.partition_assignment = platform::kafka::PartitionAssignment::All;
         }
         let database = |url: String| DatabaseArgs {
             retention: options.retention.clone(),
@@ -406,7 +408,7 @@ impl Stack {
                 contracts::destinations::Network::parse("127.0.0.0/8").unwrap()
             ],
         };
-        let http = platform::config::HttpArgs {
+        let http = platform::http::HttpArgs {
             auth: options.auth.clone(),
             ..Default::default()
         };

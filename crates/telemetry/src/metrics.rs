@@ -1,0 +1,231 @@
+//! Counters and latency histograms, served as Prometheus text on `GET /metrics` by every
+//! service.
+//!
+//! Deliberately small: a map from series (name and labels) to a count, and one from series
+//! to a histogram with fixed buckets ([`BUCKETS`]). Timed today:
+//! `openorder_http_request_duration_seconds` (labels `method`, `route`, `status`; every
+//! request to a route, from its arrival to its answer, recorded by `web::http`). Counted today:
+//! `openorder_records_retried_total` and `openorder_records_dead_lettered_total`
+//! (labels `topic`, `class`), `openorder_records_replayed_total` (label `topic`), and per
+//! consumer (label `consumer`): `openorder_consumer_batches_total`,
+//! `openorder_consumer_batch_records_total` (their quotient is the mean batch size) and
+//! `openorder_consumer_batches_rolled_back_total`. Gauges, set as `/metrics` is rendered:
+//! `openorder_consumer_keys_waiting` and `openorder_consumer_keys_stalled` (`messaging::stalls`);
+//! from `store::storage`: `openorder_storage_commit_failures_total` (label `fault`) and
+//! `openorder_storage_failing`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Upper bounds of the histogram buckets, in seconds: 0.5 ms to 10 s.
+pub const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// A series: its name and its rendered labels (`k="v",…`).
+type Series = (String, String);
+
+/// A cheap-to-clone handle on one process's counters and histograms.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    counters: Arc<Mutex<BTreeMap<Series, u64>>>,
+    gauges: Arc<Mutex<BTreeMap<Series, i64>>>,
+    histograms: Arc<Mutex<BTreeMap<Series, Histogram>>>,
+}
+
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Observations at or under each of [`BUCKETS`] (not cumulative here).
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+fn labels_text(labels: &[(&str, &str)]) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Metrics {
+    /// Records one observation of `seconds` in the histogram `name{labels}`.
+    pub fn observe(&self, name: &str, labels: &[(&str, &str)], seconds: f64) {
+        let mut map = lock(&self.histograms);
+        let histogram = map
+            .entry((name.to_string(), labels_text(labels)))
+            .or_default();
+        if let Some(i) = BUCKETS.iter().position(|&le| seconds <= le) {
+            histogram.buckets[i] += 1;
+        }
+        histogram.count += 1;
+        histogram.sum += seconds;
+    }
+
+    /// Adds one to the series `name{labels}`.
+    pub fn inc(&self, name: &str, labels: &[(&str, &str)]) {
+        self.add(name, labels, 1);
+    }
+
+    pub fn add(&self, name: &str, labels: &[(&str, &str)], n: u64) {
+        let labels = labels_text(labels);
+        let mut map = lock(&self.counters);
+        *map.entry((name.to_string(), labels)).or_default() += n;
+    }
+
+    /// Sets the counter `name{labels}` to `value` (a count kept elsewhere, copied in as
+    /// `/metrics` is rendered).
+    pub fn set_counter(&self, name: &str, labels: &[(&str, &str)], value: u64) {
+        let labels = labels_text(labels);
+        lock(&self.counters).insert((name.to_string(), labels), value);
+    }
+
+    /// Sets the gauge `name{labels}` to `value`.
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)], value: i64) {
+        let labels = labels_text(labels);
+        lock(&self.gauges).insert((name.to_string(), labels), value);
+    }
+
+    /// The value of one series (0 if never counted).
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        let labels = labels_text(labels);
+        let map = lock(&self.counters);
+        map.get(&(name.to_string(), labels)).copied().unwrap_or(0)
+    }
+
+    /// Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let counters = lock(&self.counters);
+        let mut last = "";
+        for ((name, labels), value) in counters.iter() {
+            type_line(&mut out, &mut last, name, "counter");
+            let _ = writeln!(out, "{name}{} {value}", braced(labels, ""));
+        }
+        drop(counters);
+        let gauges = lock(&self.gauges);
+        let mut last = "";
+        for ((name, labels), value) in gauges.iter() {
+            type_line(&mut out, &mut last, name, "gauge");
+            let _ = writeln!(out, "{name}{} {value}", braced(labels, ""));
+        }
+        drop(gauges);
+        let histograms = lock(&self.histograms);
+        let mut last = "";
+        for ((name, labels), histogram) in histograms.iter() {
+            type_line(&mut out, &mut last, name, "histogram");
+            let mut cumulative = 0;
+            for (le, n) in BUCKETS.iter().zip(histogram.buckets) {
+                cumulative += n;
+                let le = format!("le=\"{le}\"");
+                let _ = writeln!(out, "{name}_bucket{} {cumulative}", braced(labels, &le));
+            }
+            let inf = "le=\"+Inf\"";
+            let _ = writeln!(
+                out,
+                "{name}_bucket{} {}",
+                braced(labels, inf),
+                histogram.count
+            );
+            let _ = writeln!(out, "{name}_sum{} {}", braced(labels, ""), histogram.sum);
+            let _ = writeln!(
+                out,
+                "{name}_count{} {}",
+                braced(labels, ""),
+                histogram.count
+            );
+        }
+        out
+    }
+}
+
+/// Every lock here is held for a map update or a render, which cannot panic.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .expect("metrics lock is never poisoned: no panics inside")
+}
+
+/// `# TYPE name kind`, once per name: the maps are sorted, so a name's series are together.
+fn type_line<'a>(out: &mut String, last: &mut &'a str, name: &'a str, kind: &str) {
+    if name != *last {
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        *last = name;
+    }
+}
+
+/// `{labels,extra}`, or nothing when both are empty.
+fn braced(labels: &str, extra: &str) -> String {
+    match (labels.is_empty(), extra.is_empty()) {
+        (true, true) => String::new(),
+        (false, true) => format!("{{{labels}}}"),
+        (true, false) => format!("{{{extra}}}"),
+        (false, false) => format!("{{{labels},{extra}}}"),
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_render_as_prometheus_text() {
+        let m = Metrics::default();
+        m.inc(
+            "openorder_records_retried_total",
+            &[("topic", "order.created"), ("class", "x")],
+        );
+        m.inc(
+            "openorder_records_retried_total",
+            &[("topic", "order.created"), ("class", "x")],
+        );
+        assert_eq!(
+            m.render(),
+            "# TYPE openorder_records_retried_total counter\nopenorder_records_retried_total{topic=\"order.created\",class=\"x\"} 2\n"
+        );
+        assert_eq!(
+            m.get(
+                "openorder_records_retried_total",
+                &[("topic", "order.created"), ("class", "x")]
+            ),
+            2
+        );
+    }
+
+    #[test]
+    fn a_histogram_renders_cumulative_buckets_a_sum_and_a_count() {
+        let m = Metrics::default();
+        let labels = [("route", "/api/orders")];
+        m.observe("openorder_http_request_duration_seconds", &labels, 0.0015);
+        m.observe("openorder_http_request_duration_seconds", &labels, 0.003);
+        m.observe("openorder_http_request_duration_seconds", &labels, 30.0);
+        let text = m.render();
+        let line = |suffix: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with(&format!("openorder_http_request_duration_seconds{suffix}"))
+                })
+                .unwrap_or_else(|| panic!("no {suffix} line in:\n{text}"))
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        assert!(text.contains("# TYPE openorder_http_request_duration_seconds histogram"));
+        assert_eq!(line("_bucket{route=\"/api/orders\",le=\"0.001\"}"), "0");
+        assert_eq!(line("_bucket{route=\"/api/orders\",le=\"0.002\"}"), "1");
+        assert_eq!(line("_bucket{route=\"/api/orders\",le=\"0.005\"}"), "2");
+        assert_eq!(line("_bucket{route=\"/api/orders\",le=\"10\"}"), "2");
+        assert_eq!(line("_bucket{route=\"/api/orders\",le=\"+Inf\"}"), "3");
+        assert_eq!(line("_count{route=\"/api/orders\"}"), "3");
+        assert_eq!(line("_sum{route=\"/api/orders\"}"), "30.0045");
+    }
+}
