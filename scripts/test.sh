@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The test command. On a machine with nothing but Rust, Java and Maven it:
+#   0. checks that vendor/ is its crates' crates.io releases (cached in ~/.cache/openorder) plus vendor/patches;
 #   1. fetches Apache Kafka from Maven Central (cached in ~/.cache/openorder) and starts it (KRaft, loopback);
 #   2. installs PostgreSQL (and Chromium, for pages) from Debian's packages if missing and starts
 #      a private PostgreSQL server (loopback);
@@ -11,6 +12,9 @@
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p order-service`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# vendor/ must be exactly pristine crates.io releases + vendor/patches (vendor/README.md).
+scripts/vendor.sh check
 
 # Fixed ports sit below Linux's ephemeral range (32768-60999), so no outgoing connection of
 # the tests can hold one when a server (re)starts on it.
