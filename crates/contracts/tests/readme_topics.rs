@@ -36,7 +36,7 @@ fn named(cell: &str) -> Vec<Service> {
 }
 
 #[test]
-fn the_readme_topic_table_lists_every_topic_of_the_map_with_its_writers_and_readers() {
+fn the_topic_table_lists_every_topic_of_the_map_with_its_writers_and_readers() {
     let rows = rows();
     for flow in MAP {
         let row = rows
