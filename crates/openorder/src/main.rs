@@ -343,7 +343,11 @@ mod tests {
             .map(|path| {
                 let text = std::fs::read_to_string(&path)
                     .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
-                let name = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+                let name = path
+                    .strip_prefix(&root)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
                 (name, text)
             })
             .collect()
