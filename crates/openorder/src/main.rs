@@ -321,7 +321,8 @@ mod tests {
     }
 
     /// README.md and every page of the book (docs/book/src), each with its path, read when
-    /// the test runs.
+    /// the test runs; a page that includes a file (`{{#include ../../../BENCHMARKS.md}}`)
+    /// documents what it includes.
     fn documentation() -> Vec<(String, String)> {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let mut files = vec![root.join("README.md")];
@@ -341,8 +342,18 @@ mod tests {
         files
             .into_iter()
             .map(|path| {
-                let text = std::fs::read_to_string(&path)
+                let mut text = std::fs::read_to_string(&path)
                     .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
+                while let Some(start) = text.find("{{#include ") {
+                    let end = start + text[start..].find("}}").expect("an include ends with }}");
+                    let target = text[start + "{{#include ".len()..end].trim();
+                    let target = target.split(':').next().unwrap_or(target);
+                    let included = path.parent().unwrap().join(target);
+                    let body = std::fs::read_to_string(&included).unwrap_or_else(|err| {
+                        panic!("{} includes {}: {err}", path.display(), included.display())
+                    });
+                    text.replace_range(start..end + "}}".len(), &body);
+                }
                 let name = path
                     .strip_prefix(&root)
                     .unwrap_or(&path)
