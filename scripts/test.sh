@@ -6,8 +6,10 @@
 #      a private PostgreSQL server (loopback);
 #   3. installs aiosmtpd from PyPI into a cached virtualenv (the SMTP server notification tests send to),
 #      the AsyncAPI CLI from npm (cached), which validates docs/api/asyncapi.json, and Schemathesis
-#      from PyPI (cached), which fuzzes each service's API from its OpenAPI document;
-#   4. builds and runs every test of the workspace against the embedded Tansu broker, Apache Kafka,
+#      from PyPI (cached), which fuzzes each service's API from its OpenAPI document; and mdBook
+#      with cargo (cached), which builds the book (docs/book);
+#   4. builds the book and checks the links of its pages and of README.md (scripts/book.sh);
+#   5. builds and runs every test of the workspace against the embedded Tansu broker, Apache Kafka,
 #      SQLite and PostgreSQL; then stops what it started.
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p order-service`).
 set -euo pipefail
@@ -34,6 +36,8 @@ scripts/postgres.sh start &
 postgres_job=$!
 scripts/asyncapi.sh setup &
 asyncapi_job=$!
+scripts/book.sh setup >/dev/null &
+book_job=$!
 OPENORDER_TEST_SMTP_PYTHON="$(scripts/smtp.sh setup)"
 export OPENORDER_TEST_SMTP_PYTHON
 OPENORDER_TEST_SCHEMATHESIS="$(scripts/schemathesis.sh setup)"
@@ -47,6 +51,9 @@ export OPENORDER_TEST_CHROMIUM
 wait "$asyncapi_job"
 # The committed AsyncAPI document is valid (a test keeps it equal to the generated one).
 scripts/asyncapi.sh validate
+wait "$book_job"
+# The book builds, and every link of it and of README.md leads somewhere.
+scripts/book.sh check
 
 export OPENORDER_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 export OPENORDER_TEST_POSTGRES_URL="postgres://openorder:openorder@127.0.0.1:$PG_PORT/postgres"

@@ -1,7 +1,7 @@
 //! Topic names, and the map of who writes and reads each topic ([`MAP`]): the arrows of
 //! the README's diagram as data. Each service creates the topics the map gives it
 //! ([`topics_of`]) and consumes only what the map says it consumes ([`consumes`]); a test
-//! checks the README's topic table against the map.
+//! checks the book's topic table (docs/book/src/concepts/architecture.md) against the map.
 //!
 //! The names themselves are fixed by the contract (they are the seed's); a deployment may
 //! put a prefix in front of all of them so that several OpenOrder installations (or test

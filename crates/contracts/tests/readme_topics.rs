@@ -1,17 +1,17 @@
-//! The README's topic table says what the topic map says: the same topics, and for each
-//! the services that write and read it, no more and no fewer.
+//! The book's topic table (docs/book/src/concepts/architecture.md) says what the topic map
+//! says: the same topics, and for each the services that write and read it, no more and no fewer.
 
 use contracts::topics::{writers_of, MAP};
 use contracts::Service;
 
-const README: &str = include_str!("../../../README.md");
+const PAGE: &str = include_str!("../../../docs/book/src/concepts/architecture.md");
 
 /// `(topic, written by, read by)` of every row of the table under `| topic | written by |`.
 fn rows() -> Vec<(String, String, String)> {
-    let table = README
+    let table = PAGE
         .split("| topic | written by | read by |")
         .nth(1)
-        .expect("the README has the topic table");
+        .expect("the architecture page has the topic table");
     table
         .lines()
         .skip(2)
@@ -36,20 +36,20 @@ fn named(cell: &str) -> Vec<Service> {
 }
 
 #[test]
-fn the_readme_topic_table_lists_every_topic_of_the_map_with_its_writers_and_readers() {
+fn the_topic_table_lists_every_topic_of_the_map_with_its_writers_and_readers() {
     let rows = rows();
     for flow in MAP {
         let row = rows
             .iter()
             .find(|(topic, _, _)| topic == flow.topic)
-            .unwrap_or_else(|| panic!("the README's topic table has no row for {}", flow.topic));
+            .unwrap_or_else(|| panic!("the book's topic table has no row for {}", flow.topic));
         assert_eq!(named(&row.1), writers_of(flow), "writers of {}", flow.topic);
         assert_eq!(named(&row.2), flow.readers, "readers of {}", flow.topic);
     }
     for (topic, _, _) in &rows {
         assert!(
             topic.starts_with('<') || MAP.iter().any(|f| f.topic == topic),
-            "the README lists {topic}, which the topic map does not have"
+            "the book's topic table lists {topic}, which the topic map does not have"
         );
     }
 }

@@ -320,27 +320,135 @@ mod tests {
         }
     }
 
+    /// README.md and every page of the book (docs/book/src), each with its path, read when
+    /// the test runs; a page that includes a file (`{{#include ../../../BENCHMARKS.md}}`)
+    /// documents what it includes.
+    fn documentation() -> Vec<(String, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut files = vec![root.join("README.md")];
+        let mut dirs = vec![root.join("docs/book/src")];
+        while let Some(dir) = dirs.pop() {
+            let entries = std::fs::read_dir(&dir)
+                .unwrap_or_else(|err| panic!("cannot read {}: {err}", dir.display()));
+            for entry in entries {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension() == Some(std::ffi::OsStr::new("md")) {
+                    files.push(path);
+                }
+            }
+        }
+        files
+            .into_iter()
+            .map(|path| {
+                let mut text = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
+                while let Some(start) = text.find("{{#include ") {
+                    let end = start + text[start..].find("}}").expect("an include ends with }}");
+                    let target = text[start + "{{#include ".len()..end].trim();
+                    let target = target.split(':').next().unwrap_or(target);
+                    let included = path.parent().unwrap().join(target);
+                    let body = std::fs::read_to_string(&included).unwrap_or_else(|err| {
+                        panic!("{} includes {}: {err}", path.display(), included.display())
+                    });
+                    text.replace_range(start..end + "}}".len(), &body);
+                }
+                let name = path
+                    .strip_prefix(&root)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
+                (name, text)
+            })
+            .collect()
+    }
+
     #[test]
-    fn every_variable_the_readme_documents_is_one_the_services_read() {
-        let readme = include_str!("../../../README.md");
+    fn every_variable_the_docs_document_is_one_the_services_read() {
         let known = known_env_vars();
-        let mut documented = 0;
-        for word in readme.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-            if word.len() > "OPENORDER_".len()
-                && word.starts_with("OPENORDER_")
-                && !word.starts_with("OPENORDER_TEST_")
-            {
-                documented += 1;
-                assert!(
-                    known.iter().any(|k| k == word),
-                    "README documents {word}, which no service reads"
-                );
+        let mut in_configuration_page = 0;
+        for (name, text) in documentation() {
+            for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.len() > "OPENORDER_".len()
+                    && word.starts_with("OPENORDER_")
+                    && !word.starts_with("OPENORDER_TEST_")
+                {
+                    if name.ends_with("configuration.md") {
+                        in_configuration_page += 1;
+                    }
+                    assert!(
+                        known.iter().any(|k| k == word),
+                        "{name} documents {word}, which no service reads"
+                    );
+                }
             }
         }
         assert!(
-            documented >= 15,
-            "the README's configuration table lists the variables"
+            in_configuration_page >= 15,
+            "the book's configuration table lists the variables"
         );
+    }
+
+    /// Every long flag of every command (nested ones included), `--help` and `--version`,
+    /// and those of `openorder-broker`, each named as its variable is
+    /// (`OPENORDER_BROKER_MAINTAIN_EVERY`: `--maintain-every`).
+    fn known_flags() -> Vec<String> {
+        fn walk(command: &clap::Command, out: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                if let Some(long) = arg.get_long() {
+                    out.push(format!("--{long}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, out);
+            }
+        }
+        let mut out = vec!["--help".to_string(), "--version".to_string()];
+        walk(&Cli::command(), &mut out);
+        let broker = include_str!("../../openorder-broker/src/main.rs");
+        let prefix = "env = \"OPENORDER_BROKER_";
+        for (i, _) in broker.match_indices(prefix) {
+            if let Some((name, _)) = broker[i + prefix.len()..].split_once('"') {
+                out.push(format!("--{}", name.to_lowercase().replace('_', "-")));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_flag_the_docs_document_is_one_a_command_takes() {
+        let known = known_flags();
+        let mut documented = 0;
+        for (name, text) in documentation() {
+            // Code spans that begin with a flag (the configuration tables' first column, and
+            // the prose), outside code blocks, whose commands may be other programs'.
+            let mut in_block = false;
+            for line in text.lines() {
+                if line.trim_start().starts_with("```") {
+                    in_block = !in_block;
+                    continue;
+                }
+                if in_block {
+                    continue;
+                }
+                for span in line.split('`').skip(1).step_by(2) {
+                    if !span.starts_with("--") {
+                        continue;
+                    }
+                    let flag = span
+                        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                        .next()
+                        .unwrap_or(span);
+                    documented += 1;
+                    assert!(
+                        known.iter().any(|k| k == flag),
+                        "{name} documents {flag}, which no command takes"
+                    );
+                }
+            }
+        }
+        assert!(documented >= 50, "the docs document the flags");
     }
 
     #[test]

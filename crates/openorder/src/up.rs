@@ -381,7 +381,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             let broker = EmbeddedBroker::start(&data_dir, address).await?;
             kafka.bootstrap_servers = Some(address.to_string());
             // One process, one member per group: read every partition directly rather than
-            // rely on the embedded broker's group coordinator (see BROKERS notes in README).
+            // rely on the embedded broker's group coordinator (see the book's Decisions).
             kafka.partition_assignment = platform::kafka::PartitionAssignment::All;
             Some(broker)
         }

@@ -1,6 +1,6 @@
 //! Short runs of the fault-injection harness (`openorder chaos`), so every change is
 //! checked under crashes, broker loss and database loss: a few dozen orders per scenario
-//! instead of hundreds. The README records the latest full run.
+//! instead of hundreds. The book's "Faults and storage" page records the latest full run.
 
 use std::path::PathBuf;
 use std::process::Command;

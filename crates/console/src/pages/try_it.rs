@@ -1,5 +1,5 @@
 //! `/try`: place an order from the browser (items, user, optional contact and
-//! Idempotency-Key), as the README's curl examples do, then open its timeline.
+//! Idempotency-Key), as the book's curl examples do, then open its timeline.
 
 use axum::extract::State;
 use axum::http::HeaderValue;
