@@ -41,7 +41,7 @@ use telemetry::metrics::Metrics;
 #[derive(Args, Clone, Debug)]
 pub struct RetentionArgs {
     /// Processed event ids and dead-letter marks are kept this long (`14d`, `36h`, `90m`);
-    /// keep it above the topics' retention (see the README's "Retention").
+    /// keep it above the topics' retention (see the book's "Retention").
     #[arg(long, env = "OPENORDER_RETAIN_DEDUPE", default_value = "14d", value_parser = parse_age)]
     pub retain_dedupe: Duration,
     /// Idempotency keys are kept this long; a retry with the same key later makes a new order.
