@@ -28,7 +28,7 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
-    /// Every status, in declaration order (which [`index`] relies on).
+    /// Every status, in declaration order (which `index` relies on).
     pub const ALL: [Self; 5] = [
         Self::Pending,
         Self::Confirmed,
