@@ -1,8 +1,8 @@
 //! The console through its router, on both brokers: its JSON endpoints and pages on a real
-//! stack (topics, a page of records filtered by key, an order's timeline, dead letters
-//! decoded and replayed from the page, the overview), escaping of untrusted record values,
-//! CSRF and cross-site refusals, and sign-in when operators are configured (limited per
-//! client address).
+//! stack (topics, a page of records filtered by key, an order's timeline, the lifecycle's
+//! picture, dead letters decoded and replayed from the page, the overview), escaping of
+//! untrusted record values, CSRF and cross-site refusals, and sign-in when operators are
+//! configured (limited per client address).
 
 mod support;
 
@@ -222,6 +222,13 @@ async fn the_console_shows_the_flow_and_acts_on_dead_letters(broker: BrokerKind)
         html.body.contains("stock reserved (inventory.reserved)"),
         "{}",
         html.body
+    );
+    // The Orders page draws the lifecycle from the table, as the table generates it.
+    let orders = browser.get("/orders").await;
+    assert_eq!(orders.status, StatusCode::OK);
+    assert!(
+        orders.body.contains(&contracts::lifecycle::svg()),
+        "the Orders page shows contracts::lifecycle::svg()"
     );
 
     // An untrusted value shows as text.

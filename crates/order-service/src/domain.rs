@@ -1,13 +1,15 @@
-//! Orders as order-service understands them: the request parsed into domain types, the
-//! events an order emits (`order.created`, `order.cancelled`), and the status machine that
-//! never goes backwards.
+//! Orders as order-service understands them: the request parsed into domain types and the
+//! events an order emits (`order.created`, `order.cancelled`). Its statuses and the moves
+//! between them are [`contracts::lifecycle`]'s table.
 
 use chrono::{DateTime, Utc};
 use contracts::destinations::Destinations;
 use contracts::values::{Quantity, Sku, UserId, MAX_ITEMS};
 use contracts::{Contact, LineItem, OrderCancelled, OrderCreated};
 use platform::http::FieldError;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+
+pub use contracts::lifecycle::OrderStatus;
 
 /// `POST /api/orders` body as it arrives. Unknown fields are refused (422), so a typo
 /// in a field name is reported instead of silently ignored.
@@ -178,63 +180,6 @@ impl OrderRequest {
     }
 }
 
-/// Where an order is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OrderStatus {
-    Pending,
-    Confirmed,
-    Rejected,
-    Failed,
-    Cancelled,
-}
-
-impl OrderStatus {
-    pub const ALL: [Self; 5] = [
-        Self::Pending,
-        Self::Confirmed,
-        Self::Rejected,
-        Self::Failed,
-        Self::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Confirmed => "CONFIRMED",
-            Self::Rejected => "REJECTED",
-            Self::Failed => "FAILED",
-            Self::Cancelled => "CANCELLED",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|status| status.as_str() == s)
-    }
-
-    /// The order lifecycle: PENDING → CONFIRMED | REJECTED | FAILED; FAILED → the real
-    /// outcome once its dead letter is replayed; PENDING | CONFIRMED → CANCELLED on the
-    /// customer's request. Nothing else: a late or repeated event can never move an order
-    /// backwards, and CANCELLED, REJECTED and CONFIRMED-then-cancelled are final.
-    pub fn may_become(self, next: Self) -> bool {
-        use OrderStatus::*;
-        matches!(
-            (self, next),
-            (Pending, Confirmed | Rejected | Failed | Cancelled)
-                | (Failed, Confirmed | Rejected)
-                | (Confirmed, Cancelled)
-        )
-    }
-
-    /// The statuses from which `next` may be reached (for conditional SQL updates).
-    pub fn sources_of(next: Self) -> Vec<Self> {
-        Self::ALL
-            .into_iter()
-            .filter(|s| s.may_become(next))
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,26 +264,5 @@ mod tests {
             .collect();
         assert_eq!(items, [("A", 5), ("B", 1)]);
         assert!(OrderRequest::try_from(body(1, &[("A", 6000), ("A", 6000)])).is_err());
-    }
-
-    #[test]
-    fn statuses_only_move_forward() {
-        use OrderStatus::*;
-        assert!(Pending.may_become(Confirmed));
-        assert!(Pending.may_become(Failed));
-        assert!(Failed.may_become(Confirmed));
-        assert!(!Confirmed.may_become(Pending));
-        assert!(!Confirmed.may_become(Rejected));
-        assert!(!Rejected.may_become(Confirmed));
-        assert!(!Confirmed.may_become(Failed));
-        assert!(!Failed.may_become(Pending));
-        assert!(Confirmed.may_become(Cancelled));
-        assert!(!Rejected.may_become(Cancelled));
-        assert!(!Failed.may_become(Cancelled));
-        assert!(
-            !Cancelled.may_become(Confirmed),
-            "a late reservation cannot revive a cancelled order"
-        );
-        assert_eq!(OrderStatus::sources_of(Cancelled), [Pending, Confirmed]);
     }
 }

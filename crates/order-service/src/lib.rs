@@ -4,7 +4,8 @@
 //! it CANCELLED at once and publishes `order.cancelled`.
 //!
 //! Layout:
-//! - [`domain`]: request parsing into domain types, and the status lifecycle.
+//! - [`domain`]: request parsing into domain types; the statuses and the moves between
+//!   them are `contracts::lifecycle`'s table, which [`store`] applies.
 //! - [`routes`]: the HTTP API.
 //! - [`intake`]: group commit of new orders (many requests, one transaction).
 //! - one module per consumed event: [`on_inventory_reserved`] (CONFIRMED),

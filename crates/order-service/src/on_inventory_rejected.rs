@@ -1,11 +1,11 @@
 //! `inventory.rejected` → the order is REJECTED, with the reason and the shortages.
 
+use contracts::lifecycle::Trigger;
 use contracts::InventoryRejected;
 use platform::consumer::HandleError;
 use platform::db::Tx;
 use platform::router::{Delivered, On};
 
-use crate::domain::OrderStatus;
 use crate::outcome;
 use crate::store::Outcome;
 
@@ -20,7 +20,7 @@ impl On<InventoryRejected> for OnInventoryRejected {
     ) -> Result<(), HandleError> {
         for Delivered { record, event, .. } in events {
             let rejected = Outcome {
-                status: OrderStatus::Rejected,
+                trigger: Trigger::Rejected,
                 reason: Some(event.reason.as_str().to_string()),
                 shortages: Some(event.shortages.clone()),
                 error: None,

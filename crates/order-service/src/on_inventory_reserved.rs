@@ -1,12 +1,12 @@
 //! `inventory.reserved` → the order is CONFIRMED. A batch's events are marked processed
 //! with one statement and its orders confirmed with one UPDATE.
 
+use contracts::lifecycle::Trigger;
 use contracts::InventoryReserved;
 use platform::consumer::HandleError;
 use platform::db::Tx;
 use platform::router::{Delivered, On};
 
-use crate::domain::OrderStatus;
 use crate::outcome;
 use crate::store::{self, Outcome};
 
@@ -24,11 +24,11 @@ impl On<InventoryReserved> for OnInventoryReserved {
         })
         .await?;
         let confirmed: Vec<i64> = fresh.iter().map(|d| d.event.order_id).collect();
-        let confirm = Outcome::status(OrderStatus::Confirmed);
+        let confirm = Outcome::of(Trigger::Reserved);
         let moved = store::apply_outcome_to(tx, &confirmed, &confirm).await?;
         for order_id in confirmed {
             let now = match moved.contains(&order_id) {
-                true => Some(OrderStatus::Confirmed),
+                true => Some(confirm.status()),
                 false => store::status_of(tx, order_id).await?,
             };
             outcome::log(order_id, &confirm, now);

@@ -2,12 +2,12 @@
 //! letters of the inventory consumer group: another group's trouble with `order.created`
 //! (notification-service's, say) says nothing about the order itself.
 
+use contracts::lifecycle::Trigger;
 use contracts::OrderCreated;
 use platform::consumer::HandleError;
 use platform::db::Tx;
 use platform::router::{DeadLetter, Delivered, On};
 
-use crate::domain::OrderStatus;
 use crate::outcome;
 use crate::store::Outcome;
 
@@ -37,7 +37,7 @@ impl On<DeadLetter<OrderCreated>> for OnOrderCreatedDeadLetter {
             };
             let failed = Outcome {
                 error: Some(record.dead_letter_error()),
-                ..Outcome::status(OrderStatus::Failed)
+                ..Outcome::of(Trigger::DeadLettered)
             };
             // A dead letter is identified by its own position: the same original event
             // may be dead-lettered again after a replay, and that is a new fact. (A

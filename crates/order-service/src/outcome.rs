@@ -30,13 +30,13 @@ pub fn log(order_id: i64, outcome: &Outcome, now: Option<OrderStatus>) {
             order_id,
             "event for an order this service does not know; ignored"
         ),
-        Some(now) if now == outcome.status => {
+        Some(now) if now == outcome.status() => {
             tracing::info!(order_id, status = now.as_str(), "order status changed")
         }
         Some(now) => tracing::info!(
             order_id,
             status = now.as_str(),
-            ignored = outcome.status.as_str(),
+            ignored = outcome.status().as_str(),
             "late or repeated outcome ignored"
         ),
     }

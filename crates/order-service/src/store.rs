@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
+use contracts::lifecycle::{self, Trigger};
 use contracts::{LineItem, Shortage, Topics};
 use platform::db::{placeholders, value_rows, Database, Schema, Tx};
 use platform::outbox::Outgoing;
@@ -299,29 +300,36 @@ pub async fn list_orders(
     Ok((orders, has_more))
 }
 
-/// What an event says the order's status now is.
+/// What an event says happened to an order, and what it tells about it.
 pub struct Outcome {
-    pub status: OrderStatus,
+    /// What moves the order, and from which statuses ([`lifecycle::sources`]).
+    pub trigger: Trigger,
     pub reason: Option<String>,
     pub shortages: Option<Vec<Shortage>>,
     pub error: Option<String>,
 }
 
 impl Outcome {
-    /// `status`, with no reason, shortages or error.
-    pub fn status(status: OrderStatus) -> Self {
+    /// `trigger`, with no reason, shortages or error.
+    pub fn of(trigger: Trigger) -> Self {
         Self {
-            status,
+            trigger,
             reason: None,
             shortages: None,
             error: None,
         }
     }
+
+    /// The status the trigger moves an order to ([`lifecycle::target`]).
+    pub fn status(&self) -> OrderStatus {
+        lifecycle::target(self.trigger)
+    }
 }
 
-/// Moves an order to `outcome` if the lifecycle allows it; returns the status it has now
-/// (None for an order this database does not know). One conditional UPDATE in the usual
-/// case; the status is read only when the update did not apply (a late or repeated event).
+/// Moves an order as `outcome` says if the lifecycle's table allows it; returns the status
+/// it has now (None for an order this database does not know). One conditional UPDATE in
+/// the usual case; the status is read only when the update did not apply (a late or
+/// repeated event).
 pub async fn apply_outcome(
     tx: &mut Tx,
     order_id: i64,
@@ -331,13 +339,14 @@ pub async fn apply_outcome(
         .await?
         .contains(&order_id)
     {
-        return Ok(Some(outcome.status));
+        return Ok(Some(outcome.status()));
     }
     status_of(tx, order_id).await
 }
 
-/// Moves each of `order_ids` to `outcome` where the lifecycle allows it, in one
-/// conditional UPDATE; returns the orders it moved.
+/// Moves each of `order_ids` as `outcome` says where the lifecycle's table allows it, in
+/// one conditional UPDATE (of the orders in a status the trigger moves from); returns the
+/// orders it moved.
 pub async fn apply_outcome_to(
     tx: &mut Tx,
     order_ids: &[i64],
@@ -350,11 +359,7 @@ pub async fn apply_outcome_to(
         .shortages
         .as_ref()
         .map(|s| serde_json::to_string(s).expect("shortages serialize"));
-    // No status may become PENDING again: `IN ('')` matches nothing.
-    let sources = match status_list(&OrderStatus::sources_of(outcome.status)) {
-        list if list.is_empty() => "''".to_string(),
-        list => list,
-    };
+    let sources = status_list(&lifecycle::sources(outcome.trigger));
     let now = platform::now_text();
     let mut moved = HashSet::with_capacity(order_ids.len());
     for chunk in platform::db::statement_chunks(order_ids, 1) {
@@ -364,7 +369,7 @@ pub async fn apply_outcome_to(
             placeholders(6, chunk.len())
         );
         let mut query = sqlx::query(&sql)
-            .bind(outcome.status.as_str())
+            .bind(outcome.status().as_str())
             .bind(outcome.reason.clone())
             .bind(shortages.clone())
             .bind(outcome.error.clone())
@@ -394,8 +399,12 @@ pub async fn status_of(tx: &mut Tx, order_id: i64) -> Result<Option<OrderStatus>
         .ok_or_else(|| sqlx::Error::Decode(format!("unknown status {current}").into()))
 }
 
-/// `'A', 'B'` for SQL: the names are our own constants, so inlining them is safe.
+/// `'A', 'B'` for SQL: the names are our own constants, so inlining them is safe. With no
+/// status, `''`: `IN ('')` matches nothing.
 fn status_list(statuses: &[OrderStatus]) -> String {
+    if statuses.is_empty() {
+        return "''".to_string();
+    }
     statuses
         .iter()
         .map(|s| format!("'{}'", s.as_str()))
@@ -424,7 +433,8 @@ pub async fn cancel_order(
     order_id: i64,
     owner: Option<i64>,
 ) -> Result<CancelOutcome, sqlx::Error> {
-    let sources = status_list(&OrderStatus::sources_of(OrderStatus::Cancelled));
+    let cancelled = lifecycle::target(Trigger::Cancel);
+    let sources = status_list(&lifecycle::sources(Trigger::Cancel));
     let owned = if owner.is_some() {
         " AND user_id = $4"
     } else {
@@ -435,7 +445,7 @@ pub async fn cancel_order(
         "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status IN ({sources}){owned} RETURNING user_id"
     );
     let mut update = sqlx::query(&sql)
-        .bind(OrderStatus::Cancelled.as_str())
+        .bind(cancelled.as_str())
         .bind(platform::now_text())
         .bind(order_id);
     if let Some(owner) = owner {
@@ -448,9 +458,7 @@ pub async fn cancel_order(
         return Ok(
             match order.filter(|o| owner.is_none_or(|u| u == o.user_id)) {
                 None => CancelOutcome::NotFound,
-                Some(order) if order.status == OrderStatus::Cancelled => {
-                    CancelOutcome::AlreadyCancelled(order)
-                }
+                Some(order) if order.status == cancelled => CancelOutcome::AlreadyCancelled(order),
                 Some(order) => CancelOutcome::NotCancellable(order.status),
             },
         );

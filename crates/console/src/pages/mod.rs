@@ -1,6 +1,7 @@
 //! The console's pages, rendered on the server: one module per page, each with its
 //! handlers. Every value from a record, a service or a request goes through `maud`, which
-//! escapes it; nothing is marked pre-escaped but the console's own markup.
+//! escapes it; nothing is marked pre-escaped but the console's own markup (and the
+//! lifecycle's picture, made from the table's constants with its text escaped).
 
 pub mod assets;
 pub mod dead_letters;

@@ -1,11 +1,12 @@
-//! `/orders`: find an order by id, or list a user's orders; `/orders/{id}`: its timeline.
+//! `/orders`: find an order by id, or list a user's orders, and the order lifecycle drawn
+//! from its table; `/orders/{id}`: an order's timeline.
 
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
-use maud::{html, Markup};
+use maud::{html, Markup, PreEscaped};
 use serde_json::Value;
 
 use crate::session::Session;
@@ -53,6 +54,13 @@ fn page(session: &Session, problem: Option<Markup>, listing: Option<Markup>) -> 
             button type="submit" { "List orders" }
         }
         @if let Some(l) = listing { (l) }
+        h2 { "Lifecycle" }
+        p.small {
+            "What moves an order, drawn from the table order-service applies ("
+            code { "contracts::lifecycle" } "). A late or repeated event moves nothing."
+        }
+        // Made from constants, its text escaped (`contracts::lifecycle::svg`); no script.
+        figure.lifecycle { (PreEscaped(contracts::lifecycle::svg())) }
     };
     super::page("Orders", "/orders", session, body).into_response()
 }
