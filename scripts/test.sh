@@ -2,13 +2,15 @@
 # The test command. On a machine with nothing but Rust, Java and Maven it:
 #   0. checks that vendor/ is its crates' crates.io releases (cached in ~/.cache/openorder) plus vendor/patches;
 #   1. fetches Apache Kafka from Maven Central (cached in ~/.cache/openorder) and starts it (KRaft, loopback);
-#   2. installs PostgreSQL (and Chromium, for pages) from Debian's packages if missing and starts
-#      a private PostgreSQL server (loopback);
+#   2. installs PostgreSQL (and Chromium, for pages, and Prometheus, for promtool) from Debian's
+#      packages if missing and starts a private PostgreSQL server (loopback);
 #   3. installs aiosmtpd from PyPI into a cached virtualenv (the SMTP server notification tests send to),
 #      the AsyncAPI CLI from npm (cached), which validates docs/api/asyncapi.json, and Schemathesis
 #      from PyPI (cached), which fuzzes each service's API from its OpenAPI document; and mdBook
 #      with cargo (cached), which builds the book (docs/book);
-#   4. builds the book and checks the links of its pages and of README.md (scripts/book.sh);
+#   4. builds the book and checks the links of its pages and of README.md (scripts/book.sh), and
+#      checks the Prometheus rules (with their unit tests), scrape configuration and Grafana
+#      dashboard under deploy/ (scripts/prometheus.sh check);
 #   5. builds and runs every test of the workspace against the embedded Tansu broker, Apache Kafka,
 #      SQLite and PostgreSQL; then stops what it started.
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p order-service`).
@@ -48,6 +50,10 @@ wait "$postgres_job"
 # After postgres.sh: both may use apt-get, which takes one at a time.
 OPENORDER_TEST_CHROMIUM="$(scripts/chromium.sh setup)"
 export OPENORDER_TEST_CHROMIUM
+# After chromium.sh, for the same reason (it installs promtool from Debian's packages if
+# missing): the alert rules and their unit tests, the scrape configuration and the Grafana
+# dashboard (deploy/prometheus, deploy/grafana).
+scripts/prometheus.sh check
 wait "$asyncapi_job"
 # The committed AsyncAPI document is valid (a test keeps it equal to the generated one).
 scripts/asyncapi.sh validate
