@@ -5,6 +5,9 @@
 #   scripts/postgres.sh start   # server at 127.0.0.1:$PG_PORT, user openorder / openorder
 #   scripts/postgres.sh stop    # stops it; its data stays, and `start` resumes with it
 #   scripts/postgres.sh reset   # stops it and deletes its data
+#   scripts/postgres.sh statements reset|show [DB]   # pg_stat_statements (PG_STATEMENTS=1 at start):
+#                               # forget the counts, or print what ran since, per order of DB's
+#                               # `orders` table (database DB, default postgres)
 #
 # fsync is off: this server is for tests, where speed matters and a power cut does not.
 # PG_DURABLE=1 starts it as PostgreSQL ships (fsync, synchronous_commit and full_page_writes
@@ -12,6 +15,9 @@
 #
 # TLS is on, with certificates from scripts/tls.sh in $PG_RUN_DIR/tls (clients verify with its
 # ca.pem). The role openorder_tls (password openorder) may connect over TLS only.
+#
+# PG_STATEMENTS=1 loads pg_stat_statements, to count statements, round trips and commits per
+# order (`statements show` after a bench run).
 #
 # Environment: PG_PORT (25432), PG_RUN_DIR (/tmp/openorder-postgres-$PG_PORT).
 set -euo pipefail
@@ -62,6 +68,9 @@ start() {
   fi
   local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   if [ "${PG_DURABLE:-0}" = 1 ]; then durability=""; fi
+  if [ "${PG_STATEMENTS:-0}" = 1 ]; then
+    durability="$durability -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+  fi
   as_postgres "$bin/pg_ctl" -D "$PG_RUN_DIR/data" -l "$PG_RUN_DIR/server.log" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_RUN_DIR -c max_connections=300 $durability -c ssl=on -c ssl_cert_file=$tls/server.pem -c ssl_key_file=$tls/server.key" start >/dev/null
   as_postgres "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -q -tA -c \
@@ -83,9 +92,40 @@ stop() {
   fi
 }
 
+# What ran since `statements reset`, per order: statements (calls) and commits by database,
+# then the statements that ran most, each with its calls per order and time.
+statements() {
+  local bin db="${3:-postgres}"
+  bin="$(find_bin)"
+  local psql=(as_postgres "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$db" -q)
+  "${psql[@]}" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+  case "${2:-}" in
+    reset)
+      "${psql[@]}" -tA -c "SELECT pg_stat_statements_reset(); SELECT pg_stat_reset()" >/dev/null ;;
+    show)
+      "${psql[@]}" -c "
+        WITH o AS (SELECT greatest(count(*), 1)::numeric AS n FROM orders)
+        SELECT d.datname, round(sum(s.calls) / o.n, 2) AS statements_per_order,
+               round(max(x.xact_commit) / o.n, 2) AS commits_per_order,
+               round(sum(s.total_exec_time)::numeric / o.n, 3) AS exec_ms_per_order, o.n AS orders
+        FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+        JOIN pg_stat_database x ON x.datid = s.dbid, o
+        GROUP BY d.datname, o.n ORDER BY 2 DESC;"
+      "${psql[@]}" -c "
+        WITH o AS (SELECT greatest(count(*), 1)::numeric AS n FROM orders)
+        SELECT d.datname AS db, round(s.calls / o.n, 3) AS per_order,
+               round((s.total_exec_time / greatest(s.calls, 1))::numeric, 3) AS ms_each,
+               left(regexp_replace(s.query, '\s+', ' ', 'g'), 110) AS query
+        FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid, o
+        ORDER BY s.calls DESC LIMIT 40;" ;;
+    *) echo "usage: $0 statements reset|show [DB]" >&2; exit 2 ;;
+  esac
+}
+
 case "${1:-}" in
   start) start ;;
+  statements) statements "$@" ;;
   stop) stop ;;
   reset) stop; rm -rf "$PG_RUN_DIR" ;;
-  *) echo "usage: $0 start|stop|reset" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|reset|statements" >&2; exit 2 ;;
 esac

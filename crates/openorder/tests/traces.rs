@@ -474,16 +474,11 @@ async fn json_log_lines_carry_the_trace_and_span_ids_of_their_span_without_a_col
     let data = support::temp_dir("json-logs");
     let ports = UpPorts::free();
     // RUST_LOG named here: this process's own (see [`in_process`]) would pass down.
+    let log_filter = platform::telemetry::default_log();
     let up = UpProcess::start_with_env(
         &data,
         &ports,
-        &[
-            ("OPENORDER_LOG_FORMAT", "json"),
-            (
-                "RUST_LOG",
-                "warn,openorder=info,platform=info,inventory_service=info",
-            ),
-        ],
+        &[("OPENORDER_LOG_FORMAT", "json"), ("RUST_LOG", &log_filter)],
     )
     .await;
     let trace_id = new_trace_id();

@@ -66,6 +66,17 @@ mod tests {
     }
 
     #[test]
+    fn every_layer_logs_at_info_by_default() {
+        for (name, _) in LAYERS {
+            let target = name.replace('-', "_");
+            assert!(
+                telemetry::OWN_TARGETS.contains(&target.as_str()),
+                "{target} is not among telemetry::OWN_TARGETS: its info lines would be dropped"
+            );
+        }
+    }
+
+    #[test]
     fn the_check_sees_a_layer_named_in_a_manifest() {
         let manifest = "[dependencies]\nstore.workspace = true\nweb = { path = \"../web\" }\n";
         assert_eq!(layers_named(manifest), ["store", "web"]);

@@ -160,8 +160,33 @@ fn otlp_configured() -> bool {
         && std::env::var("OTEL_TRACES_EXPORTER").as_deref() != Ok("none")
 }
 
-/// The log lines' filter when `RUST_LOG` sets none.
-const DEFAULT_LOG: &str = "warn,rdkafka=off,librdkafka=off,openorder=info,platform=info,order_service=info,inventory_service=info,notification_service=info";
+/// The crates (log targets) that are OpenOrder's own: their lines at `info` by default, and
+/// their spans are what traces carry.
+pub const OWN_TARGETS: [&str; 11] = [
+    "openorder",
+    "platform",
+    "telemetry",
+    "store",
+    "kafka_clients",
+    "messaging",
+    "web",
+    "runtime",
+    "order_service",
+    "inventory_service",
+    "notification_service",
+];
+
+/// The log lines' filter when `RUST_LOG` sets none: `warn`, librdkafka's own log off, and
+/// OpenOrder's crates at `info`.
+pub fn default_log() -> String {
+    format!("warn,rdkafka=off,librdkafka=off,{}", own_at("info"))
+}
+
+/// A `RUST_LOG` list putting every one of [`OWN_TARGETS`] at `level`.
+pub fn own_at(level: &str) -> String {
+    let ours: Vec<String> = OWN_TARGETS.iter().map(|t| format!("{t}={level}")).collect();
+    ours.join(",")
+}
 
 /// The log lines when traces are on: they write only the events `logged` allows (the
 /// global filter lets through the spans and events traces want too). A check in
@@ -247,7 +272,7 @@ pub fn init(service: &str, format: LogFormat) {
     let spec = std::env::var("RUST_LOG")
         .ok()
         .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_LOG.to_string());
+        .unwrap_or_else(default_log);
     let lines = match format {
         // A line that cannot be written (stderr to a file on a full disk) is lost, not
         // reported with `eprintln!`, which panics when it cannot write either.
@@ -275,11 +300,7 @@ pub fn init(service: &str, format: LogFormat) {
     // OpenOrder's own spans (RUST_LOG is for log lines): the request, record and send
     // spans, and the handlers' spans inside them.
     let ours = tracing_subscriber::filter::Targets::new()
-        .with_target("platform", tracing::Level::INFO)
-        .with_target("openorder", tracing::Level::INFO)
-        .with_target("order_service", tracing::Level::INFO)
-        .with_target("inventory_service", tracing::Level::INFO)
-        .with_target("notification_service", tracing::Level::INFO);
+        .with_targets(OWN_TARGETS.map(|target| (target, tracing::Level::INFO)));
     // The filters are not the log lines' own (`with_filter`): a per-layer filter kept
     // what it decided for a callsite that was asked about but never emitted
     // (`tracing::enabled!`, which sqlx asks before each statement) and then dropped the
@@ -291,7 +312,7 @@ pub fn init(service: &str, format: LogFormat) {
         (EnvFilter::new(&spec).boxed(), lines)
     } else {
         let logged: tracing_subscriber::filter::Targets = spec.parse().unwrap_or_else(|_| {
-            DEFAULT_LOG
+            default_log()
                 .parse()
                 .expect("the default log filter is a valid list of targets")
         });

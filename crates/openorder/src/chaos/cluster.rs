@@ -312,7 +312,10 @@ impl Cluster {
             .open(&process.log)?;
         let child = Command::new(&self.exe)
             .args(&process.args)
-            .env("RUST_LOG", "warn,openorder=info,platform=info,order_service=info,inventory_service=info,notification_service=info,rdkafka=warn")
+            .env(
+                "RUST_LOG",
+                format!("warn,{},rdkafka=warn", platform::telemetry::own_at("info")),
+            )
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
