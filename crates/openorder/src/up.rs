@@ -374,12 +374,12 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         })
     };
     let mut kafka = args.kafka.clone();
-    let broker = match &kafka.bootstrap_servers {
+    let broker = match &kafka.broker.bootstrap_servers {
         Some(_) => None,
         None => {
             let address = at(args.broker_port);
             let broker = EmbeddedBroker::start(&data_dir, address).await?;
-            kafka.bootstrap_servers = Some(address.to_string());
+            kafka.broker.bootstrap_servers = Some(address.to_string());
             // One process, one member per group: read every partition directly rather than
             // rely on the embedded broker's group coordinator (see the book's Decisions).
             kafka.partition_assignment = platform::kafka::PartitionAssignment::All;
@@ -454,7 +454,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             operator_tokens_file: http.auth.operator_tokens_file.clone(),
             operator_token_hashes: http.auth.operator_token_hashes.clone(),
             transport: args.console_transport.clone(),
-            kafka: kafka.clone(),
+            kafka: kafka.broker.clone(),
         };
         let console = console::Console::new(&console_args).await?;
         services.spawn(console::serve(console, listener, shutdown.clone()));

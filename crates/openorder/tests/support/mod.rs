@@ -374,8 +374,8 @@ impl Stack {
         kafka.retry_backoff_ms = options.retry_backoff_ms;
         kafka.retry_backoff_multiplier = 2.0;
         if let Some((bootstrap, security)) = &options.kafka_security {
-            kafka.bootstrap_servers = Some(bootstrap.clone());
-            kafka.security = security.clone();
+            kafka.broker.bootstrap_servers = Some(bootstrap.clone());
+            kafka.broker.security = security.clone();
         }
         // As `openorder up` does with the embedded broker.
         if let BrokerKind::Tansu = kind {
