@@ -9,12 +9,16 @@
 //! - [`service_command`]: one service as a child process, `openorder <service>`;
 //! - [`up`]: `openorder up` as a child process, on free ports;
 //! - [`in_process`]: the three services in this process, as `up` and the tests' stacks run
-//!   them.
+//!   them;
+//! - [`cluster`]: the broker and each service as a process of its own (`kill -9` at will),
+//!   on the embedded broker and SQLite or on an external Kafka and PostgreSQL, as `chaos`
+//!   and `bench` run them.
 //!
 //! What each user does beyond that stays with it: `up` restarts its broker and stops it
 //! last, the tests keep their broker as a plain child process they kill and restart at will.
 
 pub mod broker;
+pub mod cluster;
 pub mod in_process;
 pub mod up;
 

@@ -24,8 +24,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use crate::chaos::cluster::{Backend, Cluster};
-use crate::chaos::BrokerChoice;
+use harness::cluster::{Backend, BrokerChoice, Cluster};
 use harness::up::{up_command, UpPorts, UP_TOKEN_FILE};
 
 /// The SKUs bench orders use (stocked generously before the run).

@@ -1,7 +1,9 @@
 //! The system under test, as separate OS processes: the broker (the embedded one, or an
 //! external one given by address), and each service started as `openorder <service>` with
 //! its own database (SQLite files, or fresh PostgreSQL databases), so a fault is a real
-//! `kill -9` of a real process.
+//! `kill -9` of a real process. `chaos` runs every scenario on one; `bench` runs the three
+//! services on one against an external Kafka and PostgreSQL. The services are this
+//! process's own executable, `openorder`, run again: a [`Cluster`] is made from inside it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,17 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::ValueEnum;
 use tokio::process::{Child, Command};
+
+/// What `bench` and `chaos` run against (`--broker`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BrokerChoice {
+    /// The embedded broker and SQLite (started by the harness).
+    Embedded,
+    /// An external Kafka-API broker and PostgreSQL (`--bootstrap-servers`, `--postgres-url`).
+    External,
+}
 
 /// Which broker and databases the services use.
 #[derive(Clone, Debug)]
@@ -58,7 +70,7 @@ struct ServiceProcess {
     service: String,
     listen: String,
     database_url: String,
-    /// Its flags beyond those every service process gets ([`harness::service_command`]).
+    /// Its flags beyond those every service process gets ([`crate::service_command`]).
     flags: Vec<String>,
     log: PathBuf,
     url: String,
@@ -91,7 +103,7 @@ impl Cluster {
         let exe = std::env::current_exe().context("Failed to find the openorder executable")?;
         let prefix = format!("chaos{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let bootstrap = match &backend {
-            Backend::Embedded => format!("127.0.0.1:{}", harness::free_port()?),
+            Backend::Embedded => format!("127.0.0.1:{}", crate::free_port()?),
             Backend::External { bootstrap, .. } => bootstrap.clone(),
         };
         let mut cluster = Self {
@@ -118,15 +130,15 @@ impl Cluster {
         match &self.backend {
             Backend::Embedded => {
                 let log = self.dir.join("broker.log");
-                let mut command = Command::from(harness::broker::broker_command(
-                    &harness::broker::broker_exe(&self.exe)?,
+                let mut command = Command::from(crate::broker::broker_command(
+                    &crate::broker::broker_exe(&self.exe)?,
                     &self.dir.join("broker"),
                     &self.bootstrap,
                     &log,
                 )?);
                 command.kill_on_drop(true);
                 let child =
-                    harness::broker::start_broker(&mut command, &self.bootstrap, &log, READY_LIMIT)
+                    crate::broker::start_broker(&mut command, &self.bootstrap, &log, READY_LIMIT)
                         .await?;
                 self.broker = Some(child);
                 Ok(())
@@ -248,7 +260,7 @@ impl Cluster {
 
     /// Starts `instance` (e.g. `inventory-service` or `inventory-service-2`) of `service`.
     pub async fn start_service(&mut self, service: &str, instance: &str) -> anyhow::Result<String> {
-        let port = harness::free_port()?;
+        let port = crate::free_port()?;
         let url = format!("http://127.0.0.1:{port}");
         let flags = vec![
             "--topic-prefix".into(),
@@ -277,12 +289,12 @@ impl Cluster {
         };
         self.spawn(&mut process)?;
         self.services.insert(instance.to_string(), process);
-        harness::wait_ready(&self.http, &url, READY_LIMIT).await?;
+        crate::wait_ready(&self.http, &url, READY_LIMIT).await?;
         Ok(url)
     }
 
     fn spawn(&self, process: &mut ServiceProcess) -> anyhow::Result<()> {
-        let mut command = Command::from(harness::service_command(
+        let mut command = Command::from(crate::service_command(
             &self.exe,
             &process.service,
             &process.listen,
@@ -340,7 +352,7 @@ impl Cluster {
         self.spawn(&mut process)?;
         let url = process.url.clone();
         self.services.insert(instance.to_string(), process);
-        harness::wait_ready(&self.http, &url, READY_LIMIT).await
+        crate::wait_ready(&self.http, &url, READY_LIMIT).await
     }
 
     /// SIGTERM to every service, then the embedded broker.
