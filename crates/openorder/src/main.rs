@@ -7,8 +7,6 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 
-mod bench;
-mod chaos;
 mod dlt;
 mod slice;
 mod status;

@@ -8,6 +8,9 @@
 //! raw rate and the HTTP ceiling ([`limits`]), and writes `report.json` and `chart.svg`
 //! ([`report`]) and a summary table. With `--soak`, one long run with every retention
 //! window shortened, sampled each `--sample-every` ([`soak`]): memory, disk, throughput.
+//!
+//! [`run`] is `openorder bench`: it runs inside the `openorder` binary, whose executable it
+//! starts again as `up` or as each service ([`harness::up`], [`harness::cluster`]).
 
 pub mod console;
 pub mod driver;

@@ -8,6 +8,9 @@
 //! Layout: [`harness::cluster`] (processes, broker, databases), [`load`] (the clients),
 //! [`check`] (quiescence and invariants), [`disk`] (the file system the disk-full
 //! scenario fills).
+//!
+//! [`run`] is `openorder chaos`: it runs inside the `openorder` binary, whose executable it
+//! starts again as each service.
 
 pub mod check;
 pub mod disk;
