@@ -39,7 +39,7 @@ use axum::Router;
 use clap::Args;
 use platform::auth::operators::{Entry, Operators};
 use platform::http::Problem;
-use platform::kafka::KafkaArgs;
+use platform::kafka::BrokerArgs;
 use tokio_util::sync::CancellationToken;
 
 /// `openorder console`'s flags.
@@ -83,8 +83,9 @@ pub struct ConsoleArgs {
     /// HTTPS, and a proxy in front.
     #[command(flatten)]
     pub transport: transport::TransportArgs,
+    /// The brokers it reads (the console only reads: no topic, consumer or retry settings).
     #[command(flatten)]
-    pub kafka: KafkaArgs,
+    pub kafka: BrokerArgs,
 }
 
 /// What every handler shares.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use contracts::headers;
 use platform::dead_letters::write::be_int;
-use platform::kafka::KafkaArgs;
+use platform::kafka::BrokerArgs;
 use platform::record::Record;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -51,7 +51,7 @@ pub struct TopicInfo {
 /// a crowd of viewers must not make hundreds of them (a request waits for a free reader,
 /// at most [`READER_WAIT`]).
 pub struct Readers {
-    kafka: KafkaArgs,
+    kafka: BrokerArgs,
     idle: Mutex<Vec<BaseConsumer>>,
     /// Readers in existence (idle or in use).
     made: Mutex<usize>,
@@ -64,7 +64,7 @@ pub const MAX_READERS: usize = 8;
 const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Readers {
-    pub fn new(kafka: KafkaArgs) -> Self {
+    pub fn new(kafka: BrokerArgs) -> Self {
         Self {
             kafka,
             idle: Mutex::new(Vec::new()),
@@ -73,7 +73,7 @@ impl Readers {
         }
     }
 
-    pub fn kafka(&self) -> &KafkaArgs {
+    pub fn kafka(&self) -> &BrokerArgs {
         &self.kafka
     }
 

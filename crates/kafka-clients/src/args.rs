@@ -1,15 +1,18 @@
-//! The flags of every Kafka client: the broker connection, topics, consumer settings and
-//! the retry policy (each with an environment-variable twin: `OPENORDER_` and the flag in
-//! SCREAMING_SNAKE_CASE, `--bootstrap-servers` is `OPENORDER_BOOTSTRAP_SERVERS`).
+//! The flags of every Kafka client: the broker connection ([`BrokerArgs`]: where the brokers
+//! are, the prefix, TLS and SASL, extra librdkafka settings), and for the services
+//! ([`KafkaArgs`]) topics, consumer settings and the retry policy besides (each with an
+//! environment-variable twin: `OPENORDER_` and the flag in SCREAMING_SNAKE_CASE,
+//! `--bootstrap-servers` is `OPENORDER_BOOTSTRAP_SERVERS`).
 
 use std::time::Duration;
 
 use clap::Args;
 
-/// Broker connection, topics and retry policy: the same for every service. (`Debug` shows
-/// no value of a `--kafka-option` whose key names a password, secret or key.)
+/// How to reach the brokers: all a tool that reads a few records or writes a few needs
+/// (`openorder dlt`, the console). (`Debug` shows no value of a `--kafka-option` whose key
+/// names a password, secret or key.)
 #[derive(Args, Clone)]
-pub struct KafkaArgs {
+pub struct BrokerArgs {
     /// Kafka bootstrap servers (host:port, comma-separated) [default: 127.0.0.1:9092;
     /// `openorder up` starts its embedded broker when none are given].
     #[arg(long, env = "OPENORDER_BOOTSTRAP_SERVERS")]
@@ -18,6 +21,22 @@ pub struct KafkaArgs {
     /// Prefix in front of every topic and consumer group name (lets several deployments share a cluster).
     #[arg(long, env = "OPENORDER_TOPIC_PREFIX", default_value = "")]
     pub topic_prefix: String,
+
+    /// Extra librdkafka settings, `key=value`, repeatable; applied to every client last.
+    /// (Environment: comma-separated.)
+    #[arg(long = "kafka-option", env = "OPENORDER_KAFKA_OPTION", hide_env_values = true, value_delimiter = ',', value_parser = parse_key_value)]
+    pub kafka_options: Vec<(String, String)>,
+
+    #[command(flatten)]
+    pub security: KafkaSecurityArgs,
+}
+
+/// What the services' clients take: the broker connection, topics, consumer settings and
+/// retry policy; the same for every service.
+#[derive(Args, Clone)]
+pub struct KafkaArgs {
+    #[command(flatten)]
+    pub broker: BrokerArgs,
 
     /// Partitions of each topic the service creates at start-up when it is missing.
     #[arg(long, env = "OPENORDER_TOPIC_PARTITIONS", default_value_t = 3)]
@@ -70,11 +89,6 @@ pub struct KafkaArgs {
     )]
     pub partition_assignment: PartitionAssignment,
 
-    /// Extra librdkafka settings, `key=value`, repeatable; applied to every client last.
-    /// (Environment: comma-separated.)
-    #[arg(long = "kafka-option", env = "OPENORDER_KAFKA_OPTION", hide_env_values = true, value_delimiter = ',', value_parser = parse_key_value)]
-    pub kafka_options: Vec<(String, String)>,
-
     /// How many times a consumer tries a record that fails with a transient error
     /// before dead-lettering it (1 = no retry).
     #[arg(long, env = "OPENORDER_RETRY_ATTEMPTS", default_value_t = 3)]
@@ -91,9 +105,6 @@ pub struct KafkaArgs {
         default_value_t = 1.0
     )]
     pub retry_backoff_multiplier: f64,
-
-    #[command(flatten)]
-    pub security: KafkaSecurityArgs,
 }
 
 /// How every Kafka client of the binary reaches the brokers: TLS (with hostname
@@ -287,7 +298,7 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-impl std::fmt::Debug for KafkaArgs {
+impl std::fmt::Debug for BrokerArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let options: Vec<(&str, &str)> = self
             .kafka_options
@@ -299,37 +310,72 @@ impl std::fmt::Debug for KafkaArgs {
                 (key.as_str(), if secret { "***" } else { value.as_str() })
             })
             .collect();
-        f.debug_struct("KafkaArgs")
+        f.debug_struct("BrokerArgs")
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("topic_prefix", &self.topic_prefix)
-            .field("partition_assignment", &self.partition_assignment)
             .field("kafka_options", &options)
             .field("security", &self.security)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for KafkaArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaArgs")
+            .field("broker", &self.broker)
+            .field("partition_assignment", &self.partition_assignment)
             .finish_non_exhaustive()
     }
 }
 
+impl BrokerArgs {
+    /// The bootstrap servers to connect to.
+    pub fn bootstrap(&self) -> &str {
+        self.bootstrap_servers
+            .as_deref()
+            .unwrap_or("127.0.0.1:9092")
+    }
+
+    pub fn topics(&self) -> contracts::Topics {
+        contracts::Topics::with_prefix(self.topic_prefix.clone())
+    }
+}
+
 impl KafkaArgs {
-    /// The defaults (as the flags give them, environment included) for one broker and prefix:
-    /// for tools that talk to a deployment without taking every flag themselves.
-    pub fn with_defaults(bootstrap: &str, topic_prefix: &str) -> Self {
+    /// Every setting at its default (as the flags give them, environment included).
+    fn defaults() -> Self {
         use clap::Parser;
         #[derive(Parser)]
         struct Flags {
             #[command(flatten)]
             kafka: KafkaArgs,
         }
-        let mut kafka = Flags::parse_from(["openorder"]).kafka;
-        kafka.bootstrap_servers = Some(bootstrap.to_string());
-        kafka.topic_prefix = topic_prefix.to_string();
+        Flags::parse_from(["openorder"]).kafka
+    }
+
+    /// The defaults (as the flags give them, environment included) for one broker and prefix:
+    /// for tools that talk to a deployment without taking every flag themselves.
+    pub fn with_defaults(bootstrap: &str, topic_prefix: &str) -> Self {
+        let mut kafka = Self::defaults();
+        kafka.broker.bootstrap_servers = Some(bootstrap.to_string());
+        kafka.broker.topic_prefix = topic_prefix.to_string();
         kafka
     }
 
-    /// The bootstrap servers to connect to.
+    /// `broker`, with every other setting at its default (as the flags give them,
+    /// environment included): for a tool that takes only the connection's flags and
+    /// needs a service's client now and then (`openorder dlt replay` creates its ledger
+    /// topic).
+    pub fn from_broker(broker: BrokerArgs) -> Self {
+        Self {
+            broker,
+            ..Self::defaults()
+        }
+    }
+
+    /// The bootstrap servers to connect to ([`BrokerArgs::bootstrap`]).
     pub fn bootstrap(&self) -> &str {
-        self.bootstrap_servers
-            .as_deref()
-            .unwrap_or("127.0.0.1:9092")
+        self.broker.bootstrap()
     }
 
     pub fn retry_policy(&self) -> RetryPolicy {
@@ -344,8 +390,9 @@ impl KafkaArgs {
         }
     }
 
+    /// The deployment's topics ([`BrokerArgs::topics`]).
     pub fn topics(&self) -> contracts::Topics {
-        contracts::Topics::with_prefix(self.topic_prefix.clone())
+        self.broker.topics()
     }
 }
 

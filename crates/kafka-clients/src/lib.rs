@@ -1,5 +1,6 @@
 //! How OpenOrder reaches its brokers: Kafka clients as every service configures them (from
-//! [`KafkaArgs`], the flags every Kafka client takes), topic creation, broker readiness and
+//! [`KafkaArgs`], the flags every service's Kafka client takes; what only reaches the
+//! brokers takes [`BrokerArgs`], the connection's part of them), topic creation, broker readiness and
 //! the probe that watches it, and [`backoff`], the one exponential backoff every retry uses.
 //! The lowest layer of messaging: it depends on `telemetry` and `store` only.
 
@@ -24,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub const PARTITIONER: &str = "murmur2_random";
 
 /// What every client shares: brokers, name, and how it reaches them (TLS, SASL).
-pub fn base(args: &KafkaArgs, client_id: &str) -> anyhow::Result<ClientConfig> {
+pub fn base(args: &BrokerArgs, client_id: &str) -> anyhow::Result<ClientConfig> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", args.bootstrap())
@@ -38,7 +39,7 @@ pub fn base(args: &KafkaArgs, client_id: &str) -> anyhow::Result<ClientConfig> {
     Ok(config)
 }
 
-fn apply_overrides(config: &mut ClientConfig, args: &KafkaArgs) {
+fn apply_overrides(config: &mut ClientConfig, args: &BrokerArgs) {
     for (key, value) in &args.kafka_options {
         config.set(key, value);
     }
@@ -54,7 +55,7 @@ fn apply_overrides(config: &mut ClientConfig, args: &KafkaArgs) {
 pub const MAX_MESSAGE_BYTES: usize = 1_000_000;
 
 /// The producers' `message.max.bytes`, as configured.
-pub fn max_message_bytes(args: &KafkaArgs) -> usize {
+pub fn max_message_bytes(args: &BrokerArgs) -> usize {
     args.kafka_options
         .iter()
         .rev()
@@ -69,7 +70,7 @@ pub fn max_message_bytes(args: &KafkaArgs) -> usize {
 /// a key goes to a random partition), so a record keyed by an order id lands on the
 /// partition a Spring or Kafka Streams producer would choose for the same key.
 pub fn producer(args: &KafkaArgs, client_id: &str) -> anyhow::Result<FutureProducer> {
-    let mut config = base(args, client_id)?;
+    let mut config = base(&args.broker, client_id)?;
     config
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -79,7 +80,7 @@ pub fn producer(args: &KafkaArgs, client_id: &str) -> anyhow::Result<FutureProdu
         .set("compression.type", "none")
         // A relay retries what timed out, so a bounded wait per attempt is enough.
         .set("message.timeout.ms", "30000");
-    apply_overrides(&mut config, args);
+    apply_overrides(&mut config, &args.broker);
     config
         .create()
         .context("Failed to create the Kafka producer")
@@ -92,7 +93,7 @@ pub fn consumer(
     group_id: &str,
     client_id: &str,
 ) -> anyhow::Result<StreamConsumer> {
-    let mut config = base(args, client_id)?;
+    let mut config = base(&args.broker, client_id)?;
     config
         .set("group.id", group_id)
         .set("enable.auto.commit", "true")
@@ -109,7 +110,7 @@ pub fn consumer(
         )
         .set("topic.metadata.refresh.interval.ms", "5000")
         .set("fetch.wait.max.ms", args.fetch_wait_max_ms.to_string());
-    apply_overrides(&mut config, args);
+    apply_overrides(&mut config, &args.broker);
     config
         .create()
         .with_context(|| format!("Failed to create the Kafka consumer of group {group_id}"))
@@ -152,7 +153,7 @@ pub struct BrokerProbe {
 }
 
 impl BrokerProbe {
-    pub fn new(args: &KafkaArgs) -> anyhow::Result<Self> {
+    pub fn new(args: &BrokerArgs) -> anyhow::Result<Self> {
         let probe = base(args, "openorder-start")?
             .create_with_context(StartContext::default())
             .context("Failed to create the Kafka client")?;
@@ -196,11 +197,11 @@ pub async fn ensure_topics(
     topics: &[String],
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = base(args, "openorder-admin")?
+    let admin: AdminClient<DefaultClientContext> = base(&args.broker, "openorder-admin")?
         .create()
         .context("Failed to create the Kafka admin client")?;
     // A client of its own, for start-up only: the admin client's events are not served.
-    let probe = BrokerProbe::new(args)?.probe;
+    let probe = BrokerProbe::new(&args.broker)?.probe;
     let refused = |probe: &BaseProducer<StartContext>| {
         probe.context().refusal().map(|reason| {
             anyhow::anyhow!(
@@ -560,7 +561,7 @@ mod tests {
     #[test]
     fn sasl_ssl_settings_make_a_client_this_build_of_librdkafka_accepts() {
         let mut args = KafkaArgs::with_defaults("127.0.0.1:1", "");
-        args.security = KafkaSecurityArgs {
+        args.broker.security = KafkaSecurityArgs {
             kafka_security_protocol: SecurityProtocol::SaslSsl,
             kafka_sasl_mechanism: Some(SaslMechanism::ScramSha512),
             kafka_sasl_username: Some("openorder".into()),
@@ -569,7 +570,7 @@ mod tests {
         };
         let producer = producer(&args, "test").expect("OpenSSL and SCRAM are built in");
         drop(producer);
-        let settings = args.security.settings().unwrap();
+        let settings = args.broker.security.settings().unwrap();
         assert!(settings.contains(&("ssl.endpoint.identification.algorithm", "https".into())));
         assert!(settings.contains(&("sasl.mechanisms", "SCRAM-SHA-512".into())));
         assert!(

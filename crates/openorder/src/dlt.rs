@@ -1,9 +1,12 @@
 //! `openorder dlt list | show | replay`: dead letters from the command line
-//! (the same operations as inventory-service's `/admin/dlt` API, from [`platform::dlt`]).
+//! (the same operations as inventory-service's `/admin/dlt` API, from
+//! [`platform::dead_letters::read`]). Each takes the broker connection's flags only
+//! ([`BrokerArgs`]); `replay` creates its ledger topic with the services' topic settings
+//! at their defaults (or their environment variables).
 
 use clap::{Args, Subcommand};
 use platform::dead_letters::read::{self, ReplayRequest, Selection};
-use platform::kafka::KafkaArgs;
+use platform::kafka::{BrokerArgs, KafkaArgs};
 
 #[derive(Args, Debug)]
 pub struct DltArgs {
@@ -22,7 +25,7 @@ enum DltCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        kafka: KafkaArgs,
+        broker: BrokerArgs,
     },
     /// One dead letter with all its headers and its value pretty-printed.
     Show {
@@ -31,7 +34,7 @@ enum DltCommand {
         /// `partition:offset`, as `list` prints it.
         position: String,
         #[command(flatten)]
-        kafka: KafkaArgs,
+        broker: BrokerArgs,
     },
     /// Republish dead letters to their original topic.
     Replay {
@@ -56,7 +59,7 @@ enum DltCommand {
         #[arg(long, env = "OPENORDER_MAX_REPLAYS", default_value_t = 3)]
         max_replays: u32,
         #[command(flatten)]
-        kafka: KafkaArgs,
+        broker: BrokerArgs,
     },
 }
 
@@ -90,9 +93,13 @@ fn truncate(s: &str, max: usize) -> String {
 
 pub async fn run(args: DltArgs) -> anyhow::Result<()> {
     match args.command {
-        DltCommand::List { topic, json, kafka } => {
+        DltCommand::List {
+            topic,
+            json,
+            broker,
+        } => {
             let summaries = tokio::task::spawn_blocking(move || {
-                read::summaries(&kafka, topic.as_deref(), usize::MAX)
+                read::summaries(&broker, topic.as_deref(), usize::MAX)
             })
             .await??;
             if json {
@@ -127,12 +134,12 @@ pub async fn run(args: DltArgs) -> anyhow::Result<()> {
         DltCommand::Show {
             topic,
             position,
-            kafka,
+            broker,
         } => {
             let (partition, offset) = parse_position(&position)?;
             let letters = {
                 let topic = topic.clone();
-                tokio::task::spawn_blocking(move || read::read_all(&kafka, &topic)).await??
+                tokio::task::spawn_blocking(move || read::read_all(&broker, &topic)).await??
             };
             let letter = letters
                 .iter()
@@ -148,7 +155,7 @@ pub async fn run(args: DltArgs) -> anyhow::Result<()> {
             dry_run,
             force,
             max_replays,
-            kafka,
+            broker,
         } => {
             let selection = match (offset, order_id, all) {
                 (Some(position), _, _) => {
@@ -169,7 +176,7 @@ pub async fn run(args: DltArgs) -> anyhow::Result<()> {
                 max_replays,
                 by: std::env::var("USER").unwrap_or_else(|_| "cli".into()),
             };
-            let results = read::replay(&kafka, &request).await?;
+            let results = read::replay(&KafkaArgs::from_broker(broker), &request).await?;
             for r in &results {
                 println!(
                     "{:<16} {} → {} (order {}, replay #{})",

@@ -6,10 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use harness::up::UP_TOKEN_FILE;
 use platform::auth::operators::{new_token, Entry};
-
-/// The file in `up`'s data directory that holds its operator token.
-pub const UP_TOKEN_FILE: &str = "operator-token";
 
 #[derive(Args, Debug)]
 pub struct TokenArgs {

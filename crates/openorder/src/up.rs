@@ -5,7 +5,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -94,12 +93,7 @@ const BROKER_STABLE: Duration = Duration::from_secs(60);
 impl EmbeddedBroker {
     async fn start(data_dir: &Path, address: SocketAddr) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("Failed to find the openorder executable")?;
-        let broker_exe = exe.with_file_name("openorder-broker");
-        anyhow::ensure!(
-            broker_exe.exists(),
-            "the embedded broker binary {} is missing: build the whole workspace (`cargo build --release`)",
-            broker_exe.display()
-        );
+        let broker_exe = harness::broker::broker_exe(&exe)?;
         let log_from = log_length(data_dir);
         let child = Self::spawn(&broker_exe, data_dir, address).await?;
         Ok(Self {
@@ -113,41 +107,23 @@ impl EmbeddedBroker {
 
     async fn spawn(exe: &Path, data_dir: &Path, address: SocketAddr) -> anyhow::Result<Child> {
         let log_path = data_dir.join("broker.log");
-        // What this start writes to the log begins here: its reason, should it fail.
-        let log_start = log_length(data_dir);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("Failed to open {}", log_path.display()))?;
-        let mut command = Command::new(exe);
+        let bootstrap = address.to_string();
+        let mut command = Command::from(harness::broker::broker_command(
+            exe,
+            &data_dir.join("broker"),
+            &bootstrap,
+            &log_path,
+        )?);
         command
-            .arg("--data-dir")
-            .arg(data_dir.join("broker"))
-            .arg("--listen")
-            .arg(address.to_string())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
             // A process group of its own: a Ctrl-C or a SIGTERM/SIGHUP to the terminal's or
             // the service manager's group reaches `up` only, and `up` stops the broker after
             // the services, which still need it for their last commits.
             .process_group(0)
             .kill_on_drop(true);
         die_with_parent(&mut command);
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("Failed to start {}", exe.display()))?;
-        let bootstrap = address.to_string();
-        tokio::select! {
-            // Up to 30 s for a previous broker on this data directory to stop, then start-up.
-            ready = platform::kafka::wait_until_ready(&bootstrap, Duration::from_secs(60)) => ready?,
-            status = child.wait() => anyhow::bail!(
-                "the embedded broker exited at start ({}): {} (see {})",
-                status?, broker_said(&log_path, log_start), log_path.display()
-            ),
-        }
-        Ok(child)
+        // Up to 30 s for a previous broker on this data directory to stop, then start-up.
+        harness::broker::start_broker(&mut command, &bootstrap, &log_path, Duration::from_secs(60))
+            .await
     }
 
     /// Watches the broker until `shutdown`: if it exits, it is started again after a
@@ -171,7 +147,7 @@ impl EmbeddedBroker {
                 status = self.child.wait() => status,
             };
             let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-            let reason = broker_said(&self.data_dir.join("broker.log"), self.log_from);
+            let reason = harness::broker::said(&self.data_dir.join("broker.log"), self.log_from);
             if running_since.elapsed() >= BROKER_STABLE {
                 restarts = 0;
             }
@@ -236,45 +212,7 @@ impl EmbeddedBroker {
 
 /// The length of `broker.log` in `data_dir` (0 if there is none yet).
 fn log_length(data_dir: &Path) -> u64 {
-    std::fs::metadata(data_dir.join("broker.log")).map_or(0, |m| m.len())
-}
-
-/// The broker's own words on why it stopped: the last error or panic lines it wrote to
-/// `log` after byte `from` (at most 2 lines of 300 characters; the log is read from its
-/// last 16 KiB only).
-fn broker_said(log: &Path, from: u64) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut file) = std::fs::File::open(log) else {
-        return "no broker log".into();
-    };
-    let len = file.metadata().map_or(0, |m| m.len());
-    let start = from.max(len.saturating_sub(16 * 1024));
-    let mut tail = Vec::new();
-    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut tail).is_err() {
-        return "the broker log could not be read".into();
-    }
-    let text = String::from_utf8_lossy(&tail);
-    let strip = |line: &str| -> String {
-        // No terminal colours (the log is a file, but be safe) and a bounded length.
-        let plain: String = line.chars().filter(|c| !c.is_control()).collect();
-        plain.chars().take(300).collect()
-    };
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let telling: Vec<String> = lines
-        .iter()
-        .filter(|l| l.contains("Error") || l.contains("ERROR") || l.contains("panicked"))
-        .map(|l| strip(l))
-        .collect();
-    let chosen = if telling.is_empty() {
-        lines.iter().rev().take(2).rev().map(|l| strip(l)).collect()
-    } else {
-        telling[telling.len().saturating_sub(2)..].to_vec()
-    };
-    if chosen.is_empty() {
-        "the broker wrote nothing".into()
-    } else {
-        chosen.join(" | ")
-    }
+    harness::broker::log_length(&data_dir.join("broker.log"))
 }
 
 /// Makes the kernel SIGTERM the broker if `openorder up` dies without stopping it (kill -9).
@@ -374,12 +312,12 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         })
     };
     let mut kafka = args.kafka.clone();
-    let broker = match &kafka.bootstrap_servers {
+    let broker = match &kafka.broker.bootstrap_servers {
         Some(_) => None,
         None => {
             let address = at(args.broker_port);
             let broker = EmbeddedBroker::start(&data_dir, address).await?;
-            kafka.bootstrap_servers = Some(address.to_string());
+            kafka.broker.bootstrap_servers = Some(address.to_string());
             // One process, one member per group: read every partition directly rather than
             // rely on the embedded broker's group coordinator (see the book's Decisions).
             kafka.partition_assignment = platform::kafka::PartitionAssignment::All;
@@ -387,7 +325,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         }
     };
     // Operators present the token `up` keeps in its data directory (besides any configured).
-    let token_path = data_dir.join(crate::token::UP_TOKEN_FILE);
+    let token_path = data_dir.join(harness::up::UP_TOKEN_FILE);
     let token = crate::token::up_token(&data_dir).await?;
     let mut http = args.http.clone();
     http.auth
@@ -400,42 +338,24 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     };
 
     let mut services = JoinSet::new();
-    services.spawn(order_service::run(
-        order_service::Config {
-            kafka: kafka.clone(),
-            database: database("order.db"),
-            http: http.clone(),
-            stop: args.stop.clone(),
-            // One setting for both services that check webhooks: notification-service's.
-            webhooks: args.notify.webhook.destinations.clone(),
-        },
-        order_listener,
-        shutdown.clone(),
-    ));
-    services.spawn(inventory_service::run(
-        inventory_service::Config {
-            kafka: kafka.clone(),
-            database: database("inventory.db"),
-            http: http.clone(),
-            stop: args.stop.clone(),
-            seed_file: None,
-            fail_sku: args.fail_sku.clone(),
-            flaky_sku: args.flaky_sku.clone(),
-        },
-        inventory_listener,
-        shutdown.clone(),
-    ));
-    services.spawn(notification_service::run(
-        notification_service::Config {
-            kafka: kafka.clone(),
-            database: database("notification.db"),
-            http: http.clone(),
-            stop: args.stop.clone(),
-            notify: args.notify.clone(),
-        },
-        notification_listener,
-        shutdown.clone(),
-    ));
+    harness::in_process::services(
+        &kafka,
+        [
+            database("order.db"),
+            database("inventory.db"),
+            database("notification.db"),
+        ],
+        &http,
+        &args.stop,
+        &args.notify,
+        &args.fail_sku,
+        &args.flaky_sku,
+    )
+    .spawn(
+        [order_listener, inventory_listener, notification_listener],
+        &shutdown,
+        &mut services,
+    );
 
     // The console reaches the services where they listen (on loopback when they listen on
     // every address), and asks for the operator tokens they take.
@@ -454,7 +374,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             operator_tokens_file: http.auth.operator_tokens_file.clone(),
             operator_token_hashes: http.auth.operator_token_hashes.clone(),
             transport: args.console_transport.clone(),
-            kafka: kafka.clone(),
+            kafka: kafka.broker.clone(),
         };
         let console = console::Console::new(&console_args).await?;
         services.spawn(console::serve(console, listener, shutdown.clone()));

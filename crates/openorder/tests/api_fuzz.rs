@@ -20,7 +20,7 @@ async fn every_answer_of_every_service_matches_its_openapi_document_under_fuzzin
         return;
     };
     let data = support::temp_dir("fuzz");
-    let ports = UpPorts::free();
+    let ports = UpPorts::free().expect("free ports");
     let up = UpProcess::start(&data, &ports).await;
     let token = std::fs::read_to_string(data.join("operator-token")).unwrap();
     let mut failed = Vec::new();

@@ -59,7 +59,7 @@ impl Browser {
             operator_tokens_file: None,
             operator_token_hashes: hashes,
             transport: Default::default(),
-            kafka: stack.kafka.clone(),
+            kafka: stack.kafka.broker.clone(),
         };
         let console = console::Console::new(&args).await.unwrap();
         Self {

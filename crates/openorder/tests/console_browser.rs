@@ -36,7 +36,7 @@ async fn an_operator_follows_an_order_replays_its_dead_letter_and_watches_the_fl
     };
     let shots = screenshots();
     let data = support::temp_dir("console-up");
-    let ports = UpPorts::free();
+    let ports = UpPorts::free().expect("free ports");
     let up = UpProcess::start(&data, &ports).await;
     let console = up.console_url.clone();
     let token = std::fs::read_to_string(data.join("operator-token"))

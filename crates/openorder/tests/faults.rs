@@ -95,7 +95,7 @@ async fn orders_answered_202_while_the_disk_was_full_all_exist_and_are_decided_o
 ) {
     let disk = SmallDisk::mount("96m");
     let data = disk.0.join("data");
-    let up = UpProcess::start(&data, &UpPorts::free()).await;
+    let up = UpProcess::start(&data, &UpPorts::free().expect("free ports")).await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -592,7 +592,7 @@ async fn a_broker_that_stalls_is_logged_when_it_stops_and_when_it_answers_again_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_with_its_broker_port_taken_exits_non_zero_with_the_brokers_own_reason() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut ports = UpPorts::free();
+    let mut ports = UpPorts::free().expect("free ports");
     ports.broker = taken.local_addr().unwrap().port();
     let data = temp_dir("port-taken");
     let output = tokio::time::timeout(

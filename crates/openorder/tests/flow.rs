@@ -597,7 +597,7 @@ async fn an_order_accepted_while_the_broker_is_down_is_confirmed_when_it_returns
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_up_keeps_orders_stock_notifications_and_broker_data() {
     let data_dir = support::temp_dir("up");
-    let ports = UpPorts::free();
+    let ports = UpPorts::free().expect("free ports");
     let http = reqwest::Client::new();
 
     let up = UpProcess::start(&data_dir, &ports).await;

@@ -81,7 +81,7 @@ async fn start_up_error(bootstrap: &str, security: KafkaSecurityArgs) -> String 
     let dir = support::temp_dir("refused");
     let prefix = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let mut kafka = platform::kafka::KafkaArgs::with_defaults(bootstrap, &prefix);
-    kafka.security = security;
+    kafka.broker.security = security;
     let config = order_service::Config {
         kafka,
         database: platform::db::DatabaseArgs {

@@ -540,7 +540,7 @@ async fn an_event_delivered_twice_or_before_its_order_sends_one_message_per_chan
 async fn killed_mid_send_and_restarted_the_service_sends_the_same_webhook_again_and_no_other() {
     let hook = WebhookReceiver::start(Behaviour::HangFirst).await;
     let data = support::temp_dir("notify-kill");
-    let ports = UpPorts::free();
+    let ports = UpPorts::free().expect("free ports");
     let env = [
         ("OPENORDER_WEBHOOK_SECRET", SECRET),
         ("OPENORDER_NOTIFY_LEASE_MS", "1500"),

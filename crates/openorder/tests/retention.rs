@@ -132,7 +132,7 @@ async fn on_postgresql_retention_keeps_what_its_window_holds_and_prunes_the_rest
 async fn topic_config(stack: &Stack, topic: &str) -> std::collections::BTreeMap<String, String> {
     use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
     let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-        platform::kafka::base(&stack.kafka, "retention-test")
+        platform::kafka::base(&stack.kafka.broker, "retention-test")
             .unwrap()
             .create()
             .unwrap();

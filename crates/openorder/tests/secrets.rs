@@ -71,11 +71,7 @@ async fn no_secret_reaches_the_logs_status_metrics_or_problems_of_a_running_serv
     // The test server trusts loopback, so the planted password is accepted as any would be.
     let host = pg.rsplit_once('@').unwrap().1.rsplit_once('/').unwrap().0;
     let token = platform::auth::operators::new_token();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = harness::free_port().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let prefix = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let entry = platform::auth::operators::Entry::for_token("ops", &token).line();
@@ -104,19 +100,11 @@ async fn no_secret_reaches_the_logs_status_metrics_or_problems_of_a_running_serv
         .spawn()
         .unwrap();
     let http = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !http
-        .get(format!("{base}/health/ready"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "order-service did not start: {}",
+    if let Err(err) = harness::wait_ready(&http, &base, std::time::Duration::from_secs(60)).await {
+        panic!(
+            "order-service did not start ({err:#}): {}",
             std::fs::read_to_string(&log).unwrap()
         );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let mut answers = String::new();
     let order = serde_json::json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}]});

@@ -62,7 +62,7 @@ async fn all_confirmed(http: &reqwest::Client, base: &str, ids: &[i64]) {
 /// reserved exactly once per order).
 async fn a_stop_by(how: impl Fn(&mut UpProcess)) {
     let dir = support::temp_dir("stops");
-    let ports = UpPorts::free();
+    let ports = UpPorts::free().expect("free ports");
     let http = reqwest::Client::new();
     let mut up = UpProcess::start(&dir, &ports).await;
     let stock_before = get(&http, format!("{}/api/inventory/ABC-001", up.inventory_url)).await;
@@ -114,7 +114,7 @@ async fn sigterm_to_up_alone_stops_it_and_its_broker_in_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_restarts_a_broker_that_died_and_stops_in_time_when_it_dies_during_the_stop() {
     let dir = support::temp_dir("stops-broker");
-    let ports = UpPorts::free();
+    let ports = UpPorts::free().expect("free ports");
     let http = reqwest::Client::new();
     let mut up = UpProcess::start(&dir, &ports).await;
     let first = up.broker_pid().expect("up has a broker child");

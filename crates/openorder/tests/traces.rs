@@ -292,7 +292,7 @@ async fn one_order_is_one_trace_from_the_request_through_every_hop_to_the_webhoo
     let endpoint = collector.start();
     let hook = WebhookReceiver::start(Behaviour::FailFirst(0)).await;
     let data = support::temp_dir("traces");
-    let ports = UpPorts::free();
+    let ports = UpPorts::free().expect("free ports");
     let up = UpProcess::start_with_env(
         &data,
         &ports,
@@ -394,7 +394,7 @@ async fn traces_the_sampler_leaves_out_make_no_span_and_reach_the_webhook_still_
     let endpoint = collector.start();
     let hook = WebhookReceiver::start(Behaviour::FailFirst(0)).await;
     let data = support::temp_dir("traces-left-out");
-    let ports = UpPorts::free();
+    let ports = UpPorts::free().expect("free ports");
     let up = UpProcess::start_with_env(
         &data,
         &ports,
@@ -472,7 +472,7 @@ async fn traces_the_sampler_leaves_out_make_no_span_and_reach_the_webhook_still_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_log_lines_carry_the_trace_and_span_ids_of_their_span_without_a_collector() {
     let data = support::temp_dir("json-logs");
-    let ports = UpPorts::free();
+    let ports = UpPorts::free().expect("free ports");
     // RUST_LOG named here: this process's own (see [`in_process`]) would pass down.
     let log_filter = platform::telemetry::default_log();
     let up = UpProcess::start_with_env(

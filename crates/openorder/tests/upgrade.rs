@@ -170,7 +170,7 @@ async fn todays_build_on_a_released_builds_data_finds_everything_and_goes_on_wor
     let expected = expected("embedded");
     let data = support::temp_dir("upgrade");
     copy_dir(&fixture("embedded"), &data);
-    let ports = UpPorts::free();
+    let ports = UpPorts::free().expect("free ports");
     let up = UpProcess::start(&data, &ports).await;
     let http = reqwest::Client::new();
     // The operator token of the release still works.

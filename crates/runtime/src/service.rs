@@ -109,7 +109,7 @@ impl Runtime {
         starting.waiting_for(format!("connecting {what} and applying its schema"));
         let db = Database::connect(url, database.database_max_connections, schema).await?;
         let producer = kafka_clients::producer(kafka, name)?;
-        let probe = kafka_clients::BrokerProbe::new(kafka)?;
+        let probe = kafka_clients::BrokerProbe::new(&kafka.broker)?;
         let what = format!("the Kafka brokers at {}", probe.bootstrap());
         if starting
             .until(&what, shutdown, || probe.answers())
@@ -212,7 +212,7 @@ impl Runtime {
             consumer,
             group_id,
             producer: self.producer.clone(),
-            max_message_bytes: kafka_clients::max_message_bytes(&self.kafka),
+            max_message_bytes: kafka_clients::max_message_bytes(&self.kafka.broker),
             retry: self.kafka.retry_policy(),
             handler,
             metrics: self.metrics.clone(),

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::dead_letters::write::be_int;
 use crate::record::Record;
-use kafka_clients::KafkaArgs;
+use kafka_clients::{BrokerArgs, KafkaArgs};
 
 /// The dead-letter headers whose value is a big-endian integer (as Spring writes them):
 /// shown as numbers.
@@ -165,7 +165,7 @@ pub struct Summary {
     pub timestamp_ms: Option<i64>,
 }
 
-fn reader(args: &KafkaArgs) -> anyhow::Result<BaseConsumer> {
+fn reader(args: &BrokerArgs) -> anyhow::Result<BaseConsumer> {
     let mut config = kafka_clients::base(args, "openorder-dlt-reader")?;
     config
         .set("group.id", "openorder-dlt-reader")
@@ -178,7 +178,7 @@ fn reader(args: &KafkaArgs) -> anyhow::Result<BaseConsumer> {
 }
 
 /// Every `.DLT` topic of this deployment (behind its prefix).
-pub fn dlt_topics(args: &KafkaArgs) -> anyhow::Result<Vec<String>> {
+pub fn dlt_topics(args: &BrokerArgs) -> anyhow::Result<Vec<String>> {
     let consumer = reader(args)?;
     let metadata = consumer
         .fetch_metadata(None, Duration::from_secs(10))
@@ -196,12 +196,12 @@ pub fn dlt_topics(args: &KafkaArgs) -> anyhow::Result<Vec<String>> {
 
 /// Reads `topic` from the beginning to its end (blocking). The end is each partition's
 /// end-of-partition event, with an idle limit for brokers whose high watermark lags.
-pub fn read_all(args: &KafkaArgs, topic: &str) -> anyhow::Result<Vec<Record>> {
+pub fn read_all(args: &BrokerArgs, topic: &str) -> anyhow::Result<Vec<Record>> {
     read_at_most(args, topic, usize::MAX)
 }
 
 /// [`read_all`], but no more than `max` records (the first read).
-pub fn read_at_most(args: &KafkaArgs, topic: &str, max: usize) -> anyhow::Result<Vec<Record>> {
+pub fn read_at_most(args: &BrokerArgs, topic: &str, max: usize) -> anyhow::Result<Vec<Record>> {
     let consumer = reader(args)?;
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
@@ -260,7 +260,7 @@ pub fn read_at_most(args: &KafkaArgs, topic: &str, max: usize) -> anyhow::Result
 /// The record of `topic` at `partition`/`offset`, if there is one (blocking; reads that
 /// record only).
 pub fn read_one(
-    args: &KafkaArgs,
+    args: &BrokerArgs,
     topic: &str,
     partition: i32,
     offset: i64,
@@ -288,7 +288,7 @@ pub fn read_one(
 }
 
 /// Dead letters of `topic`, or of every DLT topic when None; at most `max` of them.
-pub fn list(args: &KafkaArgs, topic: Option<&str>, max: usize) -> anyhow::Result<Vec<Record>> {
+pub fn list(args: &BrokerArgs, topic: Option<&str>, max: usize) -> anyhow::Result<Vec<Record>> {
     let topics = match topic {
         Some(t) => vec![t.to_string()],
         None => dlt_topics(args)?,
@@ -305,7 +305,7 @@ pub fn list(args: &KafkaArgs, topic: Option<&str>, max: usize) -> anyhow::Result
 }
 
 /// Is `topic` a dead-letter topic of this deployment (behind its prefix, ending `.DLT`)?
-pub fn is_dead_letter_topic(args: &KafkaArgs, topic: &str) -> bool {
+pub fn is_dead_letter_topic(args: &BrokerArgs, topic: &str) -> bool {
     let topics = args.topics();
     topic.starts_with(topics.prefix())
         && topic.ends_with(contracts::topics::DLT_SUFFIX)
@@ -315,7 +315,7 @@ pub fn is_dead_letter_topic(args: &KafkaArgs, topic: &str) -> bool {
 /// [`list`]'s dead letters (at most `max`) as summaries, each with how often the ledger
 /// says it was replayed (blocking).
 pub fn summaries(
-    args: &KafkaArgs,
+    args: &BrokerArgs,
     topic: Option<&str>,
     max: usize,
 ) -> anyhow::Result<Vec<Summary>> {
@@ -332,7 +332,7 @@ pub fn summaries(
 
 /// How often the ledger says each dead letter (by [`Record::position`]) was replayed
 /// (blocking).
-fn replays_by_position(args: &KafkaArgs) -> anyhow::Result<HashMap<String, u32>> {
+fn replays_by_position(args: &BrokerArgs) -> anyhow::Result<HashMap<String, u32>> {
     let mut replays = HashMap::new();
     for entry in read_all(args, &args.topics().group(LEDGER))? {
         if let Some(position) = entry.key_text() {
@@ -385,7 +385,7 @@ pub async fn replay(
 ) -> anyhow::Result<Vec<ReplayResult>> {
     let ledger_topic = args.topics().group(LEDGER);
     let (letters, done) = {
-        let args = args.clone();
+        let args = args.broker.clone();
         let topic = request.topic.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let letters = read_all(&args, &topic)?;

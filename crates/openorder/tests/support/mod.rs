@@ -8,6 +8,9 @@
 //!
 //! Without those variables the external-broker tests fail with a message saying how to run
 //! them (`scripts/test.sh`), unless `OPENORDER_TEST_SKIP_EXTERNAL=1` says to skip them.
+//!
+//! Ports, readiness, the broker's and the services' commands and the services in this
+//! process are `harness`'s, as `openorder up`, `chaos` and `bench` use them.
 
 #![allow(dead_code)]
 
@@ -15,7 +18,7 @@ pub mod issuer;
 pub mod receivers;
 pub mod webdriver;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -37,13 +40,17 @@ pub fn temp_dir(label: &str) -> PathBuf {
     dir
 }
 
+#[allow(unused_imports)] // Not every test binary starts `up`.
+pub use harness::up::UpPorts;
+
+/// The `openorder` binary under test.
+fn openorder_exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_openorder"))
+}
+
 /// A free loopback port (bound and released; good enough on a test machine).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    harness::free_port().expect("a free loopback port")
 }
 
 pub fn external(var: &str) -> Option<String> {
@@ -82,19 +89,9 @@ pub async fn metric(http: &reqwest::Client, base_url: &str, series: &str) -> Opt
 
 /// Waits until `base`'s `/health/ready` answers 200, for at most 60 s.
 pub async fn wait_ready(http: &reqwest::Client, base: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = http.get(format!("{base}/health/ready")).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{base} not ready in 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    harness::wait_ready(http, base, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|err| panic!("{err:#}"));
 }
 
 /// Which broker a test runs against.
@@ -190,33 +187,16 @@ impl TestBroker {
 /// The `openorder-broker` binary: a package of its own (it cannot link sqlx), built beside
 /// `openorder` by `cargo build --workspace`, which `scripts/test.sh` runs first.
 pub fn broker_exe() -> PathBuf {
-    let exe =
-        std::path::Path::new(env!("CARGO_BIN_EXE_openorder")).with_file_name("openorder-broker");
-    assert!(
-        exe.is_file(),
-        "{} is missing: build the workspace first (`cargo build --workspace`; scripts/test.sh does)",
-        exe.display()
-    );
-    exe
+    harness::broker::broker_exe(openorder_exe()).unwrap_or_else(|err| panic!("{err:#}"))
 }
 
 async fn spawn_tansu(dir: &std::path::Path, address: &str, env: &[(&str, &str)]) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("broker.log"))
-        .unwrap();
-    let child = Command::new(broker_exe())
-        .envs(env.iter().copied())
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("--listen")
-        .arg(address)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("the openorder-broker binary starts");
+    let child =
+        harness::broker::broker_command(&broker_exe(), dir, address, &dir.join("broker.log"))
+            .expect("the broker's log opens")
+            .envs(env.iter().copied())
+            .spawn()
+            .expect("the openorder-broker binary starts");
     platform::kafka::wait_until_ready(address, Duration::from_secs(30))
         .await
         .expect("the embedded broker becomes ready");
@@ -324,13 +304,13 @@ fn listener() -> (std::net::TcpListener, String) {
     (l, url)
 }
 
-/// Starts a service on its listener (on the services' runtime).
-type StartService = Box<
-    dyn FnOnce(TcpListener) -> futures_util::future::BoxFuture<'static, anyhow::Result<()>> + Send,
->;
-
-/// Runs `services` (each given its listener) on a runtime of their own in a thread.
-fn run_services(services: Vec<(std::net::TcpListener, StartService)>) -> Services {
+/// Runs `services` (each on its listener: order-, inventory- and notification-service's)
+/// on a runtime of their own in a thread, until `shutdown`.
+fn run_services(
+    services: harness::in_process::Services,
+    listeners: [std::net::TcpListener; 3],
+    shutdown: CancellationToken,
+) -> Services {
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -339,10 +319,9 @@ fn run_services(services: Vec<(std::net::TcpListener, StartService)>) -> Service
             .expect("a runtime for the services");
         let results = runtime.block_on(async move {
             let mut running = JoinSet::new();
-            for (listener, run) in services {
-                let listener = TcpListener::from_std(listener).expect("a listener");
-                running.spawn(run(listener));
-            }
+            let listeners =
+                listeners.map(|listener| TcpListener::from_std(listener).expect("a listener"));
+            services.spawn(listeners, &shutdown, &mut running);
             let mut results = Vec::new();
             while let Some(result) = running.join_next().await {
                 results.push(result.expect("service task"));
@@ -374,8 +353,8 @@ impl Stack {
         kafka.retry_backoff_ms = options.retry_backoff_ms;
         kafka.retry_backoff_multiplier = 2.0;
         if let Some((bootstrap, security)) = &options.kafka_security {
-            kafka.bootstrap_servers = Some(bootstrap.clone());
-            kafka.security = security.clone();
+            kafka.broker.bootstrap_servers = Some(bootstrap.clone());
+            kafka.broker.security = security.clone();
         }
         // As `openorder up` does with the embedded broker.
         if let BrokerKind::Tansu = kind {
@@ -394,9 +373,11 @@ impl Stack {
                 database_url(db, &dir, "notification").await?,
             ],
         };
-        let order_db = database(order_url);
-        let inventory_db = database(inventory_url);
-        let notification_db = database(notification_url);
+        let databases = [
+            database(order_url),
+            database(inventory_url),
+            database(notification_url),
+        ];
 
         let shutdown = CancellationToken::new();
         let (order_listener, order_url) = listener();
@@ -412,13 +393,6 @@ impl Stack {
             auth: options.auth.clone(),
             ..Default::default()
         };
-        let order = order_service::Config {
-            kafka: kafka.clone(),
-            database: order_db,
-            http: http.clone(),
-            stop: Default::default(),
-            webhooks: loopback.clone(),
-        };
         let mut notify = options.notify.clone();
         if notify
             .webhook
@@ -426,39 +400,23 @@ impl Stack {
             .webhook_allow_networks
             .is_empty()
         {
-            notify.webhook.destinations = loopback;
+            notify.webhook.destinations = loopback.clone();
         }
-        let inventory = inventory_service::Config {
-            kafka: kafka.clone(),
-            database: inventory_db,
-            http: http.clone(),
-            stop: Default::default(),
-            seed_file: None,
-            fail_sku: "FAIL".into(),
-            flaky_sku: "FLAKY".into(),
-        };
-        let notification = notification_service::Config {
-            kafka: kafka.clone(),
-            database: notification_db,
-            http: http.clone(),
-            stop: Default::default(),
-            notify,
-        };
-        let (s1, s2, s3) = (shutdown.clone(), shutdown.clone(), shutdown.clone());
-        let services = run_services(vec![
-            (
-                order_listener,
-                Box::new(move |l| Box::pin(order_service::run(order, l, s1))),
-            ),
-            (
-                inventory_listener,
-                Box::new(move |l| Box::pin(inventory_service::run(inventory, l, s2))),
-            ),
-            (
-                notification_listener,
-                Box::new(move |l| Box::pin(notification_service::run(notification, l, s3))),
-            ),
-        ]);
+        let mut services = harness::in_process::services(
+            &kafka,
+            databases,
+            &http,
+            &platform::shutdown::StopArgs::default(),
+            &notify,
+            "FAIL",
+            "FLAKY",
+        );
+        services.order.webhooks = loopback;
+        let services = run_services(
+            services,
+            [order_listener, inventory_listener, notification_listener],
+            shutdown.clone(),
+        );
         let stack = Self {
             broker,
             kafka,
@@ -837,41 +795,10 @@ pub struct UpProcess {
     pub console_url: String,
 }
 
-pub struct UpPorts {
-    pub broker: u16,
-    pub order: u16,
-    pub inventory: u16,
-    pub notification: u16,
-    pub console: u16,
-}
-
-impl UpPorts {
-    pub fn free() -> Self {
-        Self {
-            broker: free_port(),
-            order: free_port(),
-            inventory: free_port(),
-            notification: free_port(),
-            console: free_port(),
-        }
-    }
-}
-
 /// `openorder up` on `data_dir` and `ports`, its embedded broker (no
 /// `OPENORDER_BOOTSTRAP_SERVERS` from the test's environment).
 pub fn up_command(data_dir: &std::path::Path, ports: &UpPorts) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_openorder"));
-    command
-        .arg("up")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--broker-port", &ports.broker.to_string()])
-        .args(["--order-port", &ports.order.to_string()])
-        .args(["--inventory-port", &ports.inventory.to_string()])
-        .args(["--notification-port", &ports.notification.to_string()])
-        .args(["--console-port", &ports.console.to_string()])
-        .env_remove("OPENORDER_BOOTSTRAP_SERVERS");
-    command
+    harness::up::up_command(openorder_exe(), data_dir, ports)
 }
 
 /// One service alone (`openorder <service>`), its output appended to `log`, with none of
@@ -883,22 +810,11 @@ pub fn standalone(
     database: &str,
     log: &std::path::Path,
 ) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_openorder"))
-        .arg(service)
-        .args(["--listen", listen])
-        .args(["--bootstrap-servers", bootstrap])
-        .args(["--database-url", database])
+    harness::service_command(openorder_exe(), service, listen, bootstrap, database, log)
+        .expect("the service's log opens")
         .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
         .env_remove("OPENORDER_DATABASE_URL")
         .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
         .spawn()
         .unwrap()
 }

@@ -59,7 +59,7 @@ impl DltState {
 
 /// `topic` must be a dead-letter topic of this deployment: this API reads nothing else.
 fn dead_letter_topic(state: &DltState, topic: &str, field: &str) -> Result<(), Problem> {
-    if read::is_dead_letter_topic(&state.kafka, topic) {
+    if read::is_dead_letter_topic(&state.kafka.broker, topic) {
         return Ok(());
     }
     Err(Problem::invalid_fields(vec![FieldError::new(
@@ -136,7 +136,7 @@ pub async fn list(
     let permit = state.scan()?;
     let summaries = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        read::summaries(&state.kafka, topic.as_deref(), limit)
+        read::summaries(&state.kafka.broker, topic.as_deref(), limit)
     })
     .await
     .map_err(|e| Problem::internal(e.into()))?
@@ -163,7 +163,7 @@ pub async fn show(
     State(state): State<DltState>,
     Path((topic, partition, offset)): Path<(String, i32, i64)>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    if !read::is_dead_letter_topic(&state.kafka, &topic) {
+    if !read::is_dead_letter_topic(&state.kafka.broker, &topic) {
         return Err(Problem::not_found(format!(
             "{topic} is not a dead-letter topic"
         )));
@@ -173,7 +173,7 @@ pub async fn show(
         let topic = topic.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            read::read_one(&state.kafka, &topic, partition, offset)
+            read::read_one(&state.kafka.broker, &topic, partition, offset)
         })
         .await
         .map_err(|e| Problem::internal(e.into()))?

@@ -249,7 +249,7 @@ pub async fn post_failing_orders(
 /// Sends order `i` (scheduled at `scheduled`) and notes how it was answered.
 async fn send_order(http: reqwest::Client, url: String, i: usize, scheduled: Instant) -> Sample {
     let sent = Instant::now();
-    let sku = crate::bench::SKUS[i % crate::bench::SKUS.len()];
+    let sku = crate::SKUS[i % crate::SKUS.len()];
     let body =
         serde_json::json!({"userId": 1 + (i % 1000) as i64, "items": [{"sku": sku, "qty": 1}]});
     let answer = http.post(&url).json(&body).send().await;

@@ -1,7 +1,9 @@
 //! The system under test, as separate OS processes: the broker (the embedded one, or an
 //! external one given by address), and each service started as `openorder <service>` with
 //! its own database (SQLite files, or fresh PostgreSQL databases), so a fault is a real
-//! `kill -9` of a real process.
+//! `kill -9` of a real process. `chaos` runs every scenario on one; `bench` runs the three
+//! services on one against an external Kafka and PostgreSQL. The services are this
+//! process's own executable, `openorder`, run again: a [`Cluster`] is made from inside it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,17 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::ValueEnum;
 use tokio::process::{Child, Command};
+
+/// What `bench` and `chaos` run against (`--broker`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BrokerChoice {
+    /// The embedded broker and SQLite (started by the harness).
+    Embedded,
+    /// An external Kafka-API broker and PostgreSQL (`--bootstrap-servers`, `--postgres-url`).
+    External,
+}
 
 /// Which broker and databases the services use.
 #[derive(Clone, Debug)]
@@ -37,13 +49,6 @@ impl Backend {
     }
 }
 
-/// A free loopback port (bound, then released).
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 async fn shell(command: &str) -> anyhow::Result<()> {
     let status = Command::new("bash")
         .arg("-c")
@@ -57,26 +62,16 @@ async fn shell(command: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until `url`'s `/health/ready` answers 200 (database and broker reachable).
-pub async fn wait_ready(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(r) = http.get(format!("{url}/health/ready")).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "{url} not ready in 120 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// How long a service or the broker may take to become ready.
+const READY_LIMIT: Duration = Duration::from_secs(120);
 
 /// One service process and how to start it again.
 struct ServiceProcess {
-    args: Vec<String>,
+    service: String,
+    listen: String,
+    database_url: String,
+    /// Its flags beyond those every service process gets ([`crate::service_command`]).
+    flags: Vec<String>,
     log: PathBuf,
     url: String,
     child: Option<Child>,
@@ -108,7 +103,7 @@ impl Cluster {
         let exe = std::env::current_exe().context("Failed to find the openorder executable")?;
         let prefix = format!("chaos{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let bootstrap = match &backend {
-            Backend::Embedded => format!("127.0.0.1:{}", free_port()?),
+            Backend::Embedded => format!("127.0.0.1:{}", crate::free_port()?),
             Backend::External { bootstrap, .. } => bootstrap.clone(),
         };
         let mut cluster = Self {
@@ -134,31 +129,28 @@ impl Cluster {
     async fn start_broker(&mut self) -> anyhow::Result<()> {
         match &self.backend {
             Backend::Embedded => {
-                let log = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(self.dir.join("broker.log"))?;
-                let child = Command::new(self.exe.with_file_name("openorder-broker"))
-                    .arg("--data-dir")
-                    .arg(self.dir.join("broker"))
-                    .arg("--listen")
-                    .arg(&self.bootstrap)
-                    .stdin(Stdio::null())
-                    .stdout(log.try_clone()?)
-                    .stderr(log)
-                    .kill_on_drop(true)
-                    .spawn()
-                    .context("Failed to start openorder-broker")?;
+                let log = self.dir.join("broker.log");
+                let mut command = Command::from(crate::broker::broker_command(
+                    &crate::broker::broker_exe(&self.exe)?,
+                    &self.dir.join("broker"),
+                    &self.bootstrap,
+                    &log,
+                )?);
+                command.kill_on_drop(true);
+                let child =
+                    crate::broker::start_broker(&mut command, &self.bootstrap, &log, READY_LIMIT)
+                        .await?;
                 self.broker = Some(child);
+                Ok(())
             }
             Backend::External { broker_start, .. } => {
                 let command = broker_start
                     .as_deref()
                     .context("no --broker-start-command given")?;
                 shell(command).await?;
+                platform::kafka::wait_until_ready(&self.bootstrap, READY_LIMIT).await
             }
         }
-        platform::kafka::wait_until_ready(&self.bootstrap, Duration::from_secs(120)).await
     }
 
     /// Stops the broker: SIGKILL for the embedded one, the stop command for an external one.
@@ -268,16 +260,9 @@ impl Cluster {
 
     /// Starts `instance` (e.g. `inventory-service` or `inventory-service-2`) of `service`.
     pub async fn start_service(&mut self, service: &str, instance: &str) -> anyhow::Result<String> {
-        let port = free_port()?;
+        let port = crate::free_port()?;
         let url = format!("http://127.0.0.1:{port}");
-        let args = vec![
-            service.to_string(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--database-url".into(),
-            self.database_url(service).await?,
-            "--bootstrap-servers".into(),
-            self.bootstrap.clone(),
+        let flags = vec![
             "--topic-prefix".into(),
             self.prefix.clone(),
             "--retry-backoff-ms".into(),
@@ -294,35 +279,44 @@ impl Cluster {
             },
         ];
         let mut process = ServiceProcess {
-            args,
+            service: service.to_string(),
+            listen: format!("127.0.0.1:{port}"),
+            database_url: self.database_url(service).await?,
+            flags,
             log: self.dir.join(format!("{instance}.log")),
             url: url.clone(),
             child: None,
         };
         self.spawn(&mut process)?;
         self.services.insert(instance.to_string(), process);
-        wait_ready(&self.http, &url).await?;
+        crate::wait_ready(&self.http, &url, READY_LIMIT).await?;
         Ok(url)
     }
 
     fn spawn(&self, process: &mut ServiceProcess) -> anyhow::Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&process.log)?;
-        let child = Command::new(&self.exe)
-            .args(&process.args)
+        let mut command = Command::from(crate::service_command(
+            &self.exe,
+            &process.service,
+            &process.listen,
+            &self.bootstrap,
+            &process.database_url,
+            &process.log,
+        )?);
+        let child = command
+            .args(&process.flags)
             .env(
                 "RUST_LOG",
                 format!("warn,{},rdkafka=warn", platform::telemetry::own_at("info")),
             )
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("Failed to start {:?}", process.args))?;
+            .with_context(|| {
+                format!(
+                    "Failed to start {} on {} ({:?})",
+                    process.service, process.listen, process.flags
+                )
+            })?;
         process.child = Some(child);
         Ok(())
     }
@@ -361,7 +355,7 @@ impl Cluster {
         self.spawn(&mut process)?;
         let url = process.url.clone();
         self.services.insert(instance.to_string(), process);
-        wait_ready(&self.http, &url).await
+        crate::wait_ready(&self.http, &url, READY_LIMIT).await
     }
 
     /// SIGTERM to every service, then the embedded broker.

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use platform::kafka::KafkaArgs;
+use platform::kafka::{BrokerArgs, KafkaArgs};
 use serde_json::Value;
 
 use super::load::Sent;
@@ -98,7 +98,7 @@ pub async fn quiesce(
 
 /// order id → distinct event ids, from every record of `topic`.
 fn events_by_order(
-    kafka: &KafkaArgs,
+    kafka: &BrokerArgs,
     topic: &str,
 ) -> anyhow::Result<HashMap<i64, BTreeSet<String>>> {
     let mut out: HashMap<i64, BTreeSet<String>> = HashMap::new();
@@ -190,7 +190,7 @@ pub async fn invariants(
 
     // Decisions, releases and dead letters, read from the topics.
     let (reserved, rejected, released, dead) = {
-        let kafka = kafka.clone();
+        let kafka = kafka.broker.clone();
         let topics = topics.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let dead = platform::dead_letters::read::read_all(&kafka, &topics.order_created_dlt())?;

@@ -63,9 +63,7 @@ pub async fn broker(
         let kafka = kafka.clone();
         let topic = topic.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<f64> {
-            let mut args = kafka.clone();
-            args.partition_assignment = platform::kafka::PartitionAssignment::All;
-            let consumer: BaseConsumer = platform::kafka::base(&args, "bench-raw")?
+            let consumer: BaseConsumer = platform::kafka::base(&kafka.broker, "bench-raw")?
                 .set(
                     "group.id",
                     format!("bench-raw-{}", uuid::Uuid::new_v4().simple()),

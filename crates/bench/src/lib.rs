@@ -8,6 +8,9 @@
 //! raw rate and the HTTP ceiling ([`limits`]), and writes `report.json` and `chart.svg`
 //! ([`report`]) and a summary table. With `--soak`, one long run with every retention
 //! window shortened, sampled each `--sample-every` ([`soak`]): memory, disk, throughput.
+//!
+//! [`run`] is `openorder bench`: it runs inside the `openorder` binary, whose executable it
+//! starts again as `up` or as each service ([`harness::up`], [`harness::cluster`]).
 
 pub mod console;
 pub mod driver;
@@ -24,8 +27,8 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use crate::chaos::cluster::{free_port, wait_ready, Backend, Cluster};
-use crate::chaos::BrokerChoice;
+use harness::cluster::{Backend, BrokerChoice, Cluster};
+use harness::up::{up_command, UpPorts, UP_TOKEN_FILE};
 
 /// The SKUs bench orders use (stocked generously before the run).
 pub const SKUS: [&str; 8] = [
@@ -218,38 +221,31 @@ async fn start_up(
     env: &[(String, String)],
     console: bool,
 ) -> anyhow::Result<Option<System>> {
-    let (broker, order, inventory, notification) =
-        (free_port()?, free_port()?, free_port()?, free_port()?);
-    let console_port = if console { free_port()? } else { 0 };
+    let mut ports = UpPorts::free()?;
+    if !console {
+        ports.console = 0;
+    }
     let data = dir.join("data");
     let _ = std::fs::remove_dir_all(&data);
     let log_path = dir.join("up.log");
     let log = std::fs::File::create(&log_path)?;
     let started = std::time::Instant::now();
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .arg("up")
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["--broker-port", &broker.to_string()])
-        .args(["--order-port", &order.to_string()])
-        .args(["--inventory-port", &inventory.to_string()])
-        .args(["--notification-port", &notification.to_string()])
-        .args(["--console-port", &console_port.to_string()])
-        .env_remove("OPENORDER_BOOTSTRAP_SERVERS")
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("Failed to start openorder up")?;
-    let order_url = format!("http://127.0.0.1:{order}");
-    let inventory_url = format!("http://127.0.0.1:{inventory}");
-    let notification_url = format!("http://127.0.0.1:{notification}");
+    let mut child =
+        tokio::process::Command::from(up_command(&std::env::current_exe()?, &data, &ports))
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("Failed to start openorder up")?;
+    let order_url = format!("http://127.0.0.1:{}", ports.order);
+    let inventory_url = format!("http://127.0.0.1:{}", ports.inventory);
+    let notification_url = format!("http://127.0.0.1:{}", ports.notification);
     let ready = async {
         for url in [&order_url, &inventory_url, &notification_url] {
-            wait_ready(http, url).await?;
+            harness::wait_ready(http, url, Duration::from_secs(120)).await?;
         }
         anyhow::Ok(())
     };
@@ -281,7 +277,7 @@ async fn start_up(
     for c in procstat::children(pid) {
         processes.push(("openorder-broker (child of up)".to_string(), c));
     }
-    let token_file = data.join(crate::token::UP_TOKEN_FILE);
+    let token_file = data.join(UP_TOKEN_FILE);
     let token = tokio::fs::read_to_string(&token_file)
         .await
         .with_context(|| {
@@ -296,8 +292,11 @@ async fn start_up(
         notification_url,
         data_dir: Some(data),
         operator_token: Some(token.trim().to_string()),
-        console_url: console.then(|| format!("http://127.0.0.1:{console_port}")),
-        kafka: platform::kafka::KafkaArgs::with_defaults(&format!("127.0.0.1:{broker}"), ""),
+        console_url: console.then(|| format!("http://127.0.0.1:{}", ports.console)),
+        kafka: platform::kafka::KafkaArgs::with_defaults(
+            &format!("127.0.0.1:{}", ports.broker),
+            "",
+        ),
         processes,
         up: Some(child),
         cluster: None,

@@ -5,12 +5,14 @@
 //! prints one row per scenario: orders, faults injected, lost, duplicated, violations.
 //! Zero is the only passing number; the exit status says whether every row passed.
 //!
-//! Layout: [`cluster`] (processes, broker, databases), [`load`] (the clients),
+//! Layout: [`harness::cluster`] (processes, broker, databases), [`load`] (the clients),
 //! [`check`] (quiescence and invariants), [`disk`] (the file system the disk-full
 //! scenario fills).
+//!
+//! [`run`] is `openorder chaos`: it runs inside the `openorder` binary, whose executable it
+//! starts again as each service.
 
 pub mod check;
-pub mod cluster;
 pub mod disk;
 pub mod load;
 
@@ -21,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use cluster::{Backend, Cluster};
+use harness::cluster::{Backend, BrokerChoice, Cluster};
 use load::Mix;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -44,14 +46,6 @@ pub enum Scenario {
     /// and is freed: refused orders are retried, every accepted one is decided, without a
     /// restart (embedded only; needs root to mount a small file system).
     DiskFull,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BrokerChoice {
-    /// The embedded broker and SQLite (started by the harness).
-    Embedded,
-    /// An external Kafka-API broker and PostgreSQL (`--bootstrap-servers`, `--postgres-url`).
-    External,
 }
 
 #[derive(Args, Debug)]

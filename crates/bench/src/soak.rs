@@ -281,7 +281,7 @@ async fn watermarks(
     kafka: &platform::kafka::KafkaArgs,
 ) -> anyhow::Result<Vec<(String, i32, i64, i64)>> {
     use contracts::topics as t;
-    let topics = t::Topics::with_prefix(kafka.topic_prefix.clone());
+    let topics = t::Topics::with_prefix(kafka.broker.topic_prefix.clone());
     let names: Vec<String> = [
         t::ORDER_CREATED,
         t::INVENTORY_RESERVED,
@@ -291,7 +291,8 @@ async fn watermarks(
     .iter()
     .map(|name| topics.name(name))
     .collect();
-    let consumer: BaseConsumer = platform::kafka::base(kafka, "openorder-bench-soak")?.create()?;
+    let consumer: BaseConsumer =
+        platform::kafka::base(&kafka.broker, "openorder-bench-soak")?.create()?;
     tokio::task::spawn_blocking(move || {
         let timeout = Duration::from_secs(10);
         let mut out = Vec::new();
