@@ -74,6 +74,10 @@ pub struct UpArgs {
     /// notification-service's channels (e-mail, webhook), templates and retries.
     #[command(flatten)]
     pub notify: notification_service::NotifyArgs,
+
+    /// order-service's waiting requests, stuck and expired orders.
+    #[command(flatten)]
+    pub orders: order_service::OrderArgs,
 }
 
 /// The embedded broker child process.
@@ -408,6 +412,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             stop: args.stop.clone(),
             // One setting for both services that check webhooks: notification-service's.
             webhooks: args.notify.webhook.destinations.clone(),
+            orders: args.orders.clone(),
         },
         order_listener,
         shutdown.clone(),

@@ -418,6 +418,7 @@ impl Stack {
             http: http.clone(),
             stop: Default::default(),
             webhooks: loopback.clone(),
+            orders: Default::default(),
         };
         let mut notify = options.notify.clone();
         if notify
