@@ -601,7 +601,7 @@ pub async fn stuck_orders(
     let orders = rows
         .iter()
         .take(limit as usize)
-        .map(|row| {
+        .map(|row| -> Result<StuckOrder, sqlx::Error> {
             let created_at: String = row.try_get("created_at")?;
             Ok(StuckOrder {
                 order_id: row.try_get("id")?,
@@ -610,6 +610,6 @@ pub async fn stuck_orders(
                 created_at,
             })
         })
-        .collect::<Result<_, sqlx::Error>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     Ok((orders, has_more))
 }
