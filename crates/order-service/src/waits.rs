@@ -211,8 +211,8 @@ impl Admission {
 
 /// Resolves when `told` changes; never, if its sender is gone (the caller's other
 /// branches end the wait).
-async fn told(told: &mut watch::Receiver<u64>) {
-    if told.changed().await.is_err() {
+async fn told(receiver: &mut watch::Receiver<u64>) {
+    if receiver.changed().await.is_err() {
         std::future::pending::<()>().await;
     }
 }

@@ -20,6 +20,9 @@ use serde_json::Value;
 use sqlx::Row;
 use tower::ServiceExt;
 
+/// An answer: its status, headers and JSON body (null if none).
+type Answer = (StatusCode, HeaderMap, Value);
+
 #[derive(Clone)]
 struct TestApp {
     db: Database,
@@ -82,7 +85,7 @@ fn get(order_id: i64, prefer: Option<&str>) -> Request<Body> {
 }
 
 impl TestApp {
-    async fn send(&self, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+    async fn send(&self, request: Request<Body>) -> Answer {
         let response = self
             .router
             .clone()
@@ -102,10 +105,7 @@ impl TestApp {
     }
 
     /// `request` answered in a task of its own, with how long it took.
-    fn spawn(
-        &self,
-        request: Request<Body>,
-    ) -> tokio::task::JoinHandle<((StatusCode, HeaderMap, Value), Duration)> {
+    fn spawn(&self, request: Request<Body>) -> tokio::task::JoinHandle<(Answer, Duration)> {
         let app = self.clone();
         tokio::spawn(async move {
             let started = Instant::now();
