@@ -64,14 +64,19 @@ pub enum Trigger {
     DeadLettered,
     /// `POST /api/orders/{id}/cancel`: the customer (or an operator) cancels the order.
     Cancel,
+    /// The order stayed PENDING past order-service's `--expire-pending-after` (off unless
+    /// set): it is cancelled with the reason `TIMEOUT`, and `order.cancelled` gives back
+    /// whatever inventory reserves for it later.
+    Expired,
 }
 
 impl Trigger {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Reserved,
         Self::Rejected,
         Self::DeadLettered,
         Self::Cancel,
+        Self::Expired,
     ];
 
     /// How the diagrams name it: the topic of the event, or the request.
@@ -81,6 +86,7 @@ impl Trigger {
             Self::Rejected => crate::topics::INVENTORY_REJECTED,
             Self::DeadLettered => crate::topics::ORDER_CREATED_DLT,
             Self::Cancel => "POST …/cancel",
+            Self::Expired => "pending too long",
         }
     }
 }
@@ -109,6 +115,11 @@ pub const MOVES: &[(OrderStatus, Trigger, OrderStatus)] = &[
     (
         OrderStatus::Pending,
         Trigger::Cancel,
+        OrderStatus::Cancelled,
+    ),
+    (
+        OrderStatus::Pending,
+        Trigger::Expired,
         OrderStatus::Cancelled,
     ),
     (
@@ -471,6 +482,12 @@ mod tests {
         assert_eq!(next(Confirmed, Trigger::Cancel), Some(Cancelled));
         assert_eq!(next(Rejected, Trigger::Cancel), None);
         assert_eq!(next(Failed, Trigger::Cancel), None);
+        assert_eq!(next(Pending, Trigger::Expired), Some(Cancelled));
+        assert_eq!(
+            sources(Trigger::Expired),
+            [Pending],
+            "only a PENDING order expires"
+        );
         assert_eq!(
             next(Cancelled, Trigger::Reserved),
             None,

@@ -39,6 +39,7 @@ pub fn services(
             http: http.clone(),
             stop: stop.clone(),
             webhooks: notify.webhook.destinations.clone(),
+            orders: Default::default(),
         },
         inventory: inventory_service::Config {
             kafka: kafka.clone(),

@@ -73,6 +73,10 @@ pub struct UpArgs {
     /// notification-service's channels (e-mail, webhook), templates and retries.
     #[command(flatten)]
     pub notify: notification_service::NotifyArgs,
+
+    /// order-service's waiting requests, stuck and expired orders.
+    #[command(flatten)]
+    pub orders: order_service::OrderArgs,
 }
 
 /// The embedded broker child process.
@@ -338,7 +342,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     };
 
     let mut services = JoinSet::new();
-    harness::in_process::services(
+    let mut deployment = harness::in_process::services(
         &kafka,
         [
             database("order.db"),
@@ -350,8 +354,9 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         &args.notify,
         &args.fail_sku,
         &args.flaky_sku,
-    )
-    .spawn(
+    );
+    deployment.order.orders = args.orders.clone();
+    deployment.spawn(
         [order_listener, inventory_listener, notification_listener],
         &shutdown,
         &mut services,

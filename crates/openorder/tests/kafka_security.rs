@@ -92,6 +92,7 @@ async fn start_up_error(bootstrap: &str, security: KafkaSecurityArgs) -> String 
         http: Default::default(),
         stop: Default::default(),
         webhooks: Default::default(),
+        orders: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let shutdown = platform::CancellationToken::new();

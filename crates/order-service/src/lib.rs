@@ -7,6 +7,9 @@
 //! - [`domain`]: request parsing into domain types; the statuses and the moves between
 //!   them are `contracts::lifecycle`'s table, which [`store`] applies.
 //! - [`routes`]: the HTTP API.
+//! - [`waits`]: requests waiting for an order's decision (`Prefer: wait`, the event
+//!   stream), woken where the store moves orders, across instances on PostgreSQL.
+//! - [`stuck`]: orders PENDING too long: gauges, and expiry when configured.
 //! - [`intake`]: group commit of new orders (many requests, one transaction).
 //! - one module per consumed event: [`on_inventory_reserved`] (CONFIRMED),
 //!   [`on_inventory_rejected`] (REJECTED), [`on_inventory_released`] (`releasedAt`),
@@ -22,12 +25,14 @@ pub mod on_order_created_dead_letter;
 pub mod outcome;
 pub mod routes;
 pub mod store;
+pub mod stuck;
+pub mod waits;
 
 use std::time::Duration;
 
 use clap::Args;
 use contracts::{InventoryRejected, InventoryReleased, InventoryReserved, OrderCreated, Service};
-use platform::db::DatabaseArgs;
+use platform::db::{Backend, DatabaseArgs};
 use platform::http::HttpArgs;
 use platform::kafka::KafkaArgs;
 use platform::retention::{Prune, Walk};
@@ -58,7 +63,43 @@ pub struct Config {
 
     #[command(flatten)]
     pub webhooks: platform::config::WebhookDestinationArgs,
+
+    #[command(flatten)]
+    pub orders: OrderArgs,
 }
+
+/// order-service's own settings: requests waiting for decisions, stuck and expired orders.
+#[derive(Args, Clone, Debug)]
+pub struct OrderArgs {
+    /// Most requests waiting at once for orders' decisions (`Prefer: wait`) or following
+    /// them (`/api/orders/{id}/events`); one more is answered at once with
+    /// `503 /problems/too-many-waiters` and `Retry-After: 1`. A waiting request also holds
+    /// one of `--max-in-flight-requests`: keep this below it.
+    #[arg(long, env = "OPENORDER_MAX_ORDER_WAITERS", default_value_t = waits::MAX_WAITERS, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_order_waiters: u32,
+    /// An order PENDING longer than this is stuck: counted in `openorder_orders_stuck` and
+    /// listed by `GET /admin/orders/stuck` (`90s`, `5m`, `1h`).
+    #[arg(long, env = "OPENORDER_STUCK_AFTER", default_value = "5m", value_parser = platform::retention::parse_age)]
+    pub stuck_after: Duration,
+    /// Cancel an order still PENDING this long after it was placed (reason `TIMEOUT`,
+    /// with `order.cancelled`); by default orders never expire. Keep it above
+    /// `--stuck-after` and above the longest inventory may take, retries included.
+    #[arg(long, env = "OPENORDER_EXPIRE_PENDING_AFTER", value_parser = platform::retention::parse_age)]
+    pub expire_pending_after: Option<Duration>,
+}
+
+impl Default for OrderArgs {
+    fn default() -> Self {
+        Self {
+            max_order_waiters: waits::MAX_WAITERS,
+            stuck_after: DEFAULT_STUCK_AFTER,
+            expire_pending_after: None,
+        }
+    }
+}
+
+/// Default of `--stuck-after`.
+pub const DEFAULT_STUCK_AFTER: Duration = Duration::from_secs(5 * 60);
 
 /// Runs order-service until `shutdown`.
 pub async fn run(
@@ -80,9 +121,19 @@ pub async fn run(
     else {
         return Ok(()); // stopped while it waited for its database or brokers
     };
+    let waits = waits::Waits::new(config.orders.max_order_waiters as usize, shutdown.clone());
+    if runtime.db.backend == Backend::Postgres {
+        // Other instances' decisions, for this one's waiters.
+        let (waits, url) = (waits.clone(), config.database.database_url.clone());
+        runtime.spawn_worker(move |stop| waits::listen(waits, url, stop));
+    }
     let outcomes = Router::new(Service::Order, &topics)
-        .on::<InventoryReserved, _>(on_inventory_reserved::OnInventoryReserved)
-        .on::<InventoryRejected, _>(on_inventory_rejected::OnInventoryRejected)
+        .on::<InventoryReserved, _>(on_inventory_reserved::OnInventoryReserved {
+            waits: waits.clone(),
+        })
+        .on::<InventoryRejected, _>(on_inventory_rejected::OnInventoryRejected {
+            waits: waits.clone(),
+        })
         .on::<InventoryReleased, _>(on_inventory_released::OnInventoryReleased);
     runtime
         .spawn_consumer(
@@ -96,6 +147,7 @@ pub async fn run(
     let dead_letters = Router::new(Service::Order, &topics).on_dead_letters::<OrderCreated, _>(
         on_order_created_dead_letter::OnOrderCreatedDeadLetter {
             inventory_group: topics.group(INVENTORY_GROUP),
+            waits: waits.clone(),
         },
     );
     runtime
@@ -131,6 +183,15 @@ pub async fn run(
         });
     }
     runtime.spawn_pruner(rules);
+    let watchdog = stuck::Watchdog {
+        db: runtime.db.clone(),
+        topics: topics.clone(),
+        waits: waits.clone(),
+        metrics: runtime.metrics.clone(),
+        stuck_after: config.orders.stuck_after,
+        expire_after: config.orders.expire_pending_after,
+    };
+    runtime.spawn_worker(move |stop| watchdog.run(stop));
     let api = routes::routes(routes::AppState {
         db: runtime.db.clone(),
         intake: intake::Intake::start(
@@ -141,6 +202,8 @@ pub async fn run(
         ),
         topics,
         webhooks: config.webhooks.destinations(),
+        waits,
+        stuck_after: config.orders.stuck_after,
     });
     runtime
         .serve(listener, api, &config.http, &config.stop, shutdown)

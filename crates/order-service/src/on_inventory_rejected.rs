@@ -8,8 +8,12 @@ use platform::router::{Delivered, On};
 
 use crate::outcome;
 use crate::store::Outcome;
+use crate::waits::Waits;
 
-pub struct OnInventoryRejected;
+pub struct OnInventoryRejected {
+    /// Told of each order it rejects.
+    pub waits: Waits,
+}
 
 impl On<InventoryRejected> for OnInventoryRejected {
     async fn apply(
@@ -26,7 +30,7 @@ impl On<InventoryRejected> for OnInventoryRejected {
                 error: None,
             };
             let mark = record.mark(event.event_id.to_string());
-            outcome::apply_once(tx, &mark, event.order_id, &rejected).await?;
+            outcome::apply_once(tx, &mark, event.order_id, &rejected, &self.waits).await?;
         }
         Ok(())
     }

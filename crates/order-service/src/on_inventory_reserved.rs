@@ -9,8 +9,12 @@ use platform::router::{Delivered, On};
 
 use crate::outcome;
 use crate::store::{self, Outcome};
+use crate::waits::Waits;
 
-pub struct OnInventoryReserved;
+pub struct OnInventoryReserved {
+    /// Told of each order it confirms.
+    pub waits: Waits,
+}
 
 impl On<InventoryReserved> for OnInventoryReserved {
     async fn apply(
@@ -25,7 +29,7 @@ impl On<InventoryReserved> for OnInventoryReserved {
         .await?;
         let confirmed: Vec<i64> = fresh.iter().map(|d| d.event.order_id).collect();
         let confirm = Outcome::of(Trigger::Reserved);
-        let moved = store::apply_outcome_to(tx, &confirmed, &confirm).await?;
+        let moved = store::apply_outcome_to(tx, &confirmed, &confirm, &self.waits).await?;
         for order_id in confirmed {
             let now = match moved.contains(&order_id) {
                 true => Some(confirm.status()),

@@ -10,10 +10,13 @@ use platform::router::{DeadLetter, Delivered, On};
 
 use crate::outcome;
 use crate::store::Outcome;
+use crate::waits::Waits;
 
 pub struct OnOrderCreatedDeadLetter {
     /// The inventory consumer group's full name (behind the prefix).
     pub inventory_group: String,
+    /// Told of each order it fails.
+    pub waits: Waits,
 }
 
 impl On<DeadLetter<OrderCreated>> for OnOrderCreatedDeadLetter {
@@ -49,7 +52,7 @@ impl On<DeadLetter<OrderCreated>> for OnOrderCreatedDeadLetter {
                 ),
                 hash: None,
             };
-            outcome::apply_once(tx, &mark, order_id, &failed).await?;
+            outcome::apply_once(tx, &mark, order_id, &failed, &self.waits).await?;
         }
         Ok(())
     }

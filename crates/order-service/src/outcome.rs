@@ -6,19 +6,21 @@ use platform::db::Tx;
 
 use crate::domain::OrderStatus;
 use crate::store::{self, Outcome};
+use crate::waits::Waits;
 
 /// Moves `order_id` to `outcome` unless the event `mark` was applied before (with another
-/// body: [`platform::dedupe::EVENT_ID_REUSED`]).
+/// body: [`platform::dedupe::EVENT_ID_REUSED`]); whoever waits for the order hears of it.
 pub async fn apply_once(
     tx: &mut Tx,
     mark: &platform::dedupe::Mark,
     order_id: i64,
     outcome: &Outcome,
+    waits: &Waits,
 ) -> Result<(), HandleError> {
     if !platform::dedupe::mark_processed(tx, mark).await? {
         return Ok(());
     }
-    let now = store::apply_outcome(tx, order_id, outcome).await?;
+    let now = store::apply_outcome(tx, order_id, outcome, waits).await?;
     log(order_id, outcome, now);
     Ok(())
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::domain::{OrderRequest, OrderStatus};
+use crate::waits::Waits;
 
 pub const SCHEMA: Schema = Schema(&[
     "CREATE TABLE IF NOT EXISTS orders (
@@ -46,7 +47,15 @@ pub const SCHEMA: Schema = Schema(&[
     // What was applied under each event id, and dead-lettered under it (platform::dedupe).
     platform::dedupe::BODY_HASH_COLUMN,
     platform::dedupe::DEAD_LETTERED_BODY_HASH_COLUMN,
+    // PENDING orders by age, for the stuck-order gauges, `/admin/orders/stuck` and expiry
+    // ([`crate::stuck`]): a partial index holds only the orders in flight, so it stays
+    // small, and those reads cost a few index pages whatever the table's size. (Queries
+    // must say `status = 'PENDING'` literally for SQLite to use it.)
+    "CREATE INDEX IF NOT EXISTS orders_pending_by_age ON orders (created_at) WHERE status = 'PENDING'",
 ]);
+
+/// `reason` of an order cancelled because it stayed PENDING past `--expire-pending-after`.
+pub const TIMEOUT: &str = "TIMEOUT";
 
 /// An order as the API shows it.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -56,7 +65,8 @@ pub struct OrderView {
     pub user_id: i64,
     pub status: OrderStatus,
     pub items: Vec<LineItem>,
-    /// Why it was rejected (`OUT_OF_STOCK`, `UNKNOWN_SKU`), when REJECTED.
+    /// Why it was rejected (`OUT_OF_STOCK`, `UNKNOWN_SKU`), when REJECTED; `TIMEOUT` when
+    /// CANCELLED because it stayed PENDING too long (`--expire-pending-after`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// What was short, when REJECTED.
@@ -329,13 +339,14 @@ impl Outcome {
 /// Moves an order as `outcome` says if the lifecycle's table allows it; returns the status
 /// it has now (None for an order this database does not know). One conditional UPDATE in
 /// the usual case; the status is read only when the update did not apply (a late or
-/// repeated event).
+/// repeated event). Whoever waits for the order hears of the move at the commit ([`Waits`]).
 pub async fn apply_outcome(
     tx: &mut Tx,
     order_id: i64,
     outcome: &Outcome,
+    waits: &Waits,
 ) -> Result<Option<OrderStatus>, sqlx::Error> {
-    if apply_outcome_to(tx, &[order_id], outcome)
+    if apply_outcome_to(tx, &[order_id], outcome, waits)
         .await?
         .contains(&order_id)
     {
@@ -346,11 +357,12 @@ pub async fn apply_outcome(
 
 /// Moves each of `order_ids` as `outcome` says where the lifecycle's table allows it, in
 /// one conditional UPDATE (of the orders in a status the trigger moves from); returns the
-/// orders it moved.
+/// orders it moved, whose waiters hear of it at the commit ([`Waits::announce`]).
 pub async fn apply_outcome_to(
     tx: &mut Tx,
     order_ids: &[i64],
     outcome: &Outcome,
+    waits: &Waits,
 ) -> Result<HashSet<i64>, sqlx::Error> {
     if order_ids.is_empty() {
         return Ok(HashSet::new());
@@ -381,6 +393,8 @@ pub async fn apply_outcome_to(
             moved.insert(row.try_get("id")?);
         }
     }
+    let told: Vec<i64> = moved.iter().copied().collect();
+    waits.announce(tx, &told).await?;
     Ok(moved)
 }
 
@@ -432,6 +446,7 @@ pub async fn cancel_order(
     topics: &Topics,
     order_id: i64,
     owner: Option<i64>,
+    waits: &Waits,
 ) -> Result<CancelOutcome, sqlx::Error> {
     let cancelled = lifecycle::target(Trigger::Cancel);
     let sources = status_list(&lifecycle::sources(Trigger::Cancel));
@@ -465,6 +480,7 @@ pub async fn cancel_order(
     };
     let event = crate::domain::cancelled(order_id, row.try_get("user_id")?);
     platform::outbox::enqueue(&mut tx, &topics.order_cancelled(), &event).await?;
+    waits.announce(&mut tx, &[order_id]).await?;
     tx.commit().await?;
     let order = get_order(db, order_id)
         .await?
@@ -480,4 +496,120 @@ pub async fn mark_released(tx: &mut Tx, order_id: i64) -> Result<(), sqlx::Error
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// `CREATE INDEX … WHERE status = 'PENDING'` ([`SCHEMA`]) serves only queries that say so.
+const PENDING: &str = "'PENDING'";
+
+/// Cancels, with the reason [`TIMEOUT`], up to `limit` orders PENDING since before
+/// `cutoff` (RFC 3339 text, as `created_at` is kept), oldest first, as the lifecycle's
+/// [`Trigger::Expired`] moves them, each with its `order.cancelled` event, in one
+/// transaction; returns the orders it expired. Instances that expire at once each move an
+/// order at most once: the UPDATE is conditional, and only the rows it moved get events.
+pub async fn expire_pending(
+    db: &Database,
+    topics: &Topics,
+    cutoff: &str,
+    limit: i64,
+    waits: &Waits,
+) -> Result<Vec<i64>, sqlx::Error> {
+    debug_assert_eq!(format!("'{}'", OrderStatus::Pending.as_str()), PENDING);
+    let sources = status_list(&lifecycle::sources(Trigger::Expired));
+    let sql = format!(
+        "UPDATE orders SET status = $1, reason = $2, updated_at = $3
+         WHERE id IN (SELECT id FROM orders WHERE status = {PENDING} AND created_at < $4 ORDER BY created_at LIMIT $5)
+           AND status IN ({sources})
+         RETURNING id, user_id"
+    );
+    let mut tx = db.begin().await?;
+    let rows = sqlx::query(&sql)
+        .bind(lifecycle::target(Trigger::Expired).as_str())
+        .bind(TIMEOUT)
+        .bind(platform::now_text())
+        .bind(cutoff)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+    if rows.is_empty() {
+        tx.rollback().await?;
+        return Ok(Vec::new());
+    }
+    let mut expired = Vec::with_capacity(rows.len());
+    let mut events = Vec::with_capacity(rows.len());
+    let topic = topics.order_cancelled();
+    for row in &rows {
+        let order_id: i64 = row.try_get("id")?;
+        let event = crate::domain::cancelled(order_id, row.try_get("user_id")?);
+        events.push(Outgoing::new(&topic, &event));
+        expired.push(order_id);
+    }
+    platform::outbox::enqueue_all(&mut tx, &events).await?;
+    waits.announce(&mut tx, &expired).await?;
+    tx.commit().await?;
+    Ok(expired)
+}
+
+/// The PENDING orders: how many were placed before `cutoff` (stuck), and when the oldest
+/// was placed (None: none is PENDING). One read of the partial index.
+pub async fn pending_summary(
+    db: &Database,
+    cutoff: &str,
+) -> Result<(i64, Option<String>), sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT COUNT(CASE WHEN created_at < $1 THEN 1 END) AS stuck, MIN(created_at) AS oldest
+         FROM orders WHERE status = {PENDING}"
+    ))
+    .bind(cutoff)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok((row.try_get("stuck")?, row.try_get("oldest")?))
+}
+
+/// An order PENDING longer than `--stuck-after`, as `/admin/orders/stuck` lists it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StuckOrder {
+    pub order_id: i64,
+    pub user_id: i64,
+    /// Seconds since it was placed.
+    pub age_seconds: i64,
+    pub created_at: String,
+}
+
+/// Whole seconds from `created_at` (RFC 3339) to now; 0 if it does not parse.
+pub fn age_seconds(created_at: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(created_at)
+        .map(|at| (Utc::now() - at.with_timezone(&Utc)).num_seconds().max(0))
+        .unwrap_or(0)
+}
+
+/// Up to `limit` orders PENDING since before `cutoff`, oldest first, and whether more are.
+pub async fn stuck_orders(
+    db: &Database,
+    cutoff: &str,
+    limit: i64,
+) -> Result<(Vec<StuckOrder>, bool), sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT id, user_id, created_at FROM orders
+         WHERE status = {PENDING} AND created_at < $1 ORDER BY created_at, id LIMIT $2"
+    ))
+    .bind(cutoff)
+    .bind(limit + 1)
+    .fetch_all(&db.pool)
+    .await?;
+    let has_more = rows.len() as i64 > limit;
+    let orders = rows
+        .iter()
+        .take(limit as usize)
+        .map(|row| -> Result<StuckOrder, sqlx::Error> {
+            let created_at: String = row.try_get("created_at")?;
+            Ok(StuckOrder {
+                order_id: row.try_get("id")?,
+                user_id: row.try_get("user_id")?,
+                age_seconds: age_seconds(&created_at),
+                created_at,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((orders, has_more))
 }

@@ -50,6 +50,7 @@ async fn a_dead_letter_without_a_key_fails_the_order_named_in_its_value() {
         .await
         .unwrap();
     let topics = contracts::Topics::default();
+    let waits = order_service::waits::Waits::new(16, Default::default());
     let app = platform::http::app(Auth::unconfigured().apply(routes(AppState {
         db: db.clone(),
         webhooks: contracts::destinations::Destinations::public_only(),
@@ -60,6 +61,8 @@ async fn a_dead_letter_without_a_key_fails_the_order_named_in_its_value() {
             order_service::intake::QUEUE,
             Default::default(),
         ),
+        waits: waits.clone(),
+        stuck_after: order_service::DEFAULT_STUCK_AFTER,
     })));
     let post = || {
         Request::post("/api/orders")
@@ -74,6 +77,7 @@ async fn a_dead_letter_without_a_key_fails_the_order_named_in_its_value() {
     let handler = platform::router::Router::new(contracts::Service::Order, &topics)
         .on_dead_letters::<contracts::OrderCreated, _>(OnOrderCreatedDeadLetter {
         inventory_group: "inventory-service".into(),
+        waits,
     });
     let letters = [
         dead_letter(

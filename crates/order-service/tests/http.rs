@@ -39,6 +39,11 @@ async fn spawn_app_with_queue(queue: usize) -> TestApp {
             queue,
             Default::default(),
         ),
+        waits: order_service::waits::Waits::new(
+            order_service::waits::MAX_WAITERS as usize,
+            Default::default(),
+        ),
+        stuck_after: order_service::DEFAULT_STUCK_AFTER,
     })));
     TestApp { db, router }
 }

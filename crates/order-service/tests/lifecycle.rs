@@ -15,6 +15,7 @@ use order_service::on_inventory_rejected::OnInventoryRejected;
 use order_service::on_inventory_reserved::OnInventoryReserved;
 use order_service::on_order_created_dead_letter::OnOrderCreatedDeadLetter;
 use order_service::store::{self, Created, NewOrder};
+use order_service::waits::Waits;
 use platform::consumer::{Handler, Record};
 use platform::db::Database;
 use platform::router::Router;
@@ -24,6 +25,7 @@ struct TestApp {
     topics: Topics,
     /// order-service's consumers of inventory's answers and of dead letters, in one router.
     consumer: Router,
+    waits: Waits,
 }
 
 async fn spawn_app() -> TestApp {
@@ -33,16 +35,23 @@ async fn spawn_app() -> TestApp {
         .await
         .expect("SQLite opens");
     let topics = Topics::default();
+    let waits = Waits::new(16, Default::default());
     let consumer = Router::new(contracts::Service::Order, &topics)
-        .on::<InventoryReserved, _>(OnInventoryReserved)
-        .on::<InventoryRejected, _>(OnInventoryRejected)
+        .on::<InventoryReserved, _>(OnInventoryReserved {
+            waits: waits.clone(),
+        })
+        .on::<InventoryRejected, _>(OnInventoryRejected {
+            waits: waits.clone(),
+        })
         .on_dead_letters::<OrderCreated, _>(OnOrderCreatedDeadLetter {
             inventory_group: topics.group(order_service::INVENTORY_GROUP),
+            waits: waits.clone(),
         });
     TestApp {
         db,
         topics,
         consumer,
+        waits,
     }
 }
 
@@ -154,7 +163,18 @@ impl TestApp {
                 ],
             },
             Trigger::Cancel => {
-                store::cancel_order(&self.db, &self.topics, order_id, None)
+                store::cancel_order(&self.db, &self.topics, order_id, None, &self.waits)
+                    .await
+                    .unwrap();
+                return;
+            }
+            // What the periodic task does past `--expire-pending-after`: here with a
+            // deadline that every order has passed (orders of earlier steps included,
+            // whose statuses were checked already).
+            Trigger::Expired => {
+                let cutoff = (Utc::now() + chrono::Duration::seconds(60))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                store::expire_pending(&self.db, &self.topics, &cutoff, 1_000, &self.waits)
                     .await
                     .unwrap();
                 return;

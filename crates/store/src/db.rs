@@ -25,6 +25,8 @@ pub struct Tx {
     inner: sqlx::Transaction<'static, Any>,
     relay: Waker,
     wake: Vec<Arc<Notify>>,
+    /// Run after a successful commit ([`Tx::on_commit`]).
+    then: Vec<Box<dyn FnOnce() + Send>>,
     /// With traces on, the transaction's span, from its begin (inside a span) or from
     /// [`Tx::trace_in`] to its end.
     span: tracing::Span,
@@ -50,7 +52,23 @@ impl Tx {
         for notify in &self.wake {
             notify.notify_one();
         }
+        for then in self.then {
+            then();
+        }
         Ok(())
+    }
+
+    /// After a successful commit, run `then` (after the wakes of [`Tx::wake_on_commit`], in
+    /// the order they were given): for what must happen only once the transaction's writes
+    /// are visible, such as telling waiters in this process what changed. Dropped, unrun,
+    /// when the transaction rolls back.
+    pub fn on_commit(&mut self, then: impl FnOnce() + Send + 'static) {
+        self.then.push(Box::new(then));
+    }
+
+    /// The engine this transaction runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Makes this transaction's span (if it has none yet) a child of `parent`, from now to
@@ -348,6 +366,7 @@ impl Database {
             inner,
             relay: self.relay.clone(),
             wake: Vec::new(),
+            then: Vec::new(),
             span,
             backend: self.backend,
             storage: self.storage.clone(),

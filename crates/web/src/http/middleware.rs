@@ -306,11 +306,13 @@ pub fn cors(router: Router, origins: &[String]) -> anyhow::Result<Router> {
             header::HeaderName::from_static("idempotency-key"),
             header::HeaderName::from_static("traceparent"),
             header::HeaderName::from_static("tracestate"),
+            header::HeaderName::from_static("prefer"),
         ])
         .expose_headers([
             header::LOCATION,
             header::RETRY_AFTER,
             header::HeaderName::from_static("idempotent-replayed"),
+            header::HeaderName::from_static("preference-applied"),
         ])
         .max_age(std::time::Duration::from_secs(600));
     Ok(router.layer(layer))
@@ -352,9 +354,17 @@ fn overloaded() -> Response {
     .retry_in_a_second()
 }
 
+/// Put on a response (as an extension) by a handler that held its answer back because the
+/// client asked it to (`Prefer: wait`, RFC 7240): how long it waited. [`timed`] leaves
+/// that time out, so a request's duration is the service's work, and a client that asks
+/// to wait for a decision does not read as a slow service.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Waited(pub std::time::Duration);
+
 /// Times every request to one of `router`'s routes, from its arrival to its answer, into
 /// `openorder_http_request_duration_seconds{method,route,status}` (the route as declared,
-/// e.g. `/api/orders/{id}`, so ids do not make new series).
+/// e.g. `/api/orders/{id}`, so ids do not make new series), less the time a handler waited
+/// because the client asked it to ([`Waited`]).
 pub fn timed(router: Router, metrics: Metrics) -> Router {
     router.route_layer(axum::middleware::from_fn_with_state(metrics, time_request))
 }
@@ -372,6 +382,10 @@ async fn time_request(
         .map(|path| path.as_str().to_owned())
         .unwrap_or_default();
     let response = next.run(request).await;
+    let waited = response
+        .extensions()
+        .get::<Waited>()
+        .map_or(std::time::Duration::ZERO, |waited| waited.0);
     metrics.observe(
         "openorder_http_request_duration_seconds",
         &[
@@ -379,7 +393,7 @@ async fn time_request(
             ("route", &route),
             ("status", response.status().as_str()),
         ],
-        started.elapsed().as_secs_f64(),
+        started.elapsed().saturating_sub(waited).as_secs_f64(),
     );
     response
 }

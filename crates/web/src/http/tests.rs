@@ -489,3 +489,30 @@ fn broken_json_is_a_bad_request() {
     let problem = decode_json::<Body>(br#"{"items":["#).unwrap_err();
     assert_eq!(problem.status, 400);
 }
+
+#[tokio::test]
+async fn the_time_a_handler_waited_because_the_client_asked_is_left_out_of_its_duration() {
+    use axum::response::IntoResponse;
+    use tower::ServiceExt;
+    let router = Router::new().route(
+        "/waits",
+        get(|| async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut response = "decided".into_response();
+            response
+                .extensions_mut()
+                .insert(Waited(Duration::from_millis(300)));
+            response
+        }),
+    );
+    let metrics = Metrics::default();
+    let app = timed(router, metrics.clone());
+    let request = Request::get("/waits")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = metrics.render();
+    let under_a_tenth = "openorder_http_request_duration_seconds_bucket{method=\"GET\",route=\"/waits\",status=\"200\",le=\"0.1\"} 1";
+    assert!(text.contains(under_a_tenth), "{text}");
+}

@@ -1,0 +1,417 @@
+//! Waiting for an order's decision without polling the database (`Prefer: wait=N` on
+//! `GET /api/orders/{id}` and `POST /api/orders`, and the event stream
+//! `GET /api/orders/{id}/events`).
+//!
+//! One [`Waits`] per process. A request that waits takes a slot ([`Waits::admit`]; at most
+//! `--max-order-waiters` at once, one more is refused at once), then watches its order
+//! ([`Admission::watch`]), then reads it: a decision committed before the watch began is
+//! seen by that read, one committed after wakes the watcher ([`Watcher::next`]), which
+//! reads the order once more. No waiter polls.
+//!
+//! Who tells: where the store moves an order ([`crate::store`]: the consumers' handlers,
+//! cancel, expiry), [`Waits::announce`] in the same transaction. It wakes this process's
+//! watchers of those orders once the transaction commits ([`platform::db::Tx::on_commit`]),
+//! and on PostgreSQL also sends `pg_notify('openorder_orders', '<id>,<id>…')` in that
+//! transaction, so that PostgreSQL delivers it at the commit to every instance: each runs
+//! one [`listen`] task, which wakes its own watchers of those orders. When that listener
+//! lost its connection it may have missed notifications: once connected again it wakes
+//! every watcher, and each reads its order once.
+//!
+//! Every wait ends by its deadline, and at once when the service stops.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use platform::db::{Backend, Tx};
+use platform::CancellationToken;
+use sqlx::postgres::PgListener;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// Default of `--max-order-waiters`: half of the default limit on requests in flight
+/// (`--max-in-flight-requests`, 2,048), since a waiting request holds one of those too, so
+/// that waiters alone never shut out other requests.
+pub const MAX_WAITERS: u32 = 1024;
+
+/// Longest wait a client may ask for, in seconds (`Prefer: wait=N`); a longer one is cut
+/// to it, and `Preference-Applied` says so.
+pub const MAX_WAIT_SECONDS: u64 = 30;
+
+/// The PostgreSQL channel of order changes; a notification's payload is the ids of the
+/// orders a transaction moved, comma-separated.
+pub const CHANNEL: &str = "openorder_orders";
+
+/// Longest payload sent in one notification (PostgreSQL refuses 8,000 bytes and more):
+/// more ids are sent in several.
+const MAX_PAYLOAD: usize = 7_000;
+
+/// Every waiter in this process, and who to wake. Cheap to clone.
+#[derive(Clone)]
+pub struct Waits {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// One channel per order someone watches (removed with its last watcher): its value
+    /// counts the times it was told, and every watcher wakes when it changes.
+    orders: Mutex<HashMap<i64, watch::Sender<u64>>>,
+    /// Told when every watcher should read its order again.
+    everyone: watch::Sender<u64>,
+    slots: Arc<Semaphore>,
+    limit: usize,
+    /// Cancelled when the service stops: every wait ends then.
+    stop: CancellationToken,
+}
+
+/// No slot was free: `limit` requests wait already.
+#[derive(Debug, thiserror::Error)]
+#[error("{limit} requests wait for orders already")]
+pub struct TooManyWaiters {
+    pub limit: usize,
+}
+
+/// A slot, taken before the order to watch is known (`POST` takes it before writing the
+/// order, so that a refusal writes nothing).
+pub struct Admission {
+    waits: Waits,
+    slot: OwnedSemaphorePermit,
+}
+
+/// One request's watch on one order. Dropping it frees its slot.
+pub struct Watcher {
+    waits: Waits,
+    order_id: i64,
+    /// Always set until dropped (taken in `drop`, so the count of receivers is right).
+    order: Option<watch::Receiver<u64>>,
+    everyone: watch::Receiver<u64>,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// Why [`Watcher::next`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Woke {
+    /// The order may have changed: read it again.
+    Told,
+    /// The deadline passed.
+    TimedOut,
+    /// The service is stopping.
+    Stopping,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding it; a poisoned map is still a consistent one.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Waits {
+    /// Room for `limit` waiters at once (at least one); every wait ends when `stop` is
+    /// cancelled.
+    pub fn new(limit: usize, stop: CancellationToken) -> Self {
+        let limit = limit.max(1);
+        Self {
+            inner: Arc::new(Inner {
+                orders: Mutex::new(HashMap::new()),
+                everyone: watch::channel(0).0,
+                slots: Arc::new(Semaphore::new(limit)),
+                limit,
+                stop,
+            }),
+        }
+    }
+
+    /// Most waiters at once.
+    pub fn limit(&self) -> usize {
+        self.inner.limit
+    }
+
+    /// Waiters now.
+    pub fn waiting(&self) -> usize {
+        self.inner.limit - self.inner.slots.available_permits()
+    }
+
+    /// Takes a slot, or refuses at once when every slot is taken.
+    pub fn admit(&self) -> Result<Admission, TooManyWaiters> {
+        match self.inner.slots.clone().try_acquire_owned() {
+            Ok(slot) => Ok(Admission {
+                waits: self.clone(),
+                slot,
+            }),
+            Err(_) => Err(TooManyWaiters {
+                limit: self.inner.limit,
+            }),
+        }
+    }
+
+    /// Is the service stopping?
+    pub fn stopping(&self) -> bool {
+        self.inner.stop.is_cancelled()
+    }
+
+    /// Wakes this process's watchers of `order_ids` (the others are not watched here).
+    pub fn tell(&self, order_ids: &[i64]) {
+        let orders = lock(&self.inner.orders);
+        if orders.is_empty() {
+            return;
+        }
+        for order_id in order_ids {
+            if let Some(order) = orders.get(order_id) {
+                order.send_modify(|told| *told += 1);
+            }
+        }
+    }
+
+    /// Wakes every watcher of this process: each reads its order once more.
+    pub fn tell_everyone(&self) {
+        self.inner.everyone.send_modify(|told| *told += 1);
+    }
+
+    /// Tells the watchers of `order_ids`, which `tx` moves, once `tx` commits: this
+    /// process's at the commit, and on PostgreSQL every instance's through
+    /// `pg_notify` (sent in `tx`, so delivered at its commit, and never for a transaction
+    /// rolled back).
+    pub async fn announce(&self, tx: &mut Tx, order_ids: &[i64]) -> Result<(), sqlx::Error> {
+        if order_ids.is_empty() {
+            return Ok(());
+        }
+        if tx.backend() == Backend::Postgres {
+            for payload in payloads(order_ids) {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANNEL)
+                    .bind(payload)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        let (waits, order_ids) = (self.clone(), order_ids.to_vec());
+        tx.on_commit(move || waits.tell(&order_ids));
+        Ok(())
+    }
+}
+
+impl Admission {
+    /// Watches `order_id` from now on: a change told after this wakes [`Watcher::next`].
+    pub fn watch(self, order_id: i64) -> Watcher {
+        let order = lock(&self.waits.inner.orders)
+            .entry(order_id)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe();
+        let everyone = self.waits.inner.everyone.subscribe();
+        Watcher {
+            waits: self.waits,
+            order_id,
+            order: Some(order),
+            everyone,
+            _slot: self.slot,
+        }
+    }
+}
+
+/// Resolves when `told` changes; never, if its sender is gone (the caller's other
+/// branches end the wait).
+async fn told(receiver: &mut watch::Receiver<u64>) {
+    if receiver.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Resolves at `deadline`, or never without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending::<()>().await,
+    }
+}
+
+impl Watcher {
+    pub fn order_id(&self) -> i64 {
+        self.order_id
+    }
+
+    /// Waits until the order is told of (or every watcher is) since the watch began or
+    /// this last returned [`Woke::Told`], until `deadline` (None: no deadline), or until the
+    /// service stops, whichever comes first.
+    pub async fn next(&mut self, deadline: Option<Instant>) -> Woke {
+        let stop = self.waits.inner.stop.clone();
+        if stop.is_cancelled() {
+            return Woke::Stopping;
+        }
+        let order = self
+            .order
+            .as_mut()
+            .expect("a watcher has its receiver until it is dropped");
+        tokio::select! {
+            () = told(order) => Woke::Told,
+            () = told(&mut self.everyone) => Woke::Told,
+            () = stop.cancelled() => Woke::Stopping,
+            () = until(deadline) => Woke::TimedOut,
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let mut orders = lock(&self.waits.inner.orders);
+        drop(self.order.take());
+        if orders
+            .get(&self.order_id)
+            .is_some_and(|order| order.receiver_count() == 0)
+        {
+            orders.remove(&self.order_id);
+        }
+    }
+}
+
+/// `order_ids` as notification payloads: comma-separated, each under [`MAX_PAYLOAD`].
+fn payloads(order_ids: &[i64]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut payload = String::new();
+    for order_id in order_ids {
+        let id = order_id.to_string();
+        if !payload.is_empty() && payload.len() + 1 + id.len() > MAX_PAYLOAD {
+            out.push(std::mem::take(&mut payload));
+        }
+        if !payload.is_empty() {
+            payload.push(',');
+        }
+        payload.push_str(&id);
+    }
+    if !payload.is_empty() {
+        out.push(payload);
+    }
+    out
+}
+
+/// The order ids of a payload; what does not parse is skipped.
+fn order_ids_of(payload: &str) -> Vec<i64> {
+    payload
+        .split(',')
+        .filter_map(|id| id.trim().parse().ok())
+        .collect()
+}
+
+/// A listener of [`CHANNEL`] at `url`.
+async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// First wait after the listener failed to connect; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// PostgreSQL only: listens on [`CHANNEL`] at `url` until `stop`, waking this process's
+/// watchers of the orders each notification names. Whenever it (re)connects it wakes every
+/// watcher, since notifications sent while it was away are lost.
+pub async fn listen(waits: Waits, url: String, stop: CancellationToken) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let connected = tokio::select! {
+            () = stop.cancelled() => return,
+            connected = connect(&url) => connected,
+        };
+        let mut listener = match connected {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for order changes; waiting requests hear of other instances' decisions only at their deadline until it can");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        if backoff != FIRST_BACKOFF {
+            tracing::info!("listening for order changes again");
+        }
+        backoff = FIRST_BACKOFF;
+        // Anything told while no one listened was missed: every waiter looks again.
+        waits.tell_everyone();
+        loop {
+            let received = tokio::select! {
+                () = stop.cancelled() => return,
+                received = listener.try_recv() => received,
+            };
+            match received {
+                Ok(Some(notification)) => waits.tell(&order_ids_of(notification.payload())),
+                // The connection was lost and made again: what came meanwhile is lost.
+                Ok(None) => {
+                    tracing::info!(
+                        "the connection listening for order changes was lost and made again"
+                    );
+                    waits.tell_everyone();
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "listening for order changes failed; connecting again");
+                    waits.tell_everyone();
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_go_in_payloads_under_the_limit_and_come_back_out() {
+        let ids: Vec<i64> = (1_000_000_000..1_000_002_000).collect();
+        let sent = payloads(&ids);
+        assert!(sent.len() > 1, "2,000 ids of 10 digits need several");
+        assert!(sent.iter().all(|p| p.len() <= MAX_PAYLOAD));
+        let back: Vec<i64> = sent.iter().flat_map(|p| order_ids_of(p)).collect();
+        assert_eq!(back, ids);
+        assert_eq!(payloads(&[42]), ["42"]);
+        assert_eq!(order_ids_of("1,x,3"), [1, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_watcher_wakes_when_its_order_is_told_and_not_for_another() {
+        let waits = Waits::new(4, CancellationToken::new());
+        let mut watcher = waits.admit().unwrap().watch(7);
+        waits.tell(&[8]);
+        let soon = Some(Instant::now() + Duration::from_millis(50));
+        assert_eq!(watcher.next(soon).await, Woke::TimedOut);
+        waits.tell(&[7]);
+        let later = Some(Instant::now() + Duration::from_secs(5));
+        assert_eq!(watcher.next(later).await, Woke::Told);
+        waits.tell_everyone();
+        assert_eq!(watcher.next(later).await, Woke::Told);
+    }
+
+    #[tokio::test]
+    async fn slots_are_bounded_and_freed_with_their_watchers() {
+        let waits = Waits::new(2, CancellationToken::new());
+        let first = waits.admit().unwrap().watch(1);
+        let second = waits.admit().unwrap().watch(1);
+        assert_eq!(waits.waiting(), 2);
+        assert!(waits.admit().is_err(), "a third waiter is refused");
+        drop(first);
+        assert_eq!(lock(&waits.inner.orders).len(), 1, "order 1 still watched");
+        drop(second);
+        assert!(lock(&waits.inner.orders).is_empty(), "no watcher, no entry");
+        assert_eq!(waits.waiting(), 0);
+        assert!(waits.admit().is_ok());
+    }
+
+    #[tokio::test]
+    async fn every_wait_ends_when_the_service_stops() {
+        let stop = CancellationToken::new();
+        let waits = Waits::new(1, stop.clone());
+        let mut watcher = waits.admit().unwrap().watch(1);
+        let waiting = tokio::spawn(async move { watcher.next(None).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stop.cancel();
+        let woke = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the wait ended")
+            .unwrap();
+        assert_eq!(woke, Woke::Stopping);
+    }
+}
