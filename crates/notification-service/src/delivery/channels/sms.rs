@@ -546,8 +546,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_message_is_the_form_of_to_from_body_and_its_status_callback() {
+    #[tokio::test]
+    async fn a_message_is_the_form_of_to_from_body_and_its_status_callback() {
         let sms = SmsChannel::from_args(&args()).unwrap().unwrap();
         assert_eq!(
             sms.endpoint,
@@ -585,8 +585,8 @@ mod tests {
         assert!(sms.callbacks().is_none());
     }
 
-    #[test]
-    fn sms_is_off_without_an_account_and_refuses_half_a_configuration() {
+    #[tokio::test]
+    async fn sms_is_off_without_an_account_and_refuses_half_a_configuration() {
         let mut off = args();
         off.sms_account_sid = None;
         assert!(SmsChannel::from_args(&off).unwrap().is_none());
@@ -605,8 +605,8 @@ mod tests {
         assert!(SmsChannel::from_args(&odd_sid).is_err());
     }
 
-    #[test]
-    fn an_auth_token_not_from_the_environment_is_refused() {
+    #[tokio::test]
+    async fn an_auth_token_not_from_the_environment_is_refused() {
         // The variable is never set in tests: a token in the field came from a flag.
         assert!(std::env::var(AUTH_TOKEN_ENV).is_err());
         let mut flag = args();
