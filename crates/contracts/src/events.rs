@@ -51,9 +51,9 @@ pub struct OrderCreated {
     pub contact: Option<Contact>,
 }
 
-/// How to reach a customer: either or both of an e-mail address and a webhook URL.
-/// Checked with [`crate::values::EmailAddress`] and [`crate::values::WebhookUrl`] where
-/// they enter the system.
+/// How to reach a customer: any of an e-mail address, a webhook URL and a phone number
+/// (SMS). Checked with [`crate::values::EmailAddress`], [`crate::values::WebhookUrl`] and
+/// [`crate::values::PhoneNumber`] where they enter the system.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Contact {
@@ -61,21 +61,26 @@ pub struct Contact {
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<String>,
+    /// An E.164 number (`+14155550100`) for SMS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
 }
 
 impl Contact {
     pub fn is_empty(&self) -> bool {
-        self.email.is_none() && self.webhook_url.is_none()
+        self.email.is_none() && self.webhook_url.is_none() && self.phone.is_none()
     }
 
-    /// A contact whose present fields are valid, or each bad field (`email`, `webhookUrl`)
-    /// with what is wrong with it. A webhook must point where `destinations` allow.
+    /// A contact whose present fields are valid, or each bad field (`email`, `webhookUrl`,
+    /// `phone`) with what is wrong with it. A webhook must point where `destinations`
+    /// allow; a phone number must be E.164.
     pub fn checked(
         email: Option<&str>,
         webhook_url: Option<&str>,
+        phone: Option<&str>,
         destinations: &crate::destinations::Destinations,
     ) -> Result<Self, Vec<(&'static str, String)>> {
-        use crate::values::{EmailAddress, WebhookUrl};
+        use crate::values::{EmailAddress, PhoneNumber, WebhookUrl};
         let mut errors = Vec::new();
         let email = email.and_then(|e| match EmailAddress::parse(e) {
             Ok(e) => Some(e.as_str().to_string()),
@@ -96,8 +101,19 @@ impl Contact {
                 }
             }
         });
+        let phone = phone.and_then(|p| match PhoneNumber::parse(p) {
+            Ok(p) => Some(p.as_str().to_string()),
+            Err(m) => {
+                errors.push(("phone", m));
+                None
+            }
+        });
         if errors.is_empty() {
-            Ok(Self { email, webhook_url })
+            Ok(Self {
+                email,
+                webhook_url,
+                phone,
+            })
         } else {
             Err(errors)
         }
@@ -321,6 +337,7 @@ mod tests {
             contact: Some(Contact {
                 email: Some("alice@example.com".into()),
                 webhook_url: Some("https://hooks.example.com/openorder".into()),
+                phone: Some("+14155550100".into()),
             }),
         };
         assert_golden(&event, "order.created.with-contact.json");

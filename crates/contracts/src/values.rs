@@ -143,6 +143,62 @@ fn host_name(s: &str) -> Result<(), String> {
     }
 }
 
+/// A phone number SMS notifications may be sent to, in E.164 form: `+`, then 8 to 15
+/// digits, the first not 0 (no country code starts with 0). Nothing else: no spaces, dashes,
+/// brackets or trunk prefix, so that a number has one spelling, the one SMS providers take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    /// Fewest digits after the `+`.
+    pub const MIN_DIGITS: usize = 8;
+    /// Most digits after the `+` (E.164's limit).
+    pub const MAX_DIGITS: usize = 15;
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let Some(digits) = s.strip_prefix('+') else {
+            return Err(format!(
+                "must be an E.164 number: + and then 8 to 15 digits, e.g. +14155550100; got {}",
+                shown(s)
+            ));
+        };
+        if let Some(bad) = digits.chars().find(|c| !c.is_ascii_digit()) {
+            return Err(format!(
+                "may hold only digits after the + (no spaces, dashes or brackets), found {bad:?} in {}",
+                shown(s)
+            ));
+        }
+        if !(Self::MIN_DIGITS..=Self::MAX_DIGITS).contains(&digits.len()) {
+            return Err(format!(
+                "must have {} to {} digits after the +, got {} in {}",
+                Self::MIN_DIGITS,
+                Self::MAX_DIGITS,
+                digits.len(),
+                shown(s)
+            ));
+        }
+        if digits.starts_with('0') {
+            return Err(format!(
+                "must not have 0 as its first digit (a country code never starts with 0), got {}",
+                shown(s)
+            ));
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `s` quoted for a message, cut after 32 characters (a refused value may be long).
+fn shown(s: &str) -> String {
+    match s.char_indices().nth(32) {
+        Some((at, _)) => format!("{:?}…", &s[..at]),
+        None => format!("{s:?}"),
+    }
+}
+
 /// Where webhook notifications are POSTed: an absolute `http` or `https` URL with a host,
 /// not on port 0, without credentials or fragment, at most 2,048 characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -255,6 +311,46 @@ mod tests {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?} was accepted");
         }
         assert!(EmailAddress::parse(&format!("{}@example.com", "a".repeat(65))).is_err());
+    }
+
+    #[test]
+    fn e164_numbers_of_8_to_15_digits_parse() {
+        for ok in [
+            "+14155550100",
+            "+442079460958",
+            "+4930123456",
+            "+12345678",
+            "+123456789012345",
+        ] {
+            assert_eq!(PhoneNumber::parse(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn numbers_not_in_e164_form_are_refused_saying_why() {
+        for (bad, why) in [
+            ("", "must be an E.164 number"),
+            ("14155550100", "must be an E.164 number"),
+            ("004915112345678", "must be an E.164 number"),
+            ("+", "must have 8 to 15 digits after the +, got 0"),
+            ("+1234567", "must have 8 to 15 digits after the +, got 7"),
+            (
+                "+1234567890123456",
+                "must have 8 to 15 digits after the +, got 16",
+            ),
+            ("+0123456789", "must not have 0 as its first digit"),
+            ("+1 415 555 0100", "found ' '"),
+            ("+1-415-555-0100", "found '-'"),
+            ("+1(415)5550100", "found '('"),
+            ("+14155550100\n", "found '\\n'"),
+            ("+١٤١٥٥٥٥٠١٠٠", "found '١'"),
+        ] {
+            let refused = PhoneNumber::parse(bad).unwrap_err();
+            assert!(refused.contains(why), "{bad:?}: {refused}");
+        }
+        let long = format!("+{}", "9".repeat(100));
+        let refused = PhoneNumber::parse(&long).unwrap_err();
+        assert!(refused.len() < 120, "a long value is cut: {refused}");
     }
 
     #[test]

@@ -1,21 +1,23 @@
-//! notification-service: tells customers what became of their orders, by log, e-mail and
-//! webhook, once per event and channel, with retries and a record of every attempt.
+//! notification-service: tells customers what became of their orders, by log, e-mail,
+//! webhook and SMS, once per event and channel, with retries and a record of every attempt.
 //!
 //! Consumes `order.created` (who placed an order, and the `contact` it carried),
 //! `order.created.DLT` (orders that failed) and every `inventory.<event>` topic; keeps the
-//! defaults users register; serves `GET /api/notifications?orderId=` and
-//! `GET|PUT /api/users/{userId}/contact` (and health) on 8083; publishes
-//! `notification.failed` when a delivery gives up.
+//! defaults and channel preferences users register; serves `GET /api/notifications?orderId=`,
+//! `GET|PUT /api/users/{userId}/contact`, `GET|PUT /api/users/{userId}/notification-preferences`,
+//! `POST /callbacks/sms` (an SMS provider's signed delivery receipts) and health on 8083;
+//! publishes `notification.failed` when a delivery gives up.
 //!
 //! Layout, in the order an event travels:
 //! - [`consumer()`]: the one consumer, one module per consumed event: [`on_order_created`]
 //!   (who placed the order), [`on_order_created_dead_letter`] (order failed),
 //!   [`on_inventory_event`] (every `inventory.<event>`).
-//! - [`notices`]: event → notification → one queued delivery per channel (one transaction;
-//!   the log's is written there and then).
+//! - [`notices`]: event → notification → one queued delivery per channel the user wants
+//!   ([`preferences`]) (one transaction; the log's is written there and then).
 //! - [`templates`]: subject, text and HTML per kind of notification.
 //! - [`delivery`]: the dispatcher (sends due deliveries, retries with backoff, marks
-//!   FAILED) and the channels: log, e-mail (SMTP), webhook (signed HTTP POST).
+//!   FAILED), the channels: log, e-mail (SMTP), webhook (signed HTTP POST), SMS (a
+//!   provider's HTTP API), and the SMS delivery receipts.
 //! - [`store`]: schema and every query; [`routes`]: the HTTP API.
 
 pub mod delivery;
@@ -23,6 +25,7 @@ pub mod notices;
 pub mod on_inventory_event;
 pub mod on_order_created;
 pub mod on_order_created_dead_letter;
+pub mod preferences;
 pub mod routes;
 pub mod store;
 pub mod templates;
@@ -77,6 +80,9 @@ pub struct NotifyArgs {
     pub webhook: channels::webhook::WebhookArgs,
 
     #[command(flatten)]
+    pub sms: channels::sms::SmsArgs,
+
+    #[command(flatten)]
     pub delivery: dispatcher::DeliveryArgs,
 
     /// Directory of template files replacing the built-in ones by name
@@ -113,7 +119,9 @@ pub async fn run(
         log: channels::log::LogChannel,
         email: channels::email::EmailChannel::from_args(&config.notify.smtp)?,
         webhook: channels::webhook::WebhookChannel::from_args(&config.notify.webhook)?,
+        sms: channels::sms::SmsChannel::from_args(&config.notify.sms)?,
     });
+    let sms_callbacks = channels.sms.as_ref().and_then(|sms| sms.callbacks());
 
     let webhooks = config.notify.webhook.destinations.destinations();
     let topics = config.kafka.topics();
@@ -152,7 +160,7 @@ pub async fn run(
         db: runtime.db.clone(),
         channels,
         args: config.notify.delivery.clone(),
-        topics,
+        topics: topics.clone(),
         wake,
         metrics: runtime.metrics.clone(),
     };
@@ -161,6 +169,9 @@ pub async fn run(
     let api = routes::routes(routes::AppState {
         db: runtime.db.clone(),
         webhooks: webhooks.clone(),
+        sms: sms_callbacks,
+        topics,
+        metrics: runtime.metrics.clone(),
     });
     runtime
         .serve(listener, api, &config.http, &config.stop, shutdown)

@@ -9,7 +9,8 @@
 //! Both take the order's `order_contacts` row first, so whichever comes second sees what
 //! the first committed: no notification is left waiting and none is routed twice.
 //! Messages are rendered when routed (when the user is known) and stored, so every attempt
-//! of a delivery sends the same message.
+//! of a delivery sends the same message. Routing is where the user's channel preferences
+//! ([`crate::preferences`]) leave channels out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use uuid::Uuid;
 
 use crate::delivery::channels::log::LogChannel;
 use crate::delivery::channels::Channels;
+use crate::preferences::ChannelsByKind;
 use crate::store::{self, NewDelivery, NewNotification, OrderContact, Routed};
 use crate::templates::Templates;
 
@@ -103,8 +105,8 @@ impl Notifier {
 
     /// Records each notice once (the first, if an event comes twice); the notices of known
     /// orders rendered and with their deliveries queued, in the same transaction. Set-based:
-    /// one statement each locks the orders, reads the users' contacts, records the
-    /// notifications and queues the deliveries, whatever the number of notices.
+    /// one statement each locks the orders, reads the users' contacts and preferences,
+    /// records the notifications and queues the deliveries, whatever the number of notices.
     pub async fn record_all(&self, tx: &mut Tx, notices: &[Notice]) -> Result<(), HandleError> {
         if notices.is_empty() {
             return Ok(());
@@ -117,6 +119,7 @@ impl Notifier {
             .filter_map(|n| known(n.order_id).map(|o| o.user_id))
             .collect();
         let defaults = store::user_contacts(tx, &users).await?;
+        let preferences = store::user_preferences(tx, &users).await?;
 
         let mut rows = Vec::with_capacity(notices.len());
         for notice in notices {
@@ -136,6 +139,7 @@ impl Notifier {
                     &context,
                     order,
                     defaults.get(&order.user_id),
+                    preferences.get(&order.user_id),
                 )?),
                 None => None,
             };
@@ -204,6 +208,7 @@ impl Notifier {
         }
         let users: BTreeSet<i64> = orders.values().map(|o| o.user_id).collect();
         let defaults = store::user_contacts(tx, &users).await?;
+        let preferences = store::user_preferences(tx, &users).await?;
         let mut plans = Vec::with_capacity(waiting.len());
         for w in &waiting {
             let order = &orders[&w.order_id];
@@ -216,6 +221,7 @@ impl Notifier {
                 &context,
                 order,
                 defaults.get(&order.user_id),
+                preferences.get(&order.user_id),
             )?;
             store::set_routed(tx, w.id, &plan.routed()).await?;
             plans.push(plan);
@@ -235,7 +241,9 @@ impl Notifier {
     }
 
     /// Renders a notification for its user and works out its channels (`defaults`: the
-    /// user's registered contact, if any).
+    /// user's registered contact, if any; `preferences`: the channels the user wants per
+    /// kind, if they said).
+    #[allow(clippy::too_many_arguments)]
     fn plan(
         &self,
         event_id: &str,
@@ -244,6 +252,7 @@ impl Notifier {
         context: &Value,
         order: &OrderContact,
         defaults: Option<&Contact>,
+        preferences: Option<&ChannelsByKind>,
     ) -> Result<Plan, HandleError> {
         let mut template_context = context["fields"].clone();
         if !template_context.is_object() {
@@ -253,9 +262,12 @@ impl Notifier {
             template_context[key] = context[key].clone();
         }
         template_context["user_id"] = json!(order.user_id);
-        let recipients = self
+        let mut recipients = self
             .channels
             .recipients(order.user_id, &order.contact, defaults);
+        if let Some(preferences) = preferences {
+            recipients.retain(|(channel, _)| preferences.allows(kind, channel));
+        }
         let to = |channel: &str| recipients.iter().any(|(c, _)| *c == channel);
         // Only what a channel of this notification sends is rendered and stored: the HTML
         // body for e-mail, the JSON body for webhooks.
@@ -412,6 +424,7 @@ pub(crate) mod tests {
             email: None,
             webhook: crate::delivery::channels::webhook::WebhookChannel::from_args(&webhook)
                 .unwrap(),
+            sms: None,
         };
         let notifier = Notifier {
             templates: Arc::new(Templates::load(None).unwrap()),
@@ -443,6 +456,7 @@ pub(crate) mod tests {
         let contact = Contact {
             email: None,
             webhook_url: Some("http://127.0.0.1:9/hook".into()),
+            phone: None,
         };
         let mut tx = db.begin().await.unwrap();
         notifier.order_seen(&mut tx, 7, 42, contact).await.unwrap();
@@ -483,6 +497,61 @@ pub(crate) mod tests {
         assert!(
             woken.await.is_ok(),
             "the commit woke the dispatcher for the webhook"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_channel_a_user_turned_off_for_one_kind_is_left_out_of_that_kind_only() {
+        let (notifier, db) = notifier().await;
+        let preferences = ChannelsByKind {
+            confirmed: Some(vec!["log".into()]),
+            ..ChannelsByKind::default()
+        };
+        store::put_notification_preferences(&db, 42, &preferences)
+            .await
+            .unwrap();
+        let contact = Contact {
+            email: None,
+            webhook_url: Some("http://127.0.0.1:9/hook".into()),
+            phone: None,
+        };
+        let mut tx = db.begin().await.unwrap();
+        notifier.order_seen(&mut tx, 7, 42, contact).await.unwrap();
+        for (kind, fields) in [
+            ("order.confirmed", json!({"items": []})),
+            (
+                "order.rejected",
+                json!({"reason": "OUT_OF_STOCK", "shortages": []}),
+            ),
+        ] {
+            let notice = Notice {
+                event_id: contracts::new_event_id(),
+                order_id: 7,
+                event_type: "inventory.reserved".into(),
+                kind,
+                fields,
+                event: json!({}),
+                trace: String::new(),
+            };
+            notifier.record(&mut tx, &notice).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let rows = sqlx::query(
+            "SELECT n.kind, d.channel FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+             ORDER BY n.kind, d.channel",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        let routed: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let expected = [
+            ("order.confirmed", "log"),
+            ("order.rejected", "log"),
+            ("order.rejected", "webhook"),
+        ];
+        assert_eq!(
+            routed,
+            expected.map(|(k, c)| (k.to_string(), c.to_string()))
         );
     }
 

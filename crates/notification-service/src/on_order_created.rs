@@ -31,6 +31,7 @@ pub fn checked_contact(
     Contact::checked(
         contact.email.as_deref(),
         contact.webhook_url.as_deref(),
+        contact.phone.as_deref(),
         webhooks,
     )
     .map_err(|bad| {

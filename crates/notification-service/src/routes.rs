@@ -2,22 +2,32 @@
 //! - `GET /api/notifications?orderId=`: an order's notifications with each channel's
 //!   delivery (status, attempts, last error, times), or the latest 100.
 //! - `GET /api/users/{userId}/contact`, `PUT /api/users/{userId}/contact`: the defaults a
-//!   user registers (`{"email": …, "webhookUrl": …}`, both optional; PUT replaces).
+//!   user registers (`{"email": …, "webhookUrl": …, "phone": …}`, all optional; PUT
+//!   replaces).
+//! - `GET /api/users/{userId}/notification-preferences`, `PUT …`: the channels a user wants
+//!   per kind of notification ([`crate::preferences`]; PUT replaces).
+//! - `POST /callbacks/sms`: an SMS provider's delivery receipts; no credential, each
+//!   request signed with the SMS auth token (`X-Twilio-Signature`).
 
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::destinations::Destinations;
 use contracts::values::UserId;
-use contracts::Contact;
+use contracts::{Contact, Topics};
 use platform::auth::{Caller, Routes};
 use platform::db::Database;
 use platform::http::{ApiJson, FieldError, Problem};
+use platform::metrics::Metrics;
 use serde::Deserialize;
 
-use crate::store::{self, Notification, UserContact};
+use crate::delivery::channels::sms;
+use crate::delivery::receipts::{self, Recorded, SmsReceipt};
+use crate::preferences::ChannelsByKind;
+use crate::store::{self, Notification, UserContact, UserPreferences};
 
 /// What the handlers need.
 #[derive(Clone)]
@@ -25,6 +35,11 @@ pub struct AppState {
     pub db: Database,
     /// Where a registered webhook may point.
     pub webhooks: Destinations,
+    /// How SMS delivery receipts are checked, when messages ask for them.
+    pub sms: Option<sms::Callbacks>,
+    /// For `notification.failed`, when a receipt says an SMS failed.
+    pub topics: Topics,
+    pub metrics: Metrics,
 }
 
 impl axum::extract::FromRef<AppState> for Database {
@@ -33,7 +48,8 @@ impl axum::extract::FromRef<AppState> for Database {
     }
 }
 
-/// Every route is the customers' (a customer reads only their own notifications and contact).
+/// The customers' routes (a customer reads and changes only their own notifications,
+/// contact and preferences), and the SMS provider's callback, open to anyone who can sign.
 pub fn routes(state: AppState) -> Routes {
     let customers = Router::new()
         .route("/api/notifications", get(list))
@@ -41,9 +57,19 @@ pub fn routes(state: AppState) -> Routes {
             "/api/users/{user_id}/contact",
             get(get_contact).put(put_contact),
         )
+        .route(
+            "/api/users/{user_id}/notification-preferences",
+            get(get_preferences).put(put_preferences),
+        )
+        .with_state(state.clone());
+    let callbacks = Router::new()
+        .route("/callbacks/sms", post(sms_status))
         .with_state(state);
     let docs = platform::http::openapi::routes(&openapi());
-    Routes::default().public(docs).customers(customers)
+    Routes::default()
+        .public(docs)
+        .public(callbacks)
+        .customers(customers)
 }
 
 /// notification-service's OpenAPI document (`/openapi.json`, `docs/api/notification-service.openapi.json`).
@@ -58,8 +84,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         title = "OpenOrder notification-service",
         description = "The notifications of each order with each channel's delivery, and where users are reached by default. Every error is an RFC 9457 problem (application/problem+json)."
     ),
-    paths(list, get_contact, put_contact),
-    tags((name = "notifications", description = "With customer authentication, only the caller's own."))
+    paths(list, get_contact, put_contact, get_preferences, put_preferences, sms_status),
+    tags(
+        (name = "notifications", description = "With customer authentication, only the caller's own."),
+        (name = "callbacks", description = "Called by providers: no credential, every request signed."),
+    )
 )]
 struct Api;
 
@@ -105,6 +134,10 @@ struct ContactBody {
     #[serde(default)]
     #[schema(format = "iri", pattern = "^https?://")]
     webhook_url: Option<String>,
+    /// A phone number for SMS in E.164 form: `+` and 8 to 15 digits, the first not 0.
+    #[serde(default)]
+    #[schema(pattern = "^\\+[1-9][0-9]{7,14}$")]
+    phone: Option<String>,
 }
 
 fn user_id(raw: &str) -> Result<i64, Problem> {
@@ -140,8 +173,9 @@ async fn get_contact(
         .ok_or_else(|| Problem::not_found(format!("user {user_id} has registered no contact")))
 }
 
-/// Register (replace) where a user is reached: e-mail and webhook, both optional. An
-/// order's own contact wins, field by field. A webhook must point at a public address.
+/// Register (replace) where a user is reached: e-mail, webhook and phone (SMS), all
+/// optional. An order's own contact wins, field by field. A webhook must point at a public
+/// address; a phone number must be E.164 (`+14155550100`).
 #[utoipa::path(put, path = "/api/users/{userId}/contact", tag = "notifications",
     security((), ("customerJwt" = []), ("operatorToken" = [])),
     params(("userId" = i64, Path, minimum = 1)),
@@ -153,7 +187,7 @@ async fn get_contact(
         (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Another user's", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not an e-mail address, or a webhook URL that is not https/http to a public address", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not an e-mail address, a webhook URL that is not https/http to a public address, or a phone number not in E.164 form", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database is away; nothing was written", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(user = %raw))]
@@ -169,6 +203,7 @@ async fn put_contact(
     let contact = Contact::checked(
         body.email.as_deref(),
         body.webhook_url.as_deref(),
+        body.phone.as_deref(),
         &state.webhooks,
     )
     .map_err(|bad| {
@@ -179,4 +214,192 @@ async fn put_contact(
         )
     })?;
     Ok(Json(store::put_user_contact(&db, user_id, &contact).await?))
+}
+
+/// `PUT /api/users/{userId}/notification-preferences` body. Unknown fields are refused (422).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PreferencesBody {
+    /// Per kind (`CONFIRMED`, `REJECTED`, `CANCELLED`, `FAILED`: could not be processed),
+    /// the channels wanted (`log`, `email`, `webhook`, `sms`); a kind left out gets every
+    /// channel, an empty list none.
+    #[serde(deserialize_with = "platform::http::object")]
+    channels: ChannelsByKind,
+}
+
+/// Which channels a user wants for which kind of notification.
+#[utoipa::path(get, path = "/api/users/{userId}/notification-preferences", tag = "notifications",
+    security((), ("customerJwt" = []), ("operatorToken" = [])),
+    params(("userId" = i64, Path, minimum = 1)),
+    responses(
+        (status = 200, description = "The preferences", body = UserPreferences),
+        (status = 400, description = "`userId` is not a positive integer", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another user's", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "None set: every kind goes to every channel", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(user = %raw))]
+async fn get_preferences(
+    State(db): State<Database>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<Json<UserPreferences>, Problem> {
+    let user_id = user_id(&raw)?;
+    caller.may_act_for(user_id)?;
+    store::notification_preferences(&db.pool, user_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "user {user_id} has set no notification preferences: every kind goes to every channel"
+            ))
+        })
+}
+
+/// Set (replace) which channels a user wants per kind of notification: `CONFIRMED`,
+/// `REJECTED`, `CANCELLED`, `FAILED` (could not be processed), each a list of `log`,
+/// `email`, `webhook`, `sms`. A kind left out gets every channel. Applies to notifications
+/// routed from now on.
+#[utoipa::path(put, path = "/api/users/{userId}/notification-preferences", tag = "notifications",
+    security((), ("customerJwt" = []), ("operatorToken" = [])),
+    params(("userId" = i64, Path, minimum = 1)),
+    request_body = PreferencesBody,
+    responses(
+        (status = 200, description = "The preferences now", body = UserPreferences),
+        (status = 400, description = "`userId` is not a positive integer, or not one JSON object", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another user's", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown kind or channel", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is away; nothing was written", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(user = %raw))]
+async fn put_preferences(
+    State(db): State<Database>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<PreferencesBody>,
+) -> Result<Json<UserPreferences>, Problem> {
+    let user_id = user_id(&raw)?;
+    caller.may_act_for(user_id)?;
+    let channels = body.channels.checked().map_err(|bad| {
+        Problem::invalid_fields(
+            bad.into_iter()
+                .map(|(field, m)| FieldError::new(field, m))
+                .collect(),
+        )
+    })?;
+    Ok(Json(
+        store::put_notification_preferences(&db, user_id, &channels).await?,
+    ))
+}
+
+/// What an SMS provider posts to `/callbacks/sms` (its status callback); every field it
+/// sends is signed, those not named here are otherwise ignored.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase")]
+#[allow(dead_code)] // documentation only: the form is read as pairs, to check its signature
+struct SmsStatusForm {
+    /// The provider's id of the message.
+    message_sid: String,
+    /// `queued`, `sent`, `delivered`, `undelivered` or `failed` (others are noted only).
+    message_status: String,
+    /// The provider's error code, for a message that failed.
+    #[serde(default)]
+    error_code: Option<String>,
+}
+
+/// An SMS delivery receipt, from the provider (Twilio's status callback): moves the SMS
+/// delivery named by `delivery` to DELIVERED or FAILED. Signed: `X-Twilio-Signature` is
+/// base64(HMAC-SHA1(auth token, the public callback URL as called + each form field's name
+/// and value, sorted by name)); without a valid one nothing changes.
+#[utoipa::path(post, path = "/callbacks/sms", tag = "callbacks",
+    security(()),
+    params(
+        ("delivery" = String, Query, description = "The delivery's idempotency key, as the status callback URL sent with the message carries it"),
+        ("X-Twilio-Signature" = String, Header, description = "The provider's signature of this request"),
+    ),
+    request_body(content = SmsStatusForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 204, description = "Recorded (a delivery already DELIVERED or FAILED stays so)"),
+        (status = 400, description = "Signed, but without `delivery`, `MessageSid` or `MessageStatus`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "No signature, or one that does not sign this URL and form with the SMS auth token: nothing changed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "SMS delivery receipts are not configured here (`--sms-status-callback-url`), or no SMS delivery has this key", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is away; nothing was written", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn sms_status(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<StatusCode, Problem> {
+    let Some(callbacks) = &state.sms else {
+        return Err(Problem::not_found(
+            "SMS delivery receipts are not configured here (--sms-status-callback-url)",
+        ));
+    };
+    let body = axum::body::to_bytes(body, platform::http::MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Request body too large",
+                format!(
+                    "the body must be at most {} bytes",
+                    platform::http::MAX_BODY_BYTES
+                ),
+            )
+        })?;
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let signed_url = callbacks.signed_url(uri.query());
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok());
+    if !callbacks.is_signed(&signed_url, &form, signature) {
+        tracing::warn!(
+            signed = signature.is_some(),
+            "refused an SMS status callback whose signature does not verify"
+        );
+        return Err(platform::auth::forbidden(
+            "X-Twilio-Signature is missing or does not sign this URL and form with the SMS auth token; nothing was changed",
+        ));
+    }
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let key = uri.query().and_then(|query| {
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| *k == "delivery")
+            .map(|(_, v)| v.into_owned())
+    });
+    let (Some(key), Some(message_sid), Some(status)) =
+        (key, field("MessageSid"), field("MessageStatus"))
+    else {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-parameter",
+            "Invalid parameter",
+            "a status callback names its delivery (?delivery=), MessageSid and MessageStatus",
+        ));
+    };
+    let receipt = SmsReceipt {
+        key: &key,
+        message_sid,
+        status,
+        error_code: field("ErrorCode"),
+    };
+    match receipts::record_sms(&state.db, &state.topics, &state.metrics, &receipt).await? {
+        Recorded::Unknown => Err(Problem::not_found(format!(
+            "no SMS delivery has the key {:?}",
+            key.chars().take(64).collect::<String>()
+        ))),
+        Recorded::Noted(_) | Recorded::AlreadyFinal => Ok(StatusCode::NO_CONTENT),
+    }
 }

@@ -6,11 +6,15 @@
 //!   resend is the same message, byte for byte.
 //! - `deliveries`: one per notification and channel, the dispatcher's work queue: status
 //!   `PENDING` → `DELIVERED` | `FAILED`, attempts, last error, next attempt time. The log
-//!   channel's are written as they are queued and stored `DELIVERED` at once.
+//!   channel's are written as they are queued and stored `DELIVERED` at once. An SMS whose
+//!   provider reports delivery later goes `PENDING` → `SENT` → `DELIVERED` | `FAILED`, with
+//!   the provider's message id and latest status beside.
 //! - `order_contacts`: the projection of `order.created` (who placed an order and how to
 //!   reach them). Its row for an order is also the lock that serializes "an inventory event
 //!   arrives" with "the order it is about arrives", whichever comes first.
 //! - `user_contacts`: the defaults users register with `PUT /api/users/{userId}/contact`.
+//! - `notification_preferences`: the channels users want per kind of notification
+//!   (`PUT /api/users/{userId}/notification-preferences`, [`crate::preferences`]).
 //! - the outbox every service has (for `notification.failed`).
 
 use contracts::Contact;
@@ -22,6 +26,7 @@ use platform::db::{placeholders, value_rows, Backend, Database, Schema, Tx};
 use platform::retention::{Prune, RetentionArgs, Walk};
 
 use crate::delivery::channels::Outgoing;
+use crate::preferences::ChannelsByKind;
 use serde::Serialize;
 use sqlx::Row;
 
@@ -81,6 +86,19 @@ pub const SCHEMA: Schema = Schema(&[
     "ALTER TABLE notifications ADD COLUMN trace TEXT NOT NULL DEFAULT ''",
     // What was dead-lettered under each event id (platform::dedupe).
     platform::dedupe::DEAD_LETTERED_BODY_HASH_COLUMN,
+    // Phone numbers, for SMS.
+    "ALTER TABLE user_contacts ADD COLUMN phone TEXT",
+    "ALTER TABLE order_contacts ADD COLUMN phone TEXT",
+    // What an SMS provider says of a delivery: its message id and the latest status it
+    // reported (found by the delivery's idempotency key, which the callback URL carries).
+    "ALTER TABLE deliveries ADD COLUMN provider_id TEXT",
+    "ALTER TABLE deliveries ADD COLUMN provider_status TEXT",
+    // The channels a user wants per kind of notification (JSON: crate::preferences).
+    "CREATE TABLE notification_preferences (
+        user_id {int} PRIMARY KEY,
+        channels TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )",
 ]);
 
 /// What this service prunes ([`platform::retention`]): dead-letter marks, notifications with
@@ -114,6 +132,9 @@ pub const ROUTED: &str = "ROUTED";
 
 /// A delivery's states.
 pub const PENDING: &str = "PENDING";
+/// Accepted by a receiver that reports later whether it reached the person (an SMS with
+/// a status callback): waits for that receipt, not for the dispatcher.
+pub const SENT: &str = "SENT";
 pub const DELIVERED: &str = "DELIVERED";
 pub const FAILED: &str = "FAILED";
 
@@ -226,7 +247,7 @@ pub async fn lock_orders(
         let sql = format!(
             "INSERT INTO order_contacts (order_id, known, updated_at) VALUES {}
              ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id
-             RETURNING order_id, user_id, email, webhook_url, known",
+             RETURNING order_id, user_id, email, webhook_url, phone, known",
             value_rows(chunk.len(), 3)
         );
         let mut query = sqlx::query(&sql);
@@ -241,6 +262,7 @@ pub async fn lock_orders(
                     contact: Contact {
                         email: row.try_get("email")?,
                         webhook_url: row.try_get("webhook_url")?,
+                        phone: row.try_get("phone")?,
                     },
                 }),
             };
@@ -258,13 +280,14 @@ pub async fn record_orders(
 ) -> Result<(), sqlx::Error> {
     let now = platform::now_text();
     let orders: Vec<_> = orders.iter().collect();
-    for chunk in platform::db::statement_chunks(&orders, 6) {
+    for chunk in platform::db::statement_chunks(&orders, 7) {
         let sql = format!(
-            "INSERT INTO order_contacts (order_id, user_id, email, webhook_url, known, updated_at)
+            "INSERT INTO order_contacts (order_id, user_id, email, webhook_url, phone, known, updated_at)
              VALUES {}
              ON CONFLICT (order_id) DO UPDATE SET user_id = excluded.user_id, email = excluded.email,
-                 webhook_url = excluded.webhook_url, known = 1, updated_at = excluded.updated_at",
-            value_rows(chunk.len(), 6)
+                 webhook_url = excluded.webhook_url, phone = excluded.phone, known = 1,
+                 updated_at = excluded.updated_at",
+            value_rows(chunk.len(), 7)
         );
         let mut query = sqlx::query(&sql);
         for (order_id, order) in chunk {
@@ -273,6 +296,7 @@ pub async fn record_orders(
                 .bind(order.user_id)
                 .bind(order.contact.email.as_deref())
                 .bind(order.contact.webhook_url.as_deref())
+                .bind(order.contact.phone.as_deref())
                 .bind(1_i64)
                 .bind(&now);
         }
@@ -413,7 +437,7 @@ pub async fn user_contacts(
     let mut contacts = HashMap::new();
     for chunk in platform::db::statement_chunks(&user_ids, 1) {
         let sql = format!(
-            "SELECT user_id, email, webhook_url FROM user_contacts WHERE user_id IN ({})",
+            "SELECT user_id, email, webhook_url, phone FROM user_contacts WHERE user_id IN ({})",
             placeholders(1, chunk.len())
         );
         let mut query = sqlx::query(&sql);
@@ -424,6 +448,7 @@ pub async fn user_contacts(
             let contact = Contact {
                 email: row.try_get("email")?,
                 webhook_url: row.try_get("webhook_url")?,
+                phone: row.try_get("phone")?,
             };
             contacts.insert(row.try_get("user_id")?, contact);
         }
@@ -437,7 +462,7 @@ pub async fn user_contact(
     user_id: i64,
 ) -> Result<Option<UserContact>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT user_id, email, webhook_url, updated_at FROM user_contacts WHERE user_id = $1",
+        "SELECT user_id, email, webhook_url, phone, updated_at FROM user_contacts WHERE user_id = $1",
     )
     .bind(user_id)
     .fetch_optional(executor)
@@ -447,6 +472,7 @@ pub async fn user_contact(
             user_id: row.try_get("user_id")?,
             email: row.try_get("email")?,
             webhook_url: row.try_get("webhook_url")?,
+            phone: row.try_get("phone")?,
             updated_at: row.try_get("updated_at")?,
         })
     })
@@ -460,6 +486,7 @@ pub struct UserContact {
     pub user_id: i64,
     pub email: Option<String>,
     pub webhook_url: Option<String>,
+    pub phone: Option<String>,
     pub updated_at: String,
 }
 
@@ -473,13 +500,14 @@ pub async fn put_user_contact(
     // Every write goes through a transaction, so it queues at the write gate.
     let mut tx = db.begin().await?;
     sqlx::query(
-        "INSERT INTO user_contacts (user_id, email, webhook_url, updated_at) VALUES ($1, $2, $3, $4)
+        "INSERT INTO user_contacts (user_id, email, webhook_url, phone, updated_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, webhook_url = excluded.webhook_url,
-             updated_at = excluded.updated_at",
+             phone = excluded.phone, updated_at = excluded.updated_at",
     )
     .bind(user_id)
     .bind(contact.email.as_deref())
     .bind(contact.webhook_url.as_deref())
+    .bind(contact.phone.as_deref())
     .bind(&now)
     .execute(&mut *tx)
     .await?;
@@ -488,6 +516,96 @@ pub async fn put_user_contact(
         user_id,
         email: contact.email.clone(),
         webhook_url: contact.webhook_url.clone(),
+        phone: contact.phone.clone(),
+        updated_at: now,
+    })
+}
+
+/// The channel preferences of `user_ids` that have any, by user.
+pub async fn user_preferences(
+    tx: &mut Tx,
+    user_ids: &BTreeSet<i64>,
+) -> Result<HashMap<i64, ChannelsByKind>, sqlx::Error> {
+    let user_ids: Vec<i64> = user_ids.iter().copied().collect();
+    let mut preferences = HashMap::new();
+    for chunk in platform::db::statement_chunks(&user_ids, 1) {
+        let sql = format!(
+            "SELECT user_id, channels FROM notification_preferences WHERE user_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let channels: String = row.try_get("channels")?;
+            preferences.insert(row.try_get("user_id")?, preferences_of(&channels)?);
+        }
+    }
+    Ok(preferences)
+}
+
+/// Stored preferences (JSON) read back.
+fn preferences_of(channels: &str) -> Result<ChannelsByKind, sqlx::Error> {
+    serde_json::from_str(channels).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// A user's channel preferences, as `GET/PUT /api/users/{userId}/notification-preferences`
+/// show them.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPreferences {
+    pub user_id: i64,
+    /// Per kind, the channels chosen; a kind not named gets every channel.
+    pub channels: ChannelsByKind,
+    pub updated_at: String,
+}
+
+/// The channel preferences a user set, if any.
+pub async fn notification_preferences(
+    executor: impl sqlx::Executor<'_, Database = sqlx::Any>,
+    user_id: i64,
+) -> Result<Option<UserPreferences>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT user_id, channels, updated_at FROM notification_preferences WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(executor)
+    .await?;
+    row.map(|row| {
+        let channels: String = row.try_get("channels")?;
+        Ok(UserPreferences {
+            user_id: row.try_get("user_id")?,
+            channels: preferences_of(&channels)?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Sets (replaces) a user's channel preferences.
+pub async fn put_notification_preferences(
+    db: &Database,
+    user_id: i64,
+    channels: &ChannelsByKind,
+) -> Result<UserPreferences, sqlx::Error> {
+    let now = platform::now_text();
+    let json = serde_json::to_string(channels).expect("preferences serialize");
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO notification_preferences (user_id, channels, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (user_id) DO UPDATE SET channels = excluded.channels,
+             updated_at = excluded.updated_at",
+    )
+    .bind(user_id)
+    .bind(&json)
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(UserPreferences {
+        user_id,
+        channels: channels.clone(),
         updated_at: now,
     })
 }
@@ -712,6 +830,8 @@ pub struct Finish<'a> {
     pub due: Option<i64>,
     pub error: Option<&'a str>,
     pub delivered_at: Option<&'a str>,
+    /// The receiver's id of the message, if it gave one (kept if not).
+    pub provider_id: Option<&'a str>,
     pub now: &'a str,
 }
 
@@ -726,17 +846,100 @@ pub async fn finish_attempt(
 ) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query(
         "UPDATE deliveries SET status = $1, next_attempt_at = COALESCE($2, next_attempt_at),
-             last_error = $3, delivered_at = $4, updated_at = $5
-         WHERE id = $6 AND status = $7 AND attempts = $8",
+             last_error = $3, delivered_at = $4, updated_at = $5,
+             provider_id = COALESCE($6, provider_id)
+         WHERE id = $7 AND status = $8 AND attempts = $9",
     )
     .bind(finish.status)
     .bind(finish.due)
     .bind(finish.error)
     .bind(finish.delivered_at)
     .bind(finish.now)
+    .bind(finish.provider_id)
     .bind(id)
     .bind(PENDING)
     .bind(attempts)
+    .execute(&mut **tx)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// An SMS delivery a receipt is about, as found by its idempotency key.
+pub struct SmsDelivery {
+    pub id: i64,
+    pub order_id: i64,
+    pub recipient: String,
+    pub status: String,
+    pub attempts: i64,
+    /// The notification's event id and kind (for `notification.failed`).
+    pub event_id: String,
+    pub kind: String,
+}
+
+/// The delivery on `channel` whose idempotency key is `key`.
+pub async fn delivery_by_key(
+    tx: &mut Tx,
+    channel: &str,
+    key: &str,
+) -> Result<Option<SmsDelivery>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT d.id, d.order_id, d.recipient, d.status, d.attempts, n.event_id, n.kind
+         FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+         WHERE d.idempotency_key = $1 AND d.channel = $2",
+    )
+    .bind(key)
+    .bind(channel)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|row| {
+        Ok(SmsDelivery {
+            id: row.try_get("id")?,
+            order_id: row.try_get("order_id")?,
+            recipient: row.try_get("recipient")?,
+            status: row.try_get("status")?,
+            attempts: row.try_get("attempts")?,
+            event_id: row.try_get("event_id")?,
+            kind: row.try_get("kind")?,
+        })
+    })
+    .transpose()
+}
+
+/// What a delivery receipt does to its delivery.
+pub struct ReceiptUpdate<'a> {
+    /// The provider's message id and the status it reported.
+    pub provider_id: &'a str,
+    pub provider_status: &'a str,
+    /// `DELIVERED` or `FAILED`; None leaves the status as it is.
+    pub status: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub now: &'a str,
+}
+
+/// Records a receipt for delivery `id` if it is still `PENDING` or `SENT`, in one
+/// statement (a receipt after `DELIVERED` or `FAILED`, one that overtook another, changes
+/// nothing); false if it was not.
+pub async fn record_receipt(
+    tx: &mut Tx,
+    id: i64,
+    receipt: &ReceiptUpdate<'_>,
+) -> Result<bool, sqlx::Error> {
+    let delivered_at = (receipt.status == Some(DELIVERED)).then_some(receipt.now);
+    let updated = sqlx::query(
+        "UPDATE deliveries SET provider_id = $1, provider_status = $2,
+             status = COALESCE($3, status), last_error = COALESCE($4, last_error),
+             delivered_at = COALESCE($5, delivered_at), updated_at = $6
+         WHERE id = $7 AND status IN ($8, $9)",
+    )
+    .bind(receipt.provider_id)
+    .bind(receipt.provider_status)
+    .bind(receipt.status)
+    .bind(receipt.error)
+    .bind(delivered_at)
+    .bind(receipt.now)
+    .bind(id)
+    .bind(PENDING)
+    .bind(SENT)
     .execute(&mut **tx)
     .await?;
     Ok(updated.rows_affected() == 1)

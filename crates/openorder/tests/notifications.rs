@@ -1,9 +1,12 @@
-//! Notifications reach people, once: e-mail to a real SMTP server (aiosmtpd) and webhooks
-//! to a real HTTP receiver, both on loopback, driven by real orders through a real broker.
+//! Notifications reach people, once: e-mail to a real SMTP server (aiosmtpd), webhooks
+//! to a real HTTP receiver and SMS to a real HTTP server with Twilio's Messages API, all on
+//! loopback, driven by real orders through a real broker.
 //! Checked: the exact message received, the webhook signature, retries of transient
-//! failures with the same message, FAILED plus `notification.failed` after persistent
-//! failure, and one message per event when the event comes twice, arrives before its order,
-//! or the service is killed mid-send and restarted.
+//! failures with the same message (after the provider's `Retry-After`), FAILED plus
+//! `notification.failed` after persistent failure or a permanent refusal, SMS delivery
+//! receipts (signed, and refused unsigned), users' channel preferences, and one message per
+//! event when the event comes twice, arrives before its order, or the service is killed
+//! mid-send and restarted.
 
 mod support;
 
@@ -12,7 +15,10 @@ use std::time::Duration;
 use notification_service::delivery::channels::email::SmtpTls;
 use notification_service::NotifyArgs;
 use serde_json::{json, Value};
-use support::receivers::{signature_is_valid, Behaviour, SmtpSink, WebhookReceiver};
+use support::receivers::{
+    signature_is_valid, twilio_signature, Behaviour, SmsBehaviour, SmsProvider, SmtpSink,
+    WebhookReceiver,
+};
 use support::{BrokerKind, DbKind, Stack, StackOptions, UpPorts, UpProcess};
 
 /// A Standard Webhooks secret (`whsec_` + base64 of the key).
@@ -686,5 +692,465 @@ async fn a_webhook_pointing_inside_is_refused_when_registered_and_when_an_order_
         .await
         .unwrap();
     assert_eq!(opened.status(), 200);
+    stack.stop().await;
+}
+
+/// The public URL of notification-service's `/callbacks/sms`, as a proxy in front would
+/// publish it: the provider calls (and signs) this one; the tests post to the service itself.
+const SMS_CALLBACK: &str = "https://openorder.example.com/callbacks/sms";
+
+/// The sender of every SMS.
+const SMS_FROM: &str = "+15005550006";
+
+/// SMS through `provider`, with delivery receipts when `receipts`.
+fn with_sms(mut notify: NotifyArgs, provider: &SmsProvider, receipts: bool) -> NotifyArgs {
+    notify.sms.sms_account_sid = Some(SmsProvider::ACCOUNT.into());
+    notify.sms.sms_auth_token_file = Some(platform::kafka::Secret::new(SmsProvider::TOKEN));
+    notify.sms.sms_from = Some(SMS_FROM.into());
+    notify.sms.sms_base_url = provider.base_url.clone();
+    notify.sms.sms_status_callback_url = receipts.then(|| SMS_CALLBACK.to_string());
+    notify
+}
+
+/// The status of the SMS delivery of an order's first notification.
+fn sms_status_of(notes: &[Value]) -> Value {
+    delivery(&notes[0], "sms")["status"].clone()
+}
+
+/// Posts a status callback for the delivery `key` to the service, signed with `token`
+/// over `signed_url` (None: unsigned); returns the answer's status and body.
+async fn sms_callback(
+    stack: &Stack,
+    key: &str,
+    form: &[(&str, &str)],
+    signed: Option<(&str, &str)>,
+) -> (u16, Value) {
+    let mut body = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in form {
+        body.append_pair(name, value);
+    }
+    let mut request = stack
+        .http
+        .post(format!(
+            "{}/callbacks/sms?delivery={key}",
+            stack.notification_url
+        ))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.finish());
+    if let Some((token, url)) = signed {
+        request = request.header("x-twilio-signature", twilio_signature(token, url, form));
+    }
+    let answer = request.send().await.unwrap();
+    let status = answer.status().as_u16();
+    let text = answer.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_with_a_phone_gets_exactly_one_sms_carrying_its_idempotency_token() {
+    let provider = SmsProvider::start(SmsBehaviour::Accept).await;
+    let stack = stack(
+        BrokerKind::Tansu,
+        DbKind::Sqlite,
+        with_sms(notify(None, 3), &provider, false),
+    )
+    .await
+    .unwrap();
+    let id = stack
+        .post_order_body(order_with_contact(
+            21,
+            "ABC-001",
+            2,
+            json!({"phone": "+14155550100"}),
+        ))
+        .await;
+    let notes = settled_notifications(&stack.notification_url, id, 1).await;
+    let n = &notes[0];
+    let channels: Vec<&str> = n["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(channels, ["log", "sms"]);
+    let d = delivery(n, "sms");
+    // Without a status callback, accepted by the provider is delivered.
+    assert_eq!(d["status"], "DELIVERED", "{d}");
+    assert_eq!(d["attempts"], 1, "{d}");
+    assert_eq!(d["recipient"], "+14155550100");
+
+    let requests = provider.wait_requests(1).await;
+    let r = &requests[0];
+    assert!(r.authorized, "basic auth with the account and token: {r:?}");
+    assert_eq!(
+        r.path,
+        format!(
+            "/2010-04-01/Accounts/{}/Messages.json",
+            SmsProvider::ACCOUNT
+        )
+    );
+    assert_eq!(
+        r.header("content-type"),
+        "application/x-www-form-urlencoded"
+    );
+    assert_eq!(r.header("i-twilio-idempotency-token"), d["idempotencyKey"]);
+    assert_eq!(r.field("To"), "+14155550100");
+    assert_eq!(r.field("From"), SMS_FROM);
+    let text = format!("Order {id} is confirmed: 2 × ABC-001 reserved for you.");
+    assert_eq!(n["message"], text);
+    assert_eq!(
+        r.field("Body"),
+        text,
+        "the notification's text, whole: it fits"
+    );
+    assert!(
+        !r.has_field("StatusCallback"),
+        "no receipts asked for: {r:?}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(provider.requests().len(), 1, "one SMS");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_sms_answered_429_is_sent_again_after_its_retry_after_with_the_same_token() {
+    let provider = SmsProvider::start(SmsBehaviour::TooManyFirst(1)).await;
+    // The backoff is 100 ms: a second try a second later is the provider's Retry-After.
+    let stack = stack(
+        BrokerKind::Tansu,
+        DbKind::Sqlite,
+        with_sms(notify(None, 3), &provider, false),
+    )
+    .await
+    .unwrap();
+    let id = stack
+        .post_order_body(order_with_contact(
+            22,
+            "ABC-001",
+            1,
+            json!({"phone": "+442079460958"}),
+        ))
+        .await;
+    let notes = settled_notifications(&stack.notification_url, id, 1).await;
+    let d = delivery(&notes[0], "sms");
+    assert_eq!(d["status"], "DELIVERED", "{d}");
+    assert_eq!(d["attempts"], 2, "{d}");
+    let requests = provider.requests();
+    assert_eq!(requests.len(), 2, "refused once, accepted once");
+    let key = d["idempotencyKey"].as_str().unwrap();
+    for r in &requests {
+        assert_eq!(r.header("i-twilio-idempotency-token"), key);
+        assert_eq!(
+            r.form, requests[0].form,
+            "every attempt sends the same form"
+        );
+    }
+    let waited = requests[1].at - requests[0].at;
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the second try waited for Retry-After: 1, not the backoff: {waited:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        provider.requests().len(),
+        2,
+        "delivered once, not sent again"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_sms_to_a_number_the_provider_calls_invalid_fails_at_once_and_is_not_retried() {
+    let provider = SmsProvider::start(SmsBehaviour::InvalidNumber).await;
+    let stack = stack(
+        BrokerKind::Tansu,
+        DbKind::Sqlite,
+        with_sms(notify(None, 3), &provider, false),
+    )
+    .await
+    .unwrap();
+    let id = stack
+        .post_order_body(order_with_contact(
+            23,
+            "ABC-001",
+            1,
+            json!({"phone": "+15005550001"}),
+        ))
+        .await;
+    let notes = settled_notifications(&stack.notification_url, id, 1).await;
+    let d = delivery(&notes[0], "sms");
+    assert_eq!(d["status"], "FAILED", "{d}");
+    assert_eq!(d["attempts"], 1, "a permanent refusal is not retried: {d}");
+    let error = d["lastError"].as_str().unwrap();
+    assert!(error.contains("400") && error.contains("21211"), "{error}");
+    let record = stack
+        .wait_record(&stack.topics().notification_failed(), &id.to_string())
+        .await;
+    let event: Value = serde_json::from_slice(&record.payload).unwrap();
+    assert_eq!(event["channel"], "sms");
+    assert_eq!(event["recipient"], "+15005550001");
+    assert_eq!(event["attempts"], 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(provider.requests().len(), 1, "not sent again");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_signed_status_callback_moves_an_sms_to_delivered_and_a_wrongly_signed_one_changes_nothing(
+) {
+    let provider = SmsProvider::start(SmsBehaviour::Accept).await;
+    let stack = stack(
+        BrokerKind::Tansu,
+        DbKind::Sqlite,
+        with_sms(notify(None, 3), &provider, true),
+    )
+    .await
+    .unwrap();
+    let id = stack
+        .post_order_body(order_with_contact(
+            24,
+            "ABC-001",
+            1,
+            json!({"phone": "+14155550100"}),
+        ))
+        .await;
+    let notes = settled_notifications(&stack.notification_url, id, 1).await;
+    let d = delivery(&notes[0], "sms");
+    assert_eq!(
+        d["status"], "SENT",
+        "accepted, waiting for its receipt: {d}"
+    );
+    assert_eq!(d["attempts"], 1, "{d}");
+    assert!(d["deliveredAt"].is_null(), "{d}");
+    let key = d["idempotencyKey"].as_str().unwrap().to_string();
+    let requests = provider.wait_requests(1).await;
+    // The provider is told where to report, with the delivery's key.
+    let callback = requests[0].field("StatusCallback").to_string();
+    assert_eq!(callback, format!("{SMS_CALLBACK}?delivery={key}"));
+    let sid = format!("SM{:032x}", 1);
+    let delivered = [
+        ("AccountSid", SmsProvider::ACCOUNT),
+        ("MessageSid", sid.as_str()),
+        ("MessageStatus", "delivered"),
+        ("To", "+14155550100"),
+        ("From", SMS_FROM),
+        ("ApiVersion", "2010-04-01"),
+    ];
+
+    // Unsigned, signed with another token, signed for another URL, or a form changed after
+    // signing: 403, and the delivery stays SENT.
+    let internal = format!("{}/callbacks/sms?delivery={key}", stack.notification_url);
+    let mut tampered = delivered;
+    tampered[2] = ("MessageStatus", "undelivered");
+    for (what, form, signed) in [
+        ("unsigned", &delivered, None),
+        (
+            "another token",
+            &delivered,
+            Some(("not-the-token", callback.as_str())),
+        ),
+        (
+            "another URL",
+            &delivered,
+            Some((SmsProvider::TOKEN, internal.as_str())),
+        ),
+        (
+            "a changed form",
+            &tampered,
+            Some((SmsProvider::TOKEN, "tampered")),
+        ),
+    ] {
+        // The tampered form is signed as the delivered one was, then changed.
+        let (status, problem) = if what == "a changed form" {
+            let signature = twilio_signature(SmsProvider::TOKEN, &callback, &delivered);
+            let mut body = url::form_urlencoded::Serializer::new(String::new());
+            for (name, value) in form {
+                body.append_pair(name, value);
+            }
+            let answer = stack
+                .http
+                .post(&internal)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("x-twilio-signature", signature)
+                .body(body.finish())
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.unwrap())
+        } else {
+            sms_callback(&stack, &key, form, signed).await
+        };
+        assert_eq!(status, 403, "{what}: {problem}");
+        assert_eq!(problem["type"], "/problems/forbidden", "{what}: {problem}");
+        let notes = stack.notifications(id).await;
+        assert_eq!(sms_status_of(&notes), "SENT", "{what} changed nothing");
+    }
+
+    // Signed as the provider signs it: the URL it called and the sorted form.
+    let (status, body) = sms_callback(
+        &stack,
+        &key,
+        &delivered,
+        Some((SmsProvider::TOKEN, callback.as_str())),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let notes = stack.notifications(id).await;
+    let d = delivery(&notes[0], "sms");
+    assert_eq!(d["status"], "DELIVERED", "{d}");
+    assert!(d["deliveredAt"].is_string(), "{d}");
+    // A late `sent` (receipts may overtake each other) leaves it delivered.
+    let mut late = delivered;
+    late[2] = ("MessageStatus", "sent");
+    let (status, _) = sms_callback(
+        &stack,
+        &key,
+        &late,
+        Some((SmsProvider::TOKEN, callback.as_str())),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(sms_status_of(&stack.notifications(id).await), "DELIVERED");
+
+    // A receipt saying `undelivered` fails the delivery, with notification.failed.
+    let other = stack
+        .post_order_body(order_with_contact(
+            24,
+            "ABC-001",
+            1,
+            json!({"phone": "+14155550199"}),
+        ))
+        .await;
+    let notes = settled_notifications(&stack.notification_url, other, 1).await;
+    let other_key = delivery(&notes[0], "sms")["idempotencyKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other_callback = format!("{SMS_CALLBACK}?delivery={other_key}");
+    let undelivered = [
+        ("MessageSid", "SM00000000000000000000000000000002"),
+        ("MessageStatus", "undelivered"),
+        ("ErrorCode", "30003"),
+    ];
+    let (status, body) = sms_callback(
+        &stack,
+        &other_key,
+        &undelivered,
+        Some((SmsProvider::TOKEN, other_callback.as_str())),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let notes = stack.notifications(other).await;
+    let d = delivery(&notes[0], "sms");
+    assert_eq!(d["status"], "FAILED", "{d}");
+    assert!(d["lastError"].as_str().unwrap().contains("30003"), "{d}");
+    let record = stack
+        .wait_record(&stack.topics().notification_failed(), &other.to_string())
+        .await;
+    let event: Value = serde_json::from_slice(&record.payload).unwrap();
+    assert_eq!(event["channel"], "sms");
+    assert_eq!(event["recipient"], "+14155550199");
+
+    // A signed receipt for no delivery of ours: 404.
+    let nobody = format!("{SMS_CALLBACK}?delivery=no-such-key");
+    let (status, _) = sms_callback(
+        &stack,
+        "no-such-key",
+        &delivered,
+        Some((SmsProvider::TOKEN, nobody.as_str())),
+    )
+    .await;
+    assert_eq!(status, 404);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_user_who_turned_email_off_for_confirmed_orders_gets_none_for_one_but_still_for_a_rejected_one(
+) {
+    let smtp = SmtpSink::start(0);
+    let stack = stack(BrokerKind::Tansu, DbKind::Sqlite, notify(Some(&smtp), 3))
+        .await
+        .unwrap();
+    let http = &stack.http;
+    let url = format!(
+        "{}/api/users/91/notification-preferences",
+        stack.notification_url
+    );
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 404);
+    for (bad, field) in [
+        (
+            json!({"channels": {"CONFIRMED": ["log", "fax"]}}),
+            "/channels/CONFIRMED/1",
+        ),
+        (json!({"channels": {"SHIPPED": ["email"]}}), "/channels"),
+        (
+            json!({"channels": {"CONFIRMED": "email"}}),
+            "/channels/CONFIRMED",
+        ),
+    ] {
+        let refused = http.put(&url).json(&bad).send().await.unwrap();
+        assert_eq!(refused.status(), 422, "{bad}");
+        let problem: Value = refused.json().await.unwrap();
+        let fields = problem_fields(&problem);
+        assert!(
+            fields.iter().any(|f| f.starts_with(field)),
+            "{bad}: {problem}"
+        );
+    }
+    let put = http
+        .put(&url)
+        .json(&json!({"channels": {"CONFIRMED": ["log", "webhook", "sms"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let got: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(got["userId"], 91);
+    assert_eq!(
+        got["channels"],
+        json!({"CONFIRMED": ["log", "webhook", "sms"]})
+    );
+    let contact = http
+        .put(format!("{}/api/users/91/contact", stack.notification_url))
+        .json(&json!({"email": "gina@example.com", "phone": "0151 1234567"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(contact.status(), 422, "a phone number not in E.164 form");
+    let problem: Value = contact.json().await.unwrap();
+    assert_eq!(problem_fields(&problem), ["/phone"], "{problem}");
+    let contact = http
+        .put(format!("{}/api/users/91/contact", stack.notification_url))
+        .json(&json!({"email": "gina@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(contact.status(), 200);
+
+    let confirmed = stack.post_order(91, &[("ABC-001", 1)]).await;
+    let notes = settled_notifications(&stack.notification_url, confirmed, 1).await;
+    assert_eq!(notes[0]["kind"], "order.confirmed");
+    let channels: Vec<&str> = notes[0]["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(channels, ["log"], "no e-mail for a confirmed order");
+
+    let rejected = stack.post_order(91, &[("OUT-001", 1)]).await;
+    let notes = settled_notifications(&stack.notification_url, rejected, 1).await;
+    assert_eq!(notes[0]["kind"], "order.rejected");
+    assert_eq!(delivery(&notes[0], "email")["status"], "DELIVERED");
+    let mails = smtp.wait_messages(1).await;
+    assert_eq!(mails[0]["to"], json!(["gina@example.com"]));
+    assert_eq!(
+        mails[0]["headers"]["Subject"],
+        format!("Order {rejected} could not be accepted")
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.messages().len(), 1, "the rejected order's e-mail only");
     stack.stop().await;
 }

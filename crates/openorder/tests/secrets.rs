@@ -1,14 +1,15 @@
 //! No secret is printed by `--help`: database URLs with passwords, Kafka options (which
-//! carry SASL passwords), SMTP passwords, webhook secrets and operator tokens set in the environment stay
-//! out of every command's help.
+//! carry SASL passwords), SMTP passwords, webhook secrets, SMS auth tokens and operator tokens
+//! set in the environment stay out of every command's help.
 
 use std::process::Command;
 
-const PLANTED: [(&str, &str); 6] = [
+const PLANTED: [(&str, &str); 7] = [
     ("OPENORDER_DATABASE_URL", "postgres://app:S3CRET-DB@db/x"),
     ("OPENORDER_KAFKA_OPTION", "sasl.password=S3CRET-SASL"),
     ("OPENORDER_SMTP_PASSWORD", "S3CRET-SMTP"),
     ("OPENORDER_WEBHOOK_SECRET", "S3CRET-HOOK"),
+    ("OPENORDER_SMS_AUTH_TOKEN", "S3CRET-SMS"),
     ("OPENORDER_OPERATOR_TOKEN", "S3CRET-OPERATOR"),
     (
         "OPENORDER_CHAOS_POSTGRES_URL",

@@ -40,6 +40,10 @@ pub struct ContactBody {
     #[serde(default)]
     #[schema(format = "iri", pattern = "^https?://")]
     pub webhook_url: Option<String>,
+    /// A phone number for SMS in E.164 form: `+` and 8 to 15 digits, the first not 0.
+    #[serde(default)]
+    #[schema(pattern = "^\\+[1-9][0-9]{7,14}$")]
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -93,7 +97,8 @@ pub fn cancelled(order_id: i64, user_id: i64) -> OrderCancelled {
     }
 }
 
-/// Checks a contact's e-mail address and webhook URL, naming bad fields under `pointer`.
+/// Checks a contact's e-mail address, webhook URL and phone number, naming bad fields
+/// under `pointer`.
 fn parse_contact(
     body: ContactBody,
     pointer: &str,
@@ -103,6 +108,7 @@ fn parse_contact(
     Contact::checked(
         body.email.as_deref(),
         body.webhook_url.as_deref(),
+        body.phone.as_deref(),
         destinations,
     )
     .unwrap_or_else(|bad| {
@@ -204,6 +210,7 @@ mod tests {
         ok.contact = Some(ContactBody {
             email: Some("alice@example.com".into()),
             webhook_url: Some("https://hooks.example.com/x".into()),
+            phone: Some("+14155550100".into()),
         });
         let contact = OrderRequest::try_from(ok).unwrap().contact.unwrap();
         assert_eq!(contact.email.as_deref(), Some("alice@example.com"));
@@ -211,18 +218,33 @@ mod tests {
             contact.webhook_url.as_deref(),
             Some("https://hooks.example.com/x")
         );
+        assert_eq!(contact.phone.as_deref(), Some("+14155550100"));
 
         let mut bad = body(42, &[("ABC-001", 1)]);
         bad.contact = Some(ContactBody {
             email: Some("not an address".into()),
             webhook_url: Some("ftp://x".into()),
+            phone: Some("0151 1234567".into()),
         });
         let fields: Vec<String> = OrderRequest::try_from(bad)
             .unwrap_err()
             .into_iter()
             .map(|e| e.field)
             .collect();
-        assert_eq!(fields, ["/contact/email", "/contact/webhookUrl"]);
+        assert_eq!(
+            fields,
+            ["/contact/email", "/contact/webhookUrl", "/contact/phone"]
+        );
+
+        // A phone number alone is a contact.
+        let mut phone_only = body(42, &[("ABC-001", 1)]);
+        phone_only.contact = Some(ContactBody {
+            phone: Some("+442079460958".into()),
+            ..ContactBody::default()
+        });
+        let contact = OrderRequest::try_from(phone_only).unwrap().contact.unwrap();
+        assert_eq!(contact.phone.as_deref(), Some("+442079460958"));
+        assert_eq!(contact.email, None);
 
         let mut empty = body(42, &[("ABC-001", 1)]);
         empty.contact = Some(ContactBody::default());

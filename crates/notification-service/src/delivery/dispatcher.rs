@@ -9,8 +9,10 @@
 //!   seconds; a slow receiver holds one slot, not the queue).
 //! - **Record** outcomes as sends finish, those finished together in one transaction —
 //!   the one that claims the deliveries taking their places, so a round costs one commit:
-//!   delivered; or, on a transient error with attempts left, due again after
-//!   exponential backoff with jitter; or `FAILED` (permanent refusal or last attempt), in
+//!   delivered (or `SENT`, when the receiver reports delivery later: an SMS with a
+//!   status callback, see [`crate::delivery::receipts`]); or, on a transient error with
+//!   attempts left, due again after exponential backoff with jitter (or after the
+//!   receiver's `Retry-After`); or `FAILED` (permanent refusal or last attempt), in
 //!   the same transaction as the `notification.failed` event in the outbox.
 //!   Each update names the attempt it finishes, so a slow sender whose lease ran out cannot
 //!   overwrite what a newer attempt recorded.
@@ -31,8 +33,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::delivery::channels::{Channels, SendError};
-use crate::store::{self, Claimed, DELIVERED, FAILED, PENDING};
+use crate::delivery::channels::{Channels, SendError, Sent};
+use crate::store::{self, Claimed, DELIVERED, FAILED, PENDING, SENT};
 
 /// Retry settings of deliveries.
 #[derive(Args, Clone, Debug)]
@@ -72,6 +74,16 @@ impl DeliveryArgs {
         .with_jitter(0.25)
         .delay(attempt.clamp(1, i64::from(u32::MAX)) as u32)
     }
+
+    /// How long to wait before trying again after failed try number `attempt`: the
+    /// receiver's `Retry-After` if it gave one (at most `--notify-backoff-max-ms`), else
+    /// the backoff.
+    pub fn retry_wait(&self, attempt: i64, retry_after: Option<Duration>) -> Duration {
+        match retry_after {
+            Some(after) => after.min(Duration::from_millis(self.notify_backoff_max_ms)),
+            None => self.backoff(attempt),
+        }
+    }
 }
 
 pub struct Dispatcher {
@@ -97,7 +109,7 @@ impl Dispatcher {
     /// [`SHUTDOWN_GRACE`] to finish and be recorded.
     pub async fn run(self, stop: CancellationToken) {
         let this = Arc::new(self);
-        let mut in_flight: JoinSet<(Claimed, Result<(), SendError>)> = JoinSet::new();
+        let mut in_flight: JoinSet<(Claimed, Result<Sent, SendError>)> = JoinSet::new();
         // After stop, sends get a grace period; those still running are abandoned and,
         // their lease running out, sent again later (same key, same bytes).
         let grace = async {
@@ -199,7 +211,7 @@ impl Dispatcher {
     /// `now_ms`, in one transaction (one commit a round instead of two).
     async fn settle(
         &self,
-        outcomes: &[(Claimed, Result<(), SendError>)],
+        outcomes: &[(Claimed, Result<Sent, SendError>)],
         room: i64,
         now_ms: i64,
     ) -> anyhow::Result<Vec<Claimed>> {
@@ -216,7 +228,7 @@ impl Dispatcher {
     }
 
     /// Sends one claimed message on its channel.
-    async fn send(&self, message: &Claimed) -> Result<(), SendError> {
+    async fn send(&self, message: &Claimed) -> Result<Sent, SendError> {
         match self.channels.get(&message.outgoing.channel) {
             Some(channel) => channel.send(&message.outgoing).await,
             None => Err(SendError::Transient(format!(
@@ -227,13 +239,16 @@ impl Dispatcher {
     }
 
     /// What an attempt's result means for its delivery.
-    fn next<'a>(&self, m: &Claimed, result: &'a Result<(), SendError>) -> Next<'a> {
+    fn next<'a>(&self, m: &Claimed, result: &'a Result<Sent, SendError>) -> Next<'a> {
+        let attempts_left = m.attempts < self.args.notify_max_attempts;
         match result {
-            Ok(()) => Next::Delivered,
-            Err(SendError::Transient(e)) if m.attempts < self.args.notify_max_attempts => {
-                Next::Retry(e)
+            Ok(sent) if sent.awaiting_receipt => Next::Sent,
+            Ok(_) => Next::Delivered,
+            Err(SendError::Transient(e)) if attempts_left => Next::Retry(e, None),
+            Err(SendError::Later(e, after)) if attempts_left => Next::Retry(e, Some(*after)),
+            Err(SendError::Transient(e) | SendError::Later(e, _) | SendError::Permanent(e)) => {
+                Next::Failed(e)
             }
-            Err(SendError::Transient(e) | SendError::Permanent(e)) => Next::Failed(e),
         }
     }
 
@@ -250,7 +265,7 @@ impl Dispatcher {
     async fn record(
         &self,
         tx: &mut Tx,
-        outcomes: &[(Claimed, Result<(), SendError>)],
+        outcomes: &[(Claimed, Result<Sent, SendError>)],
         now_ms: i64,
     ) -> anyhow::Result<()> {
         let now = platform::now_text();
@@ -259,8 +274,10 @@ impl Dispatcher {
             let next = self.next(m, result);
             let (status, due, error, delivered_at, label) = match next {
                 Next::Delivered => (DELIVERED, None, None, Some(now.as_str()), "delivered"),
-                Next::Retry(e) => {
-                    let due = now_ms + self.args.backoff(m.attempts).as_millis() as i64;
+                Next::Sent => (SENT, None, None, None, "sent"),
+                Next::Retry(e, retry_after) => {
+                    let wait = self.args.retry_wait(m.attempts, retry_after);
+                    let due = now_ms + wait.as_millis() as i64;
                     (PENDING, Some(due), Some(e), None, "retried")
                 }
                 Next::Failed(e) => (FAILED, None, Some(e), None, "failed"),
@@ -274,12 +291,13 @@ impl Dispatcher {
                 due,
                 error,
                 delivered_at,
+                provider_id: result.as_ref().ok().and_then(|s| s.provider_id.as_deref()),
                 now: &now,
             };
             let updated = store::finish_attempt(tx, id, m.attempts, &finish).await?;
             match next {
-                Next::Delivered => {}
-                Next::Retry(error) => {
+                Next::Delivered | Next::Sent => {}
+                Next::Retry(error, _) => {
                     tracing::info!(delivery = id, channel = %m.outgoing.channel, attempt = m.attempts, %error, "delivery failed; will retry");
                 }
                 Next::Failed(error) if updated => {
@@ -308,8 +326,10 @@ impl Dispatcher {
 /// Where an attempt leaves its delivery.
 enum Next<'a> {
     Delivered,
-    /// Due again after backoff, with this error.
-    Retry(&'a str),
+    /// Accepted; the receiver reports delivery later (`SENT`).
+    Sent,
+    /// Due again after backoff (or the receiver's `Retry-After`), with this error.
+    Retry(&'a str, Option<Duration>),
     /// FAILED (permanent refusal or last attempt), with this error.
     Failed(&'a str),
 }
@@ -366,6 +386,7 @@ mod tests {
             email: None,
             webhook: crate::delivery::channels::webhook::WebhookChannel::from_args(&webhook)
                 .unwrap(),
+            sms: None,
         });
         let notifier = Notifier {
             templates: Arc::new(Templates::load(None).unwrap()),
@@ -376,6 +397,7 @@ mod tests {
         let contact = Contact {
             email: None,
             webhook_url: Some(url.into()),
+            phone: None,
         };
         let mut tx = db.begin().await.unwrap();
         notifier.order_seen(&mut tx, 7, 42, contact).await.unwrap();
@@ -472,6 +494,22 @@ mod tests {
         assert_eq!(d.round_at(t0 + 31_000).await.unwrap(), 1);
         assert_eq!(webhook_delivery(&d).await, (DELIVERED.into(), 2));
         assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_receivers_retry_after_replaces_the_backoff_up_to_its_cap() {
+        let args = args();
+        assert_eq!(
+            args.retry_wait(1, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+        assert_eq!(args.retry_wait(5, Some(Duration::ZERO)), Duration::ZERO);
+        assert_eq!(
+            args.retry_wait(1, Some(Duration::from_secs(3_600))),
+            Duration::from_millis(args.notify_backoff_max_ms)
+        );
+        let backoff = args.retry_wait(1, None).as_millis();
+        assert!((750..=1_250).contains(&backoff), "{backoff} ms");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::{Channel, Outgoing, SendError, SendFuture};
+use super::{Channel, Outgoing, SendError, SendFuture, Sent};
 
 /// How the SMTP connection is secured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -147,7 +147,7 @@ impl Channel for EmailChannel {
         Box::pin(async move {
             let message = self.message(m)?;
             match self.transport.send(message).await {
-                Ok(_) => Ok(()),
+                Ok(_) => Ok(Sent::default()),
                 Err(e) if e.is_permanent() => Err(SendError::Permanent(format!("SMTP: {e}"))),
                 Err(e) => Err(SendError::Transient(format!("SMTP: {e}"))),
             }

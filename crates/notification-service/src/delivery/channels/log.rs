@@ -5,7 +5,7 @@
 //! dispatcher: if that transaction is rolled back, the event is handled again and the line
 //! written again (at least once, as every channel).
 
-use super::{Channel, Outgoing, SendFuture};
+use super::{Channel, Outgoing, SendFuture, Sent};
 
 pub struct LogChannel;
 
@@ -39,7 +39,7 @@ impl Channel for LogChannel {
                 &message.recipient,
                 &message.text,
             );
-            Ok(())
+            Ok(Sent::default())
         })
     }
 }

@@ -4,17 +4,21 @@
 //! - [`log`]: writes the message to the service log (always on; the default).
 //! - [`email`]: SMTP via lettre (plain, STARTTLS or TLS; optional credentials).
 //! - [`webhook`]: an HTTP POST of a JSON body signed per the Standard Webhooks spec.
+//! - [`sms`]: a text message through a provider with Twilio's Messages API, with
+//!   delivery receipts by signed status callback.
 //!
-//! A new provider (SMS, push) is a new implementation of [`Channel`] plus a line in
+//! A new provider (push, say) is a new implementation of [`Channel`] plus a line in
 //! [`Channels::recipients`] and [`Channels::get`]; or, without code, a webhook receiver that
 //! forwards to the provider.
 
 pub mod email;
 pub mod log;
+pub mod sms;
 pub mod webhook;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use contracts::Contact;
 
@@ -45,16 +49,31 @@ pub enum SendError {
     /// Network trouble, a timeout, a 5xx/429 answer, an SMTP 4xx: try again later.
     #[error("{0}")]
     Transient(String),
+    /// The receiver asked to be tried again no sooner than this (a 429 with
+    /// `Retry-After`): the dispatcher waits that long instead of its backoff (at most
+    /// `--notify-backoff-max-ms`).
+    #[error("{0}")]
+    Later(String, Duration),
     /// The receiver refused this message for good (an HTTP 4xx, an SMTP 5xx).
     #[error("{0}")]
     Permanent(String),
 }
 
-pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
+/// What a channel learnt from a receiver that accepted a message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// The receiver's own id of the message (an SMS provider's message SID), if it gave one.
+    pub provider_id: Option<String>,
+    /// The receiver reports later whether the message reached the person (an SMS status
+    /// callback): the delivery is `SENT` until it does. Otherwise accepted is delivered.
+    pub awaiting_receipt: bool,
+}
+
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Sent, SendError>> + Send + 'a>>;
 
 /// A way to reach a customer.
 pub trait Channel: Send + Sync {
-    /// The name stored with each delivery (`log`, `email`, `webhook`).
+    /// The name stored with each delivery (`log`, `email`, `webhook`, `sms`).
     fn name(&self) -> &'static str;
     /// Sends one message; returns when the receiver has accepted it (or refused it).
     fn send<'a>(&'a self, message: &'a Outgoing) -> SendFuture<'a>;
@@ -65,6 +84,7 @@ pub struct Channels {
     pub log: log::LogChannel,
     pub email: Option<email::EmailChannel>,
     pub webhook: Option<webhook::WebhookChannel>,
+    pub sms: Option<sms::SmsChannel>,
 }
 
 impl Channels {
@@ -74,13 +94,15 @@ impl Channels {
             log::LogChannel::NAME => Some(&self.log),
             "email" => self.email.as_ref().map(|c| c as &dyn Channel),
             "webhook" => self.webhook.as_ref().map(|c| c as &dyn Channel),
+            sms::NAME => self.sms.as_ref().map(|c| c as &dyn Channel),
             _ => None,
         }
     }
 
-    /// Where a notification for `user_id` goes: the log always; e-mail and webhook when
-    /// configured and an address is known. The order's own contact wins over the user's
-    /// registered defaults, field by field.
+    /// Where a notification for `user_id` goes: the log always; e-mail, webhook and SMS
+    /// when configured and an address (a number) is known. The order's own contact wins
+    /// over the user's registered defaults, field by field. (The user's preferences may
+    /// leave some out: [`crate::preferences`].)
     pub fn recipients(
         &self,
         user_id: i64,
@@ -99,6 +121,11 @@ impl Channels {
         if self.webhook.is_some() {
             if let Some(url) = pick(&order.webhook_url, defaults.map(|d| &d.webhook_url)) {
                 out.push(("webhook", url));
+            }
+        }
+        if self.sms.is_some() {
+            if let Some(phone) = pick(&order.phone, defaults.map(|d| &d.phone)) {
+                out.push((sms::NAME, phone));
             }
         }
         out

@@ -28,7 +28,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tracing::Instrument;
 
-use super::{Channel, Outgoing, SendError, SendFuture};
+use super::{Channel, Outgoing, SendError, SendFuture, Sent};
 
 /// Webhook settings. Webhooks are on when a signing secret is set.
 #[derive(Args, Clone, Debug)]
@@ -249,7 +249,7 @@ impl Channel for WebhookChannel {
             let status = answer.status();
             span.record("http.response.status_code", status.as_u16());
             if status.is_success() {
-                return Ok(());
+                return Ok(Sent::default());
             }
             span.record("error.type", status.as_str());
             // The receiver's reply is not read, stored or shown: its status says enough,
