@@ -92,6 +92,18 @@ stop() {
   fi
 }
 
+# CPU seconds the server has used (its processes, and those that ended: the postmaster
+# reaps every backend, so their time is in its cutime/cstime), in clock ticks.
+server_cpu_ticks() {
+  local pm total=0 pid
+  pm="$(head -1 "$PG_RUN_DIR/data/postmaster.pid")"
+  total=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat")
+  for pid in $(pgrep -P "$pm"); do
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
 # What ran since `statements reset`, per order: statements (calls) and commits by database,
 # then the statements that ran most, each with its calls per order and time.
 statements() {
@@ -101,7 +113,8 @@ statements() {
   "${psql[@]}" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
   case "${2:-}" in
     reset)
-      "${psql[@]}" -tA -c "SELECT pg_stat_statements_reset(); SELECT pg_stat_reset()" >/dev/null ;;
+      "${psql[@]}" -tA -c "SELECT pg_stat_statements_reset(); SELECT pg_stat_reset()" >/dev/null
+      server_cpu_ticks >"$PG_RUN_DIR/cpu.mark" ;;
     show)
       "${psql[@]}" -c "
         WITH o AS (SELECT greatest(count(*), 1)::numeric AS n FROM orders)
@@ -117,7 +130,12 @@ statements() {
                round((s.total_exec_time / greatest(s.calls, 1))::numeric, 3) AS ms_each,
                left(regexp_replace(s.query, '\s+', ' ', 'g'), 110) AS query
         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid, o
-        ORDER BY s.calls DESC LIMIT 40;" ;;
+        ORDER BY s.calls DESC LIMIT 40;"
+      local orders ticks hz
+      orders="$("${psql[@]}" -tA -c "SELECT count(*) FROM orders")"
+      ticks=$(( $(server_cpu_ticks) - $(cat "$PG_RUN_DIR/cpu.mark" 2>/dev/null || echo 0) ))
+      hz="$(getconf CLK_TCK)"
+      awk -v t="$ticks" -v hz="$hz" -v n="$orders" 'BEGIN { printf "server CPU since reset: %.2f s, %.3f s per 1,000 orders (%d orders)\n", t / hz, n ? t / hz / n * 1000 : 0, n }' ;;
     *) echo "usage: $0 statements reset|show [DB]" >&2; exit 2 ;;
   esac
 }

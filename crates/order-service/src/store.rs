@@ -118,8 +118,10 @@ pub struct NewOrder<'a> {
 
 /// Inserts each order as PENDING with its items and its `order.created` event in `tx`
 /// (the caller commits; see [`crate::intake`]). With an idempotency key, a repeat of the
-/// same request returns the first order instead, and writes nothing. One INSERT per order
-/// (for its id), then one multi-row INSERT for all the items and one for all the events.
+/// same request returns the first order instead, and writes nothing. Set-based: one INSERT
+/// for all the orders of the batch ([`insert_orders`]), one for all their items and one for
+/// all their events (each per [`platform::db::statement_chunks`] piece), plus what the
+/// orders with an idempotency key need.
 pub async fn create_orders_in(
     tx: &mut Tx,
     topics: &Topics,
@@ -127,26 +129,48 @@ pub async fn create_orders_in(
 ) -> Result<Vec<Created>, sqlx::Error> {
     let now = Utc::now();
     let now_text = platform::now_text();
-    let mut results = Vec::with_capacity(orders.len());
+    // What an earlier request with the same key created; None: a new order. A key given
+    // earlier in this batch too is answered once that order has its id (`repeats`).
+    let mut results: Vec<Option<Created>> = Vec::with_capacity(orders.len());
+    let mut first_with_key: HashMap<&str, usize> = HashMap::new();
+    let mut repeats: Vec<(usize, usize)> = Vec::new();
+    for (n, order) in orders.iter().enumerate() {
+        let earlier = match order.idempotency_key {
+            Some(key) => match first_with_key.get(key) {
+                Some(&first) => {
+                    repeats.push((n, first));
+                    Some(Created::KeyReused) // replaced below
+                }
+                None => {
+                    let earlier = claim_key(tx, key, order.request, &now_text).await?;
+                    if earlier.is_none() {
+                        first_with_key.insert(key, n);
+                    }
+                    earlier
+                }
+            },
+            None => None,
+        };
+        results.push(earlier);
+    }
+    let new: Vec<&NewOrder<'_>> = orders
+        .iter()
+        .zip(&results)
+        .filter(|(_, earlier)| earlier.is_none())
+        .map(|(order, _)| order)
+        .collect();
+    let users: Vec<i64> = new.iter().map(|o| o.request.user_id.get()).collect();
+    let mut ids = insert_orders(tx, &users, &now_text).await?.into_iter();
     let mut items: Vec<(i64, i64, &str, i64)> = Vec::new();
-    let mut events = Vec::with_capacity(orders.len());
-    for order in orders {
-        let request = order.request;
-        if let Some(key) = order.idempotency_key {
-            if let Some(earlier) = claim_key(tx, key, request, &now_text).await? {
-                results.push(earlier);
-                continue;
-            }
+    let mut events = Vec::with_capacity(new.len());
+    for (order, result) in orders.iter().zip(results.iter_mut()) {
+        if result.is_some() {
+            continue;
         }
-        let order_id: i64 = sqlx::query(
-            "INSERT INTO orders (user_id, status, created_at, updated_at) VALUES ($1, $2, $3, $3) RETURNING id",
-        )
-        .bind(request.user_id.get())
-        .bind(OrderStatus::Pending.as_str())
-        .bind(&now_text)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("id")?;
+        let order_id = ids
+            .next()
+            .ok_or_else(|| sqlx::Error::Protocol("fewer order ids than orders".into()))?;
+        let request = order.request;
         for (line, (sku, qty)) in request.items.iter().enumerate() {
             items.push((order_id, line as i64, sku.as_str(), qty.get()));
         }
@@ -163,7 +187,7 @@ pub async fn create_orders_in(
             &event,
             order.trace.to_vec(),
         ));
-        results.push(Created::New(order_id));
+        *result = Some(Created::New(order_id));
     }
     for chunk in platform::db::statement_chunks(&items, 4) {
         let sql = format!(
@@ -176,8 +200,60 @@ pub async fn create_orders_in(
         }
         query.execute(&mut **tx).await?;
     }
+    for (repeat, first) in repeats {
+        results[repeat] = match results[first] {
+            Some(Created::New(id))
+                if fingerprint(orders[repeat].request) == fingerprint(orders[first].request) =>
+            {
+                Some(Created::Replayed(id))
+            }
+            _ => Some(Created::KeyReused),
+        };
+    }
     platform::outbox::enqueue_all(tx, &events).await?;
-    Ok(results)
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// Inserts one PENDING order for each of `users`, in this order, and returns their ids in
+/// the same order: one statement per [`platform::db::statement_chunks`] piece (one round
+/// trip for a whole batch, where an INSERT each cost a round trip per order). The rows are
+/// inserted in the order of their position in the batch (`ORDER BY` over the values), and
+/// ids are drawn from a rising sequence as rows are inserted, so the ids sorted ascending
+/// are the orders' ids in batch order (RETURNING itself promises no order).
+async fn insert_orders(
+    tx: &mut Tx,
+    users: &[i64],
+    now_text: &str,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut ids = Vec::with_capacity(users.len());
+    let positions: Vec<(usize, i64)> = users.iter().copied().enumerate().collect();
+    for chunk in platform::db::statement_chunks(&positions, 1) {
+        let rows: Vec<String> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (position, _))| format!("(${}, {position})", i + 3))
+            .collect();
+        let sql = format!(
+            "INSERT INTO orders (user_id, status, created_at, updated_at) \
+             SELECT column1, $1, $2, $2 FROM (VALUES {}) AS batch ORDER BY column2 RETURNING id",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(OrderStatus::Pending.as_str())
+            .bind(now_text);
+        for (_, user) in chunk {
+            query = query.bind(*user);
+        }
+        let mut chunk_ids: Vec<i64> = query
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        chunk_ids.sort_unstable();
+        ids.extend(chunk_ids);
+    }
+    Ok(ids)
 }
 
 /// Claims an idempotency key for `request`. None if it is new (the caller creates the
