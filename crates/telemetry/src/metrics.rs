@@ -26,12 +26,14 @@ pub const BUCKETS: [f64; 14] = [
 /// A series: its name and its rendered labels (`k="v",…`).
 type Series = (String, String);
 
-/// A cheap-to-clone handle on one process's counters and histograms.
+/// A cheap-to-clone handle on one process's counters, gauges and histograms.
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
     counters: Arc<Mutex<BTreeMap<Series, u64>>>,
-    gauges: Arc<Mutex<BTreeMap<Series, i64>>>,
+    gauges: Arc<Mutex<BTreeMap<Series, f64>>>,
     histograms: Arc<Mutex<BTreeMap<Series, Histogram>>>,
+    /// `# HELP` text by name, for the series described ([`Metrics::describe`]).
+    help: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 #[derive(Debug, Default)]
@@ -84,8 +86,25 @@ impl Metrics {
 
     /// Sets the gauge `name{labels}` to `value`.
     pub fn gauge(&self, name: &str, labels: &[(&str, &str)], value: i64) {
+        self.gauge_f64(name, labels, value as f64);
+    }
+
+    /// Sets the gauge `name{labels}` to `value`, a fraction (seconds to the millisecond).
+    pub fn gauge_f64(&self, name: &str, labels: &[(&str, &str)], value: f64) {
         let labels = labels_text(labels);
         lock(&self.gauges).insert((name.to_string(), labels), value);
+    }
+
+    /// Stops serving the gauge `name{labels}` (a partition no longer assigned, say).
+    pub fn forget_gauge(&self, name: &str, labels: &[(&str, &str)]) {
+        let labels = labels_text(labels);
+        lock(&self.gauges).remove(&(name.to_string(), labels));
+    }
+
+    /// Serves `help` as the `# HELP` line of the series `name` (each line break becomes a
+    /// space).
+    pub fn describe(&self, name: &str, help: &str) {
+        lock(&self.help).insert(name.to_string(), help.replace('\n', " "));
     }
 
     /// The value of one series (0 if never counted).
@@ -98,24 +117,25 @@ impl Metrics {
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        let help = lock(&self.help).clone();
         let counters = lock(&self.counters);
         let mut last = "";
         for ((name, labels), value) in counters.iter() {
-            type_line(&mut out, &mut last, name, "counter");
+            type_line(&mut out, &mut last, name, "counter", &help);
             let _ = writeln!(out, "{name}{} {value}", braced(labels, ""));
         }
         drop(counters);
         let gauges = lock(&self.gauges);
         let mut last = "";
         for ((name, labels), value) in gauges.iter() {
-            type_line(&mut out, &mut last, name, "gauge");
+            type_line(&mut out, &mut last, name, "gauge", &help);
             let _ = writeln!(out, "{name}{} {value}", braced(labels, ""));
         }
         drop(gauges);
         let histograms = lock(&self.histograms);
         let mut last = "";
         for ((name, labels), histogram) in histograms.iter() {
-            type_line(&mut out, &mut last, name, "histogram");
+            type_line(&mut out, &mut last, name, "histogram", &help);
             let mut cumulative = 0;
             for (le, n) in BUCKETS.iter().zip(histogram.buckets) {
                 cumulative += n;
@@ -148,9 +168,20 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .expect("metrics lock is never poisoned: no panics inside")
 }
 
-/// `# TYPE name kind`, once per name: the maps are sorted, so a name's series are together.
-fn type_line<'a>(out: &mut String, last: &mut &'a str, name: &'a str, kind: &str) {
+/// `# HELP name text` (for a series described) and `# TYPE name kind`, once per name: the
+/// maps are sorted, so a name's series are together.
+fn type_line<'a>(
+    out: &mut String,
+    last: &mut &'a str,
+    name: &'a str,
+    kind: &str,
+    help: &BTreeMap<String, String>,
+) {
     if name != *last {
+        if let Some(text) = help.get(name) {
+            let text = text.replace('\\', "\\\\");
+            let _ = writeln!(out, "# HELP {name} {text}");
+        }
         let _ = writeln!(out, "# TYPE {name} {kind}");
         *last = name;
     }
@@ -227,5 +258,56 @@ mod tests {
         assert_eq!(line("_bucket{route=\"/api/orders\",le=\"+Inf\"}"), "3");
         assert_eq!(line("_count{route=\"/api/orders\"}"), "3");
         assert_eq!(line("_sum{route=\"/api/orders\"}"), "30.0045");
+    }
+
+    #[test]
+    fn gauges_render_whole_values_as_before_and_fractions_to_the_millisecond() {
+        let m = Metrics::default();
+        m.gauge("openorder_storage_failing", &[], 1);
+        m.gauge_f64("openorder_outbox_oldest_age_seconds", &[], 2.345);
+        assert_eq!(
+            m.render(),
+            "# TYPE openorder_outbox_oldest_age_seconds gauge\nopenorder_outbox_oldest_age_seconds 2.345\n\
+             # TYPE openorder_storage_failing gauge\nopenorder_storage_failing 1\n"
+        );
+    }
+
+    #[test]
+    fn a_described_series_has_its_help_line_before_its_type_line_once() {
+        let m = Metrics::default();
+        m.describe("openorder_ready", "1 when ready,\nelse 0.");
+        m.gauge("openorder_ready", &[], 1);
+        m.gauge_f64("openorder_consumer_lag_seconds", &[("partition", "0")], 0.0);
+        m.gauge_f64("openorder_consumer_lag_seconds", &[("partition", "1")], 1.5);
+        let text = m.render();
+        assert!(
+            text.ends_with(
+                "# HELP openorder_ready 1 when ready, else 0.\n# TYPE openorder_ready gauge\nopenorder_ready 1\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("# TYPE openorder_consumer_lag_seconds")
+                .count(),
+            1
+        );
+        assert!(
+            !text.contains("# HELP openorder_consumer_lag_seconds"),
+            "not described"
+        );
+        assert!(text.contains("openorder_consumer_lag_seconds{partition=\"1\"} 1.5\n"));
+    }
+
+    #[test]
+    fn a_forgotten_gauge_is_no_longer_served() {
+        let m = Metrics::default();
+        let (one, two) = ([("partition", "1")], [("partition", "2")]);
+        m.gauge("openorder_consumer_lag_records", &one, 4);
+        m.gauge("openorder_consumer_lag_records", &two, 5);
+        m.forget_gauge("openorder_consumer_lag_records", &one);
+        assert_eq!(
+            m.render(),
+            "# TYPE openorder_consumer_lag_records gauge\nopenorder_consumer_lag_records{partition=\"2\"} 5\n"
+        );
     }
 }
