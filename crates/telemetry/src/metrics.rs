@@ -1,18 +1,43 @@
-//! Counters and latency histograms, served as Prometheus text on `GET /metrics` by every
-//! service.
+//! Counters, gauges and latency histograms, served as Prometheus text on `GET /metrics` by
+//! every service.
 //!
-//! Deliberately small: a map from series (name and labels) to a count, and one from series
-//! to a histogram with fixed buckets ([`BUCKETS`]). Timed today:
-//! `openorder_http_request_duration_seconds` (labels `method`, `route`, `status`; every
-//! request to a route, from its arrival to its answer, recorded by `web::http`). Counted today:
-//! `openorder_records_retried_total` and `openorder_records_dead_lettered_total`
-//! (labels `topic`, `class`), `openorder_records_replayed_total` (label `topic`), and per
-//! consumer (label `consumer`): `openorder_consumer_batches_total`,
-//! `openorder_consumer_batch_records_total` (their quotient is the mean batch size) and
-//! `openorder_consumer_batches_rolled_back_total`. Gauges, set as `/metrics` is rendered:
-//! `openorder_consumer_keys_waiting` and `openorder_consumer_keys_stalled` (`messaging::stalls`);
-//! from `store::storage`: `openorder_storage_commit_failures_total` (label `fault`) and
-//! `openorder_storage_failing`.
+//! Deliberately small: a map from series (name and labels) to a count, one to a gauge's
+//! value, and one to a histogram with fixed buckets ([`BUCKETS`]); a series may be
+//! described (`# HELP`, [`Metrics::describe`]). Every series served, by where it is set:
+//!
+//! | series | type | labels | set by |
+//! |---|---|---|---|
+//! | `openorder_http_request_duration_seconds` | histogram | `method`, `route`, `status` | `web::http`: every request to a route, from its arrival to its answer |
+//! | `openorder_http_requests_shed_total` | counter | | `web::http`: requests refused at once, over `--max-in-flight-requests` |
+//! | `openorder_records_replayed_total` | counter | `topic` | `web::http`: dead letters replayed |
+//! | `openorder_records_retried_total` | counter | `topic`, `class` | `messaging::consumer` |
+//! | `openorder_records_dead_lettered_total` | counter | `topic`, `class` | `messaging::consumer` |
+//! | `openorder_dead_letters_value_omitted_total` | counter | `topic` | `messaging::consumer`: dead letters written without their value |
+//! | `openorder_consumer_batches_total` | counter | `consumer` | `messaging::consumer` |
+//! | `openorder_consumer_batch_records_total` | counter | `consumer` | `messaging::consumer` (over batches: the mean batch size) |
+//! | `openorder_consumer_batches_rolled_back_total` | counter | `consumer` | `messaging::consumer` |
+//! | `openorder_consumer_keys_set_aside_total` | counter | `consumer` | `messaging::consumer` |
+//! | `openorder_consumer_keys_waiting` | gauge | `consumer` | `messaging::stalls`, as `/metrics` is rendered |
+//! | `openorder_consumer_keys_stalled` | gauge | `consumer` | `messaging::stalls`, as `/metrics` is rendered |
+//! | `openorder_consumer_lag_records` | gauge | `consumer`, `topic`, `partition` | `runtime::gauges`, every 5 s |
+//! | `openorder_consumer_lag_seconds` | gauge | `consumer`, `topic`, `partition` | `runtime::gauges`, every 5 s |
+//! | `openorder_outbox_rows` | gauge | | `runtime::gauges`, every 5 s |
+//! | `openorder_outbox_oldest_age_seconds` | gauge | | `runtime::gauges`, every 5 s |
+//! | `openorder_ready` | gauge | | `runtime::gauges`, every 5 s (1 when `/health/ready` answers 200) |
+//! | `openorder_storage_commit_failures_total` | counter | `fault` | `store::storage`, as `/metrics` is rendered |
+//! | `openorder_storage_failing` | gauge | | `store::storage`, as `/metrics` is rendered |
+//! | `openorder_rows_pruned_total` | counter | `table` | `store::retention` |
+//! | `openorder_trace_spans_exported_total` | counter | | `telemetry` (with traces exported), as `/metrics` is rendered |
+//! | `openorder_trace_spans_dropped_total` | counter | | `telemetry` (with traces exported), as `/metrics` is rendered |
+//! | `openorder_orders_refused_total` | counter | `reason` | order-service's intake (`busy`) |
+//! | `openorder_orders_expired_total` | counter | | order-service (`--expire-pending-after`) |
+//! | `openorder_orders_stuck` | gauge | | order-service, every 10 s: PENDING longer than `--stuck-after` |
+//! | `openorder_orders_pending_oldest_age_seconds` | gauge | | order-service, every 10 s |
+//! | `openorder_order_waiters` | gauge | | order-service, every 10 s: requests waiting for a decision |
+//! | `openorder_notification_attempts_total` | counter | `channel`, `outcome` | notification-service's deliveries |
+//!
+//! A counter or a labelled series appears from its first increment or setting on; the
+//! gauges set every few seconds appear once their task made its first pass.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
