@@ -278,17 +278,12 @@ impl Gauges {
         let outbox = tokio::time::timeout(crate::status::BOUND, crate::status::outbox(&self.db));
         let ready = web::http::is_ready(&self.health);
         let (lags, outbox, ready) = tokio::join!(lags, outbox, ready);
-        // Read after the offsets, so that the loop's position is at least as fresh.
-        let reads: Vec<_> = self
-            .watched
-            .iter()
-            .zip(lags)
-            .map(|(w, read)| (w.name, read, w.progress.standings()))
-            .collect();
         let now_ms = chrono::Utc::now().timestamp_millis();
-        for (consumer, read, standings) in reads {
+        for (watched, read) in self.watched.iter().zip(lags) {
+            // Read after the offsets, so that the loop's position is at least as fresh.
+            let standings = watched.progress.standings();
             self.lags
-                .set(&self.metrics, consumer, read, &standings, now_ms);
+                .set(&self.metrics, watched.name, read, &standings, now_ms);
         }
         match outbox {
             Ok(Ok(outbox)) => {
