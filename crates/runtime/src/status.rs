@@ -128,17 +128,23 @@ pub async fn outbox(db: &Database) -> Result<OutboxStatus, sqlx::Error> {
     .fetch_one(&db.pool)
     .await?;
     let oldest: Option<String> = row.try_get("oldest")?;
-    let age = oldest.as_deref().and_then(|t| {
-        chrono::DateTime::parse_from_rfc3339(t)
-            .ok()
-            .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_milliseconds())
-    });
+    let age = oldest
+        .as_deref()
+        .and_then(|t| age_ms(t, chrono::Utc::now()));
     Ok(OutboxStatus {
         pending: row.try_get("n")?,
         oldest_created_at: oldest,
         oldest_age_ms: age,
         error: None,
     })
+}
+
+/// Milliseconds from `created_at` (RFC 3339, as the outbox keeps it) to `now`; None when it
+/// does not parse. Negative for a row stamped by a clock ahead of this one.
+pub fn age_ms(created_at: &str, now: chrono::DateTime<chrono::Utc>) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(created_at)
+        .ok()
+        .map(|at| (now - at.with_timezone(&chrono::Utc)).num_milliseconds())
 }
 
 /// The lag of each partition assigned to `watched`'s consumer, read on a blocking thread
@@ -198,4 +204,19 @@ pub async fn snapshot(
         consumers: consumers.into_iter().flatten().collect(),
         waiting: stalls.report(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outbox_rows_age_is_counted_from_its_created_at_to_the_millisecond() {
+        let now = chrono::DateTime::parse_from_rfc3339("2025-03-01T12:00:05.250Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(age_ms("2025-03-01T12:00:00.000Z", now), Some(5_250));
+        assert_eq!(age_ms("2025-03-01T13:00:00.000+01:00", now), Some(5_250));
+        assert_eq!(age_ms("yesterday", now), None);
+    }
 }
