@@ -428,12 +428,15 @@ mod tests {
         let progress = Progress::default();
         let mut actions = Actions::default();
         assert!(progress.standings().is_empty(), "nothing received yet");
-        progress
+        // The loop's handle and the gauges' are one.
+        let loops = progress.clone();
+        let healthy = loops
             .0
             .lock()
             .unwrap()
             .route(vec![record(1, 0, "k")], &mut actions);
-        let standings = progress.clone().standings();
+        assert_eq!(healthy.len(), 1);
+        let standings = progress.standings();
         assert_eq!(standings.len(), 1);
         assert_eq!((standings[0].next, standings[0].unfinished), (Some(0), 1));
         assert_eq!(standings[0].oldest_unfinished_at, None, "no timestamp");
