@@ -45,6 +45,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::dead_letters::write::{DeadLetterWriter, Sent};
+pub use crate::lanes::Progress;
 use crate::lanes::{Actions, Lanes};
 pub use crate::record::Record;
 pub use crate::router::Handler;
@@ -96,13 +97,16 @@ pub struct ConsumerLoop<H> {
     /// the order's critical path may gather: each batch costs a commit (an fsync on
     /// SQLite), whatever it carries.
     pub linger: Duration,
+    /// The loop's bookkeeping of what it received and finished, shared with whoever
+    /// reports its lag (a fresh `Progress::default()` for each loop).
+    pub progress: Progress,
 }
 
 /// The loop's state, shared with its lanes.
 struct Shared<H> {
     config: ConsumerLoop<H>,
     dead_letters: DeadLetterWriter,
-    lanes: Mutex<Lanes>,
+    lanes: Arc<Mutex<Lanes>>,
 }
 
 impl<H: Handler> ConsumerLoop<H> {
@@ -118,6 +122,7 @@ impl<H: Handler> ConsumerLoop<H> {
         tracing::info!(consumer = self.name, group = %self.group_id, batch = self.max_batch, "consumer started");
         let name = self.name;
         let consumer = self.consumer.clone();
+        let lanes = self.progress.0.clone();
         let shared = Arc::new(Shared {
             dead_letters: DeadLetterWriter::new(
                 self.producer.clone(),
@@ -125,7 +130,7 @@ impl<H: Handler> ConsumerLoop<H> {
                 self.max_message_bytes,
             ),
             config: self,
-            lanes: Mutex::new(Lanes::default()),
+            lanes,
         });
         let mut lanes = JoinSet::new();
         let mut batch = Vec::with_capacity(shared.config.max_batch);

@@ -10,8 +10,13 @@
 //!
 //! Memory is bounded: a partition with more than [`MAX_HELD`] records in its lanes is
 //! paused at the client until they are down to half of it.
+//!
+//! What it knows is also what the lag gauges want: per partition, the next offset to apply
+//! and the timestamp of the oldest record received and not finished ([`Standing`], read
+//! through [`Progress`], which the loop shares with the runtime's gauges).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use crate::record::Record;
 
@@ -29,8 +34,9 @@ pub struct Lanes(HashMap<PartitionId, Partition>);
 #[derive(Default)]
 struct Partition {
     lanes: HashMap<Key, Lane>,
-    /// Offsets received and not finished: in the loop's batch in hand, or in a lane.
-    unfinished: BTreeSet<i64>,
+    /// Offsets received and not finished (in the loop's batch in hand, or in a lane), with
+    /// the record's timestamp (milliseconds since the epoch, when it has one).
+    unfinished: BTreeMap<i64, Option<i64>>,
     highest_finished: Option<i64>,
     stored: Option<i64>,
     /// Records in lanes (the failing ones included).
@@ -45,6 +51,35 @@ struct Lane {
     /// Offset of the last record given to the lane (a record at or before it is one read
     /// again after a rebalance).
     last: i64,
+}
+
+/// Where a consumer stands in one partition, as its loop knows it: what it received and has
+/// not finished (applied or dead-lettered), and so the next offset it will apply.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standing {
+    pub topic: String,
+    pub partition: i32,
+    /// The next offset to apply: the oldest record received and not finished, else the one
+    /// after the last finished (None: nothing finished or held yet).
+    pub next: Option<i64>,
+    /// Records received and not finished: in the batch in hand, or waiting in a lane.
+    pub unfinished: usize,
+    /// The timestamp (milliseconds since the epoch) of the oldest of them, when there is one
+    /// and it carries a timestamp.
+    pub oldest_unfinished_at: Option<i64>,
+}
+
+/// The loop's bookkeeping, shared: the runtime makes one per consumer, gives it to the loop
+/// ([`crate::consumer::ConsumerLoop::progress`]) and reads [`Progress::standings`] from it
+/// for the lag gauges. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Progress(pub(crate) Arc<Mutex<Lanes>>);
+
+impl Progress {
+    /// Where the consumer stands in each partition it received records of.
+    pub fn standings(&self) -> Vec<Standing> {
+        self.0.lock().expect("never poisoned").standings()
+    }
 }
 
 /// What the loop must tell the client after a change.
@@ -71,14 +106,14 @@ impl Lanes {
         let mut healthy = Vec::with_capacity(batch.size_hint().0);
         for record in batch {
             let partition = self.0.entry(id(&record)).or_default();
-            if partition.unfinished.contains(&record.offset) {
+            if partition.unfinished.contains_key(&record.offset) {
                 continue;
             }
             match partition.lanes.get_mut(&record.key) {
                 Some(lane) if record.offset <= lane.last => {}
                 Some(lane) => {
                     lane.last = record.offset;
-                    partition.unfinished.insert(record.offset);
+                    partition.unfinished.insert(record.offset, record.timestamp);
                     lane.queue.push_back(record);
                     partition.held += 1;
                     if partition.held > MAX_HELD && !partition.paused {
@@ -89,7 +124,7 @@ impl Lanes {
                     }
                 }
                 None => {
-                    partition.unfinished.insert(record.offset);
+                    partition.unfinished.insert(record.offset, record.timestamp);
                     healthy.push(record);
                 }
             }
@@ -168,7 +203,7 @@ impl Lanes {
             if !std::mem::take(&mut p.dirty) {
                 continue;
             }
-            let position = match p.unfinished.first() {
+            let position = match p.unfinished.keys().next() {
                 Some(first) => Some(first - 1),
                 None => p.highest_finished,
             };
@@ -177,6 +212,28 @@ impl Lanes {
                 out.push((id.clone(), position.expect("checked above")));
             }
         }
+        out
+    }
+
+    /// Where each partition received from stands ([`Standing`]), by topic and partition.
+    pub fn standings(&self) -> Vec<Standing> {
+        let mut out: Vec<Standing> = self
+            .0
+            .iter()
+            .map(|((topic, partition), p)| {
+                let oldest = p.unfinished.iter().next();
+                Standing {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    next: oldest
+                        .map(|(offset, _)| *offset)
+                        .or(p.highest_finished.map(|o| o + 1)),
+                    unfinished: p.unfinished.len(),
+                    oldest_unfinished_at: oldest.and_then(|(_, at)| *at),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         out
     }
 
@@ -323,5 +380,65 @@ mod tests {
             lanes.finished(&next, true, &mut actions);
         }
         assert_eq!(actions.resume, [p]);
+    }
+
+    #[test]
+    fn a_partition_stands_at_its_oldest_unfinished_record_with_that_records_timestamp() {
+        let mut lanes = Lanes::default();
+        let mut actions = Actions::default();
+        let stamped = |offset: i64, key: &str, at: i64| Record {
+            timestamp: Some(at),
+            ..record(0, offset, key)
+        };
+        let healthy = lanes.route(
+            vec![
+                stamped(4, "a", 1_000),
+                stamped(5, "b", 2_000),
+                stamped(6, "c", 3_000),
+            ],
+            &mut actions,
+        );
+        // 4 applied; 5 fails and waits in a lane; 6 applied.
+        lanes.finished(&healthy[0], false, &mut actions);
+        lanes.open(&healthy[1]);
+        lanes.finished(&healthy[2], false, &mut actions);
+        let standing = Standing {
+            topic: "t".into(),
+            partition: 0,
+            next: Some(5),
+            unfinished: 1,
+            oldest_unfinished_at: Some(2_000),
+        };
+        assert_eq!(lanes.standings(), [standing.clone()]);
+        // The lane finishes 5: nothing is held, the next offset is the one after 6.
+        lanes.finished(&healthy[1], true, &mut actions);
+        assert_eq!(
+            lanes.standings(),
+            [Standing {
+                next: Some(7),
+                unfinished: 0,
+                oldest_unfinished_at: None,
+                ..standing
+            }]
+        );
+    }
+
+    #[test]
+    fn progress_shares_what_the_loop_knows() {
+        let progress = Progress::default();
+        let mut actions = Actions::default();
+        assert!(progress.standings().is_empty(), "nothing received yet");
+        // The loop's handle and the gauges' are one.
+        let loops = progress.clone();
+        let healthy = loops
+            .0
+            .lock()
+            .unwrap()
+            .route(vec![record(1, 0, "k")], &mut actions);
+        assert_eq!(healthy.len(), 1);
+        let standings = progress.standings();
+        assert_eq!(standings.len(), 1);
+        assert_eq!((standings[0].next, standings[0].unfinished), (Some(0), 1));
+        assert_eq!(standings[0].oldest_unfinished_at, None, "no timestamp");
     }
 }

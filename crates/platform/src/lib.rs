@@ -8,14 +8,14 @@
 //! | `kafka-clients` | client settings and flags, topics, broker readiness, backoff | [`kafka`], [`backoff`] |
 //! | `messaging` | records, router, consumer loop, lanes, stalls, dead letters, outbox relay | [`record`], [`router`], [`consumer`], [`lanes`], [`stalls`], [`dead_letters`], [`relay`] |
 //! | `web` | HTTP: flags, problems, middleware, health, OpenAPI, auth, the dead-letter API | [`http`], [`auth`] |
-//! | `runtime` | start-up, waiting for dependencies, shutdown, status | [`service`], [`starting`], [`shutdown`], [`status`], [`fd_limit`], [`config`] |
+//! | `runtime` | start-up, waiting for dependencies, shutdown, status, lag and readiness gauges | [`service`], [`starting`], [`shutdown`], [`status`], [`gauges`], [`fd_limit`], [`config`] |
 //!
 //! A test (`layers_depend_only_on_those_below`) keeps the order.
 
 pub use kafka_clients as kafka;
 pub use kafka_clients::backoff;
 pub use messaging::{consumer, dead_letters, lanes, record, relay, router, stalls};
-pub use runtime::{config, fd_limit, service, shutdown, starting, status};
+pub use runtime::{config, fd_limit, gauges, service, shutdown, starting, status};
 pub use store::{db, dedupe, failure, outbox, retention, storage, wal_writes};
 pub use telemetry::{self, metrics, now_text};
 pub use web::{auth, http};

@@ -202,10 +202,12 @@ impl Runtime {
             }
         }
         self.kafka_consumers.push(consumer.clone());
+        let progress = messaging::consumer::Progress::default();
         self.watched.push(crate::status::Watched {
             name: consumer_name,
             group: group_id.clone(),
             consumer: std::sync::Arc::downgrade(&consumer),
+            progress: progress.clone(),
         });
         let consumer_loop = ConsumerLoop {
             name: consumer_name,
@@ -220,6 +222,7 @@ impl Runtime {
             max_batch: self.kafka.consume_batch as usize,
             stalls: self.stalls.clone(),
             linger,
+            progress,
         };
         self.consumers.spawn(consumer_loop.run(shutdown.clone()));
         Ok(())
@@ -277,6 +280,15 @@ impl Runtime {
         // Set by `start`, taken once: `serve` consumes the runtime.
         let auth = self.auth.take().expect("serve runs once");
         tracing::info!(service = self.name, %address, "listening");
+        // Lag, backlog and readiness as gauges, computed off the request path.
+        let sampler = crate::gauges::Gauges {
+            db: self.db.clone(),
+            health: self.health(),
+            watched: self.watched.clone(),
+            metrics: self.metrics.clone(),
+            lags: Default::default(),
+        };
+        self.spawn_worker(move |stop| sampler.run(stop));
         let metrics = self.metrics.clone();
         let (name, db, watched) = (self.name, self.db.clone(), self.watched.clone());
         let stalls = self.stalls.clone();

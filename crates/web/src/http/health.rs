@@ -33,11 +33,7 @@ pub fn health_router(health: Health) -> Router {
 }
 
 async fn ready(State(health): State<Health>) -> Response {
-    // Side by side: each is bounded (2 s), and the probe answers within the larger.
-    let (db, broker) = tokio::join!(
-        database_ready(&health.db),
-        kafka_clients::ping(&health.producer)
-    );
+    let (db, broker) = checks(&health).await;
     let status = |r: &anyhow::Result<()>| match r {
         Ok(()) => serde_json::json!({"status": "UP"}),
         Err(e) => serde_json::json!({"status": "DOWN", "error": format!("{e:#}")}),
@@ -57,6 +53,22 @@ async fn ready(State(health): State<Health>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(body)).into_response()
+}
+
+/// Whether `GET /health/ready` would answer 200 now: the same checks, bounded the same
+/// (the `openorder_ready` gauge is set from this, every few seconds).
+pub async fn is_ready(health: &Health) -> bool {
+    let (db, broker) = checks(health).await;
+    db.is_ok() && broker.is_ok()
+}
+
+/// The database's check and the brokers', side by side: each is bounded (2 s), and both
+/// answer within the larger.
+async fn checks(health: &Health) -> (anyhow::Result<()>, anyhow::Result<()>) {
+    tokio::join!(
+        database_ready(&health.db),
+        kafka_clients::ping(&health.producer)
+    )
 }
 
 /// Longest a readiness check waits for the database.
