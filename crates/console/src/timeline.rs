@@ -185,6 +185,29 @@ fn record_entry(r: &RecordView, topic: &str) -> Entry {
     }
 }
 
+/// What a delivery waits for or stands in for, as notification-service lists it: held by
+/// the user's quiet hours or a digest window until its due time, gathered into a digest, or
+/// a fallback for another channel (empty when none of these).
+fn delivery_waiting(d: &Value) -> String {
+    let due = text(d, "nextAttemptAt").unwrap_or_default();
+    let mut out = match (text(d, "status").as_deref(), text(d, "held").as_deref()) {
+        (Some("PENDING"), Some("quietHours")) => format!(", held by quiet hours until {due}"),
+        (Some("PENDING"), Some("digest")) => format!(", a digest due {due}"),
+        (Some("GATHERED"), _) => format!(
+            ", gathered into digest {}",
+            text(d, "digest").unwrap_or_default()
+        ),
+        _ => String::new(),
+    };
+    if let Some(of) = text(d, "fallbackOf") {
+        out.push_str(&format!(", instead of {of}"));
+        if let Some(reason) = text(d, "fallbackReason") {
+            out.push_str(&format!(" ({reason})"));
+        }
+    }
+    out
+}
+
 /// Puts the timeline together from what the services and the topics said.
 pub fn build(
     order_id: i64,
@@ -229,6 +252,7 @@ pub fn build(
             let error = text(d, "lastError")
                 .map(|e| format!(", last error: {e}"))
                 .unwrap_or_default();
+            let waiting = delivery_waiting(d);
             ranked.push((
                 at,
                 21,
@@ -242,7 +266,7 @@ pub fn build(
                         text(d, "status").unwrap_or_default()
                     ),
                     detail: Some(format!(
-                        "{} attempt(s){error}",
+                        "{} attempt(s){waiting}{error}",
                         text(d, "attempts").unwrap_or_else(|| "0".into())
                     )),
                     status: None,
@@ -259,5 +283,33 @@ pub fn build(
         scanned: records.scanned,
         cut_short: records.cut_short,
         problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_delivery_says_what_it_waits_for_or_stands_in_for() {
+        let held = json!({"status": "PENDING", "held": "quietHours", "nextAttemptAt": "2025-03-11T06:00:00.000Z"});
+        assert_eq!(
+            delivery_waiting(&held),
+            ", held by quiet hours until 2025-03-11T06:00:00.000Z"
+        );
+        let gathered = json!({"status": "GATHERED", "digest": "0196-key", "nextAttemptAt": "x"});
+        assert_eq!(
+            delivery_waiting(&gathered),
+            ", gathered into digest 0196-key"
+        );
+        let fallback = json!({"status": "DELIVERED", "held": null, "fallbackOf": "sms", "fallbackReason": "sms failed: refused"});
+        assert_eq!(
+            delivery_waiting(&fallback),
+            ", instead of sms (sms failed: refused)"
+        );
+        // Tried already: no longer held, whatever was stored.
+        let plain = json!({"status": "DELIVERED", "held": null, "attempts": 1});
+        assert_eq!(delivery_waiting(&plain), "");
     }
 }

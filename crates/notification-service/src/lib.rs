@@ -13,11 +13,12 @@
 //!   (who placed the order), [`on_order_created_dead_letter`] (order failed),
 //!   [`on_inventory_event`] (every `inventory.<event>`).
 //! - [`notices`]: event → notification → one queued delivery per channel the user wants
-//!   ([`preferences`]) (one transaction; the log's is written there and then).
+//!   ([`preferences`]) (one transaction; the log's is written there and then), each due
+//!   when the user's quiet hours and digest window say ([`schedule`]).
 //! - [`templates`]: subject, text and HTML per kind of notification.
 //! - [`delivery`]: the dispatcher (sends due deliveries, retries with backoff, marks
-//!   FAILED), the channels: log, e-mail (SMTP), webhook (signed HTTP POST), SMS (a
-//!   provider's HTTP API), and the SMS delivery receipts.
+//!   FAILED and falls back to another channel), the channels: log, e-mail (SMTP), webhook
+//!   (signed HTTP POST), SMS (a provider's HTTP API), the SMS delivery receipts, digests.
 //! - [`store`]: schema and every query; [`routes`]: the HTTP API.
 
 pub mod delivery;
@@ -27,6 +28,7 @@ pub mod on_order_created;
 pub mod on_order_created_dead_letter;
 pub mod preferences;
 pub mod routes;
+pub mod schedule;
 pub mod store;
 pub mod templates;
 
@@ -141,11 +143,13 @@ pub async fn run(
         return Ok(()); // stopped while it waited for its database or brokers
     };
     let wake = Arc::new(Notify::new());
+    let clock = schedule::Clock::system();
     let notifier = notices::Notifier {
         templates,
         channels: channels.clone(),
         dispatcher: wake.clone(),
         metrics: runtime.metrics.clone(),
+        clock: clock.clone(),
     };
     runtime
         .spawn_consumer(
@@ -158,11 +162,12 @@ pub async fn run(
         .await?;
     let dispatcher = dispatcher::Dispatcher {
         db: runtime.db.clone(),
-        channels,
+        channels: channels.clone(),
         args: config.notify.delivery.clone(),
         topics: topics.clone(),
         wake,
         metrics: runtime.metrics.clone(),
+        clock: clock.clone(),
     };
     runtime.spawn_worker(|stop| dispatcher.run(stop));
     runtime.spawn_pruner(store::pruned(&runtime.retention));
@@ -172,6 +177,9 @@ pub async fn run(
         sms: sms_callbacks,
         topics,
         metrics: runtime.metrics.clone(),
+        fallback: config.notify.delivery.notify_fallback.clone(),
+        channels,
+        clock,
     });
     runtime
         .serve(listener, api, &config.http, &config.stop, shutdown)

@@ -10,9 +10,13 @@
 //! the first committed: no notification is left waiting and none is routed twice.
 //! Messages are rendered when routed (when the user is known) and stored, so every attempt
 //! of a delivery sends the same message. Routing is where the user's channel preferences
-//! ([`crate::preferences`]) leave channels out.
+//! ([`crate::preferences`]) leave channels out, and where their timing ([`crate::schedule`])
+//! sets when each delivery goes: at once, when their quiet hours end (`held`), or as part of
+//! a digest (the delivery that opens the window carries it; those routed while it is open
+//! are `GATHERED` into it). The log's delivery is written at once in every case: it is the
+//! service's record, and wakes nobody.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use contracts::Contact;
@@ -26,7 +30,8 @@ use uuid::Uuid;
 
 use crate::delivery::channels::log::LogChannel;
 use crate::delivery::channels::Channels;
-use crate::preferences::ChannelsByKind;
+use crate::preferences::{ChannelsByKind, Preferences};
+use crate::schedule::{Clock, Decision, Schedule, HELD_DIGEST};
 use crate::store::{self, NewDelivery, NewNotification, OrderContact, Routed};
 use crate::templates::Templates;
 
@@ -56,10 +61,12 @@ pub struct Notifier {
     /// Woken by the commit of a transaction that queued deliveries.
     pub dispatcher: Arc<Notify>,
     pub metrics: Metrics,
+    /// The time routing decisions are taken at (quiet hours, digest windows).
+    pub clock: Clock,
 }
 
 /// Namespace of the hash in delivery idempotency keys.
-const KEY_NAMESPACE: Uuid = Uuid::from_u128(0x6f70656e_6f72_6465_7200_6e6f74696679);
+pub(crate) const KEY_NAMESPACE: Uuid = Uuid::from_u128(0x6f70656e_6f72_6465_7200_6e6f74696679);
 
 /// The stable idempotency key of one event's delivery on one channel: a UUID (version 8)
 /// made of the event id's first 48 bits and then UUIDv5's hash of event id and channel.
@@ -83,6 +90,7 @@ struct Routing<'a> {
     /// The notification's id.
     id: i64,
     order_id: i64,
+    user_id: i64,
     event_id: &'a str,
     kind: &'a str,
     plan: &'a Plan,
@@ -120,6 +128,7 @@ impl Notifier {
             .collect();
         let defaults = store::user_contacts(tx, &users).await?;
         let preferences = store::user_preferences(tx, &users).await?;
+        let schedules = schedules_of(&preferences);
 
         let mut rows = Vec::with_capacity(notices.len());
         for notice in notices {
@@ -139,7 +148,7 @@ impl Notifier {
                     &context,
                     order,
                     defaults.get(&order.user_id),
-                    preferences.get(&order.user_id),
+                    preferences.get(&order.user_id).map(|p| &p.channels),
                 )?),
                 None => None,
             };
@@ -166,13 +175,14 @@ impl Notifier {
                 Some(Routing {
                     id: *ids.get(event_id)?,
                     order_id: notice.order_id,
+                    user_id: known(notice.order_id)?.user_id,
                     event_id,
                     kind: notice.kind,
                     plan: plan.as_ref()?,
                 })
             })
             .collect();
-        self.queue(tx, &routed).await
+        self.queue(tx, &routed, &schedules).await
     }
 
     /// Records who placed order `order_id` and how to reach them, and routes the
@@ -209,6 +219,7 @@ impl Notifier {
         let users: BTreeSet<i64> = orders.values().map(|o| o.user_id).collect();
         let defaults = store::user_contacts(tx, &users).await?;
         let preferences = store::user_preferences(tx, &users).await?;
+        let schedules = schedules_of(&preferences);
         let mut plans = Vec::with_capacity(waiting.len());
         for w in &waiting {
             let order = &orders[&w.order_id];
@@ -221,7 +232,7 @@ impl Notifier {
                 &context,
                 order,
                 defaults.get(&order.user_id),
-                preferences.get(&order.user_id),
+                preferences.get(&order.user_id).map(|p| &p.channels),
             )?;
             store::set_routed(tx, w.id, &plan.routed()).await?;
             plans.push(plan);
@@ -232,12 +243,13 @@ impl Notifier {
             .map(|(w, plan)| Routing {
                 id: w.id,
                 order_id: w.order_id,
+                user_id: orders[&w.order_id].user_id,
                 event_id: &w.event_id,
                 kind: &w.kind,
                 plan,
             })
             .collect();
-        self.queue(tx, &routed).await
+        self.queue(tx, &routed, &schedules).await
     }
 
     /// Renders a notification for its user and works out its channels (`defaults`: the
@@ -262,15 +274,18 @@ impl Notifier {
             template_context[key] = context[key].clone();
         }
         template_context["user_id"] = json!(order.user_id);
-        let mut recipients = self
+        let reachable = self
             .channels
             .recipients(order.user_id, &order.contact, defaults);
+        let mut recipients = reachable.clone();
         if let Some(preferences) = preferences {
             recipients.retain(|(channel, _)| preferences.allows(kind, channel));
         }
-        let to = |channel: &str| recipients.iter().any(|(c, _)| *c == channel);
-        // Only what a channel of this notification sends is rendered and stored: the HTML
-        // body for e-mail, the JSON body for webhooks.
+        // Only what a channel the user can be reached on sends is rendered and stored: the
+        // HTML body for e-mail, the JSON body for webhooks. A channel their preferences
+        // leave out may still be where a failed delivery falls back to
+        // ([`crate::delivery::fallback`]).
+        let to = |channel: &str| reachable.iter().any(|(c, _)| *c == channel);
         let rendered = self
             .templates
             .render(kind, &template_context, to("email"))
@@ -310,21 +325,106 @@ impl Notifier {
         })
     }
 
-    /// Queues the deliveries of the routed notifications, each once; writes the log's
-    /// right away (see [`crate::delivery::channels::log`]) and remembers to wake the dispatcher after
-    /// the commit for the others.
-    async fn queue(&self, tx: &mut Tx, routed: &[Routing<'_>]) -> Result<(), HandleError> {
+    /// Queues the deliveries of the routed notifications, each once, each due when the
+    /// user's timing says ([`crate::schedule`]: at once, after quiet hours, or gathered into
+    /// a digest); writes the log's right away (see [`crate::delivery::channels::log`]) and
+    /// remembers to wake the dispatcher after the commit for the others.
+    async fn queue(
+        &self,
+        tx: &mut Tx,
+        routed: &[Routing<'_>],
+        schedules: &HashMap<i64, Schedule>,
+    ) -> Result<(), HandleError> {
+        let now = self.clock.now();
+        let now_ms = now.timestamp_millis();
         let mut deliveries = Vec::new();
         let mut routing_of = Vec::new();
+        // Deliveries to gather into a digest, by user and channel, in the order routed.
+        let mut digests: BTreeMap<(i64, &'static str), Vec<usize>> = BTreeMap::new();
         for (i, r) in routed.iter().enumerate() {
-            r.plan
-                .deliveries(r.id, r.order_id, r.event_id, &mut deliveries);
-            routing_of.resize(deliveries.len(), i);
+            let schedule = schedules.get(&r.user_id);
+            for (channel, recipient) in &r.plan.recipients {
+                let channel: &'static str = *channel;
+                let mut d = NewDelivery::plain(
+                    r.id,
+                    r.order_id,
+                    r.user_id,
+                    channel,
+                    recipient.clone(),
+                    idempotency_key(r.event_id, channel),
+                    now_ms,
+                );
+                if channel == LogChannel::NAME {
+                    d.sent = true;
+                } else if let Some(schedule) = schedule {
+                    match schedule.decide(r.kind, now) {
+                        Decision::Due { at, held } => {
+                            d.due_ms = at.timestamp_millis();
+                            d.held = held;
+                        }
+                        Decision::Digest { window_due } => {
+                            d.due_ms = window_due.timestamp_millis();
+                            d.held = Some(HELD_DIGEST);
+                            digests
+                                .entry((r.user_id, channel))
+                                .or_default()
+                                .push(deliveries.len());
+                        }
+                    }
+                }
+                deliveries.push(d);
+                routing_of.push(i);
+            }
+        }
+        // Each group joins the user's open window on its channel, or its first delivery
+        // opens one (and carries the digest, under the digest's key) and the rest join it.
+        for ((user_id, channel), members) in &digests {
+            let open = store::open_digest(tx, *user_id, channel, now_ms).await?;
+            let (key, due_ms, joining) = match open {
+                Some(open) => (open.key, open.due_ms, &members[..]),
+                None => {
+                    let key = crate::delivery::digest::key(*user_id, channel, now_ms);
+                    let first = &mut deliveries[members[0]];
+                    first.idempotency_key = key.clone();
+                    first.digest = Some(key.clone());
+                    first.digest_start = Some(now_ms);
+                    (key, first.due_ms, &members[1..])
+                }
+            };
+            for &m in joining {
+                let d = &mut deliveries[m];
+                d.gathered = true;
+                d.digest = Some(key.clone());
+                d.due_ms = due_ms;
+            }
         }
         if deliveries.is_empty() {
             return Ok(());
         }
-        let added = store::queue_deliveries(tx, &deliveries).await?;
+        let mut added = store::queue_deliveries(tx, &deliveries).await?;
+        // A window's key taken already (another transaction opened the same user's window
+        // on the same channel in the same millisecond): its notice joins that window.
+        let mut late = Vec::new();
+        for (d, &i) in deliveries.iter().zip(&routing_of) {
+            if d.digest_start.is_some() && !added.contains(&d.idempotency_key) {
+                let mut joining = NewDelivery::plain(
+                    d.notification_id,
+                    d.order_id,
+                    routed[i].user_id,
+                    d.channel,
+                    d.recipient.clone(),
+                    idempotency_key(routed[i].event_id, d.channel),
+                    d.due_ms,
+                );
+                joining.gathered = true;
+                joining.held = Some(HELD_DIGEST);
+                joining.digest = d.digest.clone();
+                late.push(joining);
+            }
+        }
+        if !late.is_empty() {
+            added.extend(store::queue_deliveries(tx, &late).await?);
+        }
         let mut logged = 0;
         for (d, &i) in deliveries.iter().zip(&routing_of) {
             if !added.contains(&d.idempotency_key) {
@@ -338,7 +438,8 @@ impl Notifier {
                     .write(r.order_id, r.kind, &d.recipient, text);
                 logged += 1;
             } else {
-                // The dispatcher sends it once the consumer's transaction committed.
+                // The dispatcher sends it once the consumer's transaction committed (or
+                // when it comes due).
                 tx.wake_on_commit(&self.dispatcher);
             }
         }
@@ -353,6 +454,16 @@ impl Notifier {
     }
 }
 
+/// Each user's timing, as [`crate::schedule`] applies it (users whose timing changes
+/// nothing left out).
+fn schedules_of(preferences: &HashMap<i64, Preferences>) -> HashMap<i64, Schedule> {
+    preferences
+        .iter()
+        .map(|(user, p)| (*user, p.timing.schedule()))
+        .filter(|(_, schedule)| !schedule.is_plain())
+        .collect()
+}
+
 impl Plan {
     fn routed(&self) -> Routed<'_> {
         Routed {
@@ -360,22 +471,6 @@ impl Plan {
             payload: &self.payload,
             channels: &self.channels,
         }
-    }
-
-    /// One delivery per channel of notification `id`, added to `out`.
-    fn deliveries(&self, id: i64, order_id: i64, event_id: &str, out: &mut Vec<NewDelivery>) {
-        out.extend(
-            self.recipients
-                .iter()
-                .map(|(channel, recipient)| NewDelivery {
-                    notification_id: id,
-                    order_id,
-                    channel,
-                    recipient: recipient.clone(),
-                    idempotency_key: idempotency_key(event_id, channel),
-                    sent: *channel == LogChannel::NAME,
-                }),
-        );
     }
 }
 
@@ -431,6 +526,7 @@ pub(crate) mod tests {
             channels: Arc::new(channels),
             dispatcher: Arc::new(Notify::new()),
             metrics: Metrics::default(),
+            clock: Clock::system(),
         };
         (notifier, db)
     }
@@ -506,6 +602,10 @@ pub(crate) mod tests {
         let preferences = ChannelsByKind {
             confirmed: Some(vec!["log".into()]),
             ..ChannelsByKind::default()
+        };
+        let preferences = Preferences {
+            channels: preferences,
+            ..Preferences::default()
         };
         store::put_notification_preferences(&db, 42, &preferences)
             .await

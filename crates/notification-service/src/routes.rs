@@ -5,7 +5,8 @@
 //!   user registers (`{"email": …, "webhookUrl": …, "phone": …}`, all optional; PUT
 //!   replaces).
 //! - `GET /api/users/{userId}/notification-preferences`, `PUT …`: the channels a user wants
-//!   per kind of notification ([`crate::preferences`]; PUT replaces).
+//!   per kind of notification, and quiet hours, critical kinds and a digest window
+//!   ([`crate::preferences`]; PUT replaces).
 //! - `POST /callbacks/sms`: an SMS provider's delivery receipts; no credential, each
 //!   request signed with the SMS auth token (`X-Twilio-Signature`).
 
@@ -26,7 +27,7 @@ use serde::Deserialize;
 
 use crate::delivery::channels::sms;
 use crate::delivery::receipts::{self, Recorded, SmsReceipt};
-use crate::preferences::ChannelsByKind;
+use crate::preferences::{ChannelsByKind, Preferences, QuietHours, Timing};
 use crate::store::{self, Notification, UserContact, UserPreferences};
 
 /// What the handlers need.
@@ -40,6 +41,11 @@ pub struct AppState {
     /// For `notification.failed`, when a receipt says an SMS failed.
     pub topics: Topics,
     pub metrics: Metrics,
+    /// Where an SMS a receipt says failed falls back to (`--notify-fallback`), with the
+    /// channels configured and the clock.
+    pub fallback: Vec<String>,
+    pub channels: std::sync::Arc<crate::delivery::channels::Channels>,
+    pub clock: crate::schedule::Clock,
 }
 
 impl axum::extract::FromRef<AppState> for Database {
@@ -222,9 +228,27 @@ async fn put_contact(
 struct PreferencesBody {
     /// Per kind (`CONFIRMED`, `REJECTED`, `CANCELLED`, `FAILED`: could not be processed),
     /// the channels wanted (`log`, `email`, `webhook`, `sms`); a kind left out gets every
-    /// channel, an empty list none.
-    #[serde(deserialize_with = "platform::http::object")]
+    /// channel, an empty list none. Left out: every kind gets every channel.
+    #[serde(default, deserialize_with = "platform::http::object")]
     channels: ChannelsByKind,
+    /// An IANA time zone name (`Europe/Berlin`, `America/New_York`, `UTC`): where the quiet
+    /// hours are. Required with `quietHours`.
+    #[serde(default)]
+    #[schema(example = "Europe/Berlin")]
+    time_zone: Option<String>,
+    /// Quiet hours, `{"start": "23:00", "end": "07:00"}` (local times `HH:MM`; an end before
+    /// the start wraps midnight; they may not be equal): a notice due inside them waits until
+    /// they end, unless its kind is critical.
+    #[serde(default, deserialize_with = "platform::http::optional_object")]
+    quiet_hours: Option<QuietHours>,
+    /// Kinds that go at once, inside quiet hours and digest windows too (`["FAILED"]`).
+    #[serde(default)]
+    critical: Vec<String>,
+    /// A digest window in minutes, 0 (none, the default) to 1440: the first notice opens a
+    /// window, and the notices inside it go as one message per channel when it closes.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 1440)]
+    digest_minutes: i64,
 }
 
 /// Which channels a user wants for which kind of notification.
@@ -258,8 +282,10 @@ async fn get_preferences(
 
 /// Set (replace) which channels a user wants per kind of notification: `CONFIRMED`,
 /// `REJECTED`, `CANCELLED`, `FAILED` (could not be processed), each a list of `log`,
-/// `email`, `webhook`, `sms`. A kind left out gets every channel. Applies to notifications
-/// routed from now on.
+/// `email`, `webhook`, `sms`. A kind left out gets every channel. And when notices come:
+/// quiet hours in the user's time zone (held until they end), critical kinds (at once),
+/// a digest window (one message per channel for the notices inside it). Applies to
+/// notifications routed from now on.
 #[utoipa::path(put, path = "/api/users/{userId}/notification-preferences", tag = "notifications",
     security((), ("customerJwt" = []), ("operatorToken" = [])),
     params(("userId" = i64, Path, minimum = 1)),
@@ -271,7 +297,7 @@ async fn get_preferences(
         (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Another user's", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "An unknown kind or channel", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown kind or channel, time zone or critical kind; a time of day not `HH:MM`, quiet hours that start when they end or without a time zone; a digest window outside 0 to 1440 minutes: each named by its JSON pointer (`/quietHours/start`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database is away; nothing was written", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(user = %raw))]
@@ -283,15 +309,28 @@ async fn put_preferences(
 ) -> Result<Json<UserPreferences>, Problem> {
     let user_id = user_id(&raw)?;
     caller.may_act_for(user_id)?;
-    let channels = body.channels.checked().map_err(|bad| {
-        Problem::invalid_fields(
-            bad.into_iter()
-                .map(|(field, m)| FieldError::new(field, m))
-                .collect(),
-        )
-    })?;
+    let timing = Timing {
+        time_zone: body.time_zone,
+        quiet_hours: body.quiet_hours,
+        critical: body.critical,
+        digest_minutes: body.digest_minutes,
+    };
+    let (channels, timing) = match (body.channels.checked(), timing.checked()) {
+        (Ok(channels), Ok(timing)) => (channels, timing),
+        (channels, timing) => {
+            let bad = channels
+                .err()
+                .into_iter()
+                .flatten()
+                .chain(timing.err().into_iter().flatten());
+            return Err(Problem::invalid_fields(
+                bad.map(|(field, m)| FieldError::new(field, m)).collect(),
+            ));
+        }
+    };
+    let preferences = Preferences { channels, timing };
     Ok(Json(
-        store::put_notification_preferences(&db, user_id, &channels).await?,
+        store::put_notification_preferences(&db, user_id, &preferences).await?,
     ))
 }
 
@@ -395,7 +434,20 @@ async fn sms_status(
         status,
         error_code: field("ErrorCode"),
     };
-    match receipts::record_sms(&state.db, &state.topics, &state.metrics, &receipt).await? {
+    let fallback = receipts::FallbackTo {
+        order: &state.fallback,
+        channels: &state.channels,
+        now: state.clock.now(),
+    };
+    match receipts::record_sms(
+        &state.db,
+        &state.topics,
+        &state.metrics,
+        &receipt,
+        &fallback,
+    )
+    .await?
+    {
         Recorded::Unknown => Err(Problem::not_found(format!(
             "no SMS delivery has the key {:?}",
             key.chars().take(64).collect::<String>()

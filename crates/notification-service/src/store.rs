@@ -8,12 +8,18 @@
 //!   `PENDING` → `DELIVERED` | `FAILED`, attempts, last error, next attempt time. The log
 //!   channel's are written as they are queued and stored `DELIVERED` at once. An SMS whose
 //!   provider reports delivery later goes `PENDING` → `SENT` → `DELIVERED` | `FAILED`, with
-//!   the provider's message id and latest status beside.
+//!   the provider's message id and latest status beside. A delivery held by quiet hours or
+//!   a digest window is `PENDING` with its due time in `next_attempt_at` and why in `held`;
+//!   one gathered into a digest is `GATHERED`, named by the digest's key (`digest`), and
+//!   the digest goes as the delivery that opened its window ([`crate::schedule`]). A
+//!   fallback is a delivery of its own with `fallback_of` and `fallback_reason`
+//!   ([`crate::delivery::fallback`]).
 //! - `order_contacts`: the projection of `order.created` (who placed an order and how to
 //!   reach them). Its row for an order is also the lock that serializes "an inventory event
 //!   arrives" with "the order it is about arrives", whichever comes first.
 //! - `user_contacts`: the defaults users register with `PUT /api/users/{userId}/contact`.
-//! - `notification_preferences`: the channels users want per kind of notification
+//! - `notification_preferences`: the channels users want per kind of notification, and
+//!   when notices come (time zone, quiet hours, critical kinds, digest window)
 //!   (`PUT /api/users/{userId}/notification-preferences`, [`crate::preferences`]).
 //! - the outbox every service has (for `notification.failed`).
 
@@ -26,7 +32,7 @@ use platform::db::{placeholders, value_rows, Backend, Database, Schema, Tx};
 use platform::retention::{Prune, RetentionArgs, Walk};
 
 use crate::delivery::channels::Outgoing;
-use crate::preferences::ChannelsByKind;
+use crate::preferences::{ChannelsByKind, Preferences, QuietHours, Timing};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -99,6 +105,25 @@ pub const SCHEMA: Schema = Schema(&[
         channels TEXT NOT NULL,
         updated_at TEXT NOT NULL
     )",
+    // When a user's notices come: time zone, quiet hours, critical kinds, digest window
+    // (JSON: crate::preferences::Timing).
+    "ALTER TABLE notification_preferences ADD COLUMN timing TEXT NOT NULL DEFAULT '{}'",
+    // Deliveries: whom they are for (digests are per user and channel); why one waits past
+    // the time it was routed (`quietHours`, `digest`: crate::schedule); the digest it
+    // carries or was gathered into (the digest's idempotency key); when the window of one
+    // that carries a digest opened (ms); and, for a fallback, the delivery it replaces and
+    // why.
+    "ALTER TABLE deliveries ADD COLUMN user_id {int}",
+    "ALTER TABLE deliveries ADD COLUMN held TEXT",
+    "ALTER TABLE deliveries ADD COLUMN digest TEXT",
+    "ALTER TABLE deliveries ADD COLUMN digest_start {int}",
+    "ALTER TABLE deliveries ADD COLUMN fallback_of {int}",
+    "ALTER TABLE deliveries ADD COLUMN fallback_reason TEXT",
+    // A user's open digest window per channel (only deliveries carrying a digest).
+    "CREATE INDEX deliveries_digest_windows ON deliveries (user_id, channel, next_attempt_at)
+        WHERE digest_start IS NOT NULL",
+    // The deliveries of one digest (only those of a digest).
+    "CREATE INDEX deliveries_by_digest ON deliveries (digest) WHERE digest IS NOT NULL",
 ]);
 
 /// What this service prunes ([`platform::retention`]): dead-letter marks, notifications with
@@ -137,6 +162,9 @@ pub const PENDING: &str = "PENDING";
 pub const SENT: &str = "SENT";
 pub const DELIVERED: &str = "DELIVERED";
 pub const FAILED: &str = "FAILED";
+/// Gathered into a digest (named by `digest`): goes as part of that digest's message, never
+/// on its own.
+pub const GATHERED: &str = "GATHERED";
 
 /// What to record for one event, before it is routed.
 pub struct NewNotification<'a> {
@@ -384,12 +412,68 @@ pub async fn decided_among(tx: &mut Tx, order_ids: &[i64]) -> Result<HashSet<i64
 pub struct NewDelivery {
     pub notification_id: i64,
     pub order_id: i64,
+    /// Whom it is for.
+    pub user_id: Option<i64>,
     pub channel: &'static str,
     pub recipient: String,
     pub idempotency_key: String,
     /// Sent by the caller as it is queued (the log channel): stored `DELIVERED` after one
     /// attempt instead of `PENDING`, and the dispatcher never sees it.
     pub sent: bool,
+    /// Gathered into the digest `digest` names: stored `GATHERED`, never sent on its own.
+    pub gathered: bool,
+    /// When it is due (ms since the epoch): when it was routed, or later when held.
+    pub due_ms: i64,
+    /// Why it waits past the time it was routed ([`crate::schedule::HELD_QUIET`],
+    /// [`crate::schedule::HELD_DIGEST`]).
+    pub held: Option<&'static str>,
+    /// The digest it carries or was gathered into: the digest's idempotency key.
+    pub digest: Option<String>,
+    /// For the delivery that carries a digest: when its window opened (ms).
+    pub digest_start: Option<i64>,
+    /// For a fallback: the delivery it replaces, and why.
+    pub fallback_of: Option<i64>,
+    pub fallback_reason: Option<String>,
+}
+
+impl NewDelivery {
+    /// A delivery due at `due_ms`, held by nothing, of no digest, no fallback.
+    pub fn plain(
+        notification_id: i64,
+        order_id: i64,
+        user_id: i64,
+        channel: &'static str,
+        recipient: String,
+        idempotency_key: String,
+        due_ms: i64,
+    ) -> Self {
+        Self {
+            notification_id,
+            order_id,
+            user_id: Some(user_id),
+            channel,
+            recipient,
+            idempotency_key,
+            sent: false,
+            gathered: false,
+            due_ms,
+            held: None,
+            digest: None,
+            digest_start: None,
+            fallback_of: None,
+            fallback_reason: None,
+        }
+    }
+
+    fn status(&self) -> &'static str {
+        if self.sent {
+            DELIVERED
+        } else if self.gathered {
+            GATHERED
+        } else {
+            PENDING
+        }
+    }
 }
 
 /// Queues deliveries (each once: a repeated idempotency key is skipped), one statement;
@@ -399,33 +483,86 @@ pub async fn queue_deliveries(
     deliveries: &[NewDelivery],
 ) -> Result<HashSet<String>, sqlx::Error> {
     let now = platform::now_text();
-    let now_ms = chrono::Utc::now().timestamp_millis();
     let mut added = HashSet::with_capacity(deliveries.len());
-    for chunk in platform::db::statement_chunks(deliveries, 11) {
+    for chunk in platform::db::statement_chunks(deliveries, 17) {
         let sql = format!(
-            "INSERT INTO deliveries (notification_id, order_id, channel, recipient, idempotency_key, status,
-                 attempts, next_attempt_at, created_at, updated_at, delivered_at)
+            "INSERT INTO deliveries (notification_id, order_id, user_id, channel, recipient, idempotency_key,
+                 status, attempts, next_attempt_at, created_at, updated_at, delivered_at, held, digest,
+                 digest_start, fallback_of, fallback_reason)
              VALUES {} ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
-            value_rows(chunk.len(), 11)
+            value_rows(chunk.len(), 17)
         );
         let mut query = sqlx::query_scalar(&sql);
         for d in chunk {
             query = query
                 .bind(d.notification_id)
                 .bind(d.order_id)
+                .bind(d.user_id)
                 .bind(d.channel)
                 .bind(&d.recipient)
                 .bind(&d.idempotency_key)
-                .bind(if d.sent { DELIVERED } else { PENDING })
+                .bind(d.status())
                 .bind(i64::from(d.sent))
-                .bind(now_ms)
+                .bind(d.due_ms)
                 .bind(&now)
                 .bind(&now)
-                .bind(d.sent.then_some(&now));
+                .bind(d.sent.then_some(&now))
+                .bind(d.held)
+                .bind(d.digest.as_deref())
+                .bind(d.digest_start)
+                .bind(d.fallback_of)
+                .bind(d.fallback_reason.as_deref());
         }
         added.extend(query.fetch_all(&mut **tx).await?);
     }
     Ok(added)
+}
+
+/// A digest window still open: the delivery that carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenDigest {
+    pub id: i64,
+    /// The digest's idempotency key, which its gathered deliveries name.
+    pub key: String,
+    /// When it goes (ms).
+    pub due_ms: i64,
+}
+
+/// The open digest window of `user_id` on `channel` at `now_ms`, locked for this
+/// transaction, if there is one: the newest delivery carrying a digest that is still to
+/// come ([`crate::schedule::joins`]) and not yet claimed (a claimed one's message is fixed:
+/// a resend must be the same bytes). One statement; on PostgreSQL the row lock makes a
+/// claim that comes meanwhile skip it, and a claim that came first makes this find none.
+pub async fn open_digest(
+    tx: &mut Tx,
+    user_id: i64,
+    channel: &str,
+    now_ms: i64,
+) -> Result<Option<OpenDigest>, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE deliveries SET updated_at = $1
+         WHERE id = (SELECT id FROM deliveries
+                     WHERE user_id = $2 AND channel = $3 AND digest_start IS NOT NULL
+                       AND next_attempt_at > $4 AND status = $5 AND attempts = 0
+                     ORDER BY next_attempt_at DESC, id DESC LIMIT 1)
+           AND status = $5 AND attempts = 0
+         RETURNING id, idempotency_key, next_attempt_at",
+    )
+    .bind(platform::now_text())
+    .bind(user_id)
+    .bind(channel)
+    .bind(now_ms)
+    .bind(PENDING)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|row| {
+        Ok(OpenDigest {
+            id: row.try_get("id")?,
+            key: row.try_get("idempotency_key")?,
+            due_ms: row.try_get("next_attempt_at")?,
+        })
+    })
+    .transpose()
 }
 
 /// The registered contacts of `user_ids`, by user.
@@ -521,16 +658,16 @@ pub async fn put_user_contact(
     })
 }
 
-/// The channel preferences of `user_ids` that have any, by user.
+/// The preferences of `user_ids` that have any, by user.
 pub async fn user_preferences(
     tx: &mut Tx,
     user_ids: &BTreeSet<i64>,
-) -> Result<HashMap<i64, ChannelsByKind>, sqlx::Error> {
+) -> Result<HashMap<i64, Preferences>, sqlx::Error> {
     let user_ids: Vec<i64> = user_ids.iter().copied().collect();
     let mut preferences = HashMap::new();
     for chunk in platform::db::statement_chunks(&user_ids, 1) {
         let sql = format!(
-            "SELECT user_id, channels FROM notification_preferences WHERE user_id IN ({})",
+            "SELECT user_id, channels, timing FROM notification_preferences WHERE user_id IN ({})",
             placeholders(1, chunk.len())
         );
         let mut query = sqlx::query(&sql);
@@ -539,75 +676,110 @@ pub async fn user_preferences(
         }
         for row in query.fetch_all(&mut **tx).await? {
             let channels: String = row.try_get("channels")?;
-            preferences.insert(row.try_get("user_id")?, preferences_of(&channels)?);
+            let timing: String = row.try_get("timing")?;
+            preferences.insert(
+                row.try_get("user_id")?,
+                Preferences {
+                    channels: from_json(&channels)?,
+                    timing: from_json(&timing)?,
+                },
+            );
         }
     }
     Ok(preferences)
 }
 
 /// Stored preferences (JSON) read back.
-fn preferences_of(channels: &str) -> Result<ChannelsByKind, sqlx::Error> {
-    serde_json::from_str(channels).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, sqlx::Error> {
+    serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
-/// A user's channel preferences, as `GET/PUT /api/users/{userId}/notification-preferences`
-/// show them.
+/// A user's preferences, as `GET/PUT /api/users/{userId}/notification-preferences` show
+/// them.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserPreferences {
     pub user_id: i64,
     /// Per kind, the channels chosen; a kind not named gets every channel.
     pub channels: ChannelsByKind,
+    /// The IANA time zone the quiet hours are in (`Europe/Berlin`), if set.
+    pub time_zone: Option<String>,
+    /// Quiet hours (local times `HH:MM`), if set: a notice due inside them waits until
+    /// they end, unless its kind is critical.
+    pub quiet_hours: Option<QuietHours>,
+    /// Kinds that go at once, inside quiet hours and digest windows too.
+    pub critical: Vec<String>,
+    /// The digest window in minutes (0: none): notices inside one window go as one message
+    /// per channel when it closes.
+    pub digest_minutes: i64,
     pub updated_at: String,
 }
 
-/// The channel preferences a user set, if any.
+impl UserPreferences {
+    fn of(user_id: i64, preferences: Preferences, updated_at: String) -> Self {
+        let Preferences { channels, timing } = preferences;
+        Self {
+            user_id,
+            channels,
+            time_zone: timing.time_zone,
+            quiet_hours: timing.quiet_hours,
+            critical: timing.critical,
+            digest_minutes: timing.digest_minutes,
+            updated_at,
+        }
+    }
+}
+
+/// The preferences a user set, if any.
 pub async fn notification_preferences(
     executor: impl sqlx::Executor<'_, Database = sqlx::Any>,
     user_id: i64,
 ) -> Result<Option<UserPreferences>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT user_id, channels, updated_at FROM notification_preferences WHERE user_id = $1",
+        "SELECT user_id, channels, timing, updated_at FROM notification_preferences WHERE user_id = $1",
     )
     .bind(user_id)
     .fetch_optional(executor)
     .await?;
     row.map(|row| {
         let channels: String = row.try_get("channels")?;
-        Ok(UserPreferences {
-            user_id: row.try_get("user_id")?,
-            channels: preferences_of(&channels)?,
-            updated_at: row.try_get("updated_at")?,
-        })
+        let timing: String = row.try_get("timing")?;
+        let preferences = Preferences {
+            channels: from_json(&channels)?,
+            timing: from_json::<Timing>(&timing)?,
+        };
+        Ok(UserPreferences::of(
+            row.try_get("user_id")?,
+            preferences,
+            row.try_get("updated_at")?,
+        ))
     })
     .transpose()
 }
 
-/// Sets (replaces) a user's channel preferences.
+/// Sets (replaces) a user's preferences.
 pub async fn put_notification_preferences(
     db: &Database,
     user_id: i64,
-    channels: &ChannelsByKind,
+    preferences: &Preferences,
 ) -> Result<UserPreferences, sqlx::Error> {
     let now = platform::now_text();
-    let json = serde_json::to_string(channels).expect("preferences serialize");
+    let channels = serde_json::to_string(&preferences.channels).expect("preferences serialize");
+    let timing = serde_json::to_string(&preferences.timing).expect("preferences serialize");
     let mut tx = db.begin().await?;
     sqlx::query(
-        "INSERT INTO notification_preferences (user_id, channels, updated_at) VALUES ($1, $2, $3)
+        "INSERT INTO notification_preferences (user_id, channels, timing, updated_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (user_id) DO UPDATE SET channels = excluded.channels,
-             updated_at = excluded.updated_at",
+             timing = excluded.timing, updated_at = excluded.updated_at",
     )
     .bind(user_id)
-    .bind(&json)
+    .bind(&channels)
+    .bind(&timing)
     .bind(&now)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(UserPreferences {
-        user_id,
-        channels: channels.clone(),
-        updated_at: now,
-    })
+    Ok(UserPreferences::of(user_id, preferences.clone(), now))
 }
 
 /// A notification as the API shows it, with each channel's delivery.
@@ -640,8 +812,22 @@ pub struct DeliveryView {
     pub created_at: String,
     pub updated_at: String,
     pub delivered_at: Option<String>,
-    /// When the next attempt is due (RFC 3339), while the delivery is pending.
+    /// When the next attempt is due (RFC 3339), while the delivery is pending: for one held
+    /// by quiet hours or a digest window, when it goes. For one `GATHERED` into a digest,
+    /// when the digest was due as it joined.
     pub next_attempt_at: Option<String>,
+    /// Why it waits past the time it was routed, while it has not been tried yet:
+    /// `quietHours` (the user's quiet hours; it goes when they end) or `digest` (it carries
+    /// a digest, which goes when its window closes).
+    pub held: Option<String>,
+    /// The idempotency key of the digest it carries or was gathered into (`GATHERED`): the
+    /// delivery with that key (under the notification that opened the window) is the
+    /// message sent.
+    pub digest: Option<String>,
+    /// For a fallback: the channel of the delivery it replaces (which failed for good).
+    pub fallback_of: Option<String>,
+    /// For a fallback: why the delivery it replaces failed.
+    pub fallback_reason: Option<String>,
 }
 
 /// Notifications of one order (oldest first), or the latest `limit` of all orders (newest
@@ -684,8 +870,10 @@ pub async fn list(
         "SELECT n.id, n.event_id, n.order_id, n.event_type, n.kind, n.status, n.subject, n.message,
                 n.created_at, d.channel, d.recipient, d.status AS d_status, d.attempts, d.last_error,
                 d.idempotency_key, d.created_at AS d_created_at, d.updated_at AS d_updated_at,
-                d.delivered_at, d.next_attempt_at
+                d.delivered_at, d.next_attempt_at, d.held, d.digest, d.fallback_reason,
+                f.channel AS fallback_channel
          FROM ({selected}) n LEFT JOIN deliveries d ON d.notification_id = n.id
+             LEFT JOIN deliveries f ON f.id = d.fallback_of
          ORDER BY {order}, d.id"
     );
     let mut query = sqlx::query(&sql);
@@ -716,15 +904,21 @@ pub async fn list(
         };
         let status: String = row.try_get("d_status")?;
         let next: i64 = row.try_get("next_attempt_at")?;
+        let attempts: i64 = row.try_get("attempts")?;
+        let held: Option<String> = row.try_get("held")?;
         let delivery = DeliveryView {
             channel,
             recipient: row.try_get("recipient")?,
-            next_attempt_at: (status == PENDING)
+            next_attempt_at: (status == PENDING || status == GATHERED)
                 .then(|| chrono::DateTime::from_timestamp_millis(next))
                 .flatten()
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            held: held.filter(|_| status == PENDING && attempts == 0),
+            digest: row.try_get("digest")?,
+            fallback_of: row.try_get("fallback_channel")?,
+            fallback_reason: row.try_get("fallback_reason")?,
             status,
-            attempts: row.try_get("attempts")?,
+            attempts,
             last_error: row.try_get("last_error")?,
             idempotency_key: row.try_get("idempotency_key")?,
             created_at: row.try_get("d_created_at")?,
@@ -786,8 +980,9 @@ pub async fn claim_due(
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
-        "SELECT d.id, d.order_id, d.channel, d.recipient, d.idempotency_key, d.attempts,
-                    n.event_id, n.kind, n.subject, n.message, n.html, n.payload, n.trace, n.created_at
+        "SELECT d.id, d.order_id, d.user_id, d.channel, d.recipient, d.idempotency_key, d.attempts,
+                    d.digest, n.event_id, n.kind, n.subject, n.message, n.html, n.payload, n.trace,
+                    n.created_at
              FROM deliveries d JOIN notifications n ON n.id = d.notification_id
              WHERE d.id IN ({placeholders}) ORDER BY d.id"
     );
@@ -796,28 +991,80 @@ pub async fn claim_due(
         query = query.bind(*id);
     }
     let rows = query.fetch_all(&mut **tx).await?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let created_at: String = row.try_get("created_at")?;
+        let digest: Option<String> = row.try_get("digest")?;
+        let user_id: Option<i64> = row.try_get("user_id")?;
+        let mut outgoing = Outgoing {
+            delivery_id: row.try_get("id")?,
+            order_id: row.try_get("order_id")?,
+            channel: row.try_get("channel")?,
+            recipient: row.try_get("recipient")?,
+            idempotency_key: row.try_get("idempotency_key")?,
+            kind: row.try_get("kind")?,
+            subject: row.try_get("subject")?,
+            text: row.try_get("message")?,
+            html: row.try_get("html")?,
+            payload: row.try_get("payload")?,
+            trace: row.try_get("trace")?,
+            created_at: chrono::DateTime::parse_from_rfc3339(&created_at)
+                .with_context(|| format!("notification time {created_at:?}"))?
+                .with_timezone(&Utc),
+        };
+        if let Some(key) = &digest {
+            let items = digest_items(tx, key).await?;
+            // A window that gathered nothing else goes as its notice's own message, if
+            // that has what the channel sends (a fallback's may not).
+            let own_will_do = items.len() <= 1
+                && !(outgoing.channel == "email" && outgoing.html.is_empty())
+                && !(outgoing.channel == "webhook" && outgoing.payload.is_empty());
+            if !items.is_empty() && !own_will_do {
+                let composed = crate::delivery::digest::compose(
+                    user_id.unwrap_or_default(),
+                    &outgoing.channel,
+                    key,
+                    outgoing.created_at,
+                    &items,
+                );
+                outgoing.kind = crate::delivery::digest::KIND.to_string();
+                outgoing.subject = composed.subject;
+                outgoing.text = composed.text;
+                outgoing.html = composed.html;
+                outgoing.payload = composed.payload;
+            }
+        }
+        claimed.push(Claimed {
+            attempts: row.try_get("attempts")?,
+            event_id: row.try_get("event_id")?,
+            outgoing,
+        });
+    }
+    Ok(claimed)
+}
+
+/// The notices of digest `key` (the notifications of every delivery naming it), in the
+/// order they were recorded.
+pub async fn digest_items(
+    tx: &mut Tx,
+    key: &str,
+) -> Result<Vec<crate::delivery::digest::Item>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, event_id, order_id, kind, subject, message FROM notifications
+         WHERE id IN (SELECT notification_id FROM deliveries WHERE digest = $1)
+         ORDER BY id",
+    )
+    .bind(key)
+    .fetch_all(&mut **tx)
+    .await?;
     rows.iter()
         .map(|row| {
-            let created_at: String = row.try_get("created_at")?;
-            Ok(Claimed {
-                attempts: row.try_get("attempts")?,
+            Ok(crate::delivery::digest::Item {
                 event_id: row.try_get("event_id")?,
-                outgoing: Outgoing {
-                    delivery_id: row.try_get("id")?,
-                    order_id: row.try_get("order_id")?,
-                    channel: row.try_get("channel")?,
-                    recipient: row.try_get("recipient")?,
-                    idempotency_key: row.try_get("idempotency_key")?,
-                    kind: row.try_get("kind")?,
-                    subject: row.try_get("subject")?,
-                    text: row.try_get("message")?,
-                    html: row.try_get("html")?,
-                    payload: row.try_get("payload")?,
-                    trace: row.try_get("trace")?,
-                    created_at: chrono::DateTime::parse_from_rfc3339(&created_at)
-                        .with_context(|| format!("notification time {created_at:?}"))?
-                        .with_timezone(&Utc),
-                },
+                order_id: row.try_get("order_id")?,
+                kind: row.try_get("kind")?,
+                subject: row.try_get("subject")?,
+                text: row.try_get("message")?,
             })
         })
         .collect()

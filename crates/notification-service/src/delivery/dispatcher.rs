@@ -19,12 +19,20 @@
 //!
 //! A resend after a crash between send and record carries the same idempotency key and the
 //! same bytes (rendered once), so receivers that honour the key see one message.
+//!
+//! Deliveries held by a user's quiet hours or digest window are `PENDING` rows due later
+//! ([`crate::schedule`]): claimed like any other once due, so they survive restarts. A
+//! delivery carrying a digest is sent as one message listing the digest's notices
+//! ([`crate::delivery::digest`], composed as it is claimed). One that fails for good falls
+//! back, once per notice, to the next channel of `--notify-fallback`
+//! ([`crate::delivery::fallback`]), in the transaction that records the failure. The time
+//! comes from one [`Clock`], which tests set by hand.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::Args;
 use contracts::{NotificationFailed, Topics};
 use platform::db::{Database, Tx};
@@ -34,6 +42,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::delivery::channels::{Channels, SendError, Sent};
+use crate::schedule::Clock;
 use crate::store::{self, Claimed, DELIVERED, FAILED, PENDING, SENT};
 
 /// Retry settings of deliveries.
@@ -62,6 +71,16 @@ pub struct DeliveryArgs {
     /// orders/s, 16 → 64 took notification.db from 373 to 198 commits a second).
     #[arg(long, env = "OPENORDER_NOTIFY_BATCH", default_value_t = 64)]
     pub notify_batch: i64,
+    /// Channels to fall back along, in order (`sms,email,log`): a delivery that fails for
+    /// good goes once more on the next of them after its own that the user can be reached
+    /// on and the notice has no delivery on yet, once per notice. Default: none.
+    #[arg(
+        long,
+        env = "OPENORDER_NOTIFY_FALLBACK",
+        value_delimiter = ',',
+        value_parser = ["log", "email", "webhook", "sms"]
+    )]
+    pub notify_fallback: Vec<String>,
 }
 
 impl DeliveryArgs {
@@ -94,6 +113,8 @@ pub struct Dispatcher {
     /// Woken when deliveries were queued.
     pub wake: Arc<Notify>,
     pub metrics: Metrics,
+    /// Where the time comes from (tests move it by hand).
+    pub clock: Clock,
 }
 
 /// How long sends in flight may still run after a stop.
@@ -126,10 +147,7 @@ impl Dispatcher {
                 this.args.notify_batch - in_flight.len() as i64
             };
             if !outcomes.is_empty() || room > 0 {
-                match this
-                    .settle(&outcomes, room, Utc::now().timestamp_millis())
-                    .await
-                {
+                match this.settle(&outcomes, room, this.clock.now_ms()).await {
                     Ok(claimed) => {
                         for message in claimed {
                             let this = this.clone();
@@ -190,6 +208,12 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// One round at the time of the dispatcher's [`Clock`]: [`Dispatcher::round_at`] its
+    /// now. For tests that move a manual clock rather than wait.
+    pub async fn round(&self) -> anyhow::Result<usize> {
+        self.round_at(self.clock.now_ms()).await
     }
 
     /// One round at `now_ms` (ms since the epoch), driven by the caller instead of the
@@ -301,6 +325,19 @@ impl Dispatcher {
                     tracing::info!(delivery = id, channel = %m.outgoing.channel, attempt = m.attempts, %error, "delivery failed; will retry");
                 }
                 Next::Failed(error) if updated => {
+                    let now = DateTime::from_timestamp_millis(now_ms).unwrap_or_else(Utc::now);
+                    let fallback = crate::delivery::fallback::fall_back(
+                        tx,
+                        &self.args.notify_fallback,
+                        &self.channels,
+                        now,
+                        id,
+                        error,
+                    )
+                    .await?;
+                    if let Some(to) = fallback {
+                        tracing::info!(delivery = id, channel = %m.outgoing.channel, fallback = to, "delivery falls back to another channel");
+                    }
                     let event = NotificationFailed {
                         event_id: contracts::new_event_id(),
                         order_id: m.outgoing.order_id,
@@ -393,6 +430,7 @@ mod tests {
             channels: channels.clone(),
             dispatcher: Arc::new(Notify::new()),
             metrics: Metrics::default(),
+            clock: Clock::system(),
         };
         let contact = Contact {
             email: None,
@@ -419,6 +457,7 @@ mod tests {
             topics: Topics::default(),
             wake: Arc::new(Notify::new()),
             metrics: Metrics::default(),
+            clock: Clock::system(),
         }
     }
 
@@ -438,6 +477,7 @@ mod tests {
             notify_backoff_max_ms: 60_000,
             notify_lease_ms: 30_000,
             notify_batch: 8,
+            notify_fallback: Vec::new(),
         }
     }
 
@@ -520,6 +560,7 @@ mod tests {
             notify_backoff_max_ms: 5_000,
             notify_lease_ms: 60_000,
             notify_batch: 16,
+            notify_fallback: Vec::new(),
         };
         for (attempt, base_ms) in [
             (1, 1_000.0),

@@ -8,7 +8,12 @@
 //!   ([`crate::notices`]): it cannot fail, so it needs no dispatcher round.
 //! - [`receipts`]: what an SMS provider reports later (delivered or not), which moves a
 //!   `SENT` delivery on.
+//! - [`digest`]: the notices of a digest window as one message.
+//! - [`fallback`]: a delivery that failed for good goes once more, on the next channel of
+//!   `--notify-fallback` the user can be reached on.
 
 pub mod channels;
+pub mod digest;
 pub mod dispatcher;
+pub mod fallback;
 pub mod receipts;

@@ -15,6 +15,9 @@
 //!
 //! In a dispatcher's round that races a receipt, the receipt wins: the dispatcher's
 //! record of the attempt names the delivery `PENDING`, which it no longer is.
+//!
+//! A receipt that fails the delivery also falls back, as the dispatcher does when it
+//! gives up ([`crate::delivery::fallback`]), in the same transaction.
 
 use anyhow::Context;
 use chrono::Utc;
@@ -23,6 +26,7 @@ use platform::db::Database;
 use platform::metrics::Metrics;
 
 use crate::delivery::channels::sms::{self, Receipt};
+use crate::delivery::channels::Channels;
 use crate::store::{self, ReceiptUpdate, DELIVERED, FAILED};
 
 /// What became of a receipt.
@@ -46,12 +50,21 @@ pub struct SmsReceipt<'a> {
     pub error_code: Option<&'a str>,
 }
 
-/// Records a receipt of an SMS delivery (one transaction).
+/// Where a delivery that failed for good falls back to: the order of channels
+/// (`--notify-fallback`), the channels configured, and the time.
+pub struct FallbackTo<'a> {
+    pub order: &'a [String],
+    pub channels: &'a Channels,
+    pub now: chrono::DateTime<Utc>,
+}
+
+/// Records a receipt of an SMS delivery (one transaction); one that fails it falls back.
 pub async fn record_sms(
     db: &Database,
     topics: &Topics,
     metrics: &Metrics,
     receipt: &SmsReceipt<'_>,
+    fallback: &FallbackTo<'_>,
 ) -> anyhow::Result<Recorded> {
     let status = receipt.status;
     let moved_to = match Receipt::of(status) {
@@ -81,6 +94,22 @@ pub async fn record_sms(
         return Ok(Recorded::AlreadyFinal);
     }
     if let Some(error) = &error {
+        let to = crate::delivery::fallback::fall_back(
+            &mut tx,
+            fallback.order,
+            fallback.channels,
+            fallback.now,
+            delivery.id,
+            error,
+        )
+        .await?;
+        if let Some(to) = to {
+            tracing::info!(
+                delivery = delivery.id,
+                fallback = to,
+                "SMS not delivered; falls back to another channel"
+            );
+        }
         let event = NotificationFailed {
             event_id: contracts::new_event_id(),
             order_id: delivery.order_id,
