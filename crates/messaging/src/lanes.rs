@@ -409,7 +409,7 @@ mod tests {
             unfinished: 1,
             oldest_unfinished_at: Some(2_000),
         };
-        assert_eq!(lanes.standings(), [standing.clone()]);
+        assert_eq!(lanes.standings(), std::slice::from_ref(&standing));
         // The lane finishes 5: nothing is held, the next offset is the one after 6.
         lanes.finished(&healthy[1], true, &mut actions);
         assert_eq!(

@@ -344,7 +344,7 @@ impl Notifier {
         for (i, r) in routed.iter().enumerate() {
             let schedule = schedules.get(&r.user_id);
             for (channel, recipient) in &r.plan.recipients {
-                let channel: &'static str = *channel;
+                let channel: &'static str = channel;
                 let mut d = NewDelivery::plain(
                     r.id,
                     r.order_id,

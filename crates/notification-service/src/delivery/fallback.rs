@@ -43,7 +43,7 @@ pub fn next_channel(
     let position = order.iter().position(|c| c == failed)?;
     order[position + 1..].iter().find_map(|candidate| {
         let (channel, address) = reachable.iter().find(|(c, _)| *c == candidate.as_str())?;
-        (!used.iter().any(|u| u == channel) && rendered(*channel))
+        (!used.iter().any(|u| u == channel) && rendered(channel))
             .then(|| (*channel, address.clone()))
     })
 }
