@@ -12,35 +12,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::headers;
+use crate::schemas::SCHEMAS;
 use crate::topics::{self, Flow, Writer};
-
-/// Each event's schema file, by topic.
-const SCHEMAS: &[(&str, &str)] = &[
-    (
-        topics::ORDER_CREATED,
-        include_str!("../schemas/order.created.schema.json"),
-    ),
-    (
-        topics::INVENTORY_RESERVED,
-        include_str!("../schemas/inventory.reserved.schema.json"),
-    ),
-    (
-        topics::INVENTORY_REJECTED,
-        include_str!("../schemas/inventory.rejected.schema.json"),
-    ),
-    (
-        topics::ORDER_CANCELLED,
-        include_str!("../schemas/order.cancelled.schema.json"),
-    ),
-    (
-        topics::INVENTORY_RELEASED,
-        include_str!("../schemas/inventory.released.schema.json"),
-    ),
-    (
-        topics::NOTIFICATION_FAILED,
-        include_str!("../schemas/notification.failed.schema.json"),
-    ),
-];
 
 /// The Kafka bindings' version the document follows.
 const KAFKA_BINDING: &str = "0.5.0";
