@@ -156,7 +156,7 @@ fn filter_form(session: &Session, view: &View, letters: &[Value]) -> Markup {
             input type="hidden" name="class" value=(view.class);
             input type="hidden" name="topic" value=(view.topic);
             input type="hidden" name="match" value=(view.text);
-            @if view.filtered() { "What the filter matches: " } @else { "Every one listed: " }
+            @if view.filtered() { "What the filter matches: " } @else { "Every dead letter here: " }
             label { " at most " input type="number" name="rate" value="50" min="1" max="10000"; " a second" }
             " "
             button type="submit" name="mode" value="dry-run" { "Preview (count)" }
