@@ -341,14 +341,14 @@ pub async fn replay(
             }
         }
     }
-    let by = by(&session);
+    let who = by(&session);
     let mut rows = Vec::new();
     let mut failures = Vec::new();
     for mut r in requests {
         r["dryRun"] = json!(dry_run);
         r["force"] = json!(force);
         r["maxReplays"] = json!(max_replays);
-        r["by"] = json!(by);
+        r["by"] = json!(who);
         match console
             .services
             .call(
