@@ -358,7 +358,11 @@ pub async fn run(args: DltArgs) -> anyhow::Result<()> {
                     if let Some(invalid) = err.downcast_ref::<read::InvalidEdit>() {
                         eprintln!("{}; nothing was sent", invalid.reason);
                         for (pointer, message) in &invalid.errors {
-                            let pointer = if pointer.is_empty() { "/" } else { pointer.as_str() };
+                            let pointer = if pointer.is_empty() {
+                                "/"
+                            } else {
+                                pointer.as_str()
+                            };
                             eprintln!("  {pointer}: {message}");
                         }
                     }

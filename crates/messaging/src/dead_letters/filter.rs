@@ -55,7 +55,10 @@ impl Filter {
             }
         }
         if let Some((low, high)) = self.order_ids {
-            if !letter.order_id().is_some_and(|id| low <= id && id <= high) {
+            if !letter
+                .order_id()
+                .is_some_and(|id| (low..=high).contains(&id))
+            {
                 return false;
             }
         }

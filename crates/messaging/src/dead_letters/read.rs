@@ -568,7 +568,11 @@ impl std::fmt::Display for InvalidEdit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.reason)?;
         for (pointer, message) in &self.errors {
-            let pointer = if pointer.is_empty() { "/" } else { pointer.as_str() };
+            let pointer = if pointer.is_empty() {
+                "/"
+            } else {
+                pointer.as_str()
+            };
             write!(f, "; {pointer}: {message}")?;
         }
         Ok(())
