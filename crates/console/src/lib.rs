@@ -179,6 +179,11 @@ pub fn router(console: Shared) -> Router {
         .route("/dead-letters", get(pages::dead_letters::list))
         .route("/dead-letters/replay", post(pages::dead_letters::replay))
         .route("/dead-letters/faults", post(pages::dead_letters::faults))
+        .route("/dead-letters/redrive", post(pages::dead_letters::redrive))
+        .route(
+            "/dead-letters/edit",
+            get(pages::dead_letters::edit_form).post(pages::dead_letters::edit),
+        )
         .route("/stock", get(pages::stock::list).post(pages::stock::set))
         .route("/try", get(pages::try_it::form).post(pages::try_it::place))
         .route(

@@ -92,7 +92,8 @@ fn record_entry(r: &RecordView, topic: &str) -> Entry {
     let replay = header(contracts::headers::REPLAY_COUNT)
         .and_then(|n| n.parse::<u32>().ok())
         .filter(|n| *n > 0);
-    let (title, status, detail) = if topic.ends_with(t::DLT_SUFFIX) {
+    let parked = topic.ends_with(t::PARKED_SUFFIX);
+    let (title, status, detail) = if topic.ends_with(t::DLT_SUFFIX) || parked {
         let group = header(contracts::headers::DLT_ORIGINAL_CONSUMER_GROUP).unwrap_or_default();
         let error = format!(
             "{}: {}",
@@ -100,8 +101,13 @@ fn record_entry(r: &RecordView, topic: &str) -> Entry {
             header(contracts::headers::DLT_EXCEPTION_MESSAGE).unwrap_or_default()
         );
         let attempts = header(contracts::headers::ATTEMPTS).unwrap_or_else(|| "?".into());
+        let what = if parked {
+            "parked (failed again after a replay)"
+        } else {
+            "dead-lettered"
+        };
         (
-            format!("dead-lettered by {group} after {attempts} attempt(s)"),
+            format!("{what} by {group} after {attempts} attempt(s)"),
             None,
             Some(error),
         )

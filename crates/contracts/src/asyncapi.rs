@@ -12,35 +12,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::headers;
+use crate::schemas::SCHEMAS;
 use crate::topics::{self, Flow, Writer};
-
-/// Each event's schema file, by topic.
-const SCHEMAS: &[(&str, &str)] = &[
-    (
-        topics::ORDER_CREATED,
-        include_str!("../schemas/order.created.schema.json"),
-    ),
-    (
-        topics::INVENTORY_RESERVED,
-        include_str!("../schemas/inventory.reserved.schema.json"),
-    ),
-    (
-        topics::INVENTORY_REJECTED,
-        include_str!("../schemas/inventory.rejected.schema.json"),
-    ),
-    (
-        topics::ORDER_CANCELLED,
-        include_str!("../schemas/order.cancelled.schema.json"),
-    ),
-    (
-        topics::INVENTORY_RELEASED,
-        include_str!("../schemas/inventory.released.schema.json"),
-    ),
-    (
-        topics::NOTIFICATION_FAILED,
-        include_str!("../schemas/notification.failed.schema.json"),
-    ),
-];
 
 /// The Kafka bindings' version the document follows.
 const KAFKA_BINDING: &str = "0.5.0";
@@ -111,6 +84,9 @@ fn event_headers(topic: &str) -> Value {
             headers::EVENT_VERSION: {"type": "string", "pattern": "^[1-9][0-9]*$", "description": "The value's schema version (1). Fields added are not a new version: readers ignore fields they do not know."},
             headers::CONTENT_TYPE: {"type": "string", "const": headers::JSON},
             headers::REPLAY_COUNT: {"type": "string", "pattern": "^[0-9]+$", "description": "How many times this record was replayed from a dead-letter topic (absent: never)."},
+            headers::REPLAY_HISTORY: {"type": "string", "contentMediaType": "application/json", "description": "One per replay, oldest first: a JSON object {from, error, attempts, replayCount, by, at, edited} saying which dead letter it was replayed from and why that failed."},
+            headers::EDITED: {"type": "string", "const": "true", "description": "On a record replayed with its value edited by a JSON merge patch."},
+            headers::PATCH_SHA256: {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "With openorder-edited: the SHA-256 of the patch, as the replay ledger records it."},
         }
     })
 }
@@ -131,6 +107,8 @@ fn dead_letter_headers() -> Value {
             headers::DLT_EXCEPTION_MESSAGE: {"type": "string", "description": "What failed and why."},
             headers::ATTEMPTS: {"type": "string", "pattern": "^[0-9]+$", "description": "How many times the consumer tried it."},
             headers::REPLAY_COUNT: {"type": "string", "pattern": "^[0-9]+$", "description": "How many times it was replayed already."},
+            headers::FAILURE_KIND: {"type": "string", "enum": ["transient", "permanent"], "description": "How the consumer classified the failure: the automatic redrive policy takes transient ones."},
+            headers::REPLAY_HISTORY: {"type": "string", "contentMediaType": "application/json", "description": "The record's replays before this failure, one header each, oldest first (a record replayed before that fails again goes to <topic>.PARKED, with them)."},
             headers::DLT_VALUE_OMITTED: {"type": "string", "description": "Present when the original value was left out (too large with these headers): why. The original is still at its position."},
             headers::DLT_ORIGINAL_VALUE_BYTES: {"type": "string", "pattern": "^[0-9]+$", "description": "With a value left out: its size in bytes."},
             headers::EVENT_ID: {"type": "string", "description": "The original's headers are kept."},

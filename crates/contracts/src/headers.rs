@@ -31,3 +31,17 @@ pub const DLT_VALUE_OMITTED: &str = "openorder-dlt-value-omitted";
 pub const DLT_ORIGINAL_VALUE_BYTES: &str = "openorder-dlt-original-value-bytes";
 /// How many times a record was replayed from a dead-letter topic (absent: never).
 pub const REPLAY_COUNT: &str = "openorder-replay-count";
+/// On a dead letter: the kind of the failure that gave up on the record (`transient`,
+/// `permanent`), as the consumer classified it. The automatic redrive policy takes
+/// transient ones only.
+pub const FAILURE_KIND: &str = "openorder-failure-kind";
+/// On a record replayed with its value edited (a JSON merge patch applied): `true`.
+pub const EDITED: &str = "openorder-edited";
+/// On such a record: the SHA-256 (lower-case hex) of the patch, as the replay ledger
+/// records it.
+pub const PATCH_SHA256: &str = "openorder-patch-sha256";
+/// One per replay a record went through, oldest first: a JSON object saying which dead
+/// letter it was replayed from, why that failed, after how many attempts, by whom, when,
+/// and whether its value was edited. A dead letter keeps them (it keeps every header of
+/// its record), so a parked record shows its whole history.
+pub const REPLAY_HISTORY: &str = "openorder-replay-history";

@@ -12,6 +12,8 @@
 //! - [`events`]: the event payloads, camelCase JSON, each with `eventId`, `orderId` and a timestamp.
 //! - [`asyncapi`]: the AsyncAPI 3.0 document of the topics, generated from the above.
 //! - [`destinations`]: where a webhook may point (public addresses, and networks opened).
+//! - [`schemas`]: each event's JSON Schema by topic, and the check of a value against it
+//!   (an edited dead letter's, before it is replayed).
 //! - [`lifecycle`]: the order's states and the one table of the moves between them, which
 //!   order-service applies; the book's diagram and the console's picture are made from it.
 //! - [`values`]: SKU, quantity, user id, e-mail address and webhook URL with the contract's
@@ -22,6 +24,7 @@ pub mod destinations;
 pub mod events;
 pub mod headers;
 pub mod lifecycle;
+pub mod schemas;
 pub mod topics;
 pub mod values;
 

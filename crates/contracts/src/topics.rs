@@ -21,6 +21,11 @@ pub const INVENTORY_RELEASED: &str = "inventory.released";
 pub const NOTIFICATION_FAILED: &str = "notification.failed";
 /// Suffix of every dead-letter topic: `<topic>.DLT`.
 pub const DLT_SUFFIX: &str = ".DLT";
+/// Suffix of every parking-lot topic: `<topic>.PARKED`, where a record goes that failed
+/// again after it was replayed from a dead-letter topic (it carries an
+/// `openorder-replay-count` above 0), instead of its DLT: it is not replayed in a loop,
+/// and the DLT's readers (order-service, notification-service) do not act on it twice.
+pub const PARKED_SUFFIX: &str = ".PARKED";
 
 /// `order.created.DLT`: orders a consumer of `order.created` gave up on.
 pub const ORDER_CREATED_DLT: &str = "order.created.DLT";
@@ -158,15 +163,27 @@ pub fn dead_letter_topics_of(service: Service) -> Vec<String> {
         .collect()
 }
 
+/// The parking-lot topics `service` may write: one per topic it consumes, except
+/// dead-letter topics (as [`dead_letter_topics_of`]).
+pub fn parked_topics_of(service: Service) -> Vec<String> {
+    MAP.iter()
+        .filter(|f| f.readers.contains(&service) && f.writer != Writer::DeadLetters)
+        .map(|f| format!("{}{PARKED_SUFFIX}", f.topic))
+        .collect()
+}
+
 /// Every topic `service` writes or reads (without prefix), in map order, then the
-/// dead-letter topics it may write: what it creates at start.
+/// dead-letter topics it may write, then its parking-lot topics: what it creates at start.
 pub fn topics_of(service: Service) -> Vec<String> {
     let mut topics: Vec<String> = MAP
         .iter()
         .filter(|f| writers_of(f).contains(&service) || f.readers.contains(&service))
         .map(|f| f.topic.to_string())
         .collect();
-    for dlt in dead_letter_topics_of(service) {
+    for dlt in dead_letter_topics_of(service)
+        .into_iter()
+        .chain(parked_topics_of(service))
+    {
         if !topics.contains(&dlt) {
             topics.push(dlt);
         }
@@ -230,6 +247,24 @@ impl Topics {
     /// The dead-letter topic of `topic` (already prefixed): `<topic>.DLT`.
     pub fn dlt_of(topic: &str) -> String {
         format!("{topic}{DLT_SUFFIX}")
+    }
+
+    /// The parking-lot topic of `topic` (already prefixed): `<topic>.PARKED`.
+    pub fn parked_of(topic: &str) -> String {
+        format!("{topic}{PARKED_SUFFIX}")
+    }
+
+    /// Where a record of `topic` (already prefixed) goes when its consumer gives up on
+    /// it: its parking lot when it was replayed before (`replay_count` above 0), else
+    /// its DLT. A record of a dead-letter or parking-lot topic itself goes to that
+    /// topic's DLT, as always.
+    pub fn dead_letter_topic_for(topic: &str, replay_count: u32) -> String {
+        let of_dead_letters = topic.ends_with(DLT_SUFFIX) || topic.ends_with(PARKED_SUFFIX);
+        if replay_count > 0 && !of_dead_letters {
+            Self::parked_of(topic)
+        } else {
+            Self::dlt_of(topic)
+        }
     }
 
     /// `order.created.DLT`: where inventory-service puts orders it could not process.
@@ -310,6 +345,8 @@ mod tests {
                 "inventory.released",
                 "order.created.DLT",
                 "order.cancelled.DLT",
+                "order.created.PARKED",
+                "order.cancelled.PARKED",
             ]
         );
         assert_eq!(
@@ -324,6 +361,9 @@ mod tests {
                 "inventory.reserved.DLT",
                 "inventory.rejected.DLT",
                 "inventory.released.DLT",
+                "inventory.reserved.PARKED",
+                "inventory.rejected.PARKED",
+                "inventory.released.PARKED",
             ]
         );
         let notification = topics_of(Service::Notification);
@@ -333,6 +373,24 @@ mod tests {
         assert!(
             !notification.contains(&"order.created.DLT.DLT".to_string()),
             "dead letters of dead letters are not created up front"
+        );
+        assert!(!notification.contains(&"order.created.DLT.PARKED".to_string()));
+    }
+
+    #[test]
+    fn a_record_replayed_before_that_fails_again_goes_to_the_parking_lot() {
+        assert_eq!(
+            Topics::dead_letter_topic_for("t1.order.created", 0),
+            "t1.order.created.DLT"
+        );
+        assert_eq!(
+            Topics::dead_letter_topic_for("t1.order.created", 1),
+            "t1.order.created.PARKED"
+        );
+        assert_eq!(
+            Topics::dead_letter_topic_for("t1.order.created.DLT", 2),
+            "t1.order.created.DLT.DLT",
+            "a dead letter's own failure is no replay's"
         );
     }
 

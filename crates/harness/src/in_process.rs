@@ -49,6 +49,7 @@ pub fn services(
             seed_file: None,
             fail_sku: fail_sku.to_string(),
             flaky_sku: flaky_sku.to_string(),
+            auto_redrive: Default::default(),
         },
         notification: notification_service::Config {
             kafka: kafka.clone(),

@@ -3,7 +3,8 @@
 //! `inventory.rejected` through its outbox; it consumes `order.cancelled` and gives a
 //! cancelled order's stock back once (`inventory.released`). Orders it cannot process go to
 //! `order.created.DLT`. It serves the inventory API, the admin API (faults, dead letters),
-//! health and metrics on its admin port, 8082.
+//! health and metrics on its admin port, 8082. With `--auto-redrive` it also runs the
+//! automatic redrive policy ([`AutoRedriveArgs`], [`platform::dead_letters::redrive`]).
 //!
 //! Layout:
 //! - [`reservation`]: the pure all-or-nothing rule.
@@ -67,6 +68,70 @@ pub struct Config {
     /// Orders with an item of this SKU fail their first attempt only (empty disables).
     #[arg(long, env = "OPENORDER_FLAKY_SKU", default_value = "FLAKY")]
     pub flaky_sku: String,
+
+    /// The automatic redrive policy (off by default).
+    #[command(flatten)]
+    pub auto_redrive: AutoRedriveArgs,
+}
+
+/// The automatic redrive policy: dead letters of transient failures replayed after a
+/// delay, each up to a cap, no more than a budget a minute; each in the replay ledger.
+/// Off by default; run it on one instance only.
+#[derive(Args, Clone, Debug)]
+pub struct AutoRedriveArgs {
+    /// Redrive dead letters of transient failures automatically (from the DLTs, and from
+    /// the parking lots until the cap).
+    #[arg(long, env = "OPENORDER_AUTO_REDRIVE")]
+    pub auto_redrive: bool,
+
+    /// A dead letter is redriven once it has been dead-lettered (or parked) this long
+    /// (`30s`, `5m`, `1h`).
+    #[arg(long, env = "OPENORDER_AUTO_REDRIVE_AFTER", default_value = "5m", value_parser = platform::retention::parse_age)]
+    pub auto_redrive_after: Duration,
+
+    /// A record is redriven until its `openorder-replay-count` reaches this (replays by
+    /// hand count too); past it, a parked record waits for a person.
+    #[arg(long, env = "OPENORDER_AUTO_REDRIVE_MAX_REPLAYS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub auto_redrive_max_replays: u32,
+
+    /// Most records redriven in any minute, over all topics.
+    #[arg(long, env = "OPENORDER_AUTO_REDRIVE_PER_MINUTE", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub auto_redrive_per_minute: u32,
+
+    /// Error classes (`kafka_dlt-exception-fqcn`) redriven besides the dead letters marked
+    /// transient, comma-separated (e.g. for dead letters written before the mark).
+    #[arg(long, env = "OPENORDER_AUTO_REDRIVE_CLASSES", value_delimiter = ',')]
+    pub auto_redrive_classes: Vec<String>,
+}
+
+impl Default for AutoRedriveArgs {
+    fn default() -> Self {
+        Self {
+            auto_redrive: false,
+            auto_redrive_after: Duration::from_secs(5 * 60),
+            auto_redrive_max_replays: 3,
+            auto_redrive_per_minute: 60,
+            auto_redrive_classes: Vec::new(),
+        }
+    }
+}
+
+impl AutoRedriveArgs {
+    /// The policy, when it is on.
+    pub fn policy(&self) -> Option<platform::dead_letters::redrive::AutoRedrive> {
+        self.auto_redrive
+            .then(|| platform::dead_letters::redrive::AutoRedrive {
+                after: self.auto_redrive_after,
+                max_replays: self.auto_redrive_max_replays,
+                per_minute: self.auto_redrive_per_minute,
+                classes: self
+                    .auto_redrive_classes
+                    .iter()
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .collect(),
+            })
+    }
 }
 
 /// Runs inventory-service until `shutdown`.
@@ -142,6 +207,12 @@ pub async fn run(
         }
     }
     runtime.spawn_pruner(rules);
+    if let Some(policy) = config.auto_redrive.policy() {
+        let (kafka, metrics) = (config.kafka.clone(), runtime.metrics.clone());
+        runtime.spawn_worker(move |stop| {
+            platform::dead_letters::redrive::run(kafka, policy, metrics, stop)
+        });
+    }
     let api = routes::routes(routes::AppState {
         db: runtime.db.clone(),
         faults,

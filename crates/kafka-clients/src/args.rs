@@ -56,6 +56,12 @@ pub struct KafkaArgs {
     #[arg(long, env = "OPENORDER_DEAD_LETTER_RETENTION", default_value = "14d", value_parser = store::retention::parse_age)]
     pub dead_letter_retention: Duration,
 
+    /// `retention.ms` of each parking-lot topic the service creates (`<topic>.PARKED`:
+    /// records that failed again after a replay), kept longer still: they wait for a
+    /// person. Keep `--retain-dedupe` at or above it.
+    #[arg(long, env = "OPENORDER_PARKED_RETENTION", default_value = "30d", value_parser = store::retention::parse_age)]
+    pub parked_retention: Duration,
+
     /// Consumer group session timeout (ms). 6 s suits the embedded broker's slow first join.
     #[arg(
         long,

@@ -228,6 +228,8 @@ pub async fn ensure_topics(
         .map(|t| {
             let kept = if t.ends_with(contracts::topics::DLT_SUFFIX) {
                 args.dead_letter_retention
+            } else if t.ends_with(contracts::topics::PARKED_SUFFIX) {
+                args.parked_retention
             } else {
                 args.topic_retention
             };

@@ -16,7 +16,8 @@
 //! 3. a permanent failure (or the last failed transient attempt) sends the record to
 //!    `<topic>.DLT` ([`crate::dead_letters::write`]: key, value and headers plus Spring Kafka's
 //!    `kafka_dlt-*` headers and `openorder-attempts`, on the original partition; without the
-//!    value if it would not fit) and waits for the broker's acknowledgement;
+//!    value if it would not fit), or to `<topic>.PARKED` when it was replayed before, and
+//!    waits for the broker's acknowledgement;
 //! 4. only then is the offset stored (committed in the background, and at exit).
 //!
 //! Once its lane is empty the key rejoins the batches. A partition's offset is stored up to
@@ -457,7 +458,8 @@ impl<H: Handler> Shared<H> {
         shutdown: &CancellationToken,
     ) -> Outcome {
         let c = &self.config;
-        let dlt = Topics::dlt_of(&record.topic);
+        // Its DLT, or its parking lot when it failed again after a replay.
+        let dlt = Topics::dead_letter_topic_for(&record.topic, record.replay_count());
         let backoff = Backoff::doubling(Duration::from_millis(200), Duration::from_secs(30));
         let mut tries = 0;
         loop {

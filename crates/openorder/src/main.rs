@@ -516,20 +516,36 @@ mod tests {
         }
 
         // `dlt`: its own options, the connection's, `--log-format` and `--help`.
+        let filter = [
+            "--class",
+            "--original-topic",
+            "--since",
+            "--until",
+            "--order-ids",
+            "--match",
+        ];
+        let list: Vec<&str> = ["--topic", "--json", "--parked"]
+            .into_iter()
+            .chain(filter)
+            .collect();
+        let replay: Vec<&str> = [
+            "--offset",
+            "--order-id",
+            "--all",
+            "--dry-run",
+            "--force",
+            "--max-replays",
+            "--patch",
+            "--rate",
+            "--parked",
+        ]
+        .into_iter()
+        .chain(filter)
+        .collect();
         let dlt: [(&[&str], &[&str]); 3] = [
-            (&["dlt", "list"], &["--topic", "--json"]),
+            (&["dlt", "list"], list.as_slice()),
             (&["dlt", "show"], &[]),
-            (
-                &["dlt", "replay"],
-                &[
-                    "--offset",
-                    "--order-id",
-                    "--all",
-                    "--dry-run",
-                    "--force",
-                    "--max-replays",
-                ],
-            ),
+            (&["dlt", "replay"], replay.as_slice()),
         ];
         for (path, own) in dlt {
             let options = options_of(path);
@@ -554,7 +570,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(options_of(&["dlt", "list"]).len(), 2 + broker.len() + 2);
+        assert_eq!(options_of(&["dlt", "list"]).len(), 9 + broker.len() + 2);
 
         // `status` and `token` reach no broker.
         let reaching_no_broker: [&[&str]; 4] = [

@@ -77,6 +77,10 @@ pub struct UpArgs {
     /// order-service's waiting requests, stuck and expired orders.
     #[command(flatten)]
     pub orders: order_service::OrderArgs,
+
+    /// inventory-service's automatic redrive policy (off by default).
+    #[command(flatten)]
+    pub auto_redrive: inventory_service::AutoRedriveArgs,
 }
 
 /// The embedded broker child process.
@@ -356,6 +360,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         &args.flaky_sku,
     );
     deployment.order.orders = args.orders.clone();
+    deployment.inventory.auto_redrive = args.auto_redrive.clone();
     deployment.spawn(
         [order_listener, inventory_listener, notification_listener],
         &shutdown,

@@ -115,6 +115,11 @@ async fn every_private_endpoint_refuses_a_caller_without_a_credential_and_writes
             format!("{i}/admin/dlt/replay"),
             Some(json!({"topic": dlt})),
         ),
+        (
+            Method::POST,
+            format!("{i}/admin/dlt/redrive"),
+            Some(json!({"dryRun": true})),
+        ),
         (Method::GET, format!("{n}/api/notifications"), None),
         (Method::GET, format!("{n}/api/users/{ALICE}/contact"), None),
         (

@@ -335,6 +335,95 @@ async fn the_console_shows_the_flow_and_acts_on_dead_letters(broker: BrokerKind)
         )
         .await;
     assert!(done.body.contains(">replayed<"), "{}", done.body);
+
+    // The redrive workbench: the parking lot's tab, the filter, a preview that counts what
+    // it matches, and an edit the schema refuses, its errors beside the patch, escaped.
+    let lot = browser.get("/dead-letters?view=parked").await;
+    assert_eq!(lot.status, StatusCode::OK);
+    assert!(lot.body.contains("Parking lot"), "{}", lot.body);
+    let filtered = browser
+        .get("/dead-letters?class=openorder.SimulatedFailure&match=fault+injection")
+        .await;
+    assert!(
+        filtered
+            .body
+            .contains(&format!("href=\"/orders/{failing}\"")),
+        "{}",
+        filtered.body
+    );
+    let other = browser
+        .get("/dead-letters?class=openorder.NoSuchClass")
+        .await;
+    assert!(
+        other.body.contains("No dead letters match."),
+        "{}",
+        other.body
+    );
+    let preview = browser
+        .post(
+            "/dead-letters/redrive",
+            &[
+                ("csrf", &csrf),
+                ("class", "openorder.SimulatedFailure"),
+                ("match", "fault injection"),
+                ("mode", "dry-run"),
+            ],
+            None,
+        )
+        .await;
+    assert!(preview.body.contains("1 matched"), "{}", preview.body);
+    let (topic, partition, offset) = (
+        letter["topic"].as_str().unwrap(),
+        letter["partition"].to_string(),
+        letter["offset"].to_string(),
+    );
+    let edit = browser
+        .get(&format!(
+            "/dead-letters/edit?topic={topic}&partition={partition}&offset={offset}"
+        ))
+        .await;
+    assert_eq!(edit.status, StatusCode::OK);
+    assert!(edit.body.contains("<textarea"), "{}", edit.body);
+    let refused = browser
+        .post(
+            "/dead-letters/edit",
+            &[
+                ("csrf", &csrf),
+                ("topic", topic),
+                ("partition", &partition),
+                ("offset", &offset),
+                ("patch", r#"{"items":[{"sku":"<b>bad</b>","qty":1}]}"#),
+                ("mode", "replay"),
+            ],
+            None,
+        )
+        .await;
+    assert!(
+        refused.body.contains("/value/items/0/sku"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("Nothing was sent."),
+        "{}",
+        refused.body
+    );
+    assert!(!refused.body.contains("<b>bad</b>"), "{}", refused.body);
+    let forged = browser
+        .post(
+            "/dead-letters/edit",
+            &[
+                ("csrf", "wrong"),
+                ("topic", topic),
+                ("partition", &partition),
+                ("offset", &offset),
+                ("patch", "{}"),
+                ("mode", "replay"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
     let timeline = browser
         .wait_json(&format!("/api/orders/{failing}/timeline"), |t| {
             t["order"]["status"] == "CONFIRMED"

@@ -167,6 +167,8 @@ async fn the_topics_the_services_create_carry_their_retention_and_segment_roll(b
             contracts::topics::ORDER_CREATED_DLT,
             Duration::from_secs(14 * 86_400),
         ),
+        // The parking lot: records that failed again after a replay wait for a person.
+        ("order.created.PARKED", Duration::from_secs(30 * 86_400)),
     ] {
         let topic = topics.name(name);
         let config = topic_config(&stack, &topic).await;

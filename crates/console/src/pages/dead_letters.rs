@@ -2,8 +2,16 @@
 //! (inventory-service's `/admin/dlt`, the code `openorder dlt` runs); replay one, a selection
 //! (an order's) or all of a topic, with a dry run first, the cap and `force`; and the
 //! `FAIL` / `FLAKY` fault switches (`/admin/faults`).
+//!
+//! The redrive workbench: a filter (error class, original topic, text in the error) that
+//! narrows the table and redrives what it matches (`/admin/dlt/redrive`: a preview counts
+//! it, a rate paces it); edit and replay one dead letter (`/dead-letters/edit`: its value,
+//! a merge patch in a textarea, the schema's errors shown beside it); and the parking lot
+//! (`?view=parked`): records that failed again after a replay, with their history.
 
-use axum::extract::{Form, State};
+use std::collections::HashMap;
+
+use axum::extract::{Form, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use maud::{html, Markup};
@@ -27,20 +35,73 @@ fn age(ms: Option<i64>) -> String {
     }
 }
 
+/// What the page shows: the DLTs or the parking lot, narrowed by a filter.
+#[derive(Clone, Debug, Default)]
+struct View {
+    parked: bool,
+    class: String,
+    topic: String,
+    text: String,
+}
+
+impl View {
+    fn from_query(q: &HashMap<String, String>) -> Self {
+        let get = |k: &str| q.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+        Self {
+            parked: get("view") == "parked",
+            class: get("class"),
+            topic: get("topic"),
+            text: get("match"),
+        }
+    }
+
+    /// `/admin/dlt`'s query for this view.
+    fn list_path(&self) -> String {
+        let mut path = String::from("/admin/dlt?limit=1000");
+        if self.parked {
+            path.push_str("&parked=true");
+        }
+        for (name, value) in [
+            ("class", &self.class),
+            ("originalTopic", &self.topic),
+            ("match", &self.text),
+        ] {
+            if !value.is_empty() {
+                path.push_str(&format!("&{name}={}", super::encode(value)));
+            }
+        }
+        path
+    }
+
+    fn filtered(&self) -> bool {
+        !(self.class.is_empty() && self.topic.is_empty() && self.text.is_empty())
+    }
+}
+
 pub async fn list(
     State(console): State<Shared>,
     Extension(session): Extension<Session>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    render(&console, &session, None).await
+    render(&console, &session, &View::from_query(&q), None).await
 }
 
-async fn render(console: &Shared, session: &Session, outcome: Option<Markup>) -> Response {
+async fn render(
+    console: &Shared,
+    session: &Session,
+    view: &View,
+    outcome: Option<Markup>,
+) -> Response {
     let services = &console.services;
     let (letters, faults) = tokio::join!(
-        services.get(&services.inventory, "/admin/dlt", session.token()),
+        services.get(&services.inventory, &view.list_path(), session.token()),
         services.get(&services.inventory, "/admin/faults", session.token()),
     );
     let body = html! {
+        nav.tabs {
+            @if view.parked { a href="/dead-letters" { "Dead letters" } " · " strong { "Parking lot" } }
+            @else { strong { "Dead letters" } " · " a href="/dead-letters?view=parked" { "Parking lot" } }
+        }
         @if let Some(o) = outcome { (o) }
         @match &faults {
             Ok(f) if f.ok() => (faults_form(session, &f.body)),
@@ -48,12 +109,61 @@ async fn render(console: &Shared, session: &Session, outcome: Option<Markup>) ->
             Err(err) => (super::notice("error", &format!("Faults: {err:#}"))),
         }
         @match &letters {
-            Ok(r) if r.ok() => (table(session, r.body.as_array().map(Vec::as_slice).unwrap_or_default())),
+            Ok(r) if r.ok() => {
+                @let letters = r.body.as_array().map(Vec::as_slice).unwrap_or_default();
+                (filter_form(session, view, letters))
+                (table(session, view, letters))
+            }
             Ok(r) => (super::notice("error", &format!("inventory-service: {}", r.why()))),
             Err(err) => (super::notice("error", &format!("{err:#}"))),
         }
     };
-    super::page("Dead letters", "/dead-letters", session, body).into_response()
+    let title = if view.parked {
+        "Parking lot"
+    } else {
+        "Dead letters"
+    };
+    super::page(title, "/dead-letters", session, body).into_response()
+}
+
+/// The filter (it narrows the table, a GET), and the redrive of what it matches (a POST:
+/// preview counts it, redrive sends it at the rate given).
+fn filter_form(session: &Session, view: &View, letters: &[Value]) -> Markup {
+    let mut classes: Vec<String> = letters.iter().map(|l| text(l, "errorClass")).collect();
+    classes.retain(|c| !c.is_empty());
+    classes.sort();
+    classes.dedup();
+    let mut origins: Vec<String> = letters.iter().map(|l| text(l, "originalTopic")).collect();
+    origins.sort();
+    origins.dedup();
+    html! {
+        form.filter #filter method="get" action="/dead-letters" {
+            @if view.parked { input type="hidden" name="view" value="parked"; }
+            label { "Error class " input type="text" name="class" list="dlt-classes" value=(view.class) placeholder="any"; }
+            datalist #dlt-classes { @for c in &classes { option value=(c) {} } }
+            " "
+            label { "original topic " input type="text" name="topic" list="dlt-topics" value=(view.topic) placeholder="any"; }
+            datalist #dlt-topics { @for t in &origins { option value=(t) {} } }
+            " "
+            label { "error contains " input type="text" name="match" value=(view.text) placeholder="any text"; }
+            " "
+            button type="submit" { "Filter" }
+            @if view.filtered() { " " a href=(if view.parked { "/dead-letters?view=parked" } else { "/dead-letters" }) { "clear" } }
+        }
+        form.redrive #redrive method="post" action="/dead-letters/redrive" {
+            (super::csrf(session))
+            @if view.parked { input type="hidden" name="view" value="parked"; }
+            input type="hidden" name="class" value=(view.class);
+            input type="hidden" name="topic" value=(view.topic);
+            input type="hidden" name="match" value=(view.text);
+            @if view.filtered() { "What the filter matches: " } @else { "Every dead letter here: " }
+            label { " at most " input type="number" name="rate" value="50" min="1" max="10000"; " a second" }
+            " "
+            button type="submit" name="mode" value="dry-run" { "Preview (count)" }
+            " "
+            button type="submit" name="mode" value="redrive" { "Redrive" }
+        }
+    }
 }
 
 fn faults_form(session: &Session, faults: &Value) -> Markup {
@@ -72,17 +182,52 @@ fn faults_form(session: &Session, faults: &Value) -> Markup {
     }
 }
 
-fn table(session: &Session, letters: &[Value]) -> Markup {
+/// A parked record's history of replays, one line each.
+fn history(l: &Value) -> Markup {
+    let steps = l
+        .get("history")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    html! {
+        @if !steps.is_empty() {
+            ol.history {
+                @for h in steps {
+                    li {
+                        "from " (text(h, "from")) " by " (text(h, "by")) " at " (text(h, "at"))
+                        @if h.get("edited").and_then(Value::as_bool) == Some(true) { " (edited)" }
+                        ", after: " (text(h, "error"))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `/dead-letters/edit?…` for one dead letter.
+fn edit_link(l: &Value) -> String {
+    format!(
+        "/dead-letters/edit?topic={}&partition={}&offset={}",
+        super::encode(&text(l, "topic")),
+        text(l, "partition"),
+        text(l, "offset")
+    )
+}
+
+fn table(session: &Session, view: &View, letters: &[Value]) -> Markup {
     let mut topics: Vec<String> = letters.iter().map(|l| text(l, "topic")).collect();
     topics.sort();
     topics.dedup();
     html! {
-        @if letters.is_empty() { p { "No dead letters." } }
+        @if letters.is_empty() {
+            p { @if view.parked { "Nothing parked." } @else if view.filtered() { "No dead letters match." } @else { "No dead letters." } }
+        }
         @else {
             form #replay method="post" action="/dead-letters/replay" {
                 (super::csrf(session))
+                @if view.parked { input type="hidden" name="view" value="parked"; }
                 table.deadletters {
-                    thead { tr { th {} th { "topic" } th { "position" } th { "order" } th { "error" } th.num { "attempts" } th { "origin" } th { "age" } th.num { "replayed" } } }
+                    thead { tr { th {} th { "topic" } th { "position" } th { "order" } th { "error" } th.num { "attempts" } th { "origin" } th { "age" } th.num { "replayed" } th.num { "replay #" } th {} } }
                     tbody {
                         @for l in letters {
                             @let position = format!("{}:{}:{}", text(l, "topic"), text(l, "partition"), text(l, "offset"));
@@ -96,6 +241,8 @@ fn table(session: &Session, letters: &[Value]) -> Markup {
                                 td { (text(l, "originalTopic")) @if !text(l, "originalOffset").is_empty() { "@" (text(l, "originalPartition")) ":" (text(l, "originalOffset")) } }
                                 td { (age(l.get("timestampMs").and_then(Value::as_i64))) }
                                 td.num { (text(l, "replayed")) }
+                                td.num { (text(l, "replayCount")) (history(l)) }
+                                td { a.edit href=(edit_link(l)) { "edit" } }
                             }
                         }
                     }
@@ -120,6 +267,7 @@ fn table(session: &Session, letters: &[Value]) -> Markup {
 /// A replay form: the positions picked (`topic:partition:offset`) or all of `topic`.
 struct ReplayForm {
     csrf: String,
+    view: String,
     which: String,
     topic: Option<String>,
     pick: Vec<String>,
@@ -136,7 +284,15 @@ pub async fn replay(
     // Repeated fields (`pick`) in a form body: parsed by hand, as serde_urlencoded has no sequences.
     let form = match parse_replay(&body) {
         Ok(f) => f,
-        Err(err) => return render(&console, &session, Some(super::notice("error", &err))).await,
+        Err(err) => {
+            return render(
+                &console,
+                &session,
+                &View::default(),
+                Some(super::notice("error", &err)),
+            )
+            .await
+        }
     };
     if !super::csrf_ok(&session, &form.csrf) {
         return super::csrf_refused();
@@ -156,6 +312,7 @@ pub async fn replay(
                 return render(
                     &console,
                     &session,
+                    &View::default(),
                     Some(super::notice("error", "Say which topic.")),
                 )
                 .await
@@ -177,24 +334,21 @@ pub async fn replay(
                 return render(
                     &console,
                     &session,
+                    &View::default(),
                     Some(super::notice("error", "Select at least one dead letter.")),
                 )
                 .await;
             }
         }
     }
-    let by = session
-        .operator
-        .as_ref()
-        .map(|(n, _)| format!("console:{n}"))
-        .unwrap_or_else(|| "console".into());
+    let who = by(&session);
     let mut rows = Vec::new();
     let mut failures = Vec::new();
     for mut r in requests {
         r["dryRun"] = json!(dry_run);
         r["force"] = json!(force);
         r["maxReplays"] = json!(max_replays);
-        r["by"] = json!(by);
+        r["by"] = json!(who);
         match console
             .services
             .call(
@@ -217,21 +371,312 @@ pub async fn replay(
         section.outcome #replay-outcome {
             h2 { @if dry_run { "Would replay (dry run: nothing sent)" } @else { "Replayed" } }
             @for f in &failures { (super::notice("error", f)) }
-            table {
-                thead { tr { th { "position" } th { "order" } th { "to" } th { "replay #" } th { "outcome" } } }
-                tbody { @for r in &rows { tr {
-                    td { (text(r, "position")) } td { (text(r, "orderId")) } td { (text(r, "targetTopic")) }
-                    td { (text(r, "replayCount")) } td.outcome { (text(r, "outcome")) }
-                } } }
+            (results_table(&rows))
+        }
+    };
+    let view = View {
+        parked: form.view == "parked",
+        ..View::default()
+    };
+    render(&console, &session, &view, Some(outcome)).await
+}
+
+/// Who the ledger says replayed: the operator signed in, through the console.
+fn by(session: &Session) -> String {
+    session
+        .operator
+        .as_ref()
+        .map(|(n, _)| format!("console:{n}"))
+        .unwrap_or_else(|| "console".into())
+}
+
+/// The rows of replay results.
+fn results_table(rows: &[Value]) -> Markup {
+    html! {
+        table {
+            thead { tr { th { "position" } th { "order" } th { "to" } th { "replay #" } th { "outcome" } } }
+            tbody { @for r in rows { tr {
+                td { (text(r, "position")) } td { (text(r, "orderId")) } td { (text(r, "targetTopic")) }
+                td { (text(r, "replayCount")) } td.outcome { (text(r, "outcome")) @if r.get("edited").and_then(Value::as_bool) == Some(true) { " (edited)" } }
+            } } }
+        }
+    }
+}
+
+/// The redrive form: the filter's fields, the rate, and preview or redrive.
+#[derive(Deserialize)]
+pub struct RedriveForm {
+    csrf: String,
+    #[serde(default)]
+    view: String,
+    #[serde(default)]
+    class: String,
+    #[serde(default)]
+    topic: String,
+    #[serde(default, rename = "match")]
+    text: String,
+    #[serde(default)]
+    rate: String,
+    #[serde(default)]
+    mode: String,
+}
+
+/// Redrives (or, previewing, counts) what the filter matches (`/admin/dlt/redrive`).
+pub async fn redrive(
+    State(console): State<Shared>,
+    Extension(session): Extension<Session>,
+    Form(form): Form<RedriveForm>,
+) -> Response {
+    if !super::csrf_ok(&session, &form.csrf) {
+        return super::csrf_refused();
+    }
+    let view = View {
+        parked: form.view == "parked",
+        class: form.class.trim().to_string(),
+        topic: form.topic.trim().to_string(),
+        text: form.text.trim().to_string(),
+    };
+    let dry_run = form.mode != "redrive";
+    let mut body = json!({"dryRun": dry_run, "parked": view.parked, "by": by(&session)});
+    for (name, value) in [
+        ("class", &view.class),
+        ("originalTopic", &view.topic),
+        ("match", &view.text),
+    ] {
+        if !value.is_empty() {
+            body[name] = json!(value);
+        }
+    }
+    if let Ok(rate) = form.rate.trim().parse::<f64>() {
+        if rate > 0.0 {
+            body["rate"] = json!(rate);
+        }
+    }
+    let outcome = match console
+        .services
+        .call(
+            Method::POST,
+            &console.services.inventory,
+            "/admin/dlt/redrive",
+            Some(&body),
+            session.token(),
+        )
+        .await
+    {
+        Ok(reply) if reply.ok() => {
+            let report = &reply.body;
+            let rows = report
+                .get("results")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            html! {
+                section.outcome #redrive-outcome {
+                    h2 { @if dry_run { "Preview (dry run: nothing sent)" } @else { "Redriven" } }
+                    p.counts {
+                        (text(report, "matched")) " matched, " (text(report, "selected")) " selected, "
+                        @if dry_run { (text(report, "wouldReplay")) " would be replayed" }
+                        @else { (text(report, "replayed")) " replayed in " (text(report, "elapsedMs")) " ms" }
+                        @if report.get("truncated").and_then(Value::as_bool) == Some(true) { " (at most 1,000 a time)" }
+                    }
+                    (results_table(rows))
+                }
+            }
+        }
+        Ok(reply) => super::notice("error", &format!("inventory-service: {}", reply.why())),
+        Err(err) => super::notice("error", &format!("{err:#}")),
+    };
+    render(&console, &session, &view, Some(outcome)).await
+}
+
+/// Pretty JSON of a dead letter's value (or its text, or a note that it has none).
+fn pretty(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => "(no value)".into(),
+        Some(v) => serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()),
+    }
+}
+
+/// The edit page: the dead letter, its value, and the patch form; `errors` (the schema's)
+/// beside the textarea, `outcome` above.
+#[allow(clippy::too_many_arguments)]
+async fn render_edit(
+    console: &Shared,
+    session: &Session,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    patch: &str,
+    outcome: Option<Markup>,
+    errors: Option<Markup>,
+) -> Response {
+    let services = &console.services;
+    let letter = services
+        .get(
+            &services.inventory,
+            &format!("/admin/dlt/{}/{partition}/{offset}", super::encode(topic)),
+            session.token(),
+        )
+        .await;
+    let body = html! {
+        p { a href="/dead-letters" { "← Dead letters" } " · " a href="/dead-letters?view=parked" { "Parking lot" } }
+        @if let Some(o) = outcome { (o) }
+        @match &letter {
+            Ok(r) if r.ok() => {
+                h2 { (topic) " " (partition) ":" (offset) }
+                p.error { (text(&r.body["summary"], "error")) }
+                h3 { "Value" }
+                pre.value { (pretty(r.body.get("value"))) }
+            }
+            Ok(r) => (super::notice("error", &format!("inventory-service: {}", r.why()))),
+            Err(err) => (super::notice("error", &format!("{err:#}"))),
+        }
+        form #edit method="post" action="/dead-letters/edit" {
+            (super::csrf(session))
+            input type="hidden" name="topic" value=(topic);
+            input type="hidden" name="partition" value=(partition);
+            input type="hidden" name="offset" value=(offset);
+            label for="patch" { "JSON merge patch (RFC 7396): members it names are set, " code { "null" } " removes one, arrays are replaced whole. The edited value must pass its event's schema and keep its orderId and eventId." }
+            textarea #patch name="patch" rows="10" cols="80" spellcheck="false" { (patch) }
+            @if let Some(e) = errors { (e) }
+            p {
+                button type="submit" name="mode" value="dry-run" { "Check (dry run)" }
+                " "
+                button type="submit" name="mode" value="replay" { "Edit and replay" }
             }
         }
     };
-    render(&console, &session, Some(outcome)).await
+    super::page("Edit and replay", "/dead-letters", session, body).into_response()
+}
+
+/// `GET /dead-letters/edit?topic=…&partition=…&offset=…`: the edit page of one dead letter.
+pub async fn edit_form(
+    State(console): State<Shared>,
+    Extension(session): Extension<Session>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let topic = q.get("topic").cloned().unwrap_or_default();
+    let partition = q.get("partition").and_then(|p| p.parse::<i32>().ok());
+    let offset = q.get("offset").and_then(|o| o.parse::<i64>().ok());
+    let (Some(partition), Some(offset)) = (partition, offset) else {
+        let body = super::notice(
+            "error",
+            "Say which dead letter: topic, partition and offset.",
+        );
+        return super::page("Edit and replay", "/dead-letters", &session, body).into_response();
+    };
+    render_edit(
+        &console, &session, &topic, partition, offset, "{}", None, None,
+    )
+    .await
+}
+
+/// The edit form.
+#[derive(Deserialize)]
+pub struct EditForm {
+    csrf: String,
+    topic: String,
+    partition: String,
+    offset: String,
+    #[serde(default)]
+    patch: String,
+    #[serde(default)]
+    mode: String,
+}
+
+/// `POST /dead-letters/edit`: checks the patch (a dry run) or replays the edited value;
+/// the schema's errors are shown beside the patch.
+pub async fn edit(
+    State(console): State<Shared>,
+    Extension(session): Extension<Session>,
+    Form(form): Form<EditForm>,
+) -> Response {
+    if !super::csrf_ok(&session, &form.csrf) {
+        return super::csrf_refused();
+    }
+    let (Ok(partition), Ok(offset)) = (form.partition.parse::<i32>(), form.offset.parse::<i64>())
+    else {
+        let body = super::notice(
+            "error",
+            "Say which dead letter: topic, partition and offset.",
+        );
+        return super::page("Edit and replay", "/dead-letters", &session, body).into_response();
+    };
+    let again = |outcome: Option<Markup>, errors: Option<Markup>| {
+        render_edit(
+            &console,
+            &session,
+            &form.topic,
+            partition,
+            offset,
+            &form.patch,
+            outcome,
+            errors,
+        )
+    };
+    let patch: Value = match serde_json::from_str(form.patch.trim()) {
+        Ok(patch) => patch,
+        Err(err) => {
+            let errors = super::notice("error", &format!("The patch is not JSON: {err}"));
+            return again(None, Some(errors)).await;
+        }
+    };
+    let dry_run = form.mode != "replay";
+    let body = json!({
+        "topic": form.topic, "partition": partition, "offset": offset,
+        "patch": patch, "dryRun": dry_run, "by": by(&session),
+    });
+    match console
+        .services
+        .call(
+            Method::POST,
+            &console.services.inventory,
+            "/admin/dlt/replay",
+            Some(&body),
+            session.token(),
+        )
+        .await
+    {
+        Ok(reply) if reply.ok() => {
+            let rows = reply.body.as_array().cloned().unwrap_or_default();
+            let outcome = html! {
+                section.outcome #edit-outcome {
+                    h2 { @if dry_run { "The edit passes (dry run: nothing sent)" } @else { "Edited and replayed" } }
+                    (results_table(&rows))
+                }
+            };
+            again(Some(outcome), None).await
+        }
+        Ok(reply) if reply.status == 422 => {
+            let listed = reply
+                .body
+                .get("errors")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let errors = html! {
+                section.schema-errors #edit-errors {
+                    (super::notice("error", &reply.why()))
+                    @if !listed.is_empty() {
+                        ul { @for e in &listed { li { code { (text(e, "field")) } ": " (text(e, "message")) } } }
+                    }
+                    p { "Nothing was sent." }
+                }
+            };
+            again(None, Some(errors)).await
+        }
+        Ok(reply) => {
+            let outcome = super::notice("error", &format!("inventory-service: {}", reply.why()));
+            again(Some(outcome), None).await
+        }
+        Err(err) => again(Some(super::notice("error", &format!("{err:#}"))), None).await,
+    }
 }
 
 fn parse_replay(body: &[u8]) -> Result<ReplayForm, String> {
     let mut form = ReplayForm {
         csrf: String::new(),
+        view: String::new(),
         which: "picked".into(),
         topic: None,
         pick: Vec::new(),
@@ -242,6 +687,7 @@ fn parse_replay(body: &[u8]) -> Result<ReplayForm, String> {
     for (k, v) in form_pairs(body) {
         match k.as_str() {
             "csrf" => form.csrf = v,
+            "view" => form.view = v,
             "which" => form.which = v,
             "topic" => form.topic = Some(v),
             "pick" => form.pick.push(v),
@@ -344,7 +790,7 @@ pub async fn faults(
         Ok(r) => super::notice("error", &format!("inventory-service: {}", r.why())),
         Err(err) => super::notice("error", &format!("{err:#}")),
     };
-    render(&console, &session, Some(outcome)).await
+    render(&console, &session, &View::default(), Some(outcome)).await
 }
 
 #[cfg(test)]

@@ -2,6 +2,12 @@
 //! `kafka_dlt-*` headers, to `<topic>.DLT`, on the original's partition when the DLT has
 //! it (as Spring's `DeadLetterPublishingRecoverer` does), and never for ever.
 //!
+//! A record that was replayed before (`openorder-replay-count` above 0) and fails again
+//! goes to its parking lot `<topic>.PARKED` instead, the same way
+//! ([`Topics::dead_letter_topic_for`]): it is not replayed in a loop by a replay of all of
+//! a DLT, and the DLT's readers do not act on the same order twice. It is replayed from
+//! there only deliberately (or by the automatic redrive policy, up to its cap).
+//!
 //! A dead letter that would not fit in a record the producer may send
 //! ([`kafka_clients::max_message_bytes`]) is written without its value, with
 //! `openorder-dlt-value-omitted` saying why and `openorder-dlt-original-value-bytes` the
@@ -64,7 +70,7 @@ impl DeadLetterWriter {
         attempts: u32,
         timeout: Duration,
     ) -> Sent {
-        let topic = Topics::dlt_of(&record.topic);
+        let topic = Topics::dead_letter_topic_for(&record.topic, record.replay_count());
         let partition = self.partition_for(&topic, record.partition).await;
         let full = dead_letter_headers(record, &self.group_id, error, attempts, None);
         let fits = record_size(record.key.as_deref(), record.payload.as_deref(), &full)
@@ -220,7 +226,7 @@ pub fn dead_letter_headers(
     let offset = record.offset.to_be_bytes();
     let timestamp = record.timestamp.unwrap_or(-1).to_be_bytes();
     let attempts = attempts.to_string();
-    let fields: [(&str, &[u8]); 8] = [
+    let fields: [(&str, &[u8]); 9] = [
         (headers::DLT_ORIGINAL_TOPIC, record.topic.as_bytes()),
         (headers::DLT_ORIGINAL_PARTITION, &partition),
         (headers::DLT_ORIGINAL_OFFSET, &offset),
@@ -229,6 +235,7 @@ pub fn dead_letter_headers(
         (headers::DLT_EXCEPTION_FQCN, error.class.as_bytes()),
         (headers::DLT_EXCEPTION_MESSAGE, error.message.as_bytes()),
         (headers::ATTEMPTS, attempts.as_bytes()),
+        (headers::FAILURE_KIND, error.kind.as_str().as_bytes()),
     ];
     for (key, value) in fields {
         out = out.insert(Header {
@@ -314,6 +321,7 @@ mod tests {
             b"bad json"
         );
         assert_eq!(get(&hs, headers::ATTEMPTS).unwrap(), b"1");
+        assert_eq!(get(&hs, headers::FAILURE_KIND).unwrap(), b"permanent");
         assert_eq!(get(&hs, headers::DLT_VALUE_OMITTED), None);
     }
 

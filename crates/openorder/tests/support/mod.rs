@@ -263,6 +263,8 @@ pub struct StackOptions {
     /// The databases of order-, inventory- and notification-service, as made elsewhere
     /// (instead of fresh ones of the stack's kind).
     pub databases: Option<[String; 3]>,
+    /// inventory-service's automatic redrive policy (off by default).
+    pub auto_redrive: inventory_service::AutoRedriveArgs,
 }
 
 impl Default for StackOptions {
@@ -275,6 +277,7 @@ impl Default for StackOptions {
             kafka_security: None,
             retention: Default::default(),
             databases: None,
+            auto_redrive: Default::default(),
         }
     }
 }
@@ -412,6 +415,7 @@ impl Stack {
             "FLAKY",
         );
         services.order.webhooks = loopback;
+        services.inventory.auto_redrive = options.auto_redrive.clone();
         let services = run_services(
             services,
             [order_listener, inventory_listener, notification_listener],
