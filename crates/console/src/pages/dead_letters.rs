@@ -93,8 +93,9 @@ async fn render(
     outcome: Option<Markup>,
 ) -> Response {
     let services = &console.services;
+    let list_path = view.list_path();
     let (letters, faults) = tokio::join!(
-        services.get(&services.inventory, &view.list_path(), session.token()),
+        services.get(&services.inventory, &list_path, session.token()),
         services.get(&services.inventory, "/admin/faults", session.token()),
     );
     let body = html! {

@@ -56,7 +56,7 @@ impl AutoRedrive {
         letter.failure_kind().as_deref() == Some("transient")
             || letter
                 .error_class()
-                .is_some_and(|class| self.classes.iter().any(|c| *c == class))
+                .is_some_and(|class| self.classes.contains(&class))
     }
 
     /// Is `letter` due now (`now_ms`): of a kind it takes, at least `after` old, under the
