@@ -375,6 +375,12 @@ async fn sms_status(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<StatusCode, Problem> {
+    // An unsigned callback is refused before anything else is said about this service.
+    if !headers.contains_key("x-twilio-signature") {
+        return Err(platform::auth::forbidden(
+            "X-Twilio-Signature is missing; nothing was changed",
+        ));
+    }
     let Some(callbacks) = &state.sms else {
         return Err(Problem::not_found(
             "SMS delivery receipts are not configured here (--sms-status-callback-url)",

@@ -837,8 +837,7 @@ pub(crate) async fn send_all(
     let producer = kafka_clients::producer(args, "openorder-dlt-replay")?;
     let pace = how
         .rate
-        .filter(|r| r.is_finite() && *r > 0.0)
-        .map(|r| Duration::from_secs_f64(1.0 / r));
+        .and_then(|r| Duration::try_from_secs_f64(1.0 / r).ok());
     let start = tokio::time::Instant::now();
     let mut sent: u32 = 0;
     let mut results = Vec::new();

@@ -85,6 +85,10 @@ fn dead_letter_topic(state: &DltState, topic: &str, field: &str) -> Result<(), P
 /// Most records a second a replay or redrive may be paced to.
 pub const MAX_RATE: f64 = 10_000.0;
 
+/// The lowest `rate` a request may ask for, records a second: a redrive of the most records a
+/// request takes then lasts at most some 17 minutes, not days.
+pub const MIN_RATE: f64 = 1.0;
+
 /// The filter's fields, as text (a query or a body), each checked: errors name `field`
 /// under `at` (`""` for query parameters, `/` for a body's JSON pointers).
 #[derive(Default)]
@@ -317,17 +321,17 @@ pub struct ReplayBody {
     /// the dead letter stays where it is. Arrays are replaced whole (`{"items": [...]}`).
     patch: Option<serde_json::Value>,
     /// Records a second, at most (default: no limit).
-    #[schema(exclusive_minimum = 0, maximum = 10000)]
+    #[schema(minimum = 1, maximum = 10000)]
     rate: Option<f64>,
 }
 
-/// The `rate` of a body, checked: more than 0, at most [`MAX_RATE`].
+/// The `rate` of a body, checked: at least [`MIN_RATE`], at most [`MAX_RATE`].
 fn rate_of(rate: Option<f64>) -> Result<Option<f64>, Problem> {
     match rate {
-        Some(r) if !(r.is_finite() && r > 0.0 && r <= MAX_RATE) => {
+        Some(r) if !(r.is_finite() && (MIN_RATE..=MAX_RATE).contains(&r)) => {
             Err(Problem::invalid_fields(vec![FieldError::new(
                 "/rate",
-                format!("records a second: more than 0, at most {MAX_RATE}"),
+                format!("records a second: at least {MIN_RATE}, at most {MAX_RATE}"),
             )]))
         }
         _ => Ok(rate),
@@ -467,7 +471,7 @@ pub struct RedriveBody {
     max_replays: Option<u32>,
     /// Records a second, at most (default: no limit): a redrive of n records at rate r
     /// takes at least (n − 1) / r seconds.
-    #[schema(exclusive_minimum = 0, maximum = 10000)]
+    #[schema(minimum = 1, maximum = 10000)]
     rate: Option<f64>,
     /// Most dead letters taken, 1 to 1000 (default 1000); what matched beyond is counted.
     #[schema(minimum = 1, maximum = 1000)]
