@@ -230,6 +230,8 @@ async fn assigning_a_topic_created_a_moment_later_waits_for_its_partitions() {
                 .map(|()| consumer.assignment().unwrap().count())
         })
     };
+    // A wait on the clock, as nothing marks the moment `assign_all` has asked for the
+    // topic and found it missing: the time it gets to return early, which it must not.
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(!assigning.is_finished(), "it did not wait for the topic");
     platform::kafka::ensure_topics(&args, &[topic], &CancellationToken::new())

@@ -320,7 +320,9 @@ async fn the_console_shows_the_flow_and_acts_on_dead_letters(broker: BrokerKind)
         )
         .await;
     assert!(dry.body.contains("would-replay"), "{}", dry.body);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Had the dry run written the record again, it would have confirmed the order by the
+    // time sentinels behind it on its partition are through inventory- and order-service.
+    stack.decision_sentinel(&failing.to_string()).await;
     assert_eq!(stack.order(failing).await["status"], "FAILED");
     let done = browser
         .post(

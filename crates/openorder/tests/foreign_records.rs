@@ -100,31 +100,6 @@ async fn dead_letters_keyed(stack: &Stack, key: &str, n: usize) -> Vec<DltRecord
     dead
 }
 
-/// Waits until inventory-service has applied an order of a fresh SKU beside `key` on
-/// `order.created`: every record keyed `key` produced before it was processed by then (its
-/// effect committed, or its key set aside if it failed).
-async fn order_created_sentinel(stack: &Stack, key: &str) {
-    let id = stack.order_id_beside(key);
-    let sku = unique_sku("SENTINEL");
-    stack.set_stock(&sku, 1).await;
-    stack
-        .produce_keyed(
-            &stack.topics().order_created(),
-            &id.to_string(),
-            &order_created_json(id, &sku, 1),
-            &[("event-type", "order.created")],
-        )
-        .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while stock_of(stack, &sku).await != (0, 1) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sentinel order {id} was not reserved in 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Waits until notification-service has told the failure of an order beside `key` on
 /// `order.created.DLT` (a dead letter of the inventory group): every dead letter keyed
 /// `key` before it was processed by then.
@@ -235,7 +210,7 @@ async fn the_same_event_again_is_a_silent_duplicate(stack: &Stack) {
             &as_strs(&again),
         )
         .await;
-    order_created_sentinel(stack, &key).await;
+    stack.order_created_sentinel(&key).await;
 
     // Had it failed, its key would have been set aside before the sentinel behind it was
     // applied; it was not, and nothing reached the dead letters.
