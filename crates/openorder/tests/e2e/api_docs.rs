@@ -2,10 +2,9 @@
 //! routes and types, committed under `docs/api/` (so API changes show up in review), and
 //! served at `/openapi.json` with a page at `/docs` that needs nothing from the network.
 
-mod support;
-
+use crate::support;
+use crate::support::{BrokerKind, DbKind, Stack, StackOptions};
 use serde_json::Value;
-use support::{BrokerKind, DbKind, Stack, StackOptions};
 
 fn documents() -> [(&'static str, utoipa::openapi::OpenApi); 3] {
     [

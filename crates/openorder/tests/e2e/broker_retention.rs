@@ -4,17 +4,15 @@
 //! space back, so that its file stops growing; a topic that sets nothing keeps the broker's
 //! default.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::TestBroker;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use support::TestBroker;
 use tokio_util::sync::CancellationToken;
 
 /// Made by a service (`ensure_topics`, `--topic-retention 6s`).

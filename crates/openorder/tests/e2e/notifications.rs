@@ -8,18 +8,17 @@
 //! event when the event comes twice, arrives before its order, or the service is killed
 //! mid-send and restarted.
 
-mod support;
-
 use std::time::Duration;
 
-use notification_service::delivery::channels::email::SmtpTls;
-use notification_service::NotifyArgs;
-use serde_json::{json, Value};
-use support::receivers::{
+use crate::support;
+use crate::support::receivers::{
     signature_is_valid, twilio_signature, Behaviour, SmsBehaviour, SmsProvider, SmtpSink,
     WebhookReceiver,
 };
-use support::{BrokerKind, DbKind, Stack, StackOptions, UpPorts, UpProcess};
+use crate::support::{BrokerKind, DbKind, Stack, StackOptions, UpPorts, UpProcess};
+use notification_service::delivery::channels::email::SmtpTls;
+use notification_service::NotifyArgs;
+use serde_json::{json, Value};
 
 /// A Standard Webhooks secret (`whsec_` + base64 of the key).
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

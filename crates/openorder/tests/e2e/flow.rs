@@ -3,13 +3,12 @@
 //! fresh stack (fresh topics, groups and databases), and `openorder up` is restarted with
 //! its state kept.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support;
+use crate::support::{BrokerKind, DbKind, Stack, StackOptions, UpPorts, UpProcess};
 use contracts::headers;
 use platform::dead_letters::write::be_int;
-use support::{BrokerKind, DbKind, Stack, StackOptions, UpPorts, UpProcess};
 
 fn unique_sku(label: &str) -> String {
     format!(

@@ -1,12 +1,10 @@
 //! Dead letters people can act on, on real brokers: list, show and replay over HTTP and the
 //! CLI, the replay ledger, the replay cap, and dry runs that change nothing.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{BrokerKind, DbKind, Stack, StackOptions};
 use serde_json::{json, Value};
-use support::{BrokerKind, DbKind, Stack, StackOptions};
 
 async fn admin(
     stack: &Stack,

@@ -4,15 +4,14 @@
 //! no order id answered twice, everything accepted decided once space returns (without a
 //! restart); a starting service answers at once, says what it waits for, and stops at once.
 
-mod support;
-
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
+use crate::support;
+use crate::support::{free_port, temp_dir, UpPorts, UpProcess};
 use serde_json::Value;
-use support::{free_port, temp_dir, UpPorts, UpProcess};
 
 /// A small file system (tmpfs; the tests run as root, as CI does), unmounted on drop.
 struct SmallDisk(PathBuf);

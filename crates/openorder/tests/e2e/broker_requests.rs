@@ -7,10 +7,9 @@
 //! And records read at the tail (answered from what the broker keeps in memory) are the
 //! records it reads back from its database.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{BrokerKind, TestBroker};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -18,7 +17,6 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use support::{BrokerKind, TestBroker};
 use tokio_util::sync::CancellationToken;
 
 const TOPIC: &str = "requests-probe";

@@ -14,13 +14,11 @@
 //! consumer applies a partition in order, so a later record on the same partition whose
 //! effect shows proves the earlier one was processed.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{BrokerKind, DbKind, DltRecord, Stack, StackOptions};
 use contracts::headers;
 use serde_json::{json, Value};
-use support::{BrokerKind, DbKind, DltRecord, Stack, StackOptions};
 
 const INVENTORY_CONSUMER: &str = "inventory-order-events";
 

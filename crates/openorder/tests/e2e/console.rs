@@ -4,16 +4,14 @@
 //! untrusted record values, CSRF and cross-site refusals, and sign-in when operators are
 //! configured (limited per client address).
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::support::{BrokerKind, DbKind, Stack, StackOptions};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Request, StatusCode};
 use serde_json::Value;
-use support::{BrokerKind, DbKind, Stack, StackOptions};
 use tower::ServiceExt;
 
 /// A browser of the console's router: keeps its session cookie. With a `peer`, its
