@@ -273,15 +273,10 @@ async fn dead_letters_can_be_acted_on(broker: BrokerKind, db: DbKind) {
     stack.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_letters_can_be_acted_on_with_tansu_and_sqlite() {
-    dead_letters_can_be_acted_on(BrokerKind::Tansu, DbKind::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_letters_can_be_acted_on_with_apache_kafka_and_postgres() {
-    dead_letters_can_be_acted_on(BrokerKind::Kafka, DbKind::Postgres).await;
-}
+crate::backends!(dead_letters_can_be_acted_on {
+    dead_letters_can_be_acted_on_with_tansu_and_sqlite => (Tansu, Sqlite),
+    dead_letters_can_be_acted_on_with_apache_kafka_and_postgres => (Kafka, Postgres),
+});
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_request_must_say_which_dead_letters() {

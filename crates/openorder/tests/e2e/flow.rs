@@ -535,25 +535,12 @@ async fn the_order_flow_holds(broker: BrokerKind, db: DbKind) {
     stack.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_order_flow_holds_on_tansu_with_sqlite() {
-    the_order_flow_holds(BrokerKind::Tansu, DbKind::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_order_flow_holds_on_tansu_with_postgres() {
-    the_order_flow_holds(BrokerKind::Tansu, DbKind::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_order_flow_holds_on_apache_kafka_with_postgres() {
-    the_order_flow_holds(BrokerKind::Kafka, DbKind::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_order_flow_holds_on_apache_kafka_with_sqlite() {
-    the_order_flow_holds(BrokerKind::Kafka, DbKind::Sqlite).await;
-}
+crate::backends!(the_order_flow_holds {
+    the_order_flow_holds_on_tansu_with_sqlite => (Tansu, Sqlite),
+    the_order_flow_holds_on_tansu_with_postgres => (Tansu, Postgres),
+    the_order_flow_holds_on_apache_kafka_with_postgres => (Kafka, Postgres),
+    the_order_flow_holds_on_apache_kafka_with_sqlite => (Kafka, Sqlite),
+});
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_accepted_while_the_broker_is_down_is_confirmed_when_it_returns() {

@@ -418,22 +418,9 @@ async fn foreign_records_breaking_the_contract_are_dead_lettered_with_the_reason
     stack.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn foreign_records_breaking_the_contract_are_dead_lettered_with_the_reason_on_tansu_with_sqlite(
-) {
-    foreign_records_breaking_the_contract_are_dead_lettered_with_the_reason(
-        BrokerKind::Tansu,
-        DbKind::Sqlite,
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn foreign_records_breaking_the_contract_are_dead_lettered_with_the_reason_on_apache_kafka_with_postgres(
-) {
-    foreign_records_breaking_the_contract_are_dead_lettered_with_the_reason(
-        BrokerKind::Kafka,
-        DbKind::Postgres,
-    )
-    .await;
-}
+crate::backends!(foreign_records_breaking_the_contract_are_dead_lettered_with_the_reason {
+    foreign_records_breaking_the_contract_are_dead_lettered_with_the_reason_on_tansu_with_sqlite
+        => (Tansu, Sqlite),
+    foreign_records_breaking_the_contract_are_dead_lettered_with_the_reason_on_apache_kafka_with_postgres
+        => (Kafka, Postgres),
+});

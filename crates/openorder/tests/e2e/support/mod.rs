@@ -101,6 +101,32 @@ pub enum BrokerKind {
     Kafka,
 }
 
+/// A backend matrix written once: one `#[tokio::test]` (multi-threaded, two workers) per
+/// line, named as given, each running `$body(BrokerKind::$broker, DbKind::$db)`. For
+/// example, in a module of `tests/e2e`:
+///
+/// ```text
+/// crate::backends!(the_order_flow_holds {
+///     the_order_flow_holds_on_tansu_with_sqlite => (Tansu, Sqlite),
+///     the_order_flow_holds_on_apache_kafka_with_postgres => (Kafka, Postgres),
+/// });
+/// ```
+#[macro_export]
+macro_rules! backends {
+    ($body:ident { $($name:ident => ($broker:ident, $db:ident)),+ $(,)? }) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $body(
+                    $crate::support::BrokerKind::$broker,
+                    $crate::support::DbKind::$db,
+                )
+                .await;
+            }
+        )+
+    };
+}
+
 /// Which database the services use.
 #[derive(Clone, Copy, Debug)]
 pub enum DbKind {
