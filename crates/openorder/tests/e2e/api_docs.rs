@@ -35,7 +35,7 @@ fn the_committed_openapi_documents_are_the_generated_ones() {
         assert!(
             committed == generated,
             "docs/api/{service}.openapi.json differs from the generated document: review the \
-             change and run `OPENORDER_TEST_WRITE_API_DOCS=1 cargo test -p openorder --test api_docs` to write it"
+             change and run `OPENORDER_TEST_WRITE_API_DOCS=1 cargo test -p openorder --test e2e api_docs::` to write it"
         );
     }
 }
