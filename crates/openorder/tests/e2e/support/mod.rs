@@ -61,8 +61,11 @@ pub fn external(var: &str) -> Option<String> {
     }
 }
 
-/// Log lines go through the test harness's capture, so passing tests stay quiet.
+/// Log lines go through the test harness's capture, so passing tests stay quiet. And the
+/// process may open as many files as the system allows (as every `openorder` command does):
+/// one process runs the clients, databases and sockets of every end-to-end test.
 pub fn init_tracing() {
+    let _ = platform::fd_limit::raise();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rdkafka=off,librdkafka=off"));
     let _ = tracing_subscriber::fmt()
