@@ -13,7 +13,8 @@
 #      dashboard under deploy/ (scripts/prometheus.sh check);
 #   5. builds and runs every test of the workspace against the embedded Tansu broker, Apache Kafka,
 #      SQLite and PostgreSQL; then stops what it started.
-# Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p order-service`).
+# Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p order-service`). The end-to-end
+# tests are one binary, `-p openorder --test e2e`, a module per area (`flow::`, `notifications::`, …).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

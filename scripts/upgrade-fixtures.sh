@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes the upgrade fixtures from a released build, for `crates/openorder/tests/upgrade.rs`
+# Makes the upgrade fixtures from a released build, for `crates/openorder/tests/e2e/upgrade.rs`
 # to start today's build on:
 #   embedded/  the data directory of `openorder up` (its three SQLite databases, the embedded
 #              broker's log and the operator token) after a few orders, minus logs;

@@ -296,8 +296,8 @@ pub async fn ensure_topics(
 /// The partition a Java client puts `key` on among `partitions`: Kafka's murmur2
 /// (`Utils.murmur2`, seed 0x9747b28c) made positive, modulo the count. The services'
 /// producers partition this way ([`PARTITIONER`]), so the console finds an order's records
-/// on one partition of each topic; tests/partitioning.rs checks both against values computed
-/// with kafka-clients.
+/// on one partition of each topic; openorder's tests/e2e/partitioning.rs checks both against
+/// values computed with kafka-clients.
 pub fn partition_of(key: &[u8], partitions: i32) -> i32 {
     const M: u32 = 0x5bd1_e995;
     const R: u32 = 24;

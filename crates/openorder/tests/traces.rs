@@ -8,7 +8,12 @@
 //! process, whose telemetry is set up once for all such tests, [`in_process`]). A batch is
 //! one span linked to each record, with a span per record inside it; a replay links back;
 //! JSON log lines carry the ids of their span.
+//!
+//! A test binary of its own, apart from `tests/e2e`: it sets the OpenTelemetry variables
+//! and installs this process's telemetry ([`in_process`]), which every other test's
+//! services, and the processes they start, would pick up. It shares `e2e`'s support.
 
+#[path = "e2e/support/mod.rs"]
 mod support;
 
 use std::sync::{Arc, Mutex, OnceLock};

@@ -2,15 +2,14 @@
 //! tokens (two at once, as during a rotation) and customers' JWTs from a fake OpenID Connect
 //! issuer on loopback that signs them with its own keys (ES256, RS256) and serves its JWKS.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support;
+use crate::support::issuer::{Issuer, AUDIENCE};
+use crate::support::{BrokerKind, DbKind, Stack, StackOptions};
 use platform::auth::operators::{new_token, Entry};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::issuer::{Issuer, AUDIENCE};
-use support::{BrokerKind, DbKind, Stack, StackOptions};
 
 const ALICE: i64 = 7;
 const BOB: i64 = 8;

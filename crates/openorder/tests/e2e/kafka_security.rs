@@ -4,13 +4,12 @@
 //! The whole flow runs over each; a wrong password or an untrusted CA stops start-up with
 //! the broker's reason.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support;
+use crate::support::{BrokerKind, DbKind, Stack, StackOptions};
 use platform::kafka::{KafkaSecurityArgs, SaslMechanism, Secret, SecurityProtocol};
-use support::{BrokerKind, DbKind, Stack, StackOptions};
 
 struct Secured {
     tls: PathBuf,

@@ -61,8 +61,11 @@ pub fn external(var: &str) -> Option<String> {
     }
 }
 
-/// Log lines go through the test harness's capture, so passing tests stay quiet.
+/// Log lines go through the test harness's capture, so passing tests stay quiet. And the
+/// process may open as many files as the system allows (as every `openorder` command does):
+/// one process runs the clients, databases and sockets of every end-to-end test.
 pub fn init_tracing() {
+    let _ = platform::fd_limit::raise();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rdkafka=off,librdkafka=off"));
     let _ = tracing_subscriber::fmt()
@@ -99,6 +102,32 @@ pub async fn wait_ready(http: &reqwest::Client, base: &str) {
 pub enum BrokerKind {
     Tansu,
     Kafka,
+}
+
+/// A backend matrix written once: one `#[tokio::test]` (multi-threaded, two workers) per
+/// line, named as given, each running `$body(BrokerKind::$broker, DbKind::$db)`. For
+/// example, in a module of `tests/e2e`:
+///
+/// ```text
+/// crate::backends!(the_order_flow_holds {
+///     the_order_flow_holds_on_tansu_with_sqlite => (Tansu, Sqlite),
+///     the_order_flow_holds_on_apache_kafka_with_postgres => (Kafka, Postgres),
+/// });
+/// ```
+#[macro_export]
+macro_rules! backends {
+    ($body:ident { $($name:ident => ($broker:ident, $db:ident)),+ $(,)? }) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $body(
+                    $crate::support::BrokerKind::$broker,
+                    $crate::support::DbKind::$db,
+                )
+                .await;
+            }
+        )+
+    };
 }
 
 /// Which database the services use.
@@ -563,16 +592,17 @@ impl Stack {
         assert_eq!(response.status(), 200);
     }
 
-    /// Produces a raw record, as a misbehaving or duplicating producer would.
+    /// Produces a raw record, as a misbehaving or duplicating producer would; returns where
+    /// it went (partition, offset).
     pub async fn produce_raw(
         &self,
         topic: &str,
         key: &str,
         payload: &[u8],
         headers: &[(&str, &str)],
-    ) {
+    ) -> (i32, i64) {
         self.produce_with(topic, Some(key), payload, headers, &[])
-            .await;
+            .await
     }
 
     /// Produces `record` (as read back) again to `topic` under `key`, headers and all: a
@@ -592,7 +622,8 @@ impl Stack {
     }
 
     /// Produces one record, with or without a key, with extra producer settings (e.g. a
-    /// larger `message.max.bytes`, as a Java client configured for large records has).
+    /// larger `message.max.bytes`, as a Java client configured for large records has);
+    /// returns where it went (partition, offset).
     pub async fn produce_with(
         &self,
         topic: &str,
@@ -600,7 +631,7 @@ impl Stack {
         payload: &[u8],
         headers: &[(&str, &str)],
         settings: &[(&str, &str)],
-    ) {
+    ) -> (i32, i64) {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.broker.bootstrap);
         for (k, v) in settings {
@@ -620,10 +651,11 @@ impl Stack {
         if let Some(key) = key {
             record = record.key(key);
         }
-        producer
+        let delivered = producer
             .send(record, Duration::from_secs(30))
             .await
             .expect("record produced");
+        (delivered.partition, delivered.offset)
     }
 
     /// Produces `records` (key, value) to one partition of `topic` in one producer batch,
@@ -655,14 +687,15 @@ impl Stack {
 
     /// Produces one record keyed `key` on the partition the services' producers (and
     /// Java's) put that key on ([`platform::kafka::PARTITIONER`]), so that it shares a
-    /// partition, in order, with the records of [`Stack::order_id_beside`] the key.
+    /// partition, in order, with the records of [`Stack::order_id_beside`] the key; returns
+    /// where it went (partition, offset).
     pub async fn produce_keyed(
         &self,
         topic: &str,
         key: &str,
         payload: &[u8],
         headers: &[(&str, &str)],
-    ) {
+    ) -> (i32, i64) {
         self.produce_with(
             topic,
             Some(key),
@@ -670,7 +703,7 @@ impl Stack {
             headers,
             &[("partitioner", platform::kafka::PARTITIONER)],
         )
-        .await;
+        .await
     }
 
     /// The partition the services' producers put `key` on, in this stack's topics.
@@ -690,6 +723,123 @@ impl Stack {
             if id.to_string() != key && self.partition_of(&id.to_string()) == partition {
                 return id;
             }
+        }
+    }
+
+    /// Produces, as order-service would write it, the `order.created` of a sentinel: a fresh
+    /// order beside `key` ([`Stack::order_id_beside`]) of one unit of a fresh SKU (stocked
+    /// with one), with `contact` if any. Nothing is waited for.
+    pub async fn produce_sentinel_order(&self, key: &str, contact: Option<Value>) -> Sentinel {
+        let id = self.order_id_beside(key);
+        let sku = format!(
+            "SENTINEL-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        self.set_stock(&sku, 1).await;
+        let event_id = contracts::new_event_id();
+        let mut value = serde_json::to_value(contracts::OrderCreated {
+            event_id,
+            order_id: id,
+            user_id: 5,
+            items: vec![contracts::LineItem {
+                sku: sku.clone(),
+                qty: 1,
+            }],
+            created_at: chrono::Utc::now(),
+            contact: None,
+        })
+        .unwrap();
+        if let Some(contact) = contact {
+            value["contact"] = contact;
+        }
+        let event_id = event_id.to_string();
+        let at = self
+            .produce_keyed(
+                &self.topics().order_created(),
+                &id.to_string(),
+                value.to_string().as_bytes(),
+                &[("event-id", &event_id), ("event-type", "order.created")],
+            )
+            .await;
+        Sentinel { id, sku, at }
+    }
+
+    /// A sentinel behind the records keyed `key` on `order.created`
+    /// ([`Stack::produce_sentinel_order`]), waited for until inventory-service has reserved it
+    /// and committed past it ([`Stack::wait_consumed`]): every record of its partition before
+    /// it, those keyed `key` included, is finished by then (applied, or dead-lettered; one
+    /// set aside to be retried holds the commit back until it is done). Returns its id.
+    pub async fn order_created_sentinel(&self, key: &str) -> i64 {
+        let sentinel = self.produce_sentinel_order(key, None).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while self.stock(&sentinel.sku).await["reserved"] != 1 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the sentinel order {} was not reserved in 60 s",
+                sentinel.id
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.wait_consumed(
+            &self.inventory_url,
+            &self.topics().order_created(),
+            sentinel.at,
+        )
+        .await;
+        sentinel.id
+    }
+
+    /// Two sentinels behind the records keyed `key` on `order.created`, the second followed
+    /// one hop on: once the first is through inventory-service
+    /// ([`Stack::order_created_sentinel`]), every decision it made on the records before it
+    /// is in its outbox, so its decision on the second comes after them on the partition of
+    /// `inventory.reserved` they share (the relay publishes in the outbox's order). Waits
+    /// until order-service and notification-service have committed past that decision:
+    /// whatever inventory-service decided on the records keyed `key` has been applied by
+    /// both. Returns the second sentinel's id (it is notified by then).
+    pub async fn decision_sentinel(&self, key: &str) -> i64 {
+        self.order_created_sentinel(key).await;
+        let second = self.order_created_sentinel(key).await;
+        let topic = self.topics().inventory_reserved();
+        let decision = self.wait_record(&topic, &second.to_string()).await;
+        for base_url in [&self.order_url, &self.notification_url] {
+            self.wait_consumed(base_url, &topic, (decision.partition, decision.offset))
+                .await;
+        }
+        second
+    }
+
+    /// Waits (at most 60 s) until every consumer of the service at `base_url` that reads
+    /// partition `partition` of `topic` has committed past `offset`, as its
+    /// `GET /admin/status` reports: every record of that partition up to `offset` is
+    /// finished by then (applied, or dead-lettered), its effects committed. A record set
+    /// aside to be retried holds its partition's commit back until it is done.
+    pub async fn wait_consumed(
+        &self,
+        base_url: &str,
+        topic: &str,
+        (partition, offset): (i32, i64),
+    ) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let status: Value = self.get_json(format!("{base_url}/admin/status")).await;
+            let committed: Vec<Option<i64>> = status["consumers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|c| c["partitions"].as_array().into_iter().flatten())
+                .filter(|p| p["topic"] == topic && p["partition"] == partition)
+                .map(|p| p["committed"].as_i64())
+                .collect();
+            let past = |c: &Option<i64>| matches!(c, Some(c) if *c > offset);
+            if !committed.is_empty() && committed.iter().all(past) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{base_url} did not commit past offset {offset} of {topic}/{partition} in 60 s: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -718,10 +868,46 @@ impl Stack {
         timeout: Duration,
         want: usize,
     ) -> Vec<DltRecord> {
+        self.read_keyed(topic, key, timeout, want, None).await
+    }
+
+    /// The records of `topic` keyed `key` that come before the first one keyed `sentinel`
+    /// (the key of a later record on the same partition, e.g. a sentinel order's id after
+    /// [`Stack::decision_sentinel`]): every one there is, without a reading window. Fails
+    /// if the sentinel's record is not there within 60 s.
+    pub async fn records_with_key_before(
+        &self,
+        topic: &str,
+        key: &str,
+        sentinel: &str,
+    ) -> Vec<DltRecord> {
+        self.read_keyed(
+            topic,
+            key,
+            Duration::from_secs(60),
+            usize::MAX,
+            Some(sentinel.to_string()),
+        )
+        .await
+    }
+
+    /// Reads `topic` from the beginning (no consumer group) until `want` records with `key`
+    /// were seen, or one keyed `until` (which must come, within `timeout`), or `timeout`
+    /// passed.
+    async fn read_keyed(
+        &self,
+        topic: &str,
+        key: &str,
+        timeout: Duration,
+        want: usize,
+        until: Option<String>,
+    ) -> Vec<DltRecord> {
         let bootstrap = self.broker.bootstrap.clone();
+        let topic_name = topic;
         let topic = topic.to_string();
         let key = key.to_string();
-        tokio::task::spawn_blocking(move || {
+        let until_key = until.clone();
+        let (found, reached) = tokio::task::spawn_blocking(move || {
             let consumer: BaseConsumer = ClientConfig::new()
                 .set("bootstrap.servers", &bootstrap)
                 .set("group.id", "openorder-test-reader")
@@ -739,8 +925,13 @@ impl Stack {
             consumer.assign(&tpl).unwrap();
             let deadline = std::time::Instant::now() + timeout;
             let mut found = Vec::new();
+            let mut reached = false;
             while std::time::Instant::now() < deadline && found.len() < want {
                 if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                    if until.is_some() && m.key() == until.as_deref().map(str::as_bytes) {
+                        reached = true;
+                        break;
+                    }
                     if m.key() == Some(key.as_bytes()) {
                         let headers = m
                             .headers()
@@ -758,21 +949,41 @@ impl Stack {
                         found.push(DltRecord {
                             headers,
                             payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                            partition: m.partition(),
+                            offset: m.offset(),
                         });
                     }
                 }
             }
-            found
+            (found, reached)
         })
         .await
-        .unwrap()
+        .unwrap();
+        if let Some(until) = until_key {
+            assert!(
+                reached,
+                "no record keyed {until} on {topic_name} in {timeout:?}"
+            );
+        }
+        found
     }
+}
+
+/// A sentinel order ([`Stack::produce_sentinel_order`]).
+pub struct Sentinel {
+    pub id: i64,
+    pub sku: String,
+    /// Where its `order.created` went (partition, offset).
+    pub at: (i32, i64),
 }
 
 /// A record read back from a topic.
 pub struct DltRecord {
     pub headers: Vec<(String, Vec<u8>)>,
     pub payload: Vec<u8>,
+    /// Where it was read.
+    pub partition: i32,
+    pub offset: i64,
 }
 
 impl DltRecord {

@@ -2,9 +2,8 @@
 //! `scripts/postgres.sh` serves TLS with certificates from `scripts/tls.sh` and lets the
 //! role `openorder_tls` in over TLS only.
 
-mod support;
-
-use support::{BrokerKind, DbKind, Stack, StackOptions};
+use crate::support;
+use crate::support::{BrokerKind, DbKind, Stack, StackOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_flow_runs_on_postgresql_over_verified_tls() {

@@ -3,14 +3,13 @@
 //! Docker or Kubernetes send them; the embedded broker dying first; a standalone
 //! service whose Apache Kafka or PostgreSQL is gone.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support;
+use crate::support::{UpPorts, UpProcess};
 use serde_json::Value;
-use support::{UpPorts, UpProcess};
 
 /// The default `--shutdown-timeout`: a stop that takes longer has failed (the process
 /// exits 1 at that point).

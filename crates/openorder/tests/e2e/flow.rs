@@ -3,13 +3,12 @@
 //! fresh stack (fresh topics, groups and databases), and `openorder up` is restarted with
 //! its state kept.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support;
+use crate::support::{BrokerKind, DbKind, Stack, StackOptions, UpPorts, UpProcess};
 use contracts::headers;
 use platform::dead_letters::write::be_int;
-use support::{BrokerKind, DbKind, Stack, StackOptions, UpPorts, UpProcess};
 
 fn unique_sku(label: &str) -> String {
     format!(
@@ -257,7 +256,10 @@ async fn a_cancel_racing_the_reservation_still_ends_with_the_stock_released(stac
         "{order}"
     );
     wait_released(stack, id).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The order's own record, set aside after FLAKY's first failure, may be applied after
+    // the release: sentinels behind it, followed through to order-service, show that what
+    // inventory-service decided on it (nothing: the order is cancelled) reached everyone.
+    stack.decision_sentinel(&id.to_string()).await;
     let stock = stack.stock(&sku).await;
     assert_eq!(
         (stock["available"].as_i64(), stock["reserved"].as_i64()),
@@ -487,23 +489,13 @@ async fn a_record_delivered_twice_reserves_once_and_notifies_once(stack: &Stack)
     stack
         .produce_keyed(&topics.order_created(), &key, &copy, &[])
         .await;
-    // A sentinel on the same partition, for a different order (keyed by its own id): once
-    // it is processed, everything before it on the partition was too.
-    let sentinel_id = stack.order_id_beside(&key);
-    let sentinel_sku = unique_sku("SENTINEL");
-    stack.set_stock(&sentinel_sku, 1).await;
-    let sentinel = order_created_json(sentinel_id, uuid::Uuid::new_v4(), &sentinel_sku, 1);
-    stack
-        .produce_keyed(
-            &topics.order_created(),
-            &sentinel_id.to_string(),
-            &sentinel,
-            &[],
-        )
-        .await;
+    // Sentinels on the same partition, for other orders (each keyed by its own id), the
+    // last followed until order-service and notification-service applied its decision:
+    // every copy before them was processed by inventory-service, and whatever it decided on
+    // them was processed downstream too.
+    let sentinel_id = stack.decision_sentinel(&key).await;
     stack.wait_notifications(sentinel_id).await;
     stack.wait_notifications(order_id).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
 
     let stock = stack.stock(&sku).await;
     assert_eq!(
@@ -512,13 +504,9 @@ async fn a_record_delivered_twice_reserves_once_and_notifies_once(stack: &Stack)
         "{stock}"
     );
     assert_eq!(stack.notifications(order_id).await.len(), 1);
+    // Every decision on the copies is on inventory.reserved before the sentinel's.
     let reserved = stack
-        .records_with_key(
-            &topics.inventory_reserved(),
-            &key,
-            Duration::from_secs(2),
-            2,
-        )
+        .records_with_key_before(&topics.inventory_reserved(), &key, &sentinel_id.to_string())
         .await;
     assert_eq!(
         reserved.len(),
@@ -547,25 +535,12 @@ async fn the_order_flow_holds(broker: BrokerKind, db: DbKind) {
     stack.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_order_flow_holds_on_tansu_with_sqlite() {
-    the_order_flow_holds(BrokerKind::Tansu, DbKind::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_order_flow_holds_on_tansu_with_postgres() {
-    the_order_flow_holds(BrokerKind::Tansu, DbKind::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_order_flow_holds_on_apache_kafka_with_postgres() {
-    the_order_flow_holds(BrokerKind::Kafka, DbKind::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_order_flow_holds_on_apache_kafka_with_sqlite() {
-    the_order_flow_holds(BrokerKind::Kafka, DbKind::Sqlite).await;
-}
+crate::backends!(the_order_flow_holds {
+    the_order_flow_holds_on_tansu_with_sqlite => (Tansu, Sqlite),
+    the_order_flow_holds_on_tansu_with_postgres => (Tansu, Postgres),
+    the_order_flow_holds_on_apache_kafka_with_postgres => (Kafka, Postgres),
+    the_order_flow_holds_on_apache_kafka_with_sqlite => (Kafka, Sqlite),
+});
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_accepted_while_the_broker_is_down_is_confirmed_when_it_returns() {
@@ -584,8 +559,20 @@ async fn an_order_accepted_while_the_broker_is_down_is_confirmed_when_it_returns
         .unwrap();
     assert_eq!(ready.status(), 503, "not ready without a broker");
     let id = stack.post_order(42, &[("ABC-001", 2)]).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(stack.order(id).await["status"], "PENDING");
+    // No sentinel can pass a broker that is gone, so this one wait is bounded by time: a
+    // GET that waits for the order's decision (`Prefer: wait`) answers at once if it is
+    // decided, and still PENDING after 2 s.
+    let waited: serde_json::Value = stack
+        .http
+        .get(format!("{}/api/orders/{id}", stack.order_url))
+        .header("prefer", "wait=2")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(waited["status"], "PENDING", "{waited}");
 
     stack.broker.restart().await;
     let order = stack.settled_order(id).await;
@@ -699,36 +686,72 @@ async fn restarting_up_keeps_orders_stock_notifications_and_broker_data() {
         (stock["available"].as_i64(), stock["reserved"].as_i64()),
         (Some(98), Some(2))
     );
-    // The broker kept its data and the consumer offsets: nothing is re-notified.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The broker kept its data and the consumer offsets: nothing is re-notified. And the
+    // restarted system still takes orders: placed until one shares the first order's
+    // partition (of as many as `up` makes), that one is a sentinel. notification-service
+    // reads a partition of inventory.reserved in order, so once it has told the sentinel,
+    // a replay of the first order's event would have been read before it.
+    let partitions =
+        platform::kafka::KafkaArgs::with_defaults(&format!("127.0.0.1:{}", ports.broker), "")
+            .topic_partitions;
+    let partition = support::java_partition(id.to_string().as_bytes(), partitions);
+    let mut later = Vec::new();
+    let sentinel = loop {
+        let response = http
+            .post(format!("{}/api/orders", up.order_url))
+            .json(&serde_json::json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        let next = response.json::<serde_json::Value>().await.unwrap()["orderId"]
+            .as_i64()
+            .unwrap();
+        later.push(next);
+        if support::java_partition(next.to_string().as_bytes(), partitions) == partition {
+            break next;
+        }
+        assert!(
+            later.len() < 50,
+            "none of {later:?} is on partition {partition} of {partitions}"
+        );
+    };
+    let second = later[0];
+    assert!(second > id);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for next in &later {
+        loop {
+            let order = get_json(format!("{}/api/orders/{next}", up.order_url)).await;
+            if order["status"] == "CONFIRMED" {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "order {next} after the restart not confirmed: {order}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    loop {
+        let told = get_json(format!(
+            "{}/api/notifications?orderId={sentinel}",
+            up.notification_url
+        ))
+        .await;
+        if !told.as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sentinel order {sentinel} was not notified"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let notes = get_json(format!(
         "{}/api/notifications?orderId={id}",
         up.notification_url
     ))
     .await;
     assert_eq!(notes.as_array().unwrap().len(), 1, "{notes}");
-    // And the restarted system still takes orders.
-    let response = http
-        .post(format!("{}/api/orders", up.order_url))
-        .json(&serde_json::json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}]}))
-        .send()
-        .await
-        .unwrap();
-    let second = response.json::<serde_json::Value>().await.unwrap()["orderId"]
-        .as_i64()
-        .unwrap();
-    assert!(second > id);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let order = get_json(format!("{}/api/orders/{second}", up.order_url)).await;
-        if order["status"] == "CONFIRMED" {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "second order not confirmed: {order}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     up.stop();
 }

@@ -2,10 +2,9 @@
 //! routes and types, committed under `docs/api/` (so API changes show up in review), and
 //! served at `/openapi.json` with a page at `/docs` that needs nothing from the network.
 
-mod support;
-
+use crate::support;
+use crate::support::{BrokerKind, DbKind, Stack, StackOptions};
 use serde_json::Value;
-use support::{BrokerKind, DbKind, Stack, StackOptions};
 
 fn documents() -> [(&'static str, utoipa::openapi::OpenApi); 3] {
     [
@@ -36,7 +35,7 @@ fn the_committed_openapi_documents_are_the_generated_ones() {
         assert!(
             committed == generated,
             "docs/api/{service}.openapi.json differs from the generated document: review the \
-             change and run `OPENORDER_TEST_WRITE_API_DOCS=1 cargo test -p openorder --test api_docs` to write it"
+             change and run `OPENORDER_TEST_WRITE_API_DOCS=1 cargo test -p openorder --test e2e api_docs::` to write it"
         );
     }
 }

@@ -7,18 +7,17 @@
 //!   wrote it, restored into fresh databases (on a fresh broker: the broker's log is the
 //!   embedded fixture's part).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support;
+use crate::support::{BrokerKind, DbKind, Stack, StackOptions, UpPorts, UpProcess};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use sqlx::Connection;
-use support::{BrokerKind, DbKind, Stack, StackOptions, UpPorts, UpProcess};
 
 fn fixture(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -2,10 +2,10 @@
 //! instances (each its own pool, notifier and listener) on one database; a decision taken
 //! by one wakes the other's waiter through `pg_notify`, sent in the decision's transaction.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support;
+use crate::support::DbKind;
 use contracts::lifecycle::{OrderStatus, Trigger};
 use contracts::Topics;
 use order_service::domain::{CreateOrderBody, ItemBody, OrderRequest};
@@ -13,7 +13,6 @@ use order_service::store::{self, Created, NewOrder, Outcome};
 use order_service::waits::{self, Waits, Woke};
 use platform::db::Database;
 use platform::CancellationToken;
-use support::DbKind;
 use tokio::time::Instant;
 
 /// One order-service instance's part in this: its pool and its notifier.

@@ -4,11 +4,9 @@
 //! are applied, it is 0 again. Every service is ready meanwhile, and order-service's outbox
 //! drains. On the embedded broker and on Apache Kafka.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{BrokerKind, DbKind, Stack, StackOptions};
+use crate::support::{BrokerKind, DbKind, Stack, StackOptions};
 
 const INVENTORY_CONSUMER: &str = "inventory-order-events";
 

@@ -2,12 +2,11 @@
 //! Streams, the plain Java producer) puts it on: murmur2 of the key's bytes, made positive,
 //! modulo the partition count.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support;
+use crate::support::{BrokerKind, TestBroker};
 use rdkafka::producer::FutureRecord;
-use support::{BrokerKind, TestBroker};
 
 /// (key, partition of 3, partition of 7), as Apache Kafka's Java client computes them:
 /// `Utils.toPositive(Utils.murmur2(key.getBytes(UTF_8))) % n` with kafka-clients 4.1.1

@@ -7,14 +7,13 @@
 //! counters move without a reload. Each page is photographed on the way
 //! (`OPENORDER_TEST_WRITE_SCREENSHOTS=1` writes them to `docs/console/`, as the README shows).
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support;
+use crate::support::webdriver::Browser;
+use crate::support::{UpPorts, UpProcess};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use support::webdriver::Browser;
-use support::{UpPorts, UpProcess};
 
 fn screenshots() -> PathBuf {
     if std::env::var_os("OPENORDER_TEST_WRITE_SCREENSHOTS").is_some() {

@@ -8,18 +8,17 @@
 //! event when the event comes twice, arrives before its order, or the service is killed
 //! mid-send and restarted.
 
-mod support;
-
 use std::time::Duration;
 
-use notification_service::delivery::channels::email::SmtpTls;
-use notification_service::NotifyArgs;
-use serde_json::{json, Value};
-use support::receivers::{
+use crate::support;
+use crate::support::receivers::{
     signature_is_valid, twilio_signature, Behaviour, SmsBehaviour, SmsProvider, SmtpSink,
     WebhookReceiver,
 };
-use support::{BrokerKind, DbKind, Stack, StackOptions, UpPorts, UpProcess};
+use crate::support::{BrokerKind, DbKind, Stack, StackOptions, UpPorts, UpProcess};
+use notification_service::delivery::channels::email::SmtpTls;
+use notification_service::NotifyArgs;
+use serde_json::{json, Value};
 
 /// A Standard Webhooks secret (`whsec_` + base64 of the key).
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -111,6 +110,19 @@ fn delivery<'a>(notification: &'a Value, channel: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {channel} delivery in {notification:#}"))
 }
 
+/// A sentinel behind order `id` ([`Stack::produce_sentinel_order`]: a fresh order on its
+/// partition) with `contact`, waited for until its deliveries are final. notification-service
+/// reads a partition in order, and its dispatcher sends what is due in turn: once the
+/// sentinel's messages are out, a second message for `id` (from an event applied twice, or a
+/// send repeated) would have gone out too. Returns the sentinel's id.
+async fn sentinel_behind(stack: &Stack, id: i64, contact: Value) -> i64 {
+    let sentinel = stack
+        .produce_sentinel_order(&id.to_string(), Some(contact))
+        .await;
+    settled_notifications(&stack.notification_url, sentinel.id, 1).await;
+    sentinel.id
+}
+
 async fn an_order_with_a_contact_gets_exactly_one_email_and_one_signed_webhook(
     broker: BrokerKind,
     db: DbKind,
@@ -198,9 +210,32 @@ async fn an_order_with_a_contact_gets_exactly_one_email_and_one_signed_webhook(
     forged.body = r.body.replace_first(b"order.confirmed", b"order.rejected");
     assert!(!signature_is_valid(&secret_key(), &forged));
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(smtp.messages().len(), 1, "one e-mail");
-    assert_eq!(hook.requests().len(), 1, "one webhook");
+    // One of each for the order, and one of each for a sentinel behind it.
+    let sentinel = sentinel_behind(
+        &stack,
+        id,
+        json!({"email": "alice@example.com", "webhookUrl": hook.url}),
+    )
+    .await;
+    let mails = smtp.wait_messages(2).await;
+    let requests = hook.wait_requests(2).await;
+    let mails_of = |order: i64| {
+        let subject = format!("Order {order} is confirmed");
+        mails
+            .iter()
+            .filter(|m| m["headers"]["Subject"] == subject)
+            .count()
+    };
+    let requests_of = |order: i64| {
+        requests
+            .iter()
+            .filter(|r| r.json()["data"]["orderId"] == order)
+            .count()
+    };
+    assert_eq!(mails_of(id), 1, "one e-mail: {mails:#?}");
+    assert_eq!(requests_of(id), 1, "one webhook");
+    assert_eq!((mails_of(sentinel), requests_of(sentinel)), (1, 1));
+    assert_eq!((smtp.messages().len(), hook.requests().len()), (2, 2));
     stack.stop().await;
 }
 
@@ -475,7 +510,8 @@ async fn an_event_delivered_twice_or_before_its_order_sends_one_message_per_chan
     assert_eq!(notes[1]["eventId"], marker["eventId"]);
     let mails = smtp.wait_messages(2).await;
     let requests = hook.wait_requests(2).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Checked again at the end, once the later messages below are out: a third one for
+    // this order would have come before them.
     assert_eq!(smtp.messages().len(), 2, "one e-mail per event: {mails:#?}");
     assert_eq!(hook.requests().len(), 2, "one webhook per event");
     assert_ne!(
@@ -498,11 +534,16 @@ async fn an_event_delivered_twice_or_before_its_order_sends_one_message_per_chan
             &[("event-type", "inventory.reserved")],
         )
         .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let waiting = loop {
         let notes = stack.notifications(early).await;
         if !notes.is_empty() {
             break notes;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no notification of the early event in 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(waiting[0]["status"], "AWAITING_CONTACT", "{waiting:#?}");
@@ -539,6 +580,10 @@ async fn an_event_delivered_twice_or_before_its_order_sends_one_message_per_chan
         mail["headers"]["Subject"],
         format!("Order {early} is confirmed")
     );
+    // Both of the early order's notifications are settled, their e-mails sent after the
+    // first order's messages: still one e-mail and one webhook per event of that order.
+    assert_eq!(smtp.messages().len(), 4, "{:#?}", smtp.messages());
+    assert_eq!(hook.requests().len(), 2, "one webhook per event");
     stack.stop().await;
 }
 
@@ -583,8 +628,31 @@ async fn killed_mid_send_and_restarted_the_service_sends_the_same_webhook_again_
     let d = delivery(&notes[0], "webhook");
     assert_eq!(d["status"], "DELIVERED", "{d}");
     assert_eq!(d["attempts"], 2, "{d}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let requests = hook.requests();
+    // A later order to the same receiver, through to its delivery: the dispatcher sends it
+    // after the resend, so a third send of the first would have come by then.
+    let later = http
+        .post(format!("{}/api/orders", up.order_url))
+        .json(&order_with_contact(
+            11,
+            "ABC-001",
+            1,
+            json!({"webhookUrl": hook.url}),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(later.status(), 202);
+    let later = later.json::<Value>().await.unwrap()["orderId"]
+        .as_i64()
+        .unwrap();
+    let later_notes = settled_notifications(&up.notification_url, later, 1).await;
+    assert_eq!(delivery(&later_notes[0], "webhook")["status"], "DELIVERED");
+    let all = hook.wait_requests(3).await;
+    assert_eq!(all.len(), 3, "{all:#?}");
+    let requests: Vec<_> = all
+        .into_iter()
+        .filter(|r| r.json()["data"]["orderId"] == id)
+        .collect();
     assert_eq!(requests.len(), 2, "the interrupted send and its resend");
     assert_eq!(
         requests[0].header("webhook-id"),
@@ -808,8 +876,18 @@ async fn an_order_with_a_phone_gets_exactly_one_sms_carrying_its_idempotency_tok
         "no receipts asked for: {r:?}"
     );
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(provider.requests().len(), 1, "one SMS");
+    sentinel_behind(&stack, id, json!({"phone": "+14155550100"})).await;
+    let requests = provider.wait_requests(2).await;
+    assert_eq!(
+        requests.len(),
+        2,
+        "the order's and the sentinel's: {requests:?}"
+    );
+    let ours = requests
+        .iter()
+        .filter(|r| r.header("i-twilio-idempotency-token") == d["idempotencyKey"])
+        .count();
+    assert_eq!(ours, 1, "one SMS");
     stack.stop().await;
 }
 
@@ -851,12 +929,18 @@ async fn an_sms_answered_429_is_sent_again_after_its_retry_after_with_the_same_t
         waited >= Duration::from_millis(900),
         "the second try waited for Retry-After: 1, not the backoff: {waited:?}"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    sentinel_behind(&stack, id, json!({"phone": "+442079460958"})).await;
+    let requests = provider.wait_requests(3).await;
     assert_eq!(
-        provider.requests().len(),
-        2,
-        "delivered once, not sent again"
+        requests.len(),
+        3,
+        "the order's two and the sentinel's: {requests:?}"
     );
+    let ours = requests
+        .iter()
+        .filter(|r| r.header("i-twilio-idempotency-token") == key)
+        .count();
+    assert_eq!(ours, 2, "delivered once, not sent again");
     stack.stop().await;
 }
 
@@ -891,8 +975,18 @@ async fn an_sms_to_a_number_the_provider_calls_invalid_fails_at_once_and_is_not_
     assert_eq!(event["channel"], "sms");
     assert_eq!(event["recipient"], "+15005550001");
     assert_eq!(event["attempts"], 1);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(provider.requests().len(), 1, "not sent again");
+    sentinel_behind(&stack, id, json!({"phone": "+15005550001"})).await;
+    let requests = provider.wait_requests(2).await;
+    assert_eq!(
+        requests.len(),
+        2,
+        "the order's and the sentinel's: {requests:?}"
+    );
+    let ours = requests
+        .iter()
+        .filter(|r| r.header("i-twilio-idempotency-token") == d["idempotencyKey"])
+        .count();
+    assert_eq!(ours, 1, "not sent again");
     stack.stop().await;
 }
 
@@ -1150,7 +1244,23 @@ async fn a_user_who_turned_email_off_for_confirmed_orders_gets_none_for_one_but_
         mails[0]["headers"]["Subject"],
         format!("Order {rejected} could not be accepted")
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(smtp.messages().len(), 1, "the rejected order's e-mail only");
+    // A later rejected order of the same user, through to its e-mail: the dispatcher sends
+    // it after anything due before it.
+    let later = stack.post_order(91, &[("OUT-001", 1)]).await;
+    let notes = settled_notifications(&stack.notification_url, later, 1).await;
+    assert_eq!(delivery(&notes[0], "email")["status"], "DELIVERED");
+    let mails = smtp.wait_messages(2).await;
+    let subjects: Vec<&str> = mails
+        .iter()
+        .map(|m| m["headers"]["Subject"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            format!("Order {rejected} could not be accepted"),
+            format!("Order {later} could not be accepted")
+        ],
+        "the rejected orders' e-mails only"
+    );
     stack.stop().await;
 }

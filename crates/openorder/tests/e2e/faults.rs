@@ -4,15 +4,14 @@
 //! no order id answered twice, everything accepted decided once space returns (without a
 //! restart); a starting service answers at once, says what it waits for, and stops at once.
 
-mod support;
-
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
+use crate::support;
+use crate::support::{free_port, temp_dir, UpPorts, UpProcess};
 use serde_json::Value;
-use support::{free_port, temp_dir, UpPorts, UpProcess};
 
 /// A small file system (tmpfs; the tests run as root, as CI does), unmounted on drop.
 struct SmallDisk(PathBuf);
@@ -462,18 +461,35 @@ async fn orders_answered_202_while_postgres_connections_were_killed_mid_commit_a
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = '{order_db}' AND pid <> pg_backend_pid()"
     );
-    // Connections killed, mid-commit or not, every 300 ms for two seconds…
+    // Connections killed, mid-commit or not, every 300 ms for two seconds (the fault's
+    // rhythm while the clients post, not a wait for anything)…
     for _ in 0..7 {
         as_admin(&kill).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    // …then the database read-only (new sessions; the old ones are killed) for two seconds.
+    // …then the database read-only (new sessions; the old ones are killed) until an order
+    // posted here is refused as such (the clients post meanwhile).
     as_admin(&format!(
         "ALTER DATABASE {order_db} SET default_transaction_read_only = on"
     ))
     .await;
     as_admin(&kill).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut probed = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = post(&http, &base).await;
+        let read_only = status == 503 && body["type"] == "/problems/storage-read-only";
+        probed.push((status, body));
+        if read_only {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no order refused as read-only in 30 s: {:?}",
+            probed.last()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     as_admin(&format!(
         "ALTER DATABASE {order_db} RESET default_transaction_read_only"
     ))
@@ -482,8 +498,12 @@ async fn orders_answered_202_while_postgres_connections_were_killed_mid_commit_a
 
     let mut accepted = Vec::new();
     let mut refused = HashSet::new();
+    let mut every = vec![probed];
     while let Some(answers) = clients.join_next().await {
-        for (status, body) in answers.unwrap() {
+        every.push(answers.unwrap());
+    }
+    for answers in every {
+        for (status, body) in answers {
             match status {
                 202 => accepted.push(body["orderId"].as_i64().unwrap()),
                 503 => {

@@ -14,13 +14,11 @@
 //! consumer applies a partition in order, so a later record on the same partition whose
 //! effect shows proves the earlier one was processed.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{BrokerKind, DbKind, DltRecord, Stack, StackOptions};
 use contracts::headers;
 use serde_json::{json, Value};
-use support::{BrokerKind, DbKind, DltRecord, Stack, StackOptions};
 
 const INVENTORY_CONSUMER: &str = "inventory-order-events";
 
@@ -98,31 +96,6 @@ async fn dead_letters_keyed(stack: &Stack, key: &str, n: usize) -> Vec<DltRecord
         .await;
     assert_eq!(dead.len(), n, "dead letters keyed {key}");
     dead
-}
-
-/// Waits until inventory-service has applied an order of a fresh SKU beside `key` on
-/// `order.created`: every record keyed `key` produced before it was processed by then (its
-/// effect committed, or its key set aside if it failed).
-async fn order_created_sentinel(stack: &Stack, key: &str) {
-    let id = stack.order_id_beside(key);
-    let sku = unique_sku("SENTINEL");
-    stack.set_stock(&sku, 1).await;
-    stack
-        .produce_keyed(
-            &stack.topics().order_created(),
-            &id.to_string(),
-            &order_created_json(id, &sku, 1),
-            &[("event-type", "order.created")],
-        )
-        .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while stock_of(stack, &sku).await != (0, 1) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sentinel order {id} was not reserved in 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Waits until notification-service has told the failure of an order beside `key` on
@@ -235,7 +208,7 @@ async fn the_same_event_again_is_a_silent_duplicate(stack: &Stack) {
             &as_strs(&again),
         )
         .await;
-    order_created_sentinel(stack, &key).await;
+    stack.order_created_sentinel(&key).await;
 
     // Had it failed, its key would have been set aside before the sentinel behind it was
     // applied; it was not, and nothing reached the dead letters.
@@ -445,22 +418,9 @@ async fn foreign_records_breaking_the_contract_are_dead_lettered_with_the_reason
     stack.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn foreign_records_breaking_the_contract_are_dead_lettered_with_the_reason_on_tansu_with_sqlite(
-) {
-    foreign_records_breaking_the_contract_are_dead_lettered_with_the_reason(
-        BrokerKind::Tansu,
-        DbKind::Sqlite,
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn foreign_records_breaking_the_contract_are_dead_lettered_with_the_reason_on_apache_kafka_with_postgres(
-) {
-    foreign_records_breaking_the_contract_are_dead_lettered_with_the_reason(
-        BrokerKind::Kafka,
-        DbKind::Postgres,
-    )
-    .await;
-}
+crate::backends!(foreign_records_breaking_the_contract_are_dead_lettered_with_the_reason {
+    foreign_records_breaking_the_contract_are_dead_lettered_with_the_reason_on_tansu_with_sqlite
+        => (Tansu, Sqlite),
+    foreign_records_breaking_the_contract_are_dead_lettered_with_the_reason_on_apache_kafka_with_postgres
+        => (Kafka, Postgres),
+});

@@ -7,10 +7,9 @@
 //! And records read at the tail (answered from what the broker keeps in memory) are the
 //! records it reads back from its database.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{BrokerKind, TestBroker};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -18,7 +17,6 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use support::{BrokerKind, TestBroker};
 use tokio_util::sync::CancellationToken;
 
 const TOPIC: &str = "requests-probe";
@@ -230,6 +228,8 @@ async fn assigning_a_topic_created_a_moment_later_waits_for_its_partitions() {
                 .map(|()| consumer.assignment().unwrap().count())
         })
     };
+    // A wait on the clock, as nothing marks the moment `assign_all` has asked for the
+    // topic and found it missing: the time it gets to return early, which it must not.
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(!assigning.is_finished(), "it did not wait for the topic");
     platform::kafka::ensure_topics(&args, &[topic], &CancellationToken::new())

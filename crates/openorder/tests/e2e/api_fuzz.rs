@@ -11,11 +11,10 @@
 //! the order's status is terminal, which a request with a timeout cannot check
 //! (`tests/waits.rs` in order-service does).
 
-mod support;
-
 use std::process::Command;
 
-use support::{UpPorts, UpProcess};
+use crate::support;
+use crate::support::{UpPorts, UpProcess};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_of_every_service_matches_its_openapi_document_under_fuzzing() {

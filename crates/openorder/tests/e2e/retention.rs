@@ -3,13 +3,11 @@
 //! past it the rows are pruned (and counted), so a key used again makes a new order, as
 //! documented, and the order's notifications are gone.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{BrokerKind, DbKind, Stack, StackOptions};
 use platform::retention::RetentionArgs;
 use serde_json::{json, Value};
-use support::{BrokerKind, DbKind, Stack, StackOptions};
 
 async fn post_with_key(stack: &Stack, key: &str, sku: &str) -> (u16, i64) {
     let response = stack

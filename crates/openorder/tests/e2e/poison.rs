@@ -4,12 +4,11 @@
 //! the other keys of its partition nor the other topics of its consumer. On the embedded
 //! broker and on Apache Kafka.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support;
+use crate::support::{BrokerKind, DbKind, Stack, StackOptions};
 use serde_json::Value;
-use support::{BrokerKind, DbKind, Stack, StackOptions};
 
 const INVENTORY_CONSUMER: &str = "inventory-order-events";
 
