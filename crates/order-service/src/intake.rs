@@ -202,6 +202,15 @@ impl Writer {
                 trace,
             })
             .collect();
+        if self.db.backend == Backend::Postgres && batch.iter().all(|j| j.idempotency_key.is_none())
+        {
+            let parent = batch.first().map(|job| &job.span);
+            if let Some(created) =
+                store::create_orders_alone(&self.db, &self.topics, &orders, parent).await?
+            {
+                return Ok(created);
+            }
+        }
         let mut tx = self.db.begin().await?;
         if let Some(first) = batch.first() {
             // One transaction for the batch: inside the first request's span.

@@ -214,6 +214,102 @@ pub async fn create_orders_in(
     Ok(results.into_iter().flatten().collect())
 }
 
+/// Most parameters one statement of [`create_orders_alone`] binds (PostgreSQL takes 65,535).
+const MAX_STATEMENT_PARAMETERS: usize = 30_000;
+
+/// On PostgreSQL, [`create_orders_in`] for orders without an idempotency key, as two round
+/// trips and one commit: the batch's ids drawn from the orders' sequence, then one statement
+/// (data-modifying `WITH` clauses) inserting the orders, their items and their events,
+/// which the database commits as it ends: no BEGIN and COMMIT round trips. None when the
+/// batch is too large for one statement (the caller writes it in a transaction). The
+/// foreign key from items to orders holds: it is checked as the statement ends, when both
+/// are in. `parent`: the span the transaction is traced in.
+pub async fn create_orders_alone(
+    db: &Database,
+    topics: &Topics,
+    orders: &[NewOrder<'_>],
+    parent: Option<&tracing::Span>,
+) -> Result<Option<Vec<Created>>, sqlx::Error> {
+    debug_assert!(orders.iter().all(|o| o.idempotency_key.is_none()));
+    let lines: usize = orders.iter().map(|o| o.request.items.len()).sum();
+    if orders.is_empty() || 2 + orders.len() * 6 + lines * 4 > MAX_STATEMENT_PARAMETERS {
+        return Ok(None);
+    }
+    let mut ids: Vec<i64> = db
+        .observe(
+            sqlx::query(
+                "SELECT nextval(pg_get_serial_sequence('orders', 'id')) AS id FROM generate_series(1, $1)",
+            )
+            .bind(orders.len() as i64)
+            .fetch_all(&db.pool)
+            .await,
+        )?
+        .iter()
+        .map(|row| row.try_get("id"))
+        .collect::<Result<_, _>>()?;
+    ids.sort_unstable();
+    let now = Utc::now();
+    let now_text = platform::now_text();
+    let events: Vec<Outgoing> = orders
+        .iter()
+        .zip(&ids)
+        .map(|(order, id)| {
+            Outgoing::traced(
+                &topics.order_created(),
+                &order.request.created(*id, now),
+                order.trace.to_vec(),
+            )
+        })
+        .collect();
+    // $1 the status, $2 the time; then each row's own values, numbered on.
+    let mut next = 3;
+    let mut numbered = |n: usize| {
+        let row: Vec<String> = (next..next + n).map(|i| format!("${i}")).collect();
+        next += n;
+        row.join(", ")
+    };
+    let order_rows: Vec<String> = orders
+        .iter()
+        .map(|_| format!("({}, $1, $2, $2)", numbered(2)))
+        .collect();
+    let item_rows: Vec<String> = (0..lines).map(|_| format!("({})", numbered(4))).collect();
+    let event_rows: Vec<String> = events
+        .iter()
+        .map(|_| format!("({}, $2)", numbered(4)))
+        .collect();
+    let sql = format!(
+        "WITH new_orders AS (INSERT INTO orders (id, user_id, status, created_at, updated_at) VALUES {}), \
+         new_items AS (INSERT INTO order_items (order_id, line, sku, qty) VALUES {}) \
+         INSERT INTO outbox ({}) VALUES {}",
+        order_rows.join(", "),
+        item_rows.join(", "),
+        platform::outbox::COLUMNS,
+        event_rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(OrderStatus::Pending.as_str())
+        .bind(&now_text);
+    for (order, id) in orders.iter().zip(&ids) {
+        query = query.bind(*id).bind(order.request.user_id.get());
+    }
+    for (order, id) in orders.iter().zip(&ids) {
+        for (line, (sku, qty)) in order.request.items.iter().enumerate() {
+            query = query
+                .bind(*id)
+                .bind(line as i64)
+                .bind(sku.as_str())
+                .bind(qty.get());
+        }
+    }
+    for event in &events {
+        for value in event.values() {
+            query = query.bind(value);
+        }
+    }
+    db.execute_alone(query, parent, true).await?;
+    Ok(Some(ids.into_iter().map(Created::New).collect()))
+}
+
 /// Inserts one PENDING order for each of `users`, in this order, and returns their ids in
 /// the same order: one statement per [`platform::db::statement_chunks`] piece (one round
 /// trip for a whole batch, where an INSERT each cost a round trip per order). The rows are

@@ -1,6 +1,7 @@
-//! A batch of new orders written together (`store::create_orders_in`, as the intake's
-//! group commit calls it) gives each order its own id, items and `order.created`, in the
-//! batch's order, on real SQLite and PostgreSQL.
+//! A batch of new orders written together (as the intake's group commit writes them: in a
+//! transaction with `store::create_orders_in`, or on PostgreSQL as one statement with
+//! `store::create_orders_alone`) gives each order its own id, items and `order.created`,
+//! in the batch's order, on real SQLite and PostgreSQL.
 
 use contracts::Topics;
 use order_service::domain::{CreateOrderBody, ItemBody, OrderRequest};
@@ -23,30 +24,9 @@ fn request(n: i64) -> OrderRequest {
     .expect("a valid request")
 }
 
-async fn each_order_of_a_batch_gets_its_own_id_items_and_event(db: Database) {
-    let topics = Topics::default();
-    let requests: Vec<OrderRequest> = (0..9).map(request).collect();
-    let keys = ["key-a", "key-b"];
-    let orders: Vec<NewOrder> = requests
-        .iter()
-        .enumerate()
-        .map(|(n, request)| NewOrder {
-            request,
-            // Two of them with an idempotency key, in the middle of the batch.
-            idempotency_key: match n {
-                3 => Some(keys[0]),
-                6 => Some(keys[1]),
-                _ => None,
-            },
-            trace: &[],
-        })
-        .collect();
-    let mut tx = db.begin().await.unwrap();
-    let created = store::create_orders_in(&mut tx, &topics, &orders)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    assert_eq!(created.len(), requests.len());
+/// Each of `created` is a new order of its own with the user, items and event of the
+/// batch's order at its position (order n: user 100 + n, n + 1 lines).
+async fn check_batch(db: &Database, created: &[Created]) {
     let mut seen = std::collections::HashSet::new();
     for (n, created) in created.iter().enumerate() {
         let Created::New(id) = created else {
@@ -80,6 +60,32 @@ async fn each_order_of_a_batch_gets_its_own_id_items_and_event(db: Database) {
         assert_eq!(event["orderId"], serde_json::json!(id));
         assert_eq!(event["userId"], serde_json::json!(100 + n as i64));
     }
+}
+
+async fn each_order_of_a_batch_gets_its_own_id_items_and_event(db: Database) {
+    let topics = Topics::default();
+    let requests: Vec<OrderRequest> = (0..9).map(request).collect();
+    let orders: Vec<NewOrder> = requests
+        .iter()
+        .enumerate()
+        .map(|(n, request)| NewOrder {
+            request,
+            // Two of them with an idempotency key, in the middle of the batch.
+            idempotency_key: match n {
+                3 => Some("key-a"),
+                6 => Some("key-b"),
+                _ => None,
+            },
+            trace: &[],
+        })
+        .collect();
+    let mut tx = db.begin().await.unwrap();
+    let created = store::create_orders_in(&mut tx, &topics, &orders)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(created.len(), requests.len());
+    check_batch(&db, &created).await;
     // A repeat of a keyed request answers the order the key made.
     let mut tx = db.begin().await.unwrap();
     let again = store::create_orders_in(&mut tx, &topics, &orders[3..4])
@@ -102,12 +108,43 @@ async fn each_order_of_a_batch_gets_its_own_id_items_and_event_on_sqlite() {
 
 #[tokio::test]
 async fn each_order_of_a_batch_gets_its_own_id_items_and_event_on_postgres() {
+    let Some(db) = postgres().await else {
+        return;
+    };
+    each_order_of_a_batch_gets_its_own_id_items_and_event(db).await;
+}
+
+#[tokio::test]
+async fn a_batch_written_as_one_statement_gives_each_order_its_own_id_items_and_event_on_postgres()
+{
+    let Some(db) = postgres().await else {
+        return;
+    };
+    let requests: Vec<OrderRequest> = (0..9).map(request).collect();
+    let orders: Vec<NewOrder> = requests
+        .iter()
+        .map(|request| NewOrder {
+            request,
+            idempotency_key: None,
+            trace: &[],
+        })
+        .collect();
+    let created = store::create_orders_alone(&db, &Topics::default(), &orders, None)
+        .await
+        .unwrap()
+        .expect("nine orders fit one statement");
+    assert_eq!(created.len(), requests.len());
+    check_batch(&db, &created).await;
+}
+
+/// A database of its own on the test server; None when external servers are skipped.
+async fn postgres() -> Option<Database> {
     let Ok(base) = std::env::var("OPENORDER_TEST_POSTGRES_URL") else {
         assert!(
             std::env::var_os("OPENORDER_TEST_SKIP_EXTERNAL").is_some(),
             "OPENORDER_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh (or set OPENORDER_TEST_SKIP_EXTERNAL=1)"
         );
-        return;
+        return None;
     };
     sqlx::any::install_default_drivers();
     let name = format!("intake_{}", uuid::Uuid::new_v4().simple());
@@ -118,6 +155,5 @@ async fn each_order_of_a_batch_gets_its_own_id_items_and_event_on_postgres() {
         .unwrap();
     admin.close().await;
     let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
-    let db = Database::connect(&url, 4, &store::SCHEMA).await.unwrap();
-    each_order_of_a_batch_gets_its_own_id_items_and_event(db).await;
+    Some(Database::connect(&url, 4, &store::SCHEMA).await.unwrap())
 }

@@ -58,6 +58,16 @@ impl Outgoing {
     }
 }
 
+/// The outbox's columns as [`enqueue_all`] writes them, `created_at` last.
+pub const COLUMNS: &str = "topic, record_key, payload, headers, created_at";
+
+impl Outgoing {
+    /// The row's values in [`COLUMNS`] order, but for `created_at` (the writer's clock).
+    pub fn values(&self) -> [&str; 4] {
+        [&self.topic, &self.key, &self.payload, &self.headers]
+    }
+}
+
 /// Writes `event` to the outbox inside the caller's transaction, keyed by its orderId.
 pub async fn enqueue<E: Event>(tx: &mut Tx, topic: &str, event: &E) -> Result<(), sqlx::Error> {
     enqueue_all(tx, &[Outgoing::new(topic, event)]).await
@@ -73,7 +83,7 @@ pub async fn enqueue_all(tx: &mut Tx, events: &[Outgoing]) -> Result<(), sqlx::E
     let now = telemetry::now_text();
     for chunk in crate::db::statement_chunks(events, 5) {
         let sql = format!(
-            "INSERT INTO outbox (topic, record_key, payload, headers, created_at) VALUES {}",
+            "INSERT INTO outbox ({COLUMNS}) VALUES {}",
             crate::db::value_rows(chunk.len(), 5)
         );
         let mut query = sqlx::query(&sql);
