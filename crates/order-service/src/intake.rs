@@ -2,7 +2,9 @@
 //! waits for the answer; the writer takes every order queued meanwhile (up to
 //! [`MAX_BATCH`]) and inserts them in one transaction, so a burst of orders costs one
 //! commit (one fsync on SQLite) instead of one each. A request is answered only after the
-//! transaction holding its order committed, so a 202 still means the order is durable.
+//! transaction holding its order committed, so a 202 still means the order is durable. On
+//! PostgreSQL a batch without idempotency keys is that transaction as one statement
+//! ([`store::create_orders_alone`]: no BEGIN and COMMIT round trips).
 //!
 //! If a batch's transaction fails, its orders are inserted again one transaction each, so
 //! one order's trouble is answered to that order alone; unless the failure was the
