@@ -110,6 +110,37 @@ impl Drop for SmtpSink {
     }
 }
 
+/// Serves `app` on a free loopback port (until the handle is aborted): the stand-ins'
+/// server.
+async fn serve_on_loopback(
+    app: axum::Router,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (address, server)
+}
+
+/// Waits until at least `n` requests arrived in `received` (at most 60 s); returns all.
+/// `what`: the stand-in's kind of request, for the failure message.
+async fn wait_for<T: Clone>(received: &Mutex<Vec<T>>, n: usize, what: &str) -> Vec<T> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = received.lock().unwrap().clone();
+        if found.len() >= n {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} {what} requests after 60 s, wanted {n}",
+            found.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// One request the webhook receiver got.
 #[derive(Clone, Debug)]
 pub struct Received {
@@ -181,11 +212,8 @@ impl WebhookReceiver {
                 }
             },
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hooks/openorder", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let (address, server) = serve_on_loopback(app).await;
+        let url = format!("http://{address}/hooks/openorder");
         Self {
             url,
             received,
@@ -199,19 +227,7 @@ impl WebhookReceiver {
 
     /// Waits until at least `n` requests arrived (at most 60 s); returns all.
     pub async fn wait_requests(&self, n: usize) -> Vec<Received> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let found = self.requests();
-            if found.len() >= n {
-                return found;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{} webhook requests after 60 s, wanted {n}",
-                found.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for(&self.received, n, "webhook").await
     }
 }
 
@@ -378,11 +394,8 @@ impl SmsProvider {
                 }
             },
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base_url = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let (address, server) = serve_on_loopback(app).await;
+        let base_url = format!("http://{address}");
         Self {
             base_url,
             received,
@@ -396,19 +409,7 @@ impl SmsProvider {
 
     /// Waits until at least `n` requests arrived (at most 60 s); returns all.
     pub async fn wait_requests(&self, n: usize) -> Vec<SmsRequest> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let found = self.requests();
-            if found.len() >= n {
-                return found;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{} SMS requests after 60 s, wanted {n}",
-                found.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for(&self.received, n, "SMS").await
     }
 }
 
