@@ -97,9 +97,11 @@ impl Intake {
             Backend::Sqlite => 1,
             Backend::Postgres => POSTGRES_WRITERS,
         };
+        let ids = store::IdReserve::default();
         for _ in 0..writers {
             let writer = Writer {
                 db: db.clone(),
+                ids: ids.clone(),
                 topics: topics.clone(),
             };
             tokio::spawn(writer.run(queue.clone()));
@@ -135,6 +137,8 @@ impl Intake {
 
 struct Writer {
     db: Database,
+    /// Order ids drawn ahead, shared by the writers (PostgreSQL's one-statement path).
+    ids: store::IdReserve,
     topics: Topics,
 }
 
@@ -208,7 +212,8 @@ impl Writer {
         {
             let parent = batch.first().map(|job| &job.span);
             if let Some(created) =
-                store::create_orders_alone(&self.db, &self.topics, &orders, parent).await?
+                store::create_orders_alone(&self.db, &self.ids, &self.topics, &orders, parent)
+                    .await?
             {
                 return Ok(created);
             }

@@ -129,12 +129,47 @@ async fn a_batch_written_as_one_statement_gives_each_order_its_own_id_items_and_
             trace: &[],
         })
         .collect();
-    let created = store::create_orders_alone(&db, &Topics::default(), &orders, None)
-        .await
-        .unwrap()
-        .expect("nine orders fit one statement");
+    let created = store::create_orders_alone(
+        &db,
+        &store::IdReserve::default(),
+        &Topics::default(),
+        &orders,
+        None,
+    )
+    .await
+    .unwrap()
+    .expect("nine orders fit one statement");
     assert_eq!(created.len(), requests.len());
     check_batch(&db, &created).await;
+}
+
+#[tokio::test]
+async fn ids_drawn_ahead_serve_the_next_batches_in_rising_order_without_another_draw_on_postgres() {
+    let Some(db) = postgres().await else {
+        return;
+    };
+    let reserve = store::IdReserve::default();
+    let first = reserve.take(&db, 3).await.unwrap();
+    let second = reserve.take(&db, 2).await.unwrap();
+    let all: Vec<i64> = first.iter().chain(&second).copied().collect();
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "ids rise: {all:?}");
+    let drawn: i64 = sqlx::query("SELECT last_value FROM orders_id_seq")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(
+        drawn,
+        first[0] + 3 + store::IdReserve::AHEAD as i64 - 1,
+        "one draw served both batches"
+    );
+    // A batch larger than what is left draws again, and still rises.
+    let third = reserve
+        .take(&db, store::IdReserve::AHEAD + 5)
+        .await
+        .unwrap();
+    assert!(third[0] > second[1] && third.windows(2).all(|w| w[0] < w[1]));
 }
 
 /// A database of its own on the test server; None when external servers are skipped.
