@@ -1,9 +1,9 @@
 //! The orders HTTP API: `POST /api/orders`, `GET /api/orders/{id}`,
 //! `GET /api/orders?userId=&page=&size=`, `POST /api/orders/{id}/cancel`,
 //! `GET /api/orders/{id}/events` (server-sent events); for operators,
-//! `GET /admin/orders/stuck` and `GET /admin/orders/counts`. `POST /api/orders` and `GET /api/orders/{id}` honour
-//! `Prefer: wait=N` (RFC 7240): they answer once the order is decided, or after N seconds
-//! ([`crate::waits`]). Every error is an RFC 9457 problem.
+//! `GET /admin/orders/stuck` and `GET /admin/orders/counts`. `POST /api/orders` and
+//! `GET /api/orders/{id}` honour `Prefer: wait=N` (RFC 7240): they answer once the order is
+//! decided, or after N seconds ([`crate::waits`]). Every error is an RFC 9457 problem.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
