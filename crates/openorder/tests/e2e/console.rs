@@ -679,14 +679,15 @@ async fn the_console_counts_orders_by_state_and_lists_the_stuck_ones_oldest_firs
         none.body
     );
 
-    // An order ending in each decided state…
+    // An order ending in each decided state, one after the other (so that the failing one
+    // shares no batch with the others)…
     let confirmed = stack.post_order(61, &[("ABC-001", 1)]).await;
-    let rejected = stack.post_order(61, &[("OUT-001", 1)]).await;
-    let failed = stack.post_order(61, &[("FAIL", 1)]).await;
-    let cancelled = stack.post_order(61, &[("ABC-002", 1)]).await;
     assert_eq!(stack.settled_order(confirmed).await["status"], "CONFIRMED");
+    let rejected = stack.post_order(61, &[("OUT-001", 1)]).await;
     assert_eq!(stack.settled_order(rejected).await["status"], "REJECTED");
+    let failed = stack.post_order(61, &[("FAIL", 1)]).await;
     assert_eq!(stack.settled_order(failed).await["status"], "FAILED");
+    let cancelled = stack.post_order(61, &[("ABC-002", 1)]).await;
     assert_eq!(stack.settled_order(cancelled).await["status"], "CONFIRMED");
     let cancel = stack
         .http
