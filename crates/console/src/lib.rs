@@ -176,6 +176,7 @@ pub fn router(console: Shared) -> Router {
         .route("/topics/{topic}/tail", get(live::tail))
         .route("/orders", get(pages::orders::find))
         .route("/orders/{id}", get(pages::orders::timeline))
+        .route("/stuck", get(pages::stuck::list))
         .route("/dead-letters", get(pages::dead_letters::list))
         .route("/dead-letters/replay", post(pages::dead_letters::replay))
         .route("/dead-letters/faults", post(pages::dead_letters::faults))

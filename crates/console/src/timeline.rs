@@ -2,7 +2,8 @@
 //! the partition the key maps to, from a minute before it was placed), the status each
 //! record moved it to, dead letters and replays, each notification and each channel's
 //! delivery; in causal order (by time, then by the order of the flow), each record entry
-//! pointing at the record in the topic browser.
+//! pointing at the record in the topic browser; beside them, the notification preferences
+//! of the order's user.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -44,6 +45,20 @@ pub struct Timeline {
     pub cut_short: bool,
     /// What could not be read (a service down, say), one line each.
     pub problems: Vec<String>,
+    /// The notification preferences of the order's user (None when they were not read: the
+    /// order is unknown, or notification-service did not answer, as `problems` says).
+    pub preferences: Option<Preferences>,
+}
+
+/// A user's notification preferences, as notification-service shows them
+/// (`GET /api/users/{userId}/notification-preferences`).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preferences {
+    pub user_id: i64,
+    /// What the user set, as the service answered it; None: nothing (it answered 404), so
+    /// the defaults apply: every kind of notification to every channel, at once.
+    pub set: Option<Value>,
 }
 
 /// Milliseconds since the epoch of an RFC 3339 time.
@@ -289,6 +304,7 @@ pub fn build(
         scanned: records.scanned,
         cut_short: records.cut_short,
         problems,
+        preferences: None,
     }
 }
 

@@ -1,11 +1,11 @@
 //! The orders HTTP API: `POST /api/orders`, `GET /api/orders/{id}`,
 //! `GET /api/orders?userId=&page=&size=`, `POST /api/orders/{id}/cancel`,
 //! `GET /api/orders/{id}/events` (server-sent events); for operators,
-//! `GET /admin/orders/stuck`. `POST /api/orders` and `GET /api/orders/{id}` honour
-//! `Prefer: wait=N` (RFC 7240): they answer once the order is decided, or after N seconds
-//! ([`crate::waits`]). Every error is an RFC 9457 problem.
+//! `GET /admin/orders/stuck` and `GET /admin/orders/counts`. `POST /api/orders` and
+//! `GET /api/orders/{id}` honour `Prefer: wait=N` (RFC 7240): they answer once the order is
+//! decided, or after N seconds ([`crate::waits`]). Every error is an RFC 9457 problem.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -46,7 +46,8 @@ pub struct AppState {
 }
 
 /// The order API is the customers' (each sees and cancels only their own orders); the
-/// list of stuck orders is the operators'; the AsyncAPI document is public.
+/// list of stuck orders and the counts by status are the operators'; the AsyncAPI document
+/// is public.
 pub fn routes(state: AppState) -> Routes {
     let customers = Router::new()
         .route("/api/orders", get(list).post(create))
@@ -56,6 +57,7 @@ pub fn routes(state: AppState) -> Routes {
         .with_state(state.clone());
     let operators = Router::new()
         .route("/admin/orders/stuck", get(stuck))
+        .route("/admin/orders/counts", get(counts))
         .with_state(state);
     let contracts = Router::new()
         .route("/asyncapi.json", get(asyncapi))
@@ -78,7 +80,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         title = "OpenOrder order-service",
         description = "Accepts orders (202, then PENDING until inventory decides: CONFIRMED, REJECTED or FAILED), shows them, follows them and cancels them; with `Prefer: wait=N` a request answers once the order is decided, or after N seconds (at most 30). Every error is an RFC 9457 problem (application/problem+json)."
     ),
-    paths(create, show, events, cancel, list, stuck, asyncapi),
+    paths(create, show, events, cancel, list, stuck, counts, asyncapi),
     tags((name = "orders", description = "A customer's orders: with customer authentication, only the caller's own."),
          (name = "contracts", description = "Published contracts, open to anyone."))
 )]
@@ -652,6 +654,46 @@ async fn stuck(
         stuck_after_seconds: state.stuck_after.as_secs(),
         orders,
         has_more,
+    }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct OrderCounts {
+    /// Per status of the lifecycle (every one, 0 when no order is in it), how many orders
+    /// are in it.
+    counts: BTreeMap<String, i64>,
+    /// How many of the PENDING orders are stuck: PENDING longer than `--stuck-after`, as
+    /// `/admin/orders/stuck` lists them.
+    stuck: i64,
+    /// `--stuck-after`, in seconds.
+    stuck_after_seconds: u64,
+}
+
+/// How many orders are in each status, and how many are stuck.
+///
+/// Every status of the lifecycle is named, with 0 when no order is in it. One read of the
+/// whole orders table (`GROUP BY status`): for an operator's page, not for polling (the
+/// stuck count is also the gauge `openorder_orders_stuck`).
+#[utoipa::path(get, path = "/admin/orders/counts", tag = "operations",
+    security(("operatorToken" = [])),
+    responses(
+        (status = 200, description = "Orders per status, and the stuck ones", body = OrderCounts),
+        (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is away", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn counts(State(state): State<AppState>) -> Result<Json<OrderCounts>, Problem> {
+    let cutoff = crate::stuck::cutoff(state.stuck_after);
+    let (by_status, stuck) = store::count_by_status(&state.db, &cutoff).await?;
+    Ok(Json(OrderCounts {
+        counts: by_status
+            .into_iter()
+            .map(|(status, orders)| (status.as_str().to_string(), orders))
+            .collect(),
+        stuck,
+        stuck_after_seconds: state.stuck_after.as_secs(),
     }))
 }
 

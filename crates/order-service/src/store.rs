@@ -762,6 +762,43 @@ pub async fn pending_summary(
     Ok((row.try_get("stuck")?, row.try_get("oldest")?))
 }
 
+/// How many orders are in each status of the lifecycle, every one of
+/// [`OrderStatus::ALL`] in its order (0 when no order is in it), and how many PENDING ones
+/// were placed before `cutoff` (stuck, as [`pending_summary`] counts them). One statement,
+/// `GROUP BY status`, the same on SQLite and PostgreSQL; it reads the whole table (no index
+/// holds every status), so it is for an operator's page, not for polling. A status this
+/// version does not know is an error, as when an order is read ([`get_order`]).
+pub async fn count_by_status(
+    db: &Database,
+    cutoff: &str,
+) -> Result<(Vec<(OrderStatus, i64)>, i64), sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT status, COUNT(*) AS orders,
+                COUNT(CASE WHEN status = {PENDING} AND created_at < $1 THEN 1 END) AS stuck
+         FROM orders GROUP BY status"
+    ))
+    .bind(cutoff)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut counts: Vec<(OrderStatus, i64)> = OrderStatus::ALL
+        .into_iter()
+        .map(|status| (status, 0))
+        .collect();
+    let mut stuck = 0;
+    for row in &rows {
+        let status: String = row.try_get("status")?;
+        let status = OrderStatus::parse(&status)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown status {status}").into()))?;
+        let orders: i64 = row.try_get("orders")?;
+        if let Some((_, count)) = counts.iter_mut().find(|(s, _)| *s == status) {
+            *count += orders;
+        }
+        let stuck_here: i64 = row.try_get("stuck")?;
+        stuck += stuck_here;
+    }
+    Ok((counts, stuck))
+}
+
 /// An order PENDING longer than `--stuck-after`, as `/admin/orders/stuck` lists it.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1,5 +1,6 @@
 //! Orders PENDING too long, on a real SQLite database: the periodic task's gauges, the
-//! operators' list (through the router), and expiry with `--expire-pending-after`.
+//! operators' list and counts by status (through the router), and expiry with
+//! `--expire-pending-after`.
 
 use std::time::Duration;
 
@@ -202,6 +203,40 @@ async fn the_stuck_gauge_and_list_count_an_order_older_than_the_deadline_and_not
     let (status, problem) = app.get("/admin/orders/stuck?limit=0").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     assert_eq!(problem["type"], "/problems/invalid-parameter");
+}
+
+#[tokio::test]
+async fn the_counts_name_every_status_of_the_lifecycle_and_the_stuck_orders() {
+    let app = spawn_app().await;
+    let (status, empty) = app.get("/admin/orders/counts").await;
+    assert_eq!(status, StatusCode::OK, "{empty}");
+    for state in contracts::lifecycle::OrderStatus::ALL {
+        assert_eq!(empty["counts"][state.as_str()], 0, "{empty}");
+    }
+    assert_eq!(empty["stuck"], 0);
+    assert_eq!(empty["stuckAfterSeconds"], STUCK_AFTER.as_secs());
+
+    app.order_placed(Duration::from_secs(120)).await;
+    app.order_placed(Duration::from_secs(1)).await;
+    for (age, decided) in [(600, "CONFIRMED"), (5, "CONFIRMED"), (700, "REJECTED")] {
+        let id = app.order_placed(Duration::from_secs(age)).await;
+        sqlx::query("UPDATE orders SET status = $1 WHERE id = $2")
+            .bind(decided)
+            .bind(id)
+            .execute(&app.db.pool)
+            .await
+            .unwrap();
+    }
+    let (status, counts) = app.get("/admin/orders/counts").await;
+    assert_eq!(status, StatusCode::OK, "{counts}");
+    assert_eq!(
+        counts["counts"],
+        serde_json::json!({"PENDING": 2, "CONFIRMED": 2, "REJECTED": 1, "FAILED": 0, "CANCELLED": 0})
+    );
+    assert_eq!(
+        counts["stuck"], 1,
+        "only the PENDING order older than --stuck-after"
+    );
 }
 
 /// `inventory.reserved` of `order_id`, as the consumer hands it over.

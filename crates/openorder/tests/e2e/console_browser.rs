@@ -4,8 +4,10 @@
 //! an order with `FAIL` is listed among the dead letters, its record's headers decoded; the
 //! fault is switched off and the letter replayed from the page, and the timeline shows the
 //! replay and CONFIRMED; a record whose value is `<script>` shows as text; the overview's
-//! counters move without a reload. Each page is photographed on the way
-//! (`OPENORDER_TEST_WRITE_SCREENSHOTS=1` writes them to `docs/console/`, as the README shows).
+//! counters move without a reload; the timeline shows the user's notification preferences,
+//! the Orders page counts orders by state and the Stuck orders page lists none. Each page
+//! is photographed on the way (`OPENORDER_TEST_WRITE_SCREENSHOTS=1` writes them to
+//! `docs/console/`, as the README shows).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -78,7 +80,25 @@ async fn an_operator_follows_an_order_replays_its_dead_letter_and_watches_the_fl
         .await;
     browser.find("ol.timeline li.delivery").await;
     assert_eq!(browser.text("#order-status").await, "CONFIRMED");
+    // Beside its notifications, its user's notification preferences: none set.
+    let preferences = browser.text("#preferences").await;
+    assert!(
+        preferences.contains("None set: the defaults apply."),
+        "{preferences}"
+    );
     browser.screenshot(&shots.join("order.png")).await;
+
+    // The Orders page counts orders by state; the Stuck orders page lists none.
+    browser.open(&format!("{console}/orders")).await;
+    let confirmed: i64 = browser
+        .text("#order-counts [data-count='CONFIRMED']")
+        .await
+        .parse()
+        .unwrap();
+    assert!(confirmed >= 1, "{confirmed}");
+    browser.open(&format!("{console}/stuck")).await;
+    let none = browser.text("#no-stuck-orders").await;
+    assert!(none.contains("No order is stuck"), "{none}");
 
     // An order with FAIL is dead-lettered, and listed.
     browser.open(&format!("{console}/try")).await;

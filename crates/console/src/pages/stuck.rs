@@ -1,0 +1,160 @@
+//! `/stuck`: the orders PENDING longer than order-service's `--stuck-after`, oldest first
+//! (its `GET /admin/orders/stuck`), each linked to its timeline and its user's orders, with
+//! how many are stuck in all (`GET /admin/orders/counts`). order-service lists the oldest
+//! `limit` (at most 1,000) and says whether more are stuck: the page shows [`PAGE`] and
+//! grows by as many (`?limit=`).
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use maud::{html, Markup};
+use serde_json::Value;
+
+use super::field;
+
+use crate::session::Session;
+use crate::Shared;
+
+/// Stuck orders shown at first, and added by "show more".
+pub const PAGE: i64 = 100;
+/// Most order-service lists at once (its `MAX_STUCK_LIMIT`).
+pub const MOST: i64 = 1000;
+
+pub async fn list(
+    State(console): State<Shared>,
+    Extension(session): Extension<Session>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let limit = q
+        .get("limit")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or(PAGE)
+        .clamp(1, MOST);
+    let token = session.token();
+    let path = format!("/admin/orders/stuck?limit={limit}");
+    let (stuck, counts) = tokio::join!(
+        console.services.get(&console.services.order, &path, token),
+        super::orders::order_counts(&console, token),
+    );
+    let body = match stuck {
+        Ok(r) if r.ok() => render(&r.body, counts.ok().as_ref(), limit),
+        Ok(r) => super::notice("error", &format!("order-service: {}", r.why())),
+        Err(err) => super::notice("error", &format!("{err:#}")),
+    };
+    super::page("Stuck orders", "/stuck", &session, body).into_response()
+}
+
+/// A page of `GET /admin/orders/stuck` (`{"stuckAfterSeconds", "orders", "hasMore"}`),
+/// asked for with `limit`; `counts`, `GET /admin/orders/counts` when it answered.
+pub fn render(page: &Value, counts: Option<&Value>, limit: i64) -> Markup {
+    let after = page
+        .get("stuckAfterSeconds")
+        .and_then(Value::as_i64)
+        .map_or_else(|| "--stuck-after".to_string(), super::age);
+    let orders: &[Value] = page
+        .get("orders")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let has_more = page
+        .get("hasMore")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let total = counts.and_then(|c| c.get("stuck")).and_then(Value::as_i64);
+    html! {
+        p.small {
+            "Orders PENDING longer than order-service's " code { "--stuck-after" } " ("
+            (after) "), oldest first. order-service cannot know why one is stuck: see the "
+            a href="/" { "overview" } " for each consumer's lag and each outbox's backlog, and the "
+            a href="/dead-letters" { "dead letters" } "."
+        }
+        @if let Some(n) = total {
+            p #stuck-total { b { (n) } " stuck in all." }
+        }
+        @if orders.is_empty() {
+            p.empty #no-stuck-orders {
+                "No order is stuck: none has been PENDING longer than " (after) "."
+            }
+        } @else {
+            table.stuck #stuck-orders {
+                thead { tr { th { "order" } th { "user" } th.num { "age" } th { "placed" } } }
+                tbody {
+                    @for o in orders.iter().take(MOST as usize) {
+                        @let id = o.get("orderId").and_then(Value::as_i64);
+                        @let user = o.get("userId").and_then(Value::as_i64);
+                        tr data-order=[id] {
+                            td {
+                                @match id {
+                                    Some(id) => a href=(format!("/orders/{id}")) { (id) },
+                                    None => (field(o, "orderId")),
+                                }
+                            }
+                            td {
+                                @match user {
+                                    Some(user) => a href=(format!("/orders?userId={user}")) { (user) },
+                                    None => (field(o, "userId")),
+                                }
+                            }
+                            td.num { (o.get("ageSeconds").and_then(Value::as_i64).map_or_else(|| "-".to_string(), super::age)) }
+                            td { (field(o, "createdAt")) }
+                        }
+                    }
+                }
+            }
+        }
+        @if has_more {
+            @if limit < MOST {
+                p { a.more href=(format!("/stuck?limit={}", (limit + PAGE).min(MOST))) { "Show more" } }
+            } @else {
+                p.small { "order-service lists at most " (MOST) " at once: these are the oldest." }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn stuck_orders_are_listed_as_order_service_sorts_them_with_links_and_ages() {
+        let page = json!({
+            "stuckAfterSeconds": 300,
+            "orders": [
+                {"orderId": 9, "userId": 42, "ageSeconds": 7_500, "createdAt": "2026-01-01T08:00:00.000Z"},
+                {"orderId": 12, "userId": 43, "ageSeconds": 412, "createdAt": "2026-01-01T09:58:00.000Z"}
+            ],
+            "hasMore": true
+        });
+        let html = render(&page, Some(&json!({"stuck": 250})), 2).into_string();
+        let first = html.find("href=\"/orders/9\"").expect("order 9 linked");
+        let second = html.find("href=\"/orders/12\"").expect("order 12 linked");
+        assert!(first < second, "oldest first: {html}");
+        assert!(html.contains("href=\"/orders?userId=42\""), "{html}");
+        assert!(html.contains("2 h 5 min"), "{html}");
+        assert!(html.contains("6 min 52 s"), "{html}");
+        assert!(html.contains("(5 min)"), "the setting: {html}");
+        assert!(html.contains("<b>250</b> stuck in all."), "{html}");
+        assert!(html.contains("href=\"/stuck?limit=102\""), "{html}");
+    }
+
+    #[test]
+    fn none_stuck_says_so_and_a_value_from_the_service_is_escaped() {
+        let none = json!({"stuckAfterSeconds": 90, "orders": [], "hasMore": false});
+        let html = render(&none, None, PAGE).into_string();
+        assert!(
+            html.contains("No order is stuck: none has been PENDING longer than 1 min 30 s."),
+            "{html}"
+        );
+        assert!(!html.contains("Show more"), "{html}");
+        let odd =
+            json!({"orders": [{"orderId": "<b>x</b>", "createdAt": "<script>"}], "hasMore": true});
+        let html = render(&odd, None, MOST).into_string();
+        assert!(html.contains("&lt;b&gt;x&lt;/b&gt;"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("at most 1000 at once"), "{html}");
+    }
+}
