@@ -682,6 +682,140 @@ pub(crate) mod tests {
         );
     }
 
+    /// The notifier of [`notifier`] with Web Push on (the log and push channels only) and
+    /// two subscriptions of user 42 registered; their recipients, newest first.
+    async fn with_two_push_subscriptions(notifier: &mut Notifier, db: &Database) -> [String; 2] {
+        use crate::delivery::channels::push::{self, PushArgs, PushChannel};
+        use contracts::destinations::Destinations;
+        let args = PushArgs {
+            push_subject: Some("mailto:ops@example.com".into()),
+            push_vapid_key_file: None,
+            push_ttl_seconds: 60,
+            push_timeout_ms: 1_000,
+        };
+        let settings = args.settings().unwrap().expect("push is on");
+        let channel = PushChannel::start(&settings, db.clone(), Destinations::public_only())
+            .await
+            .unwrap();
+        notifier.channels = Arc::new(Channels {
+            log: LogChannel,
+            email: None,
+            webhook: None,
+            sms: None,
+            push: Some(channel),
+        });
+        let mut ids = Vec::new();
+        for browser in ["phone", "laptop"] {
+            // RFC 8291's example keys: any valid subscription will do here.
+            let endpoint = format!("https://push.example.net/wpush/{browser}");
+            let subscription = contracts::values::PushSubscription::checked(
+                Some(endpoint.as_str()),
+                Some("BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"),
+                Some("BTBZMqHH6r4Tts7J_aSIgg"),
+                &Destinations::public_only(),
+            )
+            .unwrap();
+            match store::register_push_subscription(db, 42, &subscription, 20)
+                .await
+                .unwrap()
+            {
+                store::Registered::Created(view) => ids.push(view.id),
+                other => panic!("{other:?}"),
+            }
+        }
+        [push::recipient(ids[1]), push::recipient(ids[0])]
+    }
+
+    fn confirmed(order_id: i64) -> Notice {
+        Notice {
+            event_id: contracts::new_event_id(),
+            order_id,
+            event_type: "inventory.reserved".into(),
+            kind: "order.confirmed",
+            fields: json!({"items": []}),
+            event: json!({}),
+            trace: String::new(),
+        }
+    }
+
+    /// `(recipient, idempotency key, status, digest)` of every push delivery, in order.
+    async fn push_deliveries(db: &Database) -> Vec<(String, String, String, Option<String>)> {
+        let rows = sqlx::query(
+            "SELECT recipient, idempotency_key, status, digest FROM deliveries
+             WHERE channel = 'push' ORDER BY id",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        rows.iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_push_subscription_of_a_user_gets_a_delivery_of_its_own() {
+        let (mut notifier, db) = notifier().await;
+        let recipients = with_two_push_subscriptions(&mut notifier, &db).await;
+        let mut tx = db.begin().await.unwrap();
+        notifier
+            .order_seen(&mut tx, 7, 42, Contact::default())
+            .await
+            .unwrap();
+        notifier.record(&mut tx, &confirmed(7)).await.unwrap();
+        tx.commit().await.unwrap();
+        let pushes = push_deliveries(&db).await;
+        let to: Vec<&str> = pushes.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(to, recipients, "newest subscription first");
+        assert_ne!(pushes[0].1, pushes[1].1, "a key of its own each");
+        assert!(pushes.iter().all(|p| p.2 == PENDING && p.3.is_none()));
+    }
+
+    #[tokio::test]
+    async fn each_push_subscription_of_a_digest_user_has_a_window_of_its_own() {
+        let (mut notifier, db) = notifier().await;
+        let recipients = with_two_push_subscriptions(&mut notifier, &db).await;
+        let preferences = Preferences {
+            timing: crate::preferences::Timing {
+                digest_minutes: 10,
+                ..Default::default()
+            },
+            ..Preferences::default()
+        };
+        store::put_notification_preferences(&db, 42, &preferences)
+            .await
+            .unwrap();
+        let mut tx = db.begin().await.unwrap();
+        notifier
+            .order_seen(&mut tx, 7, 42, Contact::default())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        // Two notices, each in a transaction of its own: the second joins the windows the
+        // first opened.
+        for _ in 0..2 {
+            let mut tx = db.begin().await.unwrap();
+            notifier.record(&mut tx, &confirmed(7)).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let pushes = push_deliveries(&db).await;
+        assert_eq!(pushes.len(), 4, "{pushes:?}");
+        let mut digests = Vec::new();
+        for recipient in &recipients {
+            let mine: Vec<_> = pushes.iter().filter(|p| &p.0 == recipient).collect();
+            let statuses: Vec<&str> = mine.iter().map(|p| p.2.as_str()).collect();
+            assert_eq!(
+                statuses,
+                [PENDING, store::GATHERED],
+                "{recipient}: {pushes:?}"
+            );
+            let digest = mine[0].3.clone().expect("the first carries the digest");
+            assert_eq!(mine[0].1, digest, "it goes under the digest's key");
+            assert_eq!(mine[1].3.as_ref(), Some(&digest), "the second joins it");
+            digests.push(digest);
+        }
+        assert_ne!(digests[0], digests[1], "a window per subscription");
+    }
+
     #[test]
     fn idempotency_keys_are_stable_and_differ_per_channel() {
         let id = "0b5e7c1e-1d2a-4c55-9a57-3c0f2d1f9e01";
