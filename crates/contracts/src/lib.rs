@@ -16,8 +16,8 @@
 //!   (an edited dead letter's, before it is replayed).
 //! - [`lifecycle`]: the order's states and the one table of the moves between them, which
 //!   order-service applies; the book's diagram and the console's picture are made from it.
-//! - [`values`]: SKU, quantity, user id, e-mail address and webhook URL with the contract's
-//!   rules, parsed at every edge.
+//! - [`values`]: SKU, quantity, user id, e-mail address, webhook URL and push subscription
+//!   with the contract's rules, parsed at every edge.
 
 pub mod asyncapi;
 pub mod destinations;

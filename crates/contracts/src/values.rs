@@ -244,6 +244,231 @@ impl WebhookUrl {
     }
 }
 
+/// A browser's Web Push subscription, as `PushSubscription.toJSON()` gives it: where to
+/// post (RFC 8030's push resource) and the keys to encrypt for (RFC 8291).
+///
+/// - `endpoint`: an `https` URL with a host, not on port 0, without credentials or
+///   fragment, at most 2,048 characters, and where the destination rules let requests go
+///   (a push endpoint is a request the service makes on a customer's behalf, as a webhook
+///   is). `http` only to a loopback host those rules open (a push service on this machine:
+///   tests, development).
+/// - `keys.p256dh`: base64url of the subscriber's P-256 public key, an uncompressed point
+///   (65 bytes, the first 0x04). (That it is on the curve is checked where the curve is
+///   known: notification-service.)
+/// - `keys.auth`: base64url of the subscriber's 16-byte authentication secret.
+///
+/// Base64url is taken with or without `=` padding and kept without. `Debug` leaves the
+/// authentication secret out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PushSubscription {
+    endpoint: url::Url,
+    p256dh: Vec<u8>,
+    auth: Vec<u8>,
+}
+
+impl PushSubscription {
+    /// Longest endpoint taken (push services' URLs are a few hundred characters).
+    pub const MAX_ENDPOINT_LEN: usize = 2048;
+    /// Bytes of `keys.p256dh`: an uncompressed P-256 point.
+    pub const P256DH_BYTES: usize = 65;
+    /// Bytes of `keys.auth`.
+    pub const AUTH_BYTES: usize = 16;
+
+    /// A subscription whose fields are all present and valid, or each bad one by its JSON
+    /// pointer in the subscription object (`/endpoint`, `/keys/p256dh`, `/keys/auth`) with
+    /// what is wrong with it.
+    pub fn checked(
+        endpoint: Option<&str>,
+        p256dh: Option<&str>,
+        auth: Option<&str>,
+        destinations: &crate::destinations::Destinations,
+    ) -> Result<Self, Vec<(&'static str, String)>> {
+        let mut errors = Vec::new();
+        let required = "is required (as PushSubscription.toJSON() gives it)".to_string();
+        let endpoint = match endpoint {
+            None => {
+                errors.push(("/endpoint", required.clone()));
+                None
+            }
+            Some(e) => match push_endpoint(e, destinations) {
+                Ok(url) => Some(url),
+                Err(m) => {
+                    errors.push(("/endpoint", m));
+                    None
+                }
+            },
+        };
+        let p256dh = match p256dh {
+            None => {
+                errors.push(("/keys/p256dh", required.clone()));
+                None
+            }
+            Some(k) => match base64url(k, Self::P256DH_BYTES) {
+                Ok(bytes) if bytes[0] == 0x04 => Some(bytes),
+                Ok(_) => {
+                    errors.push((
+                        "/keys/p256dh",
+                        "must be an uncompressed P-256 point (its first byte 0x04)".into(),
+                    ));
+                    None
+                }
+                Err(m) => {
+                    errors.push(("/keys/p256dh", m));
+                    None
+                }
+            },
+        };
+        let auth = match auth {
+            None => {
+                errors.push(("/keys/auth", required));
+                None
+            }
+            Some(a) => match base64url(a, Self::AUTH_BYTES) {
+                Ok(bytes) => Some(bytes),
+                Err(m) => {
+                    errors.push(("/keys/auth", m));
+                    None
+                }
+            },
+        };
+        match (endpoint, p256dh, auth) {
+            (Some(endpoint), Some(p256dh), Some(auth)) if errors.is_empty() => Ok(Self {
+                endpoint,
+                p256dh,
+                auth,
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    pub fn endpoint(&self) -> &url::Url {
+        &self.endpoint
+    }
+
+    /// The subscriber's public key: an uncompressed P-256 point (65 bytes).
+    pub fn p256dh(&self) -> &[u8] {
+        &self.p256dh
+    }
+
+    /// The subscriber's authentication secret (16 bytes).
+    pub fn auth(&self) -> &[u8] {
+        &self.auth
+    }
+
+    /// `keys.p256dh` as kept: base64url without padding.
+    pub fn p256dh_base64url(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.p256dh)
+    }
+
+    /// `keys.auth` as kept: base64url without padding.
+    pub fn auth_base64url(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.auth)
+    }
+}
+
+impl fmt::Debug for PushSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PushSubscription")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("p256dh", &self.p256dh_base64url())
+            .field("auth", &"<secret>")
+            .finish()
+    }
+}
+
+/// Checks a push endpoint (see [`PushSubscription`]): the URL, or what is wrong with it.
+pub fn push_endpoint(
+    s: &str,
+    destinations: &crate::destinations::Destinations,
+) -> Result<url::Url, String> {
+    if s.len() > PushSubscription::MAX_ENDPOINT_LEN {
+        return Err(format!(
+            "must be at most {} characters, got {}",
+            PushSubscription::MAX_ENDPOINT_LEN,
+            s.len()
+        ));
+    }
+    let url = url::Url::parse(s).map_err(|e| format!("is not a URL ({e}): {}", shown(s)))?;
+    let Some(host) = url.host() else {
+        return Err(format!("must name a host, got {}", shown(s)));
+    };
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("must name a host, got {}", shown(s)));
+    }
+    if url.port() == Some(0) {
+        return Err(format!(
+            "must name a port from 1 to 65535, got 0: {}",
+            shown(s)
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials; pushes are signed (VAPID) instead".into());
+    }
+    if url.fragment().is_some() {
+        return Err(format!("must not have a #fragment, got {}", shown(s)));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&host) => {}
+        "http" => {
+            return Err(
+                "must use https (http only to a push service on loopback, where the destination rules open it)"
+                    .into(),
+            )
+        }
+        other => return Err(format!("must use https, got {other:?}")),
+    }
+    destinations.check_host(&host)?;
+    Ok(url)
+}
+
+/// Whether `host` is this machine: a loopback address or `localhost`.
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+        url::Host::Domain(name) => {
+            crate::destinations::internal_name(name) == Some("loopback (localhost)")
+        }
+    }
+}
+
+/// `s` as base64url (with or without `=` padding) of exactly `bytes` bytes.
+fn base64url(s: &str, bytes: usize) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let longest = bytes.div_ceil(3) * 4;
+    if s.len() > longest {
+        return Err(format!(
+            "must be base64url of {bytes} bytes (at most {longest} characters), got {} characters",
+            s.chars().count()
+        ));
+    }
+    let unpadded = s.trim_end_matches('=');
+    if s.len() - unpadded.len() > 2 {
+        return Err(format!(
+            "must be base64url of {bytes} bytes, got {}",
+            shown(s)
+        ));
+    }
+    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(unpadded)
+        .map_err(|_| {
+            format!(
+                "must be base64url (A-Z, a-z, 0-9, '-' and '_') of {bytes} bytes, got {}",
+                shown(s)
+            )
+        })?;
+    if decoded.len() != bytes {
+        return Err(format!(
+            "must be base64url of {bytes} bytes, got {} bytes",
+            decoded.len()
+        ));
+    }
+    Ok(decoded)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,5 +603,131 @@ mod tests {
         }
         assert!(WebhookUrl::parse("http://hooks.example.com:1/x").is_ok());
         assert!(WebhookUrl::parse("https://hooks.example.com:65535/x").is_ok());
+    }
+
+    /// A subscription as a browser gives it (the keys of RFC 8291's example).
+    const P256DH: &str =
+        "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
+    const AUTH: &str = "BTBZMqHH6r4Tts7J_aSIgg";
+
+    fn subscription(
+        endpoint: &str,
+        p256dh: &str,
+        auth: &str,
+        destinations: &crate::destinations::Destinations,
+    ) -> Result<PushSubscription, Vec<(&'static str, String)>> {
+        PushSubscription::checked(Some(endpoint), Some(p256dh), Some(auth), destinations)
+    }
+
+    #[test]
+    fn a_browsers_push_subscription_parses_and_keeps_its_keys_unpadded() {
+        let public = crate::destinations::Destinations::public_only();
+        let s = subscription(
+            "https://fcm.googleapis.com/fcm/send/dZ7x:APA91b",
+            P256DH,
+            AUTH,
+            &public,
+        )
+        .unwrap();
+        assert_eq!(s.p256dh().len(), 65);
+        assert_eq!(s.auth().len(), 16);
+        assert_eq!(s.p256dh_base64url(), P256DH);
+        assert_eq!(s.auth_base64url(), AUTH);
+        // Padded base64url is the same keys.
+        let padded = subscription(
+            "https://updates.push.services.mozilla.com/wpush/v2/gAAAAA",
+            &format!("{P256DH}="),
+            &format!("{AUTH}=="),
+            &public,
+        )
+        .unwrap();
+        assert_eq!(padded.auth_base64url(), AUTH);
+        assert!(!format!("{s:?}").contains(AUTH), "Debug hides the secret");
+    }
+
+    #[test]
+    fn bad_push_subscriptions_are_refused_naming_each_field() {
+        let public = crate::destinations::Destinations::public_only();
+        let fields = |r: Result<PushSubscription, Vec<(&'static str, String)>>| {
+            r.unwrap_err()
+                .into_iter()
+                .map(|(f, _)| f)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            fields(PushSubscription::checked(None, None, None, &public)),
+            ["/endpoint", "/keys/p256dh", "/keys/auth"]
+        );
+        for endpoint in [
+            "http://push.example.com/x",
+            "ftp://push.example.com/x",
+            "https://user:pw@push.example.com/x",
+            "https://push.example.com/x#f",
+            "https://push.example.com:0/x",
+            "https://10.0.0.1/x",
+            "https://169.254.169.254/x",
+            "https://localhost/x",
+            "http://127.0.0.1:8080/x",
+            "not a url",
+        ] {
+            assert_eq!(
+                fields(subscription(endpoint, P256DH, AUTH, &public)),
+                ["/endpoint"],
+                "{endpoint}"
+            );
+        }
+        let long = format!("https://push.example.com/{}", "a".repeat(2048));
+        assert_eq!(
+            fields(subscription(&long, P256DH, AUTH, &public)),
+            ["/endpoint"]
+        );
+        let endpoint = "https://push.example.com/x";
+        // Standard base64, not an uncompressed point, the wrong length, not base64 at all.
+        let not_uncompressed = {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let mut point = b64.decode(P256DH).unwrap();
+            point[0] = 0x02;
+            b64.encode(point)
+        };
+        for p256dh in [
+            P256DH.replace('-', "+").replace('_', "/"),
+            not_uncompressed,
+            P256DH[..80].to_string(),
+            "not base64!".to_string(),
+            format!("{P256DH}AAAA"),
+        ] {
+            assert_eq!(
+                fields(subscription(endpoint, &p256dh, AUTH, &public)),
+                ["/keys/p256dh"],
+                "{p256dh}"
+            );
+        }
+        for auth in [
+            "",
+            "BTBZMqHH6r4Tts7J_aSI",
+            "BTBZMqHH6r4Tts7J_aSIggAA",
+            "BTBZ====",
+        ] {
+            assert_eq!(
+                fields(subscription(endpoint, P256DH, auth, &public)),
+                ["/keys/auth"],
+                "{auth}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_push_service_on_loopback_is_taken_over_http_only_where_loopback_is_opened() {
+        let opened =
+            crate::destinations::Destinations::allowing(vec![crate::destinations::Network::parse(
+                "127.0.0.0/8",
+            )
+            .unwrap()]);
+        assert!(subscription("http://127.0.0.1:8080/push/1", P256DH, AUTH, &opened).is_ok());
+        assert!(subscription("https://127.0.0.1:8443/push/1", P256DH, AUTH, &opened).is_ok());
+        // Opened or not, http goes nowhere else.
+        assert!(subscription("http://10.0.0.1/push/1", P256DH, AUTH, &opened).is_err());
+        assert!(subscription("http://push.example.com/1", P256DH, AUTH, &opened).is_err());
     }
 }

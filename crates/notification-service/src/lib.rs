@@ -1,10 +1,13 @@
 //! notification-service: tells customers what became of their orders, by log, e-mail,
-//! webhook and SMS, once per event and channel, with retries and a record of every attempt.
+//! webhook, SMS and Web Push, once per event and channel (and push subscription), with
+//! retries and a record of every attempt.
 //!
 //! Consumes `order.created` (who placed an order, and the `contact` it carried),
 //! `order.created.DLT` (orders that failed) and every `inventory.<event>` topic; keeps the
 //! defaults and channel preferences users register; serves `GET /api/notifications?orderId=`,
 //! `GET|PUT /api/users/{userId}/contact`, `GET|PUT /api/users/{userId}/notification-preferences`,
+//! `GET /api/push/vapid-public-key`, `GET|POST /api/users/{userId}/push-subscriptions`,
+//! `DELETE /api/users/{userId}/push-subscriptions/{id}` (Web Push),
 //! `POST /callbacks/sms` (an SMS provider's signed delivery receipts) and health on 8083;
 //! publishes `notification.failed` when a delivery gives up.
 //!
@@ -18,7 +21,8 @@
 //! - [`templates`]: subject, text and HTML per kind of notification.
 //! - [`delivery`]: the dispatcher (sends due deliveries, retries with backoff, marks
 //!   FAILED and falls back to another channel), the channels: log, e-mail (SMTP), webhook
-//!   (signed HTTP POST), SMS (a provider's HTTP API), the SMS delivery receipts, digests.
+//!   (signed HTTP POST), SMS (a provider's HTTP API), Web Push (encrypted, VAPID-signed),
+//!   the SMS delivery receipts, digests.
 //! - [`store`]: schema and every query; [`routes`]: the HTTP API.
 
 pub mod delivery;
@@ -85,6 +89,9 @@ pub struct NotifyArgs {
     pub sms: channels::sms::SmsArgs,
 
     #[command(flatten)]
+    pub push: channels::push::PushArgs,
+
+    #[command(flatten)]
     pub delivery: dispatcher::DeliveryArgs,
 
     /// Directory of template files replacing the built-in ones by name
@@ -117,13 +124,11 @@ pub async fn run(
     let templates = Arc::new(templates::Templates::load(
         config.notify.templates_dir.as_deref(),
     )?);
-    let channels = Arc::new(channels::Channels {
-        log: channels::log::LogChannel,
-        email: channels::email::EmailChannel::from_args(&config.notify.smtp)?,
-        webhook: channels::webhook::WebhookChannel::from_args(&config.notify.webhook)?,
-        sms: channels::sms::SmsChannel::from_args(&config.notify.sms)?,
-    });
-    let sms_callbacks = channels.sms.as_ref().and_then(|sms| sms.callbacks());
+    let email = channels::email::EmailChannel::from_args(&config.notify.smtp)?;
+    let webhook = channels::webhook::WebhookChannel::from_args(&config.notify.webhook)?;
+    let sms = channels::sms::SmsChannel::from_args(&config.notify.sms)?;
+    let push = config.notify.push.settings()?;
+    let sms_callbacks = sms.as_ref().and_then(|sms| sms.callbacks());
 
     let webhooks = config.notify.webhook.destinations.destinations();
     let topics = config.kafka.topics();
@@ -142,6 +147,21 @@ pub async fn run(
     else {
         return Ok(()); // stopped while it waited for its database or brokers
     };
+    // Push needs the database: its subscriptions, and its VAPID key unless a file keeps it.
+    let push = match push {
+        Some(settings) => Some(
+            channels::push::PushChannel::start(&settings, runtime.db.clone(), webhooks.clone())
+                .await?,
+        ),
+        None => None,
+    };
+    let channels = Arc::new(channels::Channels {
+        log: channels::log::LogChannel,
+        email,
+        webhook,
+        sms,
+        push,
+    });
     let wake = Arc::new(Notify::new());
     let clock = schedule::Clock::system();
     let notifier = notices::Notifier {

@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::delivery::channels::log::LogChannel;
-use crate::delivery::channels::Channels;
+use crate::delivery::channels::{lane, per_recipient, Channels};
 use crate::preferences::{ChannelsByKind, Preferences};
 use crate::schedule::{Clock, Decision, Schedule, HELD_DIGEST};
 use crate::store::{self, NewDelivery, NewNotification, OrderContact, Routed};
@@ -128,6 +128,7 @@ impl Notifier {
             .collect();
         let defaults = store::user_contacts(tx, &users).await?;
         let preferences = store::user_preferences(tx, &users).await?;
+        let push = self.push_subscriptions(tx, &users).await?;
         let schedules = schedules_of(&preferences);
 
         let mut rows = Vec::with_capacity(notices.len());
@@ -148,6 +149,7 @@ impl Notifier {
                     &context,
                     order,
                     defaults.get(&order.user_id),
+                    subscriptions_of(&push, order.user_id),
                     preferences.get(&order.user_id).map(|p| &p.channels),
                 )?),
                 None => None,
@@ -219,6 +221,7 @@ impl Notifier {
         let users: BTreeSet<i64> = orders.values().map(|o| o.user_id).collect();
         let defaults = store::user_contacts(tx, &users).await?;
         let preferences = store::user_preferences(tx, &users).await?;
+        let push = self.push_subscriptions(tx, &users).await?;
         let schedules = schedules_of(&preferences);
         let mut plans = Vec::with_capacity(waiting.len());
         for w in &waiting {
@@ -232,6 +235,7 @@ impl Notifier {
                 &context,
                 order,
                 defaults.get(&order.user_id),
+                subscriptions_of(&push, order.user_id),
                 preferences.get(&order.user_id).map(|p| &p.channels),
             )?;
             store::set_routed(tx, w.id, &plan.routed()).await?;
@@ -252,9 +256,21 @@ impl Notifier {
         self.queue(tx, &routed, &schedules).await
     }
 
+    /// The push subscriptions of `users` (ids, newest first), if push is on here.
+    async fn push_subscriptions(
+        &self,
+        tx: &mut Tx,
+        users: &BTreeSet<i64>,
+    ) -> Result<HashMap<i64, Vec<i64>>, HandleError> {
+        if self.channels.push.is_none() || users.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(store::push_subscription_ids(tx, users).await?)
+    }
+
     /// Renders a notification for its user and works out its channels (`defaults`: the
-    /// user's registered contact, if any; `preferences`: the channels the user wants per
-    /// kind, if they said).
+    /// user's registered contact, if any; `push`: the user's push subscriptions;
+    /// `preferences`: the channels the user wants per kind, if they said).
     #[allow(clippy::too_many_arguments)]
     fn plan(
         &self,
@@ -264,6 +280,7 @@ impl Notifier {
         context: &Value,
         order: &OrderContact,
         defaults: Option<&Contact>,
+        push: &[i64],
         preferences: Option<&ChannelsByKind>,
     ) -> Result<Plan, HandleError> {
         let mut template_context = context["fields"].clone();
@@ -276,7 +293,7 @@ impl Notifier {
         template_context["user_id"] = json!(order.user_id);
         let reachable = self
             .channels
-            .recipients(order.user_id, &order.contact, defaults);
+            .recipients(order.user_id, &order.contact, defaults, push);
         let mut recipients = reachable.clone();
         if let Some(preferences) = preferences {
             recipients.retain(|(channel, _)| preferences.allows(kind, channel));
@@ -339,8 +356,9 @@ impl Notifier {
         let now_ms = now.timestamp_millis();
         let mut deliveries = Vec::new();
         let mut routing_of = Vec::new();
-        // Deliveries to gather into a digest, by user and channel, in the order routed.
-        let mut digests: BTreeMap<(i64, &'static str), Vec<usize>> = BTreeMap::new();
+        // Deliveries to gather into a digest, by user and lane (the channel; for push, the
+        // channel and the subscription), in the order routed.
+        let mut digests: BTreeMap<(i64, String), Vec<usize>> = BTreeMap::new();
         for (i, r) in routed.iter().enumerate() {
             let schedule = schedules.get(&r.user_id);
             for (channel, recipient) in &r.plan.recipients {
@@ -351,7 +369,7 @@ impl Notifier {
                     r.user_id,
                     channel,
                     recipient.clone(),
-                    idempotency_key(r.event_id, channel),
+                    idempotency_key(r.event_id, &lane(channel, recipient)),
                     now_ms,
                 );
                 if channel == LogChannel::NAME {
@@ -366,7 +384,7 @@ impl Notifier {
                             d.due_ms = window_due.timestamp_millis();
                             d.held = Some(HELD_DIGEST);
                             digests
-                                .entry((r.user_id, channel))
+                                .entry((r.user_id, lane(channel, recipient)))
                                 .or_default()
                                 .push(deliveries.len());
                         }
@@ -376,14 +394,16 @@ impl Notifier {
                 routing_of.push(i);
             }
         }
-        // Each group joins the user's open window on its channel, or its first delivery
-        // opens one (and carries the digest, under the digest's key) and the rest join it.
-        for ((user_id, channel), members) in &digests {
-            let open = store::open_digest(tx, *user_id, channel, now_ms).await?;
+        // Each group joins the user's open window on its lane, or its first delivery opens
+        // one (and carries the digest, under the digest's key) and the rest join it.
+        for ((user_id, lane_key), members) in &digests {
+            let first = &deliveries[members[0]];
+            let recipient = per_recipient(first.channel).then_some(first.recipient.as_str());
+            let open = store::open_digest(tx, *user_id, first.channel, recipient, now_ms).await?;
             let (key, due_ms, joining) = match open {
                 Some(open) => (open.key, open.due_ms, &members[..]),
                 None => {
-                    let key = crate::delivery::digest::key(*user_id, channel, now_ms);
+                    let key = crate::delivery::digest::key(*user_id, lane_key, now_ms);
                     let first = &mut deliveries[members[0]];
                     first.idempotency_key = key.clone();
                     first.digest = Some(key.clone());
@@ -413,7 +433,7 @@ impl Notifier {
                     routed[i].user_id,
                     d.channel,
                     d.recipient.clone(),
-                    idempotency_key(routed[i].event_id, d.channel),
+                    idempotency_key(routed[i].event_id, &lane(d.channel, &d.recipient)),
                     d.due_ms,
                 );
                 joining.gathered = true;
@@ -452,6 +472,12 @@ impl Notifier {
         }
         Ok(())
     }
+}
+
+/// `user_id`'s push subscriptions among `push` (none if it has none).
+fn subscriptions_of(push: &HashMap<i64, Vec<i64>>, user_id: i64) -> &[i64] {
+    const NONE: &[i64] = &[];
+    push.get(&user_id).map_or(NONE, Vec::as_slice)
 }
 
 /// Each user's timing, as [`crate::schedule`] applies it (users whose timing changes
@@ -520,6 +546,7 @@ pub(crate) mod tests {
             webhook: crate::delivery::channels::webhook::WebhookChannel::from_args(&webhook)
                 .unwrap(),
             sms: None,
+            push: None,
         };
         let notifier = Notifier {
             templates: Arc::new(Templates::load(None).unwrap()),
@@ -653,6 +680,140 @@ pub(crate) mod tests {
             routed,
             expected.map(|(k, c)| (k.to_string(), c.to_string()))
         );
+    }
+
+    /// The notifier of [`notifier`] with Web Push on (the log and push channels only) and
+    /// two subscriptions of user 42 registered; their recipients, newest first.
+    async fn with_two_push_subscriptions(notifier: &mut Notifier, db: &Database) -> [String; 2] {
+        use crate::delivery::channels::push::{self, PushArgs, PushChannel};
+        use contracts::destinations::Destinations;
+        let args = PushArgs {
+            push_subject: Some("mailto:ops@example.com".into()),
+            push_vapid_key_file: None,
+            push_ttl_seconds: 60,
+            push_timeout_ms: 1_000,
+        };
+        let settings = args.settings().unwrap().expect("push is on");
+        let channel = PushChannel::start(&settings, db.clone(), Destinations::public_only())
+            .await
+            .unwrap();
+        notifier.channels = Arc::new(Channels {
+            log: LogChannel,
+            email: None,
+            webhook: None,
+            sms: None,
+            push: Some(channel),
+        });
+        let mut ids = Vec::new();
+        for browser in ["phone", "laptop"] {
+            // RFC 8291's example keys: any valid subscription will do here.
+            let endpoint = format!("https://push.example.net/wpush/{browser}");
+            let subscription = contracts::values::PushSubscription::checked(
+                Some(endpoint.as_str()),
+                Some("BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"),
+                Some("BTBZMqHH6r4Tts7J_aSIgg"),
+                &Destinations::public_only(),
+            )
+            .unwrap();
+            match store::register_push_subscription(db, 42, &subscription, 20)
+                .await
+                .unwrap()
+            {
+                store::Registered::Created(view) => ids.push(view.id),
+                other => panic!("{other:?}"),
+            }
+        }
+        [push::recipient(ids[1]), push::recipient(ids[0])]
+    }
+
+    fn confirmed(order_id: i64) -> Notice {
+        Notice {
+            event_id: contracts::new_event_id(),
+            order_id,
+            event_type: "inventory.reserved".into(),
+            kind: "order.confirmed",
+            fields: json!({"items": []}),
+            event: json!({}),
+            trace: String::new(),
+        }
+    }
+
+    /// `(recipient, idempotency key, status, digest)` of every push delivery, in order.
+    async fn push_deliveries(db: &Database) -> Vec<(String, String, String, Option<String>)> {
+        let rows = sqlx::query(
+            "SELECT recipient, idempotency_key, status, digest FROM deliveries
+             WHERE channel = 'push' ORDER BY id",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        rows.iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_push_subscription_of_a_user_gets_a_delivery_of_its_own() {
+        let (mut notifier, db) = notifier().await;
+        let recipients = with_two_push_subscriptions(&mut notifier, &db).await;
+        let mut tx = db.begin().await.unwrap();
+        notifier
+            .order_seen(&mut tx, 7, 42, Contact::default())
+            .await
+            .unwrap();
+        notifier.record(&mut tx, &confirmed(7)).await.unwrap();
+        tx.commit().await.unwrap();
+        let pushes = push_deliveries(&db).await;
+        let to: Vec<&str> = pushes.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(to, recipients, "newest subscription first");
+        assert_ne!(pushes[0].1, pushes[1].1, "a key of its own each");
+        assert!(pushes.iter().all(|p| p.2 == PENDING && p.3.is_none()));
+    }
+
+    #[tokio::test]
+    async fn each_push_subscription_of_a_digest_user_has_a_window_of_its_own() {
+        let (mut notifier, db) = notifier().await;
+        let recipients = with_two_push_subscriptions(&mut notifier, &db).await;
+        let preferences = Preferences {
+            timing: crate::preferences::Timing {
+                digest_minutes: 10,
+                ..Default::default()
+            },
+            ..Preferences::default()
+        };
+        store::put_notification_preferences(&db, 42, &preferences)
+            .await
+            .unwrap();
+        let mut tx = db.begin().await.unwrap();
+        notifier
+            .order_seen(&mut tx, 7, 42, Contact::default())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        // Two notices, each in a transaction of its own: the second joins the windows the
+        // first opened.
+        for _ in 0..2 {
+            let mut tx = db.begin().await.unwrap();
+            notifier.record(&mut tx, &confirmed(7)).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let pushes = push_deliveries(&db).await;
+        assert_eq!(pushes.len(), 4, "{pushes:?}");
+        let mut digests = Vec::new();
+        for recipient in &recipients {
+            let mine: Vec<_> = pushes.iter().filter(|p| &p.0 == recipient).collect();
+            let statuses: Vec<&str> = mine.iter().map(|p| p.2.as_str()).collect();
+            assert_eq!(
+                statuses,
+                [PENDING, store::GATHERED],
+                "{recipient}: {pushes:?}"
+            );
+            let digest = mine[0].3.clone().expect("the first carries the digest");
+            assert_eq!(mine[0].1, digest, "it goes under the digest's key");
+            assert_eq!(mine[1].3.as_ref(), Some(&digest), "the second joins it");
+            digests.push(digest);
+        }
+        assert_ne!(digests[0], digests[1], "a window per subscription");
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //! Kinds are named as the order's final statuses: `CONFIRMED` (`order.confirmed`),
 //! `REJECTED` (`order.rejected`), `CANCELLED` (`order.cancelled`) and `FAILED` (the order
 //! could not be processed: `order.failed`). For each, a user names the channels they want
-//! (`log`, `email`, `webhook`, `sms`); a kind they do not name gets every channel, as does
-//! every kind for a user with no preferences, and `order.updated` (an inventory event this
-//! version does not know) always: without preferences, nothing changes. A channel chosen
-//! but not configured here, or without an address for the user, sends nothing, as before.
+//! (`log`, `email`, `webhook`, `sms`, `push`); a kind they do not name gets every channel,
+//! as does every kind for a user with no preferences, and `order.updated` (an inventory
+//! event this version does not know) always: without preferences, nothing changes. A
+//! channel chosen but not configured here, or without an address (a push subscription)
+//! for the user, sends nothing, as before.
 //!
 //! Applied when a notification is routed ([`crate::notices`]): a preference changed later
 //! does not change deliveries already queued.
@@ -30,7 +31,7 @@ pub const KINDS: [(&str, &str); 4] = [
 ];
 
 /// The channels a user may name.
-pub const CHANNELS: [&str; 4] = ["log", "email", "webhook", "sms"];
+pub const CHANNELS: [&str; 5] = ["log", "email", "webhook", "sms", "push"];
 
 /// Per kind, the channels wanted. A kind left out (or `null`) gets every channel; an empty
 /// list, none. Unknown kinds are refused (422).

@@ -7,6 +7,10 @@
 //! - `GET /api/users/{userId}/notification-preferences`, `PUT …`: the channels a user wants
 //!   per kind of notification, and quiet hours, critical kinds and a digest window
 //!   ([`crate::preferences`]; PUT replaces).
+//! - `GET /api/push/vapid-public-key`: the key pages subscribe to Web Push with (public).
+//! - `GET|POST /api/users/{userId}/push-subscriptions`,
+//!   `DELETE /api/users/{userId}/push-subscriptions/{subscriptionId}`: a user's browsers'
+//!   Web Push subscriptions (POST takes what `PushSubscription.toJSON()` gives, as it is).
 //! - `POST /callbacks/sms`: an SMS provider's delivery receipts; no credential, each
 //!   request signed with the SMS auth token (`X-Twilio-Signature`).
 
@@ -14,21 +18,23 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use contracts::destinations::Destinations;
-use contracts::values::UserId;
+use contracts::values::{PushSubscription, UserId};
 use contracts::{Contact, Topics};
 use platform::auth::{Caller, Routes};
 use platform::db::Database;
 use platform::http::{ApiJson, FieldError, Problem};
 use platform::metrics::Metrics;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::delivery::channels::sms;
+use crate::delivery::channels::{push, sms};
 use crate::delivery::receipts::{self, Recorded, SmsReceipt};
 use crate::preferences::{ChannelsByKind, Preferences, QuietHours, Timing};
-use crate::store::{self, Notification, UserContact, UserPreferences};
+use crate::store::{
+    self, Notification, PushSubscriptionView, Registered, UserContact, UserPreferences,
+};
 
 /// What the handlers need.
 #[derive(Clone)]
@@ -67,6 +73,17 @@ pub fn routes(state: AppState) -> Routes {
             "/api/users/{user_id}/notification-preferences",
             get(get_preferences).put(put_preferences),
         )
+        .route(
+            "/api/users/{user_id}/push-subscriptions",
+            get(list_push_subscriptions).post(add_push_subscription),
+        )
+        .route(
+            "/api/users/{user_id}/push-subscriptions/{subscription_id}",
+            delete(remove_push_subscription),
+        )
+        .with_state(state.clone());
+    let push_key = Router::new()
+        .route("/api/push/vapid-public-key", get(vapid_public_key))
         .with_state(state.clone());
     let callbacks = Router::new()
         .route("/callbacks/sms", post(sms_status))
@@ -74,6 +91,7 @@ pub fn routes(state: AppState) -> Routes {
     let docs = platform::http::openapi::routes(&openapi());
     Routes::default()
         .public(docs)
+        .public(push_key)
         .public(callbacks)
         .customers(customers)
 }
@@ -90,9 +108,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         title = "OpenOrder notification-service",
         description = "The notifications of each order with each channel's delivery, and where users are reached by default. Every error is an RFC 9457 problem (application/problem+json)."
     ),
-    paths(list, get_contact, put_contact, get_preferences, put_preferences, sms_status),
+    paths(list, get_contact, put_contact, get_preferences, put_preferences, vapid_public_key,
+        list_push_subscriptions, add_push_subscription, remove_push_subscription, sms_status),
     tags(
         (name = "notifications", description = "With customer authentication, only the caller's own."),
+        (name = "push", description = "Web Push: the key pages subscribe with (public), and each user's subscriptions (with customer authentication, only the caller's own)."),
         (name = "callbacks", description = "Called by providers: no credential, every request signed."),
     )
 )]
@@ -227,8 +247,8 @@ async fn put_contact(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PreferencesBody {
     /// Per kind (`CONFIRMED`, `REJECTED`, `CANCELLED`, `FAILED`: could not be processed),
-    /// the channels wanted (`log`, `email`, `webhook`, `sms`); a kind left out gets every
-    /// channel, an empty list none. Left out: every kind gets every channel.
+    /// the channels wanted (`log`, `email`, `webhook`, `sms`, `push`); a kind left out gets
+    /// every channel, an empty list none. Left out: every kind gets every channel.
     #[serde(default, deserialize_with = "platform::http::object")]
     channels: ChannelsByKind,
     /// An IANA time zone name (`Europe/Berlin`, `America/New_York`, `UTC`): where the quiet
@@ -282,8 +302,8 @@ async fn get_preferences(
 
 /// Set (replace) which channels a user wants per kind of notification: `CONFIRMED`,
 /// `REJECTED`, `CANCELLED`, `FAILED` (could not be processed), each a list of `log`,
-/// `email`, `webhook`, `sms`. A kind left out gets every channel. And when notices come:
-/// quiet hours in the user's time zone (held until they end), critical kinds (at once),
+/// `email`, `webhook`, `sms`, `push`. A kind left out gets every channel. And when notices
+/// come: quiet hours in the user's time zone (held until they end), critical kinds (at once),
 /// a digest window (one message per channel for the notices inside it). Applies to
 /// notifications routed from now on.
 #[utoipa::path(put, path = "/api/users/{userId}/notification-preferences", tag = "notifications",
@@ -332,6 +352,217 @@ async fn put_preferences(
     Ok(Json(
         store::put_notification_preferences(&db, user_id, &preferences).await?,
     ))
+}
+
+/// `GET /api/push/vapid-public-key` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct VapidPublicKey {
+    /// base64url of the service's VAPID public key (an uncompressed P-256 point): the
+    /// `applicationServerKey` of `pushManager.subscribe`.
+    #[schema(
+        example = "BDd3_hVL9fZi9Ybo2UUzA284WG5FZR30_95YeZJsiApwXKpNcF1rRPF3foIiBHXRdJI2Qhumhf6_LFTeZaNndIo"
+    )]
+    public_key: String,
+}
+
+/// The key a page subscribes to Web Push with: pass it to
+/// `registration.pushManager.subscribe({userVisibleOnly: true, applicationServerKey})`,
+/// then post the subscription to `POST /api/users/{userId}/push-subscriptions`. Public: it
+/// is a public key.
+#[utoipa::path(get, path = "/api/push/vapid-public-key", tag = "push",
+    security(()),
+    responses(
+        (status = 200, description = "The public key", body = VapidPublicKey),
+        (status = 404, description = "Web Push is not configured here (`--push-subject`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn vapid_public_key(State(state): State<AppState>) -> Result<Json<VapidPublicKey>, Problem> {
+    match &state.channels.push {
+        Some(push) => Ok(Json(VapidPublicKey {
+            public_key: push.public_key().to_string(),
+        })),
+        None => Err(push_off()),
+    }
+}
+
+fn push_off() -> Problem {
+    Problem::not_found("Web Push is not configured here (--push-subject)")
+}
+
+/// `POST /api/users/{userId}/push-subscriptions` body: the object
+/// `PushSubscription.toJSON()` gives, as it is. Unknown fields are refused (422).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PushSubscriptionBody {
+    /// The push service's URL for this browser: `https://`, to a public address.
+    #[serde(default)]
+    #[schema(format = "iri", pattern = "^https://", max_length = 2048)]
+    endpoint: Option<String>,
+    /// When the push service ends the subscription (ms since the epoch), or null: taken
+    /// and not used (a push to an ended subscription is answered 404 or 410, and the
+    /// subscription is removed then).
+    #[serde(default)]
+    #[schema(value_type = Option<f64>)]
+    expiration_time: Option<serde_json::Value>,
+    /// The keys the notifications are encrypted for.
+    #[serde(default, deserialize_with = "platform::http::optional_object")]
+    keys: Option<PushKeysBody>,
+}
+
+/// A push subscription's keys, as the browser gives them.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PushKeysBody {
+    /// base64url of the browser's P-256 public key (an uncompressed point, 65 bytes).
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{86}[AEIMQUYcgkosw048]=?$")]
+    p256dh: Option<String>,
+    /// base64url of the browser's authentication secret (16 bytes).
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{21}[AQgw](==)?$")]
+    auth: Option<String>,
+}
+
+/// A user's Web Push subscriptions, oldest first.
+#[utoipa::path(get, path = "/api/users/{userId}/push-subscriptions", tag = "push",
+    security((), ("customerJwt" = []), ("operatorToken" = [])),
+    params(("userId" = i64, Path, minimum = 1)),
+    responses(
+        (status = 200, description = "The subscriptions (none: an empty list)", body = Vec<PushSubscriptionView>),
+        (status = 400, description = "`userId` is not a positive integer", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another user's", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(user = %raw))]
+async fn list_push_subscriptions(
+    State(db): State<Database>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<Json<Vec<PushSubscriptionView>>, Problem> {
+    let user_id = user_id(&raw)?;
+    caller.may_act_for(user_id)?;
+    Ok(Json(store::push_subscriptions_of(&db, user_id).await?))
+}
+
+/// Register a browser's Web Push subscription for a user: the object
+/// `PushSubscription.toJSON()` gives, as it is (`endpoint`, `expirationTime`, `keys.p256dh`,
+/// `keys.auth`). The user's notifications then go to it too, one push per subscription,
+/// unless their preferences leave `push` out. Idempotent on the endpoint: the same
+/// subscription again is 200 with the same id. The endpoint must be `https` to a public
+/// address (the webhook destination rules).
+#[utoipa::path(post, path = "/api/users/{userId}/push-subscriptions", tag = "push",
+    security((), ("customerJwt" = []), ("operatorToken" = [])),
+    params(("userId" = i64, Path, minimum = 1)),
+    request_body = PushSubscriptionBody,
+    responses(
+        (status = 201, description = "Registered", body = PushSubscriptionView),
+        (status = 200, description = "Registered already (its keys updated if they changed): the same subscription", body = PushSubscriptionView),
+        (status = 400, description = "`userId` is not a positive integer, or not one JSON object", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another user's", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Web Push is not configured here (`--push-subject`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The endpoint is another user's with other keys, or the user has 20 subscriptions already", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field missing or not as a browser gives it: an endpoint not `https` to a public address, a `p256dh` that is not base64url of a P-256 point, an `auth` not of 16 bytes; each named by its JSON pointer (`/keys/p256dh`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is away; nothing was written", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(user = %raw))]
+async fn add_push_subscription(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<PushSubscriptionBody>,
+) -> Result<(StatusCode, Json<PushSubscriptionView>), Problem> {
+    let user_id = user_id(&raw)?;
+    caller.may_act_for(user_id)?;
+    if state.channels.push.is_none() {
+        return Err(push_off());
+    }
+    let keys = body.keys.unwrap_or_default();
+    let subscription = PushSubscription::checked(
+        body.endpoint.as_deref(),
+        keys.p256dh.as_deref(),
+        keys.auth.as_deref(),
+        &state.webhooks,
+    )
+    .map_err(|bad| {
+        Problem::invalid_fields(
+            bad.into_iter()
+                .map(|(field, m)| FieldError::new(field, m))
+                .collect(),
+        )
+    })?;
+    if p256::PublicKey::from_sec1_bytes(subscription.p256dh()).is_err() {
+        return Err(Problem::invalid_fields(vec![FieldError::new(
+            "/keys/p256dh",
+            "is not a point on the P-256 curve",
+        )]));
+    }
+    let registered = store::register_push_subscription(
+        &state.db,
+        user_id,
+        &subscription,
+        push::MAX_SUBSCRIPTIONS_PER_USER,
+    )
+    .await?;
+    match registered {
+        Registered::Created(view) => Ok((StatusCode::CREATED, Json(view))),
+        Registered::Existing(view) => Ok((StatusCode::OK, Json(view))),
+        Registered::Taken => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "push-subscription-taken",
+            "Push subscription taken",
+            "this endpoint is registered for another user, with other keys; nothing was changed",
+        )),
+        Registered::TooMany { max } => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "too-many-push-subscriptions",
+            "Too many push subscriptions",
+            format!("user {user_id} has {max} push subscriptions, the most one may have: remove one first"),
+        )),
+    }
+}
+
+/// Remove one of a user's Web Push subscriptions (a page does when the browser
+/// unsubscribes, or the user signs out there). Pushes still queued for it fail.
+#[utoipa::path(delete, path = "/api/users/{userId}/push-subscriptions/{subscriptionId}", tag = "push",
+    security((), ("customerJwt" = []), ("operatorToken" = [])),
+    params(("userId" = i64, Path, minimum = 1), ("subscriptionId" = i64, Path, minimum = 1)),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "`userId` or `subscriptionId` is not a positive integer", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another user's", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The user has no such subscription", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is away; nothing was written", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(user = %raw))]
+async fn remove_push_subscription(
+    State(db): State<Database>,
+    caller: Caller,
+    Path((raw, raw_id)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    let user_id = user_id(&raw)?;
+    caller.may_act_for(user_id)?;
+    let id = raw_id
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            Problem::bad_parameter(
+                "subscriptionId",
+                format!("must be a positive integer, got {raw_id:?}"),
+            )
+        })?;
+    if store::remove_push_subscription(&db, Some(user_id), id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::not_found(format!(
+            "user {user_id} has no push subscription {id}"
+        )))
+    }
 }
 
 /// What an SMS provider posts to `/callbacks/sms` (its status callback); every field it

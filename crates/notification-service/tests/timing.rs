@@ -79,6 +79,7 @@ async fn service(t0: DateTime<Utc>, fallback: &[&str]) -> Service {
         email: None,
         webhook: webhook::WebhookChannel::from_args(&webhook).unwrap(),
         sms: None,
+        push: None,
     });
     let clock = Clock::manual(t0);
     let notifier = Notifier {

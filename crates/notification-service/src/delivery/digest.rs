@@ -19,7 +19,8 @@ pub const KIND: &str = "notification.digest";
 /// The digest's idempotency key: a UUID (version 8) made of the window's start (its first
 /// 48 bits, as the keys of single notices begin with their event's time) and a hash of
 /// user, channel and start. The same window has the same key, however often its message is
-/// sent.
+/// sent. On push, where each subscription has windows of its own, `channel` is the lane
+/// ([`crate::delivery::channels::lane`]).
 pub fn key(user_id: i64, channel: &str, window_start_ms: i64) -> String {
     let hash = Uuid::new_v5(
         &crate::notices::KEY_NAMESPACE,
@@ -46,8 +47,8 @@ pub struct Item {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Composed {
     pub subject: String,
-    /// The plain text: a line per notice (its subject and text). For SMS, the subjects
-    /// only, one after another (a text message has little room).
+    /// The plain text: a line per notice (its subject and text). For SMS and push, the
+    /// subjects only, one after another (a text message or a notification has little room).
     pub text: String,
     pub html: String,
     /// The webhook body (JSON).
@@ -66,7 +67,11 @@ pub fn compose(
 ) -> Composed {
     let count = items.len();
     let subject = format!("{count} updates on your orders");
-    let text = if channel == crate::delivery::channels::sms::NAME {
+    let short = [
+        crate::delivery::channels::sms::NAME,
+        crate::delivery::channels::push::NAME,
+    ];
+    let text = if short.contains(&channel) {
         let subjects: Vec<&str> = items.iter().map(|i| i.subject.trim()).collect();
         format!("{subject}: {}.", subjects.join("; "))
     } else {

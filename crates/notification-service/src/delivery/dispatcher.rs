@@ -78,7 +78,7 @@ pub struct DeliveryArgs {
         long,
         env = "OPENORDER_NOTIFY_FALLBACK",
         value_delimiter = ',',
-        value_parser = ["log", "email", "webhook", "sms"]
+        value_parser = ["log", "email", "webhook", "sms", "push"]
     )]
     pub notify_fallback: Vec<String>,
 }
@@ -424,6 +424,7 @@ mod tests {
             webhook: crate::delivery::channels::webhook::WebhookChannel::from_args(&webhook)
                 .unwrap(),
             sms: None,
+            push: None,
         });
         let notifier = Notifier {
             templates: Arc::new(Templates::load(None).unwrap()),

@@ -16,7 +16,9 @@
 //! A channel the user's preferences leave out for the kind may still be the fallback: the
 //! preferences say where a notice goes, the fallback where it goes when that failed. A
 //! channel whose message was not rendered when the notice was routed (the user gave an
-//! e-mail address or a webhook only later) is passed over.
+//! e-mail address or a webhook only later) is passed over. A fallback to push goes to the
+//! user's newest subscription (one fallback per notice); a push that failed because its
+//! subscription is gone falls back like any other failure.
 
 use std::collections::BTreeSet;
 
@@ -102,7 +104,14 @@ pub async fn fall_back(
     };
     let users = BTreeSet::from([user_id]);
     let defaults = store::user_contacts(tx, &users).await?;
-    let reachable = channels.recipients(user_id, &own, defaults.get(&user_id));
+    let push = match channels.push {
+        Some(_) => store::push_subscription_ids(tx, &users)
+            .await?
+            .remove(&user_id)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let reachable = channels.recipients(user_id, &own, defaults.get(&user_id), &push);
     let used: Vec<String> =
         sqlx::query_scalar("SELECT channel FROM deliveries WHERE notification_id = $1")
             .bind(notification_id)

@@ -4,7 +4,7 @@
 //!   backoff, marks `FAILED` with a `notification.failed` event (its SQL is in
 //!   [`crate::store`], with the rest of the service's).
 //! - [`channels`]: log, e-mail (SMTP), webhook (signed HTTP POST), SMS (a provider's
-//!   HTTP API). The log channel is written in the transaction that queues the deliveries
+//!   HTTP API), Web Push (encrypted for each browser, VAPID-signed). The log channel is written in the transaction that queues the deliveries
 //!   ([`crate::notices`]): it cannot fail, so it needs no dispatcher round.
 //! - [`receipts`]: what an SMS provider reports later (delivered or not), which moves a
 //!   `SENT` delivery on.

@@ -38,3 +38,4 @@ mod retention;
 mod secrets;
 mod stops;
 mod upgrade;
+mod web_push;

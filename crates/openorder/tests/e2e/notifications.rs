@@ -31,7 +31,7 @@ fn secret_key() -> Vec<u8> {
 }
 
 /// E-mail to `smtp` (if any), webhooks signed with [`SECRET`], fast retries.
-fn notify(smtp: Option<&SmtpSink>, max_attempts: i64) -> NotifyArgs {
+pub(crate) fn notify(smtp: Option<&SmtpSink>, max_attempts: i64) -> NotifyArgs {
     let mut n = NotifyArgs::defaults();
     if let Some(smtp) = smtp {
         n.smtp.smtp_host = Some("127.0.0.1".into());
@@ -45,7 +45,7 @@ fn notify(smtp: Option<&SmtpSink>, max_attempts: i64) -> NotifyArgs {
     n
 }
 
-async fn stack(broker: BrokerKind, db: DbKind, notify: NotifyArgs) -> Option<Stack> {
+pub(crate) async fn stack(broker: BrokerKind, db: DbKind, notify: NotifyArgs) -> Option<Stack> {
     Stack::spawn(
         broker,
         db,
@@ -63,7 +63,7 @@ fn order_with_contact(user_id: i64, sku: &str, qty: i64, contact: Value) -> Valu
 
 /// Waits until the order has `count` notifications whose deliveries are all final
 /// (DELIVERED or FAILED); returns them.
-async fn settled_notifications(base: &str, order_id: i64, count: usize) -> Vec<Value> {
+pub(crate) async fn settled_notifications(base: &str, order_id: i64, count: usize) -> Vec<Value> {
     let http = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
@@ -92,7 +92,7 @@ async fn settled_notifications(base: &str, order_id: i64, count: usize) -> Vec<V
 }
 
 /// The `field` of each entry of a problem's `errors`, in order.
-fn problem_fields(problem: &Value) -> Vec<&str> {
+pub(crate) fn problem_fields(problem: &Value) -> Vec<&str> {
     problem["errors"]
         .as_array()
         .unwrap()
@@ -101,7 +101,7 @@ fn problem_fields(problem: &Value) -> Vec<&str> {
         .collect()
 }
 
-fn delivery<'a>(notification: &'a Value, channel: &str) -> &'a Value {
+pub(crate) fn delivery<'a>(notification: &'a Value, channel: &str) -> &'a Value {
     notification["deliveries"]
         .as_array()
         .unwrap()

@@ -6,13 +6,16 @@
 //! - [`webhook`]: an HTTP POST of a JSON body signed per the Standard Webhooks spec.
 //! - [`sms`]: a text message through a provider with Twilio's Messages API, with
 //!   delivery receipts by signed status callback.
+//! - [`push`]: Web Push to the browsers a user subscribed (RFC 8030, encrypted per RFC 8291,
+//!   signed with VAPID per RFC 8292), one delivery per subscription.
 //!
-//! A new provider (push, say) is a new implementation of [`Channel`] plus a line in
+//! A new provider is a new implementation of [`Channel`] plus a line in
 //! [`Channels::recipients`] and [`Channels::get`]; or, without code, a webhook receiver that
 //! forwards to the provider.
 
 pub mod email;
 pub mod log;
+pub mod push;
 pub mod sms;
 pub mod webhook;
 
@@ -73,7 +76,7 @@ pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Sent, SendError>> +
 
 /// A way to reach a customer.
 pub trait Channel: Send + Sync {
-    /// The name stored with each delivery (`log`, `email`, `webhook`, `sms`).
+    /// The name stored with each delivery (`log`, `email`, `webhook`, `sms`, `push`).
     fn name(&self) -> &'static str;
     /// Sends one message; returns when the receiver has accepted it (or refused it).
     fn send<'a>(&'a self, message: &'a Outgoing) -> SendFuture<'a>;
@@ -85,6 +88,7 @@ pub struct Channels {
     pub email: Option<email::EmailChannel>,
     pub webhook: Option<webhook::WebhookChannel>,
     pub sms: Option<sms::SmsChannel>,
+    pub push: Option<push::PushChannel>,
 }
 
 impl Channels {
@@ -95,19 +99,22 @@ impl Channels {
             "email" => self.email.as_ref().map(|c| c as &dyn Channel),
             "webhook" => self.webhook.as_ref().map(|c| c as &dyn Channel),
             sms::NAME => self.sms.as_ref().map(|c| c as &dyn Channel),
+            push::NAME => self.push.as_ref().map(|c| c as &dyn Channel),
             _ => None,
         }
     }
 
     /// Where a notification for `user_id` goes: the log always; e-mail, webhook and SMS
     /// when configured and an address (a number) is known. The order's own contact wins
-    /// over the user's registered defaults, field by field. (The user's preferences may
-    /// leave some out: [`crate::preferences`].)
+    /// over the user's registered defaults, field by field. Push, when configured, to each
+    /// of the user's `push_subscriptions` (their ids, newest first). (The user's preferences
+    /// may leave some out: [`crate::preferences`].)
     pub fn recipients(
         &self,
         user_id: i64,
         order: &Contact,
         defaults: Option<&Contact>,
+        push_subscriptions: &[i64],
     ) -> Vec<(&'static str, String)> {
         let pick = |own: &Option<String>, default: Option<&Option<String>>| {
             own.clone().or_else(|| default.cloned().flatten())
@@ -128,6 +135,27 @@ impl Channels {
                 out.push((sms::NAME, phone));
             }
         }
+        if self.push.is_some() {
+            for id in push_subscriptions {
+                out.push((push::NAME, push::recipient(*id)));
+            }
+        }
         out
     }
+}
+
+/// What keeps one recipient's deliveries of a notice apart on a channel, and so what its
+/// idempotency keys and digest windows are made of: the channel's name; for push, where one
+/// user has a delivery per subscription, the channel and the subscription (`push/<recipient>`).
+pub fn lane(channel: &str, recipient: &str) -> String {
+    if channel == push::NAME {
+        format!("{channel}/{recipient}")
+    } else {
+        channel.to_string()
+    }
+}
+
+/// Whether the deliveries of `channel` are told apart by recipient ([`lane`]).
+pub fn per_recipient(channel: &str) -> bool {
+    channel == push::NAME
 }

@@ -52,15 +52,18 @@ pub struct WebhookChannel {
 
 /// Resolves a webhook's host name and keeps only the addresses webhooks may reach; the
 /// client connects to those alone, so a name cannot be checked as public and then
-/// resolve to an inside address when connected (DNS rebinding).
+/// resolve to an inside address when connected (DNS rebinding). Push endpoints go through
+/// the same ([`super::push`]).
 #[derive(Clone)]
-struct CheckedResolver {
-    destinations: Destinations,
-    lookup: Lookup,
+pub(super) struct CheckedResolver {
+    pub(super) destinations: Destinations,
+    pub(super) lookup: Lookup,
+    /// What the host is, in errors: `webhook`, `push service`.
+    pub(super) label: &'static str,
 }
 
 /// A name's addresses (the system's resolver; a fake one in tests).
-type Lookup = std::sync::Arc<
+pub(super) type Lookup = std::sync::Arc<
     dyn Fn(
             String,
         )
@@ -69,7 +72,7 @@ type Lookup = std::sync::Arc<
         + Sync,
 >;
 
-fn system_lookup() -> Lookup {
+pub(super) fn system_lookup() -> Lookup {
     std::sync::Arc::new(|host: String| {
         Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), 0)).await?.collect()) })
     })
@@ -78,7 +81,7 @@ fn system_lookup() -> Lookup {
 /// Why a webhook's host name gave no address to connect to: the resolver's error, found
 /// again among a failed request's causes ([`unreachable`]).
 #[derive(Debug)]
-enum Unreachable {
+pub(super) enum Unreachable {
     /// The name did not resolve, or to no address: perhaps only for now (retried).
     Lookup(String),
     /// Every address the name resolves to is one webhooks may not reach: refused for good.
@@ -98,9 +101,10 @@ impl std::error::Error for Unreachable {}
 impl CheckedResolver {
     /// The addresses of `host` that webhooks may reach, or why there are none.
     async fn checked(&self, host: String) -> Result<Vec<std::net::SocketAddr>, Unreachable> {
+        let label = self.label;
         let found = (self.lookup)(host.clone())
             .await
-            .map_err(|e| Unreachable::Lookup(format!("webhook host {host}: {e}")))?;
+            .map_err(|e| Unreachable::Lookup(format!("{label} host {host}: {e}")))?;
         let (allowed, refused): (Vec<_>, Vec<_>) = found
             .into_iter()
             .partition(|a| self.destinations.check_ip(a.ip()).is_ok());
@@ -109,9 +113,9 @@ impl CheckedResolver {
                 .first()
                 .and_then(|a| self.destinations.check_ip(a.ip()).err());
             return Err(match why {
-                Some(why) => Unreachable::Refused(format!("webhook host {host}: {why}")),
+                Some(why) => Unreachable::Refused(format!("{label} host {host}: {why}")),
                 None => {
-                    Unreachable::Lookup(format!("webhook host {host}: it resolves to no address"))
+                    Unreachable::Lookup(format!("{label} host {host}: it resolves to no address"))
                 }
             });
         }
@@ -176,6 +180,7 @@ impl WebhookChannel {
             .dns_resolver(std::sync::Arc::new(CheckedResolver {
                 destinations: destinations.clone(),
                 lookup,
+                label: "webhook",
             }))
             .user_agent(concat!(
                 "openorder-notification/",
@@ -315,7 +320,7 @@ fn sanitized(err: &reqwest::Error) -> String {
 }
 
 /// The resolver's error among `err`'s causes, if that is why the request failed.
-fn unreachable(err: &reqwest::Error) -> Option<&Unreachable> {
+pub(super) fn unreachable(err: &reqwest::Error) -> Option<&Unreachable> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
     while let Some(inner) = source {
         if let Some(found) = inner.downcast_ref::<Unreachable>() {
@@ -336,6 +341,7 @@ mod tests {
         CheckedResolver {
             destinations,
             lookup: std::sync::Arc::new(move |_| Box::pin(async move { Ok(vec![addr]) })),
+            label: "webhook",
         }
     }
 
@@ -445,6 +451,7 @@ mod tests {
         let webhooks = channel(CheckedResolver {
             destinations: Destinations::public_only(),
             lookup,
+            label: "webhook",
         });
         let sent = webhooks.send(&to("http://hooks.example.com/x")).await;
         match sent {

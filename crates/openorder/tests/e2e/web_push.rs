@@ -1,0 +1,271 @@
+//! Web Push reaches people's browsers, once: a real push service on loopback
+//! ([`PushService`]) hands out subscriptions as a browser makes them, checks every push's
+//! VAPID token (ES256 by the service's advertised key, `aud` its own origin, `exp` within
+//! 24 hours) and decrypts it with the subscriber's private key, as the browser would;
+//! driven by real orders through a real broker. Checked: registering a subscription as
+//! `PushSubscription.toJSON()` gives it (idempotent, refused field by field), the message
+//! received, a subscription the push service says is gone (removed, not retried), and a
+//! push answered 429 (sent again after its `Retry-After`).
+
+use std::time::Duration;
+
+use crate::notifications::{delivery, notify, problem_fields, settled_notifications, stack};
+use crate::support::receivers::{PushBehaviour, PushService};
+use crate::support::{BrokerKind, DbKind, Stack};
+use notification_service::NotifyArgs;
+use serde_json::{json, Value};
+
+/// The operator's contact every VAPID token carries.
+const SUBJECT: &str = "mailto:ops@openorder.example.com";
+
+/// Web Push on (the stack opens loopback to pushes as it does to webhooks), fast retries.
+fn with_push(mut notify: NotifyArgs) -> NotifyArgs {
+    notify.push.push_subject = Some(SUBJECT.into());
+    notify
+}
+
+/// The service's VAPID public key, as a page fetches it to subscribe.
+async fn public_key(stack: &Stack) -> String {
+    let url = format!("{}/api/push/vapid-public-key", stack.notification_url);
+    let answer = stack.http.get(url).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    body["publicKey"].as_str().unwrap().to_string()
+}
+
+/// POSTs `subscription` for `user_id`; the answer's status and body.
+async fn register(stack: &Stack, user_id: i64, subscription: &Value) -> (u16, Value) {
+    let answer = stack
+        .http
+        .post(format!(
+            "{}/api/users/{user_id}/push-subscriptions",
+            stack.notification_url
+        ))
+        .json(subscription)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap_or(Value::Null))
+}
+
+/// A subscription at `push` for `user_id`, registered (201); its id.
+async fn subscribed(stack: &Stack, push: &PushService, user_id: i64) -> i64 {
+    let subscription = push.subscribe(&public_key(stack).await);
+    let (status, body) = register(stack, user_id, &subscription).await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_i64().unwrap()
+}
+
+fn order_of(user_id: i64) -> Value {
+    json!({"userId": user_id, "items": [{"sku": "ABC-001", "qty": 1}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_push_notice_arrives_encrypted_and_signed_for_the_subscribers_key() {
+    let push = PushService::start(PushBehaviour::Accept).await;
+    let stack = stack(
+        BrokerKind::Tansu,
+        DbKind::Sqlite,
+        with_push(notify(None, 3)),
+    )
+    .await
+    .unwrap();
+    let key = public_key(&stack).await;
+    assert_eq!(
+        key.len(),
+        87,
+        "base64url of an uncompressed P-256 point: {key}"
+    );
+    // The key is made once: the same on every ask.
+    assert_eq!(public_key(&stack).await, key);
+
+    // As PushSubscription.toJSON() gives it, expirationTime and all.
+    let subscription = push.subscribe(&key);
+    let (status, created) = register(&stack, 31, &subscription).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["userId"], 31);
+    assert_eq!(created["endpoint"], subscription["endpoint"]);
+    assert!(
+        created.get("keys").is_none(),
+        "keys are not shown: {created}"
+    );
+    let id = created["id"].as_i64().unwrap();
+    // The same subscription again: the same one.
+    let (status, again) = register(&stack, 31, &subscription).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["id"], id);
+    let listed: Vec<Value> = stack
+        .get_json(format!(
+            "{}/api/users/31/push-subscriptions",
+            stack.notification_url
+        ))
+        .await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], id);
+
+    // Refused field by field, as a JSON pointer each.
+    let mut bad = subscription.clone();
+    bad["endpoint"] = json!("https://10.0.0.1/wpush/v2/x");
+    bad["keys"]["p256dh"] = json!("not-a-key");
+    bad["keys"]["auth"] = json!("AAAA");
+    let (status, problem) = register(&stack, 31, &bad).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(
+        problem_fields(&problem),
+        ["/endpoint", "/keys/p256dh", "/keys/auth"],
+        "{problem}"
+    );
+    let (status, problem) = register(&stack, 31, &json!({"keys": {}})).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(
+        problem_fields(&problem),
+        ["/endpoint", "/keys/p256dh", "/keys/auth"],
+        "{problem}"
+    );
+    // Base64url of 65 bytes starting 0x04, but no point on the curve.
+    let mut off_curve = subscription.clone();
+    off_curve["keys"]["p256dh"] = json!(format!("BA{}", "A".repeat(85)));
+    let (status, problem) = register(&stack, 31, &off_curve).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem_fields(&problem), ["/keys/p256dh"], "{problem}");
+
+    let order = stack.post_order_body(order_of(31)).await;
+    let notes = settled_notifications(&stack.notification_url, order, 1).await;
+    let n = &notes[0];
+    let d = delivery(n, "push");
+    assert_eq!(d["status"], "DELIVERED", "{d}");
+    assert_eq!(d["attempts"], 1, "{d}");
+    assert_eq!(d["recipient"], format!("subscription:{id}"));
+
+    let requests = push.wait_requests(1).await;
+    assert_eq!(requests.len(), 1, "one push: {requests:?}");
+    let r = &requests[0];
+    let claims = r.vapid.as_ref().expect("the VAPID token verifies");
+    assert_eq!(claims["aud"], push.origin);
+    assert_eq!(claims["sub"], SUBJECT);
+    assert!(
+        r.header("authorization").ends_with(&format!("k={key}")),
+        "{}",
+        r.header("authorization")
+    );
+    assert_eq!(r.header("content-encoding"), "aes128gcm");
+    assert_eq!(r.header("content-type"), "application/octet-stream");
+    assert_eq!(r.header("ttl"), "86400");
+    assert_eq!(r.header("urgency"), "normal");
+    let notice = r.notice.as_ref().expect("the subscriber's keys decrypt it");
+    assert_eq!(
+        notice,
+        &json!({
+            "title": n["subject"].as_str().unwrap().trim(),
+            "body": n["message"].as_str().unwrap().trim(),
+            "orderId": order,
+            "kind": "order.confirmed",
+            "id": d["idempotencyKey"],
+        })
+    );
+
+    // Removed by the user: the next order has no push.
+    let removed = stack
+        .http
+        .delete(format!(
+            "{}/api/users/31/push-subscriptions/{id}",
+            stack.notification_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    let next = stack.post_order_body(order_of(31)).await;
+    let notes = settled_notifications(&stack.notification_url, next, 1).await;
+    let channels: Vec<&str> = notes[0]["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(channels, ["log"]);
+    assert_eq!(push.requests().len(), 1);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gone_subscription_is_removed_and_not_retried() {
+    let push = PushService::start(PushBehaviour::Gone).await;
+    let stack = stack(
+        BrokerKind::Tansu,
+        DbKind::Sqlite,
+        with_push(notify(None, 3)),
+    )
+    .await
+    .unwrap();
+    let id = subscribed(&stack, &push, 32).await;
+    let order = stack.post_order_body(order_of(32)).await;
+    let notes = settled_notifications(&stack.notification_url, order, 1).await;
+    let d = delivery(&notes[0], "push");
+    assert_eq!(d["status"], "FAILED", "{d}");
+    assert_eq!(d["attempts"], 1, "a gone subscription is not retried: {d}");
+    let error = d["lastError"].as_str().unwrap();
+    assert!(error.contains("410") && error.contains("gone"), "{error}");
+    let record = stack
+        .wait_record(&stack.topics().notification_failed(), &order.to_string())
+        .await;
+    let event: Value = serde_json::from_slice(&record.payload).unwrap();
+    assert_eq!(event["channel"], "push");
+    assert_eq!(event["recipient"], format!("subscription:{id}"));
+    // Removed: listed no more, and the next order pushes nothing.
+    let listed: Vec<Value> = stack
+        .get_json(format!(
+            "{}/api/users/32/push-subscriptions",
+            stack.notification_url
+        ))
+        .await;
+    assert!(listed.is_empty(), "{listed:?}");
+    let next = stack.post_order_body(order_of(32)).await;
+    let notes = settled_notifications(&stack.notification_url, next, 1).await;
+    assert!(
+        notes[0]["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["channel"] != "push"),
+        "{notes:?}"
+    );
+    assert_eq!(push.requests().len(), 1, "one push, to learn it is gone");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_throttled_push_waits_for_retry_after() {
+    let push = PushService::start(PushBehaviour::TooManyFirst(1)).await;
+    // The backoff is 100 ms: a second try a second later is the push service's Retry-After.
+    let stack = stack(
+        BrokerKind::Tansu,
+        DbKind::Sqlite,
+        with_push(notify(None, 3)),
+    )
+    .await
+    .unwrap();
+    subscribed(&stack, &push, 33).await;
+    let order = stack.post_order_body(order_of(33)).await;
+    let notes = settled_notifications(&stack.notification_url, order, 1).await;
+    let d = delivery(&notes[0], "push");
+    assert_eq!(d["status"], "DELIVERED", "{d}");
+    assert_eq!(d["attempts"], 2, "{d}");
+    let requests = push.requests();
+    assert_eq!(requests.len(), 2, "throttled once, taken once");
+    for r in &requests {
+        assert!(r.vapid.is_ok(), "{:?}", r.vapid);
+        assert_eq!(
+            r.notice.as_ref().unwrap()["id"],
+            d["idempotencyKey"],
+            "every attempt is the same notice"
+        );
+    }
+    let waited = requests[1].at - requests[0].at;
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the second try waited for Retry-After: 1, not the backoff: {waited:?}"
+    );
+    stack.stop().await;
+}
