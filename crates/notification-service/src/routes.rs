@@ -404,6 +404,7 @@ struct PushSubscriptionBody {
     /// subscription is removed then).
     #[serde(default)]
     #[schema(value_type = Option<f64>)]
+    #[allow(dead_code)] // read so that the body is taken as browsers send it
     expiration_time: Option<serde_json::Value>,
     /// The keys the notifications are encrypted for.
     #[serde(default, deserialize_with = "platform::http::optional_object")]
