@@ -30,7 +30,7 @@ pub struct Verdict {
 
 const FINAL: [&str; 4] = ["CONFIRMED", "REJECTED", "FAILED", "CANCELLED"];
 
-async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
+pub(crate) async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
     let r = http.get(url).send().await.ok()?;
     if r.status().is_success() {
         r.json().await.ok()

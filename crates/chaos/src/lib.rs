@@ -7,7 +7,8 @@
 //!
 //! Layout: [`harness::cluster`] (processes, broker, databases), [`load`] (the clients),
 //! [`check`] (quiescence and invariants), [`disk`] (the file system the disk-full
-//! scenario fills).
+//! scenario fills), [`notices`] (notices held by quiet hours or gathered into a digest,
+//! for `kill-notification-held`).
 //!
 //! [`run`] is `openorder chaos`: it runs inside the `openorder` binary, whose executable it
 //! starts again as each service.
@@ -15,6 +16,7 @@
 pub mod check;
 pub mod disk;
 pub mod load;
+pub mod notices;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,6 +36,10 @@ pub enum Scenario {
     KillOrder,
     /// kill -9 of notification-service mid-load, restarted.
     KillNotification,
+    /// kill -9 of notification-service while notices wait: held by one user's quiet hours
+    /// and gathered into another's digest (windows of at most 2 minutes, waited out); after
+    /// the restart each goes exactly once, when due, to a webhook receiver the harness runs.
+    KillNotificationHeld,
     /// The broker stopped for several seconds mid-load and restarted; POSTs go on meanwhile.
     BrokerRestart,
     /// The database stopped briefly mid-load (requests get 503s; nothing half-written).
@@ -131,6 +137,7 @@ fn all_for(backend: &Backend) -> Vec<Scenario> {
         Scenario::KillInventory,
         Scenario::KillOrder,
         Scenario::KillNotification,
+        Scenario::KillNotificationHeld,
         Scenario::BrokerRestart,
         Scenario::DatabaseRestart,
         Scenario::OneSkuContention,
@@ -139,7 +146,12 @@ fn all_for(backend: &Backend) -> Vec<Scenario> {
         all.push(Scenario::DiskFull);
     }
     if matches!(backend, Backend::External { .. }) {
-        all.insert(5, Scenario::TwoInventoryInstances);
+        // Before one-sku-contention, as the variants are declared.
+        let at = all
+            .iter()
+            .position(|s| *s == Scenario::OneSkuContention)
+            .unwrap_or(all.len());
+        all.insert(at, Scenario::TwoInventoryInstances);
     }
     all
 }
@@ -309,6 +321,13 @@ async fn run_scenario(
         _ => None,
     };
     let mut cluster = Cluster::new(backend.clone(), dir, args.topic_replication_factor).await?;
+    // The held notices go by webhook, to a receiver here that counts them.
+    let receiver = if scenario == Scenario::KillNotificationHeld {
+        cluster.env.extend(notices::service_env());
+        Some(notices::Receiver::start().await?)
+    } else {
+        None
+    };
     match scenario {
         Scenario::BrokerRestart if !cluster.can_restart_broker() => {
             return Ok(skipped(
@@ -391,6 +410,10 @@ async fn run_scenario(
     // The fault, a third of the way into the load.
     let mut faults = 0;
     let fault = Duration::from_secs(args.fault_seconds);
+    // kill-notification-held: its own orders, and what was seen waiting (or why not) with
+    // how many webhooks had arrived by the kill.
+    let mut held_orders: Vec<load::Sent> = Vec::new();
+    let mut held: Option<(Result<notices::Waiting, String>, usize)> = None;
     let strike_at = count / 3;
     if scenario != Scenario::OneSkuContention {
         while progress.load(Ordering::Relaxed) < strike_at && !load.is_finished() {
@@ -420,6 +443,23 @@ async fn run_scenario(
                     cluster.restart(instance).await?;
                 }
             }
+            Scenario::KillNotificationHeld => {
+                let receiver = receiver
+                    .as_ref()
+                    .expect("started for kill-notification-held");
+                let placed =
+                    notices::place(&http, &order_url, &notification_url, &receiver.url).await?;
+                held_orders.clone_from(&placed.sent);
+                let waiting =
+                    notices::waiting(&http, &notification_url, &placed, Duration::from_secs(60))
+                        .await;
+                let early = receiver.received().len();
+                cluster.kill("notification-service").await?;
+                faults += 1;
+                tokio::time::sleep(fault).await;
+                cluster.restart("notification-service").await?;
+                held = Some((waiting, early));
+            }
             Scenario::BrokerRestart => {
                 cluster.stop_broker().await?;
                 faults += 1;
@@ -443,7 +483,8 @@ async fn run_scenario(
             Scenario::OneSkuContention => {}
         }
     }
-    let result = load.await?;
+    let mut result = load.await?;
+    result.accepted.extend(held_orders);
     let mut details: Vec<String> = result
         .unexpected
         .iter()
@@ -477,6 +518,28 @@ async fn run_scenario(
     verdict.lost += checked.lost;
     verdict.duplicated += checked.duplicated;
     verdict.violations.extend(checked.violations);
+    if let (Some((waiting, early)), Some(receiver)) = (&held, &receiver) {
+        match waiting {
+            Ok(waiting) => {
+                details.push(waiting.describe());
+                // The windows end at most 2 minutes after the orders; the restart and the
+                // checks above took part of that.
+                let found = notices::check(
+                    &http,
+                    &notification_url,
+                    waiting,
+                    receiver,
+                    *early,
+                    Duration::from_secs(240),
+                )
+                .await;
+                verdict.lost += found.lost;
+                verdict.duplicated += found.duplicated;
+                verdict.violations.extend(found.violations);
+            }
+            Err(why) => verdict.violations.push(why.clone()),
+        }
+    }
     if scenario == Scenario::OneSkuContention {
         let stock = initial[load::HOT];
         let mut confirmed = 0;
