@@ -334,7 +334,7 @@ fn waited(n: &Value, order_id: i64, user_id: i64) -> Result<Waited, String> {
     let event_id = n["eventId"].as_str().unwrap_or("").to_string();
     let hooks = webhooks(n);
     let d: &Value = match hooks.as_slice() {
-        [d] => *d,
+        [d] => d,
         _ => {
             return Err(format!(
                 "event {event_id}: {} webhook deliveries",
