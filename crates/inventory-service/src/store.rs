@@ -292,10 +292,10 @@ pub struct Reservation {
     pub qty: i64,
 }
 
-/// Moves the units of `reservations` from available to reserved (one UPDATE per SKU, the
-/// units of all its reservations at once) and records the reservations (one INSERT).
-/// Returns the first SKU that had fewer units available than taken, having changed
-/// nothing of it: the caller must then roll back.
+/// Moves the units of `reservations` from available to reserved (one UPDATE for every SKU,
+/// the units of all its reservations at once) and records the reservations (one INSERT).
+/// Returns the first SKU (in SKU order) that had fewer units available than taken: the
+/// caller must then roll back, as the other SKUs were changed.
 pub async fn reserve_all(
     tx: &mut Tx,
     reservations: &[Reservation],
@@ -308,19 +308,38 @@ pub async fn reserve_all(
         *per_sku.entry(r.sku.as_str()).or_default() += r.qty;
     }
     let now = platform::now_text();
-    for (sku, qty) in per_sku {
-        let updated = sqlx::query(
-            "UPDATE stock SET available = available - $1, reserved = reserved + $1, updated_at = $2
-             WHERE sku = $3 AND available >= $1",
-        )
-        .bind(qty)
-        .bind(&now)
-        .bind(sku)
-        .execute(&mut **tx)
-        .await?;
-        if updated.rows_affected() != 1 {
-            return Ok(Some(sku.to_string()));
+    let per_sku: Vec<(&str, i64)> = per_sku.into_iter().collect();
+    let mut taken: BTreeSet<String> = BTreeSet::new();
+    for chunk in platform::db::statement_chunks(&per_sku, 2) {
+        // `column1`/`column2`: the names both databases give a VALUES list's columns; the
+        // casts type the parameters for PostgreSQL.
+        let wanted: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "(CAST(${} AS TEXT), CAST(${} AS BIGINT))",
+                    2 + 2 * i,
+                    3 + 2 * i
+                )
+            })
+            .collect();
+        let sql = format!(
+            "UPDATE stock SET available = available - wanted.column2,
+                 reserved = reserved + wanted.column2, updated_at = $1
+             FROM (VALUES {}) AS wanted
+             WHERE stock.sku = wanted.column1 AND stock.available >= wanted.column2
+             RETURNING sku",
+            wanted.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(&now);
+        for (sku, qty) in chunk {
+            query = query.bind(*sku).bind(*qty);
         }
+        for row in query.fetch_all(&mut **tx).await? {
+            taken.insert(row.try_get("sku")?);
+        }
+    }
+    if let Some((short, _)) = per_sku.iter().find(|(sku, _)| !taken.contains(*sku)) {
+        return Ok(Some(short.to_string()));
     }
     for chunk in platform::db::statement_chunks(reservations, 4) {
         let sql = format!(
