@@ -1,0 +1,180 @@
+//! The outbox relay on PostgreSQL, against a real server and a real Kafka broker: while
+//! another holds the outbox lock (a relay of another instance mid-pass), a relay publishes
+//! nothing and leaves the rows; once the lock is free, it publishes them, in id order, and
+//! deletes them.
+
+use std::time::Duration;
+
+use messaging::relay::{Relay, RelayOutcome};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{ClientConfig, Message};
+use sqlx::Row;
+use store::db::{Database, Schema};
+
+/// The relay's advisory lock key (`messaging::relay`'s `OUTBOX_LOCK`: "order_ob").
+const OUTBOX_LOCK: i64 = 0x6f72_6465_725f_6f62;
+
+/// Test servers, or None when external servers are skipped.
+fn servers() -> Option<(String, String)> {
+    match (
+        std::env::var("OPENORDER_TEST_POSTGRES_URL"),
+        std::env::var("OPENORDER_TEST_KAFKA_BOOTSTRAP"),
+    ) {
+        (Ok(postgres), Ok(kafka)) => Some((postgres, kafka)),
+        _ => {
+            assert!(
+                std::env::var_os("OPENORDER_TEST_SKIP_EXTERNAL").is_some(),
+                "OPENORDER_TEST_POSTGRES_URL and OPENORDER_TEST_KAFKA_BOOTSTRAP are not set: run the tests with scripts/test.sh (or set OPENORDER_TEST_SKIP_EXTERNAL=1)"
+            );
+            None
+        }
+    }
+}
+
+async fn database(base: &str) -> Database {
+    sqlx::any::install_default_drivers();
+    let name = format!("relay_{}", std::process::id()) + &format!("_{}", nanos());
+    let admin = sqlx::AnyPool::connect(base).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    Database::connect(&url, 4, &Schema(&[store::outbox::TABLE]))
+        .await
+        .unwrap()
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+async fn topic(bootstrap: &str) -> String {
+    let name = format!("relay-test-{}", nanos());
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(&name, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    name
+}
+
+async fn enqueue(db: &Database, topic: &str, keys: &[&str]) {
+    for key in keys {
+        sqlx::query(
+            "INSERT INTO outbox (topic, record_key, payload, headers, created_at) VALUES ($1, $2, $3, '{}', '2026-12-07T00:00:00.000Z')",
+        )
+        .bind(topic)
+        .bind(*key)
+        .bind(format!("{{\"key\":\"{key}\"}}"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+}
+
+async fn waiting(db: &Database) -> i64 {
+    sqlx::query("SELECT count(*) FROM outbox")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap()
+}
+
+/// The keys on `topic`, in offset order (all of them, read for at most 10 s).
+fn published(bootstrap: &str, topic: &str, expected: usize) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("relay-test-{}", nanos()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut keys = Vec::new();
+    while keys.len() < expected && std::time::Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            keys.push(String::from_utf8_lossy(message.key().unwrap_or_default()).to_string());
+        }
+    }
+    // A moment more, so that a record too many would be seen.
+    if let Some(Ok(message)) = consumer.poll(Duration::from_millis(500)) {
+        keys.push(String::from_utf8_lossy(message.key().unwrap_or_default()).to_string());
+    }
+    keys
+}
+
+#[tokio::test]
+async fn a_relay_publishes_nothing_while_another_holds_the_outbox_lock_and_everything_in_order_once_it_is_free(
+) {
+    let Some((postgres, bootstrap)) = servers() else {
+        return;
+    };
+    let db = database(&postgres).await;
+    let topic = topic(&bootstrap).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", "10000")
+        .create()
+        .unwrap();
+    let relay = Relay::new(
+        "relay-test",
+        db.clone(),
+        producer,
+        db.relay_waker(),
+        100,
+        Duration::from_secs(1),
+    );
+    enqueue(&db, &topic, &["a", "b"]).await;
+    assert_eq!(
+        relay.relay_once().await.unwrap(),
+        RelayOutcome::Published(2)
+    );
+    assert_eq!(waiting(&db).await, 0, "published rows are deleted");
+
+    // Another instance's relay mid-pass: it holds the lock in its transaction.
+    let mut other = db.pool.begin().await.unwrap();
+    let locked: bool = sqlx::query("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(OUTBOX_LOCK)
+        .fetch_one(&mut *other)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert!(locked);
+    enqueue(&db, &topic, &["c", "d", "e"]).await;
+    assert_eq!(relay.relay_once().await.unwrap(), RelayOutcome::Idle);
+    assert_eq!(waiting(&db).await, 3, "the rows wait for the lock's holder");
+
+    other.rollback().await.unwrap();
+    assert_eq!(
+        relay.relay_once().await.unwrap(),
+        RelayOutcome::Published(3)
+    );
+    assert_eq!(waiting(&db).await, 0);
+    assert_eq!(relay.relay_once().await.unwrap(), RelayOutcome::Idle);
+
+    assert_eq!(
+        published(&bootstrap, &topic, 5),
+        ["a", "b", "c", "d", "e"],
+        "each row once, in id order"
+    );
+}
