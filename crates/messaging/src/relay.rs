@@ -156,21 +156,11 @@ impl Relay {
                     .context("Failed to begin a relay pass")?;
                 // The pass's commit only deletes rows the broker has acknowledged: if a
                 // crash loses it, those rows go out again and consumers drop the copies by
-                // event id. So it need not wait for its own fsync (the same round trip
-                // turns that off for this transaction alone); every commit a 202 or a
-                // consumer's offset depends on still does.
-                let locked: bool = sqlx::query(
-                    "SELECT pg_try_advisory_xact_lock($1), set_config('synchronous_commit', 'off', true)",
-                )
-                .bind(OUTBOX_LOCK)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .context("Failed to take the outbox lock")?
-                    .try_get(0)?;
-                if !locked {
-                    return Ok(RelayOutcome::Idle);
-                }
-                let pass = self.publish_batch(&mut tx, 0).await?;
+                // event id. So it need not wait for its own fsync (turned off for this
+                // transaction alone, in the statement that reads the rows); every commit a
+                // 202 or a consumer's offset depends on still does. A relay that finds the
+                // lock taken reads nothing and idles.
+                let pass = self.publish_batch(&mut tx, 0, Some(OUTBOX_LOCK)).await?;
                 delete_published(&mut tx, &pass.published).await?;
                 tx.commit().await.context("Failed to commit a relay pass")?;
                 pass.outcome()
@@ -188,7 +178,7 @@ impl Relay {
                     .acquire()
                     .await
                     .context("Failed to get a connection")?;
-                let pass = self.publish_batch(&mut conn, after).await?;
+                let pass = self.publish_batch(&mut conn, after, None).await?;
                 drop(conn);
                 if let Some(id) = pass.acknowledged_through {
                     self.progress().published_through = id;
@@ -230,16 +220,34 @@ impl Relay {
         Ok(())
     }
 
-    /// Publishes the rows after id `after`, up to a batch.
-    async fn publish_batch(&self, conn: &mut AnyConnection, after: i64) -> anyhow::Result<Pass> {
-        let rows = sqlx::query(
-            "SELECT id, topic, record_key, payload, headers FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(after)
-        .bind(self.batch_size)
-        .fetch_all(&mut *conn)
-        .await
-        .context("Failed to read the outbox")?;
+    /// Publishes the rows after id `after`, up to a batch. With `lock` (PostgreSQL), in the
+    /// same round trip: takes that advisory lock for the transaction and turns off its
+    /// synchronous commit, reading nothing if another relay holds the lock.
+    async fn publish_batch(
+        &self,
+        conn: &mut AnyConnection,
+        after: i64,
+        lock: Option<i64>,
+    ) -> anyhow::Result<Pass> {
+        let sql = match lock {
+            None => "SELECT id, topic, record_key, payload, headers FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
+            // A CTE with volatile functions is evaluated once, before the rows are read.
+            Some(_) => {
+                "WITH gate AS MATERIALIZED (\
+                   SELECT pg_try_advisory_xact_lock($3) AS held, \
+                          set_config('synchronous_commit', 'off', true) AS sync) \
+                 SELECT o.id, o.topic, o.record_key, o.payload, o.headers FROM gate, outbox o \
+                 WHERE gate.held AND o.id > $1 ORDER BY o.id LIMIT $2"
+            }
+        };
+        let mut query = sqlx::query(sql).bind(after).bind(self.batch_size);
+        if let Some(lock) = lock {
+            query = query.bind(lock);
+        }
+        let rows = query
+            .fetch_all(&mut *conn)
+            .await
+            .context("Failed to read the outbox")?;
         if rows.is_empty() {
             return Ok(Pass {
                 read: 0,
