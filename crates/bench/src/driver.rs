@@ -34,7 +34,33 @@ pub struct Sample {
     pub order_id: Option<i64>,
     /// The answer was a 503: the service refused the order as overloaded.
     pub refused: bool,
+    /// When the client knew the order's decision (`--client prefer-wait` or `poll`).
+    pub learned: Option<Instant>,
+    /// Requests the client made for this order (the POST included).
+    pub requests: u32,
 }
+
+/// How a client learns an order's outcome (`--client`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Client {
+    /// Takes the 202 and goes.
+    Fire,
+    /// POSTs with `Prefer: wait=10` and is answered with the decision.
+    PreferWait,
+    /// Reads its order every `--poll-every-ms` until it is decided.
+    Poll,
+}
+
+/// [`Client`] with its setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientMode {
+    Fire,
+    PreferWait,
+    Poll(Duration),
+}
+
+/// Longest a client waits for its order's decision (`Prefer: wait`, or polling).
+const CLIENT_WAIT: Duration = Duration::from_secs(10);
 
 /// What the observer saw of one order.
 #[derive(Clone, Copy, Debug, Default)]
@@ -174,6 +200,17 @@ pub async fn open_loop(
     rate: f64,
     count: usize,
 ) -> anyhow::Result<Vec<Sample>> {
+    open_loop_as(http, order_url, rate, count, ClientMode::Fire).await
+}
+
+/// [`open_loop`] with clients that learn each outcome as `client` says.
+pub async fn open_loop_as(
+    http: &reqwest::Client,
+    order_url: &str,
+    rate: f64,
+    count: usize,
+    client: ClientMode,
+) -> anyhow::Result<Vec<Sample>> {
     let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<(usize, Instant)>>();
     std::thread::Builder::new()
         .name("bench-pacer".into())
@@ -210,6 +247,7 @@ pub async fn open_loop(
                 url.clone(),
                 i,
                 scheduled,
+                client,
             )));
         }
     }
@@ -246,28 +284,69 @@ pub async fn post_failing_orders(
     }
 }
 
-/// Sends order `i` (scheduled at `scheduled`) and notes how it was answered.
-async fn send_order(http: reqwest::Client, url: String, i: usize, scheduled: Instant) -> Sample {
+/// Sends order `i` (scheduled at `scheduled`) and notes how it was answered; then, as
+/// `client` says, when the client knew its decision.
+async fn send_order(
+    http: reqwest::Client,
+    url: String,
+    i: usize,
+    scheduled: Instant,
+    client: ClientMode,
+) -> Sample {
     let sent = Instant::now();
     let sku = crate::SKUS[i % crate::SKUS.len()];
     let body =
         serde_json::json!({"userId": 1 + (i % 1000) as i64, "items": [{"sku": sku, "qty": 1}]});
-    let answer = http.post(&url).json(&body).send().await;
+    let mut request = http.post(&url).json(&body);
+    if client == ClientMode::PreferWait {
+        request = request.header("prefer", format!("wait={}", CLIENT_WAIT.as_secs()));
+    }
+    let answer = request.send().await;
     let refused = matches!(&answer, Ok(r) if r.status().as_u16() == 503);
-    let order_id = match answer {
-        Ok(r) if r.status().as_u16() == 202 => r
-            .json::<serde_json::Value>()
-            .await
-            .ok()
-            .and_then(|v| v["orderId"].as_i64()),
+    // 201: answered with the decision (`Prefer: wait`); 202: accepted, still PENDING.
+    let (order_id, decided) = match answer {
+        Ok(r) if matches!(r.status().as_u16(), 201 | 202) => {
+            let decided = r.status().as_u16() == 201;
+            let id = r
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v["orderId"].as_i64());
+            (id, decided)
+        }
+        _ => (None, false),
+    };
+    let answered = Instant::now();
+    let mut requests = 1;
+    let learned = match (client, order_id) {
+        (ClientMode::PreferWait, Some(_)) if decided => Some(answered),
+        (ClientMode::Poll(every), Some(id)) => {
+            let order = format!("{url}/{id}");
+            let mut learned = None;
+            while answered.elapsed() < CLIENT_WAIT {
+                tokio::time::sleep(every).await;
+                requests += 1;
+                let status = match http.get(&order).send().await {
+                    Ok(r) => r.json::<serde_json::Value>().await.ok(),
+                    Err(_) => None,
+                };
+                if status.is_some_and(|v| v["status"].as_str().is_some_and(|s| s != "PENDING")) {
+                    learned = Some(Instant::now());
+                    break;
+                }
+            }
+            learned
+        }
         _ => None,
     };
     Sample {
         scheduled,
         sent,
-        answered: Instant::now(),
+        answered,
         order_id,
         refused,
+        learned,
+        requests,
     }
 }
 

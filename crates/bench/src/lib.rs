@@ -87,6 +87,18 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0.0)]
     fail_every: f64,
 
+    /// How the clients of the open-loop run learn each order's outcome: `fire` (take the
+    /// 202 and go; the decision is seen on the result topics only), `prefer-wait` (POST with
+    /// `Prefer: wait=10`: the answer comes with the decision), `poll` (after the 202,
+    /// `GET /api/orders/{id}` every `--poll-every-ms` until it is decided). The report then
+    /// says when each client knew, and how many requests that took.
+    #[arg(long, value_enum, default_value = "fire")]
+    client: driver::Client,
+
+    /// With `--client poll`: milliseconds between a client's reads of its order.
+    #[arg(long, default_value_t = 100)]
+    poll_every_ms: u64,
+
     /// A soak instead: `--rate` for `--duration` seconds with every retention window
     /// (topics, dead letters, the embedded broker, dedupe marks, idempotency keys,
     /// notifications, orders) set to `--soak-window`, sampled every `--sample-every`
@@ -579,7 +591,18 @@ async fn measure(
             (None, true) => anyhow::bail!("--tail needs the embedded broker"),
             _ => None,
         };
-        let samples = driver::open_loop(http, &system.order_url, args.rate, count).await?;
+        let client = match args.client {
+            driver::Client::Poll => {
+                driver::ClientMode::Poll(Duration::from_millis(args.poll_every_ms.max(1)))
+            }
+            driver::Client::PreferWait => driver::ClientMode::PreferWait,
+            driver::Client::Fire => driver::ClientMode::Fire,
+        };
+        let samples =
+            driver::open_loop_as(http, &system.order_url, args.rate, count, client).await?;
+        if let Some(line) = report::client_line(args.rate, &samples, client) {
+            println!("{line}");
+        }
         if let Some(tailing) = tailing {
             // The last records of the run reach the tail within a half-second or so.
             tokio::time::sleep(Duration::from_secs(2)).await;

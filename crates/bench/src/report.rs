@@ -34,6 +34,35 @@ fn percentiles(h: &Histogram<u64>) -> Percentiles {
     }
 }
 
+/// With clients that learn their orders' decisions (`--client prefer-wait` or `poll`): when
+/// they knew, from sending, and the requests that took per order.
+pub fn client_line(
+    rate: f64,
+    samples: &[Sample],
+    client: super::driver::ClientMode,
+) -> Option<String> {
+    if client == super::driver::ClientMode::Fire {
+        return None;
+    }
+    let mut knew = Histogram::<u64>::new(3).expect("3 significant figures is valid");
+    let (mut accepted, mut requests) = (0usize, 0u64);
+    for sample in samples.iter().filter(|s| s.order_id.is_some()) {
+        accepted += 1;
+        requests += u64::from(sample.requests);
+        if let Some(learned) = sample.learned {
+            let _ = knew.record(micros(sample.sent, learned));
+        }
+    }
+    let p = percentiles(&knew);
+    Some(format!(
+        "{rate:>9.0} client {client:?}: knew the decision p50 / p99 {:.1} / {:.1} ms after sending ({} of {accepted} within 10 s), {:.2} requests per order",
+        p.p50_ms,
+        p.p99_ms,
+        knew.len(),
+        requests as f64 / accepted.max(1) as f64
+    ))
+}
+
 /// Microseconds from `from` to `to`, at least 1 (what the histograms record).
 fn micros(from: Instant, to: Instant) -> u64 {
     to.saturating_duration_since(from).as_micros().max(1) as u64
