@@ -1,5 +1,6 @@
 //! A short smoke run of `openorder bench` on the embedded defaults: the report is
-//! well-formed and every accepted order completed; and a minute of `--soak` with retention
+//! well-formed and every accepted order completed; clients that wait with `Prefer: wait`
+//! each learn their decision; and a minute of `--soak` with retention
 //! windows of seconds, in which the services prune and the broker's log lets records go. It
 //! asserts no speed: the machines are shared and noisy, and speed lives in BENCHMARKS.md.
 
@@ -65,6 +66,18 @@ fn a_short_bench_run_writes_a_well_formed_report_and_loses_no_order() {
         chart.starts_with("<svg")
             && chart.contains("polyline")
             && chart.trim_end().ends_with("</svg>")
+    );
+}
+
+#[test]
+fn clients_that_post_with_prefer_wait_each_learn_their_decision_in_their_one_request() {
+    let (_, stdout, report) =
+        bench(&["--rate", "50", "--duration", "2", "--client", "prefer-wait"]);
+    assert_eq!(report["runs"][0]["lost"], 0, "{stdout}");
+    assert!(
+        stdout.contains("client PreferWait: knew the decision")
+            && stdout.contains("(100 of 100 within 10 s), 1.00 requests per order"),
+        "{stdout}"
     );
 }
 
