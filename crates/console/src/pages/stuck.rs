@@ -2,9 +2,12 @@
 //! (its `GET /admin/orders/stuck`), each linked to its timeline and its user's orders, with
 //! how many are stuck in all (`GET /admin/orders/counts`). order-service lists the oldest
 //! `limit` (at most 1,000) and says whether more are stuck: the page shows [`PAGE`] and
-//! grows by as many (`?limit=`).
+//! grows by as many (`?limit=`). order-service cannot know why an order waits; the console
+//! says what it can see ([`Waiting`]): its `order.created` dead-lettered by
+//! inventory-service, inventory-service away, or records of inventory-service's group not
+//! yet read (lag).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -39,16 +42,98 @@ pub async fn list(
         super::orders::order_counts(&console, token),
     );
     let body = match stuck {
-        Ok(r) if r.ok() => render(&r.body, counts.ok().as_ref(), limit),
+        Ok(r) if r.ok() => {
+            let waiting = Waiting::read(&console, token, &r.body).await;
+            render(&r.body, counts.ok().as_ref(), limit, &waiting)
+        }
         Ok(r) => super::notice("error", &format!("order-service: {}", r.why())),
         Err(err) => super::notice("error", &format!("{err:#}")),
     };
     super::page("Stuck orders", "/stuck", &session, body).into_response()
 }
 
+/// What the console can see of why stuck orders wait.
+#[derive(Debug, Default)]
+pub struct Waiting {
+    /// Orders whose `order.created` inventory-service dead-lettered (its DLT, by order id).
+    pub dead_lettered: HashSet<i64>,
+    /// inventory-service answered its readiness check.
+    pub inventory_ready: bool,
+    /// Records inventory-service's consumer group has not read yet, over its partitions;
+    /// None when its status did not answer.
+    pub inventory_lag: Option<i64>,
+}
+
+impl Waiting {
+    /// Asks inventory-service for the dead letters of the orders of `page` (one request,
+    /// by their id range) and takes its readiness and lag from the overview's snapshot.
+    async fn read(console: &Shared, token: Option<&str>, page: &Value) -> Self {
+        let ids: Vec<i64> = page
+            .get("orders")
+            .and_then(Value::as_array)
+            .map(|orders| {
+                orders
+                    .iter()
+                    .filter_map(|o| o.get("orderId").and_then(Value::as_i64))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut waiting = Waiting::default();
+        if let (Some(low), Some(high)) = (ids.iter().min(), ids.iter().max()) {
+            let path = format!(
+                "/admin/dlt?originalTopic=order.created&orderIds={low}-{high}&limit={MOST}"
+            );
+            if let Ok(r) = console
+                .services
+                .get(&console.services.inventory, &path, token)
+                .await
+            {
+                if r.ok() {
+                    waiting.dead_lettered = r
+                        .body
+                        .as_array()
+                        .map(|letters| {
+                            letters
+                                .iter()
+                                .filter_map(|l| l.get("orderId").and_then(Value::as_i64))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                }
+            }
+        }
+        let snapshot = console.live.snapshot(console, token).await;
+        if let Some(inventory) = snapshot
+            .services
+            .iter()
+            .find(|s| s.name == "inventory-service")
+        {
+            waiting.inventory_ready = inventory.ready;
+            waiting.inventory_lag = (inventory.ready || !inventory.lag.is_empty())
+                .then(|| inventory.lag.iter().map(|(_, lag)| lag).sum());
+        }
+        waiting
+    }
+
+    /// Why order `id` waits, as far as the console can see.
+    pub fn why(&self, id: Option<i64>) -> String {
+        if id.is_some_and(|id| self.dead_lettered.contains(&id)) {
+            return "its order.created was dead-lettered by inventory-service".to_string();
+        }
+        if !self.inventory_ready {
+            return "inventory-service is not ready".to_string();
+        }
+        match self.inventory_lag {
+            Some(lag) if lag > 0 => format!("inventory-service has {lag} records not yet read"),
+            Some(_) => "read by inventory-service, no decision yet: being retried, or the decision is on its way".to_string(),
+            None => "unknown: inventory-service's status did not answer".to_string(),
+        }
+    }
+}
+
 /// A page of `GET /admin/orders/stuck` (`{"stuckAfterSeconds", "orders", "hasMore"}`),
 /// asked for with `limit`; `counts`, `GET /admin/orders/counts` when it answered.
-pub fn render(page: &Value, counts: Option<&Value>, limit: i64) -> Markup {
+pub fn render(page: &Value, counts: Option<&Value>, limit: i64, waiting: &Waiting) -> Markup {
     let after = page
         .get("stuckAfterSeconds")
         .and_then(Value::as_i64)
@@ -66,9 +151,10 @@ pub fn render(page: &Value, counts: Option<&Value>, limit: i64) -> Markup {
     html! {
         p.small {
             "Orders PENDING longer than order-service's " code { "--stuck-after" } " ("
-            (after) "), oldest first. order-service cannot know why one is stuck: see the "
-            a href="/" { "overview" } " for each consumer's lag and each outbox's backlog, and the "
-            a href="/dead-letters" { "dead letters" } "."
+            (after) "), oldest first, each with why it waits as far as the console can see "
+            "(inventory-service's dead letters, readiness and lag); the "
+            a href="/" { "overview" } " has each consumer's lag and each outbox's backlog, and the "
+            a href="/dead-letters" { "dead letters" } " page the failures."
         }
         @if let Some(n) = total {
             p #stuck-total { b { (n) } " stuck in all." }
@@ -79,7 +165,7 @@ pub fn render(page: &Value, counts: Option<&Value>, limit: i64) -> Markup {
             }
         } @else {
             table.stuck #stuck-orders {
-                thead { tr { th { "order" } th { "user" } th.num { "age" } th { "placed" } } }
+                thead { tr { th { "order" } th { "user" } th.num { "age" } th { "placed" } th { "why it waits" } } }
                 tbody {
                     @for o in orders.iter().take(MOST as usize) {
                         @let id = o.get("orderId").and_then(Value::as_i64);
@@ -99,6 +185,7 @@ pub fn render(page: &Value, counts: Option<&Value>, limit: i64) -> Markup {
                             }
                             td.num { (o.get("ageSeconds").and_then(Value::as_i64).map_or_else(|| "-".to_string(), super::age)) }
                             td { (field(o, "createdAt")) }
+                            td.why { (waiting.why(id)) }
                         }
                     }
                 }
@@ -129,7 +216,8 @@ mod tests {
             ],
             "hasMore": true
         });
-        let html = render(&page, Some(&json!({"stuck": 250})), 2).into_string();
+        let html =
+            render(&page, Some(&json!({"stuck": 250})), 2, &Waiting::default()).into_string();
         let first = html.find("href=\"/orders/9\"").expect("order 9 linked");
         let second = html.find("href=\"/orders/12\"").expect("order 12 linked");
         assert!(first < second, "oldest first: {html}");
@@ -144,7 +232,7 @@ mod tests {
     #[test]
     fn none_stuck_says_so_and_a_value_from_the_service_is_escaped() {
         let none = json!({"stuckAfterSeconds": 90, "orders": [], "hasMore": false});
-        let html = render(&none, None, PAGE).into_string();
+        let html = render(&none, None, PAGE, &Waiting::default()).into_string();
         assert!(
             html.contains("No order is stuck: none has been PENDING longer than 1 min 30 s."),
             "{html}"
@@ -152,9 +240,41 @@ mod tests {
         assert!(!html.contains("Show more"), "{html}");
         let odd =
             json!({"orders": [{"orderId": "<b>x</b>", "createdAt": "<script>"}], "hasMore": true});
-        let html = render(&odd, None, MOST).into_string();
+        let html = render(&odd, None, MOST, &Waiting::default()).into_string();
         assert!(html.contains("&lt;b&gt;x&lt;/b&gt;"), "{html}");
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("at most 1000 at once"), "{html}");
+    }
+
+    #[test]
+    fn each_stuck_order_says_why_it_waits_as_far_as_the_console_can_see() {
+        let mut waiting = Waiting {
+            dead_lettered: HashSet::from([7]),
+            inventory_ready: true,
+            inventory_lag: Some(12),
+        };
+        assert_eq!(
+            waiting.why(Some(7)),
+            "its order.created was dead-lettered by inventory-service"
+        );
+        assert_eq!(
+            waiting.why(Some(8)),
+            "inventory-service has 12 records not yet read"
+        );
+        waiting.inventory_lag = Some(0);
+        assert!(waiting
+            .why(Some(8))
+            .starts_with("read by inventory-service, no decision yet"));
+        waiting.inventory_ready = false;
+        assert_eq!(waiting.why(Some(8)), "inventory-service is not ready");
+        let page =
+            json!({"orders": [{"orderId": 7, "userId": 1, "ageSeconds": 400, "createdAt": "x"}]});
+        let html = render(&page, None, PAGE, &waiting).into_string();
+        assert!(
+            html.contains(
+                "<td class=\"why\">its order.created was dead-lettered by inventory-service</td>"
+            ),
+            "{html}"
+        );
     }
 }

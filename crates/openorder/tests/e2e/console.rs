@@ -753,6 +753,16 @@ async fn the_console_counts_orders_by_state_and_lists_the_stuck_ones_oldest_firs
         "the oldest's age: {}",
         page.body
     );
+    // Their order.created never went out: inventory-service has read everything and has
+    // no dead letter of theirs, and the page says so for each.
+    assert_eq!(
+        page.body
+            .matches("<td class=\"why\">read by inventory-service, no decision yet")
+            .count(),
+        3,
+        "why each waits: {}",
+        page.body
+    );
     assert!(
         page.body.contains("(5 min)"),
         "--stuck-after: {}",
