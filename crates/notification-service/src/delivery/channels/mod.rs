@@ -25,6 +25,20 @@ use std::time::Duration;
 
 use contracts::Contact;
 
+/// What kind of failure a request to a provider met, for the stored error: never the URL
+/// (it may carry a token) nor the text of whatever answered.
+pub(crate) fn failure_kind(err: &reqwest::Error) -> &'static str {
+    if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "could not connect"
+    } else if err.is_request() {
+        "request failed"
+    } else {
+        "failed"
+    }
+}
+
 /// One message to send on one channel, as recorded: a resend is the same message.
 #[derive(Clone, Debug)]
 pub struct Outgoing {

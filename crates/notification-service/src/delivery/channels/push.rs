@@ -327,19 +327,7 @@ fn refused(status: reqwest::StatusCode) -> String {
 /// What a failed request is stored as: its kind, without the URL (the endpoint carries the
 /// subscription's token).
 fn failure(err: &reqwest::Error) -> String {
-    let kind = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "could not connect"
-    } else if err.is_request() {
-        "request failed"
-    } else {
-        "failed"
-    };
-    match unreachable(err) {
-        Some(why) => format!("the push service: {kind}: {why}"),
-        None => format!("the push service: {kind}"),
-    }
+    format!("the push service: {}", super::webhook::sanitized(err))
 }
 
 impl Channel for PushChannel {

@@ -348,16 +348,7 @@ fn refused(status: reqwest::StatusCode, refusal: &Refusal) -> String {
 
 /// What a failed request is stored as: its kind, without the URL.
 fn failure(err: &reqwest::Error) -> String {
-    let kind = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "could not connect"
-    } else if err.is_request() {
-        "request failed"
-    } else {
-        "failed"
-    };
-    format!("the SMS provider: {kind}")
+    format!("the SMS provider: {}", super::failure_kind(err))
 }
 
 /// A `Retry-After` value as a wait from `now`: delay-seconds, or an HTTP date (a date

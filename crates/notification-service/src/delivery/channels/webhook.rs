@@ -302,16 +302,8 @@ fn client_span(url: &url::Url, trace: &str) -> tracing::Span {
 
 /// What a failed request is stored as: its kind, without the URL (it is the recipient,
 /// stored beside) or the text of whatever answered.
-fn sanitized(err: &reqwest::Error) -> String {
-    let kind = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "could not connect"
-    } else if err.is_request() {
-        "request failed"
-    } else {
-        "failed"
-    };
+pub(super) fn sanitized(err: &reqwest::Error) -> String {
+    let kind = super::failure_kind(err);
     // The resolver's own error is ours to show: it names no reply.
     match unreachable(err) {
         Some(why) => format!("{kind}: {why}"),
