@@ -55,6 +55,9 @@ export OPENORDER_TEST_CHROMIUM
 # missing): the alert rules and their unit tests, the scrape configuration and the Grafana
 # dashboard (deploy/prometheus, deploy/grafana).
 scripts/prometheus.sh check
+# promtool checks each running service's /metrics too (tests/e2e/metrics_exposition.rs).
+OPENORDER_TEST_PROMTOOL="$(scripts/prometheus.sh setup)"
+export OPENORDER_TEST_PROMTOOL
 wait "$asyncapi_job"
 # The committed AsyncAPI document is valid (a test keeps it equal to the generated one).
 scripts/asyncapi.sh validate

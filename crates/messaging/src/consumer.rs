@@ -205,9 +205,10 @@ impl<H: Handler> Shared<H> {
     ) {
         let c = &self.config;
         let consumer = [("consumer", c.name)];
-        c.metrics.inc("openorder_consumer_batches_total", &consumer);
+        c.metrics
+            .inc(&telemetry::catalogue::CONSUMER_BATCHES, &consumer);
         c.metrics.add(
-            "openorder_consumer_batch_records_total",
+            &telemetry::catalogue::CONSUMER_BATCH_RECORDS,
             &consumer,
             batch.len() as u64,
         );
@@ -218,8 +219,10 @@ impl<H: Handler> Shared<H> {
                     return;
                 }
                 Err(error) => {
-                    c.metrics
-                        .inc("openorder_consumer_batches_rolled_back_total", &consumer);
+                    c.metrics.inc(
+                        &telemetry::catalogue::CONSUMER_BATCHES_ROLLED_BACK,
+                        &consumer,
+                    );
                     tracing::debug!(
                         consumer = c.name, records = batch.len(), error = %error,
                         "batch rolled back; applying its records one at a time"
@@ -257,7 +260,7 @@ impl<H: Handler> Shared<H> {
         // (Reported as waiting by `work_through`, which starts with `error`.)
         self.lanes.lock().expect("never poisoned").open(&record);
         c.metrics.inc(
-            "openorder_consumer_keys_set_aside_total",
+            &telemetry::catalogue::CONSUMER_KEYS_SET_ASIDE,
             &[("consumer", c.name)],
         );
         tracing::debug!(
@@ -406,13 +409,13 @@ impl<H: Handler> Shared<H> {
                 .waiting(c.name, record, attempt, &error.to_string());
             if !retry {
                 c.metrics.inc(
-                    "openorder_records_dead_lettered_total",
+                    &telemetry::catalogue::RECORDS_DEAD_LETTERED,
                     &[("topic", &record.topic), ("class", error.class)],
                 );
                 return self.dead_letter(record, &error, attempt, shutdown).await;
             }
             c.metrics.inc(
-                "openorder_records_retried_total",
+                &telemetry::catalogue::RECORDS_RETRIED,
                 &[("topic", &record.topic), ("class", error.class)],
             );
             tokio::select! {
@@ -472,7 +475,7 @@ impl<H: Handler> Shared<H> {
                 Sent::Written { value_omitted } => {
                     if value_omitted {
                         c.metrics.inc(
-                            "openorder_dead_letters_value_omitted_total",
+                            &telemetry::catalogue::DEAD_LETTERS_VALUE_OMITTED,
                             &[("topic", &record.topic)],
                         );
                     }

@@ -112,8 +112,16 @@ impl Stalls {
             let waiting = mine.clone().count();
             let stalled = mine.filter(|w| w.stalled).count();
             let labels = [("consumer", *consumer)];
-            metrics.gauge("openorder_consumer_keys_waiting", &labels, waiting as i64);
-            metrics.gauge("openorder_consumer_keys_stalled", &labels, stalled as i64);
+            metrics.gauge(
+                &telemetry::catalogue::CONSUMER_KEYS_WAITING,
+                &labels,
+                waiting as i64,
+            );
+            metrics.gauge(
+                &telemetry::catalogue::CONSUMER_KEYS_STALLED,
+                &labels,
+                stalled as i64,
+            );
         }
     }
 }

@@ -465,7 +465,7 @@ impl Notifier {
         }
         if logged > 0 {
             self.metrics.add(
-                "openorder_notification_attempts_total",
+                &platform::telemetry::catalogue::NOTIFICATION_ATTEMPTS,
                 &[("channel", LogChannel::NAME), ("outcome", "delivered")],
                 logged,
             );
@@ -595,7 +595,7 @@ pub(crate) mod tests {
         };
         let logged = |n: &Notifier| {
             n.metrics.get(
-                "openorder_notification_attempts_total",
+                &platform::telemetry::catalogue::NOTIFICATION_ATTEMPTS,
                 &[("channel", "log"), ("outcome", "delivered")],
             )
         };

@@ -125,8 +125,10 @@ impl Intake {
         };
         self.jobs.try_send(job).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => {
-                self.metrics
-                    .inc("openorder_orders_refused_total", &[("reason", "busy")]);
+                self.metrics.inc(
+                    &platform::telemetry::catalogue::ORDERS_REFUSED,
+                    &[("reason", "busy")],
+                );
                 IntakeError::Busy
             }
             mpsc::error::TrySendError::Closed(_) => sqlx::Error::PoolClosed.into(),

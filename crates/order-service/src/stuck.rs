@@ -77,8 +77,11 @@ impl Watchdog {
                 )
                 .await?;
                 if !expired.is_empty() {
-                    self.metrics
-                        .add("openorder_orders_expired_total", &[], expired.len() as u64);
+                    self.metrics.add(
+                        &platform::telemetry::catalogue::ORDERS_EXPIRED,
+                        &[],
+                        expired.len() as u64,
+                    );
                     tracing::info!(
                         orders = expired.len(),
                         "orders PENDING past --expire-pending-after cancelled (reason TIMEOUT)"
@@ -90,14 +93,18 @@ impl Watchdog {
             }
         }
         let (stuck, oldest) = store::pending_summary(&self.db, &cutoff(self.stuck_after)).await?;
-        self.metrics.gauge("openorder_orders_stuck", &[], stuck);
+        self.metrics
+            .gauge(&platform::telemetry::catalogue::ORDERS_STUCK, &[], stuck);
         self.metrics.gauge(
-            "openorder_orders_pending_oldest_age_seconds",
+            &platform::telemetry::catalogue::ORDERS_PENDING_OLDEST_AGE,
             &[],
             oldest.as_deref().map_or(0, store::age_seconds),
         );
-        self.metrics
-            .gauge("openorder_order_waiters", &[], self.waits.waiting() as i64);
+        self.metrics.gauge(
+            &platform::telemetry::catalogue::ORDER_WAITERS,
+            &[],
+            self.waits.waiting() as i64,
+        );
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! The gauges a service computes off the request path. Every [`EVERY`] a task of the
 //! runtime ([`Gauges::run`], started by [`crate::service::Runtime::serve`]) reads what
 //! `GET /admin/status` reads ([`crate::status`]) and checks what `GET /health/ready` checks
-//! ([`web::http::is_ready`]), and sets on `/metrics` (each series' `# HELP` is in [`HELP`]):
+//! ([`web::http::is_ready`]), and sets on `/metrics` (each series' `# HELP` is in [`telemetry::catalogue`]):
 //!
 //! - `openorder_consumer_lag_records{consumer,topic,partition}`: records not applied yet;
 //! - `openorder_consumer_lag_seconds{consumer,topic,partition}`: the age of the oldest of
@@ -39,47 +39,10 @@ use crate::status::{PartitionLag, Watched};
 /// How often the gauges are computed.
 pub const EVERY: Duration = Duration::from_secs(5);
 
-pub const LAG_RECORDS: &str = "openorder_consumer_lag_records";
-pub const LAG_SECONDS: &str = "openorder_consumer_lag_seconds";
-pub const OUTBOX_ROWS: &str = "openorder_outbox_rows";
-pub const OUTBOX_OLDEST_AGE: &str = "openorder_outbox_oldest_age_seconds";
-pub const READY: &str = "openorder_ready";
-
-/// Each series set here, with its `# HELP` text.
-pub const HELP: [(&str, &str); 5] = [
-    (
-        LAG_RECORDS,
-        "Records of the partition the consumer has not applied yet: the partition's end (high \
-         watermark) less the consumer's position (the offset after the last record it applied \
-         or dead-lettered in order, or the group's committed offset if further), and at least \
-         the records it holds unfinished. Per member, for the partitions assigned to it; \
-         sampled every 5 s.",
-    ),
-    (
-        LAG_SECONDS,
-        "Age in seconds of the oldest record of the partition the consumer has not applied \
-         yet: now less that record's timestamp while the consumer holds it (received, in the \
-         batch in hand or waiting in a retry lane); while it holds none but the partition's \
-         end is past its position, now less the first sample that saw that (a lower bound, \
-         short by at most 5 s); 0 when caught up. Per member, for the partitions assigned to \
-         it; sampled every 5 s.",
-    ),
-    (
-        OUTBOX_ROWS,
-        "Rows in the outbox: events committed with their change and not yet acknowledged by \
-         the brokers. Sampled every 5 s.",
-    ),
-    (
-        OUTBOX_OLDEST_AGE,
-        "Age in seconds of the oldest outbox row (now less its created_at); 0 when the \
-         outbox is empty. Sampled every 5 s.",
-    ),
-    (
-        READY,
-        "1 when GET /health/ready answers 200 (the database answers, and commits while its \
-         commits were failing, and the brokers answer), else 0. Sampled every 5 s.",
-    ),
-];
+use telemetry::catalogue::{
+    CONSUMER_LAG_RECORDS as LAG_RECORDS, CONSUMER_LAG_SECONDS as LAG_SECONDS, OUTBOX_OLDEST_AGE,
+    OUTBOX_ROWS, READY,
+};
 
 /// The next offset the consumer applies in a partition: its loop's `next` (the loop knows
 /// what it finished before the group commits it, within a second) or the group's
@@ -219,8 +182,8 @@ impl Lags {
                 ("topic", read.topic.as_str()),
                 ("partition", partition.as_str()),
             ];
-            metrics.gauge(LAG_RECORDS, &labels, records);
-            metrics.gauge_f64(LAG_SECONDS, &labels, lag_seconds(now_ms, records, since));
+            metrics.gauge(&LAG_RECORDS, &labels, records);
+            metrics.gauge_f64(&LAG_SECONDS, &labels, lag_seconds(now_ms, records, since));
         }
         self.partitions.retain(|(name, topic, partition), _| {
             if *name != consumer
@@ -236,8 +199,8 @@ impl Lags {
                 ("topic", topic.as_str()),
                 ("partition", partition.as_str()),
             ];
-            metrics.forget_gauge(LAG_RECORDS, &labels);
-            metrics.forget_gauge(LAG_SECONDS, &labels);
+            metrics.forget_gauge(&LAG_RECORDS, &labels);
+            metrics.forget_gauge(&LAG_SECONDS, &labels);
             false
         });
     }
@@ -253,11 +216,8 @@ pub struct Gauges {
 }
 
 impl Gauges {
-    /// Describes the series, then sets them at once and every [`EVERY`] until `stop`.
+    /// Sets the series at once and every [`EVERY`] until `stop`.
     pub async fn run(mut self, stop: CancellationToken) {
-        for (name, help) in HELP {
-            self.metrics.describe(name, help);
-        }
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -287,9 +247,9 @@ impl Gauges {
         }
         match outbox {
             Ok(Ok(outbox)) => {
-                self.metrics.gauge(OUTBOX_ROWS, &[], outbox.pending);
+                self.metrics.gauge(&OUTBOX_ROWS, &[], outbox.pending);
                 let age = seconds(outbox.oldest_age_ms.unwrap_or(0));
-                self.metrics.gauge_f64(OUTBOX_OLDEST_AGE, &[], age);
+                self.metrics.gauge_f64(&OUTBOX_OLDEST_AGE, &[], age);
             }
             Ok(Err(err)) => {
                 tracing::debug!(error = %err, "outbox backlog not read; its gauges keep their last values")
@@ -299,7 +259,7 @@ impl Gauges {
                 crate::status::BOUND.as_secs()
             ),
         }
-        self.metrics.gauge(READY, &[], i64::from(ready));
+        self.metrics.gauge(&READY, &[], i64::from(ready));
     }
 }
 
@@ -329,9 +289,14 @@ mod tests {
     }
 
     /// The value of `name` for partition `partition` of consumer `c`, as `/metrics` serves it.
-    fn served(metrics: &Metrics, name: &str, partition: i32) -> Option<String> {
+    fn served(
+        metrics: &Metrics,
+        series: telemetry::catalogue::Series,
+        partition: i32,
+    ) -> Option<String> {
+        let name = series.name;
         let series =
-            format!("{name}{{consumer=\"c\",topic=\"order.created\",partition=\"{partition}\"}} ");
+            format!("{name}{{consumer=\"c\",partition=\"{partition}\",topic=\"order.created\"}} ");
         metrics
             .render()
             .lines()

@@ -271,7 +271,11 @@ pub async fn prune_until(
             match rule.run(&db).await {
                 Ok(0) => {}
                 Ok(n) => {
-                    metrics.add("openorder_rows_pruned_total", &[("table", rule.table)], n);
+                    metrics.add(
+                        &telemetry::catalogue::ROWS_PRUNED,
+                        &[("table", rule.table)],
+                        n,
+                    );
                     tracing::debug!(table = rule.table, rows = n, "pruned");
                 }
                 Err(err) => {

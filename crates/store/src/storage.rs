@@ -268,13 +268,13 @@ impl StorageHealth {
     pub fn export(&self, metrics: &telemetry::metrics::Metrics) {
         for fault in StorageFault::ALL {
             metrics.set_counter(
-                "openorder_storage_commit_failures_total",
+                &telemetry::catalogue::STORAGE_COMMIT_FAILURES,
                 &[("fault", fault.as_str())],
                 self.failures(fault),
             );
         }
         metrics.gauge(
-            "openorder_storage_failing",
+            &telemetry::catalogue::STORAGE_FAILING,
             &[],
             i64::from(self.inner.failing.load(Ordering::Acquire)),
         );

@@ -201,12 +201,12 @@ pub fn export_counts(metrics: &crate::metrics::Metrics) {
         return;
     }
     metrics.set_counter(
-        "openorder_trace_spans_exported_total",
+        &crate::catalogue::TRACE_SPANS_EXPORTED,
         &[],
         EXPORTED.load(Ordering::Relaxed),
     );
     metrics.set_counter(
-        "openorder_trace_spans_dropped_total",
+        &crate::catalogue::TRACE_SPANS_DROPPED,
         &[],
         DROPPED.load(Ordering::Relaxed),
     );

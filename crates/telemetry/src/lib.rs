@@ -1,8 +1,8 @@
 //! The lowest layer: logs, traces and metrics, which every other crate reports through,
 //! and the clock every stored time is written with ([`now_text`]).
 //!
-//! - [`metrics`]: the counters and gauges served as Prometheus text on `/metrics`.
-//!
+//! - [`metrics`]: the counters and gauges served as Prometheus text on `/metrics`, each one
+//!   of the [`catalogue`]'s series.
 //!
 //! Logs: lines on stderr, filtered by `RUST_LOG` (default: `info` for OpenOrder, `warn`
 //! for everything else, librdkafka's own log off: it repeats every connection refusal; our
@@ -32,6 +32,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
+pub mod catalogue;
 mod export;
 mod json_lines;
 pub mod metrics;

@@ -129,7 +129,7 @@ pub async fn run(
             Ok(results) => {
                 for r in results.iter().filter(|r| r.outcome == "replayed") {
                     metrics.inc(
-                        "openorder_records_auto_redriven_total",
+                        &telemetry::catalogue::RECORDS_AUTO_REDRIVEN,
                         &[("topic", &r.target_topic)],
                     );
                     tracing::info!(position = %r.position, to = %r.target_topic, replay_count = r.replay_count, "dead letter redriven automatically");

@@ -307,7 +307,7 @@ impl Dispatcher {
                 Next::Failed(e) => (FAILED, None, Some(e), None, "failed"),
             };
             self.metrics.inc(
-                "openorder_notification_attempts_total",
+                &platform::telemetry::catalogue::NOTIFICATION_ATTEMPTS,
                 &[("channel", m.outgoing.channel.as_str()), ("outcome", label)],
             );
             let finish = store::Finish {

@@ -132,7 +132,7 @@ pub async fn record_sms(
                 "failed"
             };
             metrics.inc(
-                "openorder_notification_attempts_total",
+                &platform::telemetry::catalogue::NOTIFICATION_ATTEMPTS,
                 &[("channel", sms::NAME), ("outcome", outcome)],
             );
             tracing::info!(delivery = delivery.id, was = %delivery.status, now = to, provider_status = status, "SMS delivery receipt");

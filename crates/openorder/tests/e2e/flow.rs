@@ -155,12 +155,12 @@ async fn a_flaky_order_is_retried_and_confirmed_with_nothing_dead_lettered(stack
         .await;
     assert!(dead.is_empty(), "a flaky order is not dead-lettered");
     let retried = format!(
-        "openorder_records_retried_total{{topic=\"{}\",class=\"openorder.SimulatedFlakiness\"}}",
+        "openorder_records_retried_total{{class=\"openorder.SimulatedFlakiness\",topic=\"{}\"}}",
         topics.order_created()
     );
     assert!(stack.metric(&stack.inventory_url, &retried).await >= 1);
     let dead_lettered = format!(
-        "openorder_records_dead_lettered_total{{topic=\"{}\",class=\"openorder.SimulatedFailure\"}}",
+        "openorder_records_dead_lettered_total{{class=\"openorder.SimulatedFailure\",topic=\"{}\"}}",
         topics.order_created()
     );
     assert_eq!(stack.metric(&stack.inventory_url, &dead_lettered).await, 1);

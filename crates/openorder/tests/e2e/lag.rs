@@ -39,10 +39,12 @@ async fn largest_lag(stack: &Stack, series: &str, topic: &str) -> Option<f64> {
         .text()
         .await
         .unwrap();
-    let prefix =
-        format!("{series}{{consumer=\"{INVENTORY_CONSUMER}\",topic=\"{topic}\",partition=\"");
+    // Labels render sorted by name: consumer, partition, topic.
+    let prefix = format!("{series}{{consumer=\"{INVENTORY_CONSUMER}\",partition=\"");
+    let topic = format!(",topic=\"{topic}\"}}");
     text.lines()
         .filter_map(|line| line.strip_prefix(&prefix))
+        .filter(|rest| rest.contains(&topic))
         .map(|rest| rest.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
         .reduce(f64::max)
 }

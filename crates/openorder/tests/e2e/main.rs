@@ -29,6 +29,7 @@ mod flow;
 mod foreign_records;
 mod kafka_security;
 mod lag;
+mod metrics_exposition;
 mod notifications;
 mod order_waits_postgres;
 mod partitioning;

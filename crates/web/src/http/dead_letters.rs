@@ -428,7 +428,7 @@ pub async fn replay(
     })?;
     for r in results.iter().filter(|r| r.outcome == "replayed") {
         state.metrics.inc(
-            "openorder_records_replayed_total",
+            &telemetry::catalogue::RECORDS_REPLAYED,
             &[("topic", &r.target_topic)],
         );
     }
@@ -564,7 +564,7 @@ pub async fn redrive(
         .map_err(broker_problem)?;
     for r in report.results.iter().filter(|r| r.outcome == "replayed") {
         state.metrics.inc(
-            "openorder_records_replayed_total",
+            &telemetry::catalogue::RECORDS_REPLAYED,
             &[("topic", &r.target_topic)],
         );
     }

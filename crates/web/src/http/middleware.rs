@@ -337,7 +337,7 @@ async fn shed_beyond_limit(
     next: axum::middleware::Next,
 ) -> Response {
     let Ok(_permit) = permits.try_acquire_owned() else {
-        metrics.inc("openorder_http_requests_shed_total", &[]);
+        metrics.inc(&telemetry::catalogue::HTTP_REQUESTS_SHED, &[]);
         return overloaded();
     };
     next.run(request).await
@@ -387,7 +387,7 @@ async fn time_request(
         .get::<Waited>()
         .map_or(std::time::Duration::ZERO, |waited| waited.0);
     metrics.observe(
-        "openorder_http_request_duration_seconds",
+        &telemetry::catalogue::HTTP_REQUEST_DURATION,
         &[
             ("method", method.as_str()),
             ("route", &route),
