@@ -59,9 +59,16 @@ impl Browser {
             operator_tokens_file: None,
             operator_token_hashes: hashes,
             transport: Default::default(),
+            // Often, so that the overview's charts have lines soon.
+            history: console::history::HistoryArgs {
+                console_history_every: Duration::from_millis(500),
+            },
             kafka: stack.kafka.broker.clone(),
         };
         let console = console::Console::new(&args).await.unwrap();
+        // Without `console::serve`, the charts' sampler is started here; it stops with the
+        // console (it holds it weakly).
+        console::history::spawn(&console, platform::CancellationToken::new());
         Self {
             router: console::router(console),
             cookie: None,
