@@ -1,5 +1,7 @@
 //! The console's data as JSON, for scripts and tests: the same reads the pages make.
 //! - `GET /api/overview`: [`crate::live::Snapshot`];
+//! - `GET /api/history`: the overview's samples of the last minutes, oldest first
+//!   ([`crate::history::Sample`]), and how often they are taken;
 //! - `GET /api/topics`: every topic with partitions and watermarks;
 //! - `GET /api/topics/{topic}/records?partition&offset&time&key&type&q&limit`: a page;
 //! - `GET /api/orders/{id}/timeline`: [`crate::timeline::Timeline`].
@@ -14,13 +16,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use platform::http::Problem;
+use serde::Serialize;
 
+use crate::history::Sample;
 use crate::session::Session;
 use crate::Shared;
 
 pub fn router() -> Router<Shared> {
     Router::new()
         .route("/overview", get(overview))
+        .route("/history", get(history))
         .route("/topics", get(topics))
         .route("/topics/{topic}/records", get(records))
         .route("/orders/{id}/timeline", get(timeline))
@@ -41,6 +46,24 @@ async fn overview(
     Extension(session): Extension<Session>,
 ) -> Response {
     Json(&*console.live.snapshot(&console, session.token()).await).into_response()
+}
+
+/// `GET /api/history`'s answer.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct History {
+    /// How often a sample is taken, in milliseconds.
+    every_ms: u64,
+    samples: Vec<Sample>,
+}
+
+async fn history(State(console): State<Shared>) -> Response {
+    let every = console.history.every().as_millis();
+    Json(History {
+        every_ms: u64::try_from(every).unwrap_or(u64::MAX),
+        samples: console.history.samples(),
+    })
+    .into_response()
 }
 
 async fn topics(State(console): State<Shared>) -> Response {

@@ -10,6 +10,10 @@
 //! - renders every page on the server ([`pages`], escaped by `maud`), with a little script
 //!   for what updates live ([`live`]: server-sent events), and answers the same data as JSON
 //!   under `/api` ([`api`]);
+//! - keeps the overview's figures of the last minutes (consumers' lag, the outboxes' and the
+//!   oldest PENDING order's age, dead letters kept), sampled in the background from the
+//!   services' `/metrics` and the brokers, and charts them on the overview with an estimate
+//!   of when each backlog clears ([`history`]);
 //! - serves HTTP or, given a certificate, HTTPS only, and knows each request's client and
 //!   whether it came over HTTPS, directly or through a trusted proxy ([`transport`]); limits
 //!   sign-in attempts per client ([`sign_in_limit`]).
@@ -17,6 +21,7 @@
 //! `openorder up` serves it; `openorder console` runs it alone against any Kafka-API cluster.
 
 pub mod api;
+pub mod history;
 pub mod live;
 pub mod pages;
 pub mod records;
@@ -83,6 +88,9 @@ pub struct ConsoleArgs {
     /// HTTPS, and a proxy in front.
     #[command(flatten)]
     pub transport: transport::TransportArgs,
+    /// How often the overview's charts are sampled.
+    #[command(flatten)]
+    pub history: history::HistoryArgs,
     /// The brokers it reads (the console only reads: no topic, consumer or retry settings).
     #[command(flatten)]
     pub kafka: BrokerArgs,
@@ -97,6 +105,8 @@ pub struct Console {
     pub live: live::Live,
     /// The live tails open, one reader per topic ([`live::Tails`]).
     pub tails: live::Tails,
+    /// The overview's figures over the last minutes, for its charts.
+    pub history: history::History,
     /// Given a certificate and key, the console serves HTTPS only, with this.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// Whether a proxy's `X-Forwarded-Proto` and `X-Forwarded-For` are believed.
@@ -130,6 +140,7 @@ impl Console {
             operators,
             live: live::Live::default(),
             tails: live::Tails::default(),
+            history: history::History::new(args.history.console_history_every),
             tls,
             trust_forwarded_headers: args.transport.console_trust_forwarded_headers,
             sign_in_limit: sign_in_limit::SignInLimit::default(),
@@ -298,6 +309,7 @@ pub async fn serve(
         stopping.cancel();
     });
     spawn_sign_in_summaries(console.clone(), shutdown.clone());
+    history::spawn(&console, shutdown.clone());
     let tls = console.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     transport::serve_connections(
         listener,

@@ -43,6 +43,8 @@ impl Reply {
 
 /// Most bytes of a service's answer the console reads.
 const MAX_REPLY: usize = 4 * 1024 * 1024;
+/// Most bytes of a service's `/metrics` the console reads ([`Services::metrics`]).
+pub const MAX_METRICS: usize = 1024 * 1024;
 
 impl Services {
     pub fn new(order: &str, inventory: &str, notification: &str) -> anyhow::Result<Self> {
@@ -129,6 +131,47 @@ impl Services {
     /// Whether the service at `base` says it is ready.
     pub async fn ready(&self, base: &str) -> bool {
         matches!(self.get(base, "/health/ready", None).await, Ok(r) if r.ok())
+    }
+
+    /// `GET /metrics` of the service at `base`, as text: answered within `bound`, and at
+    /// most [`MAX_METRICS`] bytes of it read (past them the rest is left, and the line cut
+    /// there dropped). It needs no token unless the service was started with
+    /// `--protect-metrics`: then it answers 401 or 403, an error here.
+    pub async fn metrics(&self, base: &str, bound: Duration) -> anyhow::Result<String> {
+        let url = format!("{base}/metrics");
+        let read = async {
+            let mut response = self
+                .http
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("{url} unreachable: {e}"))?;
+            let status = response.status();
+            anyhow::ensure!(status.is_success(), "{url} answered {status}");
+            let (mut bytes, mut cut) = (Vec::new(), false);
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| anyhow::anyhow!("{url}: {e}"))?
+            {
+                let room = MAX_METRICS.saturating_sub(bytes.len());
+                if chunk.len() > room {
+                    bytes.extend_from_slice(&chunk[..room]);
+                    cut = true;
+                    break;
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok::<_, anyhow::Error>((bytes, cut))
+        };
+        let (bytes, cut) = tokio::time::timeout(bound, read)
+            .await
+            .map_err(|_| anyhow::anyhow!("{url} did not answer within {bound:?}"))??;
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        if cut {
+            text.truncate(text.rfind('\n').map_or(0, |at| at + 1));
+        }
+        Ok(text)
     }
 
     /// `GET /admin/status` of the service at `base` (None when it cannot be had).

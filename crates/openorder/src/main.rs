@@ -35,6 +35,8 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once, at start, and moved into the command it names: its size costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run everything: the embedded broker and all three services, SQLite under one data directory.
     Up(up::UpArgs),

@@ -50,6 +50,10 @@ pub struct UpArgs {
     #[command(flatten)]
     pub console_transport: console::transport::TransportArgs,
 
+    /// How often the console samples its overview's charts.
+    #[command(flatten)]
+    pub console_history: console::history::HistoryArgs,
+
     /// Orders with an item of this SKU fail every attempt, for fault injection (empty disables).
     #[arg(long, env = "OPENORDER_FAIL_SKU", default_value = "FAIL")]
     pub fail_sku: String,
@@ -384,6 +388,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             operator_tokens_file: http.auth.operator_tokens_file.clone(),
             operator_token_hashes: http.auth.operator_token_hashes.clone(),
             transport: args.console_transport.clone(),
+            history: args.console_history.clone(),
             kafka: kafka.broker.clone(),
         };
         let console = console::Console::new(&console_args).await?;

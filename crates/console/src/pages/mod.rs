@@ -4,6 +4,7 @@
 //! lifecycle's picture, made from the table's constants with its text escaped).
 
 pub mod assets;
+pub mod chart;
 pub mod dead_letters;
 pub mod orders;
 pub mod overview;

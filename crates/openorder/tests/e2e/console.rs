@@ -59,9 +59,16 @@ impl Browser {
             operator_tokens_file: None,
             operator_token_hashes: hashes,
             transport: Default::default(),
+            // Often, so that the overview's charts have lines soon.
+            history: console::history::HistoryArgs {
+                console_history_every: Duration::from_millis(500),
+            },
             kafka: stack.kafka.broker.clone(),
         };
         let console = console::Console::new(&args).await.unwrap();
+        // Without `console::serve`, the charts' sampler is started here; it stops with the
+        // console (it holds it weakly).
+        console::history::spawn(&console, platform::CancellationToken::new());
         Self {
             router: console::router(console),
             cookie: None,
@@ -450,7 +457,57 @@ async fn the_console_shows_the_flow_and_acts_on_dead_letters(broker: BrokerKind)
         "{overview}"
     );
     assert!(overview["deadLetters"].as_i64().unwrap() >= 1, "{overview}");
+
+    // Its charts: inventory-service's consumer of order.created and order-service's outbox
+    // drawn as lines, the consumer's estimate beside; the samples as JSON.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = browser.get("/").await;
+        assert_eq!(page.status, StatusCode::OK);
+        let consumer = chart(&page.body, "consumer:inventory-order-events");
+        let outbox = chart(&page.body, "outbox:order-service");
+        if consumer.is_some_and(|c| c.contains("<polyline"))
+            && outbox.is_some_and(|c| c.contains("<polyline"))
+        {
+            assert!(page.body.contains("Lag in time"), "{}", page.body);
+            assert!(
+                ["caught up", "clears in", "growing by", "not draining"]
+                    .iter()
+                    .any(|estimate| page.body.contains(estimate)),
+                "{}",
+                page.body
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no lines in the overview's charts in 60 s: {}",
+            page.body
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let history = browser.get("/api/history").await.json();
+    assert_eq!(history["everyMs"], 500, "{history}");
+    let samples = history["samples"].as_array().unwrap();
+    assert!(samples.len() >= 2, "{history}");
+    let latest = &samples[samples.len() - 1];
+    assert!(latest["atMs"].as_i64().unwrap() > 0, "{latest}");
+    assert!(
+        latest["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "order-service" && s["gauges"]["outboxRows"].is_number()),
+        "{latest}"
+    );
     stack.stop().await;
+}
+
+/// The overview's chart `id` (its `<svg data-chart="…">` to its `</svg>`), if it has one.
+fn chart<'a>(page: &'a str, id: &str) -> Option<&'a str> {
+    let start = page.find(&format!("data-chart=\"{id}\""))?;
+    let end = start + page[start..].find("</svg>")?;
+    Some(&page[start..end])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,9 +4,10 @@
 //! an order with `FAIL` is listed among the dead letters, its record's headers decoded; the
 //! fault is switched off and the letter replayed from the page, and the timeline shows the
 //! replay and CONFIRMED; a record whose value is `<script>` shows as text; the overview's
-//! counters move without a reload; the timeline shows the user's notification preferences,
-//! the Orders page counts orders by state and the Stuck orders page lists none. Each page
-//! is photographed on the way (`OPENORDER_TEST_WRITE_SCREENSHOTS=1` writes them to
+//! counters move without a reload, and its "Lag in time" charts draw inventory-service's
+//! consumer and order-service's outbox as lines; the timeline shows the user's notification
+//! preferences, the Orders page counts orders by state and the Stuck orders page lists none.
+//! Each page is photographed on the way (`OPENORDER_TEST_WRITE_SCREENSHOTS=1` writes them to
 //! `docs/console/`, as the README shows).
 
 use std::path::PathBuf;
@@ -38,7 +39,9 @@ async fn an_operator_follows_an_order_replays_its_dead_letter_and_watches_the_fl
     let shots = screenshots();
     let data = support::temp_dir("console-up");
     let ports = UpPorts::free().expect("free ports");
-    let up = UpProcess::start(&data, &ports).await;
+    // The overview's charts sampled often, so that they have lines soon.
+    let every = [("OPENORDER_CONSOLE_HISTORY_EVERY", "500ms")];
+    let up = UpProcess::start_with_env(&data, &ports, &every).await;
     let console = up.console_url.clone();
     let token = std::fs::read_to_string(data.join("operator-token"))
         .unwrap()
@@ -199,6 +202,21 @@ async fn an_operator_follows_an_order_replays_its_dead_letter_and_watches_the_fl
             t.parse::<i64>().is_ok_and(|n| n > before)
         })
         .await;
+
+    // "Lag in time": inventory-service's consumer and order-service's outbox drawn as lines
+    // (the page is drawn again on each reload), the consumer's estimate beside its chart.
+    let consumer = "svg[data-chart='consumer:inventory-order-events']";
+    browser.wait_element(&format!("{consumer} polyline")).await;
+    let outbox = "svg[data-chart='outbox:order-service']";
+    browser.wait_element(&format!("{outbox} polyline")).await;
+    browser.find(&format!("{consumer} title")).await;
+    let charts = browser.text("#lag-in-time").await;
+    assert!(
+        ["caught up", "clears in", "growing by", "not draining"]
+            .iter()
+            .any(|estimate| charts.contains(estimate)),
+        "{charts}"
+    );
     browser.screenshot(&shots.join("overview.png")).await;
     browser.quit().await;
     up.stop();

@@ -1,7 +1,7 @@
 //! A real headless Chromium driven over WebDriver (W3C): `chromedriver` from Debian's
 //! `chromium-driver`, started on a free loopback port for one test. Only what the browser
-//! tests use: open a page, find elements, type, click, read text and the page's source,
-//! take a screenshot.
+//! tests use: open a page, find elements (waiting, or reloading until one is drawn), type,
+//! click, read text and the page's source, take a screenshot.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -242,6 +242,27 @@ impl Browser {
                 self.call(reqwest::Method::POST, "/refresh", Some(json!({})))
                     .await;
             }
+        }
+    }
+
+    /// Waits (up to 60 s) until the page holds an element `css` selects, reloading it
+    /// between looks (for what the server draws only as the page is asked for); returns it.
+    pub async fn wait_element(&self, css: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let why = match self.find_now(css).await {
+                Ok(id) => return id,
+                Err(why) => why,
+            };
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no element {css} in 60 s of reloads ({}): {}",
+                why["message"],
+                self.source().await
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            self.call(reqwest::Method::POST, "/refresh", Some(json!({})))
+                .await;
         }
     }
 
