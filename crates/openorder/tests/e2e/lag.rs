@@ -1,6 +1,6 @@
 //! The lag, backlog and readiness gauges on `/metrics`, end to end: while inventory-service's
 //! consumer holds an order it retries and orders keep arriving, its lag on `order.created`
-//! rises above 0 (in seconds and in records); once that order is dead-lettered and the others
+//! rises above 0 (in seconds and in records) and in seconds grows with the time it is held; once that order is dead-lettered and the others
 //! are applied, it is 0 again. Every service is ready meanwhile, and order-service's outbox
 //! drains. On the embedded broker and on Apache Kafka.
 
@@ -88,6 +88,7 @@ async fn lag_in_seconds_rises_while_a_record_is_held_and_returns_to_zero_once_it
     // An order that fails every try is retried while orders keep arriving. A sample taken
     // while it is held dates the lag by its timestamp: at least a second old by the second
     // sample, which no order applied at once reaches.
+    let posted = tokio::time::Instant::now();
     let failing = stack.post_order(2, &[("FAIL", 1)]).await;
     let mut others = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -103,6 +104,22 @@ async fn lag_in_seconds_rises_while_a_record_is_held_and_returns_to_zero_once_it
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // It grows with the time the record is held: orders keep arriving every half second
+    // until it has been held 9 s (its fourth try comes 11 s after its first at the
+    // earliest), and the gauge then reads that long, less the time since its last sample
+    // (5 s apart, plus a pass that may take up to 2 s), and never more.
+    while posted.elapsed() < Duration::from_secs(9) {
+        others.push(stack.post_order(3, &[("ABC-001", 1)]).await);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let held = posted.elapsed().as_secs_f64();
+    let seconds = largest_lag(&stack, "openorder_consumer_lag_seconds", &topic)
+        .await
+        .unwrap_or(0.0);
+    assert!(
+        seconds >= held - 7.5 && seconds <= held + 1.0,
+        "lag in seconds on {topic} is {seconds} s with order {failing} held {held:.1} s"
+    );
     let records = largest_lag(&stack, "openorder_consumer_lag_records", &topic).await;
     assert!(
         records.is_some_and(|r| r >= 1.0),
