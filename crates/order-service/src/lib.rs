@@ -121,7 +121,11 @@ pub async fn run(
     else {
         return Ok(()); // stopped while it waited for its database or brokers
     };
-    let waits = waits::Waits::new(config.orders.max_order_waiters as usize, shutdown.clone());
+    let waits = waits::Waits::new(
+        config.orders.max_order_waiters as usize,
+        shutdown.clone(),
+        runtime.metrics.clone(),
+    );
     if runtime.db.backend == Backend::Postgres {
         // Other instances' decisions, for this one's waiters.
         let (waits, url) = (waits.clone(), config.database.database_url.clone());

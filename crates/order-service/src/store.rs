@@ -571,10 +571,11 @@ pub async fn apply_outcome_to(
     let sources = status_list(&lifecycle::sources(outcome.trigger));
     let now = platform::now_text();
     let mut moved = HashSet::with_capacity(order_ids.len());
+    let mut created_at: Vec<String> = Vec::with_capacity(order_ids.len());
     for chunk in platform::db::statement_chunks(order_ids, 1) {
         let sql = format!(
             "UPDATE orders SET status = $1, reason = $2, shortages = $3, error = $4, updated_at = $5
-             WHERE id IN ({}) AND status IN ({sources}) RETURNING id",
+             WHERE id IN ({}) AND status IN ({sources}) RETURNING id, created_at",
             placeholders(6, chunk.len())
         );
         let mut query = sqlx::query(&sql)
@@ -588,10 +589,20 @@ pub async fn apply_outcome_to(
         }
         for row in query.fetch_all(&mut **tx).await? {
             moved.insert(row.try_get("id")?);
+            created_at.push(row.try_get("created_at")?);
         }
     }
     let told: Vec<i64> = moved.iter().copied().collect();
     waits.announce(tx, &told).await?;
+    // The decisions an order waits for, not its cancellation.
+    let decided = [
+        OrderStatus::Confirmed,
+        OrderStatus::Rejected,
+        OrderStatus::Failed,
+    ];
+    if decided.contains(&outcome.status()) {
+        waits.time_decisions(tx, outcome.status(), created_at);
+    }
     Ok(moved)
 }
 

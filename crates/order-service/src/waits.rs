@@ -24,10 +24,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use platform::db::{Backend, Tx};
+use platform::metrics::Metrics;
+use platform::telemetry::catalogue;
 use platform::CancellationToken;
 use sqlx::postgres::PgListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+
+use crate::domain::OrderStatus;
 
 /// Default of `--max-order-waiters`: half of the default limit on requests in flight
 /// (`--max-in-flight-requests`, 2,048), since a waiting request holds one of those too, so
@@ -60,6 +64,9 @@ struct Inner {
     everyone: watch::Sender<u64>,
     slots: Arc<Semaphore>,
     limit: usize,
+    /// Where the time from an order's acceptance to its decision is observed
+    /// ([`Waits::time_decisions`]).
+    metrics: Metrics,
     /// Cancelled when the service stops: every wait ends then.
     stop: CancellationToken,
 }
@@ -108,8 +115,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Waits {
     /// Room for `limit` waiters at once (at least one); every wait ends when `stop` is
-    /// cancelled.
-    pub fn new(limit: usize, stop: CancellationToken) -> Self {
+    /// cancelled. Decisions are timed on `metrics`.
+    pub fn new(limit: usize, stop: CancellationToken, metrics: Metrics) -> Self {
         let limit = limit.max(1);
         Self {
             inner: Arc::new(Inner {
@@ -117,6 +124,7 @@ impl Waits {
                 everyone: watch::channel(0).0,
                 slots: Arc::new(Semaphore::new(limit)),
                 limit,
+                metrics,
                 stop,
             }),
         }
@@ -188,6 +196,34 @@ impl Waits {
         let (waits, order_ids) = (self.clone(), order_ids.to_vec());
         tx.on_commit(move || waits.tell(&order_ids));
         Ok(())
+    }
+}
+
+impl Waits {
+    /// Observes, once `tx` commits, how long each order it decides took from its
+    /// acceptance (`created_at`, as stored) to `status`:
+    /// `openorder_order_decision_seconds{status}`, the POST → decision time.
+    pub fn time_decisions(&self, tx: &mut Tx, status: OrderStatus, created_at: Vec<String>) {
+        if created_at.is_empty() {
+            return;
+        }
+        let now = chrono::Utc::now();
+        let seconds: Vec<f64> = created_at
+            .iter()
+            .filter_map(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .map(|at| {
+                (now - at.with_timezone(&chrono::Utc))
+                    .as_seconds_f64()
+                    .max(0.0)
+            })
+            .collect();
+        let metrics = self.inner.metrics.clone();
+        tx.on_commit(move || {
+            let labels = [("status", status.as_str())];
+            for s in seconds {
+                metrics.observe(&catalogue::ORDER_DECISION, &labels, s);
+            }
+        });
     }
 }
 
@@ -373,7 +409,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_watcher_wakes_when_its_order_is_told_and_not_for_another() {
-        let waits = Waits::new(4, CancellationToken::new());
+        let waits = Waits::new(4, CancellationToken::new(), Metrics::default());
         let mut watcher = waits.admit().unwrap().watch(7);
         waits.tell(&[8]);
         let soon = Some(Instant::now() + Duration::from_millis(50));
@@ -387,7 +423,7 @@ mod tests {
 
     #[tokio::test]
     async fn slots_are_bounded_and_freed_with_their_watchers() {
-        let waits = Waits::new(2, CancellationToken::new());
+        let waits = Waits::new(2, CancellationToken::new(), Metrics::default());
         let first = waits.admit().unwrap().watch(1);
         let second = waits.admit().unwrap().watch(1);
         assert_eq!(waits.waiting(), 2);
@@ -403,7 +439,7 @@ mod tests {
     #[tokio::test]
     async fn every_wait_ends_when_the_service_stops() {
         let stop = CancellationToken::new();
-        let waits = Waits::new(1, stop.clone());
+        let waits = Waits::new(1, stop.clone(), Metrics::default());
         let mut watcher = waits.admit().unwrap().watch(1);
         let waiting = tokio::spawn(async move { watcher.next(None).await });
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -50,7 +50,7 @@ async fn a_dead_letter_without_a_key_fails_the_order_named_in_its_value() {
         .await
         .unwrap();
     let topics = contracts::Topics::default();
-    let waits = order_service::waits::Waits::new(16, Default::default());
+    let waits = order_service::waits::Waits::new(16, Default::default(), Default::default());
     let app = platform::http::app(Auth::unconfigured().apply(routes(AppState {
         db: db.clone(),
         webhooks: contracts::destinations::Destinations::public_only(),

@@ -42,6 +42,7 @@ async fn spawn_app_with_queue(queue: usize) -> TestApp {
         waits: order_service::waits::Waits::new(
             order_service::waits::MAX_WAITERS as usize,
             Default::default(),
+            Default::default(),
         ),
         stuck_after: order_service::DEFAULT_STUCK_AFTER,
     })));

@@ -35,7 +35,7 @@ async fn spawn_app() -> TestApp {
         .await
         .expect("SQLite opens");
     let topics = Topics::default();
-    let waits = Waits::new(16, Default::default());
+    let waits = Waits::new(16, Default::default(), Default::default());
     let consumer = Router::new(contracts::Service::Order, &topics)
         .on::<InventoryReserved, _>(OnInventoryReserved {
             waits: waits.clone(),

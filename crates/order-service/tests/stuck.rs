@@ -42,7 +42,7 @@ async fn spawn_app() -> TestApp {
         .await
         .expect("SQLite opens");
     let topics = Topics::default();
-    let waits = Waits::new(16, CancellationToken::new());
+    let waits = Waits::new(16, CancellationToken::new(), Default::default());
     let router = platform::http::app(Auth::unconfigured().apply(routes(AppState {
         db: db.clone(),
         webhooks: contracts::destinations::Destinations::public_only(),

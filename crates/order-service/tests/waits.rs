@@ -40,7 +40,7 @@ async fn spawn_app_with(waiters: usize, stop: CancellationToken) -> TestApp {
         .await
         .expect("SQLite opens");
     let topics = contracts::Topics::default();
-    let waits = Waits::new(waiters, stop);
+    let waits = Waits::new(waiters, stop, Default::default());
     let router = platform::http::app(Auth::unconfigured().apply(routes(AppState {
         db: db.clone(),
         webhooks: contracts::destinations::Destinations::public_only(),

@@ -283,6 +283,16 @@ pub const ORDER_WAITERS: Series = Series {
     set_by: "order-service, every 10 s",
 };
 
+pub const ORDER_DECISION: Series = Series {
+    name: "openorder_order_decision_seconds",
+    kind: Kind::Histogram,
+    labels: &["status"],
+    help: "Time from an order's acceptance (its stored created_at, before the POST's 202) to \
+           its decision committed by order-service (CONFIRMED, REJECTED or FAILED): the \
+           POST to decision time, by status.",
+    set_by: "order-service, as each decision commits",
+};
+
 pub const NOTIFICATION_ATTEMPTS: Series = Series {
     name: "openorder_notification_attempts_total",
     kind: Kind::Counter,
@@ -323,6 +333,7 @@ pub const ALL: &[&Series] = &[
     &ORDERS_STUCK,
     &ORDERS_PENDING_OLDEST_AGE,
     &ORDER_WAITERS,
+    &ORDER_DECISION,
     &NOTIFICATION_ATTEMPTS,
 ];
 

@@ -1,7 +1,8 @@
 //! `/metrics` as Prometheus reads it, from outside: `openorder up` takes a few orders (one
 //! rejected for stock), then Prometheus' own `promtool check metrics`
 //! lints each service's exposition (its format, help texts, types, names and units by the
-//! Prometheus conventions) and finds nothing to say. Each serves its process's CPU and memory.
+//! Prometheus conventions) and finds nothing to say. Each serves its process's CPU and memory;
+//! order-service times each decision from the order's acceptance.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -104,6 +105,14 @@ async fn promtool_finds_nothing_to_say_of_any_services_metrics_after_a_few_order
                 text.lines().any(|l| l.starts_with(series)),
                 "{base}/metrics serves no {series}:\n{text}"
             );
+        }
+        if *base == up.order_url {
+            // Each decision is timed from the order's acceptance, by status.
+            for status in ["CONFIRMED", "REJECTED"] {
+                let count =
+                    format!("openorder_order_decision_seconds_count{{status=\"{status}\"}} 1");
+                assert!(text.contains(&count), "no {count} in:\n{text}");
+            }
         }
         let (passed, output) = promtool_check(&promtool, text).await;
         if !passed || !output.trim().is_empty() {

@@ -26,7 +26,7 @@ impl Instance {
         let db = Database::connect(url, 2, &store::SCHEMA)
             .await
             .expect("PostgreSQL reachable");
-        let waits = Waits::new(8, stop.clone());
+        let waits = Waits::new(8, stop.clone(), platform::metrics::Metrics::default());
         // Its listener wakes every waiter once it listens: a probe says when.
         let mut probe = waits.admit().unwrap().watch(0);
         tokio::spawn(waits::listen(waits.clone(), url.to_string(), stop.clone()));
