@@ -433,7 +433,7 @@ mod tests {
         }
     }
 
-    /// `OPENORDER_WRITE_DOCS=1 cargo test -p telemetry` writes the list into the book.
+    /// `OPENORDER_TEST_WRITE_DOCS=1 cargo test -p telemetry` writes the list into the book.
     #[test]
     fn the_books_list_of_series_is_the_catalogue() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(BOOK_PAGE);
@@ -447,7 +447,7 @@ mod tests {
             .expect("the page has the catalogue's end marker")
             + start;
         let table = markdown();
-        if std::env::var_os("OPENORDER_WRITE_DOCS").is_some() {
+        if std::env::var_os("OPENORDER_TEST_WRITE_DOCS").is_some() {
             let written = format!("{}{table}{}", &page[..start], &page[end..]);
             std::fs::write(&path, written).expect("the observability page is writable");
             return;
@@ -456,7 +456,7 @@ mod tests {
             page[start..end],
             table,
             "the book's list of series differs from the catalogue: \
-             OPENORDER_WRITE_DOCS=1 cargo test -p telemetry writes it"
+             OPENORDER_TEST_WRITE_DOCS=1 cargo test -p telemetry writes it"
         );
     }
 }
