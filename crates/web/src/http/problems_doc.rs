@@ -112,7 +112,7 @@ pub struct DatabaseAway(pub Problem);
 )]
 pub struct DatabaseAwayOnWrite(pub Problem);
 
-/// 503 of the dead-letter API when the broker did not answer.
+/// 503 of the dead-letter API ([`super::dead_letters`]): the broker did not answer.
 #[derive(utoipa::IntoResponses)]
 #[response(
     status = 503,
@@ -121,7 +121,8 @@ pub struct DatabaseAwayOnWrite(pub Problem);
 )]
 pub struct BrokerAway(pub Problem);
 
-/// 503 of a dead-letter scan: the broker did not answer, or all the scan slots are taken.
+/// 503 of the dead-letter API ([`super::dead_letters`]): the broker did not answer, or
+/// every scan slot is taken (`/problems/busy`).
 #[derive(utoipa::IntoResponses)]
 #[response(
     status = 503,
