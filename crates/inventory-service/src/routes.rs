@@ -8,6 +8,9 @@ use axum::{Json, Router};
 use contracts::values::Sku;
 use platform::auth::Routes;
 use platform::db::Database;
+use platform::http::problems_doc::{
+    CustomerAuth, DatabaseAwayOnWrite, JsonBody, NotOneJsonObject, OperatorOnly,
+};
 use platform::http::{ApiJson, FieldError, Problem};
 use serde::Deserialize;
 
@@ -71,8 +74,7 @@ struct Api;
 
 /// The fault switches.
 #[utoipa::path(get, path = "/admin/faults", tag = "faults", security(("operatorToken" = [])),
-    responses((status = 200, description = "The switches", body = FaultConfig), (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),))]
+    responses((status = 200, description = "The switches", body = FaultConfig), OperatorOnly))]
 async fn get_faults(State(state): State<AppState>) -> Json<FaultConfig> {
     Json(state.faults.get())
 }
@@ -82,11 +84,9 @@ async fn get_faults(State(state): State<AppState>) -> Json<FaultConfig> {
     request_body = FaultChange,
     responses(
         (status = 200, description = "The switches now", body = FaultConfig),
-        (status = 400, description = "Not one JSON object", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
+        NotOneJsonObject,
+        OperatorOnly,
+        JsonBody,
         (status = 422, description = "No switch named, or not a SKU", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
@@ -122,7 +122,7 @@ async fn set_faults(
 /// Every SKU's stock.
 #[utoipa::path(get, path = "/api/inventory", tag = "stock",
     security((), ("customerJwt" = []), ("operatorToken" = [])),
-    responses((status = 200, description = "All stock items", body = Vec<StockItem>), (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),))]
+    responses((status = 200, description = "All stock items", body = Vec<StockItem>), CustomerAuth))]
 #[tracing::instrument(skip_all)]
 async fn list(State(db): State<Database>) -> Result<Json<Vec<StockItem>>, Problem> {
     Ok(Json(store::list_stock(&db).await?))
@@ -139,7 +139,7 @@ fn parse_sku(sku: &str) -> Result<Sku, Problem> {
     responses(
         (status = 200, description = "The stock item", body = StockItem),
         (status = 400, description = "Not a SKU (`invalid-parameter`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        CustomerAuth,
         (status = 404, description = "No such SKU", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(sku = %sku))]
@@ -169,12 +169,10 @@ struct SetStock {
     responses(
         (status = 200, description = "The stock item now", body = StockItem),
         (status = 400, description = "Not a SKU, or not one JSON object", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
+        OperatorOnly,
+        JsonBody,
         (status = 422, description = "`available` out of range", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is away; nothing was written", body = Problem, content_type = "application/problem+json"),
+        DatabaseAwayOnWrite,
     ))]
 #[tracing::instrument(skip_all, fields(sku = %sku))]
 async fn set(

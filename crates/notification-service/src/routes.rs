@@ -25,6 +25,9 @@ use contracts::values::{PushSubscription, UserId};
 use contracts::{Contact, Topics};
 use platform::auth::{Caller, Routes};
 use platform::db::Database;
+use platform::http::problems_doc::{
+    AnotherUsers, BodyOverLimit, CustomerAuth, DatabaseAwayOnWrite, JsonBody,
+};
 use platform::http::{ApiJson, FieldError, Problem};
 use platform::metrics::Metrics;
 use serde::{Deserialize, Serialize};
@@ -126,7 +129,7 @@ struct Api;
     responses(
         (status = 200, description = "Notifications", body = Vec<Notification>),
         (status = 400, description = "`orderId` is not a positive integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        CustomerAuth,
     ))]
 #[tracing::instrument(skip_all)]
 async fn list(
@@ -181,8 +184,8 @@ fn user_id(raw: &str) -> Result<i64, Problem> {
     responses(
         (status = 200, description = "The contact", body = UserContact),
         (status = 400, description = "`userId` is not a positive integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Another user's", body = Problem, content_type = "application/problem+json"),
+        CustomerAuth,
+        AnotherUsers,
         (status = 404, description = "None registered", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(user = %raw))]
@@ -209,12 +212,11 @@ async fn get_contact(
     responses(
         (status = 200, description = "The contact now", body = UserContact),
         (status = 400, description = "`userId` is not a positive integer, or not one JSON object", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Another user's", body = Problem, content_type = "application/problem+json"),
+        CustomerAuth,
+        AnotherUsers,
+        JsonBody,
         (status = 422, description = "Not an e-mail address, a webhook URL that is not https/http to a public address, or a phone number not in E.164 form", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is away; nothing was written", body = Problem, content_type = "application/problem+json"),
+        DatabaseAwayOnWrite,
     ))]
 #[tracing::instrument(skip_all, fields(user = %raw))]
 async fn put_contact(
@@ -278,8 +280,8 @@ struct PreferencesBody {
     responses(
         (status = 200, description = "The preferences", body = UserPreferences),
         (status = 400, description = "`userId` is not a positive integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Another user's", body = Problem, content_type = "application/problem+json"),
+        CustomerAuth,
+        AnotherUsers,
         (status = 404, description = "None set: every kind goes to every channel", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(user = %raw))]
@@ -313,12 +315,11 @@ async fn get_preferences(
     responses(
         (status = 200, description = "The preferences now", body = UserPreferences),
         (status = 400, description = "`userId` is not a positive integer, or not one JSON object", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Another user's", body = Problem, content_type = "application/problem+json"),
+        CustomerAuth,
+        AnotherUsers,
+        JsonBody,
         (status = 422, description = "An unknown kind or channel, time zone or critical kind; a time of day not `HH:MM`, quiet hours that start when they end or without a time zone; a digest window outside 0 to 1440 minutes: each named by its JSON pointer (`/quietHours/start`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is away; nothing was written", body = Problem, content_type = "application/problem+json"),
+        DatabaseAwayOnWrite,
     ))]
 #[tracing::instrument(skip_all, fields(user = %raw))]
 async fn put_preferences(
@@ -432,8 +433,8 @@ struct PushKeysBody {
     responses(
         (status = 200, description = "The subscriptions (none: an empty list)", body = Vec<PushSubscriptionView>),
         (status = 400, description = "`userId` is not a positive integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Another user's", body = Problem, content_type = "application/problem+json"),
+        CustomerAuth,
+        AnotherUsers,
     ))]
 #[tracing::instrument(skip_all, fields(user = %raw))]
 async fn list_push_subscriptions(
@@ -460,14 +461,13 @@ async fn list_push_subscriptions(
         (status = 201, description = "Registered", body = PushSubscriptionView),
         (status = 200, description = "Registered already (its keys updated if they changed): the same subscription", body = PushSubscriptionView),
         (status = 400, description = "`userId` is not a positive integer, or not one JSON object", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Another user's", body = Problem, content_type = "application/problem+json"),
+        CustomerAuth,
+        AnotherUsers,
         (status = 404, description = "Web Push is not configured here (`--push-subject`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The endpoint is another user's with other keys, or the user has 20 subscriptions already", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
+        JsonBody,
         (status = 422, description = "A field missing or not as a browser gives it: an endpoint not `https` to a public address, a `p256dh` that is not base64url of a P-256 point, an `auth` not of 16 bytes; each named by its JSON pointer (`/keys/p256dh`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is away; nothing was written", body = Problem, content_type = "application/problem+json"),
+        DatabaseAwayOnWrite,
     ))]
 #[tracing::instrument(skip_all, fields(user = %raw))]
 async fn add_push_subscription(
@@ -534,10 +534,10 @@ async fn add_push_subscription(
     responses(
         (status = 204, description = "Removed"),
         (status = 400, description = "`userId` or `subscriptionId` is not a positive integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Another user's", body = Problem, content_type = "application/problem+json"),
+        CustomerAuth,
+        AnotherUsers,
         (status = 404, description = "The user has no such subscription", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is away; nothing was written", body = Problem, content_type = "application/problem+json"),
+        DatabaseAwayOnWrite,
     ))]
 #[tracing::instrument(skip_all, fields(user = %raw))]
 async fn remove_push_subscription(
@@ -597,8 +597,8 @@ struct SmsStatusForm {
         (status = 400, description = "Signed, but without `delivery`, `MessageSid` or `MessageStatus`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No signature, or one that does not sign this URL and form with the SMS auth token: nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "SMS delivery receipts are not configured here (`--sms-status-callback-url`), or no SMS delivery has this key", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is away; nothing was written", body = Problem, content_type = "application/problem+json"),
+        BodyOverLimit,
+        DatabaseAwayOnWrite,
     ))]
 #[tracing::instrument(skip_all)]
 async fn sms_status(

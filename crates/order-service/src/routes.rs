@@ -19,6 +19,9 @@ use contracts::lifecycle;
 use contracts::Topics;
 use platform::auth::{Caller, Routes};
 use platform::db::Database;
+use platform::http::problems_doc::{
+    CustomerAuth, DatabaseAway, DatabaseAwayOnWrite, JsonBody, OperatorOnly,
+};
 use platform::http::{ApiJson, FieldError, Problem};
 use serde::Serialize;
 use tokio::time::Instant;
@@ -267,10 +270,9 @@ fn busy() -> Response {
                     ("Preference-Applied" = String, description = "`wait=N` when the request asked to wait"),
                     ("Idempotent-Replayed" = String, description = "`true` on a replay"))),
         (status = 400, description = "Not one JSON object (`malformed-json`), or a bad `Idempotency-Key` (`invalid-parameter`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        CustomerAuth,
         (status = 403, description = "`userId` is not the token's user", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
+        JsonBody,
         (status = 422, description = "Invalid fields (`invalid-fields`, each named by a JSON pointer), or an `Idempotency-Key` used for another request", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Overloaded, too many requests waiting (`too-many-waiters`, with `Prefer: wait`) or the database is away; nothing was written, retry (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -363,7 +365,7 @@ async fn create(
     responses(
         (status = 200, description = "The order", body = OrderView,
             headers(("Preference-Applied" = String, description = "`wait=N` when the request asked to wait: the wait honoured, in seconds"))),
-        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        CustomerAuth,
         (status = 404, description = "No such order (or another customer's)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Too many requests waiting (`too-many-waiters`, with `Prefer: wait`), or the database is away; retry (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -460,7 +462,7 @@ impl Follow {
     params(("id" = i64, Path, description = "The order id", minimum = 1)),
     responses(
         (status = 200, description = "`event: status`, `id:` the order's `updatedAt`, `data:` the order as JSON; a comment every 15 s keeps the connection alive", body = String, content_type = "text/event-stream"),
-        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        CustomerAuth,
         (status = 404, description = "No such order (or another customer's)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Too many requests waiting (`too-many-waiters`), or the database is away; retry (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -505,10 +507,10 @@ async fn events(
     params(("id" = i64, Path, description = "The order id", minimum = 1)),
     responses(
         (status = 200, description = "CANCELLED", body = OrderView),
-        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        CustomerAuth,
         (status = 404, description = "No such order (or another customer's)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "REJECTED or FAILED orders cannot be cancelled (`order-not-cancellable`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is away; nothing was written", body = Problem, content_type = "application/problem+json"),
+        DatabaseAwayOnWrite,
     ))]
 #[tracing::instrument(skip_all, fields(order = %id))]
 async fn cancel(
@@ -588,7 +590,7 @@ fn int_param(
     responses(
         (status = 200, description = "One page", body = Page),
         (status = 400, description = "A parameter is not an integer in range (`invalid-parameter`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Customer authentication is on and no valid token was given", body = Problem, content_type = "application/problem+json"),
+        CustomerAuth,
         (status = 403, description = "`userId` is not the token's user", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list(
@@ -633,9 +635,8 @@ struct StuckPage {
     responses(
         (status = 200, description = "The stuck orders, oldest first", body = StuckPage),
         (status = 400, description = "`limit` is not an integer in range (`invalid-parameter`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is away", body = Problem, content_type = "application/problem+json"),
+        OperatorOnly,
+        DatabaseAway,
     ))]
 #[tracing::instrument(skip_all)]
 async fn stuck(
@@ -679,9 +680,8 @@ struct OrderCounts {
     security(("operatorToken" = [])),
     responses(
         (status = 200, description = "Orders per status, and the stuck ones", body = OrderCounts),
-        (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is away", body = Problem, content_type = "application/problem+json"),
+        OperatorOnly,
+        DatabaseAway,
     ))]
 #[tracing::instrument(skip_all)]
 async fn counts(State(state): State<AppState>) -> Result<Json<OrderCounts>, Problem> {

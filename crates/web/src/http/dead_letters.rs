@@ -20,6 +20,9 @@ use axum::Json;
 use axum::Router;
 use serde::Deserialize;
 
+use crate::http::problems_doc::{
+    BrokerAway, BrokerAwayOrBusy, JsonBody, NotOneJsonObject, OperatorOnly,
+};
 use crate::http::{ApiJson, FieldError, Problem};
 use kafka_clients::KafkaArgs;
 use messaging::dead_letters::filter::{parse_order_ids, parse_time};
@@ -187,10 +190,9 @@ fn broker_problem(err: anyhow::Error) -> Problem {
     responses(
         (status = 200, description = "Summaries", body = Vec<Summary>),
         (status = 400, description = "`limit` or `parked` out of range (`invalid-parameter`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
+        OperatorOnly,
         (status = 422, description = "`topic` is not a dead-letter topic of this deployment, or a filter parameter does not parse", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The broker did not answer, or too many scans at once; retry", body = Problem, content_type = "application/problem+json"),
+        BrokerAwayOrBusy,
     ))]
 pub async fn list(
     State(state): State<DltState>,
@@ -262,10 +264,9 @@ pub async fn list(
     responses(
         (status = 200, description = "The dead letter", body = serde_json::Value),
         (status = 400, description = "`partition` or `offset` is not an integer in range", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
+        OperatorOnly,
         (status = 404, description = "No dead letter there (or not a dead-letter topic)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The broker did not answer; retry", body = Problem, content_type = "application/problem+json"),
+        BrokerAway,
     ))]
 pub async fn show(
     State(state): State<DltState>,
@@ -364,14 +365,12 @@ const MAX_REPLAYS_LIMIT: u32 = 1000;
     request_body = ReplayBody,
     responses(
         (status = 200, description = "What happened to each selected dead letter", body = Vec<ReplayResult>),
-        (status = 400, description = "Not one JSON object", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
+        NotOneJsonObject,
+        OperatorOnly,
+        JsonBody,
         (status = 404, description = "No dead letter at that position", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a dead-letter topic, not exactly one selection, a patch without a position (`invalid-fields`); or the edited value breaks its event's schema, each error's field a pointer under `/value` (`invalid-edit`): nothing was sent", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The broker did not answer; retry", body = Problem, content_type = "application/problem+json"),
+        BrokerAway,
     ))]
 pub async fn replay(
     State(state): State<DltState>,
@@ -486,13 +485,11 @@ pub struct RedriveBody {
     request_body = RedriveBody,
     responses(
         (status = 200, description = "Counts (matched, selected, replayed or would replay) and what happened to each selected dead letter", body = RedriveReport),
-        (status = 400, description = "Not one JSON object", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
+        NotOneJsonObject,
+        OperatorOnly,
+        JsonBody,
         (status = 422, description = "Not a dead-letter topic, a filter field that does not parse, `rate` or `limit` out of range", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The broker did not answer, or too many scans at once; retry", body = Problem, content_type = "application/problem+json"),
+        BrokerAwayOrBusy,
     ))]
 pub async fn redrive(
     State(state): State<DltState>,

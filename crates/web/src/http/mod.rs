@@ -7,6 +7,8 @@
 //! - [`middleware`]: the 404 problem and body limit, the limit on requests in flight,
 //!   request timing for `/metrics`.
 //! - [`openapi`]: the service's OpenAPI document at `/openapi.json`, and `/docs` to read it.
+//! - [`problems_doc`]: the problem responses routes share, declared once for their OpenAPI
+//!   annotations.
 //! - [`serve`]: serving with graceful shutdown and a header read timeout, every request's
 //!   framing checked (`Host`, `Content-Length`: [`middleware::framing`]);
 //!   [`first_head`]: a connection's first head screened for what hyper would refuse bare.
@@ -19,6 +21,7 @@ pub mod json;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;
+pub mod problems_doc;
 pub mod serve;
 
 pub use args::*;

@@ -13,6 +13,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
 
 use super::problem::{FieldError, Problem};
+use super::problems_doc::OperatorOnly;
 
 /// The security scheme of operator tokens.
 pub const OPERATOR: &str = "operatorToken";
@@ -63,8 +64,7 @@ fn metrics() {}
     security(("operatorToken" = [])),
     responses(
         (status = 200, description = "Consumers and outbox", body = serde_json::Value),
-        (status = 401, description = "No valid operator token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "A customer's token", body = Problem, content_type = "application/problem+json"),
+        OperatorOnly,
         (status = 503, description = "The database or broker did not answer", body = Problem, content_type = "application/problem+json"),
     ))]
 #[allow(dead_code)]
