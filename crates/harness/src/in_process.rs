@@ -4,6 +4,7 @@
 use platform::db::DatabaseArgs;
 use platform::http::HttpArgs;
 use platform::kafka::KafkaArgs;
+use platform::service::ServiceArgs;
 use platform::shutdown::StopArgs;
 use platform::CancellationToken;
 use tokio::net::TcpListener;
@@ -34,30 +35,31 @@ pub fn services(
     let [order, inventory, notification] = databases;
     Services {
         order: order_service::Config {
-            kafka: kafka.clone(),
-            database: order,
-            http: http.clone(),
-            stop: stop.clone(),
+            core: core(kafka, order, http, stop),
             webhooks: notify.webhook.destinations.clone(),
             orders: Default::default(),
         },
         inventory: inventory_service::Config {
-            kafka: kafka.clone(),
-            database: inventory,
-            http: http.clone(),
-            stop: stop.clone(),
+            core: core(kafka, inventory, http, stop),
             seed_file: None,
             fail_sku: fail_sku.to_string(),
             flaky_sku: flaky_sku.to_string(),
             auto_redrive: Default::default(),
         },
         notification: notification_service::Config {
-            kafka: kafka.clone(),
-            database: notification,
-            http: http.clone(),
-            stop: stop.clone(),
+            core: core(kafka, notification, http, stop),
             notify: notify.clone(),
         },
+    }
+}
+
+/// One service's share of the settings all three take alike.
+fn core(kafka: &KafkaArgs, database: DatabaseArgs, http: &HttpArgs, stop: &StopArgs) -> ServiceArgs {
+    ServiceArgs {
+        kafka: kafka.clone(),
+        database,
+        http: http.clone(),
+        stop: stop.clone(),
     }
 }
 

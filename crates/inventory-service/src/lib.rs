@@ -45,17 +45,9 @@ pub const GROUP: &str = "inventory-service";
 
 #[derive(Args, Clone, Debug)]
 pub struct Config {
+    /// Brokers, database, HTTP and stopping, as every service takes them.
     #[command(flatten)]
-    pub kafka: KafkaArgs,
-
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-
-    #[command(flatten)]
-    pub http: HttpArgs,
-
-    #[command(flatten)]
-    pub stop: platform::shutdown::StopArgs,
+    pub core: platform::service::ServiceArgs,
 
     /// JSON seed loaded into an empty stock table at first start (default: the shipped seed).
     #[arg(long, env = "OPENORDER_SEED_FILE")]
@@ -140,16 +132,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let topics = config.kafka.topics();
-    let Some(mut runtime) = Runtime::start(
-        Service::Inventory,
-        &config.kafka,
-        &config.database,
-        &store::SCHEMA,
-        &listener,
-        &config.http,
-        &shutdown,
-    )
+    let topics = config.core.kafka.topics();
+    let Some(mut runtime) = Runtime::start(Service::Inventory, &config.core, &store::SCHEMA, &listener, &shutdown)
     .await?
     else {
         return Ok(()); // stopped while it waited for its database or brokers
@@ -208,7 +192,7 @@ pub async fn run(
     }
     runtime.spawn_pruner(rules);
     if let Some(policy) = config.auto_redrive.policy() {
-        let (kafka, metrics) = (config.kafka.clone(), runtime.metrics.clone());
+        let (kafka, metrics) = (config.core.kafka.clone(), runtime.metrics.clone());
         runtime.spawn_worker(move |stop| {
             platform::dead_letters::redrive::run(kafka, policy, metrics, stop)
         });
@@ -217,12 +201,12 @@ pub async fn run(
         db: runtime.db.clone(),
         faults,
         dlt: platform::http::dead_letters::DltState::new(
-            config.kafka.clone(),
+            config.core.kafka.clone(),
             runtime.metrics.clone(),
         ),
     });
     runtime
-        .serve(listener, api, &config.http, &config.stop, shutdown)
+        .serve(listener, api, &config.core.http, &config.core.stop, shutdown)
         .await
 }
 

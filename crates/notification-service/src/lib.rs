@@ -60,17 +60,9 @@ pub const INVENTORY_GROUP: &str = "inventory-service";
 
 #[derive(Args, Clone, Debug)]
 pub struct Config {
+    /// Brokers, database, HTTP and stopping, as every service takes them.
     #[command(flatten)]
-    pub kafka: KafkaArgs,
-
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-
-    #[command(flatten)]
-    pub http: HttpArgs,
-
-    #[command(flatten)]
-    pub stop: platform::shutdown::StopArgs,
+    pub core: platform::service::ServiceArgs,
 
     #[command(flatten)]
     pub notify: NotifyArgs,
@@ -131,18 +123,10 @@ pub async fn run(
     let sms_callbacks = sms.as_ref().and_then(|sms| sms.callbacks());
 
     let webhooks = config.notify.webhook.destinations.destinations();
-    let topics = config.kafka.topics();
+    let topics = config.core.kafka.topics();
     // The pattern subscription only sees topics that exist: the known ones (and their
     // dead-letter topics) are created here rather than waited for.
-    let Some(mut runtime) = Runtime::start(
-        Service::Notification,
-        &config.kafka,
-        &config.database,
-        &store::SCHEMA,
-        &listener,
-        &config.http,
-        &shutdown,
-    )
+    let Some(mut runtime) = Runtime::start(Service::Notification, &config.core, &store::SCHEMA, &listener, &shutdown)
     .await?
     else {
         return Ok(()); // stopped while it waited for its database or brokers
@@ -202,7 +186,7 @@ pub async fn run(
         clock,
     });
     runtime
-        .serve(listener, api, &config.http, &config.stop, shutdown)
+        .serve(listener, api, &config.core.http, &config.core.stop, shutdown)
         .await
 }
 

@@ -131,9 +131,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = platform::shutdown::on_signal();
     let stop_bound = match &cli.command {
         Command::Up(args) => Some(args.stop.shutdown_timeout),
-        Command::OrderService(args) => Some(args.config.stop.shutdown_timeout),
-        Command::InventoryService(args) => Some(args.config.stop.shutdown_timeout),
-        Command::NotificationService(args) => Some(args.config.stop.shutdown_timeout),
+        Command::OrderService(args) => Some(args.config.core.stop.shutdown_timeout),
+        Command::InventoryService(args) => Some(args.config.core.stop.shutdown_timeout),
+        Command::NotificationService(args) => Some(args.config.core.stop.shutdown_timeout),
         _ => None,
     };
     let Some(bound) = stop_bound else {

@@ -49,17 +49,9 @@ pub const INVENTORY_GROUP: &str = "inventory-service";
 
 #[derive(Args, Clone, Debug)]
 pub struct Config {
+    /// Brokers, database, HTTP and stopping, as every service takes them.
     #[command(flatten)]
-    pub kafka: KafkaArgs,
-
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-
-    #[command(flatten)]
-    pub http: HttpArgs,
-
-    #[command(flatten)]
-    pub stop: platform::shutdown::StopArgs,
+    pub core: platform::service::ServiceArgs,
 
     #[command(flatten)]
     pub webhooks: platform::config::WebhookDestinationArgs,
@@ -107,16 +99,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let topics = config.kafka.topics();
-    let Some(mut runtime) = Runtime::start(
-        Service::Order,
-        &config.kafka,
-        &config.database,
-        &store::SCHEMA,
-        &listener,
-        &config.http,
-        &shutdown,
-    )
+    let topics = config.core.kafka.topics();
+    let Some(mut runtime) = Runtime::start(Service::Order, &config.core, &store::SCHEMA, &listener, &shutdown)
     .await?
     else {
         return Ok(()); // stopped while it waited for its database or brokers
@@ -128,7 +112,7 @@ pub async fn run(
     );
     if runtime.db.backend == Backend::Postgres {
         // Other instances' decisions, for this one's waiters.
-        let (waits, url) = (waits.clone(), config.database.database_url.clone());
+        let (waits, url) = (waits.clone(), config.core.database.database_url.clone());
         runtime.spawn_worker(move |stop| waits::listen(waits, url, stop));
     }
     let outcomes = Router::new(Service::Order, &topics)
@@ -210,6 +194,6 @@ pub async fn run(
         stuck_after: config.orders.stuck_after,
     });
     runtime
-        .serve(listener, api, &config.http, &config.stop, shutdown)
+        .serve(listener, api, &config.core.http, &config.core.stop, shutdown)
         .await
 }

@@ -33,6 +33,24 @@ use {
     store::db::DatabaseArgs,
 };
 
+/// What every service is started with: its brokers, its database, its HTTP edge and how it
+/// stops. Each service's `Config` flattens it (as `core`) beside its own settings, so the
+/// three take these flags alike and [`Runtime::start`] takes them in one piece.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServiceArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub http: web::http::HttpArgs,
+
+    #[command(flatten)]
+    pub stop: StopArgs,
+}
+
 /// A started service's shared parts.
 pub struct Runtime {
     pub service: contracts::Service,
@@ -68,13 +86,17 @@ impl Runtime {
     /// malformed database URL) fail at once, before anything is contacted.
     pub async fn start(
         service: contracts::Service,
-        kafka: &KafkaArgs,
-        database: &DatabaseArgs,
+        core: &ServiceArgs,
         schema: &Schema,
         listener: &TcpListener,
-        http: &web::http::HttpArgs,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<Option<Self>> {
+        let ServiceArgs {
+            kafka,
+            database,
+            http,
+            ..
+        } = core;
         let name = service.name();
         let address = listener.local_addr()?;
         let auth = web::auth::Auth::start(&http.auth, name, address, shutdown).await?;

@@ -82,14 +82,16 @@ async fn start_up_error(bootstrap: &str, security: KafkaSecurityArgs) -> String 
     let mut kafka = platform::kafka::KafkaArgs::with_defaults(bootstrap, &prefix);
     kafka.broker.security = security;
     let config = order_service::Config {
-        kafka,
-        database: platform::db::DatabaseArgs {
-            retention: Default::default(),
-            database_url: format!("sqlite://{}/order.db", dir.display()),
-            database_max_connections: 2,
+        core: platform::service::ServiceArgs {
+            kafka,
+            database: platform::db::DatabaseArgs {
+                retention: Default::default(),
+                database_url: format!("sqlite://{}/order.db", dir.display()),
+                database_max_connections: 2,
+            },
+            http: Default::default(),
+            stop: Default::default(),
         },
-        http: Default::default(),
-        stop: Default::default(),
         webhooks: Default::default(),
         orders: Default::default(),
     };
