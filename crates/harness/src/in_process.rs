@@ -54,7 +54,12 @@ pub fn services(
 }
 
 /// One service's share of the settings all three take alike.
-fn core(kafka: &KafkaArgs, database: DatabaseArgs, http: &HttpArgs, stop: &StopArgs) -> ServiceArgs {
+fn core(
+    kafka: &KafkaArgs,
+    database: DatabaseArgs,
+    http: &HttpArgs,
+    stop: &StopArgs,
+) -> ServiceArgs {
     ServiceArgs {
         kafka: kafka.clone(),
         database,

@@ -31,9 +31,6 @@ use anyhow::Context;
 use clap::Args;
 use contracts::{OrderCancelled, OrderCreated, Service, Topics};
 use platform::db::Backend;
-use platform::db::DatabaseArgs;
-use platform::http::HttpArgs;
-use platform::kafka::KafkaArgs;
 use platform::router::Router;
 use platform::service::Runtime;
 use platform::CancellationToken;
@@ -133,7 +130,13 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let topics = config.core.kafka.topics();
-    let Some(mut runtime) = Runtime::start(Service::Inventory, &config.core, &store::SCHEMA, &listener, &shutdown)
+    let Some(mut runtime) = Runtime::start(
+        Service::Inventory,
+        &config.core,
+        &store::SCHEMA,
+        &listener,
+        &shutdown,
+    )
     .await?
     else {
         return Ok(()); // stopped while it waited for its database or brokers
@@ -206,7 +209,13 @@ pub async fn run(
         ),
     });
     runtime
-        .serve(listener, api, &config.core.http, &config.core.stop, shutdown)
+        .serve(
+            listener,
+            api,
+            &config.core.http,
+            &config.core.stop,
+            shutdown,
+        )
         .await
 }
 

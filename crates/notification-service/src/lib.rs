@@ -45,9 +45,6 @@ use contracts::{
     Topics,
 };
 use delivery::{channels, dispatcher};
-use platform::db::DatabaseArgs;
-use platform::http::HttpArgs;
-use platform::kafka::KafkaArgs;
 use platform::router::Router;
 use platform::service::Runtime;
 use platform::CancellationToken;
@@ -126,7 +123,13 @@ pub async fn run(
     let topics = config.core.kafka.topics();
     // The pattern subscription only sees topics that exist: the known ones (and their
     // dead-letter topics) are created here rather than waited for.
-    let Some(mut runtime) = Runtime::start(Service::Notification, &config.core, &store::SCHEMA, &listener, &shutdown)
+    let Some(mut runtime) = Runtime::start(
+        Service::Notification,
+        &config.core,
+        &store::SCHEMA,
+        &listener,
+        &shutdown,
+    )
     .await?
     else {
         return Ok(()); // stopped while it waited for its database or brokers
@@ -186,7 +189,13 @@ pub async fn run(
         clock,
     });
     runtime
-        .serve(listener, api, &config.core.http, &config.core.stop, shutdown)
+        .serve(
+            listener,
+            api,
+            &config.core.http,
+            &config.core.stop,
+            shutdown,
+        )
         .await
 }
 

@@ -32,9 +32,7 @@ use std::time::Duration;
 
 use clap::Args;
 use contracts::{InventoryRejected, InventoryReleased, InventoryReserved, OrderCreated, Service};
-use platform::db::{Backend, DatabaseArgs};
-use platform::http::HttpArgs;
-use platform::kafka::KafkaArgs;
+use platform::db::Backend;
 use platform::retention::{Prune, Walk};
 use platform::router::Router;
 use platform::service::Runtime;
@@ -100,7 +98,13 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let topics = config.core.kafka.topics();
-    let Some(mut runtime) = Runtime::start(Service::Order, &config.core, &store::SCHEMA, &listener, &shutdown)
+    let Some(mut runtime) = Runtime::start(
+        Service::Order,
+        &config.core,
+        &store::SCHEMA,
+        &listener,
+        &shutdown,
+    )
     .await?
     else {
         return Ok(()); // stopped while it waited for its database or brokers
@@ -194,6 +198,12 @@ pub async fn run(
         stuck_after: config.orders.stuck_after,
     });
     runtime
-        .serve(listener, api, &config.core.http, &config.core.stop, shutdown)
+        .serve(
+            listener,
+            api,
+            &config.core.http,
+            &config.core.stop,
+            shutdown,
+        )
         .await
 }
