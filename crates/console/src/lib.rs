@@ -21,6 +21,7 @@
 //! `openorder up` serves it; `openorder console` runs it alone against any Kafka-API cluster.
 
 pub mod api;
+pub mod form;
 pub mod history;
 pub mod live;
 pub mod pages;

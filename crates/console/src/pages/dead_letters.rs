@@ -19,6 +19,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::form::{FormRejection, HtmlForm};
 use crate::session::Session;
 use crate::Shared;
 
@@ -265,25 +266,65 @@ fn table(session: &Session, view: &View, letters: &[Value]) -> Markup {
     }
 }
 
-/// A replay form: the positions picked (`topic:partition:offset`) or all of `topic`.
-struct ReplayForm {
+/// A replay form: the positions picked (`topic:partition:offset`, one `pick` field each)
+/// or all of `topic`.
+#[derive(Deserialize)]
+pub struct ReplayForm {
+    #[serde(default)]
     csrf: String,
+    #[serde(default)]
     view: String,
+    #[serde(default = "picked")]
     which: String,
+    #[serde(default, deserialize_with = "crate::form::present")]
     topic: Option<String>,
+    #[serde(default)]
     pick: Vec<String>,
+    #[serde(default, rename = "maxReplays", deserialize_with = "crate::form::present")]
     max_replays: Option<String>,
+    /// A checkbox: sent (whatever its value) is on.
+    #[serde(default, deserialize_with = "crate::form::present")]
     force: Option<String>,
+    #[serde(default = "dry_run")]
     mode: String,
+}
+
+/// A form without `which` replays the picked ones, never all of a topic.
+fn picked() -> String {
+    "picked".into()
+}
+
+/// A form without `mode` only previews.
+fn dry_run() -> String {
+    "dry-run".into()
+}
+
+/// At most this many dead letters picked at a time.
+const MAX_PICKS: usize = 1000;
+
+impl ReplayForm {
+    /// Refuses a form that picks more than [`MAX_PICKS`].
+    fn checked(self) -> Result<Self, String> {
+        if self.pick.len() > MAX_PICKS {
+            return Err(
+                "Select at most 1,000 dead letters at a time (or replay all of a topic).".into(),
+            );
+        }
+        Ok(self)
+    }
 }
 
 pub async fn replay(
     State(console): State<Shared>,
     Extension(session): Extension<Session>,
-    body: axum::body::Bytes,
+    form: Result<HtmlForm<ReplayForm>, FormRejection>,
 ) -> Response {
-    // Repeated fields (`pick`) in a form body: parsed by hand, as serde_urlencoded has no sequences.
-    let form = match parse_replay(&body) {
+    let checked = match form {
+        Ok(HtmlForm(form)) => form.checked(),
+        Err(FormRejection::Fields(err)) => Err(format!("The form could not be read: {err}.")),
+        Err(rejection @ FormRejection::Body(_)) => return rejection.into_response(),
+    };
+    let form = match checked {
         Ok(f) => f,
         Err(err) => {
             return render(
@@ -674,78 +715,6 @@ pub async fn edit(
     }
 }
 
-fn parse_replay(body: &[u8]) -> Result<ReplayForm, String> {
-    let mut form = ReplayForm {
-        csrf: String::new(),
-        view: String::new(),
-        which: "picked".into(),
-        topic: None,
-        pick: Vec::new(),
-        max_replays: None,
-        force: None,
-        mode: "dry-run".into(),
-    };
-    for (k, v) in form_pairs(body) {
-        match k.as_str() {
-            "csrf" => form.csrf = v,
-            "view" => form.view = v,
-            "which" => form.which = v,
-            "topic" => form.topic = Some(v),
-            "pick" => form.pick.push(v),
-            "maxReplays" => form.max_replays = Some(v),
-            "force" => form.force = Some(v),
-            "mode" => form.mode = v,
-            _ => {}
-        }
-    }
-    if form.pick.len() > 1000 {
-        return Err(
-            "Select at most 1,000 dead letters at a time (or replay all of a topic).".into(),
-        );
-    }
-    Ok(form)
-}
-
-/// The `key=value` pairs of a form body, decoded.
-pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    fn decode(s: &str) -> String {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' => {
-                    match (
-                        bytes.get(i + 1).and_then(|b| hex(*b)),
-                        bytes.get(i + 2).and_then(|b| hex(*b)),
-                    ) {
-                        (Some(h), Some(l)) => {
-                            out.push(h * 16 + l);
-                            i += 2;
-                        }
-                        _ => out.push(b'%'),
-                    }
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(p), String::new()),
-        })
-        .collect()
-}
-
 #[derive(Deserialize)]
 pub struct FaultsForm {
     csrf: String,
@@ -799,16 +768,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_form_body_decodes_repeated_fields_plus_signs_and_percent_escapes() {
-        let pairs = form_pairs(b"pick=a%3A1%3A2&pick=b+c&bad=%zz&tail=%4");
-        assert_eq!(
-            pairs,
-            vec![
-                ("pick".to_string(), "a:1:2".to_string()),
-                ("pick".to_string(), "b c".to_string()),
-                ("bad".to_string(), "%zz".to_string()),
-                ("tail".to_string(), "%4".to_string()),
-            ]
-        );
+    fn a_replay_form_takes_every_pick_and_the_defaults_of_what_it_leaves_out() {
+        let form: ReplayForm = crate::form::decode(
+            b"csrf=c&pick=orders.DLT%3A0%3A2&pick=a%3Ab%3A1%3A7&force=&maxReplays=",
+        )
+        .unwrap();
+        assert_eq!(form.csrf, "c");
+        assert_eq!(form.pick, ["orders.DLT:0:2", "a:b:1:7"]);
+        assert_eq!(form.which, "picked");
+        assert_eq!(form.mode, "dry-run");
+        assert_eq!(form.topic, None);
+        assert_eq!(form.force.as_deref(), Some(""));
+        assert_eq!(form.max_replays.as_deref(), Some(""));
+        assert!(form.checked().is_ok());
+    }
+
+    #[test]
+    fn a_replay_form_of_all_of_a_topic_keeps_it_even_empty() {
+        let form: ReplayForm =
+            crate::form::decode(b"which=all&topic=&mode=replay&view=parked").unwrap();
+        assert_eq!(form.which, "all");
+        assert_eq!(form.topic.as_deref(), Some(""));
+        assert_eq!(form.mode, "replay");
+        assert_eq!(form.view, "parked");
+    }
+
+    #[test]
+    fn a_replay_form_picking_more_than_a_thousand_is_refused() {
+        let body = vec!["pick=t%3A0%3A1"; MAX_PICKS + 1].join("&");
+        let form: ReplayForm = crate::form::decode(body.as_bytes()).unwrap();
+        assert!(form.checked().is_err());
     }
 }

@@ -6,8 +6,10 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use maud::{html, Markup};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::form::{FormRejection, HtmlForm};
 use crate::session::Session;
 use crate::Shared;
 
@@ -40,34 +42,51 @@ fn render(session: &Session, problem: Option<&str>) -> Markup {
     super::page("Try it", "/try", session, body)
 }
 
+/// The order form: a `sku` and a `qty` field for each item row, in the same order.
+#[derive(Deserialize)]
+pub struct OrderForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default, rename = "userId")]
+    user_id: String,
+    #[serde(default)]
+    sku: Vec<String>,
+    #[serde(default)]
+    qty: Vec<String>,
+    #[serde(default)]
+    email: String,
+    #[serde(default, rename = "webhookUrl")]
+    webhook_url: String,
+    #[serde(default, rename = "idempotencyKey")]
+    idempotency_key: String,
+}
+
+/// A single field's value, trimmed; `None` when left empty.
+fn filled(value: &str) -> Option<String> {
+    Some(value.trim().to_string()).filter(|v| !v.is_empty())
+}
+
 pub async fn place(
     State(console): State<Shared>,
     Extension(session): Extension<Session>,
-    body: axum::body::Bytes,
+    form: Result<HtmlForm<OrderForm>, FormRejection>,
 ) -> Response {
-    let pairs = super::dead_letters::form_pairs(&body);
-    let one = |k: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.trim().to_string())
-            .filter(|v| !v.is_empty())
+    let form = match form {
+        Ok(HtmlForm(form)) => form,
+        Err(FormRejection::Fields(err)) => {
+            return render(
+                &session,
+                Some(&format!("The form could not be read: {err}.")),
+            )
+            .into_response()
+        }
+        Err(rejection @ FormRejection::Body(_)) => return rejection.into_response(),
     };
-    if !super::csrf_ok(&session, &one("csrf").unwrap_or_default()) {
+    if !super::csrf_ok(&session, form.csrf.trim()) {
         return super::csrf_refused();
     }
-    let skus: Vec<&String> = pairs
-        .iter()
-        .filter(|(k, _)| k == "sku")
-        .map(|(_, v)| v)
-        .collect();
-    let qtys: Vec<&String> = pairs
-        .iter()
-        .filter(|(k, _)| k == "qty")
-        .map(|(_, v)| v)
-        .collect();
     let mut items = Vec::new();
-    for (sku, qty) in skus.iter().zip(&qtys) {
+    for (sku, qty) in form.sku.iter().zip(&form.qty) {
         let sku = sku.trim();
         if sku.is_empty() {
             continue;
@@ -81,22 +100,22 @@ pub async fn place(
         };
         items.push(json!({"sku": sku, "qty": qty}));
     }
-    let Some(user) = one("userId").and_then(|u| u.parse::<i64>().ok()) else {
+    let Some(user) = filled(&form.user_id).and_then(|u| u.parse::<i64>().ok()) else {
         return render(&session, Some("The user id must be a whole number.")).into_response();
     };
     let mut order = json!({"userId": user, "items": items});
     let mut contact = serde_json::Map::new();
-    if let Some(e) = one("email") {
+    if let Some(e) = filled(&form.email) {
         contact.insert("email".into(), Value::String(e));
     }
-    if let Some(w) = one("webhookUrl") {
+    if let Some(w) = filled(&form.webhook_url) {
         contact.insert("webhookUrl".into(), Value::String(w));
     }
     if !contact.is_empty() {
         order["contact"] = Value::Object(contact);
     }
     // The order is the customer's: placed without the operator's token, as a shop would.
-    let key = one("idempotencyKey");
+    let key = filled(&form.idempotency_key);
     if key
         .as_deref()
         .is_some_and(|k| HeaderValue::from_str(k).is_err())
