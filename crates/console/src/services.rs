@@ -1,11 +1,19 @@
 //! The three services as the console reaches them: over their HTTP APIs, with the signed-in
 //! operator's token, so every action goes through the service's own checks (authentication,
-//! validation, the same dead-letter code as `openorder dlt`). Answers are read tolerantly,
-//! as JSON values.
+//! validation, the same dead-letter code as `openorder dlt`).
+//!
+//! What the pages read comes through typed methods ([`Services::stock`],
+//! [`Services::order_counts`], …) that decode an answer into the type the service itself
+//! serializes (`contracts::api`, `platform::status`): a field renamed on one side does not
+//! compile on the other. A refusal is an error in one line, `<service>: <title>: <detail>`
+//! ([`Reply::read`]). [`Services::call`] answers the JSON as it came, for what has no shared
+//! type yet and for problem bodies.
 
 use std::time::Duration;
 
+use contracts::api::{OrderCounts, StockItem, StuckPage};
 use reqwest::Method;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Where the services are.
@@ -38,6 +46,19 @@ impl Reply {
             (None, Some(d)) => d,
             (None, None) => format!("HTTP {}", self.status),
         }
+    }
+
+    /// The answer as the `T` `service` serializes: an error `<service>: <why>` when it
+    /// refused (not 2xx, [`Reply::why`]), or saying what did not fit when the body is not a
+    /// `T` (a service of another version, say).
+    pub fn read<T: DeserializeOwned>(self, service: &str) -> anyhow::Result<T> {
+        anyhow::ensure!(self.ok(), "{service}: {}", self.why());
+        serde_json::from_value(self.body).map_err(|e| {
+            anyhow::anyhow!(
+                "{service} answered what the console cannot read as {}: {e}",
+                std::any::type_name::<T>()
+            )
+        })
     }
 }
 
@@ -172,6 +193,35 @@ impl Services {
             text.truncate(text.rfind('\n').map_or(0, |at| at + 1));
         }
         Ok(text)
+    }
+
+    /// `GET` `base``path` as the operator holding `token`, read as `T` ([`Reply::read`]).
+    async fn read<T: DeserializeOwned>(
+        &self,
+        service: &str,
+        base: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> anyhow::Result<T> {
+        self.get(base, path, token).await?.read(service)
+    }
+
+    /// inventory-service's `GET /api/inventory`: every SKU's stock.
+    pub async fn stock(&self, token: Option<&str>) -> anyhow::Result<Vec<StockItem>> {
+        self.read("inventory-service", &self.inventory, "/api/inventory", token)
+            .await
+    }
+
+    /// order-service's `GET /admin/orders/counts`: the orders in each status, the stuck ones.
+    pub async fn order_counts(&self, token: Option<&str>) -> anyhow::Result<OrderCounts> {
+        self.read("order-service", &self.order, "/admin/orders/counts", token)
+            .await
+    }
+
+    /// order-service's `GET /admin/orders/stuck?limit=`: the oldest `limit` stuck orders.
+    pub async fn stuck_orders(&self, limit: i64, token: Option<&str>) -> anyhow::Result<StuckPage> {
+        let path = format!("/admin/orders/stuck?limit={limit}");
+        self.read("order-service", &self.order, &path, token).await
     }
 
     /// `GET /admin/status` of the service at `base` (None when it cannot be had).

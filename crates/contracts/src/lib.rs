@@ -6,6 +6,8 @@
 //! `schemas/` holds a JSON Schema per event for tools in other languages.
 //!
 //! Layout:
+//! - [`api`]: the services' HTTP answers another crate reads (the console), each service
+//!   re-exporting its own.
 //! - [`topics`]: topic names, the optional per-deployment prefix, DLT naming, and [`topics::MAP`]:
 //!   who writes and who reads each topic (the diagram's arrows as data).
 //! - [`headers`]: header names on every event and on dead letters (Spring Kafka's names).
@@ -19,6 +21,7 @@
 //! - [`values`]: SKU, quantity, user id, e-mail address, webhook URL and push subscription
 //!   with the contract's rules, parsed at every edge.
 
+pub mod api;
 pub mod asyncapi;
 pub mod destinations;
 pub mod events;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use anyhow::Context;
 use platform::db::{placeholders, value_rows, Backend, Database, Schema, Tx};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sqlx::Row;
 
 pub const SCHEMA: Schema = Schema(&[
@@ -85,15 +85,8 @@ pub async fn set_fault_switches(
     tx.commit().await
 }
 
-/// One SKU's stock as the API shows it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StockItem {
-    pub sku: String,
-    pub available: i64,
-    pub reserved: i64,
-    pub updated_at: String,
-}
+// One SKU's stock as the API shows it: in `contracts::api`, where the console reads it too.
+pub use contracts::api::StockItem;
 
 /// A line of the seed file.
 #[derive(Debug, Deserialize)]

@@ -5,7 +5,7 @@
 //! `GET /api/orders/{id}` honour `Prefer: wait=N` (RFC 7240): they answer once the order is
 //! decided, or after N seconds ([`crate::waits`]). Every error is an RFC 9457 problem.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use contracts::api::{OrderCounts, StuckPage};
 use contracts::lifecycle;
 use contracts::Topics;
 use platform::auth::{Caller, Routes};
@@ -28,7 +29,7 @@ use tokio::time::Instant;
 
 use crate::domain::{CreateOrderBody, OrderRequest, OrderStatus};
 use crate::intake::{Intake, IntakeError};
-use crate::store::{self, CancelOutcome, Created, OrderView, StuckOrder};
+use crate::store::{self, CancelOutcome, Created, OrderView};
 use crate::waits::{TooManyWaiters, Waits, Watcher, Woke, MAX_WAIT_SECONDS};
 
 /// Default and largest page size of the order list.
@@ -615,16 +616,6 @@ async fn list(
 pub const DEFAULT_STUCK_LIMIT: i64 = 100;
 pub const MAX_STUCK_LIMIT: i64 = 1000;
 
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct StuckPage {
-    /// `--stuck-after`, in seconds: orders PENDING longer are listed.
-    stuck_after_seconds: u64,
-    /// Oldest first.
-    orders: Vec<StuckOrder>,
-    has_more: bool,
-}
-
 /// Orders PENDING longer than `--stuck-after`, oldest first.
 ///
 /// Why each is stuck is not known to order-service (inventory retrying it, a consumer
@@ -656,19 +647,6 @@ async fn stuck(
         orders,
         has_more,
     }))
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct OrderCounts {
-    /// Per status of the lifecycle (every one, 0 when no order is in it), how many orders
-    /// are in it.
-    counts: BTreeMap<String, i64>,
-    /// How many of the PENDING orders are stuck: PENDING longer than `--stuck-after`, as
-    /// `/admin/orders/stuck` lists them.
-    stuck: i64,
-    /// `--stuck-after`, in seconds.
-    stuck_after_seconds: u64,
 }
 
 /// How many orders are in each status, and how many are stuck.

@@ -810,16 +810,9 @@ pub async fn count_by_status(
     Ok((counts, stuck))
 }
 
-/// An order PENDING longer than `--stuck-after`, as `/admin/orders/stuck` lists it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StuckOrder {
-    pub order_id: i64,
-    pub user_id: i64,
-    /// Seconds since it was placed.
-    pub age_seconds: i64,
-    pub created_at: String,
-}
+// An order PENDING longer than `--stuck-after`, as `/admin/orders/stuck` lists it: in
+// `contracts::api`, where the console reads it too.
+pub use contracts::api::StuckOrder;
 
 /// Whole seconds from `created_at` (RFC 3339) to now; 0 if it does not parse.
 pub fn age_seconds(created_at: &str) -> i64 {

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
+use contracts::api::OrderCounts;
 use contracts::lifecycle::{self, OrderStatus};
 use maud::{html, Markup, PreEscaped};
 use serde_json::Value;
@@ -80,42 +81,32 @@ async fn page(
 }
 
 /// order-service's `GET /admin/orders/counts`: how many orders are in each state and how
-/// many are stuck (`{"counts": {"PENDING": n, …}, "stuck": n, "stuckAfterSeconds": s}`),
-/// or what went wrong, in one line.
-pub async fn order_counts(console: &Shared, token: Option<&str>) -> Result<Value, String> {
-    match console
+/// many are stuck, or what went wrong, in one line.
+pub async fn order_counts(console: &Shared, token: Option<&str>) -> Result<OrderCounts, String> {
+    console
         .services
-        .get(&console.services.order, "/admin/orders/counts", token)
+        .order_counts(token)
         .await
-    {
-        Ok(r) if r.ok() => Ok(r.body),
-        Ok(r) => Err(format!("order-service: {}", r.why())),
-        Err(err) => Err(format!("{err:#}")),
-    }
+        .map_err(|err| format!("{err:#}"))
 }
 
 /// The orders in each state of the lifecycle (its list of states, in its order), and the
 /// stuck ones, linked to their page. The order list filters by user only, so a state's
 /// count links nowhere.
-fn counts_table(counts: &Result<Value, String>) -> Markup {
-    let number = |v: Option<&Value>| {
-        v.and_then(Value::as_i64)
-            .map_or_else(|| "-".to_string(), |n| n.to_string())
-    };
+fn counts_table(counts: &Result<OrderCounts, String>) -> Markup {
     html! {
         h2 { "Orders by state" }
         @match counts {
             Err(why) => (super::notice("error", why)),
             Ok(c) => {
-                @let by_state = c.get("counts");
-                @let after = c.get("stuckAfterSeconds").and_then(Value::as_i64);
+                @let after = i64::try_from(c.stuck_after_seconds).ok();
                 table.counts #order-counts {
                     thead { tr { th { "state" } th.num { "orders" } } }
                     tbody {
                         @for status in OrderStatus::ALL {
                             tr {
                                 td { span class=(format!("status {}", status.as_str())) { (status.as_str()) } }
-                                td class="num" data-count=(status.as_str()) { (number(by_state.and_then(|m| m.get(status.as_str())))) }
+                                td class="num" data-count=(status.as_str()) { (c.counts.get(status.as_str()).map_or_else(|| "-".to_string(), |n| n.to_string())) }
                             }
                         }
                         tr {
@@ -125,7 +116,7 @@ fn counts_table(counts: &Result<Value, String>) -> Markup {
                                 (after.map_or_else(|| "--stuck-after".to_string(), super::age))
                                 ")"
                             }
-                            td class="num" data-count="stuck" { (number(c.get("stuck"))) }
+                            td class="num" data-count="stuck" { (c.stuck) }
                         }
                     }
                 }
@@ -537,6 +528,7 @@ mod tests {
     #[test]
     fn the_counts_name_every_state_of_the_lifecycle_and_the_stuck_orders() {
         let counts = json!({"counts": {"PENDING": 3, "CONFIRMED": 40}, "stuck": 2, "stuckAfterSeconds": 300});
+        let counts: OrderCounts = serde_json::from_value(counts).unwrap();
         let html = counts_table(&Ok(counts)).into_string();
         for status in OrderStatus::ALL {
             let cell = format!("data-count=\"{}\"", status.as_str());

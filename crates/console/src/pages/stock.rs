@@ -1,4 +1,5 @@
-//! `/stock`: every SKU with available and reserved; set a SKU's stock (inventory-service's
+//! `/stock`: every SKU with available and reserved (inventory-service's `GET /api/inventory`,
+//! read as its `StockItem`s); set a SKU's stock (inventory-service's
 //! `PUT /api/inventory/{sku}`, as the signed-in operator).
 
 use axum::extract::{Form, State};
@@ -8,8 +9,6 @@ use maud::{html, Markup};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
-
-use super::field;
 
 use crate::session::Session;
 use crate::Shared;
@@ -22,14 +21,7 @@ pub async fn list(
 }
 
 async fn render(console: &Shared, session: &Session, outcome: Option<Markup>) -> Response {
-    let reply = console
-        .services
-        .get(
-            &console.services.inventory,
-            "/api/inventory",
-            session.token(),
-        )
-        .await;
+    let stock = console.services.stock(session.token()).await;
     let body = html! {
         @if let Some(o) = outcome { (o) }
         form.setstock method="post" action="/stock" {
@@ -38,17 +30,15 @@ async fn render(console: &Shared, session: &Session, outcome: Option<Markup>) ->
             label { " available " input type="number" name="available" min="0" required; }
             " " button type="submit" { "Set stock" }
         }
-        @match &reply {
-            Ok(r) if r.ok() => {
-                @let items = r.body.as_array().cloned().unwrap_or_default();
+        @match &stock {
+            Ok(items) => {
                 table.stock {
                     thead { tr { th { "SKU" } th.num { "available" } th.num { "reserved" } th { "updated" } } }
-                    tbody { @for i in &items { tr data-sku=(field(i, "sku")) {
-                        td { (field(i, "sku")) } td.num { (field(i, "available")) } td.num { (field(i, "reserved")) } td { (field(i, "updatedAt")) }
+                    tbody { @for i in items { tr data-sku=(i.sku) {
+                        td { (i.sku) } td.num { (i.available) } td.num { (i.reserved) } td { (i.updated_at) }
                     } } }
                 }
             },
-            Ok(r) => (super::notice("error", &format!("inventory-service: {}", r.why()))),
             Err(err) => (super::notice("error", &format!("{err:#}"))),
         }
     };

@@ -13,9 +13,8 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use maud::{html, Markup};
+use contracts::api::{OrderCounts, StuckPage};
 use serde_json::Value;
-
-use super::field;
 
 use crate::session::Session;
 use crate::Shared;
@@ -36,17 +35,15 @@ pub async fn list(
         .unwrap_or(PAGE)
         .clamp(1, MOST);
     let token = session.token();
-    let path = format!("/admin/orders/stuck?limit={limit}");
     let (stuck, counts) = tokio::join!(
-        console.services.get(&console.services.order, &path, token),
+        console.services.stuck_orders(limit, token),
         super::orders::order_counts(&console, token),
     );
     let body = match stuck {
-        Ok(r) if r.ok() => {
-            let waiting = Waiting::read(&console, token, &r.body).await;
-            render(&r.body, counts.ok().as_ref(), limit, &waiting)
+        Ok(page) => {
+            let waiting = Waiting::read(&console, token, &page).await;
+            render(&page, counts.ok().as_ref(), limit, &waiting)
         }
-        Ok(r) => super::notice("error", &format!("order-service: {}", r.why())),
         Err(err) => super::notice("error", &format!("{err:#}")),
     };
     super::page("Stuck orders", "/stuck", &session, body).into_response()
@@ -67,17 +64,8 @@ pub struct Waiting {
 impl Waiting {
     /// Asks inventory-service for the dead letters of the orders of `page` (one request,
     /// by their id range) and takes its readiness and lag from the overview's snapshot.
-    async fn read(console: &Shared, token: Option<&str>, page: &Value) -> Self {
-        let ids: Vec<i64> = page
-            .get("orders")
-            .and_then(Value::as_array)
-            .map(|orders| {
-                orders
-                    .iter()
-                    .filter_map(|o| o.get("orderId").and_then(Value::as_i64))
-                    .collect()
-            })
-            .unwrap_or_default();
+    async fn read(console: &Shared, token: Option<&str>, page: &StuckPage) -> Self {
+        let ids: Vec<i64> = page.orders.iter().map(|o| o.order_id).collect();
         let mut waiting = Waiting::default();
         if let (Some(low), Some(high)) = (ids.iter().min(), ids.iter().max()) {
             let path = format!(
@@ -131,23 +119,20 @@ impl Waiting {
     }
 }
 
-/// A page of `GET /admin/orders/stuck` (`{"stuckAfterSeconds", "orders", "hasMore"}`),
-/// asked for with `limit`; `counts`, `GET /admin/orders/counts` when it answered.
-pub fn render(page: &Value, counts: Option<&Value>, limit: i64, waiting: &Waiting) -> Markup {
-    let after = page
-        .get("stuckAfterSeconds")
-        .and_then(Value::as_i64)
+/// A page of `GET /admin/orders/stuck`, asked for with `limit`; `counts`,
+/// `GET /admin/orders/counts` when it answered.
+pub fn render(
+    page: &StuckPage,
+    counts: Option<&OrderCounts>,
+    limit: i64,
+    waiting: &Waiting,
+) -> Markup {
+    let after = i64::try_from(page.stuck_after_seconds)
+        .ok()
         .map_or_else(|| "--stuck-after".to_string(), super::age);
-    let orders: &[Value] = page
-        .get("orders")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let has_more = page
-        .get("hasMore")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let total = counts.and_then(|c| c.get("stuck")).and_then(Value::as_i64);
+    let orders = &page.orders;
+    let has_more = page.has_more;
+    let total = counts.map(|c| c.stuck);
     html! {
         p.small {
             "Orders PENDING longer than order-service's " code { "--stuck-after" } " ("
@@ -168,24 +153,14 @@ pub fn render(page: &Value, counts: Option<&Value>, limit: i64, waiting: &Waitin
                 thead { tr { th { "order" } th { "user" } th.num { "age" } th { "placed" } th { "why it waits" } } }
                 tbody {
                     @for o in orders.iter().take(MOST as usize) {
-                        @let id = o.get("orderId").and_then(Value::as_i64);
-                        @let user = o.get("userId").and_then(Value::as_i64);
-                        tr data-order=[id] {
-                            td {
-                                @match id {
-                                    Some(id) => a href=(format!("/orders/{id}")) { (id) },
-                                    None => (field(o, "orderId")),
-                                }
-                            }
-                            td {
-                                @match user {
-                                    Some(user) => a href=(format!("/orders?userId={user}")) { (user) },
-                                    None => (field(o, "userId")),
-                                }
-                            }
-                            td.num { (o.get("ageSeconds").and_then(Value::as_i64).map_or_else(|| "-".to_string(), super::age)) }
-                            td { (field(o, "createdAt")) }
-                            td.why { (waiting.why(id)) }
+                        @let id = o.order_id;
+                        @let user = o.user_id;
+                        tr data-order=(id) {
+                            td { a href=(format!("/orders/{id}")) { (id) } }
+                            td { a href=(format!("/orders?userId={user}")) { (user) } }
+                            td.num { (super::age(o.age_seconds)) }
+                            td { (o.created_at) }
+                            td.why { (waiting.why(Some(id))) }
                         }
                     }
                 }
@@ -206,18 +181,26 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A page as order-service answers it.
+    fn page(json: Value) -> StuckPage {
+        serde_json::from_value(json).expect("a StuckPage")
+    }
+
     #[test]
     fn stuck_orders_are_listed_as_order_service_sorts_them_with_links_and_ages() {
-        let page = json!({
+        let stuck = page(json!({
             "stuckAfterSeconds": 300,
             "orders": [
                 {"orderId": 9, "userId": 42, "ageSeconds": 7_500, "createdAt": "2026-01-01T08:00:00.000Z"},
                 {"orderId": 12, "userId": 43, "ageSeconds": 412, "createdAt": "2026-01-01T09:58:00.000Z"}
             ],
             "hasMore": true
-        });
-        let html =
-            render(&page, Some(&json!({"stuck": 250})), 2, &Waiting::default()).into_string();
+        }));
+        let counts: OrderCounts = serde_json::from_value(
+            json!({"counts": {"PENDING": 250}, "stuck": 250, "stuckAfterSeconds": 300}),
+        )
+        .unwrap();
+        let html = render(&stuck, Some(&counts), 2, &Waiting::default()).into_string();
         let first = html.find("href=\"/orders/9\"").expect("order 9 linked");
         let second = html.find("href=\"/orders/12\"").expect("order 12 linked");
         assert!(first < second, "oldest first: {html}");
@@ -231,15 +214,18 @@ mod tests {
 
     #[test]
     fn none_stuck_says_so_and_a_value_from_the_service_is_escaped() {
-        let none = json!({"stuckAfterSeconds": 90, "orders": [], "hasMore": false});
+        let none = page(json!({"stuckAfterSeconds": 90, "orders": [], "hasMore": false}));
         let html = render(&none, None, PAGE, &Waiting::default()).into_string();
         assert!(
             html.contains("No order is stuck: none has been PENDING longer than 1 min 30 s."),
             "{html}"
         );
         assert!(!html.contains("Show more"), "{html}");
-        let odd =
-            json!({"orders": [{"orderId": "<b>x</b>", "createdAt": "<script>"}], "hasMore": true});
+        let odd = page(json!({
+            "stuckAfterSeconds": 90,
+            "orders": [{"orderId": 1, "userId": 2, "ageSeconds": 100, "createdAt": "<b>x</b><script>"}],
+            "hasMore": true
+        }));
         let html = render(&odd, None, MOST, &Waiting::default()).into_string();
         assert!(html.contains("&lt;b&gt;x&lt;/b&gt;"), "{html}");
         assert!(!html.contains("<script>"), "{html}");
@@ -267,9 +253,12 @@ mod tests {
             .starts_with("read by inventory-service, no decision yet"));
         waiting.inventory_ready = false;
         assert_eq!(waiting.why(Some(8)), "inventory-service is not ready");
-        let page =
-            json!({"orders": [{"orderId": 7, "userId": 1, "ageSeconds": 400, "createdAt": "x"}]});
-        let html = render(&page, None, PAGE, &waiting).into_string();
+        let stuck = page(json!({
+            "stuckAfterSeconds": 300,
+            "orders": [{"orderId": 7, "userId": 1, "ageSeconds": 400, "createdAt": "x"}],
+            "hasMore": false
+        }));
+        let html = render(&stuck, None, PAGE, &waiting).into_string();
         assert!(
             html.contains(
                 "<td class=\"why\">its order.created was dead-lettered by inventory-service</td>"

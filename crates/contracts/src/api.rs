@@ -1,0 +1,122 @@
+//! The services' HTTP answers that another crate reads: the console reaches the services
+//! over HTTP and decodes their answers into these very types, so a field renamed in a
+//! service is a compile error in the console, not a blank cell on a page.
+//!
+//! Each service re-exports its own under the path it had (`inventory_service::store::StockItem`,
+//! …), so its code and its OpenAPI document are as they were: the schemas keep their names,
+//! and their descriptions come from the same doc comments. That is why the types without a
+//! doc comment of their own (`OrderCounts`, `StuckPage`) say what they are in plain comments:
+//! a doc comment would add a description to the committed document.
+//!
+//! Every type here is `Serialize` (the service answers it) and `Deserialize` (the console
+//! reads it), with the serde attributes that make the JSON; a field the service leaves out
+//! when empty (`skip_serializing_if`) is an `Option` or has `#[serde(default)]`, so what the
+//! service writes reads back.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One SKU's stock as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StockItem {
+    pub sku: String,
+    pub available: i64,
+    pub reserved: i64,
+    pub updated_at: String,
+}
+
+// order-service's `GET /admin/orders/counts`: how many orders are in each status, and how
+// many are stuck.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCounts {
+    /// Per status of the lifecycle (every one, 0 when no order is in it), how many orders
+    /// are in it.
+    pub counts: BTreeMap<String, i64>,
+    /// How many of the PENDING orders are stuck: PENDING longer than `--stuck-after`, as
+    /// `/admin/orders/stuck` lists them.
+    pub stuck: i64,
+    /// `--stuck-after`, in seconds.
+    pub stuck_after_seconds: u64,
+}
+
+// order-service's `GET /admin/orders/stuck`: a page of the orders PENDING longer than
+// `--stuck-after`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StuckPage {
+    /// `--stuck-after`, in seconds: orders PENDING longer are listed.
+    pub stuck_after_seconds: u64,
+    /// Oldest first.
+    pub orders: Vec<StuckOrder>,
+    pub has_more: bool,
+}
+
+/// An order PENDING longer than `--stuck-after`, as `/admin/orders/stuck` lists it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StuckOrder {
+    pub order_id: i64,
+    pub user_id: i64,
+    /// Seconds since it was placed.
+    pub age_seconds: i64,
+    pub created_at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a service writes, the console reads back: the same value.
+    fn round_trip<T>(value: &T) -> T
+    where
+        T: Serialize + serde::de::DeserializeOwned,
+    {
+        serde_json::from_str(&serde_json::to_string(value).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_answers_read_back_as_they_were_written() {
+        let item = StockItem {
+            sku: "ABC-001".into(),
+            available: 7,
+            reserved: 2,
+            updated_at: "2026-01-01T10:00:00.000Z".into(),
+        };
+        assert_eq!(round_trip(&item), item);
+        let counts = OrderCounts {
+            counts: BTreeMap::from([("PENDING".to_string(), 3), ("CONFIRMED".to_string(), 40)]),
+            stuck: 2,
+            stuck_after_seconds: 300,
+        };
+        assert_eq!(round_trip(&counts), counts);
+        let stuck = StuckPage {
+            stuck_after_seconds: 300,
+            orders: vec![StuckOrder {
+                order_id: 9,
+                user_id: 42,
+                age_seconds: 7_500,
+                created_at: "2026-01-01T08:00:00.000Z".into(),
+            }],
+            has_more: true,
+        };
+        assert_eq!(round_trip(&stuck), stuck);
+    }
+
+    #[test]
+    fn the_json_keeps_the_services_field_names() {
+        let json = serde_json::to_value(StuckOrder {
+            order_id: 1,
+            user_id: 2,
+            age_seconds: 3,
+            created_at: "x".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"orderId": 1, "userId": 2, "ageSeconds": 3, "createdAt": "x"})
+        );
+    }
+}
