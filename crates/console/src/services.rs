@@ -3,15 +3,16 @@
 //! validation, the same dead-letter code as `openorder dlt`).
 //!
 //! What the pages read comes through typed methods ([`Services::stock`],
-//! [`Services::order_counts`], …) that decode an answer into the type the service itself
-//! serializes (`contracts::api`, `platform::status`): a field renamed on one side does not
-//! compile on the other. A refusal is an error in one line, `<service>: <title>: <detail>`
-//! ([`Reply::read`]). [`Services::call`] answers the JSON as it came, for what has no shared
-//! type yet and for problem bodies.
+//! [`Services::order_counts`], …) or [`Reply::read`], which decode an answer into the type
+//! the service itself serializes (`contracts::api`, `platform::dead_letters`,
+//! `platform::status`): a field renamed on one side does not compile on the other. A refusal
+//! is an error in one line, `<service>: <title>: <detail>`. [`Services::call`] answers the
+//! JSON as it came, for what has no shared type yet and for problem bodies.
 
 use std::time::Duration;
 
 use contracts::api::{OrderCounts, StockItem, StuckPage};
+use platform::dead_letters::read::Summary;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -222,6 +223,18 @@ impl Services {
     pub async fn stuck_orders(&self, limit: i64, token: Option<&str>) -> anyhow::Result<StuckPage> {
         let path = format!("/admin/orders/stuck?limit={limit}");
         self.read("order-service", &self.order, &path, token).await
+    }
+
+    /// inventory-service's `GET /admin/dlt?<query>`: the dead letters (or, with
+    /// `parked=true`, the parked records) the query's filter matches.
+    pub async fn dead_letters(
+        &self,
+        query: &str,
+        token: Option<&str>,
+    ) -> anyhow::Result<Vec<Summary>> {
+        let path = format!("/admin/dlt?{query}");
+        self.read("inventory-service", &self.inventory, &path, token)
+            .await
     }
 
     /// `GET /admin/status` of the service at `base` (None when it cannot be had).

@@ -1,5 +1,6 @@
 //! `/dead-letters`: every dead letter with its error, attempts, origin, age and replays
-//! (inventory-service's `/admin/dlt`, the code `openorder dlt` runs); replay one, a selection
+//! (inventory-service's `/admin/dlt`, the code `openorder dlt` runs, read as its `Summary`s
+//! and its `ReplayResult`s and `RedriveReport`); replay one, a selection
 //! (an order's) or all of a topic, with a dry run first, the cap and `force`; and the
 //! `FAIL` / `FLAKY` fault switches (`/admin/faults`).
 //!
@@ -15,6 +16,7 @@ use axum::extract::{Form, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use maud::{html, Markup};
+use platform::dead_letters::read::{RedriveReport, ReplayResult, Summary};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -57,10 +59,10 @@ impl View {
     }
 
     /// `/admin/dlt`'s query for this view.
-    fn list_path(&self) -> String {
-        let mut path = String::from("/admin/dlt?limit=1000");
+    fn list_query(&self) -> String {
+        let mut query = String::from("limit=1000");
         if self.parked {
-            path.push_str("&parked=true");
+            query.push_str("&parked=true");
         }
         for (name, value) in [
             ("class", &self.class),
@@ -68,10 +70,10 @@ impl View {
             ("match", &self.text),
         ] {
             if !value.is_empty() {
-                path.push_str(&format!("&{name}={}", super::encode(value)));
+                query.push_str(&format!("&{name}={}", super::encode(value)));
             }
         }
-        path
+        query
     }
 
     fn filtered(&self) -> bool {
@@ -94,9 +96,9 @@ async fn render(
     outcome: Option<Markup>,
 ) -> Response {
     let services = &console.services;
-    let list_path = view.list_path();
+    let list_query = view.list_query();
     let (letters, faults) = tokio::join!(
-        services.get(&services.inventory, &list_path, session.token()),
+        services.dead_letters(&list_query, session.token()),
         services.get(&services.inventory, "/admin/faults", session.token()),
     );
     let body = html! {
@@ -111,12 +113,10 @@ async fn render(
             Err(err) => (super::notice("error", &format!("Faults: {err:#}"))),
         }
         @match &letters {
-            Ok(r) if r.ok() => {
-                @let letters = r.body.as_array().map(Vec::as_slice).unwrap_or_default();
+            Ok(letters) => {
                 (filter_form(session, view, letters))
                 (table(session, view, letters))
             }
-            Ok(r) => (super::notice("error", &format!("inventory-service: {}", r.why()))),
             Err(err) => (super::notice("error", &format!("{err:#}"))),
         }
     };
@@ -130,12 +130,15 @@ async fn render(
 
 /// The filter (it narrows the table, a GET), and the redrive of what it matches (a POST:
 /// preview counts it, redrive sends it at the rate given).
-fn filter_form(session: &Session, view: &View, letters: &[Value]) -> Markup {
-    let mut classes: Vec<String> = letters.iter().map(|l| text(l, "errorClass")).collect();
+fn filter_form(session: &Session, view: &View, letters: &[Summary]) -> Markup {
+    let mut classes: Vec<String> = letters
+        .iter()
+        .filter_map(|l| l.error_class.clone())
+        .collect();
     classes.retain(|c| !c.is_empty());
     classes.sort();
     classes.dedup();
-    let mut origins: Vec<String> = letters.iter().map(|l| text(l, "originalTopic")).collect();
+    let mut origins: Vec<String> = letters.iter().map(|l| l.original_topic.clone()).collect();
     origins.sort();
     origins.dedup();
     html! {
@@ -184,21 +187,21 @@ fn faults_form(session: &Session, faults: &Value) -> Markup {
     }
 }
 
+/// A value the service may leave out (`null`) as text: empty when it did.
+fn shown(value: Option<impl std::fmt::Display>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_default()
+}
+
 /// A parked record's history of replays, one line each.
-fn history(l: &Value) -> Markup {
-    let steps = l
-        .get("history")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+fn history(l: &Summary) -> Markup {
     html! {
-        @if !steps.is_empty() {
+        @if !l.history.is_empty() {
             ol.history {
-                @for h in steps {
+                @for h in &l.history {
                     li {
-                        "from " (text(h, "from")) " by " (text(h, "by")) " at " (text(h, "at"))
-                        @if h.get("edited").and_then(Value::as_bool) == Some(true) { " (edited)" }
-                        ", after: " (text(h, "error"))
+                        "from " (h.from) " by " (h.by) " at " (h.at)
+                        @if h.edited { " (edited)" }
+                        ", after: " (h.error)
                     }
                 }
             }
@@ -207,17 +210,17 @@ fn history(l: &Value) -> Markup {
 }
 
 /// `/dead-letters/edit?…` for one dead letter.
-fn edit_link(l: &Value) -> String {
+fn edit_link(l: &Summary) -> String {
     format!(
         "/dead-letters/edit?topic={}&partition={}&offset={}",
-        super::encode(&text(l, "topic")),
-        text(l, "partition"),
-        text(l, "offset")
+        super::encode(&l.topic),
+        l.partition,
+        l.offset
     )
 }
 
-fn table(session: &Session, view: &View, letters: &[Value]) -> Markup {
-    let mut topics: Vec<String> = letters.iter().map(|l| text(l, "topic")).collect();
+fn table(session: &Session, view: &View, letters: &[Summary]) -> Markup {
+    let mut topics: Vec<String> = letters.iter().map(|l| l.topic.clone()).collect();
     topics.sort();
     topics.dedup();
     html! {
@@ -232,18 +235,18 @@ fn table(session: &Session, view: &View, letters: &[Value]) -> Markup {
                     thead { tr { th {} th { "topic" } th { "position" } th { "order" } th { "error" } th.num { "attempts" } th { "origin" } th { "age" } th.num { "replayed" } th.num { "replay #" } th {} } }
                     tbody {
                         @for l in letters {
-                            @let position = format!("{}:{}:{}", text(l, "topic"), text(l, "partition"), text(l, "offset"));
-                            tr data-order=(text(l, "orderId")) {
+                            @let position = format!("{}:{}:{}", l.topic, l.partition, l.offset);
+                            tr data-order=(shown(l.order_id)) {
                                 td { input type="checkbox" name="pick" value=(position) aria-label="select"; }
-                                td { (text(l, "topic")) }
-                                td { a href=(super::record_link(&text(l, "topic"), l.get("partition").and_then(Value::as_i64).unwrap_or(0) as i32, l.get("offset").and_then(Value::as_i64).unwrap_or(0))) { (text(l, "partition")) ":" (text(l, "offset")) } }
-                                td { @let id = text(l, "orderId"); @if id.is_empty() { "-" } @else { a href=(format!("/orders/{id}")) { (id) } } }
-                                td.error { (text(l, "error")) }
-                                td.num { (text(l, "attempts")) }
-                                td { (text(l, "originalTopic")) @if !text(l, "originalOffset").is_empty() { "@" (text(l, "originalPartition")) ":" (text(l, "originalOffset")) } }
-                                td { (age(l.get("timestampMs").and_then(Value::as_i64))) }
-                                td.num { (text(l, "replayed")) }
-                                td.num { (text(l, "replayCount")) (history(l)) }
+                                td { (l.topic) }
+                                td { a href=(super::record_link(&l.topic, l.partition, l.offset)) { (l.partition) ":" (l.offset) } }
+                                td { @match l.order_id { None => "-", Some(id) => a href=(format!("/orders/{id}")) { (id) } } }
+                                td.error { (l.error) }
+                                td.num { (shown(l.attempts)) }
+                                td { (l.original_topic) @if l.original_offset.is_some() { "@" (shown(l.original_partition)) ":" (shown(l.original_offset)) } }
+                                td { (age(l.timestamp_ms)) }
+                                td.num { (l.replayed) }
+                                td.num { (l.replay_count) (history(l)) }
                                 td { a.edit href=(edit_link(l)) { "edit" } }
                             }
                         }
@@ -402,9 +405,10 @@ pub async fn replay(
             )
             .await
         {
-            Ok(reply) if reply.ok() => {
-                rows.extend(reply.body.as_array().cloned().unwrap_or_default())
-            }
+            Ok(reply) if reply.ok() => match reply.read::<Vec<ReplayResult>>("inventory-service") {
+                Ok(results) => rows.extend(results),
+                Err(err) => failures.push(format!("{err:#}")),
+            },
             Ok(reply) => failures.push(reply.why()),
             Err(err) => failures.push(format!("{err:#}")),
         }
@@ -433,13 +437,13 @@ fn by(session: &Session) -> String {
 }
 
 /// The rows of replay results.
-fn results_table(rows: &[Value]) -> Markup {
+fn results_table(rows: &[ReplayResult]) -> Markup {
     html! {
         table {
             thead { tr { th { "position" } th { "order" } th { "to" } th { "replay #" } th { "outcome" } } }
             tbody { @for r in rows { tr {
-                td { (text(r, "position")) } td { (text(r, "orderId")) } td { (text(r, "targetTopic")) }
-                td { (text(r, "replayCount")) } td.outcome { (text(r, "outcome")) @if r.get("edited").and_then(Value::as_bool) == Some(true) { " (edited)" } }
+                td { (r.position) } td { (shown(r.order_id)) } td { (r.target_topic) }
+                td { (r.replay_count) } td.outcome { (r.outcome) @if r.edited { " (edited)" } }
             } } }
         }
     }
@@ -505,27 +509,21 @@ pub async fn redrive(
         )
         .await
     {
-        Ok(reply) if reply.ok() => {
-            let report = &reply.body;
-            let rows = report
-                .get("results")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            html! {
+        Ok(reply) => match reply.read::<RedriveReport>("inventory-service") {
+            Ok(report) => html! {
                 section.outcome #redrive-outcome {
                     h2 { @if dry_run { "Preview (dry run: nothing sent)" } @else { "Redriven" } }
                     p.counts {
-                        (text(report, "matched")) " matched, " (text(report, "selected")) " selected, "
-                        @if dry_run { (text(report, "wouldReplay")) " would be replayed" }
-                        @else { (text(report, "replayed")) " replayed in " (text(report, "elapsedMs")) " ms" }
-                        @if report.get("truncated").and_then(Value::as_bool) == Some(true) { " (at most 1,000 a time)" }
+                        (report.matched) " matched, " (report.selected) " selected, "
+                        @if dry_run { (report.would_replay) " would be replayed" }
+                        @else { (report.replayed) " replayed in " (report.elapsed_ms) " ms" }
+                        @if report.truncated { " (at most 1,000 a time)" }
                     }
-                    (results_table(rows))
+                    (results_table(&report.results))
                 }
-            }
-        }
-        Ok(reply) => super::notice("error", &format!("inventory-service: {}", reply.why())),
+            },
+            Err(err) => super::notice("error", &format!("{err:#}")),
+        },
         Err(err) => super::notice("error", &format!("{err:#}")),
     };
     render(&console, &session, &view, Some(outcome)).await
@@ -680,12 +678,14 @@ pub async fn edit(
         .await
     {
         Ok(reply) if reply.ok() => {
-            let rows = reply.body.as_array().cloned().unwrap_or_default();
-            let outcome = html! {
-                section.outcome #edit-outcome {
-                    h2 { @if dry_run { "The edit passes (dry run: nothing sent)" } @else { "Edited and replayed" } }
-                    (results_table(&rows))
-                }
+            let outcome = match reply.read::<Vec<ReplayResult>>("inventory-service") {
+                Ok(rows) => html! {
+                    section.outcome #edit-outcome {
+                        h2 { @if dry_run { "The edit passes (dry run: nothing sent)" } @else { "Edited and replayed" } }
+                        (results_table(&rows))
+                    }
+                },
+                Err(err) => super::notice("error", &format!("{err:#}")),
             };
             again(Some(outcome), None).await
         }
@@ -791,6 +791,59 @@ mod tests {
         assert_eq!(form.topic.as_deref(), Some(""));
         assert_eq!(form.mode, "replay");
         assert_eq!(form.view, "parked");
+    }
+
+    #[test]
+    fn a_dead_letter_shows_what_the_service_left_out_as_before_and_is_escaped() {
+        let letters: Vec<Summary> = serde_json::from_value(json!([{
+            "topic": "order.created.DLT", "partition": 0, "offset": 7, "key": null,
+            "orderId": null, "error": "Boom: <no>", "attempts": null, "replayCount": 1,
+            "replayed": 2, "parked": false, "errorClass": null, "failureKind": null,
+            "history": [{
+                "from": "order.created.DLT/0/3", "error": "Boom", "attempts": 3,
+                "replayCount": 1, "by": "console:ops", "at": "2026-01-01T10:00:00.000Z",
+                "edited": true
+            }],
+            "originalTopic": "order.created", "originalPartition": 1, "originalOffset": null,
+            "consumerGroup": null, "timestampMs": null
+        }]))
+        .expect("GET /admin/dlt's answer");
+        let session = crate::session::Sessions::default().open();
+        let html = table(&session, &View::default(), &letters).into_string();
+        for shown in [
+            "<tr data-order=\"\">",
+            "value=\"order.created.DLT:0:7\"",
+            ">0:7</a>",
+            "<td>-</td>",
+            "<td class=\"error\">Boom: &lt;no&gt;</td>",
+            "<td class=\"num\"></td>",
+            "<td>order.created</td>",
+            "<td class=\"num\">2</td>",
+            "from order.created.DLT/0/3 by console:ops at 2026-01-01T10:00:00.000Z (edited), after: Boom",
+            "/dead-letters/edit?topic=order.created.DLT&amp;partition=0&amp;offset=7",
+        ] {
+            assert!(html.contains(shown), "{shown} in {html}");
+        }
+    }
+
+    #[test]
+    fn replay_results_show_the_order_and_the_edit_only_when_there_is_one() {
+        let rows: Vec<ReplayResult> = serde_json::from_value(json!([
+            {"position": "t/0/1", "orderId": null, "targetTopic": "order.created",
+             "replayCount": 1, "outcome": "would-replay"},
+            {"position": "t/0/2", "orderId": 12, "targetTopic": "order.created",
+             "replayCount": 2, "outcome": "replayed", "edited": true}
+        ]))
+        .expect("POST /admin/dlt/replay's answer");
+        let html = results_table(&rows).into_string();
+        assert!(
+            html.contains("<td>t/0/1</td><td></td><td>order.created</td><td>1</td><td class=\"outcome\">would-replay</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td>12</td>") && html.contains(">replayed (edited)</td>"),
+            "{html}"
+        );
     }
 
     #[test]

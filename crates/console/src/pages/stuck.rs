@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use maud::{html, Markup};
 use contracts::api::{OrderCounts, StuckPage};
-use serde_json::Value;
 
 use crate::session::Session;
 use crate::Shared;
@@ -68,26 +67,9 @@ impl Waiting {
         let ids: Vec<i64> = page.orders.iter().map(|o| o.order_id).collect();
         let mut waiting = Waiting::default();
         if let (Some(low), Some(high)) = (ids.iter().min(), ids.iter().max()) {
-            let path = format!(
-                "/admin/dlt?originalTopic=order.created&orderIds={low}-{high}&limit={MOST}"
-            );
-            if let Ok(r) = console
-                .services
-                .get(&console.services.inventory, &path, token)
-                .await
-            {
-                if r.ok() {
-                    waiting.dead_lettered = r
-                        .body
-                        .as_array()
-                        .map(|letters| {
-                            letters
-                                .iter()
-                                .filter_map(|l| l.get("orderId").and_then(Value::as_i64))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                }
+            let query = format!("originalTopic=order.created&orderIds={low}-{high}&limit={MOST}");
+            if let Ok(letters) = console.services.dead_letters(&query, token).await {
+                waiting.dead_lettered = letters.iter().filter_map(|l| l.order_id).collect();
             }
         }
         let snapshot = console.live.snapshot(console, token).await;
@@ -179,7 +161,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     /// A page as order-service answers it.
     fn page(json: Value) -> StuckPage {

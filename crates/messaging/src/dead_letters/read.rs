@@ -188,7 +188,8 @@ impl Record {
 }
 
 /// What `dlt list` shows of one dead letter.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+// Deserialize: the console reads `GET /admin/dlt` into it.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub topic: String,
@@ -538,7 +539,8 @@ pub struct ReplayRequest {
 }
 
 /// What happened to one selected dead letter.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+// Deserialize: the console reads `POST /admin/dlt/replay`'s answer into it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplayResult {
     pub position: String,
@@ -550,7 +552,7 @@ pub struct ReplayResult {
     /// from its topic instead).
     pub outcome: String,
     /// Sent (or, in a dry run, would be sent) with its value edited by a patch.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub edited: bool,
 }
 
@@ -737,7 +739,8 @@ pub struct RedriveRequest {
 }
 
 /// What a bulk redrive did (or, dry, would do).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+// Deserialize: the console reads `POST /admin/dlt/redrive`'s answer into it.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RedriveReport {
     pub dry_run: bool,
@@ -1018,4 +1021,73 @@ async fn record(
         .await
         .map_err(|(e, _)| anyhow::anyhow!("Failed to record the replay of {key}: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answers_of_the_dead_letter_api_read_back_as_they_were_written() {
+        let summary = Summary {
+            topic: "order.created.DLT".into(),
+            partition: 0,
+            offset: 7,
+            key: Some("12".into()),
+            order_id: Some(12),
+            error: "Boom: no".into(),
+            attempts: Some(3),
+            replay_count: 0,
+            replayed: 1,
+            parked: false,
+            error_class: Some("Boom".into()),
+            failure_kind: None,
+            history: vec![Replayed {
+                from: "order.created.DLT/0/3".into(),
+                error: "Boom: no".into(),
+                attempts: None,
+                replay_count: 1,
+                by: "console:ops".into(),
+                at: "2026-01-01T10:00:00.000Z".into(),
+                edited: true,
+            }],
+            value_omitted: None,
+            original_value_bytes: None,
+            original_topic: "order.created".into(),
+            original_partition: Some(0),
+            original_offset: None,
+            consumer_group: None,
+            timestamp_ms: Some(1_767_261_600_000),
+        };
+        let json = serde_json::to_string(&summary).unwrap();
+        let back: Summary = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+
+        // `edited` is left out when false, and reads back as false.
+        let result = ReplayResult {
+            position: "order.created.DLT/0/7".into(),
+            order_id: None,
+            target_topic: "order.created".into(),
+            replay_count: 1,
+            outcome: "would-replay".into(),
+            edited: false,
+        };
+        let json = serde_json::to_string(&result).unwrap();
+        assert!(!json.contains("edited"), "{json}");
+        assert_eq!(serde_json::from_str::<ReplayResult>(&json).unwrap(), result);
+
+        let report = RedriveReport {
+            dry_run: true,
+            matched: 2,
+            selected: 1,
+            replayed: 0,
+            would_replay: 1,
+            truncated: true,
+            elapsed_ms: 12,
+            results: vec![result],
+        };
+        let json = serde_json::to_string(&report).unwrap();
+        let back: RedriveReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
 }
