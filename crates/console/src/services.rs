@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use contracts::api::{OrderCounts, StockItem, StuckPage};
+use contracts::api::{OrderCounts, OrderView, Page, StockItem, StuckPage};
 use platform::dead_letters::read::Summary;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -60,6 +60,14 @@ impl Reply {
                 std::any::type_name::<T>()
             )
         })
+    }
+
+    /// As [`Reply::read`], with a 404 (the service does not know it) as `None`.
+    pub fn read_found<T: DeserializeOwned>(self, service: &str) -> anyhow::Result<Option<T>> {
+        if self.status == 404 {
+            return Ok(None);
+        }
+        self.read(service).map(Some)
     }
 }
 
@@ -222,6 +230,29 @@ impl Services {
     /// order-service's `GET /admin/orders/stuck?limit=`: the oldest `limit` stuck orders.
     pub async fn stuck_orders(&self, limit: i64, token: Option<&str>) -> anyhow::Result<StuckPage> {
         let path = format!("/admin/orders/stuck?limit={limit}");
+        self.read("order-service", &self.order, &path, token).await
+    }
+
+    /// order-service's `GET /api/orders/{id}`: the order (None when it does not know it).
+    pub async fn find_order(
+        &self,
+        id: i64,
+        token: Option<&str>,
+    ) -> anyhow::Result<Option<OrderView>> {
+        let path = format!("/api/orders/{id}");
+        self.get(&self.order, &path, token)
+            .await?
+            .read_found("order-service")
+    }
+
+    /// order-service's `GET /api/orders?userId=&size=`: the first `size` orders of `user`.
+    pub async fn orders_of(
+        &self,
+        user: i64,
+        size: i64,
+        token: Option<&str>,
+    ) -> anyhow::Result<Page> {
+        let path = format!("/api/orders?userId={user}&size={size}");
         self.read("order-service", &self.order, &path, token).await
     }
 

@@ -5,6 +5,7 @@
 //! pointing at the record in the topic browser; beside them, the notification preferences
 //! of the order's user.
 
+use contracts::api::OrderView;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -38,7 +39,7 @@ pub struct Position {
 pub struct Timeline {
     pub order_id: i64,
     /// The order as order-service shows it (None when it does not know it).
-    pub order: Option<Value>,
+    pub order: Option<OrderView>,
     pub entries: Vec<Entry>,
     /// Records looked at to find the order's, and whether a bound cut that short.
     pub scanned: u64,
@@ -232,7 +233,7 @@ fn delivery_waiting(d: &Value) -> String {
 /// Puts the timeline together from what the services and the topics said.
 pub fn build(
     order_id: i64,
-    order: Option<Value>,
+    order: Option<OrderView>,
     notifications: &[Value],
     records: &Page,
     prefix: &str,

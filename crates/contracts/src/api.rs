@@ -5,8 +5,8 @@
 //! Each service re-exports its own under the path it had (`inventory_service::store::StockItem`,
 //! …), so its code and its OpenAPI document are as they were: the schemas keep their names,
 //! and their descriptions come from the same doc comments. That is why the types without a
-//! doc comment of their own (`OrderCounts`, `StuckPage`) say what they are in plain comments:
-//! a doc comment would add a description to the committed document.
+//! doc comment of their own (`Accepted`, `Page`, `OrderCounts`, `StuckPage`) say what they
+//! are in plain comments: a doc comment would add a description to the committed document.
 //!
 //! Every type here is `Serialize` (the service answers it) and `Deserialize` (the console
 //! reads it), with the serde attributes that make the JSON; a field the service leaves out
@@ -17,6 +17,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::events::{LineItem, Shortage};
+use crate::lifecycle::OrderStatus;
+
 /// One SKU's stock as the API shows it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -25,6 +28,51 @@ pub struct StockItem {
     pub available: i64,
     pub reserved: i64,
     pub updated_at: String,
+}
+
+/// An order as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    pub order_id: i64,
+    pub user_id: i64,
+    pub status: OrderStatus,
+    pub items: Vec<LineItem>,
+    /// Why it was rejected (`OUT_OF_STOCK`, `UNKNOWN_SKU`), when REJECTED; `TIMEOUT` when
+    /// CANCELLED because it stayed PENDING too long (`--expire-pending-after`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What was short, when REJECTED.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shortages: Option<Vec<Shortage>>,
+    /// Why processing failed, when FAILED.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When inventory gave a cancelled order's stock back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub released_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+// order-service's `POST /api/orders` when the order is not decided yet (202): its id, and
+// PENDING. (Decided within a `Prefer: wait`, it answers the `OrderView`, 201, whose
+// `orderId` and `status` read as an `Accepted` too.)
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    pub order_id: i64,
+    pub status: OrderStatus,
+}
+
+// order-service's `GET /api/orders?userId=&page=&size=`: one page of a user's orders.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Page {
+    pub orders: Vec<OrderView>,
+    pub page: i64,
+    pub size: i64,
+    pub has_more: bool,
 }
 
 // order-service's `GET /admin/orders/counts`: how many orders are in each status, and how
@@ -103,6 +151,44 @@ mod tests {
             has_more: true,
         };
         assert_eq!(round_trip(&stuck), stuck);
+    }
+
+    #[test]
+    fn an_order_reads_back_and_its_empty_fields_are_left_out() {
+        let order = OrderView {
+            order_id: 12,
+            user_id: 42,
+            status: OrderStatus::Pending,
+            items: vec![LineItem {
+                sku: "ABC-001".into(),
+                qty: 2,
+            }],
+            reason: None,
+            shortages: None,
+            error: None,
+            released_at: None,
+            created_at: "2026-01-01T10:00:00.000Z".into(),
+            updated_at: "2026-01-01T10:00:00.000Z".into(),
+        };
+        let json = serde_json::to_value(&order).unwrap();
+        assert!(json.get("reason").is_none(), "{json}");
+        assert_eq!(serde_json::from_value::<OrderView>(json.clone()).unwrap(), order);
+        let page = Page {
+            orders: vec![order],
+            page: 0,
+            size: 20,
+            has_more: false,
+        };
+        assert_eq!(round_trip(&page), page);
+        // A decided order (201) tells its id and status as the 202's `Accepted` does.
+        let accepted: Accepted = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            accepted,
+            Accepted {
+                order_id: 12,
+                status: OrderStatus::Pending
+            }
+        );
     }
 
     #[test]

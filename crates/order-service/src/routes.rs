@@ -15,7 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use contracts::api::{OrderCounts, StuckPage};
+use contracts::api::{Accepted, OrderCounts, Page, StuckPage};
 use contracts::lifecycle;
 use contracts::Topics;
 use platform::auth::{Caller, Routes};
@@ -24,7 +24,6 @@ use platform::http::problems_doc::{
     CustomerAuth, DatabaseAway, DatabaseAwayOnWrite, JsonBody, OperatorOnly,
 };
 use platform::http::{ApiJson, FieldError, Problem};
-use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::domain::{CreateOrderBody, OrderRequest, OrderStatus};
@@ -99,13 +98,6 @@ async fn asyncapi() -> Response {
         serde_json::to_string_pretty(&contracts::asyncapi::document()).expect("JSON") + "\n"
     });
     ([(header::CONTENT_TYPE, "application/json")], body.as_str()).into_response()
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct Accepted {
-    order_id: i64,
-    status: OrderStatus,
 }
 
 /// Longest accepted `Idempotency-Key`.
@@ -539,15 +531,6 @@ async fn cancel(
         )),
         CancelOutcome::NotFound => Err(not_found()),
     }
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct Page {
-    orders: Vec<OrderView>,
-    page: i64,
-    size: i64,
-    has_more: bool,
 }
 
 fn int_param(

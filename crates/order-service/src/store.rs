@@ -8,7 +8,6 @@ use contracts::lifecycle::{self, Trigger};
 use contracts::{LineItem, Shortage, Topics};
 use platform::db::{placeholders, value_rows, Database, Schema, Tx};
 use platform::outbox::Outgoing;
-use serde::Serialize;
 use sqlx::Row;
 
 use crate::domain::{OrderRequest, OrderStatus};
@@ -58,30 +57,8 @@ pub const SCHEMA: Schema = Schema(&[
 /// `reason` of an order cancelled because it stayed PENDING past `--expire-pending-after`.
 pub const TIMEOUT: &str = "TIMEOUT";
 
-/// An order as the API shows it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderView {
-    pub order_id: i64,
-    pub user_id: i64,
-    pub status: OrderStatus,
-    pub items: Vec<LineItem>,
-    /// Why it was rejected (`OUT_OF_STOCK`, `UNKNOWN_SKU`), when REJECTED; `TIMEOUT` when
-    /// CANCELLED because it stayed PENDING too long (`--expire-pending-after`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// What was short, when REJECTED.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shortages: Option<Vec<Shortage>>,
-    /// Why processing failed, when FAILED.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// When inventory gave a cancelled order's stock back.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub released_at: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-}
+// An order as the API shows it: in `contracts::api`, where the console reads it too.
+pub use contracts::api::OrderView;
 
 /// What a create request did.
 #[derive(Debug, PartialEq, Eq)]

@@ -253,40 +253,20 @@ pub fn preferences(p: &Preferences) -> Markup {
 }
 
 async fn user_orders(console: &Shared, session: &Session, user: i64) -> Markup {
-    let path = format!("/api/orders?userId={user}&size=100");
-    let (reply, preferences) = tokio::join!(
-        console
-            .services
-            .get(&console.services.order, &path, session.token()),
+    let (page, preferences) = tokio::join!(
+        console.services.orders_of(user, 100, session.token()),
         preferences_of(console, session.token(), user),
     );
     let preferences = match preferences {
         Ok(p) => self::preferences(&p),
         Err(why) => super::notice("error", &why),
     };
-    let reply = match reply {
-        Ok(r) if r.ok() => r,
-        Ok(r) => {
-            let why = format!("order-service: {}", r.why());
-            return html! { (super::notice("error", &why)) (preferences) };
-        }
+    let orders = match page {
+        Ok(page) => page.orders,
         Err(err) => {
             let why = format!("{err:#}");
             return html! { (super::notice("error", &why)) (preferences) };
         }
-    };
-    let orders: Vec<Value> = reply
-        .body
-        .get("content")
-        .or_else(|| reply.body.get("orders"))
-        .unwrap_or(&reply.body)
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let text = |o: &Value, k: &str| {
-        o.get(k)
-            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-            .unwrap_or_default()
     };
     html! {
         h2 { "Orders of user " (user) }
@@ -297,10 +277,10 @@ async fn user_orders(console: &Shared, session: &Session, user: i64) -> Markup {
                 tbody {
                     @for o in &orders {
                         tr {
-                            td { a href=(format!("/orders/{}", text(o, "orderId"))) { (text(o, "orderId")) } }
-                            td { span class=(format!("status {}", text(o, "status"))) { (text(o, "status")) } }
-                            td { (text(o, "createdAt")) }
-                            td { (o.get("items").and_then(Value::as_array).map_or(0, Vec::len)) }
+                            td { a href=(format!("/orders/{}", o.order_id)) { (o.order_id) } }
+                            td { span class=(format!("status {}", o.status.as_str())) { (o.status.as_str()) } }
+                            td { (o.created_at) }
+                            td { (o.items.len()) }
                         }
                     }
                 }
@@ -315,26 +295,15 @@ async fn user_orders(console: &Shared, session: &Session, user: i64) -> Markup {
 pub async fn gather(console: &Shared, token: Option<&str>, order_id: i64) -> Timeline {
     let services = &console.services;
     let mut problems = Vec::new();
-    let (order_path, notes_path) = (
-        format!("/api/orders/{order_id}"),
-        format!("/api/notifications?orderId={order_id}"),
-    );
+    let notes_path = format!("/api/notifications?orderId={order_id}");
     let (order, notes) = tokio::join!(
-        services.get(&services.order, &order_path, token),
+        services.find_order(order_id, token),
         services.get(&services.notification, &notes_path, token),
     );
-    let order = match order {
-        Ok(r) if r.ok() => Some(r.body),
-        Ok(r) if r.status == 404 => None,
-        Ok(r) => {
-            problems.push(format!("order-service: {}", r.why()));
-            None
-        }
-        Err(err) => {
-            problems.push(format!("{err:#}"));
-            None
-        }
-    };
+    let order = order.unwrap_or_else(|err| {
+        problems.push(format!("{err:#}"));
+        None
+    });
     let notifications = match notes {
         Ok(r) if r.ok() => r.body.as_array().cloned().unwrap_or_default(),
         Ok(r) => {
@@ -349,14 +318,9 @@ pub async fn gather(console: &Shared, token: Option<&str>, order_id: i64) -> Tim
     // From a minute before the order was placed (its records cannot be older).
     let since = order
         .as_ref()
-        .and_then(|o| o.get("createdAt"))
-        .and_then(Value::as_str)
-        .and_then(timeline::millis)
+        .and_then(|o| timeline::millis(&o.created_at))
         .map(|ms| ms - 60_000);
-    let user = order
-        .as_ref()
-        .and_then(|o| o.get("userId"))
-        .and_then(Value::as_i64);
+    let user = order.as_ref().map(|o| o.user_id);
     let c = console.clone();
     let (records, preferences) = tokio::join!(
         crate::blocking(move || {
@@ -418,27 +382,19 @@ pub async fn timeline(
 }
 
 fn render(t: &Timeline) -> Markup {
-    let text = |k: &str| {
-        t.order
-            .as_ref()
-            .and_then(|o| o.get(k))
-            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-    };
     html! {
         @for p in &t.problems { (super::notice("error", p)) }
         @match &t.order {
             None => (super::notice("error", "order-service does not know this order.")),
             Some(order) => {
                 p.summary {
-                    "Status " span #order-status class=(format!("status {}", text("status").unwrap_or_default())) { (text("status").unwrap_or_default()) }
-                    " · user " (text("userId").unwrap_or_default())
-                    " · placed " (text("createdAt").unwrap_or_default())
-                    " · updated " (text("updatedAt").unwrap_or_default())
+                    "Status " span #order-status class=(format!("status {}", order.status.as_str())) { (order.status.as_str()) }
+                    " · user " (order.user_id)
+                    " · placed " (order.created_at)
+                    " · updated " (order.updated_at)
                 }
-                @if let Some(items) = order.get("items").and_then(Value::as_array) {
-                    p { "Items: " (items.iter().map(|i| format!("{} × {}", i.get("qty").map(|v| v.to_string()).unwrap_or_default(), i.get("sku").and_then(Value::as_str).unwrap_or_default())).collect::<Vec<_>>().join(", ")) }
-                }
-                @if let Some(reason) = text("reason") { p { "Rejected: " (reason) } }
+                p { "Items: " (order.items.iter().map(|i| format!("{} × {}", i.qty, i.sku)).collect::<Vec<_>>().join(", ")) }
+                @if let Some(reason) = &order.reason { p { "Rejected: " (reason) } }
             }
         }
         ol.timeline {

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
+use contracts::api::Accepted;
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -127,24 +128,30 @@ pub async fn place(
         Ok(reply) => reply,
         Err(err) => return render(&session, Some(&format!("{err:#}"))).into_response(),
     };
-    match reply.body.get("orderId").and_then(Value::as_i64) {
-        Some(id) if reply.ok() => Redirect::to(&format!("/orders/{id}")).into_response(),
-        _ => {
-            let mut why = reply.why();
-            if let Some(errors) = reply.body.get("errors").and_then(Value::as_array) {
-                for e in errors {
-                    why.push_str(&format!(
-                        "; {} {}",
-                        e.get("field").and_then(Value::as_str).unwrap_or_default(),
-                        e.get("message").and_then(Value::as_str).unwrap_or_default()
-                    ));
-                }
+    if reply.ok() {
+        // 202 with an `Accepted`, or 201 with the decided `OrderView`, read as one too.
+        return match reply.read::<Accepted>("order-service") {
+            Ok(accepted) => {
+                let timeline = format!("/orders/{}", accepted.order_id);
+                Redirect::to(&timeline).into_response()
             }
-            render(
-                &session,
-                Some(&format!("order-service refused the order: {why}")),
-            )
-            .into_response()
+            Err(err) => render(&session, Some(&format!("{err:#}"))).into_response(),
+        };
+    }
+    // A problem: its title and detail, and each invalid field.
+    let mut why = reply.why();
+    if let Some(errors) = reply.body.get("errors").and_then(Value::as_array) {
+        for e in errors {
+            why.push_str(&format!(
+                "; {} {}",
+                e.get("field").and_then(Value::as_str).unwrap_or_default(),
+                e.get("message").and_then(Value::as_str).unwrap_or_default()
+            ));
         }
     }
+    render(
+        &session,
+        Some(&format!("order-service refused the order: {why}")),
+    )
+    .into_response()
 }
