@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use contracts::api::{OrderCounts, OrderView, Page, StockItem, StuckPage};
+use contracts::api::{Notification, OrderCounts, OrderView, Page, StockItem, StuckPage};
 use platform::dead_letters::read::Summary;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -254,6 +254,18 @@ impl Services {
     ) -> anyhow::Result<Page> {
         let path = format!("/api/orders?userId={user}&size={size}");
         self.read("order-service", &self.order, &path, token).await
+    }
+
+    /// notification-service's `GET /api/notifications?orderId=`: an order's notifications,
+    /// oldest first, each with its deliveries.
+    pub async fn notifications_of(
+        &self,
+        order_id: i64,
+        token: Option<&str>,
+    ) -> anyhow::Result<Vec<Notification>> {
+        let path = format!("/api/notifications?orderId={order_id}");
+        self.read("notification-service", &self.notification, &path, token)
+            .await
     }
 
     /// inventory-service's `GET /admin/dlt?<query>`: the dead letters (or, with

@@ -5,7 +5,7 @@
 //! pointing at the record in the topic browser; beside them, the notification preferences
 //! of the order's user.
 
-use contracts::api::OrderView;
+use contracts::api::{DeliveryView, Notification, OrderView};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -210,20 +210,20 @@ fn record_entry(r: &RecordView, topic: &str) -> Entry {
 /// What a delivery waits for or stands in for, as notification-service lists it: held by
 /// the user's quiet hours or a digest window until its due time, gathered into a digest, or
 /// a fallback for another channel (empty when none of these).
-fn delivery_waiting(d: &Value) -> String {
-    let due = text(d, "nextAttemptAt").unwrap_or_default();
-    let mut out = match (text(d, "status").as_deref(), text(d, "held").as_deref()) {
-        (Some("PENDING"), Some("quietHours")) => format!(", held by quiet hours until {due}"),
-        (Some("PENDING"), Some("digest")) => format!(", a digest due {due}"),
-        (Some("GATHERED"), _) => format!(
+fn delivery_waiting(d: &DeliveryView) -> String {
+    let due = d.next_attempt_at.as_deref().unwrap_or_default();
+    let mut out = match (d.status.as_str(), d.held.as_deref()) {
+        ("PENDING", Some("quietHours")) => format!(", held by quiet hours until {due}"),
+        ("PENDING", Some("digest")) => format!(", a digest due {due}"),
+        ("GATHERED", _) => format!(
             ", gathered into digest {}",
-            text(d, "digest").unwrap_or_default()
+            d.digest.as_deref().unwrap_or_default()
         ),
         _ => String::new(),
     };
-    if let Some(of) = text(d, "fallbackOf") {
+    if let Some(of) = &d.fallback_of {
         out.push_str(&format!(", instead of {of}"));
-        if let Some(reason) = text(d, "fallbackReason") {
+        if let Some(reason) = &d.fallback_reason {
             out.push_str(&format!(" ({reason})"));
         }
     }
@@ -234,7 +234,7 @@ fn delivery_waiting(d: &Value) -> String {
 pub fn build(
     order_id: i64,
     order: Option<OrderView>,
-    notifications: &[Value],
+    notifications: &[Notification],
     records: &Page,
     prefix: &str,
     problems: Vec<String>,
@@ -245,33 +245,24 @@ pub fn build(
         ranked.push((r.timestamp_ms, flow_rank(topic), record_entry(r, topic)));
     }
     for n in notifications {
-        let at = text(n, "createdAt").as_deref().and_then(millis);
+        let at = millis(&n.created_at);
         ranked.push((
             at,
             20,
             Entry {
                 at_ms: at,
                 kind: "notification",
-                title: format!(
-                    "notification: {}",
-                    text(n, "subject").unwrap_or_else(|| text(n, "kind").unwrap_or_default())
-                ),
-                detail: text(n, "eventType"),
+                title: format!("notification: {}", n.subject),
+                detail: Some(n.event_type.clone()),
                 status: None,
                 record: None,
             },
         ));
-        for d in n
-            .get("deliveries")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let at = text(d, "deliveredAt")
-                .or_else(|| text(d, "updatedAt"))
-                .as_deref()
-                .and_then(millis);
-            let error = text(d, "lastError")
+        for d in &n.deliveries {
+            let at = millis(d.delivered_at.as_deref().unwrap_or(&d.updated_at));
+            let error = d
+                .last_error
+                .as_ref()
                 .map(|e| format!(", last error: {e}"))
                 .unwrap_or_default();
             let waiting = delivery_waiting(d);
@@ -281,16 +272,8 @@ pub fn build(
                 Entry {
                     at_ms: at,
                     kind: "delivery",
-                    title: format!(
-                        "{} to {}: {}",
-                        text(d, "channel").unwrap_or_default(),
-                        text(d, "recipient").unwrap_or_default(),
-                        text(d, "status").unwrap_or_default()
-                    ),
-                    detail: Some(format!(
-                        "{} attempt(s){waiting}{error}",
-                        text(d, "attempts").unwrap_or_else(|| "0".into())
-                    )),
+                    title: format!("{} to {}: {}", d.channel, d.recipient, d.status),
+                    detail: Some(format!("{} attempt(s){waiting}{error}", d.attempts)),
                     status: None,
                     record: None,
                 },
@@ -314,25 +297,45 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A delivery as notification-service lists it: a pending e-mail, with `fields` over it.
+    fn delivery(fields: Value) -> DeliveryView {
+        let mut d = json!({
+            "channel": "email", "recipient": "a@example.com", "status": "PENDING",
+            "attempts": 0, "lastError": null, "idempotencyKey": "k-1",
+            "createdAt": "2025-03-10T22:00:00.000Z", "updatedAt": "2025-03-10T22:00:00.000Z",
+            "deliveredAt": null, "nextAttemptAt": null, "held": null, "digest": null,
+            "fallbackOf": null, "fallbackReason": null
+        });
+        for (k, v) in fields.as_object().expect("fields") {
+            d[k] = v.clone();
+        }
+        serde_json::from_value(d).expect("a DeliveryView")
+    }
+
     #[test]
     fn a_delivery_says_what_it_waits_for_or_stands_in_for() {
-        let held = json!({"status": "PENDING", "held": "quietHours", "nextAttemptAt": "2025-03-11T06:00:00.000Z"});
+        let held = delivery(
+            json!({"status": "PENDING", "held": "quietHours", "nextAttemptAt": "2025-03-11T06:00:00.000Z"}),
+        );
         assert_eq!(
             delivery_waiting(&held),
             ", held by quiet hours until 2025-03-11T06:00:00.000Z"
         );
-        let gathered = json!({"status": "GATHERED", "digest": "0196-key", "nextAttemptAt": "x"});
+        let gathered =
+            delivery(json!({"status": "GATHERED", "digest": "0196-key", "nextAttemptAt": "x"}));
         assert_eq!(
             delivery_waiting(&gathered),
             ", gathered into digest 0196-key"
         );
-        let fallback = json!({"status": "DELIVERED", "held": null, "fallbackOf": "sms", "fallbackReason": "sms failed: refused"});
+        let fallback = delivery(
+            json!({"status": "DELIVERED", "held": null, "fallbackOf": "sms", "fallbackReason": "sms failed: refused"}),
+        );
         assert_eq!(
             delivery_waiting(&fallback),
             ", instead of sms (sms failed: refused)"
         );
         // Tried already: no longer held, whatever was stored.
-        let plain = json!({"status": "DELIVERED", "held": null, "attempts": 1});
+        let plain = delivery(json!({"status": "DELIVERED", "held": null, "attempts": 1}));
         assert_eq!(delivery_waiting(&plain), "");
     }
 }

@@ -3,10 +3,11 @@
 //! service is a compile error in the console, not a blank cell on a page.
 //!
 //! Each service re-exports its own under the path it had (`inventory_service::store::StockItem`,
-//! …), so its code and its OpenAPI document are as they were: the schemas keep their names,
-//! and their descriptions come from the same doc comments. That is why the types without a
-//! doc comment of their own (`Accepted`, `Page`, `OrderCounts`, `StuckPage`) say what they
-//! are in plain comments: a doc comment would add a description to the committed document.
+//! `notification_service::store::Notification`, …), so its code and its OpenAPI document are
+//! as they were: the schemas keep their names, and their descriptions come from the same doc
+//! comments. That is why the types without a doc comment of their own (`Accepted`, `Page`,
+//! `OrderCounts`, `StuckPage`) say what they are in plain comments: a doc comment would add a
+//! description to the committed document.
 //!
 //! Every type here is `Serialize` (the service answers it) and `Deserialize` (the console
 //! reads it), with the serde attributes that make the JSON; a field the service leaves out
@@ -113,6 +114,54 @@ pub struct StuckOrder {
     pub created_at: String,
 }
 
+/// A notification as the API shows it, with each channel's delivery.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    pub id: i64,
+    pub event_id: String,
+    pub order_id: i64,
+    pub event_type: String,
+    pub kind: String,
+    /// `AWAITING_CONTACT` (the order's `order.created` has not arrived yet) or `ROUTED`.
+    pub status: String,
+    pub subject: String,
+    pub message: String,
+    pub created_at: String,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// One channel's delivery as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    pub channel: String,
+    pub recipient: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub idempotency_key: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub delivered_at: Option<String>,
+    /// When the next attempt is due (RFC 3339), while the delivery is pending: for one held
+    /// by quiet hours or a digest window, when it goes. For one `GATHERED` into a digest,
+    /// when the digest was due as it joined.
+    pub next_attempt_at: Option<String>,
+    /// Why it waits past the time it was routed, while it has not been tried yet:
+    /// `quietHours` (the user's quiet hours; it goes when they end) or `digest` (it carries
+    /// a digest, which goes when its window closes).
+    pub held: Option<String>,
+    /// The idempotency key of the digest it carries or was gathered into (`GATHERED`): the
+    /// delivery with that key (under the notification that opened the window) is the
+    /// message sent.
+    pub digest: Option<String>,
+    /// For a fallback: the channel of the delivery it replaces (which failed for good).
+    pub fallback_of: Option<String>,
+    /// For a fallback: why the delivery it replaces failed.
+    pub fallback_reason: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +238,26 @@ mod tests {
                 status: OrderStatus::Pending
             }
         );
+    }
+
+    #[test]
+    fn a_notification_reads_back_with_the_deliveries_fields_it_left_null() {
+        let json = serde_json::json!({
+            "id": 1, "eventId": "e-1", "orderId": 12, "eventType": "order.confirmed",
+            "kind": "order.confirmed", "status": "ROUTED", "subject": "Order 12 confirmed",
+            "message": "…", "createdAt": "2026-01-01T10:00:00.000Z",
+            "deliveries": [{
+                "channel": "email", "recipient": "a@example.com", "status": "PENDING",
+                "attempts": 0, "lastError": null, "idempotencyKey": "k-1",
+                "createdAt": "2026-01-01T10:00:00.000Z",
+                "updatedAt": "2026-01-01T10:00:00.000Z",
+                "deliveredAt": null, "nextAttemptAt": "2026-01-02T06:00:00.000Z",
+                "held": "quietHours", "digest": null, "fallbackOf": null, "fallbackReason": null
+            }]
+        });
+        let notification: Notification = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(notification.deliveries[0].held.as_deref(), Some("quietHours"));
+        assert_eq!(serde_json::to_value(&notification).unwrap(), json);
     }
 
     #[test]

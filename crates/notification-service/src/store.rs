@@ -813,53 +813,9 @@ pub async fn put_notification_preferences(
     Ok(UserPreferences::of(user_id, preferences.clone(), now))
 }
 
-/// A notification as the API shows it, with each channel's delivery.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Notification {
-    pub id: i64,
-    pub event_id: String,
-    pub order_id: i64,
-    pub event_type: String,
-    pub kind: String,
-    /// `AWAITING_CONTACT` (the order's `order.created` has not arrived yet) or `ROUTED`.
-    pub status: String,
-    pub subject: String,
-    pub message: String,
-    pub created_at: String,
-    pub deliveries: Vec<DeliveryView>,
-}
-
-/// One channel's delivery as the API shows it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DeliveryView {
-    pub channel: String,
-    pub recipient: String,
-    pub status: String,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    pub idempotency_key: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub delivered_at: Option<String>,
-    /// When the next attempt is due (RFC 3339), while the delivery is pending: for one held
-    /// by quiet hours or a digest window, when it goes. For one `GATHERED` into a digest,
-    /// when the digest was due as it joined.
-    pub next_attempt_at: Option<String>,
-    /// Why it waits past the time it was routed, while it has not been tried yet:
-    /// `quietHours` (the user's quiet hours; it goes when they end) or `digest` (it carries
-    /// a digest, which goes when its window closes).
-    pub held: Option<String>,
-    /// The idempotency key of the digest it carries or was gathered into (`GATHERED`): the
-    /// delivery with that key (under the notification that opened the window) is the
-    /// message sent.
-    pub digest: Option<String>,
-    /// For a fallback: the channel of the delivery it replaces (which failed for good).
-    pub fallback_of: Option<String>,
-    /// For a fallback: why the delivery it replaces failed.
-    pub fallback_reason: Option<String>,
-}
+// A notification and its deliveries as the API shows them: in `contracts::api`, where the
+// console reads them too.
+pub use contracts::api::{DeliveryView, Notification};
 
 /// Notifications of one order (oldest first), or the latest `limit` of all orders (newest
 /// first), each with its deliveries: one query (the notifications, joined with their

@@ -295,26 +295,18 @@ async fn user_orders(console: &Shared, session: &Session, user: i64) -> Markup {
 pub async fn gather(console: &Shared, token: Option<&str>, order_id: i64) -> Timeline {
     let services = &console.services;
     let mut problems = Vec::new();
-    let notes_path = format!("/api/notifications?orderId={order_id}");
-    let (order, notes) = tokio::join!(
+    let (order, notifications) = tokio::join!(
         services.find_order(order_id, token),
-        services.get(&services.notification, &notes_path, token),
+        services.notifications_of(order_id, token),
     );
     let order = order.unwrap_or_else(|err| {
         problems.push(format!("{err:#}"));
         None
     });
-    let notifications = match notes {
-        Ok(r) if r.ok() => r.body.as_array().cloned().unwrap_or_default(),
-        Ok(r) => {
-            problems.push(format!("notification-service: {}", r.why()));
-            Vec::new()
-        }
-        Err(err) => {
-            problems.push(format!("{err:#}"));
-            Vec::new()
-        }
-    };
+    let notifications = notifications.unwrap_or_else(|err| {
+        problems.push(format!("{err:#}"));
+        Vec::new()
+    });
     // From a minute before the order was placed (its records cannot be older).
     let since = order
         .as_ref()
