@@ -53,11 +53,15 @@ impl Reply {
     /// refused (not 2xx, [`Reply::why`]), or saying what did not fit when the body is not a
     /// `T` (a service of another version, say).
     pub fn read<T: DeserializeOwned>(self, service: &str) -> anyhow::Result<T> {
-        anyhow::ensure!(self.ok(), "{service}: {}", self.why());
+        if !self.ok() {
+            anyhow::bail!("{}: {}", service, self.why());
+        }
         serde_json::from_value(self.body).map_err(|e| {
             anyhow::anyhow!(
-                "{service} answered what the console cannot read as {}: {e}",
-                std::any::type_name::<T>()
+                "{} answered what the console cannot read as {}: {}",
+                service,
+                std::any::type_name::<T>(),
+                e
             )
         })
     }

@@ -12,8 +12,8 @@ use std::collections::{HashMap, HashSet};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use maud::{html, Markup};
 use contracts::api::{OrderCounts, StuckPage};
+use maud::{html, Markup};
 
 use crate::session::Session;
 use crate::Shared;
@@ -178,10 +178,11 @@ mod tests {
             ],
             "hasMore": true
         }));
-        let counts: OrderCounts = serde_json::from_value(
-            json!({"counts": {"PENDING": 250}, "stuck": 250, "stuckAfterSeconds": 300}),
-        )
-        .unwrap();
+        let counts = OrderCounts {
+            counts: [("PENDING".to_string(), 250)].into(),
+            stuck: 250,
+            stuck_after_seconds: 300,
+        };
         let html = render(&stuck, Some(&counts), 2, &Waiting::default()).into_string();
         let first = html.find("href=\"/orders/9\"").expect("order 9 linked");
         let second = html.find("href=\"/orders/12\"").expect("order 12 linked");
