@@ -221,8 +221,13 @@ impl Services {
 
     /// inventory-service's `GET /api/inventory`: every SKU's stock.
     pub async fn stock(&self, token: Option<&str>) -> anyhow::Result<Vec<StockItem>> {
-        self.read("inventory-service", &self.inventory, "/api/inventory", token)
-            .await
+        self.read(
+            "inventory-service",
+            &self.inventory,
+            "/api/inventory",
+            token,
+        )
+        .await
     }
 
     /// order-service's `GET /admin/orders/counts`: the orders in each status, the stuck ones.

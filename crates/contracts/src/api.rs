@@ -221,7 +221,10 @@ mod tests {
         };
         let json = serde_json::to_value(&order).unwrap();
         assert!(json.get("reason").is_none(), "{json}");
-        assert_eq!(serde_json::from_value::<OrderView>(json.clone()).unwrap(), order);
+        assert_eq!(
+            serde_json::from_value::<OrderView>(json.clone()).unwrap(),
+            order
+        );
         let page = Page {
             orders: vec![order],
             page: 0,
@@ -256,7 +259,10 @@ mod tests {
             }]
         });
         let notification: Notification = serde_json::from_value(json.clone()).unwrap();
-        assert_eq!(notification.deliveries[0].held.as_deref(), Some("quietHours"));
+        assert_eq!(
+            notification.deliveries[0].held.as_deref(),
+            Some("quietHours")
+        );
         assert_eq!(serde_json::to_value(&notification).unwrap(), json);
     }
 

@@ -283,7 +283,11 @@ pub struct ReplayForm {
     topic: Option<String>,
     #[serde(default)]
     pick: Vec<String>,
-    #[serde(default, rename = "maxReplays", deserialize_with = "crate::form::present")]
+    #[serde(
+        default,
+        rename = "maxReplays",
+        deserialize_with = "crate::form::present"
+    )]
     max_replays: Option<String>,
     /// A checkbox: sent (whatever its value) is on.
     #[serde(default, deserialize_with = "crate::form::present")]
