@@ -31,7 +31,7 @@
 //! - [`notifications`]: recording notifications, routing those that waited, which orders
 //!   have their decision told, and the listing `GET /api/notifications` shows.
 //! - [`contacts`]: `order_contacts` (and its lock) and `user_contacts`.
-//! - [`preferences`]: `notification_preferences`.
+//! - [`preferences`][]: `notification_preferences`.
 //! - [`deliveries`]: queueing deliveries; [`digests`]: digest windows and what a digest
 //!   carries.
 //! - [`dispatch`]: the dispatcher's claims and the outcome of each attempt.
