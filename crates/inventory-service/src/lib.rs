@@ -208,15 +208,7 @@ pub async fn run(
             runtime.metrics.clone(),
         ),
     });
-    runtime
-        .serve(
-            listener,
-            api,
-            &config.core.http,
-            &config.core.stop,
-            shutdown,
-        )
-        .await
+    runtime.serve(listener, api, &config.core, shutdown).await
 }
 
 /// inventory-service's one consumer: `order.created` and `order.cancelled`, each batch

@@ -188,15 +188,7 @@ pub async fn run(
         channels,
         clock,
     });
-    runtime
-        .serve(
-            listener,
-            api,
-            &config.core.http,
-            &config.core.stop,
-            shutdown,
-        )
-        .await
+    runtime.serve(listener, api, &config.core, shutdown).await
 }
 
 /// How long a batch of the consumer, and the dispatcher after a wake-up, wait for more.

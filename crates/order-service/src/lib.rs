@@ -197,13 +197,5 @@ pub async fn run(
         waits,
         stuck_after: config.orders.stuck_after,
     });
-    runtime
-        .serve(
-            listener,
-            api,
-            &config.core.http,
-            &config.core.stop,
-            shutdown,
-        )
-        .await
+    runtime.serve(listener, api, &config.core, shutdown).await
 }

@@ -285,10 +285,10 @@ impl Runtime {
         mut self,
         listener: TcpListener,
         api: web::auth::Routes,
-        http: &web::http::HttpArgs,
-        stop: &StopArgs,
+        core: &ServiceArgs,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
+        let ServiceArgs { http, stop, .. } = core;
         for flow in contracts::topics::MAP {
             anyhow::ensure!(
                 !flow.readers.contains(&self.service)

@@ -13,16 +13,9 @@ const INVENTORY_CONSUMER: &str = "inventory-order-events";
 /// The value of the gauge `series` (its name and labels as rendered) on the `/metrics` of
 /// the service at `base` (None when it is not served).
 async fn gauge(stack: &Stack, base: &str, series: &str) -> Option<f64> {
-    let text = stack
-        .http
-        .get(format!("{base}/metrics"))
-        .send()
+    crate::support::metrics_text(&stack.http, base)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .map(|value| value.trim().parse().unwrap())
 }
@@ -30,15 +23,7 @@ async fn gauge(stack: &Stack, base: &str, series: &str) -> Option<f64> {
 /// The largest value of `series` (a lag gauge) of inventory-service's consumer over the
 /// partitions of `topic` (None while none is served).
 async fn largest_lag(stack: &Stack, series: &str, topic: &str) -> Option<f64> {
-    let text = stack
-        .http
-        .get(format!("{}/metrics", stack.inventory_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::support::metrics_text(&stack.http, &stack.inventory_url).await;
     // Labels render sorted by name: consumer, partition, topic.
     let prefix = format!("{series}{{consumer=\"{INVENTORY_CONSUMER}\",partition=\"");
     let topic = format!(",topic=\"{topic}\"}}");

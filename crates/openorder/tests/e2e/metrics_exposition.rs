@@ -32,14 +32,7 @@ async fn place(http: &reqwest::Client, order_url: &str, sku: &str, qty: i64) -> 
 async fn exposition(http: &reqwest::Client, base: &str) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let text = http
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = support::metrics_text(http, base).await;
         if text.contains("\nopenorder_ready 1\n") {
             return text;
         }

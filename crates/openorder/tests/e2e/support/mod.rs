@@ -74,18 +74,23 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// The value of one series on the `GET /metrics` of the service at `base_url` (none when
-/// the series is absent).
-pub async fn metric(http: &reqwest::Client, base_url: &str, series: &str) -> Option<u64> {
-    let text = http
-        .get(format!("{base_url}/metrics"))
+/// The `GET /metrics` text of the service at `base_url`.
+pub async fn metrics_text(http: &reqwest::Client, base_url: &str) -> String {
+    http.get(format!("{base_url}/metrics"))
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    text.lines()
+        .unwrap()
+}
+
+/// The value of one series on the `GET /metrics` of the service at `base_url` (none when
+/// the series is absent).
+pub async fn metric(http: &reqwest::Client, base_url: &str, series: &str) -> Option<u64> {
+    metrics_text(http, base_url)
+        .await
+        .lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .map(|value| value.trim().parse().unwrap())
 }

@@ -163,20 +163,7 @@ impl Browser {
 
     /// The first element `css` selects, waiting for it up to 30 s.
     pub async fn find(&self, css: &str) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let why = match self.find_now(css).await {
-                Ok(id) => return id,
-                Err(why) => why,
-            };
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no element {css} in 30 s ({}): {}",
-                why["message"],
-                self.source().await
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        self.look(css, Duration::from_secs(30), false).await
     }
 
     pub async fn click(&self, css: &str) {
@@ -248,7 +235,14 @@ impl Browser {
     /// Waits (up to 60 s) until the page holds an element `css` selects, reloading it
     /// between looks (for what the server draws only as the page is asked for); returns it.
     pub async fn wait_element(&self, css: &str) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        self.look(css, Duration::from_secs(60), true).await
+    }
+
+    /// The first element `css` selects, looking again for up to `within` (every 200 ms, or
+    /// every 500 ms with the page reloaded between looks when `reload`).
+    async fn look(&self, css: &str, within: Duration, reload: bool) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        let every = Duration::from_millis(if reload { 500 } else { 200 });
         loop {
             let why = match self.find_now(css).await {
                 Ok(id) => return id,
@@ -256,13 +250,16 @@ impl Browser {
             };
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "no element {css} in 60 s of reloads ({}): {}",
+                "no element {css} in {within:?}{} ({}): {}",
+                if reload { " of reloads" } else { "" },
                 why["message"],
                 self.source().await
             );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            self.call(reqwest::Method::POST, "/refresh", Some(json!({})))
-                .await;
+            tokio::time::sleep(every).await;
+            if reload {
+                self.call(reqwest::Method::POST, "/refresh", Some(json!({})))
+                    .await;
+            }
         }
     }
 
