@@ -379,51 +379,16 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         args.host
     };
     if let Some(listener) = console_listener {
-        let url = |port: u16| format!("http://{}", SocketAddr::new(reach, port));
-        let console_args = console::ConsoleArgs {
-            listen: at(args.console_port),
-            order_url: url(args.order_port),
-            inventory_url: url(args.inventory_port),
-            notification_url: url(args.notification_port),
-            operator_tokens_file: http.auth.operator_tokens_file.clone(),
-            operator_token_hashes: http.auth.operator_token_hashes.clone(),
-            transport: args.console_transport.clone(),
-            history: args.console_history.clone(),
-            kafka: kafka.broker.clone(),
-        };
+        let console_args = console_args(&args, reach, &http, &kafka);
         let console = console::Console::new(&console_args).await?;
         services.spawn(console::serve(console, listener, shutdown.clone()));
     }
 
-    let host = args.host;
-    let console_line = match args.console_port {
-        0 => String::new(),
-        port => format!(
-            "console                 {console_scheme}://{host}:{port} (sign in with the operator token)\n  "
-        ),
-    };
     let broker_line = match &broker {
         Some(_) => format!("embedded Tansu broker   {}", kafka.bootstrap()),
         None => format!("external Kafka          {}", kafka.bootstrap()),
     };
-    let banner = format!(
-        "OpenOrder is up. Data in {data}\n  \
-         {broker_line}\n  \
-         order-service           http://{host}:{o}\n  \
-         inventory-service       http://{host}:{i}\n  \
-         notification-service    http://{host}:{n}\n  \
-         {console_line}operator token          {token} (stock, faults, dead letters, status)\n\
-         Try:\n  \
-         curl -i -X POST http://{host}:{o}/api/orders -H 'Content-Type: application/json' \
-         -d '{{\"userId\":42,\"items\":[{{\"sku\":\"ABC-001\",\"qty\":2}}]}}'\n  \
-         curl -H \"Authorization: Bearer $(cat {token})\" http://{host}:{i}/admin/status\n\
-         Ctrl-C stops everything.",
-        data = data_dir.display(),
-        token = token_path.display(),
-        o = args.order_port,
-        i = args.inventory_port,
-        n = args.notification_port,
-    );
+    let banner = banner(&args, &data_dir, &token_path, &broker_line, console_scheme);
     // Printed once every service answers on its port: then "up" is true.
     let live: Vec<SocketAddr> = [args.order_port, args.inventory_port, args.notification_port]
         .iter()
@@ -450,23 +415,9 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     }
     announcer.abort();
     if let Some(watch) = supervisor {
-        match watch.await {
-            Ok((broker, watched)) => {
-                if let Err(err) = watched {
-                    tracing::error!(error = format!("{err:#}"), "stopping all");
-                    first_error.get_or_insert(err);
-                }
-                let began = stop_began
-                    .await
-                    .unwrap_or_else(|_| tokio::time::Instant::now());
-                let deadline = began + args.stop.shutdown_timeout.mul_f64(0.95);
-                broker
-                    .stop(deadline.max(tokio::time::Instant::now() + Duration::from_millis(200)))
-                    .await;
-            }
-            Err(err) => {
-                first_error.get_or_insert(anyhow::anyhow!("the broker's supervisor failed: {err}"));
-            }
+        let bound = args.stop.shutdown_timeout;
+        if let Err(err) = stop_broker(watch, stop_began, bound).await {
+            first_error.get_or_insert(err);
         }
     }
     println!("OpenOrder stopped.");
@@ -474,6 +425,88 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         Some(err) => Err(err),
         None => Ok(()),
     }
+}
+
+/// The console's settings under `up`: it reaches the services at `reach` on their ports,
+/// takes the operator tokens they take, and reads the brokers they use.
+fn console_args(
+    args: &UpArgs,
+    reach: IpAddr,
+    http: &HttpArgs,
+    kafka: &KafkaArgs,
+) -> console::ConsoleArgs {
+    let url = |port: u16| format!("http://{}", SocketAddr::new(reach, port));
+    console::ConsoleArgs {
+        listen: SocketAddr::new(args.host, args.console_port),
+        order_url: url(args.order_port),
+        inventory_url: url(args.inventory_port),
+        notification_url: url(args.notification_port),
+        operator_tokens_file: http.auth.operator_tokens_file.clone(),
+        operator_token_hashes: http.auth.operator_token_hashes.clone(),
+        transport: args.console_transport.clone(),
+        history: args.console_history.clone(),
+        kafka: kafka.broker.clone(),
+    }
+}
+
+/// What `up` prints once every service answers: where everything is, the operator
+/// token's file, and two requests to try.
+fn banner(
+    args: &UpArgs,
+    data_dir: &Path,
+    token_path: &Path,
+    broker_line: &str,
+    console_scheme: &str,
+) -> String {
+    let host = args.host;
+    let console_line = match args.console_port {
+        0 => String::new(),
+        port => format!(
+            "console                 {console_scheme}://{host}:{port} (sign in with the operator token)\n  "
+        ),
+    };
+    format!(
+        "OpenOrder is up. Data in {data}\n  \
+         {broker_line}\n  \
+         order-service           http://{host}:{o}\n  \
+         inventory-service       http://{host}:{i}\n  \
+         notification-service    http://{host}:{n}\n  \
+         {console_line}operator token          {token} (stock, faults, dead letters, status)\n\
+         Try:\n  \
+         curl -i -X POST http://{host}:{o}/api/orders -H 'Content-Type: application/json' \
+         -d '{{\"userId\":42,\"items\":[{{\"sku\":\"ABC-001\",\"qty\":2}}]}}'\n  \
+         curl -H \"Authorization: Bearer $(cat {token})\" http://{host}:{i}/admin/status\n\
+         Ctrl-C stops everything.",
+        data = data_dir.display(),
+        token = token_path.display(),
+        o = args.order_port,
+        i = args.inventory_port,
+        n = args.notification_port,
+    )
+}
+
+/// Waits for the embedded broker's supervisor (`watch`), then stops the broker within
+/// 95 % of `bound` from when the stop began (at least 200 ms from now): the services
+/// stopped first, so their last records went out. The supervisor's error, if it had one.
+async fn stop_broker(
+    watch: tokio::task::JoinHandle<(EmbeddedBroker, anyhow::Result<()>)>,
+    stop_began: tokio::task::JoinHandle<tokio::time::Instant>,
+    bound: Duration,
+) -> anyhow::Result<()> {
+    let (broker, watched) = watch
+        .await
+        .map_err(|err| anyhow::anyhow!("the broker's supervisor failed: {err}"))?;
+    if let Err(err) = &watched {
+        tracing::error!(error = format!("{err:#}"), "stopping all");
+    }
+    let began = stop_began
+        .await
+        .unwrap_or_else(|_| tokio::time::Instant::now());
+    let deadline = began + bound.mul_f64(0.95);
+    broker
+        .stop(deadline.max(tokio::time::Instant::now() + Duration::from_millis(200)))
+        .await;
+    watched
 }
 
 fn services_ended(
