@@ -15,13 +15,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use anyhow::Context;
 use kafka_clients::KafkaArgs;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::dead_letters::read::{
-    dlt_topics, parked_topics, read_all, replays_by_position, send_all, ReplayResult, Sending,
+    dlt_topics, parked_topics, read_all, read_with_ledger, send_all, ReplayResult, Sending,
 };
 use crate::record::Record;
 
@@ -152,19 +151,14 @@ pub async fn pass(
     if room == 0 {
         return Ok(Vec::new());
     }
-    let (letters, done) = {
-        let args = kafka.broker.clone();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let mut letters = Vec::new();
-            for topic in dlt_topics(&args)?.into_iter().chain(parked_topics(&args)?) {
-                letters.extend(read_all(&args, &topic)?);
-            }
-            let done = replays_by_position(&args)?;
-            Ok((letters, done))
-        })
-        .await
-        .context("reader task panicked")??
-    };
+    let (letters, done) = read_with_ledger(&kafka.broker, |args| {
+        let mut letters = Vec::new();
+        for topic in dlt_topics(args)?.into_iter().chain(parked_topics(args)?) {
+            letters.extend(read_all(args, &topic)?);
+        }
+        Ok(letters)
+    })
+    .await?;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let due: Vec<&Record> = letters
         .iter()
