@@ -9,6 +9,8 @@
 //! - [`stalls`]: the keys a consumer waits on, and which of them are stalled.
 //! - [`dead_letters`]: writing a dead letter, and reading, listing and replaying them.
 //! - [`relay`]: the outbox relay, which publishes what services wrote to their outbox.
+//! - `spans`: what every messaging span (the router's `process`, the relay's `send`) says
+//!   of itself.
 
 pub mod consumer;
 pub mod dead_letters;
@@ -16,4 +18,5 @@ pub mod lanes;
 pub mod record;
 pub mod relay;
 pub mod router;
+mod spans;
 pub mod stalls;
