@@ -1,4 +1,5 @@
-//! The gates in front of customers' and operators' routes: the bearer token read, the
+//! The gates in front of customers' and operators' routes ([`Auth::for_customers`],
+//! [`Auth::for_operators`], [`Auth::for_metrics`]): the bearer token read, the
 //! caller found or the request refused (401 with `WWW-Authenticate`, 403) before any
 //! handler runs, and an operator's state-changing request logged.
 
@@ -6,12 +7,38 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Router;
 
 use super::oidc::Refusal;
 use super::{Auth, Caller};
 use crate::http::Problem;
 
 impl Auth {
+    /// `router`'s routes for customers (and operators).
+    pub fn for_customers(&self, router: Router) -> Router {
+        router.route_layer(axum::middleware::from_fn_with_state(
+            self.clone(),
+            customer_gate,
+        ))
+    }
+
+    /// `router`'s routes for operators only.
+    pub fn for_operators(&self, router: Router) -> Router {
+        router.route_layer(axum::middleware::from_fn_with_state(
+            self.clone(),
+            operator_gate,
+        ))
+    }
+
+    /// `/metrics`: for operators when `--protect-metrics`, else open.
+    pub fn for_metrics(&self, router: Router) -> Router {
+        if self.protect_metrics {
+            self.for_operators(router)
+        } else {
+            router
+        }
+    }
+
     async fn customer(&self, headers: &HeaderMap) -> Result<Caller, Denied> {
         let token = bearer(headers)?;
         if let Some(token) = token {
@@ -131,22 +158,14 @@ pub fn forbidden(detail: impl Into<String>) -> Problem {
     Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
 }
 
-pub(super) async fn customer_gate(
-    State(auth): State<Auth>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn customer_gate(State(auth): State<Auth>, request: Request, next: Next) -> Response {
     match auth.customer(request.headers()).await {
         Ok(caller) => admitted(caller, request, next).await,
         Err(refused) => refused.into_response(),
     }
 }
 
-pub(super) async fn operator_gate(
-    State(auth): State<Auth>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn operator_gate(State(auth): State<Auth>, request: Request, next: Next) -> Response {
     match auth.operator(request.headers()).await {
         Ok(caller) => admitted(caller, request, next).await,
         Err(refused) => refused.into_response(),

@@ -30,7 +30,6 @@ use axum::Router;
 use clap::Args;
 
 use crate::http::Problem;
-use gates::{customer_gate, operator_gate};
 use oidc::{Oidc, OidcSettings};
 use operators::{Entry, Operators};
 
@@ -246,31 +245,6 @@ impl Auth {
             .chain(customers)
             .chain(operators)
             .fold(Router::new(), Router::merge)
-    }
-
-    /// `router`'s routes for customers (and operators).
-    pub fn for_customers(&self, router: Router) -> Router {
-        router.route_layer(axum::middleware::from_fn_with_state(
-            self.clone(),
-            customer_gate,
-        ))
-    }
-
-    /// `router`'s routes for operators only.
-    pub fn for_operators(&self, router: Router) -> Router {
-        router.route_layer(axum::middleware::from_fn_with_state(
-            self.clone(),
-            operator_gate,
-        ))
-    }
-
-    /// `/metrics`: for operators when `--protect-metrics`, else open.
-    pub fn for_metrics(&self, router: Router) -> Router {
-        if self.protect_metrics {
-            self.for_operators(router)
-        } else {
-            router
-        }
     }
 }
 
