@@ -3,6 +3,8 @@
 //!
 //! - [`metrics`]: the counters and gauges served as Prometheus text on `/metrics`, each one
 //!   of the [`catalogue`]'s series.
+//! - `sampling`: [`parent_or_root`] and [`left_out`]; `context`: trace context in headers,
+//!   records and rows ([`trace_text`], [`set_parent`]); `lines`: the log lines under traces.
 //!
 //! Logs: lines on stderr, filtered by `RUST_LOG` (default: `info` for OpenOrder, `warn`
 //! for everything else, librdkafka's own log off: it repeats every connection refusal; our
@@ -24,7 +26,7 @@
 //! span is made ([`parent_or_root`]), and a trace left out makes spans only where its
 //! context must travel on ([`left_out`]): tracing at 1 % costs little more than off.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -33,11 +35,22 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 pub mod catalogue;
+mod context;
 mod export;
 mod json_lines;
+mod lines;
 pub mod metrics;
+mod sampling;
 
+pub use context::{
+    context_from, context_from_text, context_headers_of, current_context_headers, set_parent,
+    trace_text,
+};
 pub use export::export_counts;
+pub use sampling::{left_out, left_out_span, parent_or_root, span_left_out};
+
+use lines::Lines;
+use sampling::{root_ratio, FOLLOWS_PARENT, ROOT_RATIO};
 
 /// The span attribute that names the service whose work a span begins (`order-service`,
 /// …): under `up` it picks the service a span and its children are reported as.
@@ -62,88 +75,6 @@ pub enum LogFormat {
 /// or with JSON logs (whose lines carry the ids). When not, nothing pays for spans.
 pub fn traces_enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
-}
-
-/// Does the sampler follow a parent's decision (the default, `parentbased_*`)? Then a
-/// child of a context the sampler left out is recorded by no one ([`left_out`]).
-static FOLLOWS_PARENT: AtomicBool = AtomicBool::new(true);
-
-/// Is `cx` a trace the sampler left out (a valid context whose "sampled" flag is off, with
-/// a sampler that follows the parent's decision)? Spans under it would be recorded by no
-/// one, so the busy paths make none, or where its context must travel on (into a record,
-/// an outbox row, a request) a bare one, without attributes: the context still passes on,
-/// flag and all, so that the next service leaves the trace out too.
-pub fn left_out(cx: &opentelemetry::Context) -> bool {
-    use opentelemetry::trace::TraceContextExt;
-    let span = cx.span();
-    let context = span.span_context();
-    FOLLOWS_PARENT.load(Ordering::Relaxed) && context.is_valid() && !context.is_sampled()
-}
-
-/// The share of new traces recorded (`OTEL_TRACES_SAMPLER_ARG` of a `parentbased_*`
-/// sampler), as `f64` bits; decided here, before any span is made ([`parent_or_root`]).
-static ROOT_RATIO: AtomicU64 = AtomicU64::new(0x3FF0_0000_0000_0000); // 1.0
-
-/// The sampler's decision for a trace that begins here, taken before any span is made, so
-/// that a trace left out costs only its ids: `parent` when it is a trace context; else,
-/// for a new trace the sampler records, an empty context (the span made under it begins
-/// the trace), or a new context already left out ([`left_out`]), whose ids travel on.
-pub fn parent_or_root(parent: opentelemetry::Context) -> opentelemetry::Context {
-    use opentelemetry::trace::{
-        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
-    };
-    if parent.span().span_context().is_valid() || !FOLLOWS_PARENT.load(Ordering::Relaxed) {
-        return parent;
-    }
-    let ratio = f64::from_bits(ROOT_RATIO.load(Ordering::Relaxed));
-    if ratio >= 1.0 || rand::random::<f64>() < ratio {
-        return parent;
-    }
-    let context = SpanContext::new(
-        TraceId::from(rand::random::<u128>().max(1)),
-        SpanId::from(rand::random::<u64>().max(1)),
-        TraceFlags::default(),
-        true,
-        TraceState::default(),
-    );
-    opentelemetry::Context::new().with_remote_span_context(context)
-}
-
-/// How the SDK's sampler is configured (`OTEL_TRACES_SAMPLER[_ARG]`): for the samplers
-/// that follow a parent's decision (`parentbased_*`, the default), the share of new traces
-/// to record, which [`parent_or_root`] applies; the SDK is then given
-/// `ParentBased(AlwaysOn)`, to follow it. `None` for the samplers that decide alone, left
-/// to the SDK.
-fn root_ratio() -> Option<f64> {
-    let sampler = std::env::var("OTEL_TRACES_SAMPLER").unwrap_or_default();
-    let arg = || {
-        std::env::var("OTEL_TRACES_SAMPLER_ARG")
-            .ok()
-            .and_then(|a| a.trim().parse::<f64>().ok())
-            .filter(|r| (0.0..=1.0).contains(r))
-            .unwrap_or(1.0)
-    };
-    match sampler.trim() {
-        "always_on" | "always_off" | "traceidratio" => None,
-        "parentbased_always_off" => Some(0.0),
-        "parentbased_traceidratio" => Some(arg()),
-        _ => Some(1.0),
-    }
-}
-
-/// A span under `parent`, a trace [`left_out`]: recorded by no one and without attributes,
-/// there only to carry that context on to what the work inside it causes (its records,
-/// rows and requests).
-pub fn left_out_span(parent: opentelemetry::Context) -> tracing::Span {
-    let span = tracing::info_span!("openorder.left_out");
-    set_parent(&span, parent);
-    span
-}
-
-/// [`left_out`] for the context of `span` (false for a disabled span: there is none).
-pub fn span_left_out(span: &tracing::Span) -> bool {
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-    traces_enabled() && !span.is_disabled() && left_out(&span.context())
 }
 
 /// Are spans sent to a collector?
@@ -187,83 +118,6 @@ pub fn default_log() -> String {
 pub fn own_at(level: &str) -> String {
     let ours: Vec<String> = OWN_TARGETS.iter().map(|t| format!("{t}={level}")).collect();
     ours.join(",")
-}
-
-/// The log lines when traces are on: they write only the events `logged` allows (the
-/// global filter lets through the spans and events traces want too). A check in
-/// `on_event`, not a per-layer filter (see [`init`]).
-struct Lines<L> {
-    inner: L,
-    logged: tracing_subscriber::filter::Targets,
-}
-
-impl<S, L> tracing_subscriber::Layer<S> for Lines<L>
-where
-    S: tracing::Subscriber,
-    L: tracing_subscriber::Layer<S>,
-{
-    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
-        self.inner.on_register_dispatch(subscriber);
-    }
-
-    fn on_layer(&mut self, subscriber: &mut S) {
-        self.inner.on_layer(subscriber);
-    }
-
-    fn on_new_span(
-        &self,
-        attrs: &tracing::span::Attributes<'_>,
-        id: &tracing::span::Id,
-        ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        self.inner.on_new_span(attrs, id, ctx);
-    }
-
-    fn on_record(
-        &self,
-        span: &tracing::span::Id,
-        values: &tracing::span::Record<'_>,
-        ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        self.inner.on_record(span, values, ctx);
-    }
-
-    fn on_follows_from(
-        &self,
-        span: &tracing::span::Id,
-        follows: &tracing::span::Id,
-        ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        self.inner.on_follows_from(span, follows, ctx);
-    }
-
-    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
-        let meta = event.metadata();
-        if self.logged.would_enable(meta.target(), meta.level()) {
-            self.inner.on_event(event, ctx);
-        }
-    }
-
-    fn on_enter(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
-        self.inner.on_enter(id, ctx);
-    }
-
-    fn on_exit(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
-        self.inner.on_exit(id, ctx);
-    }
-
-    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
-        self.inner.on_close(id, ctx);
-    }
-
-    fn on_id_change(
-        &self,
-        old: &tracing::span::Id,
-        new: &tracing::span::Id,
-        ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        self.inner.on_id_change(old, new, ctx);
-    }
 }
 
 /// Installs the global subscriber once; later calls (tests, `up`) are no-ops. `service`
@@ -434,63 +288,6 @@ pub fn flush(bound: std::time::Duration) {
 pub fn colour() -> bool {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
-/// The W3C trace context of the current span, as headers (`traceparent`, `tracestate`);
-/// empty when traces are off or there is no span.
-pub fn current_context_headers() -> Vec<(String, String)> {
-    context_headers_of(&tracing::Span::current())
-}
-
-/// The W3C trace context of `span`, as headers; empty when traces are off or `span` is
-/// disabled.
-pub fn context_headers_of(span: &tracing::Span) -> Vec<(String, String)> {
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-    if !traces_enabled() || span.is_disabled() {
-        return Vec::new();
-    }
-    let cx = span.context();
-    let mut carrier = std::collections::HashMap::<String, String>::new();
-    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut carrier));
-    carrier.into_iter().collect()
-}
-
-/// The trace context carried by `headers` (a record's or a request's), if any.
-pub fn context_from<'a>(
-    headers: impl Iterator<Item = (&'a str, &'a str)>,
-) -> opentelemetry::Context {
-    let carrier: std::collections::HashMap<String, String> = headers
-        .filter(|(k, _)| {
-            k.eq_ignore_ascii_case("traceparent") || k.eq_ignore_ascii_case("tracestate")
-        })
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
-        .collect();
-    opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier))
-}
-
-/// The trace context of `span` as text to store beside a row (a JSON object of the W3C
-/// headers; empty when traces are off), read back by [`context_from_text`].
-pub fn trace_text(span: &tracing::Span) -> String {
-    let headers = context_headers_of(span);
-    if headers.is_empty() {
-        return String::new();
-    }
-    let map: std::collections::BTreeMap<String, String> = headers.into_iter().collect();
-    serde_json::to_string(&map).expect("a string map serializes")
-}
-
-/// The trace context stored by [`trace_text`] (none for empty or unreadable text).
-pub fn context_from_text(text: &str) -> opentelemetry::Context {
-    let Ok(map) = serde_json::from_str::<std::collections::BTreeMap<String, String>>(text) else {
-        return opentelemetry::Context::new();
-    };
-    context_from(map.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-}
-
-/// Makes `span` the child of `parent` (a context from a record, a request or a row).
-pub fn set_parent(span: &tracing::Span, parent: opentelemetry::Context) {
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-    let _ = span.set_parent(parent);
 }
 
 /// The current time as stored in databases and events: UTC, RFC 3339, milliseconds.

@@ -248,11 +248,13 @@ mod tests {
         m.inc(&RECORDS_RETRIED, &labels);
         m.inc(&RECORDS_RETRIED, &labels);
         let text = m.render();
-        assert!(text.contains(&format!(
-            "# HELP openorder_records_retried_total {}\n# TYPE openorder_records_retried_total counter\n\
-             openorder_records_retried_total{{class=\"x\",topic=\"order.created\"}} 2\n",
+        let help = format!(
+            "# HELP openorder_records_retried_total {}\n",
             RECORDS_RETRIED.help
-        )), "{text}");
+        );
+        let kind = "# TYPE openorder_records_retried_total counter\n";
+        let sample = "openorder_records_retried_total{class=\"x\",topic=\"order.created\"} 2\n";
+        assert!(text.contains(&format!("{help}{kind}{sample}")), "{text}");
         assert_eq!(m.get(&RECORDS_RETRIED, &labels), 2);
     }
 
