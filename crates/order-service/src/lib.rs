@@ -31,9 +31,11 @@ pub mod waits;
 use std::time::Duration;
 
 use clap::Args;
-use contracts::{InventoryRejected, InventoryReleased, InventoryReserved, OrderCreated, Service};
+use contracts::{
+    InventoryRejected, InventoryReleased, InventoryReserved, OrderCreated, Service, Topics,
+};
 use platform::db::Backend;
-use platform::retention::{Prune, Walk};
+use platform::retention::{Prune, RetentionArgs, Walk};
 use platform::router::Router;
 use platform::service::Runtime;
 use platform::CancellationToken;
@@ -119,61 +121,8 @@ pub async fn run(
         let (waits, url) = (waits.clone(), config.core.database.database_url.clone());
         runtime.spawn_worker(move |stop| waits::listen(waits, url, stop));
     }
-    let outcomes = Router::new(Service::Order, &topics)
-        .on::<InventoryReserved, _>(on_inventory_reserved::OnInventoryReserved {
-            waits: waits.clone(),
-        })
-        .on::<InventoryRejected, _>(on_inventory_rejected::OnInventoryRejected {
-            waits: waits.clone(),
-        })
-        .on::<InventoryReleased, _>(on_inventory_released::OnInventoryReleased);
-    runtime
-        .spawn_consumer(
-            "order-inventory-outcomes",
-            GROUP,
-            outcomes,
-            Duration::ZERO,
-            &shutdown,
-        )
-        .await?;
-    let dead_letters = Router::new(Service::Order, &topics).on_dead_letters::<OrderCreated, _>(
-        on_order_created_dead_letter::OnOrderCreatedDeadLetter {
-            inventory_group: topics.group(INVENTORY_GROUP),
-            waits: waits.clone(),
-        },
-    );
-    runtime
-        .spawn_consumer(
-            "order-dead-letters",
-            DLT_GROUP,
-            dead_letters,
-            Duration::ZERO,
-            &shutdown,
-        )
-        .await?;
-    let retention = &runtime.retention;
-    let mut rules = vec![
-        Prune::processed_events(retention),
-        Prune::dead_lettered(retention),
-        Prune {
-            table: "idempotency_keys",
-            key: "key",
-            time: "created_at",
-            walk: Walk::Time,
-            keep: retention.retain_idempotency_keys,
-            children: &[],
-        },
-    ];
-    if let Some(keep) = retention.retain_orders {
-        rules.push(Prune {
-            table: "orders",
-            key: "id",
-            time: "created_at",
-            walk: Walk::IntKey,
-            keep,
-            children: &[("order_items", "order_id")],
-        });
-    }
+    spawn_consumers(&mut runtime, &topics, &waits, &shutdown).await?;
+    let rules = prune_rules(&runtime.retention);
     runtime.spawn_pruner(rules);
     let watchdog = stuck::Watchdog {
         db: runtime.db.clone(),
@@ -198,4 +147,76 @@ pub async fn run(
         stuck_after: config.orders.stuck_after,
     });
     runtime.serve(listener, api, &config.core, shutdown).await
+}
+
+/// The consumers: inventory's outcomes (reserved, rejected, released) in [`GROUP`], and
+/// `order.created`'s dead letters in [`DLT_GROUP`] (those of [`INVENTORY_GROUP`] fail the
+/// order).
+async fn spawn_consumers(
+    runtime: &mut Runtime,
+    topics: &Topics,
+    waits: &waits::Waits,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let outcomes = Router::new(Service::Order, topics)
+        .on::<InventoryReserved, _>(on_inventory_reserved::OnInventoryReserved {
+            waits: waits.clone(),
+        })
+        .on::<InventoryRejected, _>(on_inventory_rejected::OnInventoryRejected {
+            waits: waits.clone(),
+        })
+        .on::<InventoryReleased, _>(on_inventory_released::OnInventoryReleased);
+    runtime
+        .spawn_consumer(
+            "order-inventory-outcomes",
+            GROUP,
+            outcomes,
+            Duration::ZERO,
+            shutdown,
+        )
+        .await?;
+    let dead_letters = Router::new(Service::Order, topics).on_dead_letters::<OrderCreated, _>(
+        on_order_created_dead_letter::OnOrderCreatedDeadLetter {
+            inventory_group: topics.group(INVENTORY_GROUP),
+            waits: waits.clone(),
+        },
+    );
+    runtime
+        .spawn_consumer(
+            "order-dead-letters",
+            DLT_GROUP,
+            dead_letters,
+            Duration::ZERO,
+            shutdown,
+        )
+        .await?;
+    Ok(())
+}
+
+/// What the pruner deletes: processed and dead-lettered event ids, idempotency keys, and
+/// orders (with their items) when `--retain-orders` is set.
+fn prune_rules(retention: &RetentionArgs) -> Vec<Prune> {
+    let mut rules = vec![
+        Prune::processed_events(retention),
+        Prune::dead_lettered(retention),
+        Prune {
+            table: "idempotency_keys",
+            key: "key",
+            time: "created_at",
+            walk: Walk::Time,
+            keep: retention.retain_idempotency_keys,
+            children: &[],
+        },
+    ];
+    if let Some(keep) = retention.retain_orders {
+        rules.push(Prune {
+            table: "orders",
+            key: "id",
+            time: "created_at",
+            walk: Walk::IntKey,
+            keep,
+            children: &[("order_items", "order_id")],
+        });
+    }
+    rules
 }

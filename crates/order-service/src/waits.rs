@@ -18,20 +18,21 @@
 //! every watcher, and each reads its order once.
 //!
 //! Every wait ends by its deadline, and at once when the service stops.
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use platform::db::{Backend, Tx};
 use platform::metrics::Metrics;
 use platform::telemetry::catalogue;
 use platform::CancellationToken;
-use sqlx::postgres::PgListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::domain::OrderStatus;
+
+mod notify;
+
+pub use notify::listen;
 
 /// Default of `--max-order-waiters`: half of the default limit on requests in flight
 /// (`--max-in-flight-requests`, 2,048), since a waiting request holds one of those too, so
@@ -45,10 +46,6 @@ pub const MAX_WAIT_SECONDS: u64 = 30;
 /// The PostgreSQL channel of order changes; a notification's payload is the ids of the
 /// orders a transaction moved, comma-separated.
 pub const CHANNEL: &str = "openorder_orders";
-
-/// Longest payload sent in one notification (PostgreSQL refuses 8,000 bytes and more):
-/// more ids are sent in several.
-const MAX_PAYLOAD: usize = 7_000;
 
 /// Every waiter in this process, and who to wake. Cheap to clone.
 #[derive(Clone)]
@@ -185,7 +182,7 @@ impl Waits {
             return Ok(());
         }
         if tx.backend() == Backend::Postgres {
-            for payload in payloads(order_ids) {
+            for payload in notify::payloads(order_ids) {
                 sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(CHANNEL)
                     .bind(payload)
@@ -300,154 +297,5 @@ impl Drop for Watcher {
     }
 }
 
-/// `order_ids` as notification payloads: comma-separated, each under [`MAX_PAYLOAD`].
-fn payloads(order_ids: &[i64]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut payload = String::new();
-    for order_id in order_ids {
-        let id = order_id.to_string();
-        if !payload.is_empty() && payload.len() + 1 + id.len() > MAX_PAYLOAD {
-            out.push(std::mem::take(&mut payload));
-        }
-        if !payload.is_empty() {
-            payload.push(',');
-        }
-        payload.push_str(&id);
-    }
-    if !payload.is_empty() {
-        out.push(payload);
-    }
-    out
-}
-
-/// The order ids of a payload; what does not parse is skipped.
-fn order_ids_of(payload: &str) -> Vec<i64> {
-    payload
-        .split(',')
-        .filter_map(|id| id.trim().parse().ok())
-        .collect()
-}
-
-/// A listener of [`CHANNEL`] at `url`.
-async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect(url).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
-}
-
-/// First wait after the listener failed to connect; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// PostgreSQL only: listens on [`CHANNEL`] at `url` until `stop`, waking this process's
-/// watchers of the orders each notification names. Whenever it (re)connects it wakes every
-/// watcher, since notifications sent while it was away are lost.
-pub async fn listen(waits: Waits, url: String, stop: CancellationToken) {
-    let mut backoff = FIRST_BACKOFF;
-    loop {
-        let connected = tokio::select! {
-            () = stop.cancelled() => return,
-            connected = connect(&url) => connected,
-        };
-        let mut listener = match connected {
-            Ok(listener) => listener,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for order changes; waiting requests hear of other instances' decisions only at their deadline until it can");
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
-            }
-        };
-        if backoff != FIRST_BACKOFF {
-            tracing::info!("listening for order changes again");
-        }
-        backoff = FIRST_BACKOFF;
-        // Anything told while no one listened was missed: every waiter looks again.
-        waits.tell_everyone();
-        loop {
-            let received = tokio::select! {
-                () = stop.cancelled() => return,
-                received = listener.try_recv() => received,
-            };
-            match received {
-                Ok(Some(notification)) => waits.tell(&order_ids_of(notification.payload())),
-                // The connection was lost and made again: what came meanwhile is lost.
-                Ok(None) => {
-                    tracing::info!(
-                        "the connection listening for order changes was lost and made again"
-                    );
-                    waits.tell_everyone();
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "listening for order changes failed; connecting again");
-                    waits.tell_everyone();
-                    break;
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_go_in_payloads_under_the_limit_and_come_back_out() {
-        let ids: Vec<i64> = (1_000_000_000..1_000_002_000).collect();
-        let sent = payloads(&ids);
-        assert!(sent.len() > 1, "2,000 ids of 10 digits need several");
-        assert!(sent.iter().all(|p| p.len() <= MAX_PAYLOAD));
-        let back: Vec<i64> = sent.iter().flat_map(|p| order_ids_of(p)).collect();
-        assert_eq!(back, ids);
-        assert_eq!(payloads(&[42]), ["42"]);
-        assert_eq!(order_ids_of("1,x,3"), [1, 3]);
-    }
-
-    #[tokio::test]
-    async fn a_watcher_wakes_when_its_order_is_told_and_not_for_another() {
-        let waits = Waits::new(4, CancellationToken::new(), Metrics::default());
-        let mut watcher = waits.admit().unwrap().watch(7);
-        waits.tell(&[8]);
-        let soon = Some(Instant::now() + Duration::from_millis(50));
-        assert_eq!(watcher.next(soon).await, Woke::TimedOut);
-        waits.tell(&[7]);
-        let later = Some(Instant::now() + Duration::from_secs(5));
-        assert_eq!(watcher.next(later).await, Woke::Told);
-        waits.tell_everyone();
-        assert_eq!(watcher.next(later).await, Woke::Told);
-    }
-
-    #[tokio::test]
-    async fn slots_are_bounded_and_freed_with_their_watchers() {
-        let waits = Waits::new(2, CancellationToken::new(), Metrics::default());
-        let first = waits.admit().unwrap().watch(1);
-        let second = waits.admit().unwrap().watch(1);
-        assert_eq!(waits.waiting(), 2);
-        assert!(waits.admit().is_err(), "a third waiter is refused");
-        drop(first);
-        assert_eq!(lock(&waits.inner.orders).len(), 1, "order 1 still watched");
-        drop(second);
-        assert!(lock(&waits.inner.orders).is_empty(), "no watcher, no entry");
-        assert_eq!(waits.waiting(), 0);
-        assert!(waits.admit().is_ok());
-    }
-
-    #[tokio::test]
-    async fn every_wait_ends_when_the_service_stops() {
-        let stop = CancellationToken::new();
-        let waits = Waits::new(1, stop.clone(), Metrics::default());
-        let mut watcher = waits.admit().unwrap().watch(1);
-        let waiting = tokio::spawn(async move { watcher.next(None).await });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        stop.cancel();
-        let woke = tokio::time::timeout(Duration::from_secs(5), waiting)
-            .await
-            .expect("the wait ended")
-            .unwrap();
-        assert_eq!(woke, Woke::Stopping);
-    }
-}
+mod tests;

@@ -2,68 +2,35 @@
 //! inventory group fails its order, found by the key or, for a record produced without a
 //! key, by the `orderId` in its value.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{header, Request};
-use order_service::intake::Intake;
 use order_service::on_order_created_dead_letter::OnOrderCreatedDeadLetter;
-use order_service::routes::{routes, AppState};
-use platform::auth::Auth;
-use platform::consumer::{Handler, Record};
-use platform::db::Database;
+use platform::consumer::Handler;
 use serde_json::Value;
-use tower::ServiceExt;
 
+use common::dead_letter;
+
+/// `request`'s JSON answer from `app`.
 async fn call(app: &axum::Router, request: Request<Body>) -> Value {
-    let response = app.clone().oneshot(request).await.unwrap();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-fn dead_letter(key: Option<&str>, value: Value, group: &str, offset: i64) -> Record {
-    Record {
-        topic: "order.created.DLT".into(),
-        partition: 0,
-        offset,
-        timestamp: None,
-        key: key.map(|k| k.as_bytes().to_vec()),
-        payload: Some(value.to_string().into_bytes()),
-        headers: vec![
-            (
-                contracts::headers::DLT_ORIGINAL_CONSUMER_GROUP.into(),
-                Some(group.as_bytes().to_vec()),
-            ),
-            (
-                contracts::headers::DLT_EXCEPTION_FQCN.into(),
-                Some(b"openorder.SimulatedFailure".to_vec()),
-            ),
-        ],
-    }
+    let (_, _, body) = common::send(app, request).await;
+    assert!(!body.is_null(), "a JSON answer");
+    body
 }
 
 #[tokio::test]
 async fn a_dead_letter_without_a_key_fails_the_order_named_in_its_value() {
-    let dir = std::env::temp_dir().join(format!("oo-dlt-{}", uuid::Uuid::new_v4()));
-    let url = format!("sqlite://{}/order.db", dir.display());
-    let db = Database::connect(&url, 4, &order_service::store::SCHEMA)
-        .await
-        .unwrap();
+    let db = common::database("dlt").await;
     let topics = contracts::Topics::default();
     let waits = order_service::waits::Waits::new(16, Default::default(), Default::default());
-    let app = platform::http::app(Auth::unconfigured().apply(routes(AppState {
-        db: db.clone(),
-        webhooks: contracts::destinations::Destinations::public_only(),
-        topics: topics.clone(),
-        intake: Intake::start(
-            db.clone(),
-            topics.clone(),
-            order_service::intake::QUEUE,
-            Default::default(),
-        ),
-        waits: waits.clone(),
-        stuck_after: order_service::DEFAULT_STUCK_AFTER,
-    })));
+    let app = common::router(
+        &db,
+        &topics,
+        order_service::intake::QUEUE,
+        waits.clone(),
+        order_service::DEFAULT_STUCK_AFTER,
+    );
     let post = || {
         Request::post("/api/orders")
             .header(header::CONTENT_TYPE, "application/json")

@@ -3,22 +3,24 @@
 //! in production (the consumers' handlers, as their router calls them, and the API's
 //! cancel), and the status the order ends in is the one the table says.
 
+mod common;
+
 use chrono::Utc;
-use contracts::events::{RejectedStatus, ReservedStatus};
+use contracts::events::RejectedStatus;
 use contracts::lifecycle::{self, OrderStatus, Trigger};
 use contracts::{
-    Event, InventoryRejected, InventoryReserved, LineItem, OrderCreated, RejectionReason, Shortage,
-    Topics,
+    InventoryRejected, InventoryReserved, OrderCreated, RejectionReason, Shortage, Topics,
 };
-use order_service::domain::{CreateOrderBody, ItemBody, OrderRequest};
 use order_service::on_inventory_rejected::OnInventoryRejected;
 use order_service::on_inventory_reserved::OnInventoryReserved;
 use order_service::on_order_created_dead_letter::OnOrderCreatedDeadLetter;
-use order_service::store::{self, Created, NewOrder};
+use order_service::store;
 use order_service::waits::Waits;
-use platform::consumer::{Handler, Record};
+use platform::consumer::Handler;
 use platform::db::Database;
 use platform::router::Router;
+
+use common::{create_order, dead_letter, record, reserved};
 
 struct TestApp {
     db: Database,
@@ -29,11 +31,7 @@ struct TestApp {
 }
 
 async fn spawn_app() -> TestApp {
-    let dir = std::env::temp_dir().join(format!("oo-lifecycle-{}", uuid::Uuid::new_v4()));
-    let url = format!("sqlite://{}/order.db", dir.display());
-    let db = Database::connect(&url, 4, &store::SCHEMA)
-        .await
-        .expect("SQLite opens");
+    let db = common::database("lifecycle").await;
     let topics = Topics::default();
     let waits = Waits::new(16, Default::default(), Default::default());
     let consumer = Router::new(contracts::Service::Order, &topics)
@@ -55,51 +53,10 @@ async fn spawn_app() -> TestApp {
     }
 }
 
-/// `event`'s record, as the consumer hands it over.
-fn record<E: Event>(event: &E) -> Record {
-    Record {
-        topic: E::TYPE.into(),
-        partition: 0,
-        offset: event.order_id(),
-        timestamp: None,
-        key: Some(event.order_id().to_string().into_bytes()),
-        payload: Some(serde_json::to_vec(event).unwrap()),
-        headers: vec![(
-            contracts::headers::EVENT_ID.into(),
-            Some(event.event_id().to_string().into_bytes()),
-        )],
-    }
-}
-
 impl TestApp {
     /// A new order, put in `status` as if the moves to it had happened.
     async fn order_in(&self, status: OrderStatus) -> i64 {
-        let request = OrderRequest::try_from(CreateOrderBody {
-            user_id: 7,
-            items: vec![ItemBody {
-                sku: "ABC-001".into(),
-                qty: 1,
-            }],
-            contact: None,
-        })
-        .expect("a valid request");
-        let mut tx = self.db.begin().await.unwrap();
-        let created = store::create_orders_in(
-            &mut tx,
-            &self.topics,
-            &[NewOrder {
-                request: &request,
-                idempotency_key: None,
-                trace: &[],
-            }],
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-        let order_id = match created.as_slice() {
-            [Created::New(id)] => *id,
-            other => panic!("a new order, not {other:?}"),
-        };
+        let order_id = create_order(&self.db, &self.topics).await;
         sqlx::query("UPDATE orders SET status = $1 WHERE id = $2")
             .bind(status.as_str())
             .bind(order_id)
@@ -112,16 +69,7 @@ impl TestApp {
     /// Applies `trigger` to `order_id` as order-service does in production.
     async fn apply(&self, order_id: i64, trigger: Trigger) {
         let record = match trigger {
-            Trigger::Reserved => record(&InventoryReserved {
-                event_id: contracts::new_event_id(),
-                order_id,
-                status: ReservedStatus::Reserved,
-                items: vec![LineItem {
-                    sku: "ABC-001".into(),
-                    qty: 1,
-                }],
-                timestamp: Utc::now(),
-            }),
+            Trigger::Reserved => record(&reserved(order_id)),
             Trigger::Rejected => record(&InventoryRejected {
                 event_id: contracts::new_event_id(),
                 order_id,
@@ -136,32 +84,12 @@ impl TestApp {
             }),
             // A dead letter of the inventory group (another group's moves nothing: see
             // tests/dead_letters.rs), identified by its position: one per order here.
-            Trigger::DeadLettered => Record {
-                topic: self.topics.order_created_dlt(),
-                partition: 0,
-                offset: order_id,
-                timestamp: None,
-                key: Some(order_id.to_string().into_bytes()),
-                payload: Some(
-                    serde_json::json!({"orderId": order_id})
-                        .to_string()
-                        .into_bytes(),
-                ),
-                headers: vec![
-                    (
-                        contracts::headers::DLT_ORIGINAL_CONSUMER_GROUP.into(),
-                        Some(
-                            self.topics
-                                .group(order_service::INVENTORY_GROUP)
-                                .into_bytes(),
-                        ),
-                    ),
-                    (
-                        contracts::headers::DLT_EXCEPTION_FQCN.into(),
-                        Some(b"openorder.SimulatedFailure".to_vec()),
-                    ),
-                ],
-            },
+            Trigger::DeadLettered => dead_letter(
+                Some(&order_id.to_string()),
+                serde_json::json!({"orderId": order_id}),
+                &self.topics.group(order_service::INVENTORY_GROUP),
+                order_id,
+            ),
             Trigger::Cancel => {
                 store::cancel_order(&self.db, &self.topics, order_id, None, &self.waits)
                     .await

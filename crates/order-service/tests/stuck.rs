@@ -2,22 +2,20 @@
 //! operators' list and counts by status (through the router), and expiry with
 //! `--expire-pending-after`.
 
+mod common;
+
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use chrono::Utc;
-use contracts::events::ReservedStatus;
-use contracts::{Event, InventoryReserved, LineItem, Topics};
-use order_service::intake::Intake;
+use contracts::{InventoryReserved, Topics};
 use order_service::on_inventory_reserved::OnInventoryReserved;
-use order_service::routes::{routes, AppState};
-use order_service::store::{self, Created, NewOrder};
+use order_service::store;
 use order_service::stuck::Watchdog;
 use order_service::waits::Waits;
-use platform::auth::Auth;
-use platform::consumer::{Handler, Record};
+use platform::consumer::Handler;
 use platform::db::Database;
 use platform::metrics::Metrics;
 use platform::CancellationToken;
@@ -36,26 +34,16 @@ struct TestApp {
 }
 
 async fn spawn_app() -> TestApp {
-    let dir = std::env::temp_dir().join(format!("oo-stuck-{}", uuid::Uuid::new_v4()));
-    let url = format!("sqlite://{}/order.db", dir.display());
-    let db = Database::connect(&url, 4, &store::SCHEMA)
-        .await
-        .expect("SQLite opens");
+    let db = common::database("stuck").await;
     let topics = Topics::default();
     let waits = Waits::new(16, CancellationToken::new(), Default::default());
-    let router = platform::http::app(Auth::unconfigured().apply(routes(AppState {
-        db: db.clone(),
-        webhooks: contracts::destinations::Destinations::public_only(),
-        topics: topics.clone(),
-        intake: Intake::start(
-            db.clone(),
-            topics.clone(),
-            order_service::intake::QUEUE,
-            Default::default(),
-        ),
-        waits: waits.clone(),
-        stuck_after: STUCK_AFTER,
-    })));
+    let router = common::router(
+        &db,
+        &topics,
+        order_service::intake::QUEUE,
+        waits.clone(),
+        STUCK_AFTER,
+    );
     TestApp {
         db,
         topics,
@@ -67,33 +55,7 @@ async fn spawn_app() -> TestApp {
 impl TestApp {
     /// A new PENDING order, placed `age` ago.
     async fn order_placed(&self, age: Duration) -> i64 {
-        let request =
-            order_service::domain::OrderRequest::try_from(order_service::domain::CreateOrderBody {
-                user_id: 7,
-                items: vec![order_service::domain::ItemBody {
-                    sku: "ABC-001".into(),
-                    qty: 1,
-                }],
-                contact: None,
-            })
-            .expect("a valid request");
-        let mut tx = self.db.begin().await.unwrap();
-        let created = store::create_orders_in(
-            &mut tx,
-            &self.topics,
-            &[NewOrder {
-                request: &request,
-                idempotency_key: None,
-                trace: &[],
-            }],
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-        let order_id = match created.as_slice() {
-            [Created::New(id)] => *id,
-            other => panic!("a new order, not {other:?}"),
-        };
+        let order_id = common::create_order(&self.db, &self.topics).await;
         let placed = (Utc::now() - chrono::Duration::from_std(age).unwrap())
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         sqlx::query("UPDATE orders SET created_at = $1, updated_at = $1 WHERE id = $2")
@@ -117,20 +79,9 @@ impl TestApp {
     }
 
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
-        let response = self
-            .router
-            .clone()
-            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        let (status, _, body) =
+            common::send(&self.router, Request::get(uri).body(Body::empty()).unwrap()).await;
+        (status, body)
     }
 
     /// The outbox rows of `topic`, by key.
@@ -239,32 +190,6 @@ async fn the_counts_name_every_status_of_the_lifecycle_and_the_stuck_orders() {
     );
 }
 
-/// `inventory.reserved` of `order_id`, as the consumer hands it over.
-fn reserved(order_id: i64) -> Record {
-    let event = InventoryReserved {
-        event_id: contracts::new_event_id(),
-        order_id,
-        status: ReservedStatus::Reserved,
-        items: vec![LineItem {
-            sku: "ABC-001".into(),
-            qty: 1,
-        }],
-        timestamp: Utc::now(),
-    };
-    Record {
-        topic: InventoryReserved::TYPE.into(),
-        partition: 0,
-        offset: order_id,
-        timestamp: None,
-        key: Some(order_id.to_string().into_bytes()),
-        payload: Some(serde_json::to_vec(&event).unwrap()),
-        headers: vec![(
-            contracts::headers::EVENT_ID.into(),
-            Some(event.event_id().to_string().into_bytes()),
-        )],
-    }
-}
-
 #[tokio::test]
 async fn with_expiry_an_order_past_the_deadline_ends_cancelled_with_its_event_and_a_late_reservation_does_not_revive_it(
 ) {
@@ -333,7 +258,11 @@ async fn with_expiry_an_order_past_the_deadline_ends_cancelled_with_its_event_an
     });
     let mut tx = app.db.begin().await.unwrap();
     consumer
-        .apply(&mut tx, std::slice::from_ref(&reserved(old)), 1)
+        .apply(
+            &mut tx,
+            std::slice::from_ref(&common::record(&common::reserved(old))),
+            1,
+        )
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -2,6 +2,8 @@
 //! event stream), through the router (no socket, no broker) on a real SQLite database. The
 //! decisions are applied by the store's own functions, as the consumers apply them.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -9,11 +11,8 @@ use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::Router;
 use contracts::lifecycle::Trigger;
 use futures_util::StreamExt;
-use order_service::intake::Intake;
-use order_service::routes::{routes, AppState};
 use order_service::store::{self, Outcome};
 use order_service::waits::Waits;
-use platform::auth::Auth;
 use platform::db::Database;
 use platform::CancellationToken;
 use serde_json::Value;
@@ -34,26 +33,16 @@ struct TestApp {
 /// The app with room for `waiters` waiting requests; their waits end when `stop` is
 /// cancelled.
 async fn spawn_app_with(waiters: usize, stop: CancellationToken) -> TestApp {
-    let dir = std::env::temp_dir().join(format!("oo-waits-{}", uuid::Uuid::new_v4()));
-    let url = format!("sqlite://{}/order.db", dir.display());
-    let db = Database::connect(&url, 4, &store::SCHEMA)
-        .await
-        .expect("SQLite opens");
+    let db = common::database("waits").await;
     let topics = contracts::Topics::default();
     let waits = Waits::new(waiters, stop, Default::default());
-    let router = platform::http::app(Auth::unconfigured().apply(routes(AppState {
-        db: db.clone(),
-        webhooks: contracts::destinations::Destinations::public_only(),
-        topics: topics.clone(),
-        intake: Intake::start(
-            db.clone(),
-            topics.clone(),
-            order_service::intake::QUEUE,
-            Default::default(),
-        ),
-        waits: waits.clone(),
-        stuck_after: order_service::DEFAULT_STUCK_AFTER,
-    })));
+    let router = common::router(
+        &db,
+        &topics,
+        order_service::intake::QUEUE,
+        waits.clone(),
+        order_service::DEFAULT_STUCK_AFTER,
+    );
     TestApp {
         db,
         router,
@@ -86,22 +75,7 @@ fn get(order_id: i64, prefer: Option<&str>) -> Request<Body> {
 
 impl TestApp {
     async fn send(&self, request: Request<Body>) -> Answer {
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("router answers");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (
-            status,
-            headers,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        common::send(&self.router, request).await
     }
 
     /// `request` answered in a task of its own, with how long it took.
