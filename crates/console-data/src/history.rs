@@ -17,7 +17,7 @@
 //! in its charts, not a zero.
 //!
 //! From the samples, [`clearing`]: how long a consumer's backlog takes to clear at the rate
-//! it fell over the last minute. The charts are drawn by [`crate::pages::chart`].
+//! it fell over the last minute. The console's `pages::chart` draws the charts.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -29,7 +29,7 @@ use platform::telemetry::catalogue;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::Shared;
+use crate::Sources;
 
 /// The default of `--console-history-every`: as often as the services refresh their gauges.
 pub const EVERY: Duration = Duration::from_secs(5);
@@ -412,7 +412,7 @@ impl fmt::Display for Clearing {
                     .as_secs()
                     .saturating_add(u64::from(left.subsec_nanos() > 0));
                 let seconds = i64::try_from(whole).unwrap_or(i64::MAX);
-                write!(f, "clears in about {}", crate::pages::age(seconds))
+                write!(f, "clears in about {}", crate::age(seconds))
             }
             Self::Growing(rate) if *rate < 1.0 => write!(f, "growing by {rate:.2} records/s"),
             Self::Growing(rate) => write!(f, "growing by {rate:.1} records/s"),
@@ -470,12 +470,18 @@ fn slope(points: &[(f64, f64)]) -> Option<f64> {
     (xx > 0.0).then(|| xy / xx)
 }
 
+/// What keeps a [`History`] besides reading its samples' [`Sources`]: the console.
+pub trait Sampled: Sources {
+    /// The samples kept.
+    fn history(&self) -> &History;
+}
+
 /// Samples every [`History::every`] until `stop`, or until the console is gone (the task
 /// holds it weakly: a console dropped without being served stops it too).
-pub fn spawn(console: &Shared, stop: CancellationToken) {
+pub fn spawn<S: Sampled>(console: &Arc<S>, stop: CancellationToken) {
     let weak = Arc::downgrade(console);
     // Never 0 (an interval of 0 panics), whatever `History::new` was given.
-    let every = console.history.every().max(SHORTEST_EVERY);
+    let every = console.history().every().max(SHORTEST_EVERY);
     tokio::spawn(async move {
         // The first after one interval: the services starting with the console do not
         // serve their gauges yet, and a console stopped at once has no read left running.
@@ -494,15 +500,15 @@ pub fn spawn(console: &Shared, stop: CancellationToken) {
                 () = stop.cancelled() => return,
                 sample = take(&console) => sample,
             };
-            console.history.push(sample);
+            console.history().push(sample);
         }
     });
 }
 
 /// One sample: each service's `/metrics` and the dead-letter topics, read side by side.
-async fn take(console: &Shared) -> Sample {
+async fn take<S: Sources>(console: &Arc<S>) -> Sample {
     let at_ms = chrono::Utc::now().timestamp_millis();
-    let services = &console.services;
+    let services = console.services();
     let gauges = futures_util::future::join_all(services.all().map(|(name, url)| async move {
         let text = services.metrics(url, METRICS_BOUND).await;
         service_sample(name, text)
@@ -541,9 +547,9 @@ fn service_sample(name: &str, text: anyhow::Result<String>) -> ServiceSample {
 
 /// Records kept in each dead-letter topic, read from the brokers off the async workers
 /// (as the overview reads them), or why they were not.
-async fn dead_letters(console: &Shared) -> Result<Vec<TopicCount>, String> {
+async fn dead_letters<S: Sources>(console: &Arc<S>) -> Result<Vec<TopicCount>, String> {
     let reader = console.clone();
-    let read = crate::blocking(move || reader.readers.topics());
+    let read = crate::blocking(move || reader.readers().topics());
     match tokio::time::timeout(BROKERS_BOUND, read).await {
         Ok(Ok(topics)) => Ok(dead_letter_counts(topics)),
         Ok(Err(err)) => Err(format!("the brokers could not be read: {err:#}")),
