@@ -18,20 +18,19 @@
 //!   whether it came over HTTPS, directly or through a trusted proxy ([`transport`]); limits
 //!   sign-in attempts per client ([`sign_in_limit`]).
 //!
-//! What it shows is gathered, without HTML, by the `console_data` crate; its modules are
-//! re-exported here ([`records`], [`services`], [`timeline`], [`history`]).
+//! What it shows is gathered, without HTML, by the `console_data` crate, and how it is
+//! reached is the `console_http` crate's; their modules are re-exported here ([`records`],
+//! [`services`], [`timeline`], [`history`]; [`transport`], [`session`], [`sign_in_limit`],
+//! [`form`]).
 //!
 //! `openorder up` serves it; `openorder console` runs it alone against any Kafka-API cluster.
 
 pub mod api;
-pub mod form;
 pub mod live;
 pub mod pages;
-pub mod session;
-pub mod sign_in_limit;
-pub mod transport;
 
 pub use console_data::{blocking, history, records, services, timeline};
+pub use console_http::{form, session, sign_in_limit, transport};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
