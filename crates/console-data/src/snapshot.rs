@@ -25,6 +25,7 @@ pub struct Snapshot {
     pub broker_error: Option<String>,
 }
 
+/// One service's figures: its health, its outbox, its consumers' lag.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceFigures {
@@ -37,6 +38,7 @@ pub struct ServiceFigures {
     pub lag: Vec<(String, i64)>,
 }
 
+/// One topic's figures: its records, how fast they come, who reads it and how far behind.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TopicFigures {
@@ -52,7 +54,7 @@ pub struct TopicFigures {
 /// A snapshot, when it was read, and each topic's end then (to count rates from).
 type Taken = (Instant, Arc<Snapshot>, HashMap<String, i64>);
 
-/// The latest snapshot.
+/// The latest snapshot, shared by everyone who watches the overview.
 #[derive(Default)]
 pub struct Live {
     latest: Mutex<Option<Taken>>,
@@ -82,6 +84,8 @@ impl Live {
     }
 }
 
+/// Reads a snapshot: each service's readiness and status side by side, then the topics
+/// (their rates counted from the `previous` snapshot's ends).
 async fn read<S: Sources>(
     console: &Arc<S>,
     token: Option<&str>,
