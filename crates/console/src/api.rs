@@ -108,7 +108,7 @@ async fn timeline(
 ) -> Response {
     match id.parse::<i64>() {
         Ok(id) if id > 0 => {
-            Json(crate::pages::orders::gather(&console, session.token(), id).await).into_response()
+            Json(crate::timeline::gather(&console, session.token(), id).await).into_response()
         }
         _ => Problem::bad_parameter("id", "an order id is a positive whole number").into_response(),
     }

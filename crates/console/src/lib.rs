@@ -18,19 +18,19 @@
 //!   whether it came over HTTPS, directly or through a trusted proxy ([`transport`]); limits
 //!   sign-in attempts per client ([`sign_in_limit`]).
 //!
+//! What it shows is gathered, without HTML, by the `console_data` crate, and how it is
+//! reached is the `console_http` crate's; their modules are re-exported here ([`records`],
+//! [`services`], [`timeline`], [`history`]; [`transport`], [`session`], [`sign_in_limit`],
+//! [`form`]).
+//!
 //! `openorder up` serves it; `openorder console` runs it alone against any Kafka-API cluster.
 
 pub mod api;
-pub mod form;
-pub mod history;
 pub mod live;
 pub mod pages;
-pub mod records;
-pub mod services;
-pub mod session;
-pub mod sign_in_limit;
-pub mod timeline;
-pub mod transport;
+
+pub use console_data::{blocking, history, records, services, timeline};
+pub use console_http::{form, session, sign_in_limit, transport};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -169,13 +169,20 @@ impl Console {
     }
 }
 
-/// Runs a blocking read (librdkafka) off the async workers.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| anyhow::anyhow!("a read stopped: {e}"))?
+impl console_data::Sources for Console {
+    fn services(&self) -> &services::Services {
+        &self.services
+    }
+
+    fn readers(&self) -> &records::Readers {
+        &self.readers
+    }
+}
+
+impl history::Sampled for Console {
+    fn history(&self) -> &history::History {
+        &self.history
+    }
 }
 
 /// Every route of the console.

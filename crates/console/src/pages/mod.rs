@@ -18,6 +18,8 @@ use maud::{html, Markup, DOCTYPE};
 
 use crate::session::Session;
 
+pub use console_data::age;
+
 /// The sections of the navigation bar: path and label.
 const SECTIONS: [(&str, &str); 7] = [
     ("/", "Overview"),
@@ -80,28 +82,6 @@ pub fn time(ms: Option<i64>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// A span of `seconds`, in its two largest units: `45 s`, `5 min`, `2 h 5 min`, `3 d 4 h`.
-pub fn age(seconds: i64) -> String {
-    let s = seconds.max(0);
-    let (d, h, m, s) = (s / 86_400, s % 86_400 / 3_600, s % 3_600 / 60, s % 60);
-    let two = |big: i64, big_unit: &str, small: i64, small_unit: &str| {
-        if small == 0 {
-            format!("{big} {big_unit}")
-        } else {
-            format!("{big} {big_unit} {small} {small_unit}")
-        }
-    };
-    if d > 0 {
-        two(d, "d", h, "h")
-    } else if h > 0 {
-        two(h, "h", m, "min")
-    } else if m > 0 {
-        two(m, "min", s, "s")
-    } else {
-        format!("{s} s")
-    }
-}
-
 /// Percent-encodes `text` for a query value or a path segment.
 pub fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -155,17 +135,4 @@ pub fn csrf_refused() -> axum::response::Response {
         "the form's token does not match this session: reload the page and send it again",
     )
     .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn an_age_is_shown_in_its_two_largest_units() {
-        assert_eq!(super::age(-3), "0 s");
-        assert_eq!(super::age(45), "45 s");
-        assert_eq!(super::age(300), "5 min");
-        assert_eq!(super::age(412), "6 min 52 s");
-        assert_eq!(super::age(7_500), "2 h 5 min");
-        assert_eq!(super::age(3 * 86_400 + 4 * 3_600 + 59), "3 d 4 h");
-    }
 }

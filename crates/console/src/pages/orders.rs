@@ -125,32 +125,6 @@ fn counts_table(counts: &Result<OrderCounts, String>) -> Markup {
     }
 }
 
-/// A user's notification preferences from notification-service (its 404: none set, the
-/// defaults apply), or what went wrong, in one line.
-pub async fn preferences_of(
-    console: &Shared,
-    token: Option<&str>,
-    user: i64,
-) -> Result<Preferences, String> {
-    let path = format!("/api/users/{user}/notification-preferences");
-    match console
-        .services
-        .get(&console.services.notification, &path, token)
-        .await
-    {
-        Ok(r) if r.ok() => Ok(Preferences {
-            user_id: user,
-            set: Some(r.body),
-        }),
-        Ok(r) if r.status == 404 => Ok(Preferences {
-            user_id: user,
-            set: None,
-        }),
-        Ok(r) => Err(format!("notification-service: {}", r.why())),
-        Err(err) => Err(format!("{err:#}")),
-    }
-}
-
 /// Most kinds, and channels of a kind, shown from one answer.
 const MOST_SHOWN: usize = 16;
 
@@ -255,7 +229,7 @@ pub fn preferences(p: &Preferences) -> Markup {
 async fn user_orders(console: &Shared, session: &Session, user: i64) -> Markup {
     let (page, preferences) = tokio::join!(
         console.services.orders_of(user, 100, session.token()),
-        preferences_of(console, session.token(), user),
+        timeline::preferences_of(&console.services, session.token(), user),
     );
     let preferences = match preferences {
         Ok(p) => self::preferences(&p),
@@ -290,70 +264,6 @@ async fn user_orders(console: &Shared, session: &Session, user: i64) -> Markup {
     }
 }
 
-/// Gathers an order's timeline: the order, its notifications, its records, and its user's
-/// notification preferences.
-pub async fn gather(console: &Shared, token: Option<&str>, order_id: i64) -> Timeline {
-    let services = &console.services;
-    let mut problems = Vec::new();
-    let (order, notifications) = tokio::join!(
-        services.find_order(order_id, token),
-        services.notifications_of(order_id, token),
-    );
-    let order = order.unwrap_or_else(|err| {
-        problems.push(format!("{err:#}"));
-        None
-    });
-    let notifications = notifications.unwrap_or_else(|err| {
-        problems.push(format!("{err:#}"));
-        Vec::new()
-    });
-    // From a minute before the order was placed (its records cannot be older).
-    let since = order
-        .as_ref()
-        .and_then(|o| timeline::millis(&o.created_at))
-        .map(|ms| ms - 60_000);
-    let user = order.as_ref().map(|o| o.user_id);
-    let c = console.clone();
-    let (records, preferences) = tokio::join!(
-        crate::blocking(move || {
-            let topics = c.readers.topics()?;
-            c.readers.by_key(&topics, &order_id.to_string(), since)
-        }),
-        async {
-            match user {
-                Some(user) => Some(preferences_of(console, token, user).await),
-                None => None,
-            }
-        },
-    );
-    let preferences = match preferences {
-        Some(Ok(p)) => Some(p),
-        Some(Err(why)) => {
-            problems.push(why);
-            None
-        }
-        None => None,
-    };
-    let records = records.unwrap_or_else(|err| {
-        problems.push(format!("The broker could not be read: {err:#}"));
-        crate::records::Page {
-            records: Vec::new(),
-            scanned: 0,
-            cut_short: false,
-        }
-    });
-    let mut t = timeline::build(
-        order_id,
-        order,
-        &notifications,
-        &records,
-        console.prefix(),
-        problems,
-    );
-    t.preferences = preferences;
-    t
-}
-
 pub async fn timeline(
     State(console): State<Shared>,
     Extension(session): Extension<Session>,
@@ -368,7 +278,7 @@ pub async fn timeline(
         )
         .into_response();
     };
-    let t = gather(&console, session.token(), order_id).await;
+    let t = timeline::gather(&console, session.token(), order_id).await;
     let title = format!("Order {order_id}");
     super::page(&title, "/orders", &session, render(&t)).into_response()
 }
