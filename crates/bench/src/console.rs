@@ -24,13 +24,7 @@ pub async fn sign_in(base: &str, token: &str) -> anyhow::Result<String> {
         .timeout(Duration::from_secs(15))
         .build()?;
     let page = http.get(format!("{base}/sign-in")).send().await?;
-    let cookie = page
-        .headers()
-        .get(reqwest::header::SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .context("the console gave no session cookie")?
-        .to_string();
+    let cookie = session_cookie(&page).context("the console gave no session cookie")?;
     let body = page.text().await?;
     let marker = "name=\"csrf\" value=\"";
     let at = body
@@ -49,13 +43,17 @@ pub async fn sign_in(base: &str, token: &str) -> anyhow::Result<String> {
         "signing in to the console answered {}",
         signed.status()
     );
-    signed
+    session_cookie(&signed).context("no session cookie after signing in")
+}
+
+/// The `name=value` of the cookie `response` sets, if it sets one.
+fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
         .headers()
         .get(reqwest::header::SET_COOKIE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(str::to_string)
-        .context("no session cookie after signing in")
 }
 
 /// What a tail received.
@@ -218,6 +216,40 @@ pub async fn pages(
     cookie: &str,
     records: usize,
 ) -> anyhow::Result<Vec<PageTiming>> {
+    let (topic, middle_time) = fill_topic(kafka, records).await?;
+    let per_partition = records as i64 / kafka.topic_partitions.max(1) as i64;
+    let asks = [
+        ("newest 100".to_string(), "limit=100".to_string()),
+        (
+            "100 from the middle of partition 0".to_string(),
+            format!("partition=0&offset={}&limit=100", per_partition / 2),
+        ),
+        (
+            "100 from the middle time".to_string(),
+            format!("time={}&limit=100", middle_time.unwrap_or(0)),
+        ),
+        (
+            "newest 100 of key 4242 (filtered)".to_string(),
+            "key=4242&limit=100".to_string(),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (page, query) in asks {
+        let url = format!("{base}/api/topics/{topic}/records?{query}");
+        out.push(printed(time_api_page(http, &url, cookie, page).await?));
+    }
+    // The HTML page of the newest 100, as a browser opens it.
+    let url = format!("{base}/topics/{topic}?limit=100");
+    out.push(printed(time_html_page(http, &url, cookie).await?));
+    Ok(out)
+}
+
+/// A new topic filled with `records` records (keys and order ids cycling through 10,000);
+/// its name, and when the middle record was produced (ms since the epoch).
+async fn fill_topic(
+    kafka: &platform::kafka::KafkaArgs,
+    records: usize,
+) -> anyhow::Result<(String, Option<i64>)> {
     let topic = kafka.topics().group(&format!(
         "bench.console.{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -261,57 +293,49 @@ pub async fn pages(
         "bench: {records} records in {topic} in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let per_partition = records as i64 / kafka.topic_partitions.max(1) as i64;
-    let asks = [
-        ("newest 100".to_string(), "limit=100".to_string()),
-        (
-            "100 from the middle of partition 0".to_string(),
-            format!("partition=0&offset={}&limit=100", per_partition / 2),
-        ),
-        (
-            "100 from the middle time".to_string(),
-            format!("time={}&limit=100", middle_time.unwrap_or(0)),
-        ),
-        (
-            "newest 100 of key 4242 (filtered)".to_string(),
-            "key=4242&limit=100".to_string(),
-        ),
-    ];
-    let mut out = Vec::new();
-    for (page, query) in asks {
-        let mut ms = Vec::new();
-        let mut shown = 0;
-        for _ in 0..5 {
-            let t = Instant::now();
-            let answer: serde_json::Value = http
-                .get(format!("{base}/api/topics/{topic}/records?{query}"))
-                .header(reqwest::header::COOKIE, cookie)
-                .send()
-                .await?
-                .json()
-                .await?;
-            ms.push(t.elapsed().as_secs_f64() * 1000.0);
-            shown = answer["records"].as_array().map_or(0, Vec::len);
-        }
-        println!(
-            "bench: console page {page:<40} {shown:>4} records, {} ms",
-            ms.iter()
-                .map(|m| format!("{m:.0}"))
-                .collect::<Vec<_>>()
-                .join(" / ")
-        );
-        out.push(PageTiming {
-            page,
-            records_shown: shown,
-            ms,
-        });
+    Ok((topic, middle_time))
+}
+
+/// `page`: the console's JSON records at `url`, read five times.
+async fn time_api_page(
+    http: &reqwest::Client,
+    url: &str,
+    cookie: &str,
+    page: String,
+) -> anyhow::Result<PageTiming> {
+    let mut ms = Vec::new();
+    let mut shown = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let answer: serde_json::Value = http
+            .get(url)
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await?
+            .json()
+            .await?;
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        shown = answer["records"].as_array().map_or(0, Vec::len);
     }
-    // The HTML page of the newest 100, as a browser opens it.
+    Ok(PageTiming {
+        page,
+        records_shown: shown,
+        ms,
+    })
+}
+
+/// The console's HTML page of the newest 100 at `url`, read five times; each must show
+/// 100 records.
+async fn time_html_page(
+    http: &reqwest::Client,
+    url: &str,
+    cookie: &str,
+) -> anyhow::Result<PageTiming> {
     let mut ms = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
         let page = http
-            .get(format!("{base}/topics/{topic}?limit=100"))
+            .get(url)
             .header(reqwest::header::COOKIE, cookie)
             .send()
             .await?
@@ -323,19 +347,25 @@ pub async fn pages(
             "the page shows 100 records"
         );
     }
+    Ok(PageTiming {
+        page: "HTML page of the newest 100".into(),
+        records_shown: 100,
+        ms,
+    })
+}
+
+/// `timing`, once its line is printed.
+fn printed(timing: PageTiming) -> PageTiming {
     println!(
         "bench: console page {:<40} {:>4} records, {} ms",
-        "HTML page of the newest 100",
-        100,
-        ms.iter()
+        timing.page,
+        timing.records_shown,
+        timing
+            .ms
+            .iter()
             .map(|m| format!("{m:.0}"))
             .collect::<Vec<_>>()
             .join(" / ")
     );
-    out.push(PageTiming {
-        page: "HTML page of the newest 100".into(),
-        records_shown: 100,
-        ms,
-    });
-    Ok(out)
+    timing
 }

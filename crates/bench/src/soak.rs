@@ -120,58 +120,8 @@ pub async fn run(
         None => None,
     };
     for _ in 0..steps {
-        let cpu = procstat::Span::start(target.processes);
-        let count = (rate * every.as_secs_f64()) as usize;
-        let sent = driver::open_loop(target.http, target.order_url, rate, count).await?;
-        driver::wait_decided(&sent, decisions, Duration::from_secs(30)).await;
-        let run = report::summarize(rate, &sent, decisions);
-        drop(sent);
-        let used = cpu.finish();
-        let processes: Vec<ProcessSample> = used
-            .iter()
-            .map(|p| ProcessSample {
-                name: p.name.clone(),
-                rss_mib: procstat::rss_kib(p.pid).unwrap_or(0) as f64 / 1024.0,
-                cpu_percent: p.cpu_percent,
-            })
-            .collect();
-        let files = target.data_dir.map(files_of).unwrap_or_default();
-        let databases = match &sizes {
-            Some(sizes) => sizes.now().await?,
-            None => Vec::new(),
-        };
-        let data_bytes = files.iter().chain(&databases).map(|(_, n)| n).sum();
-        let sample = Sample {
-            at_seconds: began.elapsed().as_secs_f64(),
-            offered_rate: rate,
-            completed: run.completed,
-            completed_per_second: run.completed_per_second,
-            errors: run.errors,
-            lost: run.lost,
-            post_p99_ms: run.post.p99_ms,
-            end_to_end_p50_ms: run.end_to_end.p50_ms,
-            end_to_end_p99_ms: run.end_to_end.p99_ms,
-            processes,
-            files,
-            databases,
-            data_bytes,
-        };
-        println!(
-            "{:>7.0} {:>11.0} {:>6} {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>10.1}  {}",
-            sample.at_seconds,
-            sample.completed_per_second,
-            sample.lost,
-            sample.post_p99_ms,
-            sample.end_to_end_p50_ms,
-            sample.end_to_end_p99_ms,
-            sample.data_bytes as f64 / 1_048_576.0,
-            sample
-                .processes
-                .iter()
-                .map(|p| format!("{} {:.1}", p.name, p.rss_mib))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let sample = take_sample(target, decisions, rate, every, sizes.as_ref(), began).await?;
+        print_sample(&sample);
         samples.push(sample);
     }
     if let Some(sizes) = sizes {
@@ -182,17 +132,7 @@ pub async fn run(
         rows_pruned += pruned(target.http, url).await.unwrap_or(0);
     }
     let watermarks = watermarks(target.kafka).await.unwrap_or_default();
-    // The orders of the last window are what the data directory holds.
-    let end = began.elapsed().as_secs_f64();
-    let retained: usize = samples
-        .iter()
-        .filter(|s| end - s.at_seconds < window.as_secs_f64())
-        .map(|s| s.completed)
-        .sum();
-    let bytes_per_order_retained = samples
-        .last()
-        .filter(|s| s.data_bytes > 0 && retained > 0)
-        .map(|s| s.data_bytes as f64 / retained as f64);
+    let bytes_per_order_retained = bytes_per_order_retained(&samples, began, window);
     Ok(Soak {
         window_seconds: window.as_secs(),
         samples,
@@ -200,6 +140,89 @@ pub async fn run(
         watermarks,
         bytes_per_order_retained,
     })
+}
+
+/// One step of the soak: `rate` orders/s for `every`, then what they did and what the
+/// processes, files and databases use now.
+async fn take_sample(
+    target: &Target<'_>,
+    decisions: &driver::Decisions,
+    rate: f64,
+    every: Duration,
+    sizes: Option<&DatabaseSizes>,
+    began: Instant,
+) -> anyhow::Result<Sample> {
+    let cpu = procstat::Span::start(target.processes);
+    let count = (rate * every.as_secs_f64()) as usize;
+    let sent = driver::open_loop(target.http, target.order_url, rate, count).await?;
+    driver::wait_decided(&sent, decisions, Duration::from_secs(30)).await;
+    let run = report::summarize(rate, &sent, decisions);
+    drop(sent);
+    let used = cpu.finish();
+    let processes: Vec<ProcessSample> = used
+        .iter()
+        .map(|p| ProcessSample {
+            name: p.name.clone(),
+            rss_mib: procstat::rss_kib(p.pid).unwrap_or(0) as f64 / 1024.0,
+            cpu_percent: p.cpu_percent,
+        })
+        .collect();
+    let files = target.data_dir.map(files_of).unwrap_or_default();
+    let databases = match sizes {
+        Some(sizes) => sizes.now().await?,
+        None => Vec::new(),
+    };
+    let data_bytes = files.iter().chain(&databases).map(|(_, n)| n).sum();
+    Ok(Sample {
+        at_seconds: began.elapsed().as_secs_f64(),
+        offered_rate: rate,
+        completed: run.completed,
+        completed_per_second: run.completed_per_second,
+        errors: run.errors,
+        lost: run.lost,
+        post_p99_ms: run.post.p99_ms,
+        end_to_end_p50_ms: run.end_to_end.p50_ms,
+        end_to_end_p99_ms: run.end_to_end.p99_ms,
+        processes,
+        files,
+        databases,
+        data_bytes,
+    })
+}
+
+/// One row of the soak's table.
+fn print_sample(sample: &Sample) {
+    println!(
+        "{:>7.0} {:>11.0} {:>6} {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>10.1}  {}",
+        sample.at_seconds,
+        sample.completed_per_second,
+        sample.lost,
+        sample.post_p99_ms,
+        sample.end_to_end_p50_ms,
+        sample.end_to_end_p99_ms,
+        sample.data_bytes as f64 / 1_048_576.0,
+        sample
+            .processes
+            .iter()
+            .map(|p| format!("{} {:.1}", p.name, p.rss_mib))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
+
+/// The last sample's data bytes ÷ the orders completed in the last `window`: the orders
+/// of the last window are what the data directory holds.
+fn bytes_per_order_retained(samples: &[Sample], began: Instant, window: Duration) -> Option<f64> {
+    let end = began.elapsed().as_secs_f64();
+    let retained: usize = samples
+        .iter()
+        .filter(|s| end - s.at_seconds < window.as_secs_f64())
+        .map(|s| s.completed)
+        .sum();
+    samples
+        .last()
+        .filter(|s| s.data_bytes > 0 && retained > 0)
+        .map(|s| s.data_bytes as f64 / retained as f64)
 }
 
 /// The sizes of the services' PostgreSQL databases, read through one connection.

@@ -28,6 +28,27 @@ pub struct Verdict {
     pub violations: Vec<String>,
 }
 
+impl Verdict {
+    /// Adds what `other` found to what this one did.
+    pub fn add(&mut self, other: Verdict) {
+        self.lost += other.lost;
+        self.duplicated += other.duplicated;
+        self.violations.extend(other.violations);
+    }
+
+    /// An accepted order missing or not final, saying which.
+    fn lose(&mut self, line: String) {
+        self.lost += 1;
+        self.violations.push(line);
+    }
+
+    /// An effect that happened more than once, saying which.
+    fn duplicate(&mut self, line: String) {
+        self.duplicated += 1;
+        self.violations.push(line);
+    }
+}
+
 const FINAL: [&str; 4] = ["CONFIRMED", "REJECTED", "FAILED", "CANCELLED"];
 
 pub(crate) async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
@@ -126,30 +147,53 @@ pub async fn invariants(
     initial: &BTreeMap<String, i64>,
 ) -> anyhow::Result<Verdict> {
     let mut v = Verdict::default();
-    let topics = kafka.topics();
+    let statuses = orders_exist_and_are_final(http, order_url, accepted, &mut v).await;
+    stock_is_conserved(http, inventory_url, accepted, initial, &statuses, &mut v).await;
+    let effects = Effects::read(kafka).await?;
+    for sent in accepted {
+        let id = sent.order_id;
+        let status = statuses.get(&id).map(String::as_str).unwrap_or("");
+        let dlt = effects.dead.get(&id).map_or(0, BTreeSet::len);
+        one_decision_as_its_status_says(&effects, id, status, &mut v);
+        dead_lettered_once_if_it_failed(sent, status, dlt, &mut v);
+        one_notification_per_event(http, notification_url, &effects, id, dlt, &mut v).await;
+    }
+    Ok(v)
+}
 
-    // Orders: exist and final.
+/// Orders: each accepted one exists and is final; their statuses.
+async fn orders_exist_and_are_final(
+    http: &reqwest::Client,
+    order_url: &str,
+    accepted: &[Sent],
+    v: &mut Verdict,
+) -> HashMap<i64, String> {
     let mut statuses: HashMap<i64, String> = HashMap::new();
     for sent in accepted {
         match get_json(http, &format!("{order_url}/api/orders/{}", sent.order_id)).await {
             Some(order) => {
                 let status = order["status"].as_str().unwrap_or("").to_string();
                 if !FINAL.contains(&status.as_str()) {
-                    v.lost += 1;
-                    v.violations
-                        .push(format!("order {} is {status}, not final", sent.order_id));
+                    v.lose(format!("order {} is {status}, not final", sent.order_id));
                 }
                 statuses.insert(sent.order_id, status);
             }
-            None => {
-                v.lost += 1;
-                v.violations
-                    .push(format!("accepted order {} does not exist", sent.order_id));
-            }
+            None => v.lose(format!("accepted order {} does not exist", sent.order_id)),
         }
     }
+    statuses
+}
 
-    // Stock: conservation, and reserved = units of CONFIRMED orders.
+/// Stock: conservation (available + reserved = initial, available ≥ 0), and reserved = the
+/// units of CONFIRMED orders.
+async fn stock_is_conserved(
+    http: &reqwest::Client,
+    inventory_url: &str,
+    accepted: &[Sent],
+    initial: &BTreeMap<String, i64>,
+    statuses: &HashMap<i64, String>,
+    v: &mut Verdict,
+) {
     let mut expected_reserved: BTreeMap<&str, i64> =
         initial.keys().map(|k| (k.as_str(), 0)).collect();
     for sent in accepted {
@@ -187,156 +231,182 @@ pub async fn invariants(
             ));
         }
     }
+}
 
-    // Decisions, releases and dead letters, read from the topics.
-    let (reserved, rejected, released, dead) = {
-        let kafka = kafka.broker.clone();
-        let topics = topics.clone();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let dead = platform::dead_letters::read::read_all(&kafka, &topics.order_created_dlt())?;
-            Ok((
-                events_by_order(&kafka, &topics.inventory_reserved())?,
-                events_by_order(&kafka, &topics.inventory_rejected())?,
-                events_by_order(&kafka, &topics.inventory_released())?,
-                dead,
-            ))
-        })
-        .await??
-    };
-    let mut dead_by_order: HashMap<i64, BTreeSet<(i64, i64)>> = HashMap::new();
-    for d in &dead {
-        let s = d.summary();
-        if let Some(order) = s.order_id {
-            dead_by_order.entry(order).or_default().insert((
-                s.original_partition.unwrap_or(-1),
-                s.original_offset.unwrap_or(-1),
-            ));
-        }
-    }
-    let count = |m: &HashMap<i64, BTreeSet<String>>, id: i64| m.get(&id).map_or(0, BTreeSet::len);
-    for sent in accepted {
-        let id = sent.order_id;
-        let status = statuses.get(&id).map(String::as_str).unwrap_or("");
-        let (res, rej, rel) = (
-            count(&reserved, id),
-            count(&rejected, id),
-            count(&released, id),
-        );
-        let decisions = res + rej;
-        if decisions > 1 {
-            v.duplicated += 1;
-            v.violations
-                .push(format!("order {id}: {decisions} reservation decisions"));
-        }
-        match status {
-            "CONFIRMED" if res != 1 || rej != 0 => v.violations.push(format!(
-                "order {id} CONFIRMED with {res} reserved / {rej} rejected events"
-            )),
-            "REJECTED" if rej != 1 || res != 0 => v.violations.push(format!(
-                "order {id} REJECTED with {res} reserved / {rej} rejected events"
-            )),
-            "FAILED" if decisions != 0 => v
-                .violations
-                .push(format!("order {id} FAILED but has {decisions} decisions")),
-            _ => {}
-        }
-        if rel > 1 {
-            v.duplicated += 1;
-            v.violations
-                .push(format!("order {id}: released {rel} times"));
-        }
-        if (status == "CANCELLED") != (rel == 1) {
-            v.violations
-                .push(format!("order {id} is {status} with {rel} releases"));
-        }
-        let dlt = dead_by_order.get(&id).map_or(0, BTreeSet::len);
-        if sent.fail {
-            if status != "FAILED" && status != "CANCELLED" {
-                v.violations.push(format!("FAIL order {id} is {status}"));
-            }
-            if dlt > 1 {
-                v.duplicated += 1;
-                v.violations
-                    .push(format!("FAIL order {id} dead-lettered {dlt} times"));
-            }
-            if status == "FAILED" && dlt == 0 {
-                v.violations
-                    .push(format!("FAILED order {id} is not in the DLT"));
-            }
-        } else if dlt > 0 {
-            v.violations
-                .push(format!("order {id} (no FAIL item) is in the DLT"));
-        }
+/// What the topics hold, by order id: the distinct event ids of the decisions and
+/// releases, and the original positions of the dead letters.
+struct Effects {
+    reserved: HashMap<i64, BTreeSet<String>>,
+    rejected: HashMap<i64, BTreeSet<String>>,
+    released: HashMap<i64, BTreeSet<String>>,
+    dead: HashMap<i64, BTreeSet<(i64, i64)>>,
+}
 
-        // Notifications: exactly one per inventory event of the order.
-        let events: BTreeSet<&String> = [&reserved, &rejected, &released]
-            .iter()
-            .filter_map(|m| m.get(&id))
-            .flatten()
-            .collect();
-        let notes = get_json(
-            http,
-            &format!("{notification_url}/api/notifications?orderId={id}"),
-        )
-        .await
-        .unwrap_or(Value::Null);
-        let mut per_event: HashMap<String, usize> = HashMap::new();
-        let mut failure_notices = 0;
-        let mut decision_notices = 0;
-        for n in notes.as_array().into_iter().flatten() {
-            // The customer hears of a dead-lettered order once (checked below).
-            if n["kind"] == "order.failed" {
-                failure_notices += 1;
-                continue;
-            }
-            if matches!(
-                n["kind"].as_str(),
-                Some("order.confirmed" | "order.rejected" | "order.cancelled")
-            ) {
-                decision_notices += 1;
-            }
-            *per_event
-                .entry(n["eventId"].as_str().unwrap_or("").to_string())
-                .or_default() += 1;
-        }
-        for event in &events {
-            match per_event.get(*event).copied().unwrap_or(0) {
-                1 => {}
-                0 => v
-                    .violations
-                    .push(format!("order {id}: event {event} was not notified")),
-                n => {
-                    v.duplicated += 1;
-                    v.violations
-                        .push(format!("order {id}: event {event} notified {n} times"));
-                }
-            }
-        }
-        for event in per_event.keys() {
-            if !events.contains(event) {
-                v.violations.push(format!(
-                    "order {id}: notification for unknown event {event}"
+impl Effects {
+    /// Decisions, releases and dead letters, read from the topics.
+    async fn read(kafka: &KafkaArgs) -> anyhow::Result<Self> {
+        let (reserved, rejected, released, dead) = {
+            let topics = kafka.topics();
+            let kafka = kafka.broker.clone();
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let dead =
+                    platform::dead_letters::read::read_all(&kafka, &topics.order_created_dlt())?;
+                Ok((
+                    events_by_order(&kafka, &topics.inventory_reserved())?,
+                    events_by_order(&kafka, &topics.inventory_rejected())?,
+                    events_by_order(&kafka, &topics.inventory_released())?,
+                    dead,
+                ))
+            })
+            .await??
+        };
+        let mut dead_by_order: HashMap<i64, BTreeSet<(i64, i64)>> = HashMap::new();
+        for d in &dead {
+            let s = d.summary();
+            if let Some(order) = s.order_id {
+                dead_by_order.entry(order).or_default().insert((
+                    s.original_partition.unwrap_or(-1),
+                    s.original_offset.unwrap_or(-1),
                 ));
             }
         }
-        match (dlt, failure_notices) {
-            (0, 0) => {}
-            (0, n) => v.violations.push(format!(
-                "order {id} was never dead-lettered but has {n} failure notices"
-            )),
-            // A dead letter of an order whose customer was already told its decision (a
-            // FAIL order cancelled first) tells nothing more.
-            (_, 0) if decision_notices > 0 => {}
-            (_, 0) => v.violations.push(format!(
-                "order {id} was dead-lettered but its customer was not told"
-            )),
-            (_, 1) => {}
-            (_, n) => {
-                v.duplicated += 1;
-                v.violations
-                    .push(format!("order {id}: {n} failure notices"));
-            }
+        Ok(Self {
+            reserved,
+            rejected,
+            released,
+            dead: dead_by_order,
+        })
+    }
+
+    /// How many distinct events of order `id` `of` holds.
+    fn count(of: &HashMap<i64, BTreeSet<String>>, id: i64) -> usize {
+        of.get(&id).map_or(0, BTreeSet::len)
+    }
+}
+
+/// Exactly one reservation decision, the one its status says, and at most one release
+/// (exactly one when CANCELLED).
+fn one_decision_as_its_status_says(effects: &Effects, id: i64, status: &str, v: &mut Verdict) {
+    let (res, rej, rel) = (
+        Effects::count(&effects.reserved, id),
+        Effects::count(&effects.rejected, id),
+        Effects::count(&effects.released, id),
+    );
+    let decisions = res + rej;
+    if decisions > 1 {
+        v.duplicate(format!("order {id}: {decisions} reservation decisions"));
+    }
+    match status {
+        "CONFIRMED" if res != 1 || rej != 0 => v.violations.push(format!(
+            "order {id} CONFIRMED with {res} reserved / {rej} rejected events"
+        )),
+        "REJECTED" if rej != 1 || res != 0 => v.violations.push(format!(
+            "order {id} REJECTED with {res} reserved / {rej} rejected events"
+        )),
+        "FAILED" if decisions != 0 => v
+            .violations
+            .push(format!("order {id} FAILED but has {decisions} decisions")),
+        _ => {}
+    }
+    if rel > 1 {
+        v.duplicate(format!("order {id}: released {rel} times"));
+    }
+    if (status == "CANCELLED") != (rel == 1) {
+        v.violations
+            .push(format!("order {id} is {status} with {rel} releases"));
+    }
+}
+
+/// Every `FAIL` order is FAILED (or CANCELLED first) and in the DLT exactly once (`dlt`:
+/// its original records there); no other order is.
+fn dead_lettered_once_if_it_failed(sent: &Sent, status: &str, dlt: usize, v: &mut Verdict) {
+    let id = sent.order_id;
+    if sent.fail {
+        if status != "FAILED" && status != "CANCELLED" {
+            v.violations.push(format!("FAIL order {id} is {status}"));
+        }
+        if dlt > 1 {
+            v.duplicate(format!("FAIL order {id} dead-lettered {dlt} times"));
+        }
+        if status == "FAILED" && dlt == 0 {
+            v.violations
+                .push(format!("FAILED order {id} is not in the DLT"));
+        }
+    } else if dlt > 0 {
+        v.violations
+            .push(format!("order {id} (no FAIL item) is in the DLT"));
+    }
+}
+
+/// Notifications: exactly one per inventory event of the order, none for another event,
+/// and one failure notice when it was dead-lettered (`dlt`) unless its customer was told
+/// its decision already.
+async fn one_notification_per_event(
+    http: &reqwest::Client,
+    notification_url: &str,
+    effects: &Effects,
+    id: i64,
+    dlt: usize,
+    v: &mut Verdict,
+) {
+    let events: BTreeSet<&String> = [&effects.reserved, &effects.rejected, &effects.released]
+        .iter()
+        .filter_map(|m| m.get(&id))
+        .flatten()
+        .collect();
+    let notes = get_json(
+        http,
+        &format!("{notification_url}/api/notifications?orderId={id}"),
+    )
+    .await
+    .unwrap_or(Value::Null);
+    let mut per_event: HashMap<String, usize> = HashMap::new();
+    let mut failure_notices = 0;
+    let mut decision_notices = 0;
+    for n in notes.as_array().into_iter().flatten() {
+        // The customer hears of a dead-lettered order once (checked below).
+        if n["kind"] == "order.failed" {
+            failure_notices += 1;
+            continue;
+        }
+        if matches!(
+            n["kind"].as_str(),
+            Some("order.confirmed" | "order.rejected" | "order.cancelled")
+        ) {
+            decision_notices += 1;
+        }
+        *per_event
+            .entry(n["eventId"].as_str().unwrap_or("").to_string())
+            .or_default() += 1;
+    }
+    for event in &events {
+        match per_event.get(*event).copied().unwrap_or(0) {
+            1 => {}
+            0 => v
+                .violations
+                .push(format!("order {id}: event {event} was not notified")),
+            n => v.duplicate(format!("order {id}: event {event} notified {n} times")),
         }
     }
-    Ok(v)
+    for event in per_event.keys() {
+        if !events.contains(event) {
+            v.violations.push(format!(
+                "order {id}: notification for unknown event {event}"
+            ));
+        }
+    }
+    match (dlt, failure_notices) {
+        (0, 0) => {}
+        (0, n) => v.violations.push(format!(
+            "order {id} was never dead-lettered but has {n} failure notices"
+        )),
+        // A dead letter of an order whose customer was already told its decision (a
+        // FAIL order cancelled first) tells nothing more.
+        (_, 0) if decision_notices > 0 => {}
+        (_, 0) => v.violations.push(format!(
+            "order {id} was dead-lettered but its customer was not told"
+        )),
+        (_, 1) => {}
+        (_, n) => v.duplicate(format!("order {id}: {n} failure notices")),
+    }
 }

@@ -5,10 +5,10 @@
 //! prints one row per scenario: orders, faults injected, lost, duplicated, violations.
 //! Zero is the only passing number; the exit status says whether every row passed.
 //!
-//! Layout: [`harness::cluster`] (processes, broker, databases), [`load`] (the clients),
-//! [`check`] (quiescence and invariants), [`disk`] (the file system the disk-full
-//! scenario fills), [`notices`] (notices held by quiet hours or gathered into a digest,
-//! for `kill-notification-held`).
+//! Layout: [`harness::cluster`] (processes, broker, databases), `scenario` (one scenario's
+//! run, step by step), [`load`] (the clients), [`check`] (quiescence and invariants),
+//! [`disk`] (the file system the disk-full scenario fills), [`notices`] (notices held by
+//! quiet hours or gathered into a digest, for `kill-notification-held`).
 //!
 //! [`run`] is `openorder chaos`: it runs inside the `openorder` binary, whose executable it
 //! starts again as each service.
@@ -17,16 +17,13 @@ pub mod check;
 pub mod disk;
 pub mod load;
 pub mod notices;
+mod scenario;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use harness::cluster::{Backend, BrokerChoice, Cluster};
-use load::Mix;
+use harness::cluster::{Backend, BackendArgs, BrokerChoice};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
@@ -60,16 +57,8 @@ pub struct ChaosArgs {
     #[arg(long = "scenario", value_enum)]
     scenarios: Vec<Scenario>,
 
-    #[arg(long, value_enum, default_value = "embedded")]
-    broker: BrokerChoice,
-
-    /// External broker's bootstrap servers.
-    #[arg(long, env = "OPENORDER_BOOTSTRAP_SERVERS")]
-    bootstrap_servers: Option<String>,
-
-    /// PostgreSQL URL with the right to create databases (one fresh database per service and scenario).
-    #[arg(long, env = "OPENORDER_CHAOS_POSTGRES_URL", hide_env_values = true)]
-    postgres_url: Option<String>,
+    #[command(flatten)]
+    backend: BackendArgs,
 
     /// Shell command that stops the external broker (for broker-restart).
     #[arg(long)]
@@ -87,19 +76,19 @@ pub struct ChaosArgs {
     /// Replication factor of the topics the services create (3 on a three-node cluster,
     /// whose `min.insync.replicas` 2 then makes every acknowledged record survive one node's loss).
     #[arg(long, default_value_t = 1)]
-    topic_replication_factor: i32,
+    pub(crate) topic_replication_factor: i32,
 
     /// Orders per scenario (one-sku-contention sends ten times the hot SKU's stock).
     #[arg(long, default_value_t = 300)]
-    orders: usize,
+    pub(crate) orders: usize,
 
     /// Orders in flight at once.
     #[arg(long, default_value_t = 16)]
-    concurrency: usize,
+    pub(crate) concurrency: usize,
 
     /// How long a fault lasts before recovery (a killed service stays down this long).
     #[arg(long, default_value_t = 3)]
-    fault_seconds: u64,
+    pub(crate) fault_seconds: u64,
 
     /// Where logs and data go (default: a new directory under the system temp dir).
     #[arg(long)]
@@ -127,6 +116,22 @@ pub struct Row {
 }
 
 impl Row {
+    /// `scenario`'s row on `backend` with nothing counted yet.
+    fn empty(scenario: Scenario, backend: &Backend) -> Self {
+        Row {
+            scenario: name(scenario),
+            backend: backend.label().into(),
+            orders: 0,
+            faults: 0,
+            lost: 0,
+            duplicated: 0,
+            violations: 0,
+            seconds: 0.0,
+            skipped: None,
+            details: vec![],
+        }
+    }
+
     fn passed(&self) -> bool {
         self.skipped.is_some() || (self.lost == 0 && self.duplicated == 0 && self.violations == 0)
     }
@@ -163,24 +168,27 @@ fn name(s: Scenario) -> String {
         .to_string()
 }
 
-pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
-    let backend = match args.broker {
+/// The [`Backend`] the flags choose, with the external one's stop and start commands.
+fn backend(args: &ChaosArgs) -> anyhow::Result<Backend> {
+    Ok(match args.backend.broker {
         BrokerChoice::Embedded => Backend::Embedded,
-        BrokerChoice::External => Backend::External {
-            bootstrap: args
-                .bootstrap_servers
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("--broker external needs --bootstrap-servers"))?,
-            postgres_url: args
-                .postgres_url
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("--broker external needs --postgres-url"))?,
-            broker_stop: args.broker_stop_command.clone(),
-            broker_start: args.broker_start_command.clone(),
-            database_stop: args.database_stop_command.clone(),
-            database_start: args.database_start_command.clone(),
-        },
-    };
+        BrokerChoice::External => {
+            let (bootstrap, postgres_url) = args.backend.external()?;
+            Backend::External {
+                bootstrap,
+                postgres_url,
+                broker_stop: args.broker_stop_command.clone(),
+                broker_start: args.broker_start_command.clone(),
+                database_stop: args.database_stop_command.clone(),
+                database_start: args.database_start_command.clone(),
+            }
+        }
+    })
+}
+
+/// `openorder chaos`: runs each scenario, prints its row, and fails if any row did.
+pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
+    let backend = backend(&args)?;
     let scenarios = if args.scenarios.is_empty() {
         all_for(&backend)
     } else {
@@ -199,22 +207,16 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     for scenario in scenarios {
         let started = Instant::now();
         let dir = work.join(name(scenario));
-        let row = match run_scenario(scenario, &backend, &args, &dir).await {
+        let row = match scenario::run(scenario, &backend, &args, &dir).await {
             Ok(mut row) => {
                 row.seconds = started.elapsed().as_secs_f64();
                 row
             }
             Err(err) => Row {
-                scenario: name(scenario),
-                backend: backend.label().into(),
-                orders: 0,
-                faults: 0,
-                lost: 0,
-                duplicated: 0,
                 violations: 1,
                 seconds: started.elapsed().as_secs_f64(),
-                skipped: None,
                 details: vec![format!("harness error: {err:#}")],
+                ..Row::empty(scenario, &backend)
             },
         };
         print_row(&row, rows.is_empty());
@@ -265,330 +267,10 @@ fn print_row(row: &Row, header: bool) {
     }
 }
 
+/// The row of a scenario that did not run, saying why.
 fn skipped(scenario: Scenario, backend: &Backend, why: &str) -> Row {
     Row {
-        scenario: name(scenario),
-        backend: backend.label().into(),
-        orders: 0,
-        faults: 0,
-        lost: 0,
-        duplicated: 0,
-        violations: 0,
-        seconds: 0.0,
         skipped: Some(why.into()),
-        details: vec![],
+        ..Row::empty(scenario, backend)
     }
-}
-
-async fn put_stock(
-    http: &reqwest::Client,
-    inventory_url: &str,
-    sku: &str,
-    available: i64,
-) -> anyhow::Result<()> {
-    let r = http
-        .put(format!("{inventory_url}/api/inventory/{sku}"))
-        .json(&serde_json::json!({"available": available}))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        r.status().is_success(),
-        "PUT stock of {sku} answered {}",
-        r.status()
-    );
-    Ok(())
-}
-
-async fn run_scenario(
-    scenario: Scenario,
-    backend: &Backend,
-    args: &ChaosArgs,
-    dir: &std::path::Path,
-) -> anyhow::Result<Row> {
-    // Declared before the cluster, so that it is unmounted after the cluster stopped.
-    let disk = match (scenario, backend) {
-        (Scenario::DiskFull, Backend::Embedded) => match disk::SmallDisk::mount(dir, "256m") {
-            Ok(disk) => Some(disk),
-            Err(err) => return Ok(skipped(scenario, backend, &format!("{err:#}"))),
-        },
-        (Scenario::DiskFull, Backend::External { .. }) => {
-            return Ok(skipped(
-                scenario,
-                backend,
-                "the harness fills only the disk of its own work directory: embedded only",
-            ))
-        }
-        _ => None,
-    };
-    let mut cluster = Cluster::new(backend.clone(), dir, args.topic_replication_factor).await?;
-    // The held notices go by webhook, to a receiver here that counts them.
-    let receiver = if scenario == Scenario::KillNotificationHeld {
-        cluster.env.extend(notices::service_env());
-        Some(notices::Receiver::start().await?)
-    } else {
-        None
-    };
-    match scenario {
-        Scenario::BrokerRestart if !cluster.can_restart_broker() => {
-            return Ok(skipped(
-                scenario,
-                backend,
-                "no --broker-stop-command/--broker-start-command",
-            ))
-        }
-        Scenario::DatabaseRestart if !cluster.can_restart_database() => {
-            let why = match backend {
-                Backend::Embedded => "SQLite lives in the service process: no database to stop",
-                Backend::External { .. } => "no --database-stop-command/--database-start-command",
-            };
-            return Ok(skipped(scenario, backend, why));
-        }
-        Scenario::TwoInventoryInstances if matches!(backend, Backend::Embedded) => {
-            return Ok(skipped(
-                scenario,
-                backend,
-                "the embedded broker gives one group member every partition",
-            ))
-        }
-        _ => {}
-    }
-    let order_url = cluster
-        .start_service("order-service", "order-service")
-        .await?;
-    let inventory_url = cluster
-        .start_service("inventory-service", "inventory-service")
-        .await?;
-    let notification_url = cluster
-        .start_service("notification-service", "notification-service")
-        .await?;
-    let mut service_urls = vec![
-        order_url.clone(),
-        inventory_url.clone(),
-        notification_url.clone(),
-    ];
-    if scenario == Scenario::TwoInventoryInstances {
-        service_urls.push(
-            cluster
-                .start_service("inventory-service", "inventory-service-2")
-                .await?,
-        );
-    }
-
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    let (mix, count, initial) = if scenario == Scenario::OneSkuContention {
-        let stock = (args.orders / 10).max(1) as i64;
-        (
-            Mix::Contention,
-            stock as usize * 10,
-            BTreeMap::from([(load::HOT.to_string(), stock)]),
-        )
-    } else {
-        let mut initial: BTreeMap<String, i64> = load::IN_STOCK
-            .iter()
-            .map(|s| (s.to_string(), args.orders as i64))
-            .collect();
-        initial.insert(load::OUT_OF_STOCK.to_string(), 0);
-        (Mix::Mixed, args.orders, initial)
-    };
-    for (sku, available) in &initial {
-        put_stock(&http, &inventory_url, sku, *available).await?;
-    }
-
-    let progress = Arc::new(AtomicUsize::new(0));
-    let concurrency = if mix == Mix::Contention {
-        args.concurrency.max(50)
-    } else {
-        args.concurrency
-    };
-    let load = tokio::spawn({
-        let (url, progress) = (order_url.clone(), progress.clone());
-        async move { load::run(&url, mix, count, concurrency, progress).await }
-    });
-
-    // The fault, a third of the way into the load.
-    let mut faults = 0;
-    let fault = Duration::from_secs(args.fault_seconds);
-    // kill-notification-held: its own orders, and what was seen waiting (or why not) with
-    // how many webhooks had arrived by the kill.
-    let mut held_orders: Vec<load::Sent> = Vec::new();
-    let mut held: Option<(Result<notices::Waiting, String>, usize)> = None;
-    let strike_at = count / 3;
-    if scenario != Scenario::OneSkuContention {
-        while progress.load(Ordering::Relaxed) < strike_at && !load.is_finished() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        match scenario {
-            Scenario::KillInventory
-            | Scenario::KillOrder
-            | Scenario::KillNotification
-            | Scenario::TwoInventoryInstances => {
-                let instance = match scenario {
-                    Scenario::KillInventory | Scenario::TwoInventoryInstances => {
-                        "inventory-service"
-                    }
-                    Scenario::KillOrder => "order-service",
-                    _ => "notification-service",
-                };
-                cluster.kill(instance).await?;
-                faults += 1;
-                tokio::time::sleep(fault).await;
-                if scenario != Scenario::TwoInventoryInstances {
-                    cluster.restart(instance).await?;
-                } else {
-                    // The survivor takes over the partitions; restart the killed one later
-                    // only so that its status endpoint answers for the checks.
-                    tokio::time::sleep(fault).await;
-                    cluster.restart(instance).await?;
-                }
-            }
-            Scenario::KillNotificationHeld => {
-                let receiver = receiver
-                    .as_ref()
-                    .expect("started for kill-notification-held");
-                let placed =
-                    notices::place(&http, &order_url, &notification_url, &receiver.url).await?;
-                held_orders.clone_from(&placed.sent);
-                let waiting =
-                    notices::waiting(&http, &notification_url, &placed, Duration::from_secs(60))
-                        .await;
-                let early = receiver.received().len();
-                cluster.kill("notification-service").await?;
-                faults += 1;
-                tokio::time::sleep(fault).await;
-                cluster.restart("notification-service").await?;
-                held = Some((waiting, early));
-            }
-            Scenario::BrokerRestart => {
-                cluster.stop_broker().await?;
-                faults += 1;
-                tokio::time::sleep(fault).await;
-                cluster.restart_broker().await?;
-            }
-            Scenario::DatabaseRestart => {
-                cluster.stop_database().await?;
-                faults += 1;
-                tokio::time::sleep(fault).await;
-                cluster.start_database().await?;
-            }
-            Scenario::DiskFull => {
-                // Set only for this scenario, above.
-                let disk = disk.as_ref().expect("mounted for disk-full");
-                disk.fill()?;
-                faults += 1;
-                tokio::time::sleep(fault).await;
-                disk.free()?;
-            }
-            Scenario::OneSkuContention => {}
-        }
-    }
-    let mut result = load.await?;
-    result.accepted.extend(held_orders);
-    let mut details: Vec<String> = result
-        .unexpected
-        .iter()
-        .map(|u| format!("unexpected answer: {u}"))
-        .collect();
-
-    let kafka = platform::kafka::KafkaArgs::with_defaults(&cluster.bootstrap, &cluster.prefix);
-    let mut verdict = check::Verdict::default();
-    match check::quiesce(
-        &http,
-        &order_url,
-        &service_urls,
-        &result.accepted,
-        Duration::from_secs(180),
-    )
-    .await
-    {
-        Ok(()) => {}
-        Err(why) => details.push(why),
-    }
-    let checked = check::invariants(
-        &http,
-        &kafka,
-        &order_url,
-        &inventory_url,
-        &notification_url,
-        &result.accepted,
-        &initial,
-    )
-    .await?;
-    verdict.lost += checked.lost;
-    verdict.duplicated += checked.duplicated;
-    verdict.violations.extend(checked.violations);
-    if let (Some((waiting, early)), Some(receiver)) = (&held, &receiver) {
-        match waiting {
-            Ok(waiting) => {
-                details.push(waiting.describe());
-                // The windows end at most 2 minutes after the orders; the restart and the
-                // checks above took part of that.
-                let found = notices::check(
-                    &http,
-                    &notification_url,
-                    waiting,
-                    receiver,
-                    *early,
-                    Duration::from_secs(240),
-                )
-                .await;
-                verdict.lost += found.lost;
-                verdict.duplicated += found.duplicated;
-                verdict.violations.extend(found.violations);
-            }
-            Err(why) => verdict.violations.push(why.clone()),
-        }
-    }
-    if scenario == Scenario::OneSkuContention {
-        let stock = initial[load::HOT];
-        let mut confirmed = 0;
-        for sent in &result.accepted {
-            let order: serde_json::Value = http
-                .get(format!("{order_url}/api/orders/{}", sent.order_id))
-                .send()
-                .await?
-                .json()
-                .await?;
-            if order["status"] == "CONFIRMED" {
-                confirmed += 1;
-            }
-        }
-        if confirmed != stock {
-            verdict
-                .violations
-                .push(format!("{confirmed} CONFIRMED for a stock of {stock}"));
-        }
-        details.push(format!(
-            "{confirmed} CONFIRMED, {} REJECTED",
-            result.accepted.len() - confirmed as usize
-        ));
-    }
-    let cancels = result
-        .accepted
-        .iter()
-        .filter(|s| s.cancel_requested)
-        .count();
-    details.push(format!("{cancels} cancels requested"));
-    if result.unacknowledged > 0 {
-        details.push(format!(
-            "{} orders never acknowledged (not counted as accepted)",
-            result.unacknowledged
-        ));
-    }
-    let violations = verdict.violations.len() + result.unexpected.len();
-    details.extend(verdict.violations);
-    cluster.shutdown().await;
-    Ok(Row {
-        scenario: name(scenario),
-        backend: backend.label().into(),
-        orders: result.accepted.len(),
-        faults,
-        lost: verdict.lost,
-        duplicated: verdict.duplicated,
-        violations,
-        seconds: 0.0,
-        skipped: None,
-        details,
-    })
 }

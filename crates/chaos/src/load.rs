@@ -129,37 +129,10 @@ async fn send_one(
     cancel: bool,
 ) -> Result<Option<i64>, String> {
     let key = format!("chaos-{n}-{}", uuid::Uuid::new_v4());
-    let body = json!({
-        "userId": 1 + (n % 50) as i64,
-        "items": items.iter().map(|(sku, qty)| json!({"sku": sku, "qty": qty})).collect::<Vec<_>>(),
-    });
+    let body = order_body(1 + (n % 50) as i64, items);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let order_id = loop {
-        let sent = http
-            .post(format!("{url}/api/orders"))
-            .header("Idempotency-Key", &key)
-            .json(&body)
-            .send()
-            .await;
-        match sent {
-            Ok(r) if r.status().as_u16() == 202 => {
-                let v: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
-                break v["orderId"].as_i64().ok_or("202 without an orderId")?;
-            }
-            Ok(r) if r.status().as_u16() == 503 => {}
-            Ok(r) => {
-                return Err(format!(
-                    "POST answered {}: {}",
-                    r.status(),
-                    r.text().await.unwrap_or_default()
-                ))
-            }
-            Err(_) => {}
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Ok(None);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let Some(order_id) = post_until_acknowledged(http, url, &key, &body, deadline).await? else {
+        return Ok(None);
     };
     if cancel {
         tokio::time::sleep(Duration::from_millis(rand::random_range(0..50))).await;
@@ -182,4 +155,52 @@ async fn send_one(
         }
     }
     Ok(Some(order_id))
+}
+
+/// The body of an order of `user_id` for `items` (SKU, quantity).
+pub(crate) fn order_body(user_id: i64, items: &[(String, i64)]) -> serde_json::Value {
+    json!({
+        "userId": user_id,
+        "items": items.iter().map(|(sku, qty)| json!({"sku": sku, "qty": qty})).collect::<Vec<_>>(),
+    })
+}
+
+/// POSTs `body` to the order-service at `order_url` under the `Idempotency-Key` `key`, as a
+/// client does: again every 200 ms through refused connections and 503s, until a 202 (the
+/// order's id) or `deadline` (`None`). Any other answer is an error saying what it was.
+pub(crate) async fn post_until_acknowledged(
+    http: &reqwest::Client,
+    order_url: &str,
+    key: &str,
+    body: &serde_json::Value,
+    deadline: tokio::time::Instant,
+) -> Result<Option<i64>, String> {
+    loop {
+        let sent = http
+            .post(format!("{order_url}/api/orders"))
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().as_u16() == 202 => {
+                let v: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+                let order_id = v["orderId"].as_i64().ok_or("202 without an orderId")?;
+                return Ok(Some(order_id));
+            }
+            Ok(r) if r.status().as_u16() == 503 => {}
+            Ok(r) => {
+                return Err(format!(
+                    "POST answered {}: {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                ))
+            }
+            Err(_) => {}
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

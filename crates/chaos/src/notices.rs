@@ -14,15 +14,19 @@
 //! held notice and each digest arrived exactly once, not before it was due, a digest listing
 //! exactly the notices gathered into it, and that nothing else arrived.
 
+mod receiver;
+mod verdict;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::check::{get_json, Verdict};
-use super::load::{Sent, IN_STOCK, OUT_OF_STOCK};
+use super::check::get_json;
+use super::load::{order_body, post_until_acknowledged, Sent, IN_STOCK, OUT_OF_STOCK};
+
+pub use receiver::{Received, Receiver};
+pub use verdict::check;
 
 /// The user whose notices quiet hours hold.
 pub const QUIET_USER: i64 = 9001;
@@ -44,105 +48,6 @@ pub fn service_env() -> Vec<(String, String)> {
             "127.0.0.0/8".to_string(),
         ),
     ]
-}
-
-/// One webhook request the receiver read.
-#[derive(Clone, Debug)]
-pub struct Received {
-    /// Its `webhook-id` header: the idempotency key of the delivery (or digest) it carries.
-    pub id: String,
-    pub body: String,
-}
-
-/// A webhook receiver on loopback that answers 200 to every request and keeps them all.
-pub struct Receiver {
-    /// Where webhooks go (`http://127.0.0.1:<port>/hook`).
-    pub url: String,
-    received: Arc<Mutex<Vec<Received>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Receiver {
-    pub async fn start() -> anyhow::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}/hook", listener.local_addr()?);
-        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let task = tokio::spawn({
-            let received = received.clone();
-            async move {
-                loop {
-                    match listener.accept().await {
-                        Ok((stream, _)) => {
-                            tokio::spawn(serve(stream, received.clone()));
-                        }
-                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                    }
-                }
-            }
-        });
-        Ok(Self {
-            url,
-            received,
-            task,
-        })
-    }
-
-    /// Every request read so far, in the order they arrived.
-    pub fn received(&self) -> Vec<Received> {
-        self.received
-            .lock()
-            .expect("the receiver's lock is never poisoned")
-            .clone()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Reads one HTTP/1.1 request (headers, then `content-length` bytes of body), keeps it, and
-/// answers 200, closing the connection.
-async fn serve(mut stream: tokio::net::TcpStream, received: Arc<Mutex<Vec<Received>>>) {
-    let mut buf: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match stream.read(&mut chunk).await {
-            Ok(n) if n > 0 && buf.len() < (1 << 20) => buf.extend_from_slice(&chunk[..n]),
-            _ => return,
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut id = String::new();
-    let mut length = 0usize;
-    for line in head.lines().skip(1) {
-        if let Some((name, value)) = line.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("webhook-id") {
-                id = value.trim().to_string();
-            } else if name.trim().eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    while buf.len() < head_end + length {
-        match stream.read(&mut chunk).await {
-            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-            _ => return,
-        }
-    }
-    let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned();
-    received
-        .lock()
-        .expect("the receiver's lock is never poisoned")
-        .push(Received { id, body });
-    let _ = stream
-        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-        .await;
-    let _ = stream.shutdown().await;
 }
 
 /// The orders placed for the two users.
@@ -185,37 +90,12 @@ async fn post_order(
     items: &[(String, i64)],
 ) -> anyhow::Result<i64> {
     let key = format!("chaos-held-{user_id}-{}", uuid::Uuid::new_v4());
-    let body = json!({
-        "userId": user_id,
-        "items": items.iter().map(|(sku, qty)| json!({"sku": sku, "qty": qty})).collect::<Vec<_>>(),
-    });
+    let body = order_body(user_id, items);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let sent = http
-            .post(format!("{order_url}/api/orders"))
-            .header("Idempotency-Key", &key)
-            .json(&body)
-            .send()
-            .await;
-        match sent {
-            Ok(r) if r.status().as_u16() == 202 => {
-                let v: Value = r.json().await?;
-                return v["orderId"]
-                    .as_i64()
-                    .ok_or_else(|| anyhow::anyhow!("202 without an orderId: {v}"));
-            }
-            Ok(r) if r.status().as_u16() != 503 => {
-                let status = r.status();
-                let text = r.text().await.unwrap_or_default();
-                anyhow::bail!("POST /api/orders for user {user_id} answered {status}: {text}");
-            }
-            _ => {}
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "no 202 for an order of user {user_id} within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    match post_until_acknowledged(http, order_url, &key, &body, deadline).await {
+        Ok(Some(order_id)) => Ok(order_id),
+        Ok(None) => anyhow::bail!("no 202 for an order of user {user_id} within 60 s"),
+        Err(why) => anyhow::bail!("an order of user {user_id}: {why}"),
     }
 }
 
@@ -427,189 +307,6 @@ pub async fn waiting(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// After the kill and restart: waits (up to `timeout`) until every message due has arrived,
-/// then checks that each held notice and each digest arrived exactly once, after it was
-/// due, each digest listing exactly its notices, nothing else arrived, and each notice has
-/// one delivery per channel and recipient. `early` is how many webhooks had arrived before
-/// the kill (none should have: everything was waiting).
-pub async fn check(
-    http: &reqwest::Client,
-    notification_url: &str,
-    waiting: &Waiting,
-    receiver: &Receiver,
-    early: usize,
-    timeout: Duration,
-) -> Verdict {
-    let mut v = Verdict::default();
-    if early > 0 {
-        v.violations.push(format!(
-            "{early} webhook(s) arrived before the kill, while every notice was waiting"
-        ));
-    }
-    // The messages that should go: each held notice under its own key, each digest under
-    // the digest's key (a window of one goes as its notice's own message, under that key).
-    let mut expected: BTreeMap<String, Vec<&Waited>> = BTreeMap::new();
-    for w in &waiting.notices {
-        let key = w.digest.clone().unwrap_or_else(|| w.key.clone());
-        expected.entry(key).or_default().push(w);
-    }
-    if !expected.values().any(|carried| carried.len() > 1) {
-        v.violations.push(format!(
-            "no digest gathered two notices of user {DIGEST_USER}: the digest path was not exercised"
-        ));
-    }
-    let orders: BTreeSet<i64> = waiting.notices.iter().map(|w| w.order_id).collect();
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let received = receiver.received();
-        let arrived = expected
-            .keys()
-            .all(|key| received.iter().any(|r| &r.id == key));
-        if arrived || tokio::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    // A few dispatcher rounds more, so that a second send would be seen; and the
-    // deliveries' outcomes recorded.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut notes: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
-    for &order_id in &orders {
-        notes.insert(
-            order_id,
-            notifications(http, notification_url, order_id).await,
-        );
-    }
-    let received = receiver.received();
-    let mut by_id: BTreeMap<&str, Vec<&Received>> = BTreeMap::new();
-    for r in &received {
-        by_id.entry(r.id.as_str()).or_default().push(r);
-    }
-
-    // Each message once, with what it should carry.
-    for (key, carried) in &expected {
-        let user = carried[0].user_id;
-        let arrived = by_id.get(key.as_str()).cloned().unwrap_or_default();
-        match arrived.len() {
-            0 => {
-                v.lost += 1;
-                v.violations.push(format!(
-                    "user {user}: message {key} ({} notice(s), due {}) never arrived",
-                    carried.len(),
-                    carried[0].due
-                ));
-                continue;
-            }
-            1 => {}
-            n => {
-                v.duplicated += 1;
-                v.violations
-                    .push(format!("user {user}: message {key} arrived {n} times"));
-            }
-        }
-        let body: Value = serde_json::from_str(&arrived[0].body).unwrap_or(Value::Null);
-        if carried.len() > 1 {
-            let listed: BTreeSet<&str> = body["data"]["notifications"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|n| n["eventId"].as_str())
-                .collect();
-            let wanted: BTreeSet<&str> = carried.iter().map(|w| w.event_id.as_str()).collect();
-            if body["type"] != "notification.digest" || listed != wanted {
-                v.violations.push(format!(
-                    "user {user}: digest {key} is a {} listing {listed:?}, not the {} notices gathered {wanted:?}",
-                    body["type"],
-                    wanted.len()
-                ));
-            }
-        } else if body["type"] != carried[0].kind.as_str() {
-            v.violations.push(format!(
-                "user {user}: message {key} is a {}, not its notice's {}",
-                body["type"], carried[0].kind
-            ));
-        }
-    }
-    // Nothing else: no notice sent alone beside its digest, none under another key.
-    for (id, arrived) in &by_id {
-        if !expected.contains_key(*id) {
-            v.duplicated += 1;
-            v.violations.push(format!(
-                "unexpected webhook {id:?} ({} time(s)): a notice sent outside its digest or twice",
-                arrived.len()
-            ));
-        }
-    }
-
-    // Each notice as the API shows it now: one delivery per channel and recipient; a held
-    // notice or a digest DELIVERED not before it was due; a gathered one still GATHERED
-    // into the same digest.
-    for w in &waiting.notices {
-        let found = notes
-            .get(&w.order_id)
-            .into_iter()
-            .flatten()
-            .find(|n| n["eventId"] == w.event_id.as_str());
-        let Some(n) = found else {
-            v.lost += 1;
-            v.violations.push(format!(
-                "order {}: notification of event {} is gone after the restart",
-                w.order_id, w.event_id
-            ));
-            continue;
-        };
-        let mut per: BTreeMap<(String, String), usize> = BTreeMap::new();
-        for d in n["deliveries"].as_array().into_iter().flatten() {
-            let channel = d["channel"].as_str().unwrap_or("").to_string();
-            let recipient = d["recipient"].as_str().unwrap_or("").to_string();
-            *per.entry((channel, recipient)).or_default() += 1;
-        }
-        for ((channel, recipient), count) in per {
-            if count > 1 {
-                v.duplicated += 1;
-                v.violations.push(format!(
-                    "order {}: event {} has {count} {channel} deliveries to {recipient}",
-                    w.order_id, w.event_id
-                ));
-            }
-        }
-        let hooks = webhooks(n);
-        let Some(d) = hooks.first() else {
-            v.violations.push(format!(
-                "order {}: event {} lost its webhook delivery",
-                w.order_id, w.event_id
-            ));
-            continue;
-        };
-        let status = d["status"].as_str().unwrap_or("");
-        if w.gathered {
-            if status != "GATHERED" || d["digest"].as_str() != w.digest.as_deref() {
-                v.violations.push(format!(
-                    "order {}: event {} was gathered into {:?}, now {status} in {}",
-                    w.order_id, w.event_id, w.digest, d["digest"]
-                ));
-            }
-            continue;
-        }
-        if status != "DELIVERED" {
-            v.violations.push(format!(
-                "order {}: event {}'s webhook (due {}) is {status}",
-                w.order_id, w.event_id, w.due
-            ));
-            continue;
-        }
-        // Both are RFC 3339 in ms, UTC, of one format: they compare as text.
-        match d["deliveredAt"].as_str() {
-            Some(at) if at >= w.due.as_str() => {}
-            at => v.violations.push(format!(
-                "order {}: event {}'s webhook delivered at {at:?}, before it was due ({})",
-                w.order_id, w.event_id, w.due
-            )),
-        }
-    }
-    v
 }
 
 #[cfg(test)]

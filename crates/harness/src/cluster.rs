@@ -11,43 +11,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::ValueEnum;
 use tokio::process::{Child, Command};
 
-/// What `bench` and `chaos` run against (`--broker`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BrokerChoice {
-    /// The embedded broker and SQLite (started by the harness).
-    Embedded,
-    /// An external Kafka-API broker and PostgreSQL (`--bootstrap-servers`, `--postgres-url`).
-    External,
-}
-
-/// Which broker and databases the services use.
-#[derive(Clone, Debug)]
-pub enum Backend {
-    /// The embedded broker (started and stopped by the harness) and SQLite.
-    Embedded,
-    /// An external Kafka-API broker and PostgreSQL, with optional commands that stop and
-    /// start them (for the broker- and database-restart scenarios).
-    External {
-        bootstrap: String,
-        postgres_url: String,
-        broker_stop: Option<String>,
-        broker_start: Option<String>,
-        database_stop: Option<String>,
-        database_start: Option<String>,
-    },
-}
-
-impl Backend {
-    pub fn label(&self) -> &'static str {
-        match self {
-            Backend::Embedded => "embedded (Tansu + SQLite)",
-            Backend::External { .. } => "Kafka + PostgreSQL",
-        }
-    }
-}
+pub use crate::backend::{Backend, BackendArgs, BrokerChoice};
 
 async fn shell(command: &str) -> anyhow::Result<()> {
     let status = Command::new("bash")
@@ -291,6 +257,19 @@ impl Cluster {
         self.services.insert(instance.to_string(), process);
         crate::wait_ready(&self.http, &url, READY_LIMIT).await?;
         Ok(url)
+    }
+
+    /// Starts one instance each of order-, inventory- and notification-service, named for
+    /// its service; their URLs, in that order.
+    pub async fn start_services(&mut self) -> anyhow::Result<[String; 3]> {
+        let order = self.start_service("order-service", "order-service").await?;
+        let inventory = self
+            .start_service("inventory-service", "inventory-service")
+            .await?;
+        let notification = self
+            .start_service("notification-service", "notification-service")
+            .await?;
+        Ok([order, inventory, notification])
     }
 
     fn spawn(&self, process: &mut ServiceProcess) -> anyhow::Result<()> {

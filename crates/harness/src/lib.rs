@@ -10,6 +10,7 @@
 //! - [`up`]: `openorder up` as a child process, on free ports;
 //! - [`in_process`]: the three services in this process, as `up` and the tests' stacks run
 //!   them;
+//! - [`backend`]: what `chaos` and `bench` run against (`--broker`, its flags);
 //! - [`cluster`]: the broker and each service as a process of its own (`kill -9` at will),
 //!   on the embedded broker and SQLite or on an external Kafka and PostgreSQL, as `chaos`
 //!   and `bench` run them.
@@ -17,6 +18,7 @@
 //! What each user does beyond that stays with it: `up` restarts its broker and stops it
 //! last, the tests keep their broker as a plain child process they kill and restart at will.
 
+pub mod backend;
 pub mod broker;
 pub mod cluster;
 pub mod in_process;

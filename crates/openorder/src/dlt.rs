@@ -118,44 +118,48 @@ enum DltCommand {
     },
     /// Republish dead letters to their original topic: one (edited with `--patch`), an
     /// order's, all of a topic, or what the filter's flags match.
-    Replay {
-        /// The DLT (or parking-lot) topic, e.g. `order.created.DLT`; with the filter's
-        /// flags it may be left out: every DLT (every parking lot with `--parked`).
-        topic: Option<String>,
-        /// One dead letter, `partition:offset`.
-        #[arg(long, group = "which")]
-        offset: Option<String>,
-        /// Every dead letter of this order.
-        #[arg(long, group = "which")]
-        order_id: Option<i64>,
-        /// Every dead letter of the topic.
-        #[arg(long, group = "which")]
-        all: bool,
-        /// Print what would be replayed and change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Replay even dead letters the ledger says were replayed already.
-        #[arg(long)]
-        force: bool,
-        /// Refuse records that would be replayed more often than this.
-        #[arg(long, env = "OPENORDER_MAX_REPLAYS", default_value_t = 3)]
-        max_replays: u32,
-        /// Edit and retry: a JSON merge patch (RFC 7396) for the value of the one dead
-        /// letter `--offset` names, inline (`'{"items":[{"sku":"ABC-001","qty":2}]}'`) or a
-        /// file (`-`: standard input). The edited value must pass its event's schema.
-        #[arg(long, requires = "offset")]
-        patch: Option<String>,
-        /// At most this many records a second.
-        #[arg(long, value_parser = parse_rate)]
-        rate: Option<f64>,
-        /// With the filter's flags and no topic: every parking lot instead of every DLT.
-        #[arg(long)]
-        parked: bool,
-        #[command(flatten)]
-        filter: FilterArgs,
-        #[command(flatten)]
-        broker: BrokerArgs,
-    },
+    Replay(ReplayArgs),
+}
+
+/// What `dlt replay` replays, and how.
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    /// The DLT (or parking-lot) topic, e.g. `order.created.DLT`; with the filter's
+    /// flags it may be left out: every DLT (every parking lot with `--parked`).
+    topic: Option<String>,
+    /// One dead letter, `partition:offset`.
+    #[arg(long, group = "which")]
+    offset: Option<String>,
+    /// Every dead letter of this order.
+    #[arg(long, group = "which")]
+    order_id: Option<i64>,
+    /// Every dead letter of the topic.
+    #[arg(long, group = "which")]
+    all: bool,
+    /// Print what would be replayed and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Replay even dead letters the ledger says were replayed already.
+    #[arg(long)]
+    force: bool,
+    /// Refuse records that would be replayed more often than this.
+    #[arg(long, env = "OPENORDER_MAX_REPLAYS", default_value_t = 3)]
+    max_replays: u32,
+    /// Edit and retry: a JSON merge patch (RFC 7396) for the value of the one dead
+    /// letter `--offset` names, inline (`'{"items":[{"sku":"ABC-001","qty":2}]}'`) or a
+    /// file (`-`: standard input). The edited value must pass its event's schema.
+    #[arg(long, requires = "offset")]
+    patch: Option<String>,
+    /// At most this many records a second.
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
+    /// With the filter's flags and no topic: every parking lot instead of every DLT.
+    #[arg(long)]
+    parked: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
+    broker: BrokerArgs,
 }
 
 fn print_results(results: &[ReplayResult]) {
@@ -202,6 +206,7 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// `openorder dlt`: runs the subcommand given.
 pub async fn run(args: DltArgs) -> anyhow::Result<()> {
     match args.command {
         DltCommand::List {
@@ -217,162 +222,173 @@ pub async fn run(args: DltArgs) -> anyhow::Result<()> {
                 filter: filter.filter()?,
                 max: usize::MAX,
             };
-            let summaries =
-                tokio::task::spawn_blocking(move || read::summaries_of(&broker, &listing))
-                    .await??;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&summaries)?);
-                return Ok(());
-            }
-            println!(
-                "{:<28} {:>9} {:>10} {:>8} {:>7} {:<32} {:>5}  ERROR",
-                "TOPIC", "POSITION", "ORDER", "ATTEMPTS", "REPLAYS", "ORIGINAL", "AGE"
-            );
-            for s in &summaries {
-                let original = match (s.original_partition, s.original_offset) {
-                    (Some(p), Some(o)) => format!("{}@{p}:{o}", s.original_topic),
-                    _ => s.original_topic.clone(),
-                };
-                println!(
-                    "{:<28} {:>9} {:>10} {:>8} {:>7} {:<32} {:>5}  {}",
-                    truncate(&s.topic, 28),
-                    format!("{}:{}", s.partition, s.offset),
-                    s.key.clone().unwrap_or_else(|| "-".into()),
-                    s.attempts
-                        .map(|a| a.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    s.replayed,
-                    truncate(&original, 32),
-                    age(s.timestamp_ms),
-                    truncate(&s.error, 80),
-                );
-            }
-            println!(
-                "{} {}",
-                summaries.len(),
-                if parked {
-                    "parked record(s)"
-                } else {
-                    "dead letter(s)"
-                }
-            );
+            list(broker, listing, json).await
         }
         DltCommand::Show {
             topic,
             position,
             broker,
-        } => {
-            let (partition, offset) = parse_position(&position)?;
-            let letters = {
-                let topic = topic.clone();
-                tokio::task::spawn_blocking(move || read::read_all(&broker, &topic)).await??
-            };
-            let letter = letters
-                .iter()
-                .find(|d| d.partition == partition && d.offset == offset)
-                .ok_or_else(|| anyhow::anyhow!("no dead letter at {topic} {partition}:{offset}"))?;
-            println!("{}", serde_json::to_string_pretty(&letter.detail())?);
-        }
-        DltCommand::Replay {
-            topic,
-            offset,
-            order_id,
-            all,
-            dry_run,
-            force,
-            max_replays,
-            patch,
-            rate,
-            parked,
-            filter,
-            broker,
-        } => {
+        } => show(broker, topic, &position).await,
+        DltCommand::Replay(replay) => {
             let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
-            let filter = filter.filter()?;
-            if !filter.is_empty() || (parked && topic.is_none()) {
-                anyhow::ensure!(
-                    offset.is_none() && order_id.is_none(),
-                    "the filter's flags select by themselves: leave out --offset and --order-id"
-                );
-                let request = RedriveRequest {
-                    topic,
-                    parked,
-                    filter,
-                    dry_run,
-                    force,
-                    max_replays,
-                    rate,
-                    limit: read::MAX_PER_REQUEST,
-                    by,
-                };
-                let report = read::redrive(&KafkaArgs::from_broker(broker), &request).await?;
-                print_results(&report.results);
-                let done = if dry_run {
-                    format!("{} would be replayed", report.would_replay)
-                } else {
-                    format!("{} replayed", report.replayed)
-                };
-                println!(
-                    "{} matched, {} selected{}, {done} in {:.1} s",
-                    report.matched,
-                    report.selected,
-                    if report.truncated {
-                        format!(" (at most {} a time)", read::MAX_PER_REQUEST)
-                    } else {
-                        String::new()
-                    },
-                    report.elapsed_ms as f64 / 1000.0
-                );
-                return Ok(());
+            let filter = replay.filter.filter()?;
+            if !filter.is_empty() || (replay.parked && replay.topic.is_none()) {
+                redrive(replay, filter, by).await
+            } else {
+                replay_selected(replay, by).await
             }
-            let Some(topic) = topic else {
-                anyhow::bail!(
-                    "say which topic (e.g. order.created.DLT), or filter with --class, --match, …"
-                )
-            };
-            let patch = patch.as_deref().map(read_patch).transpose()?;
-            let selection = match (offset, order_id, all) {
-                (Some(position), _, _) => {
-                    let (partition, offset) = parse_position(&position)?;
-                    Selection::Position { partition, offset }
-                }
-                (None, Some(id), _) => Selection::OrderId(id),
-                (None, None, true) => Selection::All,
-                (None, None, false) => {
-                    anyhow::bail!("say which: --offset P:O, --order-id ID or --all")
-                }
-            };
-            let request = ReplayRequest {
-                topic,
-                selection,
-                dry_run,
-                force,
-                max_replays,
-                by,
-                patch,
-                rate,
-            };
-            let results = match read::replay(&KafkaArgs::from_broker(broker), &request).await {
-                Ok(results) => results,
-                Err(err) => {
-                    if let Some(invalid) = err.downcast_ref::<read::InvalidEdit>() {
-                        eprintln!("{}; nothing was sent", invalid.reason);
-                        for (pointer, message) in &invalid.errors {
-                            let pointer = if pointer.is_empty() {
-                                "/"
-                            } else {
-                                pointer.as_str()
-                            };
-                            eprintln!("  {pointer}: {message}");
-                        }
-                    }
-                    return Err(err);
-                }
-            };
-            print_results(&results);
-            let replayed = results.iter().filter(|r| r.outcome == "replayed").count();
-            println!("{replayed} replayed, {} selected", results.len());
         }
     }
+}
+
+/// `dlt list`: what `listing` selects, as a table or (`json`) as JSON.
+async fn list(broker: BrokerArgs, listing: Listing, json: bool) -> anyhow::Result<()> {
+    let parked = listing.parked;
+    let summaries =
+        tokio::task::spawn_blocking(move || read::summaries_of(&broker, &listing)).await??;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summaries)?);
+        return Ok(());
+    }
+    println!(
+        "{:<28} {:>9} {:>10} {:>8} {:>7} {:<32} {:>5}  ERROR",
+        "TOPIC", "POSITION", "ORDER", "ATTEMPTS", "REPLAYS", "ORIGINAL", "AGE"
+    );
+    for s in &summaries {
+        let original = match (s.original_partition, s.original_offset) {
+            (Some(p), Some(o)) => format!("{}@{p}:{o}", s.original_topic),
+            _ => s.original_topic.clone(),
+        };
+        println!(
+            "{:<28} {:>9} {:>10} {:>8} {:>7} {:<32} {:>5}  {}",
+            truncate(&s.topic, 28),
+            format!("{}:{}", s.partition, s.offset),
+            s.key.clone().unwrap_or_else(|| "-".into()),
+            s.attempts
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "-".into()),
+            s.replayed,
+            truncate(&original, 32),
+            age(s.timestamp_ms),
+            truncate(&s.error, 80),
+        );
+    }
+    println!(
+        "{} {}",
+        summaries.len(),
+        if parked {
+            "parked record(s)"
+        } else {
+            "dead letter(s)"
+        }
+    );
+    Ok(())
+}
+
+/// `dlt show`: the dead letter of `topic` at `position`, in full.
+async fn show(broker: BrokerArgs, topic: String, position: &str) -> anyhow::Result<()> {
+    let (partition, offset) = parse_position(position)?;
+    let letters = {
+        let topic = topic.clone();
+        tokio::task::spawn_blocking(move || read::read_all(&broker, &topic)).await??
+    };
+    let letter = letters
+        .iter()
+        .find(|d| d.partition == partition && d.offset == offset)
+        .ok_or_else(|| anyhow::anyhow!("no dead letter at {topic} {partition}:{offset}"))?;
+    println!("{}", serde_json::to_string_pretty(&letter.detail())?);
+    Ok(())
+}
+
+/// `dlt replay` with the filter's flags (or `--parked` without a topic): a bulk redrive of
+/// what `filter` matches, replayed `by` the user.
+async fn redrive(replay: ReplayArgs, filter: Filter, by: String) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        replay.offset.is_none() && replay.order_id.is_none(),
+        "the filter's flags select by themselves: leave out --offset and --order-id"
+    );
+    let dry_run = replay.dry_run;
+    let request = RedriveRequest {
+        topic: replay.topic,
+        parked: replay.parked,
+        filter,
+        dry_run,
+        force: replay.force,
+        max_replays: replay.max_replays,
+        rate: replay.rate,
+        limit: read::MAX_PER_REQUEST,
+        by,
+    };
+    let report = read::redrive(&KafkaArgs::from_broker(replay.broker), &request).await?;
+    print_results(&report.results);
+    let done = if dry_run {
+        format!("{} would be replayed", report.would_replay)
+    } else {
+        format!("{} replayed", report.replayed)
+    };
+    println!(
+        "{} matched, {} selected{}, {done} in {:.1} s",
+        report.matched,
+        report.selected,
+        if report.truncated {
+            format!(" (at most {} a time)", read::MAX_PER_REQUEST)
+        } else {
+            String::new()
+        },
+        report.elapsed_ms as f64 / 1000.0
+    );
+    Ok(())
+}
+
+/// `dlt replay TOPIC` with `--offset` (maybe `--patch`), `--order-id` or `--all`, replayed
+/// `by` the user.
+async fn replay_selected(replay: ReplayArgs, by: String) -> anyhow::Result<()> {
+    let Some(topic) = replay.topic else {
+        anyhow::bail!(
+            "say which topic (e.g. order.created.DLT), or filter with --class, --match, …"
+        )
+    };
+    let patch = replay.patch.as_deref().map(read_patch).transpose()?;
+    let selection = match (replay.offset, replay.order_id, replay.all) {
+        (Some(position), _, _) => {
+            let (partition, offset) = parse_position(&position)?;
+            Selection::Position { partition, offset }
+        }
+        (None, Some(id), _) => Selection::OrderId(id),
+        (None, None, true) => Selection::All,
+        (None, None, false) => {
+            anyhow::bail!("say which: --offset P:O, --order-id ID or --all")
+        }
+    };
+    let request = ReplayRequest {
+        topic,
+        selection,
+        dry_run: replay.dry_run,
+        force: replay.force,
+        max_replays: replay.max_replays,
+        by,
+        patch,
+        rate: replay.rate,
+    };
+    let results = match read::replay(&KafkaArgs::from_broker(replay.broker), &request).await {
+        Ok(results) => results,
+        Err(err) => {
+            if let Some(invalid) = err.downcast_ref::<read::InvalidEdit>() {
+                eprintln!("{}; nothing was sent", invalid.reason);
+                for (pointer, message) in &invalid.errors {
+                    let pointer = if pointer.is_empty() {
+                        "/"
+                    } else {
+                        pointer.as_str()
+                    };
+                    eprintln!("  {pointer}: {message}");
+                }
+            }
+            return Err(err);
+        }
+    };
+    print_results(&results);
+    let replayed = results.iter().filter(|r| r.outcome == "replayed").count();
+    println!("{replayed} replayed, {} selected", results.len());
     Ok(())
 }

@@ -11,8 +11,9 @@ fn scripts() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
 }
 
-/// Runs the harness; asserts it passed and that every scenario row has zeros.
-fn chaos(args: &[&str]) -> String {
+/// Runs the harness with `args` on `scenarios`; asserts it passed and that every scenario
+/// row has zeros.
+fn chaos(args: &[&str], scenarios: &[&str]) -> String {
     let work = std::env::temp_dir().join(format!(
         "openorder-chaos-test-{}",
         uuid::Uuid::new_v4().simple()
@@ -23,6 +24,7 @@ fn chaos(args: &[&str]) -> String {
         .arg("--work-dir")
         .arg(&work)
         .args(args)
+        .args(scenarios.iter().flat_map(|s| ["--scenario", *s]))
         .env("RUST_BACKTRACE", "0")
         .output()
         .expect("openorder chaos runs");
@@ -39,22 +41,18 @@ fn chaos(args: &[&str]) -> String {
 
 #[test]
 fn a_short_chaos_run_on_the_embedded_defaults_loses_and_duplicates_nothing() {
-    let report = chaos(&[
-        "--scenario",
-        "kill-inventory",
-        "--scenario",
-        "kill-order",
-        "--scenario",
-        "kill-notification",
-        "--scenario",
-        "kill-notification-held",
-        "--scenario",
-        "broker-restart",
-        "--scenario",
-        "one-sku-contention",
-        "--scenario",
-        "disk-full",
-    ]);
+    let report = chaos(
+        &[],
+        &[
+            "kill-inventory",
+            "kill-order",
+            "kill-notification",
+            "kill-notification-held",
+            "broker-restart",
+            "one-sku-contention",
+            "disk-full",
+        ],
+    );
     assert!(report.contains("7 passed"), "{report}");
 }
 
@@ -114,37 +112,33 @@ fn a_short_chaos_run_on_kafka_and_postgres_loses_and_duplicates_nothing() {
         "postgres://openorder:openorder@127.0.0.1:{}/postgres",
         PrivateServers::PG_PORT
     );
-    let report = chaos(&[
-        "--broker",
-        "external",
-        "--bootstrap-servers",
-        &bootstrap,
-        "--postgres-url",
-        &postgres,
-        "--broker-stop-command",
-        &PrivateServers::command("kafka.sh", "stop"),
-        "--broker-start-command",
-        &PrivateServers::command("kafka.sh", "start"),
-        "--database-stop-command",
-        &PrivateServers::command("postgres.sh", "stop"),
-        "--database-start-command",
-        &PrivateServers::command("postgres.sh", "start"),
-        "--scenario",
-        "kill-inventory",
-        "--scenario",
-        "kill-order",
-        "--scenario",
-        "kill-notification",
-        "--scenario",
-        "kill-notification-held",
-        "--scenario",
-        "broker-restart",
-        "--scenario",
-        "database-restart",
-        "--scenario",
-        "two-inventory-instances",
-        "--scenario",
-        "one-sku-contention",
-    ]);
+    let report = chaos(
+        &[
+            "--broker",
+            "external",
+            "--bootstrap-servers",
+            &bootstrap,
+            "--postgres-url",
+            &postgres,
+            "--broker-stop-command",
+            &PrivateServers::command("kafka.sh", "stop"),
+            "--broker-start-command",
+            &PrivateServers::command("kafka.sh", "start"),
+            "--database-stop-command",
+            &PrivateServers::command("postgres.sh", "stop"),
+            "--database-start-command",
+            &PrivateServers::command("postgres.sh", "start"),
+        ],
+        &[
+            "kill-inventory",
+            "kill-order",
+            "kill-notification",
+            "kill-notification-held",
+            "broker-restart",
+            "database-restart",
+            "two-inventory-instances",
+            "one-sku-contention",
+        ],
+    );
     assert!(report.contains("8 passed"), "{report}");
 }
