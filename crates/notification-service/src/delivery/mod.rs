@@ -12,7 +12,7 @@
 //! - [`fallback`]: a delivery that failed for good goes once more, on the next channel of
 //!   `--notify-fallback` the user can be reached on.
 
-pub mod channels;
+pub use notification_service_channels as channels;
 pub mod digest;
 pub mod dispatcher;
 pub mod fallback;

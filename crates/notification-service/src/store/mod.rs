@@ -47,8 +47,10 @@ pub mod digests;
 pub mod dispatch;
 pub mod notifications;
 pub mod preferences;
-pub mod push;
 pub mod receipts;
+
+/// Push subscriptions and the VAPID key: push's own queries, with its channel.
+pub use notification_service_channels::push::subscriptions as push;
 
 use platform::db::Schema;
 use platform::retention::{Prune, RetentionArgs, Walk};
@@ -166,24 +168,11 @@ pub const SCHEMA: Schema = Schema(&[
         WHERE digest_start IS NOT NULL",
     // The deliveries of one digest (only those of a digest).
     "CREATE INDEX deliveries_by_digest ON deliveries (digest) WHERE digest IS NOT NULL",
-    // Web Push (crate::delivery::channels::push): the browsers' subscriptions users
-    // register, one row per endpoint (keys base64url, unpadded) …
-    "CREATE TABLE push_subscriptions (
-        id {id},
-        user_id {int} NOT NULL,
-        endpoint TEXT NOT NULL UNIQUE,
-        p256dh TEXT NOT NULL,
-        auth TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    )",
-    "CREATE INDEX push_subscriptions_by_user ON push_subscriptions (user_id, id)",
-    // … and the service's VAPID key pair, made once and shared by every instance on the
-    // database: one row (id 1), the private key as base64url of its 32 bytes.
-    "CREATE TABLE push_vapid_key (
-        id {int} PRIMARY KEY,
-        private_key TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    )",
+    // Web Push (notification_service_channels::push): the browsers' subscriptions users
+    // register, one row per endpoint, and the service's VAPID key pair, made once.
+    push::SUBSCRIPTIONS_TABLE,
+    push::SUBSCRIPTIONS_BY_USER,
+    push::VAPID_KEY_TABLE,
 ]);
 
 /// What this service prunes ([`platform::retention`]): dead-letter marks, notifications with

@@ -19,7 +19,7 @@
 
 use serde::Serialize;
 
-use crate::delivery::channels::Outgoing;
+use crate::Outgoing;
 
 /// Most bytes of plaintext one push carries: 4,096 bytes of encrypted body, less the
 /// aes128gcm header (86 bytes with a P-256 key id) and the record's delimiter and tag (17).

@@ -1,11 +1,36 @@
-//! Web Push: the browsers' subscriptions users register (`push_subscriptions`) and the
-//! service's VAPID key pair (`push_vapid_key`).
+//! What Web Push keeps in the database: the browsers' subscriptions users register
+//! (`push_subscriptions`) and the service's VAPID key pair (`push_vapid_key`). The tables
+//! are made by notification-service's schema, from the statements here
+//! ([`SUBSCRIPTIONS_TABLE`], [`SUBSCRIPTIONS_BY_USER`], [`VAPID_KEY_TABLE`]).
 
 use std::collections::{BTreeSet, HashMap};
 
 use platform::db::{placeholders, Database, Tx};
 use serde::Serialize;
 use sqlx::Row;
+
+/// The browsers' subscriptions users register, one row per endpoint (keys base64url,
+/// unpadded).
+pub const SUBSCRIPTIONS_TABLE: &str = "CREATE TABLE push_subscriptions (
+        id {id},
+        user_id {int} NOT NULL,
+        endpoint TEXT NOT NULL UNIQUE,
+        p256dh TEXT NOT NULL,
+        auth TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )";
+
+/// A user's subscriptions, found by user.
+pub const SUBSCRIPTIONS_BY_USER: &str =
+    "CREATE INDEX push_subscriptions_by_user ON push_subscriptions (user_id, id)";
+
+/// The service's VAPID key pair, made once and shared by every instance on the database: one
+/// row (id 1), the private key as base64url of its 32 bytes.
+pub const VAPID_KEY_TABLE: &str = "CREATE TABLE push_vapid_key (
+        id {int} PRIMARY KEY,
+        private_key TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )";
 
 /// A push subscription as the API shows it (its keys are not shown: the authentication
 /// secret is the subscriber's and ours).

@@ -1,5 +1,11 @@
-//! Where notifications go. Every channel implements [`Channel`]; the dispatcher hands it one
-//! [`Outgoing`] message at a time and learns from [`SendError`] whether to try again.
+//! notification-service's channels: where notifications go, and how each is sent. The
+//! senders only: which notices go where and when, and the queue of deliveries, are the
+//! service's (`notification_service::notices`, `notification_service::delivery`). The only
+//! tables used here are push's own ([`push::subscriptions`]: the browsers' subscriptions
+//! and the VAPID key).
+//!
+//! Every channel implements [`Channel`]; the dispatcher hands it one [`Outgoing`] message at
+//! a time and learns from [`SendError`] whether to try again.
 //!
 //! - [`log`]: writes the message to the service log (always on; the default).
 //! - [`email`]: SMTP via lettre (plain, STARTTLS or TLS; optional credentials).
@@ -122,7 +128,7 @@ impl Channels {
     /// when configured and an address (a number) is known. The order's own contact wins
     /// over the user's registered defaults, field by field. Push, when configured, to each
     /// of the user's `push_subscriptions` (their ids, newest first). (The user's preferences
-    /// may leave some out: [`crate::preferences`].)
+    /// may leave some out: `notification_service::preferences`.)
     pub fn recipients(
         &self,
         user_id: i64,

@@ -1,7 +1,7 @@
 //! The log channel: the message as one structured log line. Always on.
 //!
 //! Writing a line cannot fail or wait on anyone, so the log is written where its delivery
-//! is queued ([`crate::notices`]), in the transaction that records it, rather than by the
+//! is queued (`notification_service::notices`), in the transaction that records it, rather than by the
 //! dispatcher: if that transaction is rolled back, the event is handled again and the line
 //! written again (at least once, as every channel).
 

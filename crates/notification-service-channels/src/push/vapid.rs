@@ -111,9 +111,10 @@ pub async fn load_or_create(file: Option<&Path>, db: &Database) -> anyhow::Resul
         Some(path) => from_file(path),
         None => {
             let candidate = VapidKey::generate();
-            let stored = crate::store::vapid_private_key(db, &candidate.private_base64url())
-                .await
-                .context("could not read or store the VAPID key (table push_vapid_key)")?;
+            let stored =
+                super::subscriptions::vapid_private_key(db, &candidate.private_base64url())
+                    .await
+                    .context("could not read or store the VAPID key (table push_vapid_key)")?;
             VapidKey::from_private_base64url(&stored)
                 .context("the VAPID key stored in push_vapid_key is not usable")
         }

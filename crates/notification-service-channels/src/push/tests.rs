@@ -10,7 +10,8 @@ use contracts::destinations::Network;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 
 use super::*;
-use crate::store::Registered;
+use platform::db::Schema;
+use subscriptions::Registered;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -54,10 +55,17 @@ impl Subscriber {
     }
 }
 
+/// Push's tables, as notification-service's schema makes them.
+const SCHEMA: Schema = Schema(&[
+    subscriptions::SUBSCRIPTIONS_TABLE,
+    subscriptions::SUBSCRIPTIONS_BY_USER,
+    subscriptions::VAPID_KEY_TABLE,
+]);
+
 async fn database() -> Database {
     let dir = std::env::temp_dir().join(format!("oo-push-{}", uuid::Uuid::new_v4()));
     let url = format!("sqlite://{}/n.db", dir.display());
-    Database::connect(&url, 2, &store::SCHEMA).await.unwrap()
+    Database::connect(&url, 2, &SCHEMA).await.unwrap()
 }
 
 fn loopback() -> Destinations {
@@ -89,7 +97,7 @@ async fn registered(
     destinations: &Destinations,
 ) -> i64 {
     let subscription = subscriber.subscription(endpoint, destinations);
-    match store::register_push_subscription(db, 42, &subscription, 20)
+    match subscriptions::register_push_subscription(db, 42, &subscription, 20)
         .await
         .unwrap()
     {
@@ -149,7 +157,10 @@ async fn a_push_notice_is_encrypted_for_the_subscribers_key_and_signed_with_ttl_
     let subscriber = Subscriber::new();
     let endpoint = "https://push.example.net/wpush/v2/gAAAAABk";
     let id = registered(&db, &subscriber, endpoint, &Destinations::public_only()).await;
-    let stored = store::push_subscription(&db, id).await.unwrap().unwrap();
+    let stored = subscriptions::push_subscription(&db, id)
+        .await
+        .unwrap()
+        .unwrap();
     let now = 1_800_000_000;
     let request = push
         .request(&stored, &message(&recipient(id), "order.rejected"), now)
@@ -239,7 +250,10 @@ async fn a_gone_subscription_is_removed_and_not_retried() {
             }
             other => panic!("{status}: {other:?}"),
         }
-        assert!(store::push_subscription(&db, id).await.unwrap().is_none());
+        assert!(subscriptions::push_subscription(&db, id)
+            .await
+            .unwrap()
+            .is_none());
         // Another notice to it fails without a request.
         match push.send(&m).await {
             Err(SendError::Permanent(why)) => assert!(why.contains("was removed"), "{why}"),
@@ -274,7 +288,10 @@ async fn a_throttled_push_waits_for_retry_after() {
         );
     }
     // Still subscribed: only a gone subscription is removed.
-    assert!(store::push_subscription(&db, id).await.unwrap().is_some());
+    assert!(subscriptions::push_subscription(&db, id)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[test]
@@ -404,7 +421,7 @@ async fn a_subscription_registered_again_is_the_same_one_and_another_users_is_no
     let public = Destinations::public_only();
     let id = registered(&db, &subscriber, endpoint, &public).await;
     let subscription = subscriber.subscription(endpoint, &public);
-    let again = store::register_push_subscription(&db, 42, &subscription, 20)
+    let again = subscriptions::register_push_subscription(&db, 42, &subscription, 20)
         .await
         .unwrap();
     assert!(
@@ -414,11 +431,11 @@ async fn a_subscription_registered_again_is_the_same_one_and_another_users_is_no
     // Another user, other keys: refused. The same keys (the same browser, another
     // account): moved.
     let other_keys = Subscriber::new().subscription(endpoint, &public);
-    let taken = store::register_push_subscription(&db, 43, &other_keys, 20)
+    let taken = subscriptions::register_push_subscription(&db, 43, &other_keys, 20)
         .await
         .unwrap();
     assert_eq!(taken, Registered::Taken);
-    let moved = store::register_push_subscription(&db, 43, &subscription, 20)
+    let moved = subscriptions::register_push_subscription(&db, 43, &subscription, 20)
         .await
         .unwrap();
     assert!(
@@ -426,7 +443,7 @@ async fn a_subscription_registered_again_is_the_same_one_and_another_users_is_no
         "{moved:?}"
     );
     // At most `max` a user.
-    let full = store::register_push_subscription(
+    let full = subscriptions::register_push_subscription(
         &db,
         43,
         &subscriber.subscription("https://push.example.net/wpush/v2/more", &public),

@@ -4,7 +4,7 @@
 //!
 //! - Subscriptions: a page subscribes with the service's public key
 //!   (`GET /api/push/vapid-public-key`) and posts what `PushSubscription.toJSON()` gives to
-//!   `POST /api/users/{userId}/push-subscriptions` (`crate::routes`). Each subscription is
+//!   `POST /api/users/{userId}/push-subscriptions` (`notification_service::routes`). Each subscription is
 //!   a recipient of its own (`subscription:<id>`, [`recipient`]): one delivery per
 //!   notice and subscription, with its own idempotency key and digest window
 //!   ([`super::lane`]).
@@ -30,6 +30,7 @@
 //! Push is on when `--push-subject` is set: the contact push services see in every token.
 
 pub mod message;
+pub mod subscriptions;
 pub mod vapid;
 
 use std::path::PathBuf;
@@ -43,7 +44,7 @@ use platform::db::Database;
 
 use super::webhook::{system_lookup, unreachable, CheckedResolver, Lookup, Unreachable};
 use super::{Channel, Outgoing, SendError, SendFuture, Sent};
-use crate::store::{self, StoredPushSubscription};
+use subscriptions::StoredPushSubscription;
 
 /// The channel's name, stored with its deliveries.
 pub const NAME: &str = "push";
@@ -256,7 +257,7 @@ impl PushChannel {
     /// Removes a subscription its push service says is gone (logged if that fails: the
     /// next push to it is answered the same way and tries again).
     async fn forget(&self, id: i64) {
-        if let Err(e) = store::remove_push_subscription(&self.db, None, id).await {
+        if let Err(e) = subscriptions::remove_push_subscription(&self.db, None, id).await {
             tracing::warn!(subscription = id, error = %e, "could not remove a push subscription its push service says is gone");
         } else {
             tracing::info!(
@@ -343,7 +344,7 @@ impl Channel for PushChannel {
                     m.recipient.chars().take(64).collect::<String>()
                 ))
             })?;
-            let subscription = match store::push_subscription(&self.db, id).await {
+            let subscription = match subscriptions::push_subscription(&self.db, id).await {
                 Ok(Some(subscription)) => subscription,
                 Ok(None) => {
                     return Err(SendError::Permanent(format!(
