@@ -30,11 +30,10 @@ pub mod notices;
 pub mod on_inventory_event;
 pub mod on_order_created;
 pub mod on_order_created_dead_letter;
-pub mod preferences;
 pub mod routes;
-pub mod schedule;
 pub mod store;
-pub mod templates;
+
+pub use notification_service_rules::{preferences, schedule, templates};
 
 use std::path::PathBuf;
 use std::sync::Arc;

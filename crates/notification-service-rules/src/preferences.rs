@@ -11,13 +11,13 @@
 //! channel chosen but not configured here, or without an address (a push subscription)
 //! for the user, sends nothing, as before.
 //!
-//! Applied when a notification is routed ([`crate::notices`]): a preference changed later
-//! does not change deliveries already queued.
+//! Applied when a notification is routed (`notification_service::notices`): a preference
+//! changed later does not change deliveries already queued.
 //!
 //! Beside the channels, a user may set when notices come ([`Timing`], applied by
 //! [`crate::schedule`]): quiet hours in their time zone, the kinds that are critical (they
 //! go at once), and a digest window. Falling back to another channel when one fails is a
-//! deployment's setting (`--notify-fallback`, [`crate::delivery::fallback`]).
+//! deployment's setting (`--notify-fallback`, `notification_service::delivery::fallback`).
 
 use serde::{Deserialize, Serialize};
 

@@ -20,10 +20,10 @@ pub const KIND: &str = "notification.digest";
 /// 48 bits, as the keys of single notices begin with their event's time) and a hash of
 /// user, channel and start. The same window has the same key, however often its message is
 /// sent. On push, where each subscription has windows of its own, `channel` is the lane
-/// ([`crate::delivery::channels::lane`]).
+/// (`notification_service_channels::lane`).
 pub fn key(user_id: i64, channel: &str, window_start_ms: i64) -> String {
     let hash = Uuid::new_v5(
-        &crate::notices::KEY_NAMESPACE,
+        &crate::keys::KEY_NAMESPACE,
         format!("digest/{user_id}/{channel}/{window_start_ms}").as_bytes(),
     );
     let mut bytes = *hash.as_bytes();
@@ -68,8 +68,8 @@ pub fn compose(
     let count = items.len();
     let subject = format!("{count} updates on your orders");
     let short = [
-        crate::delivery::channels::sms::NAME,
-        crate::delivery::channels::push::NAME,
+        notification_service_channels::sms::NAME,
+        notification_service_channels::push::NAME,
     ];
     let text = if short.contains(&channel) {
         let subjects: Vec<&str> = items.iter().map(|i| i.subject.trim()).collect();
