@@ -31,9 +31,9 @@ pub mod on_inventory_event;
 pub mod on_order_created;
 pub mod on_order_created_dead_letter;
 pub mod routes;
-pub mod store;
 
 pub use notification_service_rules::{preferences, schedule, templates};
+pub use notification_service_store as store;
 
 use std::path::PathBuf;
 use std::sync::Arc;

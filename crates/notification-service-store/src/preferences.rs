@@ -1,13 +1,13 @@
 //! The channels users want per kind of notification and when notices come
-//! (`notification_preferences`, stored as JSON of [`crate::preferences`]).
+//! (`notification_preferences`, stored as JSON of
+//! [`notification_service_rules::preferences`]).
 
 use std::collections::{BTreeSet, HashMap};
 
+use notification_service_rules::preferences::{ChannelsByKind, Preferences, QuietHours, Timing};
 use platform::db::{placeholders, Database, Tx};
 use serde::Serialize;
 use sqlx::Row;
-
-use crate::preferences::{ChannelsByKind, Preferences, QuietHours, Timing};
 
 /// The preferences of `user_ids` that have any, by user.
 pub async fn user_preferences(

@@ -3,11 +3,11 @@
 
 use anyhow::Context;
 use chrono::Utc;
+use notification_service_channels::Outgoing;
 use platform::db::{Backend, Tx};
 use sqlx::Row;
 
 use super::{digest_items, PENDING};
-use crate::delivery::channels::Outgoing;
 
 /// A claimed delivery: the message and which attempt this is.
 pub struct Claimed {
@@ -95,14 +95,14 @@ pub async fn claim_due(
                 && !(outgoing.channel == "email" && outgoing.html.is_empty())
                 && !(outgoing.channel == "webhook" && outgoing.payload.is_empty());
             if !items.is_empty() && !own_will_do {
-                let composed = crate::delivery::digest::compose(
+                let composed = notification_service_rules::digest::compose(
                     user_id.unwrap_or_default(),
                     &outgoing.channel,
                     key,
                     outgoing.created_at,
                     &items,
                 );
-                outgoing.kind = crate::delivery::digest::KIND.to_string();
+                outgoing.kind = notification_service_rules::digest::KIND.to_string();
                 outgoing.subject = composed.subject;
                 outgoing.text = composed.text;
                 outgoing.html = composed.html;

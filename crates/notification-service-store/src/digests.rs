@@ -18,7 +18,7 @@ pub struct OpenDigest {
 /// The open digest window of `user_id` on `channel` (to `recipient` only, for a channel
 /// whose windows are per recipient: push's, per subscription) at `now_ms`, locked for this
 /// transaction, if there is one: the newest delivery carrying a digest that is still to
-/// come ([`crate::schedule::joins`]) and not yet claimed (a claimed one's message is fixed:
+/// come ([`notification_service_rules::schedule::joins`]) and not yet claimed (a claimed one's message is fixed:
 /// a resend must be the same bytes). One statement; on PostgreSQL the row lock makes a
 /// claim that comes meanwhile skip it, and a claim that came first makes this find none.
 pub async fn open_digest(
@@ -67,7 +67,7 @@ pub async fn open_digest(
 pub async fn digest_items(
     tx: &mut Tx,
     key: &str,
-) -> Result<Vec<crate::delivery::digest::Item>, sqlx::Error> {
+) -> Result<Vec<notification_service_rules::digest::Item>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, event_id, order_id, kind, subject, message FROM notifications
          WHERE id IN (SELECT notification_id FROM deliveries WHERE digest = $1)
@@ -78,7 +78,7 @@ pub async fn digest_items(
     .await?;
     rows.iter()
         .map(|row| {
-            Ok(crate::delivery::digest::Item {
+            Ok(notification_service_rules::digest::Item {
                 event_id: row.try_get("event_id")?,
                 order_id: row.try_get("order_id")?,
                 kind: row.try_get("kind")?,

@@ -72,7 +72,7 @@ pub async fn insert_notifications(
 
 /// A notification's message as routed: rendered, and the channels it goes to.
 pub struct Routed<'a> {
-    pub rendered: &'a crate::templates::Rendered,
+    pub rendered: &'a notification_service_rules::templates::Rendered,
     /// The webhook body (JSON).
     pub payload: &'a str,
     /// The channels, comma-separated.

@@ -1,4 +1,5 @@
-//! notification-service's database.
+//! notification-service's database: its schema and every query (as
+//! `notification_service::store`).
 //!
 //! - `notifications`: one per event worth telling the customer about, unique by event id
 //!   (the dedupe mark), with its rendered subject and text, and its HTML and webhook body
@@ -11,16 +12,17 @@
 //!   the provider's message id and latest status beside. A delivery held by quiet hours or
 //!   a digest window is `PENDING` with its due time in `next_attempt_at` and why in `held`;
 //!   one gathered into a digest is `GATHERED`, named by the digest's key (`digest`), and
-//!   the digest goes as the delivery that opened its window ([`crate::schedule`]). A
-//!   fallback is a delivery of its own with `fallback_of` and `fallback_reason`
-//!   ([`crate::delivery::fallback`]).
+//!   the digest goes as the delivery that opened its window
+//!   ([`notification_service_rules::schedule`]). A fallback is a delivery of its own with
+//!   `fallback_of` and `fallback_reason` (`notification_service::delivery::fallback`).
 //! - `order_contacts`: the projection of `order.created` (who placed an order and how to
 //!   reach them). Its row for an order is also the lock that serializes "an inventory event
 //!   arrives" with "the order it is about arrives", whichever comes first.
 //! - `user_contacts`: the defaults users register with `PUT /api/users/{userId}/contact`.
 //! - `notification_preferences`: the channels users want per kind of notification, and
 //!   when notices come (time zone, quiet hours, critical kinds, digest window)
-//!   (`PUT /api/users/{userId}/notification-preferences`, [`crate::preferences`]).
+//!   (`PUT /api/users/{userId}/notification-preferences`,
+//!   [`notification_service_rules::preferences`]).
 //! - `push_subscriptions`: the browsers' Web Push subscriptions users register
 //!   (`POST /api/users/{userId}/push-subscriptions`), one per endpoint; `push_vapid_key`:
 //!   the VAPID key pair push requests are signed with, made once ([`vapid_private_key`]).
@@ -36,7 +38,8 @@
 //!   carries.
 //! - [`dispatch`]: the dispatcher's claims and the outcome of each attempt.
 //! - [`receipts`]: SMS delivery receipts.
-//! - [`push`]: push subscriptions and the VAPID key.
+//! - [`push`]: push subscriptions and the VAPID key (with the push channel, in
+//!   `notification-service-channels`).
 //!
 //! Here: the schema ([`SCHEMA`]), what is pruned ([`pruned`]), and the states of a
 //! notification and of a delivery.
@@ -143,20 +146,21 @@ pub const SCHEMA: Schema = Schema(&[
     // reported (found by the delivery's idempotency key, which the callback URL carries).
     "ALTER TABLE deliveries ADD COLUMN provider_id TEXT",
     "ALTER TABLE deliveries ADD COLUMN provider_status TEXT",
-    // The channels a user wants per kind of notification (JSON: crate::preferences).
+    // The channels a user wants per kind of notification (JSON:
+    // notification_service_rules::preferences).
     "CREATE TABLE notification_preferences (
         user_id {int} PRIMARY KEY,
         channels TEXT NOT NULL,
         updated_at TEXT NOT NULL
     )",
     // When a user's notices come: time zone, quiet hours, critical kinds, digest window
-    // (JSON: crate::preferences::Timing).
+    // (JSON: notification_service_rules::preferences::Timing).
     "ALTER TABLE notification_preferences ADD COLUMN timing TEXT NOT NULL DEFAULT '{}'",
     // Deliveries: whom they are for (digests are per user and channel); why one waits past
-    // the time it was routed (`quietHours`, `digest`: crate::schedule); the digest it
-    // carries or was gathered into (the digest's idempotency key); when the window of one
-    // that carries a digest opened (ms); and, for a fallback, the delivery it replaces and
-    // why.
+    // the time it was routed (`quietHours`, `digest`: notification_service_rules::schedule);
+    // the digest it carries or was gathered into (the digest's idempotency key); when the
+    // window of one that carries a digest opened (ms); and, for a fallback, the delivery it
+    // replaces and why.
     "ALTER TABLE deliveries ADD COLUMN user_id {int}",
     "ALTER TABLE deliveries ADD COLUMN held TEXT",
     "ALTER TABLE deliveries ADD COLUMN digest TEXT",
