@@ -1,9 +1,9 @@
 //! The log channel: the message as one structured log line. Always on.
 //!
 //! Writing a line cannot fail or wait on anyone, so the log is written where its delivery
-//! is queued (`notification_service::notices`), in the transaction that records it, rather than by the
-//! dispatcher: if that transaction is rolled back, the event is handled again and the line
-//! written again (at least once, as every channel).
+//! is queued (`notification_service::notices`), in the transaction that records it, rather
+//! than by the dispatcher: if that transaction is rolled back, the event is handled again
+//! and the line written again (at least once, as every channel).
 
 use super::{Channel, Outgoing, SendFuture, Sent};
 

@@ -4,9 +4,9 @@
 //!
 //! - Subscriptions: a page subscribes with the service's public key
 //!   (`GET /api/push/vapid-public-key`) and posts what `PushSubscription.toJSON()` gives to
-//!   `POST /api/users/{userId}/push-subscriptions` (`notification_service::routes`). Each subscription is
-//!   a recipient of its own (`subscription:<id>`, [`recipient`]): one delivery per
-//!   notice and subscription, with its own idempotency key and digest window
+//!   `POST /api/users/{userId}/push-subscriptions` (`notification_service::routes`). Each
+//!   subscription is a recipient of its own (`subscription:<id>`, [`recipient`]): one
+//!   delivery per notice and subscription, with its own idempotency key and digest window
 //!   ([`super::lane`]).
 //! - A push is `POST {endpoint}` with the body encrypted (aes128gcm, one record; the
 //!   `web-push-native` crate, RustCrypto's AES-GCM, HKDF and P-256) for the subscription's

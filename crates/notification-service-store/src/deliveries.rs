@@ -23,7 +23,8 @@ pub struct NewDelivery {
     pub gathered: bool,
     /// When it is due (ms since the epoch): when it was routed, or later when held.
     pub due_ms: i64,
-    /// Why it waits past the time it was routed ([`notification_service_rules::schedule::HELD_QUIET`],
+    /// Why it waits past the time it was routed
+    /// ([`notification_service_rules::schedule::HELD_QUIET`],
     /// [`notification_service_rules::schedule::HELD_DIGEST`]).
     pub held: Option<&'static str>,
     /// The digest it carries or was gathered into: the digest's idempotency key.
