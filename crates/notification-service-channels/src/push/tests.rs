@@ -11,7 +11,7 @@ use p256::elliptic_curve::sec1::ToEncodedPoint;
 
 use super::*;
 use platform::db::Schema;
-use subscriptions::Registered;
+use subscriptions::{push_subscription, register_push_subscription, Registered};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -97,7 +97,7 @@ async fn registered(
     destinations: &Destinations,
 ) -> i64 {
     let subscription = subscriber.subscription(endpoint, destinations);
-    match subscriptions::register_push_subscription(db, 42, &subscription, 20)
+    match register_push_subscription(db, 42, &subscription, 20)
         .await
         .unwrap()
     {
@@ -157,10 +157,7 @@ async fn a_push_notice_is_encrypted_for_the_subscribers_key_and_signed_with_ttl_
     let subscriber = Subscriber::new();
     let endpoint = "https://push.example.net/wpush/v2/gAAAAABk";
     let id = registered(&db, &subscriber, endpoint, &Destinations::public_only()).await;
-    let stored = subscriptions::push_subscription(&db, id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = push_subscription(&db, id).await.unwrap().unwrap();
     let now = 1_800_000_000;
     let request = push
         .request(&stored, &message(&recipient(id), "order.rejected"), now)
@@ -250,10 +247,7 @@ async fn a_gone_subscription_is_removed_and_not_retried() {
             }
             other => panic!("{status}: {other:?}"),
         }
-        assert!(subscriptions::push_subscription(&db, id)
-            .await
-            .unwrap()
-            .is_none());
+        assert!(push_subscription(&db, id).await.unwrap().is_none());
         // Another notice to it fails without a request.
         match push.send(&m).await {
             Err(SendError::Permanent(why)) => assert!(why.contains("was removed"), "{why}"),
@@ -288,10 +282,7 @@ async fn a_throttled_push_waits_for_retry_after() {
         );
     }
     // Still subscribed: only a gone subscription is removed.
-    assert!(subscriptions::push_subscription(&db, id)
-        .await
-        .unwrap()
-        .is_some());
+    assert!(push_subscription(&db, id).await.unwrap().is_some());
 }
 
 #[test]
@@ -421,7 +412,7 @@ async fn a_subscription_registered_again_is_the_same_one_and_another_users_is_no
     let public = Destinations::public_only();
     let id = registered(&db, &subscriber, endpoint, &public).await;
     let subscription = subscriber.subscription(endpoint, &public);
-    let again = subscriptions::register_push_subscription(&db, 42, &subscription, 20)
+    let again = register_push_subscription(&db, 42, &subscription, 20)
         .await
         .unwrap();
     assert!(
@@ -431,11 +422,11 @@ async fn a_subscription_registered_again_is_the_same_one_and_another_users_is_no
     // Another user, other keys: refused. The same keys (the same browser, another
     // account): moved.
     let other_keys = Subscriber::new().subscription(endpoint, &public);
-    let taken = subscriptions::register_push_subscription(&db, 43, &other_keys, 20)
+    let taken = register_push_subscription(&db, 43, &other_keys, 20)
         .await
         .unwrap();
     assert_eq!(taken, Registered::Taken);
-    let moved = subscriptions::register_push_subscription(&db, 43, &subscription, 20)
+    let moved = register_push_subscription(&db, 43, &subscription, 20)
         .await
         .unwrap();
     assert!(
@@ -443,7 +434,7 @@ async fn a_subscription_registered_again_is_the_same_one_and_another_users_is_no
         "{moved:?}"
     );
     // At most `max` a user.
-    let full = subscriptions::register_push_subscription(
+    let full = register_push_subscription(
         &db,
         43,
         &subscriber.subscription("https://push.example.net/wpush/v2/more", &public),
