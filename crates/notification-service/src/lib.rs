@@ -24,6 +24,12 @@
 //!   (signed HTTP POST), SMS (a provider's HTTP API), Web Push (encrypted, VAPID-signed),
 //!   the SMS delivery receipts, digests.
 //! - [`store`]: schema and every query; [`routes`]: the HTTP API.
+//!
+//! What does not need the service lives in crates below it, each re-exported here under
+//! the name the service gives it: `notification-service-channels` (the senders:
+//! [`delivery::channels`]), `notification-service-rules` ([`templates`], [`preferences`],
+//! [`schedule`], [`delivery::digest`] and the idempotency keys) and
+//! `notification-service-store` ([`store`]).
 
 pub mod delivery;
 pub mod notices;
