@@ -59,6 +59,22 @@ fn webhook_only() -> Contact {
     }
 }
 
+/// Stores `preferences` as user 42's and records order 7 as theirs, reached at `contact`:
+/// the transaction that recorded the order, still open.
+async fn order_of_user_42_who_prefers(
+    notifier: &Notifier,
+    db: &Database,
+    preferences: Preferences,
+    contact: Contact,
+) -> Tx {
+    store::put_notification_preferences(db, 42, &preferences)
+        .await
+        .unwrap();
+    let mut tx = db.begin().await.unwrap();
+    notifier.order_seen(&mut tx, 7, 42, contact).await.unwrap();
+    tx
+}
+
 /// `(channel, status, attempts, delivered_at is set)` of every delivery, by channel.
 async fn deliveries(db: &Database) -> Vec<(String, String, i64, bool)> {
     let rows = sqlx::query(
@@ -133,14 +149,7 @@ async fn a_channel_a_user_turned_off_for_one_kind_is_left_out_of_that_kind_only(
         channels: preferences,
         ..Preferences::default()
     };
-    store::put_notification_preferences(&db, 42, &preferences)
-        .await
-        .unwrap();
-    let mut tx = db.begin().await.unwrap();
-    notifier
-        .order_seen(&mut tx, 7, 42, webhook_only())
-        .await
-        .unwrap();
+    let mut tx = order_of_user_42_who_prefers(&notifier, &db, preferences, webhook_only()).await;
     for (kind, fields) in [
         ("order.confirmed", json!({"items": []})),
         (
@@ -278,14 +287,7 @@ async fn each_push_subscription_of_a_digest_user_has_a_window_of_its_own() {
         },
         ..Preferences::default()
     };
-    store::put_notification_preferences(&db, 42, &preferences)
-        .await
-        .unwrap();
-    let mut tx = db.begin().await.unwrap();
-    notifier
-        .order_seen(&mut tx, 7, 42, Contact::default())
-        .await
-        .unwrap();
+    let tx = order_of_user_42_who_prefers(&notifier, &db, preferences, Contact::default()).await;
     tx.commit().await.unwrap();
     // Two notices, each in a transaction of its own: the second joins the windows the
     // first opened.
