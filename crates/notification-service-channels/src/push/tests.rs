@@ -8,10 +8,10 @@ use std::sync::Arc;
 use base64::Engine;
 use contracts::destinations::Network;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
-
-use super::*;
 use platform::db::Schema;
-use subscriptions::{push_subscription, register_push_subscription, Registered};
+
+use super::subscriptions::{self, push_subscription, register_push_subscription, Registered};
+use super::*;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
