@@ -19,6 +19,9 @@
 //! Here, recording and routing; rendering a notice and where it goes in `notices/plan.rs`,
 //! queueing its deliveries in `notices/queue.rs`.
 
+mod plan;
+mod queue;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -279,9 +282,6 @@ impl Plan {
         }
     }
 }
-
-mod plan;
-mod queue;
 
 #[cfg(test)]
 pub(crate) mod tests;
