@@ -24,17 +24,22 @@
 //!   (signed HTTP POST), SMS (a provider's HTTP API), Web Push (encrypted, VAPID-signed),
 //!   the SMS delivery receipts, digests.
 //! - [`store`]: schema and every query; [`routes`]: the HTTP API.
+//!
+//! What does not need the service lives in crates below it, each re-exported here under
+//! the name the service gives it: `notification-service-channels` (the senders:
+//! [`delivery::channels`]), `notification-service-rules` ([`templates`], [`preferences`],
+//! [`schedule`], [`delivery::digest`] and the idempotency keys) and
+//! `notification-service-store` ([`store`]).
 
 pub mod delivery;
 pub mod notices;
 pub mod on_inventory_event;
 pub mod on_order_created;
 pub mod on_order_created_dead_letter;
-pub mod preferences;
 pub mod routes;
-pub mod schedule;
-pub mod store;
-pub mod templates;
+
+pub use notification_service_rules::{preferences, schedule, templates};
+pub use notification_service_store as store;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -65,6 +65,91 @@ pub async fn fall_back(
     if order.is_empty() {
         return Ok(None);
     }
+    let Some(failed) = failed_delivery(tx, failed_id).await? else {
+        return Ok(None);
+    };
+    let user_id = failed.user_id;
+    let users = BTreeSet::from([user_id]);
+    let defaults = store::user_contacts(tx, &users).await?;
+    let push = match channels.push {
+        Some(_) => store::push_subscription_ids(tx, &users)
+            .await?
+            .remove(&user_id)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let reachable = channels.recipients(user_id, &failed.own, defaults.get(&user_id), &push);
+    let used: Vec<String> =
+        sqlx::query_scalar("SELECT channel FROM deliveries WHERE notification_id = $1")
+            .bind(failed.notification_id)
+            .fetch_all(&mut **tx)
+            .await?;
+    let rendered = |channel: &str| {
+        failed.digest.is_some()
+            || match channel {
+                "email" => !failed.html.is_empty(),
+                "webhook" => !failed.payload.is_empty(),
+                _ => true,
+            }
+    };
+    let Some((channel, recipient)) =
+        next_channel(order, &failed.channel, &reachable, &used, rendered)
+    else {
+        return Ok(None);
+    };
+    let schedule = store::user_preferences(tx, &users)
+        .await?
+        .remove(&user_id)
+        .map(|p| p.timing.schedule())
+        .unwrap_or_default();
+    let due = match schedule.is_critical(&failed.kind) {
+        true => now,
+        false => schedule.not_before(now),
+    };
+    let base = failed.digest.clone().unwrap_or(failed.event_id);
+    let mut fallback = NewDelivery::plain(
+        failed.notification_id,
+        failed.order_id,
+        user_id,
+        channel,
+        recipient,
+        idempotency_key(&base, "fallback"),
+        due.timestamp_millis(),
+    );
+    fallback.held = (due > now).then_some(HELD_QUIET);
+    fallback.digest = failed.digest;
+    fallback.fallback_of = Some(failed_id);
+    fallback.fallback_reason = Some(format!(
+        "{} failed: {}",
+        failed.channel,
+        reason.chars().take(500).collect::<String>()
+    ));
+    let key = fallback.idempotency_key.clone();
+    let added = store::queue_deliveries(tx, std::slice::from_ref(&fallback)).await?;
+    Ok(added.contains(&key).then_some(channel))
+}
+
+/// A delivery that failed for good, as its fallback needs it: its notice, and the order's
+/// own contact.
+struct Failed {
+    notification_id: i64,
+    order_id: i64,
+    user_id: i64,
+    channel: String,
+    /// The digest it carried, if it did.
+    digest: Option<String>,
+    event_id: String,
+    kind: String,
+    /// The e-mail HTML and the webhook body rendered when the notice was routed (empty if
+    /// none of its channels sent them).
+    html: String,
+    payload: String,
+    own: Contact,
+}
+
+/// Delivery `failed_id` as its fallback needs it; None if no fallback is made of it (there
+/// is no such delivery, it is itself a fallback, or whom it was for is not known).
+async fn failed_delivery(tx: &mut Tx, failed_id: i64) -> anyhow::Result<Option<Failed>> {
     let Some(row) = sqlx::query(
         "SELECT d.notification_id, d.order_id, d.channel, d.digest, d.fallback_of,
                 d.user_id AS d_user_id, n.event_id, n.kind, n.html, n.payload,
@@ -89,76 +174,22 @@ pub async fn fall_back(
     let Some(user_id) = user_id else {
         return Ok(None);
     };
-    let notification_id: i64 = row.try_get("notification_id")?;
-    let order_id: i64 = row.try_get("order_id")?;
-    let failed_channel: String = row.try_get("channel")?;
-    let digest: Option<String> = row.try_get("digest")?;
-    let event_id: String = row.try_get("event_id")?;
-    let kind: String = row.try_get("kind")?;
-    let html: String = row.try_get("html")?;
-    let payload: String = row.try_get("payload")?;
-    let own = Contact {
-        email: row.try_get("email")?,
-        webhook_url: row.try_get("webhook_url")?,
-        phone: row.try_get("phone")?,
-    };
-    let users = BTreeSet::from([user_id]);
-    let defaults = store::user_contacts(tx, &users).await?;
-    let push = match channels.push {
-        Some(_) => store::push_subscription_ids(tx, &users)
-            .await?
-            .remove(&user_id)
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
-    let reachable = channels.recipients(user_id, &own, defaults.get(&user_id), &push);
-    let used: Vec<String> =
-        sqlx::query_scalar("SELECT channel FROM deliveries WHERE notification_id = $1")
-            .bind(notification_id)
-            .fetch_all(&mut **tx)
-            .await?;
-    let rendered = |channel: &str| {
-        digest.is_some()
-            || match channel {
-                "email" => !html.is_empty(),
-                "webhook" => !payload.is_empty(),
-                _ => true,
-            }
-    };
-    let Some((channel, recipient)) =
-        next_channel(order, &failed_channel, &reachable, &used, rendered)
-    else {
-        return Ok(None);
-    };
-    let schedule = store::user_preferences(tx, &users)
-        .await?
-        .remove(&user_id)
-        .map(|p| p.timing.schedule())
-        .unwrap_or_default();
-    let due = match schedule.is_critical(&kind) {
-        true => now,
-        false => schedule.not_before(now),
-    };
-    let base = digest.clone().unwrap_or(event_id);
-    let mut fallback = NewDelivery::plain(
-        notification_id,
-        order_id,
+    Ok(Some(Failed {
+        notification_id: row.try_get("notification_id")?,
+        order_id: row.try_get("order_id")?,
         user_id,
-        channel,
-        recipient,
-        idempotency_key(&base, "fallback"),
-        due.timestamp_millis(),
-    );
-    fallback.held = (due > now).then_some(HELD_QUIET);
-    fallback.digest = digest;
-    fallback.fallback_of = Some(failed_id);
-    fallback.fallback_reason = Some(format!(
-        "{failed_channel} failed: {}",
-        reason.chars().take(500).collect::<String>()
-    ));
-    let key = fallback.idempotency_key.clone();
-    let added = store::queue_deliveries(tx, std::slice::from_ref(&fallback)).await?;
-    Ok(added.contains(&key).then_some(channel))
+        channel: row.try_get("channel")?,
+        digest: row.try_get("digest")?,
+        event_id: row.try_get("event_id")?,
+        kind: row.try_get("kind")?,
+        html: row.try_get("html")?,
+        payload: row.try_get("payload")?,
+        own: Contact {
+            email: row.try_get("email")?,
+            webhook_url: row.try_get("webhook_url")?,
+            phone: row.try_get("phone")?,
+        },
+    }))
 }
 
 #[cfg(test)]
