@@ -10,7 +10,7 @@
 /// `tracing::info_span!` takes them. A `parent: …,` first sets the parent as in
 /// `tracing::info_span!` (without it, the current span is).
 ///
-/// ```ignore
+/// ```text
 /// messaging_span!(
 ///     parent: parent_id,    // optional
 ///     "messaging.process",  // the span's name
