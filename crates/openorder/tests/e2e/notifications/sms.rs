@@ -269,12 +269,8 @@ async fn receipts_not_signed_as_the_provider_signs_them_change_nothing(
     stack: &Stack,
     receipt: &Receipt<'_>,
 ) {
-    let Receipt {
-        id,
-        key,
-        callback,
-        delivered,
-    } = *receipt;
+    let (id, key) = (receipt.id, receipt.key);
+    let (callback, delivered) = (receipt.callback, receipt.delivered);
     let internal = format!("{}/callbacks/sms?delivery={key}", stack.notification_url);
     let mut tampered = delivered.to_vec();
     tampered[2] = ("MessageStatus", "undelivered");
@@ -330,12 +326,8 @@ async fn a_signed_receipt_delivers_and_a_late_sent_leaves_it_delivered(
     stack: &Stack,
     receipt: &Receipt<'_>,
 ) {
-    let Receipt {
-        id,
-        key,
-        callback,
-        delivered,
-    } = *receipt;
+    let (id, key) = (receipt.id, receipt.key);
+    let (callback, delivered) = (receipt.callback, receipt.delivered);
     let signed = Some((SmsProvider::TOKEN, callback));
     let (status, body) = sms_callback(stack, key, delivered, signed).await;
     assert_eq!(status, 204, "{body}");

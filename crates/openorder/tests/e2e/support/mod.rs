@@ -41,7 +41,7 @@ pub use broker::{broker_exe, TestBroker};
 #[allow(unused_imports)]
 pub use database::database_url;
 #[allow(unused_imports)]
-pub use records::DltRecord;
+pub use records::{groups_of, DltRecord};
 #[allow(unused_imports)]
 pub use sentinels::Sentinel;
 #[allow(unused_imports)]

@@ -320,8 +320,22 @@ impl DltRecord {
             .map(|(_, v)| v.as_slice())
     }
 
+    /// The consumer group that dead-lettered it (`kafka_dlt-original-consumer-group`; ""
+    /// if none is named).
+    pub fn original_group(&self) -> String {
+        self.header_text(contracts::headers::DLT_ORIGINAL_CONSUMER_GROUP)
+            .unwrap_or_default()
+    }
+
     pub fn header_text(&self, name: &str) -> Option<String> {
         self.header(name)
             .map(|v| String::from_utf8_lossy(v).into_owned())
     }
+}
+
+/// The groups that dead-lettered `dead` ([`DltRecord::original_group`]), sorted.
+pub fn groups_of(dead: &[DltRecord]) -> Vec<String> {
+    let mut groups: Vec<String> = dead.iter().map(DltRecord::original_group).collect();
+    groups.sort();
+    groups
 }

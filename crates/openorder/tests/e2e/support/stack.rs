@@ -230,6 +230,17 @@ impl Stack {
         self.kafka.topics()
     }
 
+    /// The consumer groups that read `order.created` (inventory-service's, then
+    /// notification-service's), as its dead letters name them; sorted, as
+    /// [`super::records::groups_of`] gives them.
+    pub fn order_created_groups(&self) -> [String; 2] {
+        let topics = self.topics();
+        [
+            topics.group(inventory_service::GROUP),
+            topics.group(notification_service::GROUP),
+        ]
+    }
+
     /// POSTs an order; returns its id (asserting 202).
     pub async fn post_order(&self, user_id: i64, items: &[(&str, i64)]) -> i64 {
         let items: Vec<Value> = items
