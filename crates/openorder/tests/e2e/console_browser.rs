@@ -10,7 +10,7 @@
 //! Each page is photographed on the way (`OPENORDER_TEST_WRITE_SCREENSHOTS=1` writes them to
 //! `docs/console/`, as the README shows).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::support;
@@ -48,16 +48,33 @@ async fn an_operator_follows_an_order_replays_its_dead_letter_and_watches_the_fl
         .trim()
         .to_string();
 
-    // Every page asks to sign in first; the token of `up` lets the operator in.
+    signs_in_with_the_token_up_made(&browser, &console, &token).await;
+    sets_stock_for_fail(&browser, &shots).await;
+    an_order_from_the_form_opens_its_timeline(&browser, &console, &shots).await;
+    orders_are_counted_and_none_is_stuck(&browser, &console).await;
+    let (failing, row) =
+        a_failing_order_is_listed_among_the_dead_letters(&browser, &console, &shots).await;
+    its_record_shows_its_headers_decoded(&browser, &row, &shots).await;
+    a_replay_from_the_page_confirms_it(&browser, &console, &row, failing).await;
+    markup_shows_as_text(&browser, &console, &ports, &shots).await;
+    the_overview_moves_and_draws_its_charts(&browser, &console, &up, &shots).await;
+    browser.quit().await;
+    up.stop();
+}
+
+/// Every page asks to sign in first; the token of `up` lets the operator in.
+async fn signs_in_with_the_token_up_made(browser: &Browser, console: &str, token: &str) {
     browser.open(&format!("{console}/stock")).await;
     assert!(browser.url().await.contains("/sign-in?next=%2Fstock"));
-    browser.fill("input[name=token]", &token).await;
+    browser.fill("input[name=token]", token).await;
     browser.click("#sign-in button").await;
     // The click answers before the browser has followed the sign-in's redirect.
     let url = browser.wait_url(|url| url.ends_with("/stock")).await;
     assert!(url.ends_with("/stock"), "{url}");
+}
 
-    // Stock for FAIL, so that its order is confirmed once replayed.
+/// Stock for FAIL, so that its order is confirmed once replayed.
+async fn sets_stock_for_fail(browser: &Browser, shots: &Path) {
     browser.fill("form.setstock input[name=sku]", "FAIL").await;
     browser
         .fill("form.setstock input[name=available]", "10")
@@ -67,8 +84,11 @@ async fn an_operator_follows_an_order_replays_its_dead_letter_and_watches_the_fl
         .wait_text("tr[data-sku=FAIL]", false, |t| t.contains("10"))
         .await;
     browser.screenshot(&shots.join("stock.png")).await;
+}
 
-    // An order from the form opens its timeline, which fills in.
+/// An order from the form opens its timeline, which fills in, its user's notification
+/// preferences beside.
+async fn an_order_from_the_form_opens_its_timeline(browser: &Browser, console: &str, shots: &Path) {
     browser.open(&format!("{console}/try")).await;
     browser.screenshot(&shots.join("try.png")).await;
     browser.click("#try button[type=submit]").await;
@@ -90,8 +110,10 @@ async fn an_operator_follows_an_order_replays_its_dead_letter_and_watches_the_fl
         "{preferences}"
     );
     browser.screenshot(&shots.join("order.png")).await;
+}
 
-    // The Orders page counts orders by state; the Stuck orders page lists none.
+/// The Orders page counts orders by state; the Stuck orders page lists none.
+async fn orders_are_counted_and_none_is_stuck(browser: &Browser, console: &str) {
     browser.open(&format!("{console}/orders")).await;
     let confirmed: i64 = browser
         .text("#order-counts [data-count='CONFIRMED']")
@@ -102,8 +124,14 @@ async fn an_operator_follows_an_order_replays_its_dead_letter_and_watches_the_fl
     browser.open(&format!("{console}/stuck")).await;
     let none = browser.text("#no-stuck-orders").await;
     assert!(none.contains("No order is stuck"), "{none}");
+}
 
-    // An order with FAIL is dead-lettered, and listed.
+/// An order with FAIL is dead-lettered, and listed; returns it and its row's selector.
+async fn a_failing_order_is_listed_among_the_dead_letters(
+    browser: &Browser,
+    console: &str,
+    shots: &Path,
+) -> (i64, String) {
     browser.open(&format!("{console}/try")).await;
     browser.fill("#try input[aria-label='SKU 1']", "FAIL").await;
     browser
@@ -125,7 +153,11 @@ async fn an_operator_follows_an_order_replays_its_dead_letter_and_watches_the_fl
         .await;
     browser.screenshot(&shots.join("dead-letters.png")).await;
 
-    // Its record in the topic browser, headers decoded (binary integers as numbers).
+    (failing, row)
+}
+
+/// Its record in the topic browser, headers decoded (binary integers as numbers).
+async fn its_record_shows_its_headers_decoded(browser: &Browser, row: &str, shots: &Path) {
     browser.click(&format!("{row} td:nth-child(3) a")).await;
     let headers = browser.text("table.headers").await;
     let offset_line = headers
@@ -139,8 +171,15 @@ async fn an_operator_follows_an_order_replays_its_dead_letter_and_watches_the_fl
         .parse::<i64>()
         .expect("the original offset shown as a number");
     browser.screenshot(&shots.join("record.png")).await;
+}
 
-    // Fault off, replay from the page: the timeline shows the replay and CONFIRMED.
+/// Fault off, replay from the page: the timeline shows the replay and CONFIRMED.
+async fn a_replay_from_the_page_confirms_it(
+    browser: &Browser,
+    console: &str,
+    row: &str,
+    failing: i64,
+) {
     browser.open(&format!("{console}/dead-letters")).await;
     browser.click("form.faults button[value=off]").await;
     browser
@@ -158,9 +197,11 @@ async fn an_operator_follows_an_order_replays_its_dead_letter_and_watches_the_fl
         })
         .await;
     assert!(timeline.contains("dead-lettered by"), "{timeline}");
+}
 
-    // A record whose value is markup shows as text (no script runs: an alert would fail
-    // every later WebDriver call).
+/// A record whose value is markup shows as text (no script runs: an alert would fail
+/// every later WebDriver call).
+async fn markup_shows_as_text(browser: &Browser, console: &str, ports: &UpPorts, shots: &Path) {
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", format!("127.0.0.1:{}", ports.broker))
         .create()
@@ -184,8 +225,17 @@ async fn an_operator_follows_an_order_replays_its_dead_letter_and_watches_the_fl
     browser.screenshot(&shots.join("topic.png")).await;
     browser.open(&format!("{console}/topics")).await;
     browser.screenshot(&shots.join("topics.png")).await;
+}
 
-    // The overview's counters move without a reload.
+/// The overview's counters move without a reload; "Lag in time" draws
+/// inventory-service's consumer and order-service's outbox as lines (the page is drawn
+/// again on each reload), the consumer's estimate beside its chart.
+async fn the_overview_moves_and_draws_its_charts(
+    browser: &Browser,
+    console: &str,
+    up: &UpProcess,
+    shots: &Path,
+) {
     browser.open(&format!("{console}/")).await;
     let records = "[data-live='topic:order.created:records']";
     let before: i64 = browser.text(records).await.parse().unwrap();
@@ -218,6 +268,4 @@ async fn an_operator_follows_an_order_replays_its_dead_letter_and_watches_the_fl
         "{charts}"
     );
     browser.screenshot(&shots.join("overview.png")).await;
-    browser.quit().await;
-    up.stop();
 }

@@ -57,6 +57,17 @@ fn attributes(set_cookie: &str) -> Vec<String> {
         .collect()
 }
 
+/// The `Set-Cookie` of `response`; `what` names it, should it be missing.
+fn set_cookie(response: &reqwest::Response, what: &str) -> String {
+    response
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .expect(what)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_a_certificate_and_key_the_console_serves_https_only_and_its_session_cookie_is_secure(
 ) {
@@ -93,13 +104,7 @@ async fn given_a_certificate_and_key_the_console_serves_https_only_and_its_sessi
     let base = format!("https://{address}");
     let page = https.get(format!("{base}/sign-in")).send().await.unwrap();
     assert_eq!(page.status(), reqwest::StatusCode::OK);
-    let cookie = page
-        .headers()
-        .get(reqwest::header::SET_COOKIE)
-        .expect("a new session's cookie")
-        .to_str()
-        .unwrap()
-        .to_string();
+    let cookie = set_cookie(&page, "a new session's cookie");
     let found = attributes(&cookie);
     for wanted in ["secure", "httponly", "samesite=strict"] {
         assert!(found.iter().any(|a| a == wanted), "{wanted}: {cookie}");
@@ -129,13 +134,7 @@ async fn given_a_certificate_and_key_the_console_serves_https_only_and_its_sessi
         .await
         .unwrap();
     assert_eq!(signed.status(), reqwest::StatusCode::SEE_OTHER);
-    let signed_cookie = signed
-        .headers()
-        .get(reqwest::header::SET_COOKIE)
-        .expect("the signed-in session's cookie")
-        .to_str()
-        .unwrap()
-        .to_string();
+    let signed_cookie = set_cookie(&signed, "the signed-in session's cookie");
     assert!(
         attributes(&signed_cookie).iter().any(|a| a == "secure"),
         "{signed_cookie}"

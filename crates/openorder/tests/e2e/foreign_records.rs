@@ -16,32 +16,16 @@
 
 use std::time::Duration;
 
+use crate::support;
 use crate::support::{BrokerKind, DbKind, DltRecord, Stack, StackOptions};
 use contracts::headers;
 use serde_json::{json, Value};
 
 const INVENTORY_CONSUMER: &str = "inventory-order-events";
 
-fn unique_sku(label: &str) -> String {
-    format!(
-        "{label}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    )
-}
-
+/// [`support::order_created_json`] with a fresh event id.
 fn order_created_json(order_id: i64, sku: &str, qty: i64) -> Vec<u8> {
-    serde_json::to_vec(&contracts::OrderCreated {
-        event_id: contracts::new_event_id(),
-        order_id,
-        user_id: 5,
-        items: vec![contracts::LineItem {
-            sku: sku.to_string(),
-            qty,
-        }],
-        created_at: chrono::Utc::now(),
-        contact: None,
-    })
-    .unwrap()
+    support::order_created_json(order_id, contracts::new_event_id(), sku, qty)
 }
 
 /// A record's headers as text, to produce it again.
@@ -72,7 +56,7 @@ async fn stock_of(stack: &Stack, sku: &str) -> (i64, i64) {
 /// Posts an order of `qty` of a fresh SKU (stock 10) and waits until it is CONFIRMED and
 /// the customer was told; returns its id, its SKU and its `order.created` record.
 async fn a_confirmed_order(stack: &Stack, label: &str, qty: i64) -> (i64, String, DltRecord) {
-    let sku = unique_sku(label);
+    let sku = support::unique_sku(label);
     stack.set_stock(&sku, 10).await;
     let id = stack.post_order(11, &[(&sku, qty)]).await;
     assert_eq!(stack.settled_order(id).await["status"], "CONFIRMED");
@@ -85,7 +69,7 @@ async fn a_confirmed_order(stack: &Stack, label: &str, qty: i64) -> (i64, String
 }
 
 /// The dead letters keyed `key` in `order.created.DLT`, waiting for `n` of them.
-async fn dead_letters_keyed(stack: &Stack, key: &str, n: usize) -> Vec<DltRecord> {
+async fn wait_dead_letters(stack: &Stack, key: &str, n: usize) -> Vec<DltRecord> {
     let dead = stack
         .records_with_key(
             &stack.topics().order_created_dlt(),
@@ -153,7 +137,7 @@ async fn an_event_id_reused_with_another_body_is_dead_lettered_and_the_order_kee
         )
         .await;
 
-    let dead = dead_letters_keyed(stack, &key, 1).await;
+    let dead = wait_dead_letters(stack, &key, 1).await;
     let dead = &dead[0];
     assert_eq!(
         dead.header_text(headers::DLT_EXCEPTION_FQCN).as_deref(),
@@ -217,9 +201,7 @@ async fn the_same_event_again_is_a_silent_duplicate(stack: &Stack) {
         before,
         "the redelivery did not fail"
     );
-    let dead = stack
-        .records_with_key(&topics.order_created_dlt(), &key, Duration::from_secs(2), 1)
-        .await;
+    let dead = stack.dead_letters_keyed(&key).await;
     assert!(dead.is_empty(), "no dead letter for a redelivery");
     assert_eq!(stock_of(stack, &sku).await, (9, 1), "reserved once");
     assert_eq!(kinds(stack, id).await, ["order.confirmed"]);
@@ -229,7 +211,7 @@ async fn a_record_keyed_by_another_order_or_by_nothing_is_dead_lettered_as_a_key
     stack: &Stack,
 ) {
     let topics = stack.topics();
-    let sku = unique_sku("KEYED");
+    let sku = support::unique_sku("KEYED");
     stack.set_stock(&sku, 5).await;
     let order_id = 900_000_000 + rand::random_range(0..99_999_999i64);
     let key = stack.order_id_beside(&order_id.to_string()).to_string();
@@ -242,32 +224,20 @@ async fn a_record_keyed_by_another_order_or_by_nothing_is_dead_lettered_as_a_key
         )
         .await;
     // Every group that reads order.created refuses it, each with the reason.
-    let dead = dead_letters_keyed(stack, &key, 2).await;
-    let mut groups: Vec<String> = dead
-        .iter()
-        .map(|d| {
-            assert_eq!(
-                d.header_text(headers::DLT_EXCEPTION_FQCN).as_deref(),
-                Some("openorder.KeyMismatch")
-            );
-            let message = d.header_text(headers::DLT_EXCEPTION_MESSAGE).unwrap();
-            assert!(
-                message.contains(&format!("key \"{key}\""))
-                    && message.contains(&format!("orderId {order_id}")),
-                "names both: {message}"
-            );
-            d.header_text(headers::DLT_ORIGINAL_CONSUMER_GROUP)
-                .unwrap_or_default()
-        })
-        .collect();
-    groups.sort();
-    assert_eq!(
-        groups,
-        [
-            topics.group(inventory_service::GROUP),
-            topics.group(notification_service::GROUP)
-        ]
-    );
+    let dead = wait_dead_letters(stack, &key, 2).await;
+    for d in &dead {
+        assert_eq!(
+            d.header_text(headers::DLT_EXCEPTION_FQCN).as_deref(),
+            Some("openorder.KeyMismatch")
+        );
+        let message = d.header_text(headers::DLT_EXCEPTION_MESSAGE).unwrap();
+        assert!(
+            message.contains(&format!("key \"{key}\""))
+                && message.contains(&format!("orderId {order_id}")),
+            "names both: {message}"
+        );
+    }
+    assert_eq!(support::groups_of(&dead), stack.order_created_groups());
     assert_eq!(stock_of(stack, &sku).await, (5, 0), "not applied");
 
     // Without a key: refused too (found by the orderId of its value).
@@ -365,7 +335,7 @@ async fn set_fail_sku(stack: &Stack, sku: &str) {
 
 async fn a_failed_order_replayed_is_told_its_decision_after_its_failure(stack: &Stack) {
     let dlt = stack.topics().order_created_dlt();
-    let sku = unique_sku("LATER");
+    let sku = support::unique_sku("LATER");
     stack.set_stock(&sku, 3).await;
     set_fail_sku(stack, &sku).await;
     let id = stack.post_order(12, &[(&sku, 1)]).await;
@@ -374,16 +344,13 @@ async fn a_failed_order_replayed_is_told_its_decision_after_its_failure(stack: &
     assert_eq!(notes[0]["kind"], "order.failed", "{notes:?}");
 
     set_fail_sku(stack, "FAIL").await;
-    let replayed: Value = stack
-        .http
-        .post(format!("{}/admin/dlt/replay", stack.inventory_url))
-        .json(&json!({"topic": dlt, "orderId": id, "by": "test"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let replayed: Value = support::json_of(
+        stack
+            .http
+            .post(format!("{}/admin/dlt/replay", stack.inventory_url))
+            .json(&json!({"topic": dlt, "orderId": id, "by": "test"})),
+    )
+    .await;
     assert_eq!(replayed[0]["outcome"], "replayed", "{replayed}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {

@@ -52,6 +52,29 @@ async fn caught_up_within(stack: &Stack, topic: &str, within: Duration) {
     }
 }
 
+/// Posts an order every half second until the lag in seconds on `topic` reads a second or
+/// more (within 20 s) while order `failing` is retried; returns the orders posted.
+async fn lag_reaches_a_second_while_orders_arrive(
+    stack: &Stack,
+    topic: &str,
+    failing: i64,
+) -> Vec<i64> {
+    let mut others = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        others.push(stack.post_order(3, &[("ABC-001", 1)]).await);
+        let seconds = largest_lag(stack, "openorder_consumer_lag_seconds", topic).await;
+        if seconds.is_some_and(|s| s >= 1.0) {
+            return others;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lag in seconds on {topic} stayed {seconds:?} while order {failing} was retried"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 async fn lag_in_seconds_rises_while_a_record_is_held_and_returns_to_zero_once_it_drains(
     kind: BrokerKind,
 ) {
@@ -75,20 +98,7 @@ async fn lag_in_seconds_rises_while_a_record_is_held_and_returns_to_zero_once_it
     // sample, which no order applied at once reaches.
     let posted = tokio::time::Instant::now();
     let failing = stack.post_order(2, &[("FAIL", 1)]).await;
-    let mut others = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        others.push(stack.post_order(3, &[("ABC-001", 1)]).await);
-        let seconds = largest_lag(&stack, "openorder_consumer_lag_seconds", &topic).await;
-        if seconds.is_some_and(|s| s >= 1.0) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "lag in seconds on {topic} stayed {seconds:?} while order {failing} was retried"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let mut others = lag_reaches_a_second_while_orders_arrive(&stack, &topic, failing).await;
     // It grows with the time the record is held: orders keep arriving every half second
     // until it has been held 9 s (its fourth try comes 11 s after its first at the
     // earliest), and the gauge then reads that long, less the time since its last sample

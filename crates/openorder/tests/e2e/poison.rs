@@ -137,47 +137,8 @@ async fn a_record_being_retried_holds_back_only_its_own_key(kind: BrokerKind) {
     assert_eq!(stack.settled_order(cancel_me).await["status"], "CONFIRMED");
     let reserved_before = reserved(&stack).await;
     let failing = stack.post_order(2, &[("FAIL", 1)]).await;
-    // A later record of the same key (a copy of the order with other items, as a second
-    // producer could write): it must wait for the failing record.
-    let copy = contracts::OrderCreated {
-        event_id: contracts::new_event_id(),
-        order_id: failing,
-        user_id: 2,
-        items: vec![contracts::LineItem {
-            sku: "XYZ-100".into(),
-            qty: 1,
-        }],
-        created_at: chrono::Utc::now(),
-        contact: None,
-    };
-    let copy_id = copy.event_id.to_string();
-    stack
-        .produce_with(
-            &stack.topics().order_created(),
-            Some(&failing.to_string()),
-            &serde_json::to_vec(&copy).unwrap(),
-            &[("event-id", &copy_id), ("event-type", "order.created")],
-            // Where the services' and Java's producers put the key.
-            &[("partitioner", platform::kafka::PARTITIONER)],
-        )
-        .await;
-    // The failing order's key is set aside and reported while it is retried.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let waiting = loop {
-        let waiting = waiting_keys(&stack).await;
-        if !waiting.is_empty() {
-            break waiting;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no key set aside");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert_eq!(waiting[0]["consumer"], INVENTORY_CONSUMER);
-    assert_eq!(waiting[0]["topic"], stack.topics().order_created());
-    assert_eq!(waiting[0]["key"], failing.to_string());
-    assert!(waiting[0]["error"]
-        .as_str()
-        .unwrap()
-        .contains("SimulatedFailure"));
+    a_copy_behind_it(&stack, failing).await;
+    its_key_waits_while_it_is_retried(&stack, failing).await;
     // Meanwhile orders on every partition, its own included, are decided, and a cancel
     // (another topic) is applied: stock released and the order shows it.
     let failing_partition = support::java_partition(failing.to_string().as_bytes(), 3);
@@ -187,13 +148,8 @@ async fn a_record_being_retried_holds_back_only_its_own_key(kind: BrokerKind) {
             .any(|id| support::java_partition(id.to_string().as_bytes(), 3) == failing_partition),
         "an order on the failing order's partition was decided too: {ids:?}"
     );
-    let cancelled = stack
-        .http
-        .post(format!("{}/api/orders/{cancel_me}/cancel", stack.order_url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cancelled.status(), 200);
+    let (status, cancelled) = stack.cancel_order(cancel_me).await;
+    assert_eq!(status, 200, "{cancelled}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while stack.order(cancel_me).await["releasedAt"].is_null() {
         assert!(
@@ -230,6 +186,53 @@ async fn a_record_being_retried_holds_back_only_its_own_key(kind: BrokerKind) {
     // And orders after it on any partition are decided as usual.
     orders_are_decided(&stack, 3, Duration::from_secs(10)).await;
     stack.stop().await;
+}
+
+/// A later record of order `failing`'s key (a copy of the order with other items, as a
+/// second producer could write): it must wait for the failing record.
+async fn a_copy_behind_it(stack: &Stack, failing: i64) {
+    let copy = contracts::OrderCreated {
+        event_id: contracts::new_event_id(),
+        order_id: failing,
+        user_id: 2,
+        items: vec![contracts::LineItem {
+            sku: "XYZ-100".into(),
+            qty: 1,
+        }],
+        created_at: chrono::Utc::now(),
+        contact: None,
+    };
+    let copy_id = copy.event_id.to_string();
+    stack
+        .produce_with(
+            &stack.topics().order_created(),
+            Some(&failing.to_string()),
+            &serde_json::to_vec(&copy).unwrap(),
+            &[("event-id", &copy_id), ("event-type", "order.created")],
+            // Where the services' and Java's producers put the key.
+            &[("partitioner", platform::kafka::PARTITIONER)],
+        )
+        .await;
+}
+
+/// The failing order's key is set aside and reported while it is retried.
+async fn its_key_waits_while_it_is_retried(stack: &Stack, failing: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let waiting = loop {
+        let waiting = waiting_keys(stack).await;
+        if !waiting.is_empty() {
+            break waiting;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no key set aside");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(waiting[0]["consumer"], INVENTORY_CONSUMER);
+    assert_eq!(waiting[0]["topic"], stack.topics().order_created());
+    assert_eq!(waiting[0]["key"], failing.to_string());
+    assert!(waiting[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("SimulatedFailure"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

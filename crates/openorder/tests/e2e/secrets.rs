@@ -4,6 +4,8 @@
 
 use std::process::Command;
 
+use crate::support::external;
+
 const PLANTED: [(&str, &str); 7] = [
     ("OPENORDER_DATABASE_URL", "postgres://app:S3CRET-DB@db/x"),
     ("OPENORDER_KAFKA_OPTION", "sasl.password=S3CRET-SASL"),
@@ -123,32 +125,7 @@ async fn no_secret_reaches_the_logs_status_metrics_or_problems_of_a_running_serv
     }
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
-    // And a start that waits for a database that is away: it says so, naming the database
-    // without its password, until it is stopped.
-    let waiting_log = std::env::temp_dir().join(format!("secrets-{}.log", uuid::Uuid::new_v4()));
-    let waiting_out = std::fs::File::create(&waiting_log).unwrap();
-    let mut waiting = Command::new(env!("CARGO_BIN_EXE_openorder"))
-        .arg("order-service")
-        .env(
-            "OPENORDER_DATABASE_URL",
-            "postgres://openorder:S3CRET-DB@127.0.0.1:1/x",
-        )
-        .env("OPENORDER_BOOTSTRAP_SERVERS", &kafka)
-        .env("OPENORDER_LISTEN", "127.0.0.1:0")
-        .stdout(waiting_out.try_clone().unwrap())
-        .stderr(waiting_out)
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let failed = loop {
-        let said = std::fs::read_to_string(&waiting_log).unwrap_or_default();
-        if said.contains("waiting for the database") || std::time::Instant::now() > deadline {
-            break said;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
-    let _ = Command::new("kill").arg(waiting.id().to_string()).status();
-    let _ = waiting.wait();
+    let failed = a_start_waiting_for_an_away_database_says_so(&kafka).await;
     assert!(
         failed.contains("openorder:***@127.0.0.1:1"),
         "the wait names the database: {failed}"
@@ -176,10 +153,32 @@ async fn no_secret_reaches_the_logs_status_metrics_or_problems_of_a_running_serv
     let _ = std::fs::remove_file(log);
 }
 
-fn external(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(value) if !value.is_empty() => Some(value),
-        _ if std::env::var("OPENORDER_TEST_SKIP_EXTERNAL").as_deref() == Ok("1") => None,
-        _ => panic!("{var} is not set: run the tests with scripts/test.sh"),
-    }
+/// A start that waits for a database that is away: it says so, naming the database
+/// without its password, until it is stopped. Returns what it said in 10 s at most.
+async fn a_start_waiting_for_an_away_database_says_so(kafka: &str) -> String {
+    let waiting_log = std::env::temp_dir().join(format!("secrets-{}.log", uuid::Uuid::new_v4()));
+    let waiting_out = std::fs::File::create(&waiting_log).unwrap();
+    let mut waiting = Command::new(env!("CARGO_BIN_EXE_openorder"))
+        .arg("order-service")
+        .env(
+            "OPENORDER_DATABASE_URL",
+            "postgres://openorder:S3CRET-DB@127.0.0.1:1/x",
+        )
+        .env("OPENORDER_BOOTSTRAP_SERVERS", kafka)
+        .env("OPENORDER_LISTEN", "127.0.0.1:0")
+        .stdout(waiting_out.try_clone().unwrap())
+        .stderr(waiting_out)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let failed = loop {
+        let said = std::fs::read_to_string(&waiting_log).unwrap_or_default();
+        if said.contains("waiting for the database") || std::time::Instant::now() > deadline {
+            break said;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let _ = Command::new("kill").arg(waiting.id().to_string()).status();
+    let _ = waiting.wait();
+    failed
 }

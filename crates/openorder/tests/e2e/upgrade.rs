@@ -127,16 +127,8 @@ async fn a_new_order_goes_through(
         .await
         .unwrap();
     assert_eq!(put.status(), 200);
-    let response = http
-        .post(format!("{order_url}/api/orders"))
-        .json(&serde_json::json!({"userId": 42, "items": [{"sku": "FIXTURE-1", "qty": 3}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let id = response.json::<Value>().await.unwrap()["orderId"]
-        .as_i64()
-        .unwrap();
+    let three = serde_json::json!({"userId": 42, "items": [{"sku": "FIXTURE-1", "qty": 3}]});
+    let id = support::post_order_at(http, order_url, &three).await;
     let newest = expected["orders"]
         .as_object()
         .unwrap()

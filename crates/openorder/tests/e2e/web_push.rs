@@ -9,7 +9,10 @@
 
 use std::time::Duration;
 
-use crate::notifications::{delivery, notify, problem_fields, settled_notifications, stack};
+use crate::notifications::{
+    channels_of, delivery, failure_of, notify, problem_fields, refused_at_once,
+    settled_notifications, stack,
+};
 use crate::support::receivers::{PushBehaviour, PushService};
 use crate::support::{BrokerKind, DbKind, Stack};
 use notification_service::NotifyArgs;
@@ -57,6 +60,19 @@ async fn subscribed(stack: &Stack, push: &PushService, user_id: i64) -> i64 {
     body["id"].as_i64().unwrap()
 }
 
+/// A push service that answers as `behaviour`, and a stack that pushes to it.
+async fn push_stack(behaviour: PushBehaviour) -> (PushService, Stack) {
+    let push = PushService::start(behaviour).await;
+    let stack = stack(
+        BrokerKind::Tansu,
+        DbKind::Sqlite,
+        with_push(notify(None, 3)),
+    )
+    .await
+    .unwrap();
+    (push, stack)
+}
+
 fn order_of(user_id: i64) -> Value {
     json!({"userId": user_id, "items": [{"sku": "ABC-001", "qty": 1}]})
 }
@@ -75,18 +91,114 @@ async fn a_push_notice_arrives_encrypted_and_signed_for_the_subscribers_key(
     let Some(stack) = stack(broker, db, with_push(notify(None, 3))).await else {
         return;
     };
-    let key = public_key(&stack).await;
+    let key = the_key_is_made_once(&stack).await;
+    let (subscription, id) = a_subscription_registers_once(&stack, &push, &key).await;
+    bad_subscriptions_are_refused_field_by_field(&stack, &subscription).await;
+    the_push_is_the_notice_encrypted_and_signed(&stack, &push, &key, id).await;
+
+    // Removed by the user: the next order has no push.
+    let removed = stack
+        .http
+        .delete(format!(
+            "{}/api/users/31/push-subscriptions/{id}",
+            stack.notification_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    let next = stack.post_order_body(order_of(31)).await;
+    let notes = settled_notifications(&stack.notification_url, next, 1).await;
+    assert_eq!(channels_of(&notes[0]), ["log"]);
+    assert_eq!(push.requests().len(), 1);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gone_subscription_is_removed_and_not_retried() {
+    let (push, stack) = push_stack(PushBehaviour::Gone).await;
+    let id = subscribed(&stack, &push, 32).await;
+    let order = stack.post_order_body(order_of(32)).await;
+    let notes = settled_notifications(&stack.notification_url, order, 1).await;
+    let error = refused_at_once(&notes[0], "push");
+    assert!(error.contains("410") && error.contains("gone"), "{error}");
+    let (event, _) = failure_of(&stack, order).await;
+    assert_eq!(event["channel"], "push");
+    assert_eq!(event["recipient"], format!("subscription:{id}"));
+    // Removed: listed no more, and the next order pushes nothing.
+    let listed: Vec<Value> = stack
+        .get_json(format!(
+            "{}/api/users/32/push-subscriptions",
+            stack.notification_url
+        ))
+        .await;
+    assert!(listed.is_empty(), "{listed:?}");
+    let next = stack.post_order_body(order_of(32)).await;
+    let notes = settled_notifications(&stack.notification_url, next, 1).await;
+    assert!(
+        notes[0]["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["channel"] != "push"),
+        "{notes:?}"
+    );
+    assert_eq!(push.requests().len(), 1, "one push, to learn it is gone");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_throttled_push_waits_for_retry_after() {
+    // The backoff is 100 ms: a second try a second later is the push service's Retry-After.
+    let (push, stack) = push_stack(PushBehaviour::TooManyFirst(1)).await;
+    subscribed(&stack, &push, 33).await;
+    let order = stack.post_order_body(order_of(33)).await;
+    let notes = settled_notifications(&stack.notification_url, order, 1).await;
+    let d = delivery(&notes[0], "push");
+    assert_eq!(d["status"], "DELIVERED", "{d}");
+    assert_eq!(d["attempts"], 2, "{d}");
+    let requests = push.requests();
+    assert_eq!(requests.len(), 2, "throttled once, taken once");
+    for r in &requests {
+        assert!(r.vapid.is_ok(), "{:?}", r.vapid);
+        assert_eq!(
+            r.notice.as_ref().unwrap()["id"],
+            d["idempotencyKey"],
+            "every attempt is the same notice"
+        );
+    }
+    let waited = requests[1].at - requests[0].at;
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the second try waited for Retry-After: 1, not the backoff: {waited:?}"
+    );
+    stack.stop().await;
+}
+
+/// The service's VAPID public key: an uncompressed P-256 point, made once (the same on
+/// every ask). Returns it.
+async fn the_key_is_made_once(stack: &Stack) -> String {
+    let key = public_key(stack).await;
     assert_eq!(
         key.len(),
         87,
         "base64url of an uncompressed P-256 point: {key}"
     );
     // The key is made once: the same on every ask.
-    assert_eq!(public_key(&stack).await, key);
+    assert_eq!(public_key(stack).await, key);
+    key
+}
 
+/// A subscription of user 31 at `push`, registered as `PushSubscription.toJSON()` gives it
+/// (its keys not shown back), and again (the same one): listed once. Returns it and its id.
+async fn a_subscription_registers_once(
+    stack: &Stack,
+    push: &PushService,
+    key: &str,
+) -> (Value, i64) {
     // As PushSubscription.toJSON() gives it, expirationTime and all.
-    let subscription = push.subscribe(&key);
-    let (status, created) = register(&stack, 31, &subscription).await;
+    let subscription = push.subscribe(key);
+    let (status, created) = register(stack, 31, &subscription).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["userId"], 31);
     assert_eq!(created["endpoint"], subscription["endpoint"]);
@@ -96,7 +208,7 @@ async fn a_push_notice_arrives_encrypted_and_signed_for_the_subscribers_key(
     );
     let id = created["id"].as_i64().unwrap();
     // The same subscription again: the same one.
-    let (status, again) = register(&stack, 31, &subscription).await;
+    let (status, again) = register(stack, 31, &subscription).await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["id"], id);
     let listed: Vec<Value> = stack
@@ -107,20 +219,24 @@ async fn a_push_notice_arrives_encrypted_and_signed_for_the_subscribers_key(
         .await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["id"], id);
+    (subscription, id)
+}
 
-    // Refused field by field, as a JSON pointer each.
+/// Variants of `subscription` with bad fields are refused, field by field, as a JSON
+/// pointer each.
+async fn bad_subscriptions_are_refused_field_by_field(stack: &Stack, subscription: &Value) {
     let mut bad = subscription.clone();
     bad["endpoint"] = json!("https://10.0.0.1/wpush/v2/x");
     bad["keys"]["p256dh"] = json!("not-a-key");
     bad["keys"]["auth"] = json!("AAAA");
-    let (status, problem) = register(&stack, 31, &bad).await;
+    let (status, problem) = register(stack, 31, &bad).await;
     assert_eq!(status, 422, "{problem}");
     assert_eq!(
         problem_fields(&problem),
         ["/endpoint", "/keys/p256dh", "/keys/auth"],
         "{problem}"
     );
-    let (status, problem) = register(&stack, 31, &json!({"keys": {}})).await;
+    let (status, problem) = register(stack, 31, &json!({"keys": {}})).await;
     assert_eq!(status, 422, "{problem}");
     assert_eq!(
         problem_fields(&problem),
@@ -130,10 +246,20 @@ async fn a_push_notice_arrives_encrypted_and_signed_for_the_subscribers_key(
     // Base64url of 65 bytes starting 0x04, but no point on the curve.
     let mut off_curve = subscription.clone();
     off_curve["keys"]["p256dh"] = json!(format!("BA{}", "A".repeat(85)));
-    let (status, problem) = register(&stack, 31, &off_curve).await;
+    let (status, problem) = register(stack, 31, &off_curve).await;
     assert_eq!(status, 422, "{problem}");
     assert_eq!(problem_fields(&problem), ["/keys/p256dh"], "{problem}");
+}
 
+/// An order of user 31: its notice is pushed once to subscription `id`, the VAPID token
+/// verifying for `push`'s origin and the service's `key`, the body decrypting to the
+/// notification.
+async fn the_push_is_the_notice_encrypted_and_signed(
+    stack: &Stack,
+    push: &PushService,
+    key: &str,
+    id: i64,
+) {
     let order = stack.post_order_body(order_of(31)).await;
     let notes = settled_notifications(&stack.notification_url, order, 1).await;
     let n = &notes[0];
@@ -168,108 +294,4 @@ async fn a_push_notice_arrives_encrypted_and_signed_for_the_subscribers_key(
             "id": d["idempotencyKey"],
         })
     );
-
-    // Removed by the user: the next order has no push.
-    let removed = stack
-        .http
-        .delete(format!(
-            "{}/api/users/31/push-subscriptions/{id}",
-            stack.notification_url
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(removed.status(), 204);
-    let next = stack.post_order_body(order_of(31)).await;
-    let notes = settled_notifications(&stack.notification_url, next, 1).await;
-    let channels: Vec<&str> = notes[0]["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["channel"].as_str().unwrap())
-        .collect();
-    assert_eq!(channels, ["log"]);
-    assert_eq!(push.requests().len(), 1);
-    stack.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_gone_subscription_is_removed_and_not_retried() {
-    let push = PushService::start(PushBehaviour::Gone).await;
-    let stack = stack(
-        BrokerKind::Tansu,
-        DbKind::Sqlite,
-        with_push(notify(None, 3)),
-    )
-    .await
-    .unwrap();
-    let id = subscribed(&stack, &push, 32).await;
-    let order = stack.post_order_body(order_of(32)).await;
-    let notes = settled_notifications(&stack.notification_url, order, 1).await;
-    let d = delivery(&notes[0], "push");
-    assert_eq!(d["status"], "FAILED", "{d}");
-    assert_eq!(d["attempts"], 1, "a gone subscription is not retried: {d}");
-    let error = d["lastError"].as_str().unwrap();
-    assert!(error.contains("410") && error.contains("gone"), "{error}");
-    let record = stack
-        .wait_record(&stack.topics().notification_failed(), &order.to_string())
-        .await;
-    let event: Value = serde_json::from_slice(&record.payload).unwrap();
-    assert_eq!(event["channel"], "push");
-    assert_eq!(event["recipient"], format!("subscription:{id}"));
-    // Removed: listed no more, and the next order pushes nothing.
-    let listed: Vec<Value> = stack
-        .get_json(format!(
-            "{}/api/users/32/push-subscriptions",
-            stack.notification_url
-        ))
-        .await;
-    assert!(listed.is_empty(), "{listed:?}");
-    let next = stack.post_order_body(order_of(32)).await;
-    let notes = settled_notifications(&stack.notification_url, next, 1).await;
-    assert!(
-        notes[0]["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|d| d["channel"] != "push"),
-        "{notes:?}"
-    );
-    assert_eq!(push.requests().len(), 1, "one push, to learn it is gone");
-    stack.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_throttled_push_waits_for_retry_after() {
-    let push = PushService::start(PushBehaviour::TooManyFirst(1)).await;
-    // The backoff is 100 ms: a second try a second later is the push service's Retry-After.
-    let stack = stack(
-        BrokerKind::Tansu,
-        DbKind::Sqlite,
-        with_push(notify(None, 3)),
-    )
-    .await
-    .unwrap();
-    subscribed(&stack, &push, 33).await;
-    let order = stack.post_order_body(order_of(33)).await;
-    let notes = settled_notifications(&stack.notification_url, order, 1).await;
-    let d = delivery(&notes[0], "push");
-    assert_eq!(d["status"], "DELIVERED", "{d}");
-    assert_eq!(d["attempts"], 2, "{d}");
-    let requests = push.requests();
-    assert_eq!(requests.len(), 2, "throttled once, taken once");
-    for r in &requests {
-        assert!(r.vapid.is_ok(), "{:?}", r.vapid);
-        assert_eq!(
-            r.notice.as_ref().unwrap()["id"],
-            d["idempotencyKey"],
-            "every attempt is the same notice"
-        );
-    }
-    let waited = requests[1].at - requests[0].at;
-    assert!(
-        waited >= Duration::from_millis(900),
-        "the second try waited for Retry-After: 1, not the backoff: {waited:?}"
-    );
-    stack.stop().await;
 }

@@ -96,7 +96,7 @@ impl Browser {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        let answer: Value = super::json_of(request).await;
         if answer["value"].get("error").is_some() {
             panic!("{path}: {}", answer["value"]);
         }
@@ -145,16 +145,11 @@ impl Browser {
     /// The first element `css` selects now, if there is one.
     async fn find_now(&self, css: &str) -> Result<String, Value> {
         let url = format!("{}/session/{}/element", self.base, self.session);
-        let answer: Value = self
+        let request = self
             .http
             .post(&url)
-            .json(&json!({"using": "css selector", "value": css}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .json(&json!({"using": "css selector", "value": css}));
+        let answer: Value = super::json_of(request).await;
         match answer["value"][ELEMENT].as_str() {
             Some(id) => Ok(id.to_string()),
             None => Err(answer["value"].clone()),
