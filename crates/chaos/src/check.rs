@@ -262,7 +262,7 @@ impl Effects {
         };
         let mut dead_by_order: HashMap<i64, BTreeSet<(i64, i64)>> = HashMap::new();
         for d in &dead {
-            let s = d.summary();
+            let s = platform::dead_letters::read::summary(d);
             if let Some(order) = s.order_id {
                 dead_by_order.entry(order).or_default().insert((
                     s.original_partition.unwrap_or(-1),

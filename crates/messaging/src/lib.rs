@@ -7,7 +7,8 @@
 //! - [`consumer`]: the at-least-once consumer loop: batches, retry, dead-letter, commit after effect.
 //! - [`lanes`]: which keys wait on a failing record, and how far each partition's offset may be stored.
 //! - [`stalls`]: the keys a consumer waits on, and which of them are stalled.
-//! - [`dead_letters`]: writing a dead letter, and reading, listing and replaying them.
+//! - [`dead_letters`]: writing a dead letter (reading, listing and replaying them is the
+//!   `dead-letters` crate, above this one).
 //! - [`relay`]: the outbox relay, which publishes what services wrote to their outbox.
 //! - `spans`: what every messaging span (the router's `process`, the relay's `send`) says
 //!   of itself.

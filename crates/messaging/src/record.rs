@@ -1,7 +1,8 @@
 //! A Kafka record as OpenOrder code sees it: owned (so it can be retried, dead-lettered and
 //! replayed), with its headers, and the readings every consumer and tool needs: header
-//! text, the order it is about, the value decoded as JSON. Dead-letter readings (why it
-//! failed, where it came from) are in [`crate::dead_letters::read`].
+//! text, the order it is about, the value decoded as JSON, and of a dead letter, who gave up
+//! on it and why (what a consumer of a `.DLT` topic needs; the operator's readings, where it
+//! came from and its history, are the `dead-letters` crate's).
 
 use contracts::headers;
 use rdkafka::message::{Headers, Message};
@@ -56,6 +57,30 @@ impl Record {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.header_bytes(name)
             .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The last value of header `name` as text, bytes that are not UTF-8 replaced.
+    pub fn header_text(&self, name: &str) -> Option<String> {
+        self.header_bytes(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// Did consumer group `group` (its full name, behind the prefix) give up on this dead
+    /// letter (its `kafka_dlt-original-consumer-group`)?
+    pub fn dead_lettered_by(&self, group: &str) -> bool {
+        self.header(headers::DLT_ORIGINAL_CONSUMER_GROUP) == Some(group)
+    }
+
+    /// Why this dead letter is one: `<exception class>: <exception message>` from its
+    /// `kafka_dlt-exception-*` headers ("unknown" / "no message" where missing).
+    pub fn dead_letter_error(&self) -> String {
+        format!(
+            "{}: {}",
+            self.header_text(headers::DLT_EXCEPTION_FQCN)
+                .unwrap_or_else(|| "unknown".into()),
+            self.header_text(headers::DLT_EXCEPTION_MESSAGE)
+                .unwrap_or_else(|| "no message".into())
+        )
     }
 
     /// The W3C trace context the record carries (`traceparent`, `tracestate`), if any.

@@ -69,7 +69,8 @@ pub trait On<E>: Send + Sync + 'static {
 }
 
 /// A dead letter of an event of type `E`: the record itself (with its `kafka_dlt-*`
-/// headers, see [`crate::dead_letters::read`]) and the original event, when its value decodes as one.
+/// headers, see [`Record::dead_lettered_by`] and [`Record::dead_letter_error`]) and the
+/// original event, when its value decodes as one.
 /// A dead letter never fails to decode: what could not be read is often why it is one.
 /// Nor is its key held to the key rule: a record keyed wrongly is one of the reasons.
 pub struct DeadLetter<E> {

@@ -296,7 +296,7 @@ async fn show(broker: BrokerArgs, topic: String, position: &str) -> anyhow::Resu
         .iter()
         .find(|d| d.partition == partition && d.offset == offset)
         .ok_or_else(|| anyhow::anyhow!("no dead letter at {topic} {partition}:{offset}"))?;
-    println!("{}", serde_json::to_string_pretty(&letter.detail())?);
+    println!("{}", serde_json::to_string_pretty(&read::detail(letter))?);
     Ok(())
 }
 

@@ -6,15 +6,17 @@
 //! | `telemetry` | logs, traces, metrics, the clock | [`telemetry`], [`metrics`], [`now_text`] |
 //! | `store` | SQLite and PostgreSQL, the outbox table, dedupe, retention, storage faults, error classes | [`db`], [`outbox`], [`dedupe`], [`retention`], [`storage`], [`failure`], [`wal_writes`] |
 //! | `kafka-clients` | client settings and flags, topics, broker readiness, backoff | [`kafka`], [`backoff`] |
-//! | `messaging` | records, router, consumer loop, lanes, stalls, dead letters, outbox relay | [`record`], [`router`], [`consumer`], [`lanes`], [`stalls`], [`dead_letters`], [`relay`] |
+//! | `messaging` | records, router, consumer loop, lanes, stalls, dead letters written, outbox relay | [`record`], [`router`], [`consumer`], [`lanes`], [`stalls`], [`relay`] |
+//! | `dead-letters` | dead letters listed, shown, edited, replayed and redriven (and written, from `messaging`) | [`dead_letters`] |
 //! | `web` | HTTP: flags, problems, middleware, health, OpenAPI, auth, the dead-letter API | [`http`], [`auth`] |
 //! | `runtime` | start-up, waiting for dependencies, shutdown, status, lag and readiness gauges | [`service`], [`starting`], [`shutdown`], [`status`], [`gauges`], [`fd_limit`], [`config`] |
 //!
 //! A test (`layers_depend_only_on_those_below`) keeps the order.
 
+pub use dead_letters;
 pub use kafka_clients as kafka;
 pub use kafka_clients::backoff;
-pub use messaging::{consumer, dead_letters, lanes, record, relay, router, stalls};
+pub use messaging::{consumer, lanes, record, relay, router, stalls};
 pub use runtime::{config, fd_limit, gauges, service, shutdown, starting, status};
 pub use store::{db, dedupe, failure, outbox, retention, storage, wal_writes};
 pub use telemetry::{self, metrics, now_text};
@@ -25,7 +27,7 @@ pub use tokio_util::sync::CancellationToken;
 #[cfg(test)]
 mod tests {
     /// The layer crates, lowest first, with their manifests.
-    const LAYERS: [(&str, &str); 6] = [
+    const LAYERS: [(&str, &str); 7] = [
         ("telemetry", include_str!("../../telemetry/Cargo.toml")),
         ("store", include_str!("../../store/Cargo.toml")),
         (
@@ -33,6 +35,10 @@ mod tests {
             include_str!("../../kafka-clients/Cargo.toml"),
         ),
         ("messaging", include_str!("../../messaging/Cargo.toml")),
+        (
+            "dead-letters",
+            include_str!("../../dead-letters/Cargo.toml"),
+        ),
         ("web", include_str!("../../web/Cargo.toml")),
         ("runtime", include_str!("../../runtime/Cargo.toml")),
     ];

@@ -73,7 +73,7 @@ pub const RECORDS_AUTO_REDRIVEN: Series = Series {
     kind: Kind::Counter,
     labels: &["topic"],
     help: "Dead letters replayed to their topic by the automatic redrive policy.",
-    set_by: "`messaging::dead_letters::redrive`",
+    set_by: "`dead_letters::redrive`",
 };
 
 pub const RECORDS_RETRIED: Series = Series {

@@ -94,13 +94,14 @@ fn otlp_configured() -> bool {
 
 /// The crates (log targets) that are OpenOrder's own: their lines at `info` by default, and
 /// their spans are what traces carry.
-pub const OWN_TARGETS: [&str; 11] = [
+pub const OWN_TARGETS: [&str; 12] = [
     "openorder",
     "platform",
     "telemetry",
     "store",
     "kafka_clients",
     "messaging",
+    "dead_letters",
     "web",
     "runtime",
     "order_service",

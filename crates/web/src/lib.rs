@@ -1,4 +1,4 @@
-//! What a service serves over HTTP, above `messaging`:
+//! What a service serves over HTTP, above `messaging` and `dead-letters`:
 //!
 //! - [`http`]: its flags, problem details, the JSON body extractor, health, middleware,
 //!   OpenAPI, serving, and the dead-letter admin API (`/admin/dlt`).

@@ -1,5 +1,5 @@
 //! The dead-letter admin API, JSON for tools and a UI (the same operations as `openorder dlt`,
-//! from [`messaging::dead_letters::read`]):
+//! from [`dead_letters::read`]):
 //! - `GET /admin/dlt?topic=T`: summaries of every dead letter (of every `*.DLT` topic by
 //!   default; `parked=true`: of every `*.PARKED` parking lot), narrowed by the filter's
 //!   parameters (`class`, `originalTopic`, `since`, `until`, `orderIds`, `match`);
@@ -21,8 +21,8 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::http::{FieldError, Problem};
+use dead_letters::read::{self, ReplayResult};
 use kafka_clients::KafkaArgs;
-use messaging::dead_letters::read::{self, ReplayResult};
 use telemetry::metrics::Metrics;
 
 pub use listing::{list, show};

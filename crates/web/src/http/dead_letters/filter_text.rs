@@ -2,8 +2,8 @@
 //! ([`FilterText::parse`]).
 
 use crate::http::FieldError;
-use messaging::dead_letters::filter::{parse_order_ids, parse_time};
-use messaging::dead_letters::read::Filter;
+use dead_letters::filter::{parse_order_ids, parse_time};
+use dead_letters::read::Filter;
 
 /// The filter's fields, as text (a query or a body), each checked: errors name `field`
 /// under `at` (`""` for query parameters, `/` for a body's JSON pointers).

@@ -11,7 +11,7 @@ use super::filter_text::FilterText;
 use super::{dead_letter_topic, scanning, DltState, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::http::problems_doc::{BrokerAway, BrokerAwayOrBusy, OperatorOnly};
 use crate::http::Problem;
-use messaging::dead_letters::read::{self, Listing, Summary};
+use dead_letters::read::{self, Listing, Summary};
 
 /// Dead letters, oldest first: error, attempts, origin, replays, history. The parking lots
 /// with `parked=true`. The filter's parameters narrow the list (each given must hold).
@@ -121,7 +121,7 @@ pub async fn show(
         })
         .await?
     };
-    letter.map(|d| Json(d.detail())).ok_or_else(|| {
+    letter.map(|d| Json(read::detail(&d))).ok_or_else(|| {
         Problem::not_found(format!("no dead letter at {topic}/{partition}/{offset}"))
     })
 }

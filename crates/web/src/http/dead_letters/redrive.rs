@@ -12,7 +12,7 @@ use super::{
 };
 use crate::http::problems_doc::{BrokerAwayOrBusy, JsonBody, NotOneJsonObject, OperatorOnly};
 use crate::http::{ApiJson, FieldError, Problem};
-use messaging::dead_letters::read::{self, RedriveReport, RedriveRequest};
+use dead_letters::read::{self, RedriveReport, RedriveRequest};
 
 /// Which dead letters a bulk redrive takes (every field given must hold), and how it sends
 /// them.

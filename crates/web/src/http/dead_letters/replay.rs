@@ -12,7 +12,7 @@ use super::{
 };
 use crate::http::problems_doc::{BrokerAway, JsonBody, NotOneJsonObject, OperatorOnly};
 use crate::http::{ApiJson, FieldError, Problem};
-use messaging::dead_letters::read::{self, InvalidEdit, ReplayRequest, ReplayResult, Selection};
+use dead_letters::read::{self, InvalidEdit, ReplayRequest, ReplayResult, Selection};
 
 /// Which dead letters to send back to their topic: exactly one of `partition` and
 /// `offset`, `orderId`, or `all: true`; from a DLT or a parking lot.

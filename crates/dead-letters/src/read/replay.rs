@@ -1,14 +1,14 @@
 //! Replaying: the dead letters a [`ReplayRequest`] selects (one, one order's, or all of a
 //! topic; one of them edited), or those a [`RedriveRequest`]'s filter matches, each sent
-//! back to its original topic (see [`crate::dead_letters::read`]).
+//! back to its original topic (see [`crate::read`]).
 
 use serde::{Deserialize, Serialize};
 
 use super::{
     edit, listed, read_all, read_with_ledger, send_all, Filter, Listing, Sending, MAX_PER_REQUEST,
 };
-use crate::record::Record;
 use kafka_clients::KafkaArgs;
+use messaging::record::Record;
 
 /// Which dead letters to replay.
 #[derive(Clone, Debug)]
@@ -56,7 +56,7 @@ pub struct ReplayResult {
     pub edited: bool,
 }
 
-/// Replays the selected dead letters (see [`crate::dead_letters::read`]). Blocking reads,
+/// Replays the selected dead letters (see [`crate::read`]). Blocking reads,
 /// async produce.
 pub async fn replay(
     args: &KafkaArgs,
@@ -149,7 +149,7 @@ pub struct RedriveReport {
     pub results: Vec<ReplayResult>,
 }
 
-/// Replays the dead letters `request`'s filter matches (see [`crate::dead_letters::read`]).
+/// Replays the dead letters `request`'s filter matches (see [`crate::read`]).
 /// Blocking reads, async produce.
 pub async fn redrive(args: &KafkaArgs, request: &RedriveRequest) -> anyhow::Result<RedriveReport> {
     let started = std::time::Instant::now();

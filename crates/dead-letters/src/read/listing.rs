@@ -6,9 +6,12 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 
-use super::{dlt_topics, parked_topics, read_all, read_at_most, Filter, Summary, LEDGER};
-use crate::record::Record;
+use super::{
+    dlt_topics, parked_topics, read_all, read_at_most, summary, Filter, LetterHeaders, Summary,
+    LEDGER,
+};
 use kafka_clients::BrokerArgs;
+use messaging::record::Record;
 
 /// [`list`](super::list)'s dead letters (at most `max`) as summaries, each with how often
 /// the ledger says it was replayed (blocking).
@@ -85,13 +88,13 @@ pub fn summaries_of(args: &BrokerArgs, listing: &Listing) -> anyhow::Result<Vec<
         .iter()
         .map(|d| Summary {
             replayed: replays.get(&d.position()).copied().unwrap_or(0),
-            ..d.summary()
+            ..summary(d)
         })
         .collect())
 }
 
-/// How often the ledger says each dead letter (by [`Record::position`]) was replayed
-/// (blocking).
+/// How often the ledger says each dead letter (by its position, `topic/partition/offset`)
+/// was replayed (blocking).
 pub(crate) fn replays_by_position(args: &BrokerArgs) -> anyhow::Result<HashMap<String, u32>> {
     let mut replays = HashMap::new();
     for entry in read_all(args, &args.topics().group(LEDGER))? {

@@ -4,7 +4,7 @@
 //! `openorder-replay-count`, and no more than a budget a minute over all of them.
 //!
 //! It reads the DLTs and the parking lots: a redriven record that fails again is parked
-//! ([`super::write`]), and the policy takes it from there again after the delay, until its
+//! ([`crate::write`]), and the policy takes it from there again after the delay, until its
 //! replay count reaches the cap. Past the cap a parked record stays, for a person to mend
 //! and replay deliberately. Every redrive is in the replay ledger (`by`: `auto-redrive`),
 //! so a dead letter is redriven once; the history headers say which were automatic.
@@ -16,13 +16,14 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use kafka_clients::KafkaArgs;
+use messaging::record::Record;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::dead_letters::read::{
-    dlt_topics, parked_topics, read_all, read_with_ledger, send_all, ReplayResult, Sending,
+use crate::read::{
+    dlt_topics, parked_topics, read_all, read_with_ledger, send_all, LetterHeaders, ReplayResult,
+    Sending,
 };
-use crate::record::Record;
 
 /// Who the ledger and the history headers say replayed a record the policy redrove.
 pub const BY: &str = "auto-redrive";

@@ -1,8 +1,10 @@
 //! Edit and retry: a dead letter's value with a JSON merge patch applied, checked against
 //! its event's JSON Schema before anything is sent.
 
-use crate::dead_letters::merge_patch::merge_patch;
-use crate::record::Record;
+use messaging::record::Record;
+
+use super::LetterHeaders;
+use crate::merge_patch::merge_patch;
 
 /// An edit refused: the patched value breaks its event's schema (each error: a JSON
 /// pointer into the value, and what is wrong), or cannot be checked or sent at all.

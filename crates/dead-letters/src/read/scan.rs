@@ -9,8 +9,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::record::Record;
 use kafka_clients::BrokerArgs;
+use messaging::record::Record;
 
 fn reader(args: &BrokerArgs) -> anyhow::Result<BaseConsumer> {
     let mut config = kafka_clients::base(args, "openorder-dlt-reader")?;

@@ -11,7 +11,7 @@
 //! nothing.
 //!
 //! - **Edit and retry** ([`ReplayRequest::patch`]): one dead letter's value with a JSON
-//!   merge patch applied ([`super::merge_patch`]), checked against its event's JSON Schema
+//!   merge patch applied ([`crate::merge_patch`]), checked against its event's JSON Schema
 //!   ([`contracts::schemas`]) before anything is sent: a value that breaks it is refused
 //!   ([`InvalidEdit`], every error). The record carries `openorder-edited: true` and the
 //!   patch's SHA-256; the ledger keeps the patch. The dead letter itself stays where it is.
@@ -19,11 +19,11 @@
 //!   (DLTs, or parking lots) that a [`Filter`] matches, at most a limit, at most `rate`
 //!   records a second; a dry run counts and lists exactly what would go.
 //! - **Parking lots** (`<topic>.PARKED`): a replayed record that fails again goes there
-//!   ([`super::write`]); they are listed apart ([`parked_topics`]) and replayed from like
+//!   ([`crate::write`]); they are listed apart ([`parked_topics`]) and replayed from like
 //!   a DLT, deliberately.
 //!
-//! Its parts: `letter` (what a dead letter's headers say, its [`Summary`] and history),
-//! `scan` (reading dead-letter topics: all of one, the first so many, one record),
+//! Its parts: `letter` (what a dead letter's headers say, its [`summary`], [`detail`] and
+//! history), `scan` (reading dead-letter topics: all of one, the first so many, one record),
 //! `listing` (the dead letters a [`Listing`] names, and the replay ledger's counts), `edit`
 //! (a value edited by a merge patch, checked against its schema), `replay` (replays by
 //! selection, bulk redrives by filter) and `send` (republishing each one, recorded in the
@@ -36,9 +36,10 @@ mod replay;
 mod scan;
 mod send;
 
-pub use crate::dead_letters::filter::Filter;
+pub use crate::filter::Filter;
 pub use edit::{edit, Edit, InvalidEdit};
-pub use letter::{Replayed, Summary};
+pub(crate) use letter::LetterHeaders;
+pub use letter::{detail, summary, Replayed, Summary};
 pub(crate) use listing::read_with_ledger;
 pub use listing::{listed, summaries, summaries_of, Listing};
 pub use replay::{

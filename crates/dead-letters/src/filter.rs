@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use contracts::Topics;
+use messaging::record::Record;
 
-use crate::record::Record;
+use crate::read::LetterHeaders;
 
 /// What a dead letter must match (each `None` matches anything).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -8,9 +8,9 @@ use contracts::headers;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use super::{Edit, ReplayResult, Replayed, LEDGER};
-use crate::record::Record;
+use super::{Edit, LetterHeaders, ReplayResult, Replayed, LEDGER};
 use kafka_clients::KafkaArgs;
+use messaging::record::Record;
 
 /// How the selected dead letters are sent.
 pub(crate) struct Sending<'a> {
