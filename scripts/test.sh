@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command. On a machine with nothing but Rust, Java and Maven it:
-#   0. checks that vendor/ is its crates' crates.io releases (cached in ~/.cache/openorder) plus vendor/patches;
+#   0. checks that vendor/ is its crates' crates.io releases (cached in ~/.cache/openorder) plus vendor/patches,
+#      and the house rules of the sources (scripts/house.py: file, function and crate sizes);
 #   1. fetches Apache Kafka from Maven Central (cached in ~/.cache/openorder) and starts it (KRaft, loopback);
 #   2. installs PostgreSQL (and Chromium, for pages, and Prometheus, for promtool) from Debian's
 #      packages if missing and starts a private PostgreSQL server (loopback);
@@ -20,6 +21,8 @@ cd "$(dirname "$0")/.."
 
 # vendor/ must be exactly pristine crates.io releases + vendor/patches (vendor/README.md).
 scripts/vendor.sh check
+# No source file over 450 lines, no function over 100, no crate over 4,000 lines of src.
+scripts/house.py
 
 # Fixed ports sit below Linux's ephemeral range (32768-60999), so no outgoing connection of
 # the tests can hold one when a server (re)starts on it.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use contracts::headers;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use sqlx::{AnyConnection, Row};
 use tokio_util::sync::CancellationToken;
 
@@ -229,6 +229,17 @@ impl Relay {
         after: i64,
         lock: Option<i64>,
     ) -> anyhow::Result<Pass> {
+        let rows = self.read_batch(conn, after, lock).await?;
+        Ok(self.publish(&rows).await)
+    }
+
+    /// Reads the rows after id `after`, up to a batch (see [`Relay::publish_batch`]).
+    async fn read_batch(
+        &self,
+        conn: &mut AnyConnection,
+        after: i64,
+        lock: Option<i64>,
+    ) -> anyhow::Result<Vec<Row_>> {
         let sql = match lock {
             None => "SELECT id, topic, record_key, payload, headers FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
             // A CTE with volatile functions is evaluated once, before the rows are read.
@@ -248,16 +259,7 @@ impl Relay {
             .fetch_all(&mut *conn)
             .await
             .context("Failed to read the outbox")?;
-        if rows.is_empty() {
-            return Ok(Pass {
-                read: 0,
-                published: Vec::new(),
-                first_error: None,
-                acknowledged_through: None,
-            });
-        }
-        let rows: Vec<Row_> = rows
-            .iter()
+        rows.iter()
             .map(|r| -> anyhow::Result<Row_> {
                 Ok(Row_ {
                     id: r.try_get("id")?,
@@ -268,33 +270,18 @@ impl Relay {
                 })
             })
             .collect::<anyhow::Result<_>>()
-            .context("Failed to decode an outbox row")?;
+            .context("Failed to decode an outbox row")
+    }
 
+    /// Sends `rows` and waits for the broker's acknowledgements.
+    async fn publish(&self, rows: &[Row_]) -> Pass {
         let spans: Vec<tracing::Span> = rows
             .iter()
             .map(|row| send_span(self.service, &row.topic, &row.key, &row.headers))
             .collect();
         // Enqueue the whole batch before awaiting any of it, so librdkafka batches them;
         // the idempotent producer keeps per-partition order across its retries.
-        let deliveries: Vec<_> = rows
-            .iter()
-            .map(|row| {
-                let mut hs = OwnedHeaders::new_with_capacity(row.headers.len());
-                for (key, value) in &row.headers {
-                    hs = hs.insert(Header {
-                        key,
-                        value: Some(value.as_bytes()),
-                    });
-                }
-                let record = FutureRecord::to(&row.topic)
-                    .key(row.key.as_bytes())
-                    .payload(row.payload.as_bytes())
-                    .headers(hs);
-                self.producer
-                    .send_result(record)
-                    .map_err(|(err, _)| err.to_string())
-            })
-            .collect();
+        let deliveries: Vec<_> = rows.iter().map(|row| self.send(row)).collect();
 
         let mut published = Vec::with_capacity(rows.len());
         let mut first_error = None;
@@ -326,12 +313,30 @@ impl Relay {
                 }
             }
         }
-        Ok(Pass {
+        Pass {
             read: rows.len(),
             published,
             first_error,
             acknowledged_through,
-        })
+        }
+    }
+
+    /// Gives `row` to the producer.
+    fn send(&self, row: &Row_) -> Result<DeliveryFuture, String> {
+        let mut hs = OwnedHeaders::new_with_capacity(row.headers.len());
+        for (key, value) in &row.headers {
+            hs = hs.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            });
+        }
+        let record = FutureRecord::to(&row.topic)
+            .key(row.key.as_bytes())
+            .payload(row.payload.as_bytes())
+            .headers(hs);
+        self.producer
+            .send_result(record)
+            .map_err(|(err, _)| err.to_string())
     }
 
     /// Relays until `shutdown`, then makes one last pass and flushes the producer.
@@ -400,14 +405,12 @@ fn send_span(
         // by no one.
         return tracing::Span::none();
     }
-    let span = tracing::info_span!(
+    let span = crate::spans::messaging_span!(
         "messaging.send",
-        otel.name = format!("send {topic}"),
-        otel.kind = "producer",
-        openorder.service = service,
-        messaging.system = "kafka",
-        messaging.operation.type = "send",
-        messaging.destination.name = %topic,
+        "send",
+        "producer",
+        service,
+        topic,
         messaging.kafka.message.key = %key,
         messaging.message.id = headers.get(headers::EVENT_ID).map(String::as_str).unwrap_or(""),
         error.type = tracing::field::Empty,

@@ -178,3 +178,80 @@ async fn a_relay_publishes_nothing_while_another_holds_the_outbox_lock_and_every
         "each row once, in id order"
     );
 }
+
+/// How many rows wait in the outbox once it has `want` (or after 10 s).
+async fn waiting_until(db: &Database, want: i64) -> i64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = waiting(db).await;
+        if n == want || tokio::time::Instant::now() >= deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_running_relay_publishes_a_row_that_commits_after_a_later_row_was_published() {
+    let Some((postgres, bootstrap)) = servers() else {
+        return;
+    };
+    let db = database(&postgres).await;
+    let topic = topic(&bootstrap).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", "10000")
+        .create()
+        .unwrap();
+    let relay = Relay::new(
+        "relay-test",
+        db.clone(),
+        producer,
+        db.relay_waker(),
+        100,
+        Duration::from_millis(100),
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(relay.run(stop.clone()));
+
+    // The first row's transaction draws its id and stays open while a later row commits
+    // and goes out: a relay that read on from the last id it sent would skip the first.
+    let mut slow = db.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO outbox (topic, record_key, payload, headers, created_at) VALUES ($1, 'slow', '{}', '{}', '2026-12-07T00:00:00.000Z')",
+    )
+    .bind(&topic)
+    .execute(&mut *slow)
+    .await
+    .unwrap();
+    enqueue(&db, &topic, &["fast"]).await;
+    db.relay_waker().wake();
+    assert_eq!(
+        waiting_until(&db, 0).await,
+        0,
+        "the committed row is published and deleted"
+    );
+    slow.commit().await.unwrap();
+    db.relay_waker().wake();
+    assert_eq!(
+        waiting_until(&db, 0).await,
+        0,
+        "the late row is published and deleted"
+    );
+    enqueue(&db, &topic, &["after"]).await;
+    db.relay_waker().wake();
+    assert_eq!(waiting_until(&db, 0).await, 0);
+
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the relay stops within 10 s")
+        .unwrap();
+    assert_eq!(
+        published(&bootstrap, &topic, 3),
+        ["fast", "slow", "after"],
+        "each row once, in the order they committed"
+    );
+}
