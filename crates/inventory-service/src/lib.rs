@@ -30,9 +30,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use contracts::{OrderCancelled, OrderCreated, Service, Topics};
+use platform::auth::Routes;
 use platform::db::Backend;
 use platform::router::Router;
-use platform::service::Runtime;
+use platform::service::{Assemble, Runtime, ServiceArgs};
 use platform::CancellationToken;
 use tokio::net::TcpListener;
 
@@ -129,86 +130,93 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let topics = config.core.kafka.topics();
-    let Some(mut runtime) = Runtime::start(
+    Runtime::run(
         Service::Inventory,
-        &config.core,
         &store::SCHEMA,
-        &listener,
-        &shutdown,
+        config,
+        listener,
+        shutdown,
     )
-    .await?
-    else {
-        return Ok(()); // stopped while it waited for its database or brokers
-    };
-    let seed = match &config.seed_file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("Failed to read seed file {}", path.display()))?,
-        None => store::DEFAULT_SEED.to_string(),
-    };
-    let seeded = store::seed_if_empty(&runtime.db, &seed).await?;
-    if seeded > 0 {
-        tracing::info!(skus = seeded, "stock seeded");
+    .await
+}
+
+/// inventory-service's own parts: the stock seeded, the fault switches, its consumer,
+/// pruning (reservations, decisions and releases with `--retain-orders`), the automatic
+/// redrive when on, and its API.
+impl Assemble for Config {
+    fn core(&self) -> &ServiceArgs {
+        &self.core
     }
-    let flags = faults::FaultConfig {
-        fail_sku: config.fail_sku.clone(),
-        flaky_sku: config.flaky_sku.clone(),
-    };
-    let stored = store::fault_switches(&runtime.db).await?;
-    let switches = flags.with_stored(&stored);
-    if !stored.is_empty() {
-        tracing::info!(fail_sku = %switches.fail_sku, flaky_sku = %switches.flaky_sku, "fault switches as last set through the API");
-    }
-    let faults = faults::Faults::new(switches);
-    runtime
-        .spawn_consumer(
-            "inventory-order-events",
-            GROUP,
-            consumer(&topics, runtime.db.backend, faults.clone()),
-            Duration::ZERO,
-            &shutdown,
-        )
-        .await?;
-    let retention = &runtime.retention;
-    let mut rules = vec![
-        platform::retention::Prune::processed_events(retention),
-        platform::retention::Prune::dead_lettered(retention),
-    ];
-    // With orders kept for a time (`--retain-orders`), what inventory keeps of each order
-    // (its reservation, decision and release) goes with them, by the same age.
-    if let Some(keep) = retention.retain_orders {
-        use platform::retention::{Prune, Walk};
-        for (table, time) in [
-            ("reservations", "created_at"),
-            ("decisions", "decided_at"),
-            ("releases", "released_at"),
-        ] {
-            rules.push(Prune {
-                table,
-                key: "order_id",
-                time,
-                walk: Walk::IntKey,
-                keep,
-                children: &[],
+
+    async fn assemble(self, runtime: &mut Runtime) -> anyhow::Result<Routes> {
+        let topics = self.core.kafka.topics();
+        let seed = match &self.seed_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("Failed to read seed file {}", path.display()))?,
+            None => store::DEFAULT_SEED.to_string(),
+        };
+        let seeded = store::seed_if_empty(&runtime.db, &seed).await?;
+        if seeded > 0 {
+            tracing::info!(skus = seeded, "stock seeded");
+        }
+        let flags = faults::FaultConfig {
+            fail_sku: self.fail_sku.clone(),
+            flaky_sku: self.flaky_sku.clone(),
+        };
+        let stored = store::fault_switches(&runtime.db).await?;
+        let switches = flags.with_stored(&stored);
+        if !stored.is_empty() {
+            tracing::info!(fail_sku = %switches.fail_sku, flaky_sku = %switches.flaky_sku, "fault switches as last set through the API");
+        }
+        let faults = faults::Faults::new(switches);
+        runtime
+            .spawn_consumer(
+                "inventory-order-events",
+                GROUP,
+                consumer(&topics, runtime.db.backend, faults.clone()),
+                Duration::ZERO,
+            )
+            .await?;
+        let retention = &runtime.retention;
+        let mut rules = vec![
+            platform::retention::Prune::processed_events(retention),
+            platform::retention::Prune::dead_lettered(retention),
+        ];
+        // With orders kept for a time (`--retain-orders`), what inventory keeps of each order
+        // (its reservation, decision and release) goes with them, by the same age.
+        if let Some(keep) = retention.retain_orders {
+            use platform::retention::{Prune, Walk};
+            for (table, time) in [
+                ("reservations", "created_at"),
+                ("decisions", "decided_at"),
+                ("releases", "released_at"),
+            ] {
+                rules.push(Prune {
+                    table,
+                    key: "order_id",
+                    time,
+                    walk: Walk::IntKey,
+                    keep,
+                    children: &[],
+                });
+            }
+        }
+        runtime.spawn_pruner(rules);
+        if let Some(policy) = self.auto_redrive.policy() {
+            let (kafka, metrics) = (self.core.kafka.clone(), runtime.metrics.clone());
+            runtime.spawn_worker(move |stop| {
+                platform::dead_letters::redrive::run(kafka, policy, metrics, stop)
             });
         }
+        Ok(routes::routes(routes::AppState {
+            db: runtime.db.clone(),
+            faults,
+            dlt: platform::http::dead_letters::DltState::new(
+                self.core.kafka.clone(),
+                runtime.metrics.clone(),
+            ),
+        }))
     }
-    runtime.spawn_pruner(rules);
-    if let Some(policy) = config.auto_redrive.policy() {
-        let (kafka, metrics) = (config.core.kafka.clone(), runtime.metrics.clone());
-        runtime.spawn_worker(move |stop| {
-            platform::dead_letters::redrive::run(kafka, policy, metrics, stop)
-        });
-    }
-    let api = routes::routes(routes::AppState {
-        db: runtime.db.clone(),
-        faults,
-        dlt: platform::http::dead_letters::DltState::new(
-            config.core.kafka.clone(),
-            runtime.metrics.clone(),
-        ),
-    });
-    runtime.serve(listener, api, &config.core, shutdown).await
 }
 
 /// inventory-service's one consumer: `order.created` and `order.cancelled`, each batch

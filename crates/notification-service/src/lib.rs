@@ -50,8 +50,9 @@ use contracts::{
     Topics,
 };
 use delivery::{channels, dispatcher};
+use platform::auth::Routes;
 use platform::router::Router;
-use platform::service::Runtime;
+use platform::service::{Assemble, Runtime, ServiceArgs};
 use platform::CancellationToken;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -115,85 +116,114 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     // Configuration errors (a broken template, a bad secret) stop the start at once.
-    let templates = Arc::new(templates::Templates::load(
-        config.notify.templates_dir.as_deref(),
-    )?);
-    let email = channels::email::EmailChannel::from_args(&config.notify.smtp)?;
-    let webhook = channels::webhook::WebhookChannel::from_args(&config.notify.webhook)?;
-    let sms = channels::sms::SmsChannel::from_args(&config.notify.sms)?;
-    let push = config.notify.push.settings()?;
-    let sms_callbacks = sms.as_ref().and_then(|sms| sms.callbacks());
-
-    let webhooks = config.notify.webhook.destinations.destinations();
-    let topics = config.core.kafka.topics();
+    let prepared = Prepared::new(config)?;
     // The pattern subscription only sees topics that exist: the known ones (and their
-    // dead-letter topics) are created here rather than waited for.
-    let Some(mut runtime) = Runtime::start(
+    // dead-letter topics) are created at the start rather than waited for.
+    Runtime::run(
         Service::Notification,
-        &config.core,
         &store::SCHEMA,
-        &listener,
-        &shutdown,
+        prepared,
+        listener,
+        shutdown,
     )
-    .await?
-    else {
-        return Ok(()); // stopped while it waited for its database or brokers
-    };
-    // Push needs the database: its subscriptions, and its VAPID key unless a file keeps it.
-    let push = match push {
-        Some(settings) => Some(
-            channels::push::PushChannel::start(&settings, runtime.db.clone(), webhooks.clone())
-                .await?,
-        ),
-        None => None,
-    };
-    let channels = Arc::new(channels::Channels {
-        log: channels::log::LogChannel,
-        email,
-        webhook,
-        sms,
-        push,
-    });
-    let wake = Arc::new(Notify::new());
-    let clock = schedule::Clock::system();
-    let notifier = notices::Notifier {
-        templates,
-        channels: channels.clone(),
-        dispatcher: wake.clone(),
-        metrics: runtime.metrics.clone(),
-        clock: clock.clone(),
-    };
-    runtime
-        .spawn_consumer(
-            "notification-events",
-            GROUP,
-            consumer(&topics, notifier, &webhooks),
-            GATHER,
-            &shutdown,
-        )
-        .await?;
-    let dispatcher = dispatcher::Dispatcher {
-        db: runtime.db.clone(),
-        channels: channels.clone(),
-        args: config.notify.delivery.clone(),
-        topics: topics.clone(),
-        wake,
-        metrics: runtime.metrics.clone(),
-        clock: clock.clone(),
-    };
-    runtime.spawn_worker(|stop| dispatcher.run(stop));
-    runtime.spawn_pruner(store::pruned(&runtime.retention));
-    let api = routes::routes(routes::AppState {
-        db: runtime.db.clone(),
-        webhooks: webhooks.clone(),
-        sms: sms_callbacks,
-        topics,
-        metrics: runtime.metrics.clone(),
-        fallback: config.notify.delivery.notify_fallback.clone(),
-        channels,
-        clock,
-    });
-    runtime.serve(listener, api, &config.core, shutdown).await
+    .await
+}
+
+/// notification-service's configuration with its templates loaded and its channels made,
+/// before anything is contacted.
+struct Prepared {
+    config: Config,
+    templates: Arc<templates::Templates>,
+    email: Option<channels::email::EmailChannel>,
+    webhook: Option<channels::webhook::WebhookChannel>,
+    sms: Option<channels::sms::SmsChannel>,
+    push: Option<channels::push::PushSettings>,
+}
+
+impl Prepared {
+    fn new(config: Config) -> anyhow::Result<Self> {
+        let notify = &config.notify;
+        let templates = Arc::new(templates::Templates::load(notify.templates_dir.as_deref())?);
+        let email = channels::email::EmailChannel::from_args(&notify.smtp)?;
+        let webhook = channels::webhook::WebhookChannel::from_args(&notify.webhook)?;
+        let sms = channels::sms::SmsChannel::from_args(&notify.sms)?;
+        let push = notify.push.settings()?;
+        Ok(Self {
+            config,
+            templates,
+            email,
+            webhook,
+            sms,
+            push,
+        })
+    }
+}
+
+/// notification-service's own parts: its channels (Web Push with its keys from the
+/// database), its consumer, the dispatcher, pruning and its API.
+impl Assemble for Prepared {
+    fn core(&self) -> &ServiceArgs {
+        &self.config.core
+    }
+
+    async fn assemble(self, runtime: &mut Runtime) -> anyhow::Result<Routes> {
+        let sms_callbacks = self.sms.as_ref().and_then(|sms| sms.callbacks());
+        let webhooks = self.config.notify.webhook.destinations.destinations();
+        let topics = self.config.core.kafka.topics();
+        // Push needs the database: its subscriptions, and its VAPID key unless a file keeps it.
+        let push = match self.push {
+            Some(settings) => Some(
+                channels::push::PushChannel::start(&settings, runtime.db.clone(), webhooks.clone())
+                    .await?,
+            ),
+            None => None,
+        };
+        let channels = Arc::new(channels::Channels {
+            log: channels::log::LogChannel,
+            email: self.email,
+            webhook: self.webhook,
+            sms: self.sms,
+            push,
+        });
+        let wake = Arc::new(Notify::new());
+        let clock = schedule::Clock::system();
+        let notifier = notices::Notifier {
+            templates: self.templates,
+            channels: channels.clone(),
+            dispatcher: wake.clone(),
+            metrics: runtime.metrics.clone(),
+            clock: clock.clone(),
+        };
+        runtime
+            .spawn_consumer(
+                "notification-events",
+                GROUP,
+                consumer(&topics, notifier, &webhooks),
+                GATHER,
+            )
+            .await?;
+        let dispatcher = dispatcher::Dispatcher {
+            db: runtime.db.clone(),
+            channels: channels.clone(),
+            args: self.config.notify.delivery.clone(),
+            topics: topics.clone(),
+            wake,
+            metrics: runtime.metrics.clone(),
+            clock: clock.clone(),
+        };
+        runtime.spawn_worker(|stop| dispatcher.run(stop));
+        runtime.spawn_pruner(store::pruned(&runtime.retention));
+        Ok(routes::routes(routes::AppState {
+            db: runtime.db.clone(),
+            webhooks: webhooks.clone(),
+            sms: sms_callbacks,
+            topics,
+            metrics: runtime.metrics.clone(),
+            fallback: self.config.notify.delivery.notify_fallback.clone(),
+            channels,
+            clock,
+        }))
+    }
 }
 
 /// How long a batch of the consumer, and the dispatcher after a wake-up, wait for more.

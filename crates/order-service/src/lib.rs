@@ -34,10 +34,11 @@ use clap::Args;
 use contracts::{
     InventoryRejected, InventoryReleased, InventoryReserved, OrderCreated, Service, Topics,
 };
+use platform::auth::Routes;
 use platform::db::Backend;
 use platform::retention::{Prune, RetentionArgs, Walk};
 use platform::router::Router;
-use platform::service::Runtime;
+use platform::service::{Assemble, Runtime, ServiceArgs};
 use platform::CancellationToken;
 use tokio::net::TcpListener;
 
@@ -99,54 +100,54 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let topics = config.core.kafka.topics();
-    let Some(mut runtime) = Runtime::start(
-        Service::Order,
-        &config.core,
-        &store::SCHEMA,
-        &listener,
-        &shutdown,
-    )
-    .await?
-    else {
-        return Ok(()); // stopped while it waited for its database or brokers
-    };
-    let waits = waits::Waits::new(
-        config.orders.max_order_waiters as usize,
-        shutdown.clone(),
-        runtime.metrics.clone(),
-    );
-    if runtime.db.backend == Backend::Postgres {
-        // Other instances' decisions, for this one's waiters.
-        let (waits, url) = (waits.clone(), config.core.database.database_url.clone());
-        runtime.spawn_worker(move |stop| waits::listen(waits, url, stop));
+    Runtime::run(Service::Order, &store::SCHEMA, config, listener, shutdown).await
+}
+
+/// order-service's own parts: the waiters (told of other instances' decisions on
+/// PostgreSQL), its consumers, pruning, the stuck-order watchdog, the intake and its API.
+impl Assemble for Config {
+    fn core(&self) -> &ServiceArgs {
+        &self.core
     }
-    spawn_consumers(&mut runtime, &topics, &waits, &shutdown).await?;
-    let rules = prune_rules(&runtime.retention);
-    runtime.spawn_pruner(rules);
-    let watchdog = stuck::Watchdog {
-        db: runtime.db.clone(),
-        topics: topics.clone(),
-        waits: waits.clone(),
-        metrics: runtime.metrics.clone(),
-        stuck_after: config.orders.stuck_after,
-        expire_after: config.orders.expire_pending_after,
-    };
-    runtime.spawn_worker(move |stop| watchdog.run(stop));
-    let api = routes::routes(routes::AppState {
-        db: runtime.db.clone(),
-        intake: intake::Intake::start(
-            runtime.db.clone(),
-            topics.clone(),
-            intake::QUEUE,
+
+    async fn assemble(self, runtime: &mut Runtime) -> anyhow::Result<Routes> {
+        let topics = self.core.kafka.topics();
+        let waits = waits::Waits::new(
+            self.orders.max_order_waiters as usize,
+            runtime.shutdown.clone(),
             runtime.metrics.clone(),
-        ),
-        topics,
-        webhooks: config.webhooks.destinations(),
-        waits,
-        stuck_after: config.orders.stuck_after,
-    });
-    runtime.serve(listener, api, &config.core, shutdown).await
+        );
+        if runtime.db.backend == Backend::Postgres {
+            // Other instances' decisions, for this one's waiters.
+            let (waits, url) = (waits.clone(), self.core.database.database_url.clone());
+            runtime.spawn_worker(move |stop| waits::listen(waits, url, stop));
+        }
+        spawn_consumers(runtime, &topics, &waits).await?;
+        let rules = prune_rules(&runtime.retention);
+        runtime.spawn_pruner(rules);
+        let watchdog = stuck::Watchdog {
+            db: runtime.db.clone(),
+            topics: topics.clone(),
+            waits: waits.clone(),
+            metrics: runtime.metrics.clone(),
+            stuck_after: self.orders.stuck_after,
+            expire_after: self.orders.expire_pending_after,
+        };
+        runtime.spawn_worker(move |stop| watchdog.run(stop));
+        Ok(routes::routes(routes::AppState {
+            db: runtime.db.clone(),
+            intake: intake::Intake::start(
+                runtime.db.clone(),
+                topics.clone(),
+                intake::QUEUE,
+                runtime.metrics.clone(),
+            ),
+            topics,
+            webhooks: self.webhooks.destinations(),
+            waits,
+            stuck_after: self.orders.stuck_after,
+        }))
+    }
 }
 
 /// The consumers: inventory's outcomes (reserved, rejected, released) in [`GROUP`], and
@@ -156,7 +157,6 @@ async fn spawn_consumers(
     runtime: &mut Runtime,
     topics: &Topics,
     waits: &waits::Waits,
-    shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let outcomes = Router::new(Service::Order, topics)
         .on::<InventoryReserved, _>(on_inventory_reserved::OnInventoryReserved {
@@ -167,13 +167,7 @@ async fn spawn_consumers(
         })
         .on::<InventoryReleased, _>(on_inventory_released::OnInventoryReleased);
     runtime
-        .spawn_consumer(
-            "order-inventory-outcomes",
-            GROUP,
-            outcomes,
-            Duration::ZERO,
-            shutdown,
-        )
+        .spawn_consumer("order-inventory-outcomes", GROUP, outcomes, Duration::ZERO)
         .await?;
     let dead_letters = Router::new(Service::Order, topics).on_dead_letters::<OrderCreated, _>(
         on_order_created_dead_letter::OnOrderCreatedDeadLetter {
@@ -187,7 +181,6 @@ async fn spawn_consumers(
             DLT_GROUP,
             dead_letters,
             Duration::ZERO,
-            shutdown,
         )
         .await?;
     Ok(())

@@ -1,5 +1,6 @@
 //! The start-up and shutdown sequence every service shares, so a service's `run` reads as
-//! "my schema, my topics, my consumers, my routes".
+//! "my schema, my topics, my consumers, my routes": [`Runtime::run`] starts, lets the
+//! service add its own parts ([`Assemble`]) and serves.
 //!
 //! Start: check the static configuration (authentication for the address bound, the
 //! database URL) before contacting anything, then, while the port answers that the
@@ -32,6 +33,9 @@ use {
     kafka_clients::{KafkaArgs, PartitionAssignment},
     store::db::DatabaseArgs,
 };
+
+mod run;
+pub use run::Assemble;
 
 /// What every service is started with: its brokers, its database, its HTTP edge and how it
 /// stops. Each service's `Config` flattens it (as `core`) beside its own settings, so the
@@ -75,6 +79,9 @@ pub struct Runtime {
     pub retention: store::retention::RetentionArgs,
     /// Who may call what, settled before anything was contacted.
     auth: Option<web::auth::Auth>,
+    /// Cancelled when the service is to stop (the token it was started with): it stops
+    /// the consumers.
+    pub shutdown: CancellationToken,
 }
 
 impl Runtime {
@@ -175,6 +182,7 @@ impl Runtime {
             routed: Vec::new(),
             retention: database.retention.clone(),
             auth: Some(auth),
+            shutdown: shutdown.clone(),
         };
         let (watched, bootstrap) = (runtime.producer.clone(), kafka.bootstrap().to_string());
         runtime
@@ -183,15 +191,15 @@ impl Runtime {
     }
 
     /// Starts a consumer of `group` (prefixed) on the topics `router` routes, which must
-    /// be arrows of the topic map into this service. `linger`: how long a batch may wait
-    /// for more records after its first one ([`ConsumerLoop::linger`]).
+    /// be arrows of the topic map into this service, until [`Runtime::shutdown`]. `linger`:
+    /// how long a batch may wait for more records after its first one
+    /// ([`ConsumerLoop::linger`]).
     pub async fn spawn_consumer<B: BeforeBatch>(
         &mut self,
         consumer_name: &'static str,
         group: &str,
         router: Router<B>,
         linger: std::time::Duration,
-        shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
         use rdkafka::consumer::Consumer;
         for event_type in router.event_types() {
@@ -246,7 +254,8 @@ impl Runtime {
             linger,
             progress,
         };
-        self.consumers.spawn(consumer_loop.run(shutdown.clone()));
+        self.consumers
+            .spawn(consumer_loop.run(self.shutdown.clone()));
         Ok(())
     }
 
