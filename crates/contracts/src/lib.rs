@@ -20,12 +20,14 @@
 //!   order-service applies; the book's diagram and the console's picture are made from it.
 //! - [`values`]: SKU, quantity, user id, e-mail address, webhook URL and push subscription
 //!   with the contract's rules, parsed at every edge.
+//! - [`html`]: text escaped for HTML and SVG (the lifecycle picture, notification digests).
 
 pub mod api;
 pub mod asyncapi;
 pub mod destinations;
 pub mod events;
 pub mod headers;
+pub mod html;
 pub mod lifecycle;
 pub mod schemas;
 pub mod topics;

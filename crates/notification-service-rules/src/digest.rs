@@ -10,6 +10,7 @@
 //! window that gathered nothing else goes as its one notice's own message.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use contracts::html::escape;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -147,22 +148,6 @@ struct Entry<'a> {
     kind: &'a str,
     subject: &'a str,
     text: &'a str,
-}
-
-/// Text for HTML.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use std::ops::Range;
 
 use super::{index, is_terminal, layers, OrderStatus, MOVES, START};
+use crate::html::escape;
 
 /// Sizes of the picture, in pixels.
 const BOX_W: i32 = 112;
@@ -19,22 +20,6 @@ const LEFT: i32 = 48;
 const MARGIN: i32 = 16;
 /// Below the states: the legend.
 const LEGEND_H: i32 = 22;
-
-/// `text` for SVG (or HTML) text and attribute values.
-pub(super) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// The row nearest `twice_mid / 2` (above first, on a tie) that no column of `columns`
 /// has taken.

@@ -1,8 +1,8 @@
 //! The lifecycle table's own rules (no cycle, one target per trigger, terminal states),
 //! its diagrams, and the book's copy of them.
 
-use super::picture::escape;
 use super::*;
+use crate::html::escape;
 
 #[test]
 fn all_lists_every_status_at_its_index() {
