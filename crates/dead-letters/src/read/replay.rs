@@ -10,6 +10,22 @@ use super::{
 use kafka_clients::KafkaArgs;
 use messaging::record::Record;
 
+/// The [`Sending`] a person's request asks for: a [`ReplayRequest`] and a
+/// [`RedriveRequest`] name these fields alike (dry run, force, cap, rate, who asked);
+/// `$edit`, the edit of the one dead letter selected.
+macro_rules! sending_of {
+    ($request:expr, $edit:expr) => {
+        Sending {
+            dry_run: $request.dry_run,
+            force: $request.force,
+            max_replays: $request.max_replays,
+            rate: $request.rate,
+            by: &$request.by,
+            edit: $edit,
+        }
+    };
+}
+
 /// Which dead letters to replay.
 #[derive(Clone, Debug)]
 pub enum Selection {
@@ -94,14 +110,7 @@ pub async fn replay(
             Some(edit(letter, &args.topics(), patch).map_err(anyhow::Error::new)?)
         }
     };
-    let how = Sending {
-        dry_run: request.dry_run,
-        force: request.force,
-        max_replays: request.max_replays,
-        rate: request.rate,
-        by: &request.by,
-        edit: edited.as_ref(),
-    };
+    let how = sending_of!(request, edited.as_ref());
     send_all(args, &selected, &done, &how).await
 }
 
@@ -163,14 +172,7 @@ pub async fn redrive(args: &KafkaArgs, request: &RedriveRequest) -> anyhow::Resu
         read_with_ledger(&args.broker, move |args| listed(args, &listing)).await?;
     let limit = request.limit.min(MAX_PER_REQUEST);
     let selected: Vec<&Record> = letters.iter().take(limit).collect();
-    let how = Sending {
-        dry_run: request.dry_run,
-        force: request.force,
-        max_replays: request.max_replays,
-        rate: request.rate,
-        by: &request.by,
-        edit: None,
-    };
+    let how = sending_of!(request, None);
     let results = send_all(args, &selected, &done, &how).await?;
     let replayed = results.iter().filter(|r| r.outcome == "replayed").count();
     let would_replay = results
