@@ -30,6 +30,10 @@ pub const PARKED_SUFFIX: &str = ".PARKED";
 /// `order.created.DLT`: orders a consumer of `order.created` gave up on.
 pub const ORDER_CREATED_DLT: &str = "order.created.DLT";
 
+/// inventory-service's consumer group (behind the prefix): of the dead letters on
+/// `order.created`, its own, and only its, make an order FAILED.
+pub const INVENTORY_GROUP: &str = "inventory-service";
+
 /// An OpenOrder service: a box of the diagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Service {

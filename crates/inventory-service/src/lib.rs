@@ -39,7 +39,7 @@ use tokio::net::TcpListener;
 
 /// Consumer group of the inventory consumer (behind the topic prefix). Its dead letters,
 /// and only its, make an order FAILED.
-pub const GROUP: &str = "inventory-service";
+pub const GROUP: &str = contracts::topics::INVENTORY_GROUP;
 
 #[derive(Args, Clone, Debug)]
 pub struct Config {

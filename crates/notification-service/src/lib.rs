@@ -59,7 +59,7 @@ use tokio::sync::Notify;
 
 pub const GROUP: &str = "notification-service";
 /// The consumer group whose dead letters on `order.created` make an order FAILED.
-pub const INVENTORY_GROUP: &str = "inventory-service";
+pub use contracts::topics::INVENTORY_GROUP;
 
 #[derive(Args, Clone, Debug)]
 pub struct Config {

@@ -46,7 +46,7 @@ use tokio::net::TcpListener;
 pub const GROUP: &str = "order-service";
 pub const DLT_GROUP: &str = "order-service-dlt";
 /// The group whose dead letters fail an order (inventory-service's).
-pub const INVENTORY_GROUP: &str = "inventory-service";
+pub use contracts::topics::INVENTORY_GROUP;
 
 #[derive(Args, Clone, Debug)]
 pub struct Config {
