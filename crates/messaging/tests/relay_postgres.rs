@@ -96,6 +96,31 @@ async fn waiting(db: &Database) -> i64 {
         .unwrap()
 }
 
+/// A fresh database and topic, and a relay between them that passes every `poll_interval`
+/// when nothing wakes it; with the Kafka bootstrap address. None when external servers are
+/// skipped.
+async fn relay_under_test(poll_interval: Duration) -> Option<(String, Database, String, Relay)> {
+    let (postgres, bootstrap) = servers()?;
+    let db = database(&postgres).await;
+    let topic = topic(&bootstrap).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", "10000")
+        .create()
+        .unwrap();
+    let relay = Relay::new(
+        "relay-test",
+        db.clone(),
+        producer,
+        db.relay_waker(),
+        100,
+        poll_interval,
+    );
+    Some((bootstrap, db, topic, relay))
+}
+
 /// The keys on `topic`, in offset order (all of them, read for at most 10 s).
 fn published(bootstrap: &str, topic: &str, expected: usize) -> Vec<String> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -123,26 +148,9 @@ fn published(bootstrap: &str, topic: &str, expected: usize) -> Vec<String> {
 #[tokio::test]
 async fn a_relay_publishes_nothing_while_another_holds_the_outbox_lock_and_everything_in_order_once_it_is_free(
 ) {
-    let Some((postgres, bootstrap)) = servers() else {
+    let Some((bootstrap, db, topic, relay)) = relay_under_test(Duration::from_secs(1)).await else {
         return;
     };
-    let db = database(&postgres).await;
-    let topic = topic(&bootstrap).await;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("message.timeout.ms", "10000")
-        .create()
-        .unwrap();
-    let relay = Relay::new(
-        "relay-test",
-        db.clone(),
-        producer,
-        db.relay_waker(),
-        100,
-        Duration::from_secs(1),
-    );
     enqueue(&db, &topic, &["a", "b"]).await;
     assert_eq!(
         relay.relay_once().await.unwrap(),
@@ -193,26 +201,10 @@ async fn waiting_until(db: &Database, want: i64) -> i64 {
 
 #[tokio::test]
 async fn a_running_relay_publishes_a_row_that_commits_after_a_later_row_was_published() {
-    let Some((postgres, bootstrap)) = servers() else {
+    let Some((bootstrap, db, topic, relay)) = relay_under_test(Duration::from_millis(100)).await
+    else {
         return;
     };
-    let db = database(&postgres).await;
-    let topic = topic(&bootstrap).await;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("message.timeout.ms", "10000")
-        .create()
-        .unwrap();
-    let relay = Relay::new(
-        "relay-test",
-        db.clone(),
-        producer,
-        db.relay_waker(),
-        100,
-        Duration::from_millis(100),
-    );
     let stop = tokio_util::sync::CancellationToken::new();
     let running = tokio::spawn(relay.run(stop.clone()));
 

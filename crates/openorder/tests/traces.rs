@@ -28,16 +28,26 @@ use std::time::Duration;
 
 use chain::{
     assert_one_chain, assert_transactions_on, has_every_hop, has_every_hop_and_the_webhook,
-    new_trace_id, post_traced,
+    new_trace_id, post_in_a_new_trace, post_traced,
 };
 use collector::{attribute, hex, named, Collector};
 use serde_json::json;
 use support::receivers::{Behaviour, WebhookReceiver};
 use support::{BrokerKind, DbKind, Stack, StackOptions, UpPorts, UpProcess};
 
+/// Spans exported as OTLP/HTTP protobuf.
+const PROTOBUF: &[(&str, &str)] = &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")];
+
+/// New traces left out; a caller's decision followed.
+const LEFT_OUT: &[(&str, &str)] = &[("OTEL_TRACES_SAMPLER", "parentbased_always_off")];
+
 /// `openorder up` on a data directory named for `label`, exporting its spans to a collector
-/// of the test's own, its webhooks allowed to a receiver on loopback; `env` besides.
-async fn up_traced(label: &str, env: &[(&str, &str)]) -> (Collector, WebhookReceiver, UpProcess) {
+/// of the test's own, its webhooks allowed to a receiver on loopback; `env` besides. With a
+/// client to call it.
+async fn up_traced(
+    label: &str,
+    env: &[(&str, &str)],
+) -> (Collector, WebhookReceiver, UpProcess, reqwest::Client) {
     let collector = Collector::default();
     let endpoint = collector.start();
     let hook = WebhookReceiver::start(Behaviour::FailFirst(0)).await;
@@ -54,26 +64,19 @@ async fn up_traced(label: &str, env: &[(&str, &str)]) -> (Collector, WebhookRece
     ];
     all.extend_from_slice(env);
     let up = UpProcess::start_with_env(&data, &ports, &all).await;
-    (collector, hook, up)
+    (collector, hook, up, reqwest::Client::new())
+}
+
+/// An order of user 42 for one `ABC-001`, its contact the webhook receiver `hook`.
+fn order_to(hook: &WebhookReceiver) -> serde_json::Value {
+    json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}],
+           "contact": {"webhookUrl": hook.url}})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_order_is_one_trace_from_the_request_through_every_hop_to_the_webhook() {
-    let (collector, hook, up) = up_traced(
-        "traces",
-        &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")],
-    )
-    .await;
-    let trace_id = new_trace_id();
-    let http = reqwest::Client::new();
-    post_traced(
-        &http,
-        &up.order_url,
-        &trace_id,
-        json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}],
-                      "contact": {"webhookUrl": hook.url}}),
-    )
-    .await;
+    let (collector, hook, up, http) = up_traced("traces", PROTOBUF).await;
+    let trace_id = post_in_a_new_trace(&http, &up.order_url, order_to(&hook)).await;
     let spans = collector
         .wait_trace(&trace_id, has_every_hop_and_the_webhook)
         .await;
@@ -145,14 +148,8 @@ async fn one_order_is_one_trace_from_the_request_through_every_hop_to_the_webhoo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traces_the_sampler_leaves_out_make_no_span_and_reach_the_webhook_still_left_out() {
     // New traces are left out; a caller's decision is followed.
-    let (collector, hook, up) = up_traced(
-        "traces-left-out",
-        &[("OTEL_TRACES_SAMPLER", "parentbased_always_off")],
-    )
-    .await;
-    let http = reqwest::Client::new();
-    let order = json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}],
-                       "contact": {"webhookUrl": hook.url}});
+    let (collector, hook, up, http) = up_traced("traces-left-out", LEFT_OUT).await;
+    let order = order_to(&hook);
     // One order without a traceparent (a new trace, left out here), then, once it is
     // through (so that each record is applied alone, not in a batch of its own trace), one
     // whose caller left its trace out (flags 00).
@@ -190,8 +187,7 @@ async fn traces_the_sampler_leaves_out_make_no_span_and_reach_the_webhook_still_
 
     // An order its caller sampled is traced all the same; once its spans are in, any of
     // the two before it would be too.
-    let sampled = new_trace_id();
-    post_traced(&http, &up.order_url, &sampled, order).await;
+    let sampled = post_in_a_new_trace(&http, &up.order_url, order).await;
     hook.wait_requests(3).await;
     collector
         .wait_trace(&sampled, has_every_hop_and_the_webhook)
@@ -218,15 +214,9 @@ async fn json_log_lines_carry_the_trace_and_span_ids_of_their_span_without_a_col
         &[("OPENORDER_LOG_FORMAT", "json"), ("RUST_LOG", &log_filter)],
     )
     .await;
-    let trace_id = new_trace_id();
     let http = reqwest::Client::new();
-    post_traced(
-        &http,
-        &up.order_url,
-        &trace_id,
-        json!({"userId": 7, "items": [{"sku": "ABC-001", "qty": 1}]}),
-    )
-    .await;
+    let order = json!({"userId": 7, "items": [{"sku": "ABC-001", "qty": 1}]});
+    let trace_id = post_in_a_new_trace(&http, &up.order_url, order).await;
     let log = data.with_extension("log");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let lines = loop {
@@ -308,14 +298,8 @@ async fn one_order_is_one_trace_on_apache_kafka_with_postgresql_too() {
     let Some(stack) = kafka_stack().await else {
         return;
     };
-    let trace_id = new_trace_id();
-    post_traced(
-        &stack.http,
-        &stack.order_url,
-        &trace_id,
-        json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}]}),
-    )
-    .await;
+    let order = json!({"userId": 42, "items": [{"sku": "ABC-001", "qty": 1}]});
+    let trace_id = post_in_a_new_trace(&stack.http, &stack.order_url, order).await;
     let spans = collector.wait_trace(&trace_id, has_every_hop).await;
     assert_one_chain(&spans, "00f067aa0ba902b7");
     assert_transactions_on(&spans, "postgresql");

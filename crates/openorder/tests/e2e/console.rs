@@ -55,6 +55,30 @@ impl Answer {
         let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
         rest[..rest.find('"').unwrap()].to_string()
     }
+
+    /// Asserts that the body holds `text` (the body shown if not).
+    #[track_caller]
+    fn assert_shows(&self, text: &str) {
+        assert!(self.body.contains(text), "{}", self.body);
+    }
+
+    /// Asserts that the body does not hold `text` (the body shown if it does).
+    #[track_caller]
+    fn assert_lacks(&self, text: &str) {
+        assert!(!self.body.contains(text), "{}", self.body);
+    }
+
+    /// Asserts that the body holds `text`; `why` says what that shows, should it not.
+    #[track_caller]
+    fn assert_shows_with(&self, text: &str, why: &str) {
+        assert!(self.body.contains(text), "{why}: {}", self.body);
+    }
+
+    /// Asserts that the body does not hold `text`; `why` says what that shows, should it.
+    #[track_caller]
+    fn assert_lacks_with(&self, text: &str, why: &str) {
+        assert!(!self.body.contains(text), "{why}: {}", self.body);
+    }
 }
 
 impl Browser {

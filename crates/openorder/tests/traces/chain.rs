@@ -29,6 +29,17 @@ pub async fn post_traced(
     response
 }
 
+/// POSTs `order` as [`post_traced`] does, in a new trace of the test's own; that trace's id.
+pub async fn post_in_a_new_trace(
+    http: &reqwest::Client,
+    base: &str,
+    order: serde_json::Value,
+) -> String {
+    let trace_id = new_trace_id();
+    post_traced(http, base, &trace_id, order).await;
+    trace_id
+}
+
 /// The spans of one order's trace: from its POST to both consumers of `inventory.reserved`.
 pub fn has_every_hop(spans: &[Span]) -> bool {
     let wanted = [

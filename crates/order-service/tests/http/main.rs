@@ -57,6 +57,11 @@ impl TestApp {
         self.send(request).await
     }
 
+    /// POSTs `body` to `/api/orders` as JSON.
+    async fn post_json(&self, body: impl Into<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+        self.post("application/json", body).await
+    }
+
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
         let (status, _, body) = self
             .send(Request::get(uri).body(Body::empty()).unwrap())
@@ -78,6 +83,9 @@ impl TestApp {
     }
 }
 
+/// An order of user 42 for two `ABC-001`, as a JSON body.
+const TWO_OF_ABC_001: &str = r#"{"userId":42,"items":[{"sku":"ABC-001","qty":2}]}"#;
+
 fn assert_problem(headers: &axum::http::HeaderMap, body: &Value, status: u16) {
     assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
     assert_eq!(body["status"], status, "{body}");
@@ -87,12 +95,7 @@ fn assert_problem(headers: &axum::http::HeaderMap, body: &Value, status: u16) {
 #[tokio::test]
 async fn a_valid_order_is_accepted_as_pending_with_its_event_in_the_outbox() {
     let app = spawn_app().await;
-    let (status, headers, body) = app
-        .post(
-            "application/json",
-            r#"{"userId":42,"items":[{"sku":"ABC-001","qty":2}]}"#,
-        )
-        .await;
+    let (status, headers, body) = app.post_json(TWO_OF_ABC_001).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let id = body["orderId"].as_i64().expect("orderId is an integer");
     assert_eq!(body["status"], "PENDING");
@@ -129,16 +132,10 @@ async fn a_users_orders_are_listed_newest_first_in_pages() {
     let app = spawn_app().await;
     for qty in 1..=3 {
         let body = format!(r#"{{"userId":7,"items":[{{"sku":"ABC-001","qty":{qty}}}]}}"#);
-        assert_eq!(
-            app.post("application/json", body).await.0,
-            StatusCode::ACCEPTED
-        );
+        assert_eq!(app.post_json(body).await.0, StatusCode::ACCEPTED);
     }
-    app.post(
-        "application/json",
-        r#"{"userId":8,"items":[{"sku":"ABC-001","qty":9}]}"#,
-    )
-    .await;
+    app.post_json(r#"{"userId":8,"items":[{"sku":"ABC-001","qty":9}]}"#)
+        .await;
 
     let (status, page) = app.get("/api/orders?userId=7&size=2").await;
     assert_eq!(status, StatusCode::OK);
@@ -165,12 +162,7 @@ async fn a_users_orders_are_listed_newest_first_in_pages() {
 #[tokio::test]
 async fn cancelling_a_pending_order_cancels_it_once_and_queues_one_event() {
     let app = spawn_app().await;
-    let (_, _, body) = app
-        .post(
-            "application/json",
-            r#"{"userId":42,"items":[{"sku":"ABC-001","qty":2}]}"#,
-        )
-        .await;
+    let (_, _, body) = app.post_json(TWO_OF_ABC_001).await;
     let id = body["orderId"].as_i64().unwrap();
     let cancel = || {
         Request::post(format!("/api/orders/{id}/cancel"))
@@ -213,7 +205,7 @@ async fn a_retried_post_with_the_same_idempotency_key_makes_one_order() {
             .body(Body::from(body.to_string()))
             .unwrap()
     };
-    let body = r#"{"userId":42,"items":[{"sku":"ABC-001","qty":2}]}"#;
+    let body = TWO_OF_ABC_001;
     let (status, _, first) = app.send(post("retry-1", body)).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let (status, headers, second) = app.send(post("retry-1", body)).await;
@@ -289,7 +281,7 @@ async fn an_order_beyond_a_full_intake_queue_is_refused_at_once_with_a_503_and_w
     let mut waiting = Vec::new();
     let refused = loop {
         let app_ = app.clone();
-        let mut answer = tokio::spawn(async move { app_.post("application/json", body).await });
+        let mut answer = tokio::spawn(async move { app_.post_json(body).await });
         // A refusal comes at once; an accepted order waits for the writer.
         match tokio::time::timeout(std::time::Duration::from_millis(500), &mut answer).await {
             Ok(answer) => break answer.unwrap(),
@@ -318,7 +310,7 @@ async fn an_order_beyond_a_full_intake_queue_is_refused_at_once_with_a_503_and_w
         accepted,
         "the refused order wrote nothing"
     );
-    let (status, _, body) = app.post("application/json", body).await;
+    let (status, _, body) = app.post_json(body).await;
     assert_eq!(
         status,
         StatusCode::ACCEPTED,

@@ -6,9 +6,7 @@ use super::*;
 #[tokio::test]
 async fn malformed_json_is_a_400_problem_and_writes_nothing() {
     let app = spawn_app().await;
-    let (status, headers, body) = app
-        .post("application/json", r#"{"userId":42,"items":["#)
-        .await;
+    let (status, headers, body) = app.post_json(r#"{"userId":42,"items":["#).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_problem(&headers, &body, 400);
     app.assert_nothing_written().await;
@@ -30,7 +28,7 @@ async fn a_body_over_64_kib_is_a_413_problem() {
         r#"{{"userId":42,"items":[],"pad":"{}"}}"#,
         "x".repeat(70 * 1024)
     );
-    let (status, headers, body) = app.post("application/json", big).await;
+    let (status, headers, body) = app.post_json(big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_problem(&headers, &body, 413);
     app.assert_nothing_written().await;
@@ -40,10 +38,7 @@ async fn a_body_over_64_kib_is_a_413_problem() {
 async fn invalid_fields_are_a_422_problem_naming_each_field() {
     let app = spawn_app().await;
     let (status, headers, body) = app
-        .post(
-            "application/json",
-            r#"{"userId":-1,"items":[{"sku":"ABC-001","qty":10001}]}"#,
-        )
+        .post_json(r#"{"userId":-1,"items":[{"sku":"ABC-001","qty":10001}]}"#)
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_problem(&headers, &body, 422);
@@ -55,15 +50,11 @@ async fn invalid_fields_are_a_422_problem_naming_each_field() {
         .collect();
     assert_eq!(fields, ["/userId", "/items/0/qty"]);
 
-    let (status, _, body) = app
-        .post("application/json", r#"{"userId":"42","items":[]}"#)
-        .await;
+    let (status, _, body) = app.post_json(r#"{"userId":"42","items":[]}"#).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["errors"][0]["field"], "/userId");
 
-    let (status, _, body) = app
-        .post("application/json", r#"{"userId":1,"items":[],"extra":1}"#)
-        .await;
+    let (status, _, body) = app.post_json(r#"{"userId":1,"items":[],"extra":1}"#).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     app.assert_nothing_written().await;
 }
@@ -77,13 +68,13 @@ async fn two_objects_or_trailing_data_in_one_body_are_a_400_problem_and_write_no
         format!("{one} trailing"),
         format!("{one}]"),
     ] {
-        let (status, headers, problem) = app.post("application/json", body.clone()).await;
+        let (status, headers, problem) = app.post_json(body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_problem(&headers, &problem, 400);
         assert_eq!(problem["type"], "/problems/malformed-json", "{body}");
     }
     // White space after the object is fine.
-    let (status, _, _) = app.post("application/json", format!("{one} \n")).await;
+    let (status, _, _) = app.post_json(format!("{one} \n")).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(app.count("orders").await, 1, "only the well-formed one");
 }
@@ -99,7 +90,7 @@ async fn arrays_in_place_of_objects_are_a_422_problem_naming_where() {
             "/contact",
         ),
     ] {
-        let (status, headers, problem) = app.post("application/json", body).await;
+        let (status, headers, problem) = app.post_json(body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert_problem(&headers, &problem, 422);
         assert_eq!(problem["errors"][0]["field"], pointer, "{problem}");

@@ -105,11 +105,7 @@ async fn an_order_that_goes_through_shows_its_record_and_timeline(
     );
     let html = browser.get(&format!("/orders/{id}")).await;
     assert_eq!(html.status, StatusCode::OK);
-    assert!(
-        html.body.contains("stock reserved (inventory.reserved)"),
-        "{}",
-        html.body
-    );
+    html.assert_shows("stock reserved (inventory.reserved)");
     // The Orders page draws the lifecycle from the table, as the table generates it.
     let orders = browser.get("/orders").await;
     assert_eq!(orders.status, StatusCode::OK);
@@ -127,12 +123,8 @@ async fn an_untrusted_value_shows_as_text(stack: &Stack, browser: &mut Browser) 
         .await;
     let html = browser.get(&format!("/topics/{created}?key=evil")).await;
     assert_eq!(html.status, StatusCode::OK);
-    assert!(
-        html.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
-        "{}",
-        html.body
-    );
-    assert!(!html.body.contains("<script>alert(1)"), "{}", html.body);
+    html.assert_shows("&lt;script&gt;alert(1)&lt;/script&gt;");
+    html.assert_lacks("<script>alert(1)");
 }
 
 /// An order with FAIL is dead-lettered; the page lists it with its headers decoded.
@@ -164,11 +156,7 @@ async fn a_failed_order_is_listed_among_the_dead_letters(
         .parse::<i64>()
         .expect("the original offset as a number");
     let page = browser.get("/dead-letters").await;
-    assert!(
-        page.body.contains(&format!("href=\"/orders/{failing}\"")),
-        "{}",
-        page.body
-    );
+    page.assert_shows(&format!("href=\"/orders/{failing}\""));
     (failing, letter, page)
 }
 
@@ -212,7 +200,7 @@ async fn a_dry_run_changes_nothing_and_a_replay_is_sent(
             Some("http://console.test"),
         )
         .await;
-    assert!(off.body.contains("Faults set"), "{}", off.body);
+    off.assert_shows("Faults set");
     let dry = browser
         .post(
             "/dead-letters/replay",
@@ -225,7 +213,7 @@ async fn a_dry_run_changes_nothing_and_a_replay_is_sent(
             None,
         )
         .await;
-    assert!(dry.body.contains("would-replay"), "{}", dry.body);
+    dry.assert_shows("would-replay");
     // Had the dry run written the record again, it would have confirmed the order by the
     // time sentinels behind it on its partition are through inventory- and order-service.
     stack.decision_sentinel(&failing.to_string()).await;
@@ -242,7 +230,7 @@ async fn a_dry_run_changes_nothing_and_a_replay_is_sent(
             None,
         )
         .await;
-    assert!(done.body.contains(">replayed<"), "{}", done.body);
+    done.assert_shows(">replayed<");
 }
 
 /// The redrive workbench: the parking lot's tab, the filter, a preview that counts what
@@ -255,7 +243,7 @@ async fn the_redrive_workbench_previews_and_refuses_a_bad_edit(
 ) {
     let lot = browser.get("/dead-letters?view=parked").await;
     assert_eq!(lot.status, StatusCode::OK);
-    assert!(lot.body.contains("Parking lot"), "{}", lot.body);
+    lot.assert_shows("Parking lot");
     let filtered = browser
         .get("/dead-letters?class=openorder.SimulatedFailure&match=fault+injection")
         .await;
@@ -269,11 +257,7 @@ async fn the_redrive_workbench_previews_and_refuses_a_bad_edit(
     let other = browser
         .get("/dead-letters?class=openorder.NoSuchClass")
         .await;
-    assert!(
-        other.body.contains("No dead letters match."),
-        "{}",
-        other.body
-    );
+    other.assert_shows("No dead letters match.");
     let preview = browser
         .post(
             "/dead-letters/redrive",
@@ -286,7 +270,7 @@ async fn the_redrive_workbench_previews_and_refuses_a_bad_edit(
             None,
         )
         .await;
-    assert!(preview.body.contains("1 matched"), "{}", preview.body);
+    preview.assert_shows("1 matched");
     let (topic, partition, offset) = (
         letter["topic"].as_str().unwrap(),
         letter["partition"].to_string(),
@@ -298,7 +282,7 @@ async fn the_redrive_workbench_previews_and_refuses_a_bad_edit(
         ))
         .await;
     assert_eq!(edit.status, StatusCode::OK);
-    assert!(edit.body.contains("<textarea"), "{}", edit.body);
+    edit.assert_shows("<textarea");
     let refused = browser
         .post(
             "/dead-letters/edit",
@@ -313,17 +297,9 @@ async fn the_redrive_workbench_previews_and_refuses_a_bad_edit(
             None,
         )
         .await;
-    assert!(
-        refused.body.contains("/value/items/0/sku"),
-        "{}",
-        refused.body
-    );
-    assert!(
-        refused.body.contains("Nothing was sent."),
-        "{}",
-        refused.body
-    );
-    assert!(!refused.body.contains("<b>bad</b>"), "{}", refused.body);
+    refused.assert_shows("/value/items/0/sku");
+    refused.assert_shows("Nothing was sent.");
+    refused.assert_lacks("<b>bad</b>");
     let forged = browser
         .post(
             "/dead-letters/edit",
@@ -364,7 +340,7 @@ async fn the_overview_sees_every_service_ready_and_draws_its_charts(browser: &mu
         if consumer.is_some_and(|c| c.contains("<polyline"))
             && outbox.is_some_and(|c| c.contains("<polyline"))
         {
-            assert!(page.body.contains("Lag in time"), "{}", page.body);
+            page.assert_shows("Lag in time");
             assert!(
                 ["caught up", "clears in", "growing by", "not draining"]
                     .iter()

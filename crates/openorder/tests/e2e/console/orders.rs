@@ -71,12 +71,10 @@ async fn the_console_counts_orders_by_state_and_lists_the_stuck_ones_oldest_firs
 async fn no_order_is_stuck_yet(browser: &mut Browser) {
     let none = browser.get("/stuck").await;
     assert_eq!(none.status, StatusCode::OK, "{}", none.body);
-    assert!(none.body.contains("No order is stuck"), "{}", none.body);
-    assert!(
-        none.body
-            .contains("<a href=\"/stuck\" class=\"active\">Stuck orders</a>"),
-        "the page is in the navigation: {}",
-        none.body
+    none.assert_shows("No order is stuck");
+    none.assert_shows_with(
+        "<a href=\"/stuck\" class=\"active\">Stuck orders</a>",
+        "the page is in the navigation",
     );
 }
 
@@ -164,26 +162,13 @@ async fn the_stuck_ones_are_listed_oldest_first(
         "oldest first: {}",
         page.body
     );
-    assert!(
-        !page.body.contains(&format!("href=\"/orders/{confirmed}\"")),
-        "a decided order is not stuck: {}",
-        page.body
+    page.assert_lacks_with(
+        &format!("href=\"/orders/{confirmed}\""),
+        "a decided order is not stuck",
     );
-    assert!(
-        page.body.contains("<b>3</b> stuck in all."),
-        "{}",
-        page.body
-    );
-    assert!(
-        page.body.contains("1 h 30 min"),
-        "the oldest's age: {}",
-        page.body
-    );
-    assert!(
-        page.body.contains("(5 min)"),
-        "--stuck-after: {}",
-        page.body
-    );
+    page.assert_shows("<b>3</b> stuck in all.");
+    page.assert_shows_with("1 h 30 min", "the oldest's age");
+    page.assert_shows_with("(5 min)", "--stuck-after");
     // A page at a time: the two oldest, and a link to more.
     let first = browser.get("/stuck?limit=2").await;
     let listed = |id: i64| first.body.contains(&format!("href=\"/orders/{id}\""));
@@ -192,11 +177,7 @@ async fn the_stuck_ones_are_listed_oldest_first(
         "{}",
         first.body
     );
-    assert!(
-        first.body.contains("href=\"/stuck?limit=102\""),
-        "{}",
-        first.body
-    );
+    first.assert_shows("href=\"/stuck?limit=102\"");
 }
 
 crate::backends!(the_console_counts_orders_by_state_and_lists_the_stuck_ones_oldest_first {
