@@ -8,10 +8,19 @@ use std::time::Duration;
 
 use clap::Args;
 
+mod security;
+pub use security::*;
+
+/// The `--help` heading of the topics' flags (those [`KafkaArgs`] creates topics with).
+const TOPICS: &str = "Kafka topics";
+/// The `--help` heading of the consumers' flags, their retries included.
+const CONSUMERS: &str = "Kafka consumers";
+
 /// How to reach the brokers: all a tool that reads a few records or writes a few needs
 /// (`openorder dlt`, the console). (`Debug` shows no value of a `--kafka-option` whose key
 /// names a password, secret or key.)
 #[derive(Args, Clone)]
+#[command(next_help_heading = "Kafka connection")]
 pub struct BrokerArgs {
     /// Kafka bootstrap servers (host:port, comma-separated) [default: 127.0.0.1:9092;
     /// `openorder up` starts its embedded broker when none are given].
@@ -24,7 +33,7 @@ pub struct BrokerArgs {
 
     /// Extra librdkafka settings, `key=value`, repeatable; applied to every client last.
     /// (Environment: comma-separated.)
-    #[arg(long = "kafka-option", env = "OPENORDER_KAFKA_OPTION", hide_env_values = true, value_delimiter = ',', value_parser = parse_key_value)]
+    #[arg(long = "kafka-option", env = "OPENORDER_KAFKA_OPTION", hide_env_values = true, value_delimiter = ',', value_parser = parse_key_value, hide_short_help = true)]
     pub kafka_options: Vec<(String, String)>,
 
     #[command(flatten)]
@@ -39,47 +48,49 @@ pub struct KafkaArgs {
     pub broker: BrokerArgs,
 
     /// Partitions of each topic the service creates at start-up when it is missing.
-    #[arg(long, env = "OPENORDER_TOPIC_PARTITIONS", default_value_t = 3)]
+    #[arg(long, env = "OPENORDER_TOPIC_PARTITIONS", default_value_t = 3, hide_short_help = true, help_heading = TOPICS)]
     pub topic_partitions: i32,
 
     /// Replication factor of each topic the service creates at start-up.
-    #[arg(long, env = "OPENORDER_TOPIC_REPLICATION_FACTOR", default_value_t = 1)]
+    #[arg(long, env = "OPENORDER_TOPIC_REPLICATION_FACTOR", default_value_t = 1, hide_short_help = true, help_heading = TOPICS)]
     pub topic_replication_factor: i32,
 
     /// `retention.ms` of each event topic the service creates (`7d`, `36h`, `90s`; the
     /// broker deletes older records). Keep `--retain-dedupe` above it.
-    #[arg(long, env = "OPENORDER_TOPIC_RETENTION", default_value = "7d", value_parser = store::retention::parse_age)]
+    #[arg(long, env = "OPENORDER_TOPIC_RETENTION", default_value = "7d", value_parser = store::retention::parse_age, hide_short_help = true, help_heading = TOPICS)]
     pub topic_retention: Duration,
 
     /// `retention.ms` of each dead-letter topic the service creates: longer than the
     /// events', to leave time to mend and replay. Keep `--retain-dedupe` at or above it.
-    #[arg(long, env = "OPENORDER_DEAD_LETTER_RETENTION", default_value = "14d", value_parser = store::retention::parse_age)]
+    #[arg(long, env = "OPENORDER_DEAD_LETTER_RETENTION", default_value = "14d", value_parser = store::retention::parse_age, hide_short_help = true, help_heading = TOPICS)]
     pub dead_letter_retention: Duration,
 
     /// `retention.ms` of each parking-lot topic the service creates (`<topic>.PARKED`:
     /// records that failed again after a replay), kept longer still: they wait for a
     /// person. Keep `--retain-dedupe` at or above it.
-    #[arg(long, env = "OPENORDER_PARKED_RETENTION", default_value = "30d", value_parser = store::retention::parse_age)]
+    #[arg(long, env = "OPENORDER_PARKED_RETENTION", default_value = "30d", value_parser = store::retention::parse_age, hide_short_help = true, help_heading = TOPICS)]
     pub parked_retention: Duration,
 
     /// Consumer group session timeout (ms). 6 s suits the embedded broker's slow first join.
     #[arg(
         long,
         env = "OPENORDER_KAFKA_SESSION_TIMEOUT_MS",
-        default_value_t = 6000
+        default_value_t = 6000,
+        hide_short_help = true,
+        help_heading = CONSUMERS
     )]
     pub kafka_session_timeout_ms: u64,
 
     /// Longest a consumer's fetch waits for new records (ms). Brokers answer as soon as
     /// records arrive (the embedded one too, with OpenOrder's patch to Tansu), so this only
     /// bounds idle fetches: lower means a busier idle broker.
-    #[arg(long, env = "OPENORDER_FETCH_WAIT_MAX_MS", default_value_t = 100)]
+    #[arg(long, env = "OPENORDER_FETCH_WAIT_MAX_MS", default_value_t = 100, hide_short_help = true, help_heading = CONSUMERS)]
     pub fetch_wait_max_ms: u64,
 
     /// Most records a consumer applies in one database transaction: it takes what the
     /// client has already fetched, up to this many, and commits them together (a record
     /// that fails makes the batch go again one record per transaction). 1 turns batching off.
-    #[arg(long, env = "OPENORDER_CONSUME_BATCH", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, env = "OPENORDER_CONSUME_BATCH", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000), hide_short_help = true, help_heading = CONSUMERS)]
     pub consume_batch: u32,
 
     /// How a consumer gets its partitions: `group` (the broker's group protocol, so several
@@ -91,217 +102,30 @@ pub struct KafkaArgs {
         long,
         env = "OPENORDER_PARTITION_ASSIGNMENT",
         value_enum,
-        default_value = "group"
+        default_value = "group",
+        hide_short_help = true,
+        help_heading = CONSUMERS
     )]
     pub partition_assignment: PartitionAssignment,
 
     /// How many times a consumer tries a record that fails with a transient error
     /// before dead-lettering it (1 = no retry).
-    #[arg(long, env = "OPENORDER_RETRY_ATTEMPTS", default_value_t = 3)]
+    #[arg(long, env = "OPENORDER_RETRY_ATTEMPTS", default_value_t = 3, hide_short_help = true, help_heading = CONSUMERS)]
     pub retry_attempts: u32,
 
     /// Wait before the first retry (ms).
-    #[arg(long, env = "OPENORDER_RETRY_BACKOFF_MS", default_value_t = 1000)]
+    #[arg(long, env = "OPENORDER_RETRY_BACKOFF_MS", default_value_t = 1000, hide_short_help = true, help_heading = CONSUMERS)]
     pub retry_backoff_ms: u64,
 
     /// Factor applied to the wait after each further failure (1 = fixed interval, as in the seed).
     #[arg(
         long,
         env = "OPENORDER_RETRY_BACKOFF_MULTIPLIER",
-        default_value_t = 1.0
+        default_value_t = 1.0,
+        hide_short_help = true,
+        help_heading = CONSUMERS
     )]
     pub retry_backoff_multiplier: f64,
-}
-
-/// How every Kafka client of the binary reaches the brokers: TLS (with hostname
-/// verification), SASL, or both, as managed Kafka services require (`SASL_SSL`).
-#[derive(Args, Clone, Debug, Default)]
-pub struct KafkaSecurityArgs {
-    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
-    #[arg(
-        long,
-        env = "OPENORDER_KAFKA_SECURITY_PROTOCOL",
-        value_enum,
-        default_value = "PLAINTEXT"
-    )]
-    pub kafka_security_protocol: SecurityProtocol,
-
-    /// SASL mechanism: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (with SASL_*).
-    #[arg(long, env = "OPENORDER_KAFKA_SASL_MECHANISM", value_enum)]
-    pub kafka_sasl_mechanism: Option<SaslMechanism>,
-
-    /// SASL username.
-    #[arg(long, env = "OPENORDER_KAFKA_SASL_USERNAME")]
-    pub kafka_sasl_username: Option<String>,
-
-    /// SASL password (prefer the environment or `--kafka-sasl-password-file`: flags show in `ps`).
-    #[arg(
-        long,
-        env = "OPENORDER_KAFKA_SASL_PASSWORD",
-        hide_env_values = true,
-        conflicts_with = "kafka_sasl_password_file"
-    )]
-    pub kafka_sasl_password: Option<Secret>,
-
-    /// File whose first line is the SASL password (read once, at start).
-    #[arg(long, env = "OPENORDER_KAFKA_SASL_PASSWORD_FILE", value_parser = Secret::from_file)]
-    pub kafka_sasl_password_file: Option<Secret>,
-
-    /// CA certificates (PEM) the brokers' certificates must chain to [default: the system's].
-    #[arg(long, env = "OPENORDER_KAFKA_SSL_CA_FILE")]
-    pub kafka_ssl_ca_file: Option<std::path::PathBuf>,
-
-    /// Client certificate (PEM), for brokers that authenticate clients by TLS (mTLS).
-    #[arg(
-        long,
-        env = "OPENORDER_KAFKA_SSL_CERTIFICATE_FILE",
-        requires = "kafka_ssl_key_file"
-    )]
-    pub kafka_ssl_certificate_file: Option<std::path::PathBuf>,
-
-    /// The client certificate's private key (PEM).
-    #[arg(
-        long,
-        env = "OPENORDER_KAFKA_SSL_KEY_FILE",
-        requires = "kafka_ssl_certificate_file"
-    )]
-    pub kafka_ssl_key_file: Option<std::path::PathBuf>,
-
-    /// Password of an encrypted private key.
-    #[arg(long, env = "OPENORDER_KAFKA_SSL_KEY_PASSWORD", hide_env_values = true)]
-    pub kafka_ssl_key_password: Option<Secret>,
-}
-
-/// See [`KafkaSecurityArgs::kafka_security_protocol`].
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[value(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum SecurityProtocol {
-    #[default]
-    Plaintext,
-    Ssl,
-    SaslPlaintext,
-    SaslSsl,
-}
-
-/// See [`KafkaSecurityArgs::kafka_sasl_mechanism`].
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SaslMechanism {
-    #[value(name = "PLAIN")]
-    Plain,
-    #[value(name = "SCRAM-SHA-256")]
-    ScramSha256,
-    #[value(name = "SCRAM-SHA-512")]
-    ScramSha512,
-}
-
-impl KafkaSecurityArgs {
-    /// The librdkafka settings these flags stand for; an error names a missing companion
-    /// setting (a SASL protocol without mechanism, username or password, or SASL settings
-    /// without a SASL protocol).
-    pub fn settings(&self) -> Result<Vec<(&'static str, String)>, String> {
-        use SecurityProtocol::*;
-        let protocol = self.kafka_security_protocol;
-        let sasl = matches!(protocol, SaslPlaintext | SaslSsl);
-        let tls = matches!(protocol, Ssl | SaslSsl);
-        let name = match protocol {
-            Plaintext => "plaintext",
-            Ssl => "ssl",
-            SaslPlaintext => "sasl_plaintext",
-            SaslSsl => "sasl_ssl",
-        };
-        let mut settings = vec![("security.protocol", name.to_string())];
-        let password = self
-            .kafka_sasl_password
-            .as_ref()
-            .or(self.kafka_sasl_password_file.as_ref());
-        if sasl {
-            let mechanism = self.kafka_sasl_mechanism.ok_or_else(|| {
-                "--kafka-security-protocol SASL_* needs --kafka-sasl-mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)".to_string()
-            })?;
-            let username = self.kafka_sasl_username.clone().ok_or_else(|| {
-                "--kafka-security-protocol SASL_* needs --kafka-sasl-username".to_string()
-            })?;
-            let password = password.ok_or_else(|| {
-                "--kafka-security-protocol SASL_* needs a password: OPENORDER_KAFKA_SASL_PASSWORD or --kafka-sasl-password-file".to_string()
-            })?;
-            let mechanism = match mechanism {
-                SaslMechanism::Plain => "PLAIN",
-                SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
-                SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
-            };
-            settings.push(("sasl.mechanisms", mechanism.to_string()));
-            settings.push(("sasl.username", username));
-            settings.push(("sasl.password", password.expose().to_string()));
-        } else if self.kafka_sasl_mechanism.is_some()
-            || self.kafka_sasl_username.is_some()
-            || password.is_some()
-        {
-            return Err(format!(
-                "SASL settings are given but --kafka-security-protocol is {protocol:?}; use SASL_SSL or SASL_PLAINTEXT"
-            ));
-        }
-        let tls_files = [
-            ("ssl.ca.location", &self.kafka_ssl_ca_file),
-            ("ssl.certificate.location", &self.kafka_ssl_certificate_file),
-            ("ssl.key.location", &self.kafka_ssl_key_file),
-        ];
-        if tls {
-            // Brokers' names are checked against their certificates (librdkafka's default
-            // since 1.9, set so that no override turns it off unseen).
-            settings.push(("ssl.endpoint.identification.algorithm", "https".to_string()));
-            for (key, file) in tls_files {
-                if let Some(file) = file {
-                    settings.push((key, file.display().to_string()));
-                }
-            }
-            if let Some(password) = &self.kafka_ssl_key_password {
-                settings.push(("ssl.key.password", password.expose().to_string()));
-            }
-        } else if tls_files.iter().any(|(_, f)| f.is_some()) {
-            return Err(format!(
-                "TLS files are given but --kafka-security-protocol is {protocol:?}; use SSL or SASL_SSL"
-            ));
-        }
-        Ok(settings)
-    }
-}
-
-/// A secret setting: never shown by `Debug`.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The first line of the file at `path` (read when the flags are parsed, before the
-    /// runtime starts).
-    pub fn from_file(path: &str) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-        let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
-        if first.is_empty() {
-            return Err(format!("{path} is empty"));
-        }
-        Ok(Self(first.to_string()))
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_string()))
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 impl std::fmt::Debug for BrokerArgs {
