@@ -38,13 +38,14 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a stop may take.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Shutdown")]
 pub struct StopArgs {
     /// Longest a stop may take, from the signal to the exit (`10s`, `2500ms` or seconds).
     /// The services finish what they hold within 80 % of it (HTTP requests, the record in
     /// hand, the outbox's last pass, the final offset commit); whatever is left then is
     /// abandoned (it is redone after a restart: nothing accepted is lost), and a process
     /// still running when the whole time is up exits with status 1.
-    #[arg(long, env = "OPENORDER_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "OPENORDER_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration, hide_short_help = true)]
     pub shutdown_timeout: Duration,
 }
 

@@ -39,24 +39,25 @@ use telemetry::metrics::Metrics;
 
 /// How long each kind of row is kept, and how often pruning runs.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Retention")]
 pub struct RetentionArgs {
     /// Processed event ids and dead-letter marks are kept this long (`14d`, `36h`, `90m`);
     /// keep it above the topics' retention (see the book's "Retention").
-    #[arg(long, env = "OPENORDER_RETAIN_DEDUPE", default_value = "14d", value_parser = parse_age)]
+    #[arg(long, env = "OPENORDER_RETAIN_DEDUPE", default_value = "14d", value_parser = parse_age, hide_short_help = true)]
     pub retain_dedupe: Duration,
     /// Idempotency keys are kept this long; a retry with the same key later makes a new order.
-    #[arg(long, env = "OPENORDER_RETAIN_IDEMPOTENCY_KEYS", default_value = "24h", value_parser = parse_age)]
+    #[arg(long, env = "OPENORDER_RETAIN_IDEMPOTENCY_KEYS", default_value = "24h", value_parser = parse_age, hide_short_help = true)]
     pub retain_idempotency_keys: Duration,
     /// Notifications and their deliveries are kept this long.
-    #[arg(long, env = "OPENORDER_RETAIN_NOTIFICATIONS", default_value = "30d", value_parser = parse_age)]
+    #[arg(long, env = "OPENORDER_RETAIN_NOTIFICATIONS", default_value = "30d", value_parser = parse_age, hide_short_help = true)]
     pub retain_notifications: Duration,
     /// Orders (with their items) are kept this long after they were placed; by default for
     /// ever: they are the business record. Set it well above the longest an order can stay
     /// pending.
-    #[arg(long, env = "OPENORDER_RETAIN_ORDERS", value_parser = parse_age)]
+    #[arg(long, env = "OPENORDER_RETAIN_ORDERS", value_parser = parse_age, hide_short_help = true)]
     pub retain_orders: Option<Duration>,
     /// How often pruning runs.
-    #[arg(long, env = "OPENORDER_PRUNE_EVERY", default_value = "1m", value_parser = parse_age)]
+    #[arg(long, env = "OPENORDER_PRUNE_EVERY", default_value = "1m", value_parser = parse_age, hide_short_help = true)]
     pub prune_every: Duration,
 }
 

@@ -2,13 +2,19 @@
 
 /// Where a service keeps its data. (`Debug` shows the URL without its password.)
 #[derive(clap::Args, Clone)]
+#[command(next_help_heading = "Database")]
 pub struct DatabaseArgs {
     /// Database URL: `sqlite://path/to/file.db` or `postgres://user:pass@host/db`.
     #[arg(long, env = "OPENORDER_DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
 
     /// Largest number of pooled connections.
-    #[arg(long, env = "OPENORDER_DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
+    #[arg(
+        long,
+        env = "OPENORDER_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 8,
+        hide_short_help = true
+    )]
     pub database_max_connections: u32,
 
     #[command(flatten)]

@@ -37,41 +37,62 @@ pub use gates::forbidden;
 
 /// The authentication flags every service takes (within [`crate::http::HttpArgs`]).
 #[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Authentication")]
 pub struct AuthArgs {
     /// File of operator token hashes, one `<name>=sha256:<hex>` per line (`openorder token
     /// new` makes one); re-read when it changes. Operator routes then need one of its tokens.
-    #[arg(long, env = "OPENORDER_OPERATOR_TOKENS_FILE")]
+    #[arg(long, env = "OPENORDER_OPERATOR_TOKENS_FILE", hide_short_help = true)]
     pub operator_tokens_file: Option<PathBuf>,
 
     /// Operator token hash, `<name>=sha256:<hex>`, repeatable (environment: comma-separated).
-    #[arg(long = "operator-token-hash", env = "OPENORDER_OPERATOR_TOKEN_HASHES", value_delimiter = ',', value_parser = Entry::parse)]
+    #[arg(long = "operator-token-hash", env = "OPENORDER_OPERATOR_TOKEN_HASHES", value_delimiter = ',', value_parser = Entry::parse, hide_short_help = true)]
     pub operator_token_hashes: Vec<Entry>,
 
     /// `/metrics` needs an operator token too (by default it is open, as scrapers expect).
-    #[arg(long, env = "OPENORDER_PROTECT_METRICS")]
+    #[arg(long, env = "OPENORDER_PROTECT_METRICS", hide_short_help = true)]
     pub protect_metrics: bool,
 
     /// OpenID Connect issuer of customers' tokens (its `iss`), e.g.
     /// `https://login.example.com/realms/shop`. Customer routes then need a JWT from it.
-    #[arg(long, env = "OPENORDER_OIDC_ISSUER", requires = "oidc_audience")]
+    #[arg(
+        long,
+        env = "OPENORDER_OIDC_ISSUER",
+        requires = "oidc_audience",
+        hide_short_help = true
+    )]
     pub oidc_issuer: Option<String>,
 
     /// The audience (`aud`) customers' tokens must be issued for.
-    #[arg(long, env = "OPENORDER_OIDC_AUDIENCE", requires = "oidc_issuer")]
+    #[arg(
+        long,
+        env = "OPENORDER_OIDC_AUDIENCE",
+        requires = "oidc_issuer",
+        hide_short_help = true
+    )]
     pub oidc_audience: Option<String>,
 
     /// Where the issuer's keys are (JWKS) [default: the `jwks_uri` of the issuer's
     /// `/.well-known/openid-configuration`].
-    #[arg(long, env = "OPENORDER_OIDC_JWKS_URL", requires = "oidc_issuer")]
+    #[arg(
+        long,
+        env = "OPENORDER_OIDC_JWKS_URL",
+        requires = "oidc_issuer",
+        hide_short_help = true
+    )]
     pub oidc_jwks_url: Option<String>,
 
     /// The token claim that holds the user id (a positive integer, or a string of one).
-    #[arg(long, env = "OPENORDER_OIDC_USER_CLAIM", default_value = "sub")]
+    #[arg(
+        long,
+        env = "OPENORDER_OIDC_USER_CLAIM",
+        default_value = "sub",
+        hide_short_help = true
+    )]
     pub oidc_user_claim: String,
 
     /// Serve what has no authentication configured open although the service listens
     /// beyond loopback (only behind a gateway that authenticates).
-    #[arg(long, env = "OPENORDER_INSECURE_NO_AUTH")]
+    #[arg(long, env = "OPENORDER_INSECURE_NO_AUTH", hide_short_help = true)]
     pub insecure_no_auth: bool,
 }
 

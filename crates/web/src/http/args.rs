@@ -4,21 +4,27 @@ use clap::Args;
 
 /// How a service's HTTP API takes load.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "HTTP")]
 pub struct HttpArgs {
     /// Most API requests worked on at once; one more is answered at once with
     /// `503 /problems/overloaded` and `Retry-After: 1` (health and metrics endpoints are not
     /// limited). Each request in flight holds memory, so this bounds it under overload.
-    #[arg(long, env = "OPENORDER_MAX_IN_FLIGHT_REQUESTS", default_value_t = MAX_IN_FLIGHT, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, env = "OPENORDER_MAX_IN_FLIGHT_REQUESTS", default_value_t = MAX_IN_FLIGHT, value_parser = clap::value_parser!(u32).range(1..=1_000_000), hide_short_help = true)]
     pub max_in_flight_requests: u32,
     /// Milliseconds a client may take to send a request's head, counted from when its
     /// connection opened or its last response was sent; then the connection is closed. This
     /// also closes kept-alive connections idle that long.
-    #[arg(long, env = "OPENORDER_HEADER_READ_TIMEOUT_MS", default_value_t = HEADER_READ_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    #[arg(long, env = "OPENORDER_HEADER_READ_TIMEOUT_MS", default_value_t = HEADER_READ_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..=3_600_000), hide_short_help = true)]
     pub header_read_timeout_ms: u64,
     /// Origins whose browser pages may call the API (CORS), comma-separated, e.g.
     /// `https://shop.example.com`; `*` for any. Empty (the default): no cross-origin
     /// access, and a preflight `OPTIONS` is answered `405`.
-    #[arg(long, env = "OPENORDER_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "OPENORDER_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        hide_short_help = true
+    )]
     pub cors_allowed_origins: Vec<String>,
 
     #[command(flatten)]
