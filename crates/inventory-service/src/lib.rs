@@ -48,15 +48,32 @@ pub struct Config {
     pub core: platform::service::ServiceArgs,
 
     /// JSON seed loaded into an empty stock table at first start (default: the shipped seed).
-    #[arg(long, env = "OPENORDER_SEED_FILE")]
+    #[arg(
+        long,
+        env = "OPENORDER_SEED_FILE",
+        hide_short_help = true,
+        help_heading = "Inventory"
+    )]
     pub seed_file: Option<PathBuf>,
 
     /// Orders with an item of this SKU fail every attempt, for fault injection (empty disables).
-    #[arg(long, env = "OPENORDER_FAIL_SKU", default_value = "FAIL")]
+    #[arg(
+        long,
+        env = "OPENORDER_FAIL_SKU",
+        default_value = "FAIL",
+        hide_short_help = true,
+        help_heading = "Inventory"
+    )]
     pub fail_sku: String,
 
     /// Orders with an item of this SKU fail their first attempt only (empty disables).
-    #[arg(long, env = "OPENORDER_FLAKY_SKU", default_value = "FLAKY")]
+    #[arg(
+        long,
+        env = "OPENORDER_FLAKY_SKU",
+        default_value = "FLAKY",
+        hide_short_help = true,
+        help_heading = "Inventory"
+    )]
     pub flaky_sku: String,
 
     /// The automatic redrive policy (off by default).
@@ -68,29 +85,35 @@ pub struct Config {
 /// delay, each up to a cap, no more than a budget a minute; each in the replay ledger.
 /// Off by default; run it on one instance only.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Automatic redrive")]
 pub struct AutoRedriveArgs {
     /// Redrive dead letters of transient failures automatically (from the DLTs, and from
     /// the parking lots until the cap).
-    #[arg(long, env = "OPENORDER_AUTO_REDRIVE")]
+    #[arg(long, env = "OPENORDER_AUTO_REDRIVE", hide_short_help = true)]
     pub auto_redrive: bool,
 
     /// A dead letter is redriven once it has been dead-lettered (or parked) this long
     /// (`30s`, `5m`, `1h`).
-    #[arg(long, env = "OPENORDER_AUTO_REDRIVE_AFTER", default_value = "5m", value_parser = platform::retention::parse_age)]
+    #[arg(long, env = "OPENORDER_AUTO_REDRIVE_AFTER", default_value = "5m", value_parser = platform::retention::parse_age, hide_short_help = true)]
     pub auto_redrive_after: Duration,
 
     /// A record is redriven until its `openorder-replay-count` reaches this (replays by
     /// hand count too); past it, a parked record waits for a person.
-    #[arg(long, env = "OPENORDER_AUTO_REDRIVE_MAX_REPLAYS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, env = "OPENORDER_AUTO_REDRIVE_MAX_REPLAYS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100), hide_short_help = true)]
     pub auto_redrive_max_replays: u32,
 
     /// Most records redriven in any minute, over all topics.
-    #[arg(long, env = "OPENORDER_AUTO_REDRIVE_PER_MINUTE", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, env = "OPENORDER_AUTO_REDRIVE_PER_MINUTE", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000), hide_short_help = true)]
     pub auto_redrive_per_minute: u32,
 
     /// Error classes (`kafka_dlt-exception-fqcn`) redriven besides the dead letters marked
     /// transient, comma-separated (e.g. for dead letters written before the mark).
-    #[arg(long, env = "OPENORDER_AUTO_REDRIVE_CLASSES", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "OPENORDER_AUTO_REDRIVE_CLASSES",
+        value_delimiter = ',',
+        hide_short_help = true
+    )]
     pub auto_redrive_classes: Vec<String>,
 }
 

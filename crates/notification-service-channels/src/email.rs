@@ -37,36 +37,49 @@ impl SmtpTls {
 
 /// SMTP settings. E-mail is on when `--smtp-host` is set.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "E-mail")]
 pub struct SmtpArgs {
     /// SMTP server host; unset disables the e-mail channel.
-    #[arg(long, env = "OPENORDER_SMTP_HOST")]
+    #[arg(long, env = "OPENORDER_SMTP_HOST", hide_short_help = true)]
     pub smtp_host: Option<String>,
     /// SMTP server port [default: 25, 587 or 465 by --smtp-tls].
-    #[arg(long, env = "OPENORDER_SMTP_PORT")]
+    #[arg(long, env = "OPENORDER_SMTP_PORT", hide_short_help = true)]
     pub smtp_port: Option<u16>,
     /// Connection security.
     #[arg(
         long,
         env = "OPENORDER_SMTP_TLS",
         value_enum,
-        default_value = "starttls"
+        default_value = "starttls",
+        hide_short_help = true
     )]
     pub smtp_tls: SmtpTls,
     /// SMTP user name (with --smtp-password).
-    #[arg(long, env = "OPENORDER_SMTP_USERNAME")]
+    #[arg(long, env = "OPENORDER_SMTP_USERNAME", hide_short_help = true)]
     pub smtp_username: Option<String>,
     /// SMTP password.
-    #[arg(long, env = "OPENORDER_SMTP_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "OPENORDER_SMTP_PASSWORD",
+        hide_env_values = true,
+        hide_short_help = true
+    )]
     pub smtp_password: Option<String>,
     /// The From of every notification e-mail.
     #[arg(
         long,
         env = "OPENORDER_MAIL_FROM",
-        default_value = "OpenOrder <orders@openorder.localhost>"
+        default_value = "OpenOrder <orders@openorder.localhost>",
+        hide_short_help = true
     )]
     pub mail_from: String,
     /// Give up on one SMTP conversation after this long (it is then retried).
-    #[arg(long, env = "OPENORDER_SMTP_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "OPENORDER_SMTP_TIMEOUT_MS",
+        default_value_t = 10_000,
+        hide_short_help = true
+    )]
     pub smtp_timeout_ms: u64,
 }
 

@@ -74,16 +74,17 @@ pub const MAX_TTL_SECONDS: u32 = 28 * 24 * 60 * 60;
 
 /// Web Push settings. Push is on when `--push-subject` is set.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Web Push")]
 pub struct PushArgs {
     /// How push services can reach the operator, sent in every VAPID token (`sub`):
     /// `mailto:ops@example.com` or an `https://` URL. Unset disables Web Push.
-    #[arg(long, env = "OPENORDER_PUSH_SUBJECT")]
+    #[arg(long, env = "OPENORDER_PUSH_SUBJECT", hide_short_help = true)]
     pub push_subject: Option<String>,
     /// File that keeps the VAPID private key (base64url of its 32 bytes, on one line),
     /// made there (mode 0600) on first start if missing. Unset: the key is kept in the
     /// database (table `push_vapid_key`), shared by every instance on it. Either way it is
     /// made once and never replaced: subscriptions are bound to its public key.
-    #[arg(long, env = "OPENORDER_PUSH_VAPID_KEY_FILE")]
+    #[arg(long, env = "OPENORDER_PUSH_VAPID_KEY_FILE", hide_short_help = true)]
     pub push_vapid_key_file: Option<PathBuf>,
     /// How long a push service keeps a notification for a browser that is offline
     /// (`TTL`, seconds; 0: deliver now or never).
@@ -91,11 +92,17 @@ pub struct PushArgs {
         long,
         env = "OPENORDER_PUSH_TTL_SECONDS",
         default_value_t = 86_400,
-        value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_TTL_SECONDS))
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_TTL_SECONDS)),
+        hide_short_help = true
     )]
     pub push_ttl_seconds: u32,
     /// Give up on one push request after this long (it is then retried).
-    #[arg(long, env = "OPENORDER_PUSH_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "OPENORDER_PUSH_TIMEOUT_MS",
+        default_value_t = 10_000,
+        hide_short_help = true
+    )]
     pub push_timeout_ms: u64,
 }
 

@@ -58,9 +58,10 @@ pub const INVALID_NUMBER_CODES: [i64; 2] = [21211, 21614];
 /// SMS settings. SMS is on when `--sms-account-sid` is set (with `--sms-from` and an auth
 /// token).
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "SMS")]
 pub struct SmsArgs {
     /// The provider account's SID (the user name of its API); unset disables SMS.
-    #[arg(long, env = "OPENORDER_SMS_ACCOUNT_SID")]
+    #[arg(long, env = "OPENORDER_SMS_ACCOUNT_SID", hide_short_help = true)]
     pub sms_account_sid: Option<String>,
     /// The auth token: from the environment only (a flag's value shows in `ps`).
     #[arg(
@@ -73,23 +74,28 @@ pub struct SmsArgs {
     pub sms_auth_token: Option<Secret>,
     /// File whose first line is the provider's auth token (read once, at start); or set
     /// OPENORDER_SMS_AUTH_TOKEN.
-    #[arg(long, env = "OPENORDER_SMS_AUTH_TOKEN_FILE", value_parser = Secret::from_file)]
+    #[arg(long, env = "OPENORDER_SMS_AUTH_TOKEN_FILE", value_parser = Secret::from_file, hide_short_help = true)]
     pub sms_auth_token_file: Option<Secret>,
     /// The sender (`From`): a number in E.164 form, or what else the provider takes
     /// (an alphanumeric sender id, a messaging service).
-    #[arg(long, env = "OPENORDER_SMS_FROM")]
+    #[arg(long, env = "OPENORDER_SMS_FROM", hide_short_help = true)]
     pub sms_from: Option<String>,
     /// Root of the provider's Messages API.
     #[arg(
         long,
         env = "OPENORDER_SMS_BASE_URL",
-        default_value = "https://api.twilio.com"
+        default_value = "https://api.twilio.com",
+        hide_short_help = true
     )]
     pub sms_base_url: String,
     /// Public URL of this service's `POST /callbacks/sms`, as the provider reaches it
     /// (through any proxy): messages then ask for delivery receipts there and are SENT until
     /// one comes. Unset: accepted by the provider counts as delivered.
-    #[arg(long, env = "OPENORDER_SMS_STATUS_CALLBACK_URL")]
+    #[arg(
+        long,
+        env = "OPENORDER_SMS_STATUS_CALLBACK_URL",
+        hide_short_help = true
+    )]
     pub sms_status_callback_url: Option<String>,
     /// Most segments one message may take (1-10); a longer text is cut to fit, ending in an
     /// ellipsis.
@@ -97,11 +103,17 @@ pub struct SmsArgs {
         long,
         env = "OPENORDER_SMS_MAX_SEGMENTS",
         default_value_t = 3,
-        value_parser = clap::value_parser!(u32).range(1..=10)
+        value_parser = clap::value_parser!(u32).range(1..=10),
+        hide_short_help = true
     )]
     pub sms_max_segments: u32,
     /// Give up on one provider request after this long (it is then retried).
-    #[arg(long, env = "OPENORDER_SMS_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "OPENORDER_SMS_TIMEOUT_MS",
+        default_value_t = 10_000,
+        hide_short_help = true
+    )]
     pub sms_timeout_ms: u64,
 }
 

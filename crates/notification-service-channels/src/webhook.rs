@@ -32,12 +32,23 @@ use super::{Channel, Outgoing, SendError, SendFuture, Sent};
 
 /// Webhook settings. Webhooks are on when a signing secret is set.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Webhooks")]
 pub struct WebhookArgs {
     /// Secret that signs every webhook (`whsec_<base64>` or any string); unset disables webhooks.
-    #[arg(long, env = "OPENORDER_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "OPENORDER_WEBHOOK_SECRET",
+        hide_env_values = true,
+        hide_short_help = true
+    )]
     pub webhook_secret: Option<String>,
     /// Give up on one webhook request after this long (it is then retried).
-    #[arg(long, env = "OPENORDER_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "OPENORDER_WEBHOOK_TIMEOUT_MS",
+        default_value_t = 10_000,
+        hide_short_help = true
+    )]
     pub webhook_timeout_ms: u64,
 
     #[command(flatten)]

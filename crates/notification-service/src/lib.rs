@@ -91,7 +91,12 @@ pub struct NotifyArgs {
 
     /// Directory of template files replacing the built-in ones by name
     /// (`order.confirmed.subject.txt`, `order.confirmed.txt`, `order.confirmed.html`, …).
-    #[arg(long, env = "OPENORDER_TEMPLATES_DIR")]
+    #[arg(
+        long,
+        env = "OPENORDER_TEMPLATES_DIR",
+        hide_short_help = true,
+        help_heading = "Notifications"
+    )]
     pub templates_dir: Option<PathBuf>,
 }
 

@@ -63,21 +63,22 @@ pub struct Config {
 
 /// order-service's own settings: requests waiting for decisions, stuck and expired orders.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Orders")]
 pub struct OrderArgs {
     /// Most requests waiting at once for orders' decisions (`Prefer: wait`) or following
     /// them (`/api/orders/{id}/events`); one more is answered at once with
     /// `503 /problems/too-many-waiters` and `Retry-After: 1`. A waiting request also holds
     /// one of `--max-in-flight-requests`: keep this below it.
-    #[arg(long, env = "OPENORDER_MAX_ORDER_WAITERS", default_value_t = waits::MAX_WAITERS, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, env = "OPENORDER_MAX_ORDER_WAITERS", default_value_t = waits::MAX_WAITERS, value_parser = clap::value_parser!(u32).range(1..=1_000_000), hide_short_help = true)]
     pub max_order_waiters: u32,
     /// An order PENDING longer than this is stuck: counted in `openorder_orders_stuck` and
     /// listed by `GET /admin/orders/stuck` (`90s`, `5m`, `1h`).
-    #[arg(long, env = "OPENORDER_STUCK_AFTER", default_value = "5m", value_parser = platform::retention::parse_age)]
+    #[arg(long, env = "OPENORDER_STUCK_AFTER", default_value = "5m", value_parser = platform::retention::parse_age, hide_short_help = true)]
     pub stuck_after: Duration,
     /// Cancel an order still PENDING this long after it was placed (reason `TIMEOUT`,
     /// with `order.cancelled`); by default orders never expire. Keep it above
     /// `--stuck-after` and above the longest inventory may take, retries included.
-    #[arg(long, env = "OPENORDER_EXPIRE_PENDING_AFTER", value_parser = platform::retention::parse_age)]
+    #[arg(long, env = "OPENORDER_EXPIRE_PENDING_AFTER", value_parser = platform::retention::parse_age, hide_short_help = true)]
     pub expire_pending_after: Option<Duration>,
 }
 

@@ -47,29 +47,51 @@ use crate::store::{self, Claimed, DELIVERED, FAILED, PENDING, SENT};
 
 /// Retry settings of deliveries.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Notifications")]
 pub struct DeliveryArgs {
     /// Tries per delivery, the first included, before it is FAILED.
-    #[arg(long, env = "OPENORDER_NOTIFY_MAX_ATTEMPTS", default_value_t = 6)]
+    #[arg(
+        long,
+        env = "OPENORDER_NOTIFY_MAX_ATTEMPTS",
+        default_value_t = 6,
+        hide_short_help = true
+    )]
     pub notify_max_attempts: i64,
     /// Wait after the first failed try; doubles per try (±25 % jitter).
-    #[arg(long, env = "OPENORDER_NOTIFY_BACKOFF_MS", default_value_t = 2_000)]
+    #[arg(
+        long,
+        env = "OPENORDER_NOTIFY_BACKOFF_MS",
+        default_value_t = 2_000,
+        hide_short_help = true
+    )]
     pub notify_backoff_ms: u64,
     /// Longest wait between tries.
     #[arg(
         long,
         env = "OPENORDER_NOTIFY_BACKOFF_MAX_MS",
-        default_value_t = 600_000
+        default_value_t = 600_000,
+        hide_short_help = true
     )]
     pub notify_backoff_max_ms: u64,
     /// How long a claimed delivery is left to its sender before another may send it again
     /// (after a crash). Keep above the channels' timeouts.
-    #[arg(long, env = "OPENORDER_NOTIFY_LEASE_MS", default_value_t = 60_000)]
+    #[arg(
+        long,
+        env = "OPENORDER_NOTIFY_LEASE_MS",
+        default_value_t = 60_000,
+        hide_short_help = true
+    )]
     pub notify_lease_ms: u64,
     /// Deliveries claimed (and sent concurrently) at a time. A round of the dispatcher
     /// records the sends that finished and claims as many as took their places in one
     /// commit, so a larger batch means fewer commits when deliveries come fast (at 4,000
     /// orders/s, 16 → 64 took notification.db from 373 to 198 commits a second).
-    #[arg(long, env = "OPENORDER_NOTIFY_BATCH", default_value_t = 64)]
+    #[arg(
+        long,
+        env = "OPENORDER_NOTIFY_BATCH",
+        default_value_t = 64,
+        hide_short_help = true
+    )]
     pub notify_batch: i64,
     /// Channels to fall back along, in order (`sms,email,log`): a delivery that fails for
     /// good goes once more on the next of them after its own that the user can be reached
@@ -78,7 +100,8 @@ pub struct DeliveryArgs {
         long,
         env = "OPENORDER_NOTIFY_FALLBACK",
         value_delimiter = ',',
-        value_parser = ["log", "email", "webhook", "sms", "push"]
+        value_parser = ["log", "email", "webhook", "sms", "push"],
+        hide_short_help = true
     )]
     pub notify_fallback: Vec<String>,
 }
