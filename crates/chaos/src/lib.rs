@@ -57,27 +57,6 @@ pub struct ChaosArgs {
     #[arg(long = "scenario", value_enum)]
     scenarios: Vec<Scenario>,
 
-    #[command(flatten)]
-    backend: BackendArgs,
-
-    /// Shell command that stops the external broker (for broker-restart).
-    #[arg(long)]
-    broker_stop_command: Option<String>,
-    /// Shell command that starts it again, returning once it is up.
-    #[arg(long)]
-    broker_start_command: Option<String>,
-    /// Shell command that stops the database (for database-restart).
-    #[arg(long)]
-    database_stop_command: Option<String>,
-    /// Shell command that starts it again, returning once it is up.
-    #[arg(long)]
-    database_start_command: Option<String>,
-
-    /// Replication factor of the topics the services create (3 on a three-node cluster,
-    /// whose `min.insync.replicas` 2 then makes every acknowledged record survive one node's loss).
-    #[arg(long, default_value_t = 1)]
-    pub(crate) topic_replication_factor: i32,
-
     /// Orders per scenario (one-sku-contention sends ten times the hot SKU's stock).
     #[arg(long, default_value_t = 300)]
     pub(crate) orders: usize,
@@ -87,16 +66,39 @@ pub struct ChaosArgs {
     pub(crate) concurrency: usize,
 
     /// How long a fault lasts before recovery (a killed service stays down this long).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, hide_short_help = true)]
     pub(crate) fault_seconds: u64,
 
     /// Where logs and data go (default: a new directory under the system temp dir).
-    #[arg(long)]
+    #[arg(long, hide_short_help = true)]
     work_dir: Option<PathBuf>,
 
     /// Also write the results as JSON here.
-    #[arg(long)]
+    #[arg(long, hide_short_help = true)]
     json: Option<PathBuf>,
+
+    // The backend's flags, and after them (under their heading) those of the cluster and
+    // database it runs against.
+    #[command(flatten)]
+    backend: BackendArgs,
+
+    /// Replication factor of the topics the services create (3 on a three-node cluster,
+    /// whose `min.insync.replicas` 2 then makes every acknowledged record survive one node's loss).
+    #[arg(long, default_value_t = 1, hide_short_help = true)]
+    pub(crate) topic_replication_factor: i32,
+
+    /// Shell command that stops the external broker (for broker-restart).
+    #[arg(long, hide_short_help = true)]
+    broker_stop_command: Option<String>,
+    /// Shell command that starts it again, returning once it is up.
+    #[arg(long, hide_short_help = true)]
+    broker_start_command: Option<String>,
+    /// Shell command that stops the database (for database-restart).
+    #[arg(long, hide_short_help = true)]
+    database_stop_command: Option<String>,
+    /// Shell command that starts it again, returning once it is up.
+    #[arg(long, hide_short_help = true)]
+    database_start_command: Option<String>,
 }
 
 /// One row of the report.

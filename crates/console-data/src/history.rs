@@ -52,11 +52,12 @@ pub const METRICS_BOUND: Duration = Duration::from_secs(2);
 /// How often the console samples its charts' figures (`openorder console` and `openorder
 /// up`).
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Console")]
 pub struct HistoryArgs {
     /// How often the console samples the figures its overview charts (consumers' lag, the
     /// outboxes' and the oldest PENDING order's age, dead letters kept): `5s`, `500ms`, or
     /// seconds; at least 100ms. It keeps 180 samples, at most 15 minutes of them.
-    #[arg(long, env = "OPENORDER_CONSOLE_HISTORY_EVERY", default_value = "5s", value_parser = parse_every)]
+    #[arg(long, env = "OPENORDER_CONSOLE_HISTORY_EVERY", default_value = "5s", value_parser = parse_every, hide_short_help = true)]
     pub console_history_every: Duration,
 }
 

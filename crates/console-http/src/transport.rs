@@ -29,20 +29,25 @@ use tokio_util::sync::CancellationToken;
 /// The console's flags for HTTPS and for a proxy in front of it (`openorder console` and
 /// `openorder up`).
 #[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Console")]
 pub struct TransportArgs {
     /// Certificate chain (PEM, the console's certificate first) the console serves HTTPS
     /// with; give --console-tls-key too. With both, the console serves HTTPS only.
-    #[arg(long, env = "OPENORDER_CONSOLE_TLS_CERT")]
+    #[arg(long, env = "OPENORDER_CONSOLE_TLS_CERT", hide_short_help = true)]
     pub console_tls_cert: Option<PathBuf>,
     /// Private key (PEM: PKCS#8, PKCS#1 or SEC1) of --console-tls-cert.
-    #[arg(long, env = "OPENORDER_CONSOLE_TLS_KEY")]
+    #[arg(long, env = "OPENORDER_CONSOLE_TLS_KEY", hide_short_help = true)]
     pub console_tls_key: Option<PathBuf>,
     /// The console is reached through a proxy that sets `X-Forwarded-Proto` and
     /// `X-Forwarded-For` (replacing what a client sent): believe them. `X-Forwarded-Proto:
     /// https` makes the session cookie `Secure`; the left-most `X-Forwarded-For` is the
     /// client's address for the sign-in limit. Off (the default): both are ignored, and the
     /// client is the TCP peer.
-    #[arg(long, env = "OPENORDER_CONSOLE_TRUST_FORWARDED_HEADERS")]
+    #[arg(
+        long,
+        env = "OPENORDER_CONSOLE_TRUST_FORWARDED_HEADERS",
+        hide_short_help = true
+    )]
     pub console_trust_forwarded_headers: bool,
 }
 

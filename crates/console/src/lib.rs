@@ -84,7 +84,7 @@ pub struct ConsoleArgs {
     #[arg(long, env = "OPENORDER_OPERATOR_TOKENS_FILE")]
     pub operator_tokens_file: Option<PathBuf>,
     /// Operator token hash, `<name>=sha256:<hex>`, repeatable (environment: comma-separated).
-    #[arg(long = "operator-token-hash", env = "OPENORDER_OPERATOR_TOKEN_HASHES", value_delimiter = ',', value_parser = Entry::parse)]
+    #[arg(long = "operator-token-hash", env = "OPENORDER_OPERATOR_TOKEN_HASHES", value_delimiter = ',', value_parser = Entry::parse, hide_short_help = true)]
     pub operator_token_hashes: Vec<Entry>,
     /// HTTPS, and a proxy in front.
     #[command(flatten)]

@@ -16,6 +16,7 @@ pub enum BrokerChoice {
 /// The flags `bench` and `chaos` share: which broker, and where the external one and its
 /// PostgreSQL are.
 #[derive(Args, Debug)]
+#[command(next_help_heading = "Backend")]
 pub struct BackendArgs {
     #[arg(long, value_enum, default_value = "embedded")]
     pub broker: BrokerChoice,

@@ -18,6 +18,7 @@ use platform::kafka::{BrokerArgs, KafkaArgs};
 
 /// Which dead letters: every flag given must hold.
 #[derive(Args, Debug, Default)]
+#[command(next_help_heading = "Filter")]
 struct FilterArgs {
     /// Only dead letters of this error class (`kafka_dlt-exception-fqcn`), exactly.
     #[arg(long)]

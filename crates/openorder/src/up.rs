@@ -59,14 +59,6 @@ pub struct UpArgs {
     #[command(flatten)]
     pub console_history: console::history::HistoryArgs,
 
-    /// Orders with an item of this SKU fail every attempt, for fault injection (empty disables).
-    #[arg(long, env = "OPENORDER_FAIL_SKU", default_value = "FAIL")]
-    pub fail_sku: String,
-
-    /// Orders with an item of this SKU fail their first attempt only (empty disables).
-    #[arg(long, env = "OPENORDER_FLAKY_SKU", default_value = "FLAKY")]
-    pub flaky_sku: String,
-
     #[command(flatten)]
     pub kafka: KafkaArgs,
 
@@ -86,6 +78,26 @@ pub struct UpArgs {
     /// order-service's waiting requests, stuck and expired orders.
     #[command(flatten)]
     pub orders: order_service::OrderArgs,
+
+    /// Orders with an item of this SKU fail every attempt, for fault injection (empty disables).
+    #[arg(
+        long,
+        env = "OPENORDER_FAIL_SKU",
+        default_value = "FAIL",
+        hide_short_help = true,
+        help_heading = "Inventory"
+    )]
+    pub fail_sku: String,
+
+    /// Orders with an item of this SKU fail their first attempt only (empty disables).
+    #[arg(
+        long,
+        env = "OPENORDER_FLAKY_SKU",
+        default_value = "FLAKY",
+        hide_short_help = true,
+        help_heading = "Inventory"
+    )]
+    pub flaky_sku: String,
 
     /// inventory-service's automatic redrive policy (off by default).
     #[command(flatten)]
