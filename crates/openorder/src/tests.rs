@@ -1,7 +1,9 @@
 //! The command line against what documents and deploys it: every variable and flag that
 //! `docker-compose.yml`, the systemd units and the docs name is one a command reads; the
-//! Kafka flags each command takes are in [`kafka_flags`].
+//! Kafka flags each command takes are in [`kafka_flags`], and how each command's help reads
+//! in [`help`].
 
+mod help;
 mod kafka_flags;
 
 use super::*;
