@@ -163,9 +163,12 @@ fn each_commands_short_help_keeps_what_a_first_run_needs() {
     }
 }
 
+/// A command's path and, per option, the heading it is listed under (`None`: no heading).
+type Headings<'a> = (&'a str, &'a [(&'a str, Option<&'a str>)]);
+
 #[test]
 fn each_option_is_listed_under_the_heading_of_the_subsystem_it_sets() {
-    let headings: [(&str, &[(&str, Option<&str>)]); 4] = [
+    let headings: [Headings; 4] = [
         (
             "openorder up",
             &[
