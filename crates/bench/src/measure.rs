@@ -90,6 +90,7 @@ pub(crate) async fn measure(
         _ => None,
     };
     let span = procstat::Span::start(&system.processes);
+    let servers = procstat::Span::start_trees(&system.servers);
     let run = Run {
         args,
         system,
@@ -97,7 +98,9 @@ pub(crate) async fn measure(
         decisions,
     };
     let found = run.measured().await?;
-    let processes = span.finish();
+    let completed = found.runs.iter().map(|r| r.completed).sum();
+    let mut processes = span.finish(completed);
+    processes.extend(servers.finish(completed));
     stop.cancel();
     run.with_limits(found, processes, postgres).await
 }

@@ -158,7 +158,7 @@ async fn take_sample(
     driver::wait_decided(&sent, decisions, Duration::from_secs(30)).await;
     let run = report::summarize(rate, &sent, decisions);
     drop(sent);
-    let used = cpu.finish();
+    let used = cpu.finish(run.completed);
     let processes: Vec<ProcessSample> = used
         .iter()
         .map(|p| ProcessSample {

@@ -101,8 +101,8 @@ pub(crate) fn print_summary(r: &Report) {
     }
     for p in &r.processes {
         println!(
-            "process {:<32} peak RSS {:>7.1} MiB, CPU {:>6.1} s ({:>5.1} % of a core)",
-            p.name, p.peak_rss_mib, p.cpu_seconds, p.cpu_percent
+            "process {:<32} peak RSS {:>7.1} MiB, CPU {:>6.1} s ({:>5.1} % of a core, {:.2} s per 1,000 orders)",
+            p.name, p.peak_rss_mib, p.cpu_seconds, p.cpu_percent, p.cpu_seconds_per_1000_orders
         );
     }
     println!(

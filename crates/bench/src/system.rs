@@ -26,6 +26,9 @@ pub(crate) struct System {
     pub(crate) console_url: Option<String>,
     pub(crate) kafka: platform::kafka::KafkaArgs,
     pub(crate) processes: Vec<(String, u32)>,
+    /// The external servers found on this host (the Kafka broker, PostgreSQL with its
+    /// backends), measured as the processes are: see [`servers_of`].
+    pub(crate) servers: Vec<(String, u32)>,
     up: Option<tokio::process::Child>,
     pub(crate) cluster: Option<Cluster>,
 }
@@ -63,6 +66,7 @@ async fn start_cluster(
     env: Vec<(String, String)>,
 ) -> anyhow::Result<System> {
     let (bootstrap, postgres_url) = args.backend.external()?;
+    let servers = servers_of(&bootstrap, &postgres_url);
     let backend = Backend::External {
         bootstrap,
         postgres_url,
@@ -83,9 +87,33 @@ async fn start_cluster(
         console_url: None,
         kafka: platform::kafka::KafkaArgs::with_defaults(&cluster.bootstrap, &cluster.prefix),
         processes: cluster.pids(),
+        servers,
         up: None,
         cluster: Some(cluster),
     })
+}
+
+/// The Kafka broker (the first bootstrap server's port) and the PostgreSQL server under
+/// test, where they listen on this host; a server not found here (on another host, or not
+/// visible to this user) is left out, and the bench says so.
+fn servers_of(bootstrap: &str, postgres_url: &str) -> Vec<(String, u32)> {
+    let kafka = bootstrap
+        .split(',')
+        .next()
+        .and_then(|server| server.rsplit(':').next()?.parse::<u16>().ok());
+    let postgres = reqwest::Url::parse(postgres_url)
+        .ok()
+        .map(|url| url.port().unwrap_or(5432));
+    let mut servers = Vec::new();
+    for (what, port) in [("Kafka broker", kafka), ("PostgreSQL", postgres)] {
+        match port.and_then(|port| Some((port, procstat::listening_on(port)?))) {
+            Some((port, pid)) => servers.push((format!("{what} (port {port})"), pid)),
+            None => {
+                println!("bench: the {what} is not a process of this host; its CPU is not measured")
+            }
+        }
+    }
+    servers
 }
 
 /// Most tries at starting `openorder up` (see [`start_up`]).
@@ -150,6 +178,7 @@ async fn start_up(
             "",
         ),
         processes,
+        servers: Vec::new(),
         up: Some(child),
         cluster: None,
     }))
