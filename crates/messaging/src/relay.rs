@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use contracts::headers;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use sqlx::{AnyConnection, Row};
@@ -16,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use store::db::{Backend, Database};
 use store::outbox::Waker;
+
+mod send_span;
+use send_span::send_span;
 
 /// Advisory lock key of the outbox relay on PostgreSQL (any constant; one per database).
 const OUTBOX_LOCK: i64 = 0x6f72_6465_725f_6f62; // "order_ob"
@@ -25,6 +27,9 @@ const OUTBOX_LOCK: i64 = 0x6f72_6465_725f_6f62; // "order_ob"
 pub enum RelayOutcome {
     /// Nothing was waiting.
     Idle,
+    /// Another instance's relay holds the outbox (PostgreSQL), in a pass that may have begun
+    /// before this one's rows were committed: try again soon.
+    Held,
     /// This many rows were published and deleted.
     Published(usize),
 }
@@ -66,6 +71,10 @@ const DELETE_EVERY: Duration = Duration::from_millis(200);
 /// once sent a record or two per request.
 const GATHER: Duration = Duration::from_millis(2);
 
+/// First wait before trying again after finding another instance's relay holding the
+/// outbox; it doubles while the outbox stays held.
+const HELD_RETRY: Duration = Duration::from_millis(5);
+
 /// The wait after a failed pass: 0.4 s, doubling up to 6.4 s.
 const RETRY: kafka_clients::backoff::Backoff = kafka_clients::backoff::Backoff::doubling(
     Duration::from_millis(400),
@@ -82,6 +91,8 @@ struct Row_ {
 
 /// What one pass read from the outbox and what the broker acknowledged.
 struct Pass {
+    /// Another relay held the outbox, so nothing was read.
+    held_elsewhere: bool,
     read: usize,
     published: Vec<i64>,
     first_error: Option<String>,
@@ -97,6 +108,7 @@ impl Pass {
                 self.published.len(),
                 self.read
             )),
+            None if self.held_elsewhere => Ok(RelayOutcome::Held),
             None if self.read == 0 => Ok(RelayOutcome::Idle),
             None => Ok(RelayOutcome::Published(self.published.len())),
         }
@@ -144,8 +156,9 @@ impl Relay {
     ///
     /// On PostgreSQL, where several instances of a service share one outbox, a pass runs
     /// inside a transaction holding an advisory lock, so only one relay publishes at a time
-    /// and events keep their order; the others find the lock taken and idle. SQLite has one
-    /// process per database file.
+    /// and events keep their order; the others find the lock taken ([`RelayOutcome::Held`])
+    /// and try again a few milliseconds later, since the holder's pass may have read before
+    /// their rows were committed. SQLite has one process per database file.
     pub async fn relay_once(&self) -> anyhow::Result<RelayOutcome> {
         match self.db.backend {
             Backend::Postgres => {
@@ -159,7 +172,7 @@ impl Relay {
                 // event id. So it need not wait for its own fsync (turned off for this
                 // transaction alone, in the statement that reads the rows); every commit a
                 // 202 or a consumer's offset depends on still does. A relay that finds the
-                // lock taken reads nothing and idles.
+                // lock taken reads nothing.
                 let pass = self.publish_batch(&mut tx, 0, Some(OUTBOX_LOCK)).await?;
                 delete_published(&mut tx, &pass.published).await?;
                 tx.commit().await.context("Failed to commit a relay pass")?;
@@ -229,26 +242,35 @@ impl Relay {
         after: i64,
         lock: Option<i64>,
     ) -> anyhow::Result<Pass> {
-        let rows = self.read_batch(conn, after, lock).await?;
-        Ok(self.publish(&rows).await)
+        let (rows, held_elsewhere) = self.read_batch(conn, after, lock).await?;
+        Ok(Pass {
+            held_elsewhere,
+            ..self.publish(&rows).await
+        })
     }
 
-    /// Reads the rows after id `after`, up to a batch (see [`Relay::publish_batch`]).
+    /// Reads the rows after id `after`, up to a batch (see [`Relay::publish_batch`]), and
+    /// whether another relay held the lock (then none are read).
     async fn read_batch(
         &self,
         conn: &mut AnyConnection,
         after: i64,
         lock: Option<i64>,
-    ) -> anyhow::Result<Vec<Row_>> {
+    ) -> anyhow::Result<(Vec<Row_>, bool)> {
         let sql = match lock {
             None => "SELECT id, topic, record_key, payload, headers FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
-            // A CTE with volatile functions is evaluated once, before the rows are read.
+            // A CTE with volatile functions is evaluated once, before the rows are read; the
+            // gate's row comes back even when no row is read, to say whether the lock was
+            // taken.
             Some(_) => {
                 "WITH gate AS MATERIALIZED (\
                    SELECT pg_try_advisory_xact_lock($3) AS held, \
                           set_config('synchronous_commit', 'off', true) AS sync) \
-                 SELECT o.id, o.topic, o.record_key, o.payload, o.headers FROM gate, outbox o \
-                 WHERE gate.held AND o.id > $1 ORDER BY o.id LIMIT $2"
+                 SELECT gate.held, o.id, o.topic, o.record_key, o.payload, o.headers \
+                 FROM gate LEFT JOIN LATERAL (\
+                   SELECT id, topic, record_key, payload, headers FROM outbox \
+                   WHERE gate.held AND id > $1 ORDER BY id LIMIT $2) o ON TRUE \
+                 ORDER BY o.id"
             }
         };
         let mut query = sqlx::query(sql).bind(after).bind(self.batch_size);
@@ -259,18 +281,30 @@ impl Relay {
             .fetch_all(&mut *conn)
             .await
             .context("Failed to read the outbox")?;
-        rows.iter()
-            .map(|r| -> anyhow::Result<Row_> {
-                Ok(Row_ {
-                    id: r.try_get("id")?,
-                    topic: r.try_get("topic")?,
-                    key: r.try_get("record_key")?,
-                    payload: r.try_get("payload")?,
-                    headers: serde_json::from_str(&r.try_get::<String, _>("headers")?)?,
-                })
+        let held = match (lock, rows.first()) {
+            (Some(_), Some(gate)) => gate.try_get::<bool, _>("held")?,
+            _ => true,
+        };
+        let rows = rows
+            .iter()
+            .filter_map(|r| -> Option<anyhow::Result<Row_>> {
+                let id = match r.try_get::<Option<i64>, _>("id") {
+                    Ok(id) => id?,
+                    Err(err) => return Some(Err(err.into())),
+                };
+                Some((|| {
+                    Ok(Row_ {
+                        id,
+                        topic: r.try_get("topic")?,
+                        key: r.try_get("record_key")?,
+                        payload: r.try_get("payload")?,
+                        headers: serde_json::from_str(&r.try_get::<String, _>("headers")?)?,
+                    })
+                })())
             })
             .collect::<anyhow::Result<_>>()
-            .context("Failed to decode an outbox row")
+            .context("Failed to decode an outbox row")?;
+        Ok((rows, !held))
     }
 
     /// Sends `rows` and waits for the broker's acknowledgements.
@@ -314,6 +348,7 @@ impl Relay {
             }
         }
         Pass {
+            held_elsewhere: false,
             read: rows.len(),
             published,
             first_error,
@@ -342,6 +377,9 @@ impl Relay {
     /// Relays until `shutdown`, then makes one last pass and flushes the producer.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut failures = 0u32;
+        // While another instance's relay holds the outbox: how long until this one tries
+        // again ([`HELD_RETRY`], doubling up to the poll interval).
+        let mut held_retry: Option<Duration> = None;
         loop {
             match self.relay_once().await {
                 // More may be waiting (also after shutdown: drain before stopping).
@@ -352,7 +390,18 @@ impl Relay {
                     }
                     continue;
                 }
-                Ok(RelayOutcome::Idle) => failures = 0,
+                Ok(RelayOutcome::Idle) => {
+                    failures = 0;
+                    held_retry = None;
+                }
+                // The holder's pass may have read before this instance's rows committed;
+                // it ends within milliseconds (and a holder that published reads again),
+                // so try again soon rather than at the next poll.
+                Ok(RelayOutcome::Held) => {
+                    failures = 0;
+                    held_retry =
+                        Some(held_retry.map_or(HELD_RETRY, |d| (d * 2).min(self.poll_interval)));
+                }
                 Err(err) => {
                     failures += 1;
                     tracing::warn!(
@@ -365,10 +414,10 @@ impl Relay {
             if shutdown.is_cancelled() {
                 break;
             }
-            let wait = if failures == 0 {
-                self.poll_interval
-            } else {
+            let wait = if failures > 0 {
                 RETRY.delay(failures)
+            } else {
+                held_retry.unwrap_or(self.poll_interval)
             };
             tokio::select! {
                 _ = shutdown.cancelled() => {}
@@ -380,42 +429,4 @@ impl Relay {
         let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
         tracing::info!("outbox relay stopped");
     }
-}
-
-/// With traces on, the PRODUCER span of one outbox row's record: `send <topic>`, the child
-/// of the context the row was written in (semantic conventions 1.37: `messaging.system`,
-/// `messaging.destination.name`, `messaging.kafka.message.key`, `messaging.message.id`),
-/// from the relay's produce to the broker's acknowledgement. The record itself carries the
-/// writing context, as stored.
-fn send_span(
-    service: &str,
-    topic: &str,
-    key: &str,
-    headers: &HashMap<String, String>,
-) -> tracing::Span {
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-    if !telemetry::traces_enabled() {
-        return tracing::Span::none();
-    }
-    let parent = telemetry::parent_or_root(telemetry::context_from(
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    ));
-    if telemetry::left_out(&parent) {
-        // The record carries the stored context as it is; a span here would be recorded
-        // by no one.
-        return tracing::Span::none();
-    }
-    let span = crate::spans::messaging_span!(
-        "messaging.send",
-        "send",
-        "producer",
-        service,
-        topic,
-        messaging.kafka.message.key = %key,
-        messaging.message.id = headers.get(headers::EVENT_ID).map(String::as_str).unwrap_or(""),
-        error.type = tracing::field::Empty,
-        otel.status_code = tracing::field::Empty,
-    );
-    let _ = span.set_parent(parent);
-    span
 }

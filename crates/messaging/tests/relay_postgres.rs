@@ -169,7 +169,7 @@ async fn a_relay_publishes_nothing_while_another_holds_the_outbox_lock_and_every
         .unwrap();
     assert!(locked);
     enqueue(&db, &topic, &["c", "d", "e"]).await;
-    assert_eq!(relay.relay_once().await.unwrap(), RelayOutcome::Idle);
+    assert_eq!(relay.relay_once().await.unwrap(), RelayOutcome::Held);
     assert_eq!(waiting(&db).await, 3, "the rows wait for the lock's holder");
 
     other.rollback().await.unwrap();
@@ -246,4 +246,47 @@ async fn a_running_relay_publishes_a_row_that_commits_after_a_later_row_was_publ
         ["fast", "slow", "after"],
         "each row once, in the order they committed"
     );
+}
+
+#[tokio::test]
+async fn a_relay_that_found_the_outbox_held_publishes_its_row_soon_after_the_holder_lets_go_not_at_its_next_poll(
+) {
+    let Some((bootstrap, db, topic, relay)) = relay_under_test(Duration::from_secs(30)).await
+    else {
+        return;
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(relay.run(stop.clone()));
+
+    // Another instance's relay mid-pass: it holds the lock, and read before the row below
+    // was committed.
+    let mut other = db.pool.begin().await.unwrap();
+    let locked: bool = sqlx::query("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(OUTBOX_LOCK)
+        .fetch_one(&mut *other)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert!(locked);
+    enqueue(&db, &topic, &["late"]).await;
+    db.relay_waker().wake();
+    // Its wake-up finds the lock taken (`a_relay_publishes_nothing_while_…` shows that a
+    // pass then reads nothing); the holder lets go a little later.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    other.rollback().await.unwrap();
+    let let_go = tokio::time::Instant::now();
+    assert_eq!(waiting_until(&db, 0).await, 0, "the row is published");
+    assert!(
+        let_go.elapsed() < Duration::from_secs(5),
+        "published {:?} after the holder let go, not at the 30-s poll",
+        let_go.elapsed()
+    );
+
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the relay stops within 10 s")
+        .unwrap();
+    assert_eq!(published(&bootstrap, &topic, 1), ["late"]);
 }
