@@ -122,12 +122,12 @@ async fn a_record_of_a_megabyte_is_dead_lettered_without_blocking_anything_on_ap
 }
 
 async fn a_record_being_retried_holds_back_only_its_own_key(kind: BrokerKind) {
-    // Three tries, 6 s then 12 s apart (±20 %): the failing order is retried for 14 s at
-    // least, longer than the checks below take on a loaded machine (with 3 s and 6 s, its
-    // retries once ran out before them in a loaded CI run).
+    // Three tries, 10 s then 20 s apart (±20 %): the failing order is retried for 24 s at
+    // least, longer than the checks below take on a loaded machine (with 3 s and 6 s, and
+    // then with 6 s and 12 s, its retries ran out before them in loaded CI runs).
     let options = StackOptions {
         retry_attempts: 3,
-        retry_backoff_ms: 6_000,
+        retry_backoff_ms: 10_000,
         ..StackOptions::default()
     };
     let Some(stack) = Stack::spawn(kind, DbKind::Sqlite, options).await else {
@@ -169,8 +169,8 @@ async fn a_record_being_retried_holds_back_only_its_own_key(kind: BrokerKind) {
         "the copy behind the failing record has not overtaken it"
     );
     // Then it is dead-lettered, and the copy behind it is applied (it reserves XYZ-100):
-    // its retries end 22 s after its first try at the latest.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    // its retries end 36 s after its first try at the latest.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while reserved(&stack).await != reserved_before + 1 {
         assert!(
             tokio::time::Instant::now() < deadline,
