@@ -21,16 +21,15 @@ pub struct Services {
 /// The three services on one Kafka configuration, with the same HTTP and stop settings and
 /// a database each (`databases`: order-, inventory- and notification-service's).
 /// order-service checks customers' webhooks as notification-service does (`notify`'s
-/// destinations); inventory-service loads the shipped seed and fails orders of the SKUs
-/// `fail_sku` (every attempt) and `flaky_sku` (the first), empty for none.
+/// destinations); inventory-service loads the shipped seed and starts with the fault
+/// switches `faults`.
 pub fn services(
     kafka: &KafkaArgs,
     databases: [DatabaseArgs; 3],
     http: &HttpArgs,
     stop: &StopArgs,
     notify: &notification_service::NotifyArgs,
-    fail_sku: &str,
-    flaky_sku: &str,
+    faults: &inventory_service::faults::FaultFlags,
 ) -> Services {
     let [order, inventory, notification] = databases;
     Services {
@@ -42,8 +41,7 @@ pub fn services(
         inventory: inventory_service::Config {
             core: core(kafka, inventory, http, stop),
             seed_file: None,
-            fail_sku: fail_sku.to_string(),
-            flaky_sku: flaky_sku.to_string(),
+            faults: faults.clone(),
             auto_redrive: Default::default(),
         },
         notification: notification_service::Config {

@@ -11,9 +11,55 @@
 
 use std::sync::{Arc, RwLock};
 
+use clap::Args;
 use contracts::OrderCreated;
 use platform::consumer::HandleError;
 use serde::{Deserialize, Serialize};
+
+/// The fault switches' values at start, as flags: those of a switch never set through the
+/// API (`inventory-service` and `openorder up` both take them).
+#[derive(Args, Clone, Debug, PartialEq, Eq)]
+pub struct FaultFlags {
+    /// Orders with an item of this SKU fail every attempt, for fault injection (empty disables).
+    #[arg(
+        long,
+        env = "OPENORDER_FAIL_SKU",
+        default_value = "FAIL",
+        hide_short_help = true,
+        help_heading = "Inventory"
+    )]
+    pub fail_sku: String,
+
+    /// Orders with an item of this SKU fail their first attempt only (empty disables).
+    #[arg(
+        long,
+        env = "OPENORDER_FLAKY_SKU",
+        default_value = "FLAKY",
+        hide_short_help = true,
+        help_heading = "Inventory"
+    )]
+    pub flaky_sku: String,
+}
+
+impl Default for FaultFlags {
+    /// The flags' defaults: `FAIL` and `FLAKY`.
+    fn default() -> Self {
+        Self {
+            fail_sku: "FAIL".into(),
+            flaky_sku: "FLAKY".into(),
+        }
+    }
+}
+
+impl FaultFlags {
+    /// The switches these flags set.
+    pub fn config(&self) -> FaultConfig {
+        FaultConfig {
+            fail_sku: self.fail_sku.clone(),
+            flaky_sku: self.flaky_sku.clone(),
+        }
+    }
+}
 
 /// The fault switches: orders with an item of `failSku` fail every attempt, of `flakySku`
 /// their first attempt only (empty: off).

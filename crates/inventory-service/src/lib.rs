@@ -56,25 +56,9 @@ pub struct Config {
     )]
     pub seed_file: Option<PathBuf>,
 
-    /// Orders with an item of this SKU fail every attempt, for fault injection (empty disables).
-    #[arg(
-        long,
-        env = "OPENORDER_FAIL_SKU",
-        default_value = "FAIL",
-        hide_short_help = true,
-        help_heading = "Inventory"
-    )]
-    pub fail_sku: String,
-
-    /// Orders with an item of this SKU fail their first attempt only (empty disables).
-    #[arg(
-        long,
-        env = "OPENORDER_FLAKY_SKU",
-        default_value = "FLAKY",
-        hide_short_help = true,
-        help_heading = "Inventory"
-    )]
-    pub flaky_sku: String,
+    /// The fault switches' values at start (`--fail-sku`, `--flaky-sku`).
+    #[command(flatten)]
+    pub faults: faults::FaultFlags,
 
     /// The automatic redrive policy (off by default).
     #[command(flatten)]
@@ -182,10 +166,7 @@ impl Assemble for Config {
         if seeded > 0 {
             tracing::info!(skus = seeded, "stock seeded");
         }
-        let flags = faults::FaultConfig {
-            fail_sku: self.fail_sku.clone(),
-            flaky_sku: self.flaky_sku.clone(),
-        };
+        let flags = self.faults.config();
         let stored = store::fault_switches(&runtime.db).await?;
         let switches = flags.with_stored(&stored);
         if !stored.is_empty() {

@@ -79,25 +79,9 @@ pub struct UpArgs {
     #[command(flatten)]
     pub orders: order_service::OrderArgs,
 
-    /// Orders with an item of this SKU fail every attempt, for fault injection (empty disables).
-    #[arg(
-        long,
-        env = "OPENORDER_FAIL_SKU",
-        default_value = "FAIL",
-        hide_short_help = true,
-        help_heading = "Inventory"
-    )]
-    pub fail_sku: String,
-
-    /// Orders with an item of this SKU fail their first attempt only (empty disables).
-    #[arg(
-        long,
-        env = "OPENORDER_FLAKY_SKU",
-        default_value = "FLAKY",
-        hide_short_help = true,
-        help_heading = "Inventory"
-    )]
-    pub flaky_sku: String,
+    /// inventory-service's fault switches at start (`--fail-sku`, `--flaky-sku`).
+    #[command(flatten)]
+    pub faults: inventory_service::faults::FaultFlags,
 
     /// inventory-service's automatic redrive policy (off by default).
     #[command(flatten)]
@@ -265,8 +249,7 @@ impl Settings<'_> {
             self.http,
             &args.stop,
             &args.notify,
-            &args.fail_sku,
-            &args.flaky_sku,
+            &args.faults,
         );
         deployment.order.orders = args.orders.clone();
         deployment.inventory.auto_redrive = args.auto_redrive.clone();

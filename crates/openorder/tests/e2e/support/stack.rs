@@ -179,8 +179,7 @@ impl Stack {
             &http,
             &platform::shutdown::StopArgs::default(),
             &notify,
-            "FAIL",
-            "FLAKY",
+            &inventory_service::faults::FaultFlags::default(),
         );
         services.order.webhooks = loopback;
         services.inventory.auto_redrive = options.auto_redrive.clone();
