@@ -285,23 +285,23 @@ impl Relay {
             (Some(_), Some(gate)) => gate.try_get::<bool, _>("held")?,
             _ => true,
         };
+        // Without an outbox row (none waiting, or the lock held elsewhere), the lock's row
+        // comes back alone, its id NULL.
+        let decode = |r: &sqlx::any::AnyRow| -> anyhow::Result<Option<Row_>> {
+            let Some(id) = r.try_get::<Option<i64>, _>("id")? else {
+                return Ok(None);
+            };
+            Ok(Some(Row_ {
+                id,
+                topic: r.try_get("topic")?,
+                key: r.try_get("record_key")?,
+                payload: r.try_get("payload")?,
+                headers: serde_json::from_str(&r.try_get::<String, _>("headers")?)?,
+            }))
+        };
         let rows = rows
             .iter()
-            .filter_map(|r| -> Option<anyhow::Result<Row_>> {
-                let id = match r.try_get::<Option<i64>, _>("id") {
-                    Ok(id) => id?,
-                    Err(err) => return Some(Err(err.into())),
-                };
-                Some((|| {
-                    Ok(Row_ {
-                        id,
-                        topic: r.try_get("topic")?,
-                        key: r.try_get("record_key")?,
-                        payload: r.try_get("payload")?,
-                        headers: serde_json::from_str(&r.try_get::<String, _>("headers")?)?,
-                    })
-                })())
-            })
+            .filter_map(|r| decode(r).transpose())
             .collect::<anyhow::Result<_>>()
             .context("Failed to decode an outbox row")?;
         Ok((rows, !held))

@@ -145,6 +145,29 @@ fn published(bootstrap: &str, topic: &str, expected: usize) -> Vec<String> {
     keys
 }
 
+/// A transaction holding the relay's lock, as another instance's relay mid-pass does.
+async fn holding_the_outbox_lock(db: &Database) -> sqlx::Transaction<'static, sqlx::Any> {
+    let mut other = db.pool.begin().await.unwrap();
+    let locked: bool = sqlx::query("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(OUTBOX_LOCK)
+        .fetch_one(&mut *other)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert!(locked, "the outbox lock was free to take");
+    other
+}
+
+/// Stops a running relay, which must end within 10 s.
+async fn stopped(stop: tokio_util::sync::CancellationToken, running: tokio::task::JoinHandle<()>) {
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the relay stops within 10 s")
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_relay_publishes_nothing_while_another_holds_the_outbox_lock_and_everything_in_order_once_it_is_free(
 ) {
@@ -159,15 +182,7 @@ async fn a_relay_publishes_nothing_while_another_holds_the_outbox_lock_and_every
     assert_eq!(waiting(&db).await, 0, "published rows are deleted");
 
     // Another instance's relay mid-pass: it holds the lock in its transaction.
-    let mut other = db.pool.begin().await.unwrap();
-    let locked: bool = sqlx::query("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(OUTBOX_LOCK)
-        .fetch_one(&mut *other)
-        .await
-        .unwrap()
-        .try_get(0)
-        .unwrap();
-    assert!(locked);
+    let other = holding_the_outbox_lock(&db).await;
     enqueue(&db, &topic, &["c", "d", "e"]).await;
     assert_eq!(relay.relay_once().await.unwrap(), RelayOutcome::Held);
     assert_eq!(waiting(&db).await, 3, "the rows wait for the lock's holder");
@@ -236,11 +251,7 @@ async fn a_running_relay_publishes_a_row_that_commits_after_a_later_row_was_publ
     db.relay_waker().wake();
     assert_eq!(waiting_until(&db, 0).await, 0);
 
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .expect("the relay stops within 10 s")
-        .unwrap();
+    stopped(stop, running).await;
     assert_eq!(
         published(&bootstrap, &topic, 3),
         ["fast", "slow", "after"],
@@ -260,15 +271,7 @@ async fn a_relay_that_found_the_outbox_held_publishes_its_row_soon_after_the_hol
 
     // Another instance's relay mid-pass: it holds the lock, and read before the row below
     // was committed.
-    let mut other = db.pool.begin().await.unwrap();
-    let locked: bool = sqlx::query("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(OUTBOX_LOCK)
-        .fetch_one(&mut *other)
-        .await
-        .unwrap()
-        .try_get(0)
-        .unwrap();
-    assert!(locked);
+    let other = holding_the_outbox_lock(&db).await;
     enqueue(&db, &topic, &["late"]).await;
     db.relay_waker().wake();
     // Its wake-up finds the lock taken (`a_relay_publishes_nothing_while_…` shows that a
@@ -283,10 +286,6 @@ async fn a_relay_that_found_the_outbox_held_publishes_its_row_soon_after_the_hol
         let_go.elapsed()
     );
 
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .expect("the relay stops within 10 s")
-        .unwrap();
+    stopped(stop, running).await;
     assert_eq!(published(&bootstrap, &topic, 1), ["late"]);
 }
